@@ -1,0 +1,73 @@
+/* What every event sent to user space starts with, and the one ring buffer they travel through.
+ *
+ * User space reads this layout from the object's BTF (src/ebpf/btf.ts), never from a copy of it, so fields
+ * may be added here freely. Events are written with BPF_RB_NO_WAKEUP: the agent drains the ring on a timer,
+ * and a wakeup per event costs ~15 us on our machines. A reserve that fails is counted in `drops`.
+ */
+#ifndef GOTEL_EVENT_H
+#define GOTEL_EVENT_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/* Which probe produced an event. Values are stable; user space reads them from BTF by name. */
+enum gotel_event_type {
+	GOTEL_EVENT_SELFTEST = 1,
+};
+
+struct gotel_event_header {
+	__u32 type;      /* enum gotel_event_type */
+	__u32 tgid;      /* process id (init pid namespace) */
+	__u32 tid;       /* thread id (init pid namespace) */
+	__u32 cpu;
+	__u64 goroutine; /* runtime.g pointer, 0 outside Go code */
+	__u64 start_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at entry */
+	__u64 end_ns;    /* at return; equals start_ns for a point event */
+};
+
+#ifndef GOTEL_RINGBUF_BYTES
+#define GOTEL_RINGBUF_BYTES (1 << 20)
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, GOTEL_RINGBUF_BYTES);
+} events SEC(".maps");
+
+/* Index 0: events lost because the ring buffer was full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static __always_inline void gotel_count_drop(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void gotel_fill_header(struct gotel_event_header *h, __u32 type, __u64 goroutine)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	h->type = type;
+	h->tgid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->cpu = bpf_get_smp_processor_id();
+	h->goroutine = goroutine;
+	h->start_ns = bpf_ktime_get_ns();
+	h->end_ns = h->start_ns;
+}
+
+/* Sends an event built on the stack (or in a per-CPU scratch map); counts it as dropped if there is no room. */
+static __always_inline void gotel_emit(const void *event, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, (void *)event, size, BPF_RB_NO_WAKEUP) != 0)
+		gotel_count_drop();
+}
+
+#endif

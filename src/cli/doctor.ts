@@ -1,0 +1,37 @@
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import type { EnvConfig } from "../config/env.ts";
+import { assetArch } from "../ebpf/assets.ts";
+import { runChecks, type Check } from "../ebpf/kernel-checks.ts";
+import { libbpf } from "../ebpf/libbpf.ts";
+import { GotelError } from "../errors.ts";
+import { GOTEL_VERSION } from "../version.ts";
+
+const MARK: Record<Check["status"], string> = { ok: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };
+
+function readObjectFile(path: string): { name: string; bytes: Uint8Array } {
+  try {
+    return { name: basename(path), bytes: new Uint8Array(readFileSync(path)) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new GotelError(`cannot read eBPF object ${path}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
+      "pass the path of a .o file built with clang -target bpf");
+  }
+}
+
+export function doctorCommand(args: string[], env: EnvConfig): number {
+  const { values } = parseArgs({ args, options: { object: { type: "string", multiple: true } }, strict: true });
+  const objectFiles = (values.object ?? []).map(readObjectFile);
+  console.log(`gotel ${GOTEL_VERSION}, libbpf ${libbpf().version}, linux/${assetArch}`);
+  const checks = runChecks({ showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, objectFiles });
+  const width = Math.max(...checks.map((c) => c.name.length));
+  for (const c of checks) {
+    console.log(`  ${MARK[c.status]}  ${c.name.padEnd(width)}  ${c.detail}${c.hint && c.status !== "ok" ? ` — ${c.hint}` : ""}`);
+  }
+  const failed = checks.filter((c) => c.required && c.status !== "ok");
+  console.log(failed.length === 0
+    ? "gotel can run here"
+    : `gotel cannot run here: ${failed.map((c) => c.name).join(", ")} failed`);
+  return failed.length === 0 ? 0 : 1;
+}

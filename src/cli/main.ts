@@ -1,0 +1,49 @@
+/** gotel's entry point: picks the subcommand and turns expected failures into one line and an exit code. */
+import { readEnv } from "../config/env.ts";
+import { GotelError } from "../errors.ts";
+import { enabled, log, setLogLevel } from "../log.ts";
+import { doctorCommand } from "./doctor.ts";
+import { USAGE, UsageError } from "./usage.ts";
+import { versionCommand } from "./version.ts";
+
+function run(argv: string[]): number {
+  const env = readEnv();
+  setLogLevel(env.OTEL_LOG_LEVEL);
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "version":
+    case "--version":
+      return versionCommand();
+    case "doctor":
+      return doctorCommand(rest, env);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+function exitCodeFor(e: unknown): number {
+  return e instanceof UsageError || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
+}
+
+function report(e: unknown): void {
+  const debug = enabled("debug") || /^debug$/i.test(process.env.OTEL_LOG_LEVEL ?? "");
+  const line = e instanceof GotelError ? e.oneLine : (e as Error)?.message ?? String(e);
+  process.stderr.write(`gotel: ${line}\n`);
+  if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  else if (!(e instanceof GotelError) && !exitCodeFor(e)) log.debug("unexpected error", { error: String(e) });
+}
+
+let code: number;
+try {
+  code = run(process.argv.slice(2));
+} catch (e) {
+  report(e);
+  code = exitCodeFor(e);
+}
+process.exit(code);

@@ -1,0 +1,22 @@
+import { GotelError } from "../errors.ts";
+
+export const USAGE = `gotel — OpenTelemetry traces from unmodified Go programs, through eBPF
+
+usage: gotel <command> [options]
+
+commands:
+  doctor [--object FILE]...   check that this machine can run gotel (kernel, privileges, probes)
+  version                     print gotel's version, libbpf's version and the architecture
+  help                        print this help
+
+environment:
+  OTEL_LOG_LEVEL                   debug | info | warn | error (default info)
+  OTEL_GO_AUTO_SHOW_VERIFIER_LOG   true prints the kernel verifier's log for every program loaded`;
+
+/** Wrong command line: exit code 2. */
+export class UsageError extends GotelError {
+  constructor(message: string) {
+    super(message, "see `gotel help`");
+    this.name = "UsageError";
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * What `gotel doctor` checks: can this kernel, with these privileges, run gotel's probes? Each check says
+ * what it found and, when it is not fine, what to do. `required` checks decide doctor's exit code.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { release } from "node:os";
+import { GotelError } from "../errors.ts";
+import { embeddedObjectNames, readEmbeddedObject } from "./assets.ts";
+import { PRIVILEGE_HINT } from "./errors.ts";
+import { libbpf, strerror } from "./libbpf.ts";
+import { uprobeMultiSupported } from "./link.ts";
+import { BPF_MAP_TYPE_RINGBUF } from "./map.ts";
+import { BpfObject } from "./object.ts";
+import { liveRoundTrip } from "./selftest.ts";
+
+export type CheckStatus = "ok" | "warn" | "fail" | "skip";
+
+export interface Check {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  hint?: string;
+  /** a failed required check means gotel cannot run here */
+  required: boolean;
+}
+
+const MIN_KERNEL: [number, number] = [5, 8];
+
+export function kernelVersion(rel = release()): [number, number, number] | undefined {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(rel);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
+}
+
+function checkKernel(): Check {
+  const v = kernelVersion();
+  const ok = v !== undefined && (v[0] > MIN_KERNEL[0] || (v[0] === MIN_KERNEL[0] && v[1] >= MIN_KERNEL[1]));
+  return {
+    name: "kernel", required: true, status: ok ? "ok" : "fail",
+    detail: `Linux ${release()} (gotel needs >= ${MIN_KERNEL.join(".")} for the BPF ring buffer)`,
+    hint: ok ? undefined : "upgrade the kernel to 5.8 or newer",
+  };
+}
+
+const CAPS: Record<string, number> = { CAP_SYS_ADMIN: 21, CAP_SYS_PTRACE: 19, CAP_PERFMON: 38, CAP_BPF: 39 };
+
+/** Effective capabilities of this process, by name. */
+export function effectiveCapabilities(status = readFileSync("/proc/self/status", "utf8")): Set<string> {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  const eff = m ? BigInt(`0x${m[1]}`) : 0n;
+  return new Set(Object.entries(CAPS).filter(([, bit]) => (eff >> BigInt(bit)) & 1n).map(([n]) => n));
+}
+
+function checkPrivileges(): Check {
+  const caps = effectiveCapabilities();
+  const ok = caps.has("CAP_SYS_ADMIN") || (caps.has("CAP_BPF") && caps.has("CAP_PERFMON"));
+  const have = caps.size ? [...caps].sort().join(", ") : "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN";
+  return {
+    name: "BPF permission", required: true, status: ok ? "ok" : "fail",
+    detail: `effective capabilities: ${have}`,
+    hint: ok ? undefined : PRIVILEGE_HINT,
+  };
+}
+
+function checkUprobePmu(): Check {
+  const path = "/sys/bus/event_source/devices/uprobe/type";
+  const ok = existsSync(path);
+  return {
+    name: "uprobe PMU", required: true, status: ok ? "ok" : "fail",
+    detail: ok ? `perf event type ${readFileSync(path, "utf8").trim()}` : `${path} is missing`,
+    hint: ok ? undefined : "the kernel needs CONFIG_UPROBE_EVENTS=y",
+  };
+}
+
+function checkRingBuffer(): Check {
+  const r = libbpf().sym.libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, null);
+  return {
+    name: "ring buffer", required: true, status: r === 1 ? "ok" : "fail",
+    detail: r === 1 ? "BPF_MAP_TYPE_RINGBUF is supported" : r === 0 ? "BPF_MAP_TYPE_RINGBUF is not supported" : `probe failed: ${strerror(r)}`,
+    hint: r === 1 ? undefined : r < 0 ? PRIVILEGE_HINT : "the kernel needs to be 5.8 or newer",
+  };
+}
+
+function checkUprobeMulti(): Check {
+  const ok = uprobeMultiSupported();
+  return {
+    name: "uprobe.multi", required: false, status: ok ? "ok" : "warn",
+    detail: ok ? "supported: a probe's sites attach and detach as one link" : "not supported: classic uprobes are used",
+    hint: ok ? undefined : "kernel >= 6.6 makes attaching and detaching many probe sites much faster",
+  };
+}
+
+function checkBtf(): Check {
+  const ok = existsSync("/sys/kernel/btf/vmlinux");
+  return {
+    name: "kernel BTF", required: false, status: ok ? "ok" : "warn",
+    detail: ok ? "/sys/kernel/btf/vmlinux is present" : "/sys/kernel/btf/vmlinux is missing (gotel's probes do not need it today)",
+    hint: ok ? undefined : "a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+  };
+}
+
+/** The kernel's lockdown mode, or undefined when there is no lockdown LSM. */
+export function lockdownMode(text?: string): string | undefined {
+  let t = text;
+  if (t === undefined) {
+    try {
+      t = readFileSync("/sys/kernel/security/lockdown", "utf8");
+    } catch {
+      return undefined;
+    }
+  }
+  return /\[(\w+)\]/.exec(t)?.[1];
+}
+
+function checkLockdown(): Check {
+  const mode = lockdownMode();
+  const writeOk = mode === undefined || mode === "none";
+  return {
+    name: "lockdown", required: false, status: writeOk ? "ok" : "warn",
+    detail: mode === undefined
+      ? "no lockdown LSM: bpf_probe_write_user is allowed (trace context can be propagated)"
+      : `mode ${mode}: bpf_probe_write_user is ${writeOk ? "allowed (trace context can be propagated)" : "denied (traceparent injection is off)"}`,
+    hint: writeOk ? undefined : "spans are still produced, but not linked across services; boot with lockdown=none to allow propagation",
+  };
+}
+
+function checkBpffs(): Check {
+  let mounts = "";
+  try {
+    mounts = readFileSync("/proc/self/mounts", "utf8");
+  } catch { /* reported below */ }
+  const bpffs = mounts.split("\n").find((l) => l.split(" ")[2] === "bpf");
+  return {
+    name: "bpffs", required: false, status: bpffs ? "ok" : "warn",
+    detail: bpffs ? `mounted at ${bpffs.split(" ")[1]}` : "not mounted (gotel does not pin objects today)",
+    hint: bpffs ? undefined : "mount -t bpf bpf /sys/fs/bpf",
+  };
+}
+
+/** Loads every program of an object that this kernel can run (uprobe.multi ones only where supported). */
+export function loadForCheck(bytes: Uint8Array, name: string, showVerifierLog: boolean): string {
+  const obj = BpfObject.open(bytes, { name, showVerifierLog });
+  try {
+    const multi = uprobeMultiSupported();
+    let n = 0;
+    for (const p of obj.programs.values()) {
+      p.autoload = multi || !p.section.startsWith("uprobe.multi");
+      if (p.autoload) n++;
+    }
+    obj.load();
+    return `${n} program${n === 1 ? "" : "s"} loaded`;
+  } finally {
+    obj.close();
+  }
+}
+
+function describe(e: unknown): { detail: string; hint?: string } {
+  if (e instanceof GotelError) return { detail: e.message, hint: e.hint };
+  return { detail: String((e as Error)?.message ?? e) };
+}
+
+function guarded(name: string, required: boolean, run: () => string): Check {
+  try {
+    return { name, required, status: "ok", detail: run() };
+  } catch (e) {
+    return { name, required, status: "fail", ...describe(e) };
+  }
+}
+
+export interface DoctorOptions {
+  showVerifierLog: boolean;
+  /** extra eBPF object files to try loading */
+  objectFiles: { name: string; bytes: Uint8Array }[];
+}
+
+export function runChecks(opts: DoctorOptions): Check[] {
+  const checks: Check[] = [checkKernel(), checkPrivileges(), checkUprobePmu()];
+  const canUseBpf = checks.every((c) => c.status === "ok");
+  const skip = (name: string, required: boolean): Check => ({
+    name, required, status: "skip", detail: "skipped: needs the checks above to pass",
+  });
+  if (!canUseBpf) {
+    checks.push(skip("ring buffer", true), skip("uprobe.multi", false));
+  } else {
+    checks.push(checkRingBuffer(), checkUprobeMulti());
+  }
+  checks.push(checkBtf(), checkLockdown(), checkBpffs());
+  const ready = checks.every((c) => !c.required || c.status === "ok");
+  for (const name of embeddedObjectNames()) {
+    const label = `eBPF object ${name}`;
+    checks.push(ready ? guarded(label, true, () => loadForCheck(readEmbeddedObject(name), `${name}.bpf.o`, opts.showVerifierLog)) : skip(label, true));
+  }
+  for (const f of opts.objectFiles) {
+    const label = `eBPF object ${f.name}`;
+    checks.push(ready ? guarded(label, true, () => loadForCheck(f.bytes, f.name, opts.showVerifierLog)) : skip(label, true));
+  }
+  const modes = ready ? (uprobeMultiSupported() ? (["classic", "multi"] as const) : (["classic"] as const)) : [];
+  for (const mode of modes) {
+    checks.push(guarded(`uprobe round trip (${mode})`, true, () => {
+      const r = liveRoundTrip(mode, opts.showVerifierLog);
+      return `attached, triggered and read back the event in ${r.latencyUs.toFixed(0)} us`;
+    }));
+  }
+  if (!ready) checks.push(skip("uprobe round trip", true));
+  return checks;
+}

@@ -1,0 +1,45 @@
+/**
+ * libbpf's log lines go to our logger (libbpf's "warn" and "info" at debug level unless they matter: libbpf
+ * is chatty and our own errors already say what failed). While an object loads, lines are also captured so a
+ * verifier rejection can be reported with its log.
+ */
+import { CString, FFIType, JSCallback, type Pointer } from "bun:ffi";
+import { log } from "../log.ts";
+import { libbpf } from "./libbpf.ts";
+
+/** libbpf's enum libbpf_print_level */
+const LIBBPF_WARN = 0;
+
+let callback: JSCallback | undefined;
+const captures: string[][] = [];
+
+function onLine(level: number, msg: Pointer | null): void {
+  if (!msg) return;
+  const line = new CString(msg).toString();
+  for (const c of captures) c.push(line);
+  // libbpf warnings are mostly the prelude of an error we report ourselves; keep them out of the way
+  if (level === LIBBPF_WARN) log.debug(`libbpf: ${line}`, { level: "warn" });
+  else log.debug(`libbpf: ${line}`);
+}
+
+/** Routes libbpf's log through our logger. Idempotent. */
+export function installLibbpfLog(): void {
+  if (callback) return;
+  callback = new JSCallback((level: number, msg: Pointer | null) => onLine(level, msg), {
+    args: [FFIType.i32, FFIType.ptr],
+    returns: FFIType.void,
+  });
+  if (callback.ptr) libbpf().sym.gotel_set_log(callback.ptr);
+}
+
+/** Runs fn and returns what libbpf logged meanwhile, along with fn's result. */
+export function captureLibbpfLog<T>(fn: () => T): { result: T; lines: string[] } {
+  installLibbpfLog();
+  const lines: string[] = [];
+  captures.push(lines);
+  try {
+    return { result: fn(), lines };
+  } finally {
+    captures.splice(captures.indexOf(lines), 1);
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * An eBPF object: opened from bytes, configured (constants, autoload, map sizes), loaded into the kernel,
+ * then its maps and programs are used until close().
+ */
+import { toArrayBuffer, type Pointer } from "bun:ffi";
+import { GotelError } from "../errors.ts";
+import { log } from "../log.ts";
+import { Btf, BtfError } from "./btf.ts";
+import { BpfError, VerifierError } from "./errors.ts";
+import { cstr, libbpf, pointer, strerror } from "./libbpf.ts";
+import { captureLibbpfLog } from "./libbpf-log.ts";
+import { BpfMap } from "./map.ts";
+
+export interface OpenOptions {
+  /** shown in errors and used as the kernel-visible prefix of map names */
+  name: string;
+  /** print each program's verifier log, also on success (OTEL_GO_AUTO_SHOW_VERIFIER_LOG) */
+  showVerifierLog?: boolean;
+}
+
+export class BpfProgram {
+  constructor(
+    /** @internal */ readonly handle: Pointer,
+    readonly name: string,
+    readonly section: string,
+    readonly objectName: string,
+  ) {}
+
+  set autoload(on: boolean) {
+    const err = libbpf().sym.bpf_program__set_autoload(this.handle, on);
+    if (err < 0) throw new BpfError("bpf_program__set_autoload", err, `program '${this.name}'`, strerror(err));
+  }
+
+  get autoload(): boolean {
+    return libbpf().sym.bpf_program__autoload(this.handle);
+  }
+}
+
+type ObjectState = "opened" | "loaded" | "closed";
+
+export class BpfObject {
+  private handle: Pointer | null;
+  private state: ObjectState = "opened";
+  /** libbpf reads the buffer until load: keep it referenced */
+  private bytes: Uint8Array | null;
+  private readonly nameBuf: Buffer;
+  private btfCache: Btf | undefined;
+  readonly programs: ReadonlyMap<string, BpfProgram>;
+  private readonly maps = new Map<string, BpfMap>();
+
+  private constructor(handle: Pointer, bytes: Uint8Array, nameBuf: Buffer, readonly name: string, private readonly opts: OpenOptions) {
+    this.handle = handle;
+    this.bytes = bytes;
+    this.nameBuf = nameBuf;
+    this.programs = this.listPrograms();
+  }
+
+  /** Opens an object from the bytes of a .o file (no kernel work yet). */
+  static open(bytes: Uint8Array, opts: OpenOptions): BpfObject {
+    if (bytes.byteLength < 64 || bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46) {
+      throw new GotelError(`${opts.name} is not an eBPF object (not an ELF file)`, "pass a .o file built by clang -target bpf");
+    }
+    const { sym } = libbpf();
+    const err = new Int32Array(1);
+    const nameBuf = cstr(opts.name);
+    const copy = new Uint8Array(bytes); // libbpf keeps pointing at it until load
+    const { result: handle, lines } = captureLibbpfLog(() =>
+      pointer(sym.gotel_open_mem(copy, copy.byteLength, nameBuf, opts.showVerifierLog ? 1 : 0, err)),
+    );
+    if (!handle) {
+      const why = lines.filter((l) => !/^libbpf: loading object/.test(l)).at(-1);
+      throw new BpfError("bpf_object__open_mem", err[0] ?? 0, opts.name, why ? `${strerror(err[0] ?? 0)}: ${why.trim()}` : strerror(err[0] ?? 0),
+        "the file is not a valid eBPF object for this libbpf");
+    }
+    return new BpfObject(handle, copy, nameBuf, opts.name, opts);
+  }
+
+  private live(): Pointer {
+    if (!this.handle) throw new GotelError(`eBPF object ${this.name} is already closed`);
+    return this.handle;
+  }
+
+  private listPrograms(): Map<string, BpfProgram> {
+    const { sym } = libbpf();
+    const out = new Map<string, BpfProgram>();
+    for (let p = pointer(sym.bpf_object__next_program(this.live(), null)); p; p = pointer(sym.bpf_object__next_program(this.live(), p))) {
+      const name = String(sym.bpf_program__name(p));
+      out.set(name, new BpfProgram(p, name, String(sym.bpf_program__section_name(p)), this.name));
+    }
+    return out;
+  }
+
+  program(name: string): BpfProgram {
+    const p = this.programs.get(name);
+    if (!p) throw new GotelError(`eBPF object ${this.name} has no program '${name}'`);
+    return p;
+  }
+
+  /** The object's BTF as libbpf holds it after open (with .rodata offsets filled in). */
+  btf(): Btf {
+    if (this.btfCache) return this.btfCache;
+    const { sym } = libbpf();
+    const btf = pointer(sym.bpf_object__btf(this.live()));
+    if (!btf) throw new BtfError(`eBPF object ${this.name} has no BTF`);
+    const size = new Uint32Array(1);
+    const raw = pointer(sym.btf__raw_data(btf, size));
+    if (!raw || !size[0]) throw new BtfError(`eBPF object ${this.name}: cannot read its BTF`);
+    this.btfCache = Btf.parse(new Uint8Array(toArrayBuffer(raw, 0, size[0]).slice(0)));
+    return this.btfCache;
+  }
+
+  /**
+   * Sets `volatile const` globals (the `.rodata` section) by name, before load. Values are little-endian
+   * integers of the variable's own size, or raw bytes of exactly that size.
+   */
+  setConstants(values: Record<string, bigint | number | boolean | Uint8Array>): void {
+    if (this.state !== "opened") throw new GotelError(`eBPF object ${this.name}: constants can only be set before load`);
+    const vars = new Map(this.btf().datasecVariables(".rodata").map((v) => [v.name, v]));
+    const rodata = this.mapHandle(".rodata");
+    const size = new BigUint64Array(1);
+    const base = pointer(libbpf().sym.bpf_map__initial_value(rodata, size));
+    if (!base) throw new GotelError(`eBPF object ${this.name}: its .rodata has no initial value`);
+    // libbpf's mmap-ed copy of the section: writing here is what skeletons do, and it is applied at load
+    const section = new DataView(toArrayBuffer(base, 0, Number(size[0])));
+    for (const [name, value] of Object.entries(values)) {
+      const v = vars.get(name);
+      if (!v) throw new BtfError(`eBPF object ${this.name} has no constant '${name}' in .rodata`);
+      writeScalar(section, v.offset, v.size, value, `${this.name}: constant '${name}'`);
+    }
+  }
+
+  private mapHandle(name: string): Pointer {
+    // matches internal maps (.rodata, .bss) by their section name, unlike bpf_map__name()
+    const m = pointer(libbpf().sym.bpf_object__find_map_by_name(this.live(), cstr(name)));
+    if (m) return m;
+    throw new GotelError(`eBPF object ${this.name} has no map '${name}'`);
+  }
+
+  /** Loads every program whose autoload is on; a verifier rejection becomes a VerifierError with its log. */
+  load(): void {
+    if (this.state !== "opened") throw new GotelError(`eBPF object ${this.name} is already ${this.state}`);
+    const { sym } = libbpf();
+    const { result: err, lines } = captureLibbpfLog(() => sym.bpf_object__load(this.live()));
+    const logs = verifierLogs(lines);
+    if (this.opts.showVerifierLog) {
+      for (const [prog, text] of logs) process.stderr.write(`--- verifier log: ${this.name}/${prog} ---\n${text}\n`);
+    }
+    if (err < 0) {
+      const failed = failedProgram(lines);
+      if (failed !== undefined || logs.size > 0) {
+        const prog = failed ?? [...logs.keys()].at(-1) ?? "?";
+        throw new VerifierError(this.name, prog, logs.get(prog) ?? "", -err);
+      }
+      const why = lines.at(-1)?.trim();
+      throw new BpfError("bpf_object__load", err, this.name, why ? `${strerror(err)}: ${why}` : strerror(err));
+    }
+    this.state = "loaded";
+    this.bytes = null;
+    log.debug("loaded eBPF object", { object: this.name, programs: [...this.programs.values()].filter((p) => p.autoload).length });
+  }
+
+  map(name: string): BpfMap {
+    let m = this.maps.get(name);
+    if (!m) {
+      m = new BpfMap(this.mapHandle(name), name, this.name);
+      this.maps.set(name, m);
+    }
+    return m;
+  }
+
+  /** Unloads everything; links attached to the programs must be destroyed first. */
+  close(): void {
+    if (!this.handle) return;
+    libbpf().sym.bpf_object__close(this.handle);
+    this.handle = null;
+    this.state = "closed";
+    void this.nameBuf;
+  }
+}
+
+function writeScalar(view: DataView, offset: number, size: number, value: bigint | number | boolean | Uint8Array, what: string): void {
+  if (value instanceof Uint8Array) {
+    if (value.byteLength !== size) throw new GotelError(`${what} is ${size} bytes, got ${value.byteLength}`);
+    new Uint8Array(view.buffer, view.byteOffset + offset, size).set(value);
+    return;
+  }
+  const v = typeof value === "boolean" ? (value ? 1n : 0n) : BigInt(value);
+  const bits = BigInt(size * 8);
+  if (![1, 2, 4, 8].includes(size) || v < -(1n << (bits - 1n)) || v >= 1n << bits) {
+    throw new GotelError(`${what} (${size} bytes) cannot hold ${v}`);
+  }
+  const u = BigInt.asUintN(size * 8, v);
+  for (let i = 0; i < size; i++) view.setUint8(offset + i, Number((u >> BigInt(8 * i)) & 0xffn));
+}
+
+/** Verifier logs printed by libbpf, by program: "prog 'x': -- BEGIN PROG LOAD LOG --" … "-- END PROG LOAD LOG --". */
+function verifierLogs(lines: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const text = lines.join("\n");
+  const re = /prog '([^']+)': -- BEGIN PROG LOAD LOG --\n([\s\S]*?)-- END PROG LOAD LOG --/g;
+  for (const m of text.matchAll(re)) out.set(m[1] ?? "?", (m[2] ?? "").trimEnd());
+  return out;
+}
+
+function failedProgram(lines: string[]): string | undefined {
+  for (const l of lines) {
+    const m = /prog '([^']+)': (BPF program load failed|failed to load)/.exec(l);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
