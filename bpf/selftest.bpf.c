@@ -25,6 +25,8 @@ struct selftest_event {
 	__u64 process_tag; /* from selftest_processes[tgid], 0 when absent */
 };
 
+GOTEL_BTF_TYPE(selftest_event, struct selftest_event);
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);

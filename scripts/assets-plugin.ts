@@ -44,6 +44,11 @@ export function assetsPlugin(arch: Arch, embed: boolean): BunPlugin {
   return {
     name: "gotel-assets",
     setup(build) {
+      // Bun's runtime plugins (bun test, bun run) resolve virtual modules only through build.module()
+      if (!embed) {
+        build.module("gotel:assets", () => ({ contents: moduleSource(arch, false), loader: "ts" }));
+        return;
+      }
       build.onResolve({ filter: /^gotel:assets$/ }, () => ({ path: `assets-${arch}`, namespace: "gotel-assets" }));
       build.onLoad({ filter: /.*/, namespace: "gotel-assets" }, () => ({ contents: moduleSource(arch, embed), loader: "ts" }));
     },

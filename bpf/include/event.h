@@ -26,6 +26,14 @@ struct gotel_event_header {
 	__u64 end_ns;    /* at return; equals start_ns for a point event */
 };
 
+/* clang's BTF describes only types that a global or a function refers to; an event struct built on the
+ * stack would be missing, and user space reads event layouts from BTF. This anchors a type in BTF through
+ * an unused .rodata pointer. */
+#define GOTEL_BTF_TYPE(tag, type) type *const volatile gotel_btf_##tag __attribute__((unused)) = 0
+
+GOTEL_BTF_TYPE(event_header, struct gotel_event_header);
+GOTEL_BTF_TYPE(event_type, enum gotel_event_type);
+
 #ifndef GOTEL_RINGBUF_BYTES
 #define GOTEL_RINGBUF_BYTES (1 << 20)
 #endif

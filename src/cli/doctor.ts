@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
 import type { EnvConfig } from "../config/env.ts";
 import { assetArch } from "../ebpf/assets.ts";
 import { runChecks, type Check } from "../ebpf/kernel-checks.ts";
 import { libbpf } from "../ebpf/libbpf.ts";
 import { GotelError } from "../errors.ts";
 import { GOTEL_VERSION } from "../version.ts";
+import { parseFlags } from "./usage.ts";
 
 const MARK: Record<Check["status"], string> = { ok: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };
 
@@ -21,7 +21,7 @@ function readObjectFile(path: string): { name: string; bytes: Uint8Array } {
 }
 
 export function doctorCommand(args: string[], env: EnvConfig): number {
-  const { values } = parseArgs({ args, options: { object: { type: "string", multiple: true } }, strict: true });
+  const { values } = parseFlags(args, { object: { type: "string", multiple: true } });
   const objectFiles = (values.object ?? []).map(readObjectFile);
   console.log(`gotel ${GOTEL_VERSION}, libbpf ${libbpf().version}, linux/${assetArch}`);
   const checks = runChecks({ showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, objectFiles });

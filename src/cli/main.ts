@@ -1,7 +1,7 @@
 /** gotel's entry point: picks the subcommand and turns expected failures into one line and an exit code. */
 import { readEnv } from "../config/env.ts";
 import { GotelError } from "../errors.ts";
-import { enabled, log, setLogLevel } from "../log.ts";
+import { enabled, setLogLevel } from "../log.ts";
 import { doctorCommand } from "./doctor.ts";
 import { USAGE, UsageError } from "./usage.ts";
 import { versionCommand } from "./version.ts";
@@ -28,15 +28,16 @@ function run(argv: string[]): number {
 }
 
 function exitCodeFor(e: unknown): number {
-  return e instanceof UsageError || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
+  return e instanceof UsageError ? 2 : 1;
 }
 
 function report(e: unknown): void {
   const debug = enabled("debug") || /^debug$/i.test(process.env.OTEL_LOG_LEVEL ?? "");
-  const line = e instanceof GotelError ? e.oneLine : (e as Error)?.message ?? String(e);
+  const line = e instanceof GotelError
+    ? e.oneLine
+    : `unexpected error: ${(e as Error)?.message ?? String(e)}${debug ? "" : " (OTEL_LOG_LEVEL=debug shows the stack trace)"}`;
   process.stderr.write(`gotel: ${line}\n`);
   if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
-  else if (!(e instanceof GotelError) && !exitCodeFor(e)) log.debug("unexpected error", { error: String(e) });
 }
 
 let code: number;

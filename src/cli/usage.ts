@@ -1,3 +1,4 @@
+import { parseArgs } from "node:util";
 import { GotelError } from "../errors.ts";
 
 export const USAGE = `gotel — OpenTelemetry traces from unmodified Go programs, through eBPF
@@ -18,5 +19,16 @@ export class UsageError extends GotelError {
   constructor(message: string) {
     super(message, "see `gotel help`");
     this.name = "UsageError";
+  }
+}
+
+type ParseArgsConfig = NonNullable<Parameters<typeof parseArgs>[0]>;
+
+/** node:util's parseArgs, with its errors turned into UsageErrors (one line, exit code 2). */
+export function parseFlags<T extends ParseArgsConfig["options"]>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
 }

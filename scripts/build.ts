@@ -1,0 +1,95 @@
+/**
+ * Builds gotel: the eBPF objects for both architectures, the test-only eBPF objects, and the compiled
+ * executables dist/gotel-linux-x64, dist/gotel-linux-arm64 and dist/gotel (the host's).
+ * Needs the outputs of scripts/setup.sh (clang, node_modules, our libbpf). Steps whose inputs did not
+ * change are skipped.
+ *
+ *   bun scripts/build.ts            everything
+ *   bun scripts/build.ts bpf        only the eBPF objects
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { assetFiles, assetsPlugin, ROOT, type Arch } from "./assets-plugin.ts";
+
+const ARCHES: Record<Arch, { clangArch: string; bunTarget: "bun-linux-x64" | "bun-linux-arm64" }> = {
+  x64: { clangArch: "x86", bunTarget: "bun-linux-x64" },
+  arm64: { clangArch: "arm64", bunTarget: "bun-linux-arm64" },
+};
+const HOST = process.arch as Arch;
+
+function run(cmd: string[], what: string): void {
+  const r = Bun.spawnSync(cmd, { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
+  if (r.exitCode !== 0) {
+    console.error(`build: ${what} failed (exit ${r.exitCode}): ${cmd.join(" ")}`);
+    process.exit(1);
+  }
+}
+
+function newest(paths: string[]): number {
+  return Math.max(0, ...paths.filter(existsSync).map((p) => statSync(p).mtimeMs));
+}
+
+function filesIn(dir: string, suffix: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(suffix)).map((f) => join(dir, f)) : [];
+}
+
+/** The host's multiarch include dir holds asm/types.h, which linux/bpf.h needs; it is the same for both targets. */
+function multiarchInclude(): string {
+  const r = Bun.spawnSync(["gcc", "-print-multiarch"]);
+  return `/usr/include/${r.stdout.toString().trim() || "x86_64-linux-gnu"}`;
+}
+
+function buildBpf(sources: string[], outDir: string, arch: Arch): void {
+  mkdirSync(outDir, { recursive: true });
+  const headers = [...filesIn(join(ROOT, "bpf/include"), ".h"), join(ROOT, "build/libbpf/include/bpf/libbpf_version.h")];
+  for (const src of sources) {
+    const out = join(outDir, src.split("/").pop()!.replace(/\.c$/, ".o"));
+    if (existsSync(out) && statSync(out).mtimeMs >= newest([src, ...headers, import.meta.path])) continue;
+    run([
+      "clang", "-O2", "-g", "-target", "bpf", `-D__TARGET_ARCH_${ARCHES[arch].clangArch}`, "-Wall", "-Werror",
+      "-I", join(ROOT, "bpf/include"), "-I", join(ROOT, "build/libbpf/include"), "-idirafter", multiarchInclude(),
+      "-c", src, "-o", out,
+    ], `clang ${src} (${arch})`);
+    // DWARF is only for humans; BTF (.BTF, .BTF.ext) stays, libbpf and gotel read layouts from it
+    run(["llvm-strip", "-g", out], `llvm-strip ${out}`);
+    console.log(`build: ${out.slice(ROOT.length + 1)}`);
+  }
+}
+
+async function compile(arch: Arch): Promise<string> {
+  const out = join(ROOT, "dist", `gotel-linux-${arch}`);
+  const a = assetFiles(arch);
+  if (!existsSync(a.libbpf)) throw new Error(`${a.libbpf} is missing: run vendor/libbpf/build.sh ${arch}`);
+  const inputs = [a.libbpf, ...Object.values(a.objects), ...sourceFiles(join(ROOT, "src")), join(ROOT, "package.json"), import.meta.path];
+  if (existsSync(out) && statSync(out).mtimeMs >= newest(inputs)) return out;
+  const result = await Bun.build({
+    entrypoints: [join(ROOT, "src/cli/main.ts")],
+    compile: { target: ARCHES[arch].bunTarget, outfile: out },
+    plugins: [assetsPlugin(arch, true)],
+    minify: true,
+    sourcemap: "none",
+  });
+  if (!result.success) {
+    for (const l of result.logs) console.error(l);
+    throw new Error(`compiling ${out} failed`);
+  }
+  console.log(`build: dist/gotel-linux-${arch} (${(statSync(out).size / 1e6).toFixed(1)} MB)`);
+  return out;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => join(dir, f));
+}
+
+const only = process.argv[2];
+for (const arch of Object.keys(ARCHES) as Arch[]) {
+  buildBpf(filesIn(join(ROOT, "bpf"), ".bpf.c"), join(ROOT, "build/bpf", arch), arch);
+}
+buildBpf(filesIn(join(ROOT, "test/fixtures/bpf"), ".bpf.c"), join(ROOT, "build/test-bpf", HOST), HOST);
+if (only !== "bpf") {
+  mkdirSync(join(ROOT, "dist"), { recursive: true });
+  for (const arch of Object.keys(ARCHES) as Arch[]) {
+    const out = await compile(arch);
+    if (arch === HOST) copyFileSync(out, join(ROOT, "dist", "gotel"));
+  }
+}

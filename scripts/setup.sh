@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs and builds what gotel's build and tests need on a fresh Debian 12 / Ubuntu machine, as root.
+# Idempotent: every step is skipped when its result is already there.
+#   - clang/llvm (BPF compiler, llvm-strip) and Go from the system's apt, only when missing
+#   - node_modules (Bun itself is a pinned npm dev dependency)
+#   - our libbpf for x64 and arm64 (vendor/libbpf/build.sh, cached by its inputs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v clang >/dev/null || missing+=(clang)
+command -v llvm-strip >/dev/null || missing+=(llvm)
+command -v go >/dev/null || missing+=(golang-go) # old on Debian 12, enough: fixtures pick their Go via GOTOOLCHAIN
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+command -v make >/dev/null || missing+=(make)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to install ${missing[*]} (run as root, e.g. sudo npm test)" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+bash vendor/libbpf/build.sh x64 arm64
