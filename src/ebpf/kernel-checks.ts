@@ -98,14 +98,16 @@ function checkBtf(): Check {
   };
 }
 
-/** The kernel's lockdown mode, or undefined when there is no lockdown LSM. */
+/** The kernel's lockdown mode ("none", "integrity", "confidentiality", or "unreadable"), undefined without a lockdown LSM. */
 export function lockdownMode(text?: string): string | undefined {
   let t = text;
   if (t === undefined) {
+    const path = "/sys/kernel/security/lockdown";
+    if (!existsSync(path)) return undefined;
     try {
-      t = readFileSync("/sys/kernel/security/lockdown", "utf8");
+      t = readFileSync(path, "utf8");
     } catch {
-      return undefined;
+      return "unreadable";
     }
   }
   return /\[(\w+)\]/.exec(t)?.[1];
@@ -114,6 +116,9 @@ export function lockdownMode(text?: string): string | undefined {
 function checkLockdown(): Check {
   const mode = lockdownMode();
   const writeOk = mode === undefined || mode === "none";
+  if (mode === "unreadable") {
+    return { name: "lockdown", required: false, status: "warn", detail: "/sys/kernel/security/lockdown is not readable", hint: "run as root to see it" };
+  }
   return {
     name: "lockdown", required: false, status: writeOk ? "ok" : "warn",
     detail: mode === undefined

@@ -99,7 +99,17 @@ describe("attach errors", () => {
   test("a path that does not exist is a BpfError with ENOENT", () => {
     const probe = SelftestProbe.load("classic", { magic: 1n });
     try {
-      expect(() => probe.attach({ path: "/nonexistent/program", offsets: [0x1000n] })).toThrow(/No such file or directory \(ENOENT\); check that \/nonexistent\/program exists/);
+      let err: unknown;
+      try {
+        probe.attach({ path: "/nonexistent/program", offsets: [0x1000n] });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(BpfError);
+      expect((err as BpfError).oneLine).toBe(
+        "bpf_program__attach_uprobe_opts failed for program 'selftest_uprobe' at /nonexistent/program (offset 0x1000): " +
+          "No such file or directory (ENOENT); check that /nonexistent/program exists and is readable",
+      );
     } finally {
       probe.close();
     }
