@@ -77,6 +77,11 @@ export class SelftestProbe {
     return links;
   }
 
+  /** Reads events into `events` from a timer from now on. */
+  startReading(): void {
+    this.reader.start();
+  }
+
   /** Reads pending events into `events`; returns how many arrived. */
   drain(): number {
     return this.reader.drain();

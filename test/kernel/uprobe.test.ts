@@ -3,15 +3,21 @@
  * read the events back from the ring buffer — through the classic and the uprobe.multi attach paths.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { BpfError } from "../../src/ebpf/errors.ts";
 import { uprobeMultiSupported, type AttachMode } from "../../src/ebpf/link.ts";
 import { liveRoundTrip, SelftestProbe } from "../../src/ebpf/selftest.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
+import { libbpf } from "../../src/ebpf/libbpf.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { LineProcess, requireRoot, waitFor } from "../support/kernel.ts";
 
 let exe: string;
+
+/** This process's open file descriptors (prog, map, link and perf-event fds included). */
+function openFds(): string[] {
+  return readdirSync("/proc/self/fd").sort();
+}
 let targetOffset: bigint;
 
 beforeAll(() => {
@@ -21,6 +27,7 @@ beforeAll(() => {
   const sym = elf.symbols().find((s) => s.name === "main.gotelTarget");
   if (!sym) throw new Error("main.gotelTarget not found in the fixture");
   targetOffset = BigInt(elf.fileOffset(sym.value)!);
+  libbpf(); // its memfd stays open for the process's life: open it before counting fds
 });
 
 const modes: AttachMode[] = ["classic", "multi"];
@@ -46,7 +53,9 @@ describe.each(modes)("uprobe on a Go function (%s attach)", (mode) => {
     expect(await waitFor(() => target!.lines[0] === "ready" && bystander!.lines[0] === "ready")).toBe(true);
 
     const magic = 0x5eed_0000_1234n;
+    const fdsBefore = openFds();
     probe = SelftestProbe.load(mode, { magic });
+    probe.startReading();
     probe.setProcessTag(target.pid, 77n);
     const links = probe.attach({ path: exe, offsets: [targetOffset], pid: target.pid });
     expect(links.mode).toBe(mode);
@@ -55,8 +64,9 @@ describe.each(modes)("uprobe on a Go function (%s attach)", (mode) => {
     // the bystander runs the same code but is not the attached pid: no events from it
     expect(await bystander.call("5 5")).toBe("20");
     for (const [a, b] of [[1, 2], [1000000, -3], [42, 0]]) await target.call(`${a} ${b}`);
-    await waitFor(() => (probe!.drain(), probe!.events.length >= 4), 2000);
-    probe.drain();
+    // delivered by the reader's timer, no explicit drain
+    expect(await waitFor(() => probe!.events.length >= 4, 2000)).toBe(true);
+    await Bun.sleep(50);
 
     const events = probe.events;
     expect(events.map((e) => [e.goArg1, BigInt.asIntN(64, e.goArg2)])).toEqual([[7n, 11n], [1n, 2n], [1000000n, -3n], [42n, 0n]]);
@@ -71,6 +81,12 @@ describe.each(modes)("uprobe on a Go function (%s attach)", (mode) => {
     // goroutine pointer is stable for the main goroutine's calls
     expect(new Set(events.map((e) => e.goroutine)).size).toBe(1);
     expect(probe.kernelDrops()).toBe(0n);
+
+    // teardown: every kernel object is released and the target keeps working, unprobed
+    probe.close();
+    probe = undefined;
+    expect(openFds()).toEqual(fdsBefore);
+    expect(await target.call("2 2")).toBe("8");
   });
 });
 
