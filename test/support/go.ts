@@ -1,30 +1,39 @@
 /** Builds Go programs from test/fixtures/ for the tests (never committed binaries), cached in build/fixtures. */
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 
 export interface GoBuild {
-  /** e.g. "1.23.5"; default: the go on PATH */
+  /** e.g. "1.23.12" (fetched through the Go module proxy by GOTOOLCHAIN); default: the go on PATH */
   goVersion?: string;
   goarch?: "amd64" | "arm64";
+  /** -ldflags=-s -w: no .symtab, no DWARF */
   stripped?: boolean;
   pie?: boolean;
   cgo?: boolean;
 }
 
-function variant(b: GoBuild): string {
+export function variantName(b: GoBuild): string {
   return [b.goVersion ?? "local", b.goarch ?? "amd64", b.stripped ? "stripped" : "symbols", b.pie ? "pie" : "exe", b.cgo ? "cgo" : "nocgo"].join("-");
 }
 
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const f of readdirSync(dir, { recursive: true, encoding: "utf8" })) newest = Math.max(newest, statSync(join(dir, f)).mtimeMs);
+  return newest;
+}
+
+/** Builds (or reuses) test/fixtures/<name> in the given way; returns the executable's path. */
 export function buildGoFixture(name: string, b: GoBuild = {}): string {
   const src = join(ROOT, "test/fixtures", name);
-  const outDir = join(ROOT, "build/fixtures", `${name}-${variant(b)}`);
+  const outDir = join(ROOT, "build/fixtures", `${name}-${variantName(b)}`);
   const out = join(outDir, name);
-  const newestSrc = Math.max(...readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs));
-  if (existsSync(out) && statSync(out).mtimeMs >= newestSrc) return out;
+  if (existsSync(out) && statSync(out).mtimeMs >= newestMtime(src)) return out;
   mkdirSync(outDir, { recursive: true });
-  const args = ["go", "build", "-o", out];
+  // build next to the target and rename: several test files (and processes) may build the same variant at once
+  const tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const args = ["go", "build", "-o", tmp];
   if (b.stripped) args.push("-ldflags=-s -w");
   if (b.pie) args.push("-buildmode=pie");
   const r = Bun.spawnSync(args, {
@@ -38,6 +47,7 @@ export function buildGoFixture(name: string, b: GoBuild = {}): string {
     },
     stderr: "pipe",
   });
-  if (r.exitCode !== 0) throw new Error(`go build of test/fixtures/${name} (${variant(b)}) failed: ${r.stderr.toString()}`);
+  if (r.exitCode !== 0) throw new Error(`go build of test/fixtures/${name} (${variantName(b)}) failed: ${r.stderr.toString()}`);
+  renameSync(tmp, out);
   return out;
 }
