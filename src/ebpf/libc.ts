@@ -3,7 +3,28 @@ import { dlopen, FFIType, read } from "bun:ffi";
 const libc = dlopen("libc.so.6", {
   memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
+  clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
 });
+
+const CLOCK_REALTIME = 0;
+/** what bpf_ktime_get_ns() reads */
+const CLOCK_MONOTONIC = 1;
+const timespec = new BigInt64Array(2);
+
+function clockNs(clock: number): bigint {
+  libc.symbols.clock_gettime(clock, timespec);
+  return timespec[0]! * 1_000_000_000n + timespec[1]!;
+}
+
+/** CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns(), so event timestamps can be compared with it. */
+export function monotonicNs(): bigint {
+  return clockNs(CLOCK_MONOTONIC);
+}
+
+/** CLOCK_REALTIME in ns (wall-clock time since the epoch). */
+export function realtimeNs(): bigint {
+  return clockNs(CLOCK_REALTIME);
+}
 
 const MFD_CLOEXEC = 0x1;
 /** Kernel >= 6.3 with vm.memfd_noexec: ask for an executable memfd explicitly. Older kernels reject the flag. */

@@ -6,6 +6,7 @@ import { GotelError } from "../errors.ts";
 import { ElfFile } from "../gobin/elf.ts";
 import { readFileSync } from "node:fs";
 import { readEmbeddedObject } from "./assets.ts";
+import { monotonicNs } from "./libc.ts";
 import { libbpf } from "./libbpf.ts";
 import { attachUprobes, type AttachMode, type UprobeLinks, type UprobeSites } from "./link.ts";
 import { uintBytes } from "./map.ts";
@@ -125,11 +126,17 @@ export function liveRoundTrip(mode: AttachMode, showVerifierLog = false): RoundT
     probe.attach({ path: libbpf().path, offsets: [libbpfFunctionOffset("gotel_uprobe_trigger")], pid: process.pid });
     const x = BigInt(process.pid) * 1000n + 42n;
     const t0 = performance.now();
+    const before = monotonicNs();
     if (libbpf().sym.gotel_uprobe_trigger(x) !== x + 1n) throw new GotelError("gotel_uprobe_trigger returned a wrong value");
+    const after = monotonicNs();
     probe.drain();
     const latencyUs = (performance.now() - t0) * 1000;
     const e = probe.events.find((ev) => ev.cArg1 === x);
     if (!e) throw new GotelError(`the ${mode} uprobe attached but no event came back through the ring buffer`);
+    // span timestamps rely on bpf_ktime_get_ns() being CLOCK_MONOTONIC
+    if (e.startNs < before || e.startNs > after) {
+      throw new GotelError(`the event's kernel time ${e.startNs} is outside CLOCK_MONOTONIC's [${before}, ${after}] around the call`);
+    }
     if (e.magic !== magic) throw new GotelError(`the event carries constant ${e.magic}, not the ${magic} set before load`);
     if (e.processTag !== tag) {
       throw new GotelError(`the per-process map lookup by tgid ${e.tgid} failed (gotel's pid is ${process.pid})`,
