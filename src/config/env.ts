@@ -1,6 +1,7 @@
 /**
- * Environment variables -> validated settings. Every problem is reported as one line naming the variable and
- * what it accepts. Later issues add the OTEL_* exporter, sampler and target variables here.
+ * Environment variables -> validated settings, with the names and meanings of the OpenTelemetry
+ * specification and of upstream (OpenTelemetry Go Automatic Instrumentation). Every problem is reported as
+ * one line naming the variable and what it accepts.
  */
 import * as v from "valibot";
 import { GotelError } from "../errors.ts";
@@ -13,9 +14,10 @@ export class ConfigError extends GotelError {
   }
 }
 
+const trimmed = v.pipe(v.string(), v.trim());
+
 const boolean = v.pipe(
-  v.string(),
-  v.trim(),
+  trimmed,
   v.toLowerCase(),
   v.picklist(["true", "false", "1", "0", "yes", "no", ""]),
   v.transform((s) => s === "true" || s === "1" || s === "yes"),
@@ -23,28 +25,99 @@ const boolean = v.pipe(
 
 /** upstream accepts OTEL_LOG_LEVEL in any case; "warning" and "none" are common spellings too */
 const logLevel = v.pipe(
-  v.string(),
-  v.trim(),
+  trimmed,
   v.toLowerCase(),
   v.transform((s) => (s === "warning" ? "warn" : s === "" ? "info" : s)),
   v.picklist([...LOG_LEVELS, "none"]),
   v.transform((s): LogLevel => (s === "none" ? "error" : s)),
 );
 
+const positiveInt = v.pipe(trimmed, v.regex(/^\d+$/), v.transform(Number), v.integer(), v.minValue(1));
+
+const exporter = v.pipe(trimmed, v.toLowerCase(), v.transform((s) => s || "otlp"), v.picklist(["otlp", "console", "none"]));
+const protocol = v.pipe(trimmed, v.toLowerCase(), v.picklist(["http/protobuf", "http/json", "grpc"]));
+const compression = v.pipe(trimmed, v.toLowerCase(), v.picklist(["gzip", "none"]));
+const url = v.pipe(trimmed, v.url(), v.regex(/^https?:\/\//));
+
+/** `key1=value1,key2=value2`, values percent-encoded (W3C Baggage octets), as the spec defines for headers and resource attributes */
+const keyValueList = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const out: Record<string, string> = {};
+    for (const item of dataset.value.split(",")) {
+      if (item.trim() === "") continue;
+      const eq = item.indexOf("=");
+      const key = eq > 0 ? item.slice(0, eq).trim() : "";
+      if (!key) {
+        addIssue({ message: `'${item.trim()}' is not key=value` });
+        return NEVER;
+      }
+      try {
+        out[key] = decodeURIComponent(item.slice(eq + 1).trim());
+      } catch {
+        addIssue({ message: `'${item.trim()}' has a bad %-escape` });
+        return NEVER;
+      }
+    }
+    return out;
+  }),
+);
+
+const pid = v.pipe(trimmed, v.regex(/^[1-9]\d*$/), v.transform(Number));
+
+interface Spec<S extends v.GenericSchema<string, unknown>, F extends string | undefined = string | undefined> {
+  schema: S;
+  accepted: string;
+  fallback: F;
+}
+
+function spec<S extends v.GenericSchema<string, unknown>>(schema: S, accepted: string): Spec<S, undefined>;
+function spec<S extends v.GenericSchema<string, unknown>>(schema: S, accepted: string, fallback: string): Spec<S, string>;
+function spec<S extends v.GenericSchema<string, unknown>>(schema: S, accepted: string, fallback?: string): Spec<S> {
+  return { schema, accepted, fallback };
+}
+
 const variables = {
-  OTEL_LOG_LEVEL: { schema: logLevel, accepted: "one of debug, info, warn, error", fallback: "info" },
-  OTEL_GO_AUTO_SHOW_VERIFIER_LOG: { schema: boolean, accepted: "true or false", fallback: "false" },
+  OTEL_LOG_LEVEL: spec(logLevel, "one of debug, info, warn, error", "info"),
+  OTEL_GO_AUTO_SHOW_VERIFIER_LOG: spec(boolean, "true or false", "false"),
+  OTEL_GO_AUTO_TARGET_EXE: spec(trimmed, "the path of an executable"),
+  OTEL_GO_AUTO_TARGET_PID: spec(pid, "a process id"),
+  OTEL_SERVICE_NAME: spec(trimmed, "a service name"),
+  OTEL_RESOURCE_ATTRIBUTES: spec(keyValueList, "key=value pairs separated by commas (values %-encoded)"),
+  OTEL_TRACES_EXPORTER: spec(exporter, "one of otlp, console, none", "otlp"),
+  OTEL_EXPORTER_OTLP_PROTOCOL: spec(protocol, "one of http/protobuf, http/json, grpc"),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: spec(protocol, "one of http/protobuf, http/json, grpc"),
+  OTEL_EXPORTER_OTLP_ENDPOINT: spec(url, "an http:// or https:// URL"),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: spec(url, "an http:// or https:// URL"),
+  OTEL_EXPORTER_OTLP_HEADERS: spec(keyValueList, "key=value pairs separated by commas (values %-encoded)"),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: spec(keyValueList, "key=value pairs separated by commas (values %-encoded)"),
+  OTEL_EXPORTER_OTLP_TIMEOUT: spec(positiveInt, "a timeout in milliseconds"),
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: spec(positiveInt, "a timeout in milliseconds"),
+  OTEL_EXPORTER_OTLP_COMPRESSION: spec(compression, "gzip or none"),
+  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: spec(compression, "gzip or none"),
+  OTEL_BSP_SCHEDULE_DELAY: spec(positiveInt, "a delay in milliseconds", "5000"),
+  OTEL_BSP_EXPORT_TIMEOUT: spec(positiveInt, "a timeout in milliseconds", "30000"),
+  OTEL_BSP_MAX_QUEUE_SIZE: spec(positiveInt, "a positive number of spans", "2048"),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: spec(positiveInt, "a positive number of spans", "512"),
 } as const;
 
 type Variables = typeof variables;
-export type EnvConfig = { [K in keyof Variables]: v.InferOutput<Variables[K]["schema"]> };
+type Value<K extends keyof Variables> = v.InferOutput<Variables[K]["schema"]>;
+/** Variables with a fallback are always set; the others are undefined when absent or empty. */
+type WithFallback = { [K in keyof Variables]: Variables[K]["fallback"] extends string ? K : never }[keyof Variables];
+export type EnvConfig = { [K in WithFallback]: Value<K> } & { [K in Exclude<keyof Variables, WithFallback>]?: Value<K> };
 
 export function readEnv(env: Record<string, string | undefined> = process.env): EnvConfig {
-  const out: Partial<Record<keyof Variables, unknown>> = {};
-  for (const [name, spec] of Object.entries(variables) as [keyof Variables, Variables[keyof Variables]][]) {
-    const raw = env[name] ?? spec.fallback;
-    const parsed = v.safeParse(spec.schema, raw);
-    if (!parsed.success) throw new ConfigError(name, raw, spec.accepted);
+  const out: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(variables) as [keyof Variables, Spec<v.GenericSchema<string, unknown>>][]) {
+    const given = env[name];
+    const raw = given === undefined || given.trim() === "" ? s.fallback : given;
+    if (raw === undefined) continue;
+    const parsed = v.safeParse(s.schema, raw);
+    if (!parsed.success) {
+      const detail = parsed.issues.find((i) => i.type === "raw_transform")?.message;
+      throw new ConfigError(name, raw, detail ? `${s.accepted}; ${detail}` : s.accepted);
+    }
     out[name] = parsed.output;
   }
   return out as EnvConfig;

@@ -3,11 +3,27 @@ import { ConfigError, readEnv } from "../../src/config/env.ts";
 
 describe("environment configuration", () => {
   test("defaults", () => {
-    expect(readEnv({})).toEqual({ OTEL_LOG_LEVEL: "info", OTEL_GO_AUTO_SHOW_VERIFIER_LOG: false });
+    expect(readEnv({})).toEqual({
+      OTEL_LOG_LEVEL: "info", OTEL_GO_AUTO_SHOW_VERIFIER_LOG: false, OTEL_TRACES_EXPORTER: "otlp",
+      OTEL_BSP_SCHEDULE_DELAY: 5000, OTEL_BSP_EXPORT_TIMEOUT: 30000, OTEL_BSP_MAX_QUEUE_SIZE: 2048, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 512,
+    });
+  });
+
+  test("headers and resource attributes are %-decoded key=value lists; empty values count as unset", () => {
+    const c = readEnv({
+      OTEL_EXPORTER_OTLP_HEADERS: "api-key=a%20b, x = y",
+      OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=prod,team=a%2Cb",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "",
+      OTEL_GO_AUTO_TARGET_PID: "4242",
+    });
+    expect(c.OTEL_EXPORTER_OTLP_HEADERS).toEqual({ "api-key": "a b", x: "y" });
+    expect(c.OTEL_RESOURCE_ATTRIBUTES).toEqual({ "deployment.environment": "prod", team: "a,b" });
+    expect(c.OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+    expect(c.OTEL_GO_AUTO_TARGET_PID).toBe(4242);
   });
 
   test("accepted spellings", () => {
-    expect(readEnv({ OTEL_LOG_LEVEL: "DEBUG", OTEL_GO_AUTO_SHOW_VERIFIER_LOG: "True" })).toEqual({
+    expect(readEnv({ OTEL_LOG_LEVEL: "DEBUG", OTEL_GO_AUTO_SHOW_VERIFIER_LOG: "True" })).toMatchObject({
       OTEL_LOG_LEVEL: "debug", OTEL_GO_AUTO_SHOW_VERIFIER_LOG: true,
     });
     expect(readEnv({ OTEL_LOG_LEVEL: "warning" }).OTEL_LOG_LEVEL).toBe("warn");
@@ -19,5 +35,18 @@ describe("environment configuration", () => {
     expect(() => readEnv({ OTEL_GO_AUTO_SHOW_VERIFIER_LOG: "maybe" })).toThrow(
       'OTEL_GO_AUTO_SHOW_VERIFIER_LOG="maybe" is not valid: expected true or false',
     );
+    const cases: [string, string, string][] = [
+      ["OTEL_TRACES_EXPORTER", "zipkin", "one of otlp, console, none"],
+      ["OTEL_EXPORTER_OTLP_PROTOCOL", "http", "one of http/protobuf, http/json, grpc"],
+      ["OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "an http:// or https:// URL"],
+      ["OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "a timeout in milliseconds"],
+      ["OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "gzip or none"],
+      ["OTEL_BSP_MAX_QUEUE_SIZE", "0", "a positive number of spans"],
+      ["OTEL_GO_AUTO_TARGET_PID", "-3", "a process id"],
+      ["OTEL_EXPORTER_OTLP_HEADERS", "novalue", "key=value pairs separated by commas (values %-encoded); 'novalue' is not key=value"],
+    ];
+    for (const [name, value, accepted] of cases) {
+      expect(() => readEnv({ [name]: value })).toThrow(`${name}=${JSON.stringify(value)} is not valid: expected ${accepted}`);
+    }
   });
 });
