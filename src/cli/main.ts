@@ -3,6 +3,7 @@ import { readEnv } from "../config/env.ts";
 import { GotelError } from "../errors.ts";
 import { enabled, setLogLevel } from "../log.ts";
 import { doctorCommand } from "./doctor.ts";
+import { inspectCommand } from "./inspect.ts";
 import { USAGE, UsageError } from "./usage.ts";
 import { versionCommand } from "./version.ts";
 
@@ -16,6 +17,8 @@ function run(argv: string[]): number {
       return versionCommand();
     case "doctor":
       return doctorCommand(rest, env);
+    case "inspect":
+      return inspectCommand(rest);
     case undefined:
     case "help":
     case "--help":

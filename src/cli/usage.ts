@@ -6,6 +6,10 @@ export const USAGE = `gotel — OpenTelemetry traces from unmodified Go programs
 usage: gotel <command> [options]
 
 commands:
+  inspect PATH | --pid N      what gotel would instrument in a Go executable, and why not (no root needed)
+            [--json]          the same as one JSON object
+            [--function NAME]...  also where gotel would probe these functions (file offsets)
+            [--field pkg.Type.field]...  also these struct field offsets from the binary's DWARF
   doctor [--object FILE]...   check that this machine can run gotel (kernel, privileges, probes)
   version                     print gotel's version, libbpf's version and the architecture
   help                        print this help
@@ -25,9 +29,9 @@ export class UsageError extends GotelError {
 type ParseArgsConfig = NonNullable<Parameters<typeof parseArgs>[0]>;
 
 /** node:util's parseArgs, with its errors turned into UsageErrors (one line, exit code 2). */
-export function parseFlags<T extends ParseArgsConfig["options"]>(args: string[], options: T) {
+export function parseFlags<T extends ParseArgsConfig["options"]>(args: string[], options: T, allowPositionals = false) {
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
+    return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

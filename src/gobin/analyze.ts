@@ -1,0 +1,130 @@
+/**
+ * Binary analysis, the first stage of the pipeline: what one Go executable is (version, arch, build mode,
+ * modules) and, on demand, where its functions and returns are and where struct fields sit. Readers are run
+ * lazily and cached, so `inspect` and the probe planner pay only for what they ask.
+ */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { GotelError } from "../errors.ts";
+import { readBuildInfo, type BuildInfo, type GoModule } from "./buildinfo.ts";
+import { readStructFieldOffsets, type FieldOffset } from "./dwarf.ts";
+import { ElfFile, ET_DYN } from "./elf.ts";
+import { readFunctions, type FunctionTable, type GoFunction } from "./functions.ts";
+import { entryProbeSite, findReturnSites } from "./return-sites.ts";
+
+/** Go executables bigger than this are refused rather than read into memory. */
+const MAX_EXECUTABLE_BYTES = 2 * 1024 ** 3;
+
+export interface ProbeSites {
+  function: GoFunction;
+  /** file offset of the entry probe and whether the kernel emulates the instruction there */
+  entry: { offset: number; emulated: boolean };
+  /** file offsets of every return instruction */
+  returns: number[];
+}
+
+export class GoExecutable {
+  readonly buildInfo: BuildInfo;
+  private functionTable: FunctionTable | undefined;
+
+  private constructor(readonly path: string, readonly elf: ElfFile) {
+    this.buildInfo = readBuildInfo(elf);
+  }
+
+  /** Reads and checks an executable; throws a GotelError with one line for anything that is not a Go program. */
+  static open(path: string): GoExecutable {
+    return new GoExecutable(path, ElfFile.parse(readExecutable(path), path));
+  }
+
+  static fromBytes(bytes: Uint8Array, name: string): GoExecutable {
+    return new GoExecutable(name, ElfFile.parse(bytes, name));
+  }
+
+  /** "1.23.12" (without the "go" prefix and any suffix) */
+  get goVersion(): string {
+    return /^go(\d+\.\d+(?:\.\d+)?)/.exec(this.buildInfo.goVersion)?.[1] ?? this.buildInfo.goVersion;
+  }
+
+  get arch(): "amd64" | "arm64" {
+    const a = this.elf.arch;
+    if (!a) throw new GotelError(`${this.path}: unsupported architecture (ELF machine ${this.elf.machine}); gotel supports amd64 and arm64`);
+    return a;
+  }
+
+  /** No .symtab: functions come from .gopclntab. */
+  get stripped(): boolean {
+    return this.elf.section(".symtab") === undefined;
+  }
+
+  /** Looks at the section headers only: decompressing .debug_info is the expensive part of reading DWARF. */
+  get hasDwarf(): boolean {
+    return this.elf.section(".debug_info") !== undefined || this.elf.section(".zdebug_info") !== undefined;
+  }
+
+  get pie(): boolean {
+    return this.elf.type === ET_DYN;
+  }
+
+  /** Linked with C code: the runtime/cgo package is in the binary. */
+  get cgo(): boolean {
+    return this.functions().all().some((f) => f.name.startsWith("runtime/cgo.") || f.name === "_cgo_init");
+  }
+
+  setting(key: string): string | undefined {
+    return this.buildInfo.settings.find(([k]) => k === key)?.[1];
+  }
+
+  /** The module a package path belongs to ("std" for the standard library), with its version. */
+  moduleVersion(modulePath: string): string | undefined {
+    if (modulePath === "std") return this.goVersion;
+    const m = this.buildInfo.deps.find((d) => d.path === modulePath) ?? (this.buildInfo.main.path === modulePath ? this.buildInfo.main : undefined);
+    return m ? effectiveVersion(m) : undefined;
+  }
+
+  functions(): FunctionTable {
+    this.functionTable ??= readFunctions(this.elf);
+    return this.functionTable;
+  }
+
+  /** Entry and return probe sites of a function, or undefined when the binary does not have it. */
+  probeSites(name: string): ProbeSites | undefined {
+    const fn = this.functions().get(name);
+    if (!fn) return undefined;
+    const entry = entryProbeSite(this.elf, fn);
+    return { function: fn, entry: { offset: entry.offset, emulated: entry.emulated }, returns: findReturnSites(this.elf, fn) };
+  }
+
+  /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */
+  dwarfFieldOffsets(fields: readonly string[]): Map<string, FieldOffset> | undefined {
+    return this.hasDwarf ? readStructFieldOffsets(this.elf, fields) : undefined;
+  }
+}
+
+/** The version that was built: a replacement's, when the module was replaced by another version. */
+export function effectiveVersion(m: GoModule): string {
+  return m.replace?.version && m.replace.version !== "" ? m.replace.version : m.version;
+}
+
+function readExecutable(path: string): Uint8Array {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (e as Error).message;
+    throw new GotelError(`${path}: ${why}`, code === "EACCES" ? "run gotel as a user that can read it" : undefined);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new GotelError(`${path}: is a directory, not an executable`);
+    if (st.size > MAX_EXECUTABLE_BYTES) throw new GotelError(`${path}: ${st.size} bytes is too big for a Go executable`);
+    const bytes = new Uint8Array(st.size);
+    for (let off = 0; off < st.size; ) {
+      const n = readSync(fd, bytes, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
+}

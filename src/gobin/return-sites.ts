@@ -1,0 +1,264 @@
+/**
+ * Probe sites inside one function: the file offset of every near RET (return probes are uprobes on RETs, never
+ * uretprobes: DESIGN.md decision 1) and the cheapest place for the entry probe (decision 8).
+ *
+ * amd64: the function is decoded with our own instruction-length decoder from its entry to its end. Go functions
+ * are code only, with one known exception: crypto/internal/boring/sig's marker functions jump over inline data.
+ * So the linear sweep is checked against the function's own direct branches; when one lands inside an instruction
+ * of the sweep, the sweep read data as code and we fall back to following control flow from the entry.
+ * arm64: fixed 4-byte words; RET is (insn & 0xfffffc1f) === 0xd65f0000 (RET Xn, usually X30).
+ */
+import { ElfError, type ElfFile } from "./elf.ts";
+import { decodeInstruction, newInstruction, X86DecodeError, type X86Instruction } from "./x86-length.ts";
+
+/** virtual addresses; end is exclusive */
+export interface FunctionRange {
+  name: string;
+  entry: number;
+  end: number;
+}
+
+export interface EntryProbeSite {
+  /** file offset for the uprobe */
+  offset: number;
+  /** the kernel emulates the probed instruction instead of single-stepping it (~10x cheaper) */
+  emulated: boolean;
+  reason: string;
+}
+
+export class ProbeSiteError extends ElfError {
+  constructor(file: string, readonly functionName: string, problem: string, hint?: string, cause?: unknown) {
+    super(file, `function ${functionName}: ${problem}`, hint);
+    this.name = "ProbeSiteError";
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** File offsets of every RET of fn (amd64: decoded; arm64: fixed 4-byte words). */
+export function findReturnSites(elf: ElfFile, fn: FunctionRange): number[] {
+  const { code, base } = functionCode(elf, fn);
+  switch (elf.arch) {
+    case "amd64":
+      return x86Returns(elf, fn, code).map((p) => base + p);
+    case "arm64":
+      return arm64Returns(code).map((p) => base + p);
+    default:
+      throw new ProbeSiteError(elf.name, fn.name, `unsupported machine ${elf.machine}`, "gotel supports amd64 and arm64 executables");
+  }
+}
+
+/** Where an entry uprobe should sit: past Go's stack-bound check, on its conditional branch, when there is one. */
+export function entryProbeSite(elf: ElfFile, fn: FunctionRange): EntryProbeSite {
+  const { code, base } = functionCode(elf, fn);
+  switch (elf.arch) {
+    case "amd64": {
+      const site = x86EntrySite(code);
+      return { ...site, offset: base + site.offset };
+    }
+    case "arm64": {
+      const site = arm64EntrySite(code);
+      return { ...site, offset: base + site.offset };
+    }
+    default:
+      throw new ProbeSiteError(elf.name, fn.name, `unsupported machine ${elf.machine}`, "gotel supports amd64 and arm64 executables");
+  }
+}
+
+function functionCode(elf: ElfFile, fn: FunctionRange): { code: Uint8Array; base: number } {
+  if (!(Number.isSafeInteger(fn.entry) && Number.isSafeInteger(fn.end) && fn.end > fn.entry)) {
+    throw new ProbeSiteError(elf.name, fn.name, `empty or inverted address range 0x${fn.entry.toString(16)}-0x${fn.end.toString(16)}`);
+  }
+  const base = elf.fileOffset(fn.entry);
+  const last = elf.fileOffset(fn.end - 1);
+  // both ends must be in the file, and in the same segment (contiguous in the file)
+  if (base === undefined || last === undefined || last - base !== fn.end - 1 - fn.entry) {
+    throw new ProbeSiteError(elf.name, fn.name, `0x${fn.entry.toString(16)}-0x${fn.end.toString(16)} is not code stored in the file`, "the symbol table does not match the file (truncated or corrupt?)");
+  }
+  return { code: elf.bytes.subarray(base, last + 1), base };
+}
+
+// ---- amd64 -------------------------------------------------------------------------------------------------
+
+const scratch: X86Instruction = newInstruction();
+
+function x86Returns(elf: ElfFile, fn: FunctionRange, code: Uint8Array): number[] {
+  const starts = new Uint8Array(code.length);
+  const rets: number[] = [];
+  const targets: number[] = [];
+  let p = 0;
+  let desync = false;
+  while (p < code.length) {
+    try {
+      decodeInstruction(code, p, code.length, scratch);
+    } catch (e) {
+      if (!(e instanceof X86DecodeError)) throw e;
+      if (isPadding(code, p)) break; // alignment filler after the last instruction
+      desync = true;
+      break;
+    }
+    starts[p] = 1;
+    if (scratch.isReturn) rets.push(p);
+    const t = scratch.target;
+    if (t !== undefined && t >= 0 && t < code.length) targets.push(t);
+    p += scratch.length;
+  }
+  if (!desync && targets.every((t) => starts[t] === 1)) return rets;
+  return x86ReachableReturns(elf, fn, code);
+}
+
+/** INT3, NOP or zero filler up to the end */
+function isPadding(code: Uint8Array, from: number): boolean {
+  for (let i = from; i < code.length; i++) if (code[i] !== 0xcc && code[i] !== 0x00 && code[i] !== 0x90) return false;
+  return true;
+}
+
+/**
+ * The RETs reachable from the entry through fall-through and direct branches. Only used when the function holds
+ * data (the sweep desynchronised), because it cannot see blocks reached only through jump tables.
+ */
+function x86ReachableReturns(elf: ElfFile, fn: FunctionRange, code: Uint8Array): number[] {
+  const seen = new Uint8Array(code.length);
+  const rets: number[] = [];
+  const work = [0];
+  while (work.length > 0) {
+    let p = work.pop()!;
+    while (p < code.length && seen[p] === 0) {
+      seen[p] = 1;
+      try {
+        decodeInstruction(code, p, code.length, scratch);
+      } catch (e) {
+        if (e instanceof X86DecodeError) {
+          throw new ProbeSiteError(elf.name, fn.name, `undecodable instruction at +0x${p.toString(16)} (${e.message})`, "the symbol's size or address may be wrong", e);
+        }
+        throw e;
+      }
+      const { flow, target } = scratch;
+      if (target !== undefined && target >= 0 && target < code.length && flow !== "call") work.push(target);
+      if (flow === "return") rets.push(p);
+      if (flow === "return" || flow === "jump" || flow === "indirect-jump" || flow === "stop") break;
+      p += scratch.length;
+    }
+  }
+  return rets.sort((a, b) => a - b);
+}
+
+/**
+ * Go's amd64 prologue (cmd/internal/obj/x86 stacksplit), R12 being a scratch register of the ABI:
+ *   small frames   CMPQ SP, 16(R14)                                   JLS morestack
+ *   large frames   LEAQ -n(SP), R12; CMPQ R12, 16(R14)                JLS morestack
+ *   huge frames    MOVQ SP, R12; SUBQ $n, R12; JCS; CMPQ R12, 16(R14) JLS morestack
+ * (24(R14), stackguard1, in runtime functions that run on the system stack.) The probe goes on the JLS (JBE):
+ * the kernel emulates a Jcc but would single-step the CMPQ, and no argument register has changed by then.
+ */
+function x86EntrySite(code: Uint8Array): EntryProbeSite {
+  let p = 0;
+  for (let n = 0; n < 5 && p < code.length; n++) {
+    const at = (...bytes: number[]) => bytes.every((b, i) => code[p + i] === b);
+    let len = 0;
+    if (at(0x49, 0x3b, 0x66) || at(0x4d, 0x3b, 0x66)) {
+      // CMPQ SP|R12, 16|24(R14): the check itself; a JBE must follow
+      if (code[p + 3] !== 0x10 && code[p + 3] !== 0x18) break;
+      const q = p + 4;
+      if (code[q] === 0x76 || (code[q] === 0x0f && code[q + 1] === 0x86)) {
+        const reg = code[p] === 0x49 ? "SP" : "R12";
+        return { offset: q, emulated: true, reason: `JBE at +0x${q.toString(16)} after the stack-bound check CMPQ ${reg}, ${code[p + 3]}(R14): emulated by the kernel` };
+      }
+      break;
+    }
+    if (at(0x4c, 0x8d, 0x64, 0x24)) len = 5; // LEAQ d8(SP), R12
+    else if (at(0x4c, 0x8d, 0xa4, 0x24)) len = 8; // LEAQ d32(SP), R12
+    else if (at(0x49, 0x89, 0xe4)) len = 3; // MOVQ SP, R12
+    else if (at(0x49, 0x81, 0xec)) len = 7; // SUBQ $i32, R12
+    else if (at(0x49, 0x83, 0xec)) len = 4; // SUBQ $i8, R12
+    else if (at(0x72)) len = 2; // JCS rel8
+    else if (at(0x0f, 0x82)) len = 6; // JCS rel32
+    else break;
+    p += len;
+  }
+  return x86FirstInstructionSite(code);
+}
+
+/** No stack check (NOSPLIT): the entry itself, which the kernel may still emulate. */
+function x86FirstInstructionSite(code: Uint8Array): EntryProbeSite {
+  let insn: X86Instruction;
+  try {
+    insn = decodeInstruction(code, 0);
+  } catch {
+    return { offset: 0, emulated: false, reason: "no stack-bound check; function entry (first instruction not decodable)" };
+  }
+  const first = code[0]!;
+  const rexB = first === 0x41 ? 1 : 0;
+  const op = code[rexB]!;
+  // arch/x86/kernel/uprobes.c: branch_setup_xol_ops (rel jmp/jcc/call without 66, and 0x90) and
+  // push_setup_xol_ops (PUSH r, with at most REX 41)
+  const has66 = insn.prefixLength > 0 && code.subarray(0, insn.prefixLength).includes(0x66);
+  if ((insn.flow === "jump" || insn.flow === "branch" || insn.flow === "call") && !has66 && insn.opcode !== 0xc7) {
+    return { offset: 0, emulated: true, reason: `no stack-bound check; function entry, a direct ${insn.flow} the kernel emulates` };
+  }
+  if (insn.length === 1 + rexB && op >= 0x50 && op <= 0x57) {
+    return { offset: 0, emulated: true, reason: "no stack-bound check; function entry, a PUSH the kernel emulates" };
+  }
+  if (insn.length === 1 && first === 0x90) return { offset: 0, emulated: true, reason: "no stack-bound check; function entry, a NOP the kernel emulates" };
+  return { offset: 0, emulated: false, reason: "no stack-bound check (NOSPLIT or frameless); function entry, single-stepped" };
+}
+
+// ---- arm64 -------------------------------------------------------------------------------------------------
+
+function word(code: Uint8Array, p: number): number {
+  return (code[p]! | (code[p + 1]! << 8) | (code[p + 2]! << 16) | (code[p + 3]! << 24)) >>> 0;
+}
+
+function arm64Returns(code: Uint8Array): number[] {
+  const rets: number[] = [];
+  for (let p = 0; p + 4 <= code.length; p += 4) {
+    if ((word(code, p) & 0xfffffc1f) >>> 0 === 0xd65f0000) rets.push(p);
+  }
+  return rets;
+}
+
+/**
+ * Go's arm64 prologue (cmd/internal/obj/arm64 stacksplit); R16, R17 and R27 are not argument registers:
+ *   MOVD 16(g), R16
+ *   small   CMP R16, RSP                                                      BLS morestack
+ *   large   SUB $n, RSP, R17; CMP R16, R17                                    BLS morestack
+ *   huge    [MOVD $n, R27 (MOVZ/MOVK/ORR);] SUBS $n|R27, RSP, R17; BLO; CMP R16, R17  BLS morestack
+ * The probe goes on BLS: arm64's uprobe code simulates B.cond, CBZ/CBNZ, TBZ/TBNZ, B/BL, BR/BLR/RET and
+ * ADR/ADRP (arch/arm64/kernel/probes/decode-insn.c) and single-steps everything else out of line.
+ */
+function arm64EntrySite(code: Uint8Array): EntryProbeSite {
+  const n = code.length >>> 2;
+  if (n >= 3) {
+    const w0 = word(code, 0);
+    if (w0 === 0xf9400b90 || w0 === 0xf9400f90) {
+      for (let i = 1; i < Math.min(n, 8); i++) {
+        const w = word(code, i * 4);
+        if (((w & 0xff00001f) >>> 0) === 0x54000009) {
+          return { offset: i * 4, emulated: true, reason: `B.LS at +0x${(i * 4).toString(16)} after the stack-bound check against ${w0 === 0xf9400b90 ? 16 : 24}(g): simulated by the kernel` };
+        }
+        const allowed =
+          w === 0xeb3063ff || // CMP R16, RSP
+          w === 0xeb10023f || // CMP R16, R17
+          w === 0xeb3b63f1 || // SUBS R27, RSP, R17
+          ((w & 0xff8003ff) >>> 0) === 0xd10003f1 || // SUB $n, RSP, R17
+          ((w & 0xff8003ff) >>> 0) === 0xf10003f1 || // SUBS $n, RSP, R17
+          ((w & 0xff80001f) >>> 0) === 0xd280001b || // MOVZ R27
+          ((w & 0xff80001f) >>> 0) === 0xf280001b || // MOVK R27
+          ((w & 0xff8003ff) >>> 0) === 0xb24003fb || // ORR $bitmask, ZR, R27
+          ((w & 0xff00001f) >>> 0) === 0x54000003; // BLO
+        if (!allowed) break;
+      }
+    }
+  }
+  if (code.length < 4) return { offset: 0, emulated: false, reason: "function shorter than one instruction; function entry" };
+  const w = word(code, 0);
+  const simulated =
+    ((w & 0x7c000000) >>> 0) === 0x14000000 || // B, BL
+    ((w & 0xff000010) >>> 0) === 0x54000000 || // B.cond
+    ((w & 0x7e000000) >>> 0) === 0x34000000 || // CBZ, CBNZ
+    ((w & 0x7e000000) >>> 0) === 0x36000000 || // TBZ, TBNZ
+    ((w & 0x1f000000) >>> 0) === 0x10000000 || // ADR, ADRP
+    [0xd61f0000, 0xd63f0000, 0xd65f0000].includes((w & 0xfffffc1f) >>> 0); // BR, BLR, RET
+  return simulated
+    ? { offset: 0, emulated: true, reason: "no stack-bound check; function entry, a branch or ADR the kernel simulates" }
+    : { offset: 0, emulated: false, reason: "no stack-bound check (NOSPLIT or frameless); function entry, single-stepped" };
+}

@@ -1,0 +1,26 @@
+/**
+ * The instrumentations gotel has, and what each needs from a binary. The planner and `gotel inspect` ask
+ * each one whether it would attach to a given executable and why not. Instrumentations register here as they
+ * are written (net/http server first).
+ */
+import type { GoExecutable } from "../gobin/analyze.ts";
+
+export type OffsetsSource = "dwarf" | "table" | "table-interpolated";
+
+export interface Readiness {
+  status: "ready" | "skipped";
+  /** why it is skipped, or what it will probe */
+  reason: string;
+  offsetsSource?: OffsetsSource;
+}
+
+export interface Instrumentation {
+  /** e.g. "net/http server" */
+  name: string;
+  /** the module the instrumented package belongs to ("std" for the standard library) */
+  module: string;
+  /** whether it would attach to this executable, and why not */
+  readiness(exe: GoExecutable): Readiness;
+}
+
+export const INSTRUMENTATIONS: readonly Instrumentation[] = [];

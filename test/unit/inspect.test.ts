@@ -1,0 +1,131 @@
+/** `gotel inspect`: what it reports for every fixture variant, and how it refuses bad input. */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { formatReport, inspectExecutable } from "../../src/cli/inspect.ts";
+import type { Instrumentation } from "../../src/probes/registry.ts";
+import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
+import { buildGoFixture, ROOT, variantName } from "../support/go.ts";
+import { sampleVariants } from "../support/matrix.ts";
+
+function goVersionOf(path: string): string {
+  const r = Bun.spawnSync(["go", "version", path], { env: { ...process.env, GOTOOLCHAIN: "local" } });
+  return r.stdout.toString().trim().split(" ").at(1) ?? "";
+}
+
+describe("inspect over the fixture matrix", () => {
+  for (const v of sampleVariants()) {
+    test(variantName(v), () => {
+      const path = buildGoFixture("gobin-sample", v);
+      const r = inspectExecutable(path);
+      expect(r).toEqual({
+        path,
+        goVersion: goVersionOf(path),
+        arch: v.goarch ?? "amd64",
+        stripped: v.stripped === true,
+        dwarf: v.stripped !== true,
+        pie: v.pie === true,
+        cgo: v.cgo === true,
+        mainModule: "gotel.test/gobinsample",
+        modules: {},
+        instrumentations: [],
+      });
+    });
+  }
+});
+
+describe("instrumentations and modules", () => {
+  const fake = (name: string, module: string): Instrumentation => ({
+    name, module, readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
+  });
+  const registry = [fake("net/http server", "std"), fake("chi routes", "github.com/go-chi/chi/v5"), fake("grpc", "google.golang.org/grpc")];
+
+  test("only modules the binary contains are listed, replaced modules with the version that was built", () => {
+    const path = buildGoFixture("gobin-sample", { goVersion: "1.23.12" });
+    const r = inspectExecutable(path, { instrumentations: registry });
+    expect(r.modules).toEqual({ std: "1.23.12", "github.com/go-chi/chi/v5": "v5.0.11" });
+    expect(r.instrumentations).toEqual([
+      { name: "net/http server", status: "ready", reason: "would probe 1.23.12", offsetsSource: "dwarf" },
+      { name: "chi routes", status: "ready", reason: "would probe 1.23.12", offsetsSource: "dwarf" },
+    ]);
+    expect(formatReport(r)).toContain("  ready   chi routes: would probe 1.23.12 (offsets: dwarf)");
+  });
+});
+
+describe("gotel inspect (compiled binary)", () => {
+  const sample = () => buildGoFixture("gobin-sample", { goVersion: "1.27.4", stripped: true, pie: true });
+
+  test("--json prints one object with the stable field names", () => {
+    const r = runCommand([GOTEL, "inspect", "--json", sample()]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(Object.keys(j).sort()).toEqual(["arch", "cgo", "dwarf", "goVersion", "instrumentations", "mainModule", "modules", "path", "pie", "stripped"]);
+    expect(j).toMatchObject({ goVersion: "go1.27.4", arch: "amd64", stripped: true, pie: true, cgo: false });
+  });
+
+  test("text output", () => {
+    const r = runCommand([GOTEL, "inspect", sample()]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe([
+      sample(),
+      "  Go            go1.27.4 (amd64)",
+      "  main module   gotel.test/gobinsample",
+      "  stripped      yes: functions from .gopclntab",
+      "  DWARF         no: struct offsets from gotel's table",
+      "  PIE           yes",
+      "  cgo           no",
+      "  instrumentable modules: none that this gotel knows",
+      "",
+    ].join("\n"));
+  });
+
+  test("--pid reads /proc/N/exe, and needs no root", () => {
+    const exe = buildGoFixture("uprobe-target");
+    const p = Bun.spawn([exe], { stdin: "pipe", stdout: "ignore" });
+    try {
+      const asRoot = process.getuid?.() === 0;
+      const cmd = [GOTEL, "inspect", "--json", "--pid", String(p.pid)];
+      const r = runCommand(asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd] : cmd);
+      // an unprivileged user may not read another user's /proc/N/exe: that is the one-line error below
+      if (asRoot) {
+        expect(r.code).toBe(1);
+        expect(expectOneLineError(r)).toBe(`gotel: cannot read /proc/${p.pid}/exe: permission denied; run gotel as root or as the process's user`);
+        const own = runCommand(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", GOTEL, "inspect", "--json", exe]);
+        expect(own.code).toBe(0);
+        expect((JSON.parse(own.stdout) as { path: string }).path).toBe(exe);
+      }
+      const root = runCommand(cmd);
+      expect(root.code).toBe(0);
+      expect((JSON.parse(root.stdout) as { path: string }).path).toBe(exe);
+    } finally {
+      p.kill();
+    }
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), "gotel-inspect-"));
+  const truncated = join(dir, "truncated");
+  writeFileSync(truncated, readFileSync(buildGoFixture("uprobe-target")).subarray(0, 100_000));
+  const bad: [string, string[], RegExp][] = [
+    ["a missing path", ["/nonexistent/app"], /^gotel: \/nonexistent\/app: no such file$/],
+    ["a directory", ["/tmp"], /^gotel: \/tmp: is a directory, not an executable$/],
+    ["a non-ELF file", [join(ROOT, "package.json")], /^gotel: .*package\.json: not an ELF file; pass an executable built for Linux$/],
+    ["a non-Go ELF", ["/bin/true"], /^gotel: \/bin\/true: not a Go executable/],
+    ["a truncated Go binary", [truncated], /^gotel: .*truncated: .*(truncated|corrupt|outside the file)/],
+    ["a pid that does not exist", ["--pid", "99999999"], /^gotel: process 99999999 does not exist; check the pid \(it may have exited\)$/],
+  ];
+  for (const [what, args, line] of bad) {
+    test(`${what}: one line, exit 1`, () => {
+      const r = runCommand([GOTEL, "inspect", ...args]);
+      expect(r.code).toBe(1);
+      expect(expectOneLineError(r)).toMatch(line);
+    });
+  }
+
+  test("usage mistakes exit 2", () => {
+    expect(runCommand([GOTEL, "inspect"]).code).toBe(2);
+    expect(expectOneLineError(runCommand([GOTEL, "inspect"]))).toBe("gotel: inspect needs the path of a Go executable, or --pid N; see `gotel help`");
+    expect(runCommand([GOTEL, "inspect", "--pid", "abc"]).code).toBe(2);
+  });
+});

@@ -1,0 +1,279 @@
+/**
+ * RET sites and entry probe sites over every function of real Go binaries: amd64 against iced-x86 (an independent
+ * decoder), arm64 against `go tool objdump` (whose arm64 decoder is right) and a plain word scan, entry sites
+ * against the prologues objdump prints.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { Decoder, DecoderError, DecoderOptions, EncodingKind, FlowControl, Instruction, Mnemonic } from "iced-x86";
+import { ElfFile, type ElfSymbol } from "../../src/gobin/elf.ts";
+import { entryProbeSite, findReturnSites, type FunctionRange } from "../../src/gobin/return-sites.ts";
+import { decodeInstruction, newInstruction } from "../../src/gobin/x86-length.ts";
+import { buildGoFixture, variantName, type GoBuild } from "../support/go.ts";
+import { sampleVariants, type Variant } from "../support/matrix.ts";
+
+const SHF_EXECINSTR = 4n;
+
+function load(v: GoBuild): ElfFile {
+  const path = buildGoFixture("gobin-sample", v);
+  const b = readFileSync(path);
+  return ElfFile.parse(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), path);
+}
+
+/** every function symbol with a size, in an executable section */
+function functions(elf: ElfFile): FunctionRange[] {
+  return elf
+    .symbols()
+    .filter((s: ElfSymbol) => s.isFunction && s.size > 0 && ((elf.sections[s.sectionIndex]?.flags ?? 0n) & SHF_EXECINSTR) !== 0n)
+    .map((s) => ({ name: s.name, entry: s.value, end: s.value + s.size }));
+}
+
+function codeOf(elf: ElfFile, fn: FunctionRange): { code: Uint8Array; base: number } {
+  const base = elf.fileOffset(fn.entry)!;
+  return { code: elf.bytes.subarray(base, base + fn.end - fn.entry), base };
+}
+
+/**
+ * `go tool objdump` of the binary with the toolchain that built it: [vaddr, mnemonic+args][] per function, keyed
+ * by name and by entry address (generic instantiations can share a name).
+ */
+function objdump(path: string, v: Variant, symbolRegexp?: string): Map<string | number, [number, string][]> {
+  const args = ["go", "tool", "objdump", ...(symbolRegexp ? ["-s", symbolRegexp] : []), path];
+  const r = Bun.spawnSync(args, { env: { ...process.env, GOTOOLCHAIN: `go${v.goVersion}` }, stdout: "pipe", stderr: "pipe", cwd: "/" });
+  if (r.exitCode !== 0) throw new Error(`${args.join(" ")} failed: ${r.stderr.toString()}`);
+  const out = new Map<string | number, [number, string][]>();
+  let cur: [number, string][] = [];
+  for (const line of r.stdout.toString().split("\n")) {
+    if (line.startsWith("TEXT ")) {
+      cur = [];
+      out.set(line.slice(5, line.indexOf("(SB)")), cur);
+      continue;
+    }
+    const f = line.split("\t").filter((x) => x.trim() !== "");
+    if (f.length >= 4 && f[1]!.startsWith("0x")) {
+      if (cur.length === 0) out.set(parseInt(f[1]!, 16), cur);
+      cur.push([parseInt(f[1]!, 16), f[3]!.trim()]);
+    }
+  }
+  return out;
+}
+
+/** Functions that jump over inline data (rsc.io/goversion markers): a linear sweep cannot decode them. */
+const DATA_FUNCTIONS = /^crypto\/internal\/boring\/sig\.(BoringCrypto|StandardCrypto|FIPSOnly)(\.abi0)?$/;
+
+const amd64 = sampleVariants().filter((v) => (v.goarch ?? "amd64") === "amd64" && !v.stripped);
+const arm64 = sampleVariants().filter((v) => v.goarch === "arm64" && !v.stripped);
+
+describe.each(amd64.map((v) => [variantName(v), v] as const))("amd64 %s", (_name, v) => {
+  test("every function decodes to iced-x86's instruction boundaries and RET sites", () => {
+    const elf = load(v);
+    const fns = functions(elf);
+    const iced = new Instruction();
+    const mine = newInstruction();
+    let instructions = 0;
+    let returns = 0;
+    let vex = 0;
+    let evex = 0;
+    const vexBy = new Map<string, number>();
+    const evexBy = new Map<string, number>();
+    const withData: string[] = [];
+    let otherReturns = 0; // far RET, IRET, SYSRET: iced's FlowControl.Return but not a Go return
+    const mismatches: string[] = [];
+    const t0 = performance.now();
+    for (const fn of fns) {
+      const { code, base } = codeOf(elf, fn);
+      const decoder = new Decoder(64, code, DecoderOptions.None);
+      decoder.ip = BigInt(fn.entry);
+      const icedRets: number[] = [];
+      let p = 0;
+      let data = false;
+      let others = 0;
+      while (p < code.length) {
+        decoder.decodeOut(iced);
+        if (decoder.lastError !== DecoderError.None) {
+          data = true; // iced cannot decode it either: data read as code
+          break;
+        }
+        const m = decodeInstruction(code, p, code.length, mine);
+        const icedRet = iced.mnemonic === Mnemonic.Ret;
+        if (iced.flowControl === FlowControl.Return && !icedRet) others++;
+        if (m.length !== iced.length || m.isReturn !== icedRet) {
+          mismatches.push(`${fn.name}+0x${p.toString(16)}: iced ${iced.length}${icedRet ? " ret" : ""}, ours ${m.length}${m.isReturn ? " ret" : ""}`);
+          break;
+        }
+        if (iced.encoding === EncodingKind.VEX) vexBy.set(fn.name, (vexBy.get(fn.name) ?? 0) + 1);
+        if (iced.encoding === EncodingKind.EVEX) evexBy.set(fn.name, (evexBy.get(fn.name) ?? 0) + 1);
+        if (m.encoding === "vex") vex++;
+        if (m.encoding === "evex") evex++;
+        if (icedRet) icedRets.push(base + p);
+        instructions++;
+        p += iced.length;
+      }
+      decoder.free();
+      const ours = findReturnSites(elf, fn);
+      if (data) {
+        withData.push(fn.name);
+        // the marker functions are JMP over the data to their only RET, the last byte
+        expect(ours).toEqual([base + code.length - 1]);
+        expect(code[code.length - 1]).toBe(0xc3);
+      } else {
+        if (ours.join() !== icedRets.join()) mismatches.push(`${fn.name}: RETs ${ours} vs iced ${icedRets}`);
+        otherReturns += others;
+      }
+      returns += ours.length;
+    }
+    iced.free();
+    const ms = performance.now() - t0;
+    console.log(`amd64 ${variantName(v)}: ${fns.length} functions, ${instructions} instructions (${vex} VEX, ${evex} EVEX), ${returns} RETs; decoded with both decoders in ${ms.toFixed(0)} ms`);
+    expect(mismatches).toEqual([]);
+    expect(otherReturns).toBe(0); // so iced's FlowControl.Return and our near-RET rule agree on Go code
+    // the one kind of Go function with inline data is there, and findReturnSites got its RET right (above)
+    expect(withData.length).toBeGreaterThan(0);
+    expect(withData.every((n) => DATA_FUNCTIONS.test(n))).toBe(true);
+    expect(fns.length).toBeGreaterThan(5000);
+    // hand-written AVX2 (sha*, chacha20poly1305) was covered, and AVX-512 where Go has it (1.26+)
+    const avx2 = [...vexBy].filter(([n, c]) => /blockAVX2/.test(n) && c > 100);
+    expect(avx2.length).toBeGreaterThan(0);
+    expect(vex).toBeGreaterThan(4000);
+    if (Number(v.goVersion.split(".")[1]) >= 26) {
+      expect(evexBy.get("runtime.asyncPreempt.abi0") ?? 0).toBeGreaterThan(0);
+      expect([...evexBy.keys()].filter((n) => /AVX512/.test(n)).length).toBeGreaterThan(0);
+    }
+  }, 60_000);
+
+  test("entry sites of known functions agree with go tool objdump", () => {
+    const elf = load(v);
+    const byName = new Map(functions(elf).map((f) => [f.name, f]));
+    const dump = objdump(elf.name, v, "^(net/http\\.serverHandler\\.ServeHTTP|net/http\\.\\(\\*conn\\)\\.serve|main\\.main|runtime\\.memmove)$");
+    const serve = byName.get("net/http.serverHandler.ServeHTTP")!;
+    const site = entryProbeSite(elf, serve);
+    const base = elf.fileOffset(serve.entry)!;
+    expect(site).toMatchObject({ offset: base + 4, emulated: true });
+    expect([0x76, 0x0f]).toContain(elf.bytes[site.offset]!);
+    if (elf.bytes[site.offset] === 0x0f) expect(elf.bytes[site.offset + 1]).toBe(0x86);
+    expect(dump.get(serve.name)![0]![1]).toBe("CMPQ SP, 0x10(R14)");
+    expect(dump.get(serve.name)![1]).toEqual([serve.entry + 4, expect.stringMatching(/^JBE /)]);
+    // NOSPLIT assembly without a stack check: the entry
+    const memmove = byName.get("runtime.memmove")!;
+    expect(entryProbeSite(elf, memmove).offset).toBe(elf.fileOffset(memmove.entry)!);
+    expect(dump.get("runtime.memmove")![0]![1]).not.toMatch(/R14\)/);
+    for (const name of ["net/http.(*conn).serve", "main.main"]) {
+      const fn = byName.get(name)!;
+      const insns = dump.get(name)!;
+      const jbe = insns.findIndex(([, text]) => text.startsWith("JBE "));
+      expect(insns.slice(0, jbe).some(([, text]) => /^CMPQ (SP|R12), 0x10\(R14\)$/.test(text))).toBe(true);
+      expect(entryProbeSite(elf, fn).offset - elf.fileOffset(fn.entry)!).toBe(insns[jbe]![0] - fn.entry);
+    }
+    // RETs of the big one match objdump too (it decodes compiler output correctly)
+    const conn = byName.get("net/http.(*conn).serve")!;
+    const rets = dump.get(conn.name)!.filter(([, t]) => t === "RET").map(([a]) => a - conn.entry + elf.fileOffset(conn.entry)!);
+    expect(findReturnSites(elf, conn)).toEqual(rets);
+  }, 60_000);
+});
+
+/** The probe site objdump's text implies: the JBE right after the Go stack check among the first instructions. */
+function expectedAmd64Site(insns: [number, string][]): number | undefined {
+  const prologue = /^(LEAQ -?0x[0-9a-f]+\(SP\), R12|MOVQ SP, R12|SUBQ \$0x[0-9a-f]+, R12|JB 0x[0-9a-f]+)$/;
+  for (let i = 0; i < Math.min(insns.length - 1, 5); i++) {
+    const text = insns[i]![1];
+    if (/^CMPQ (SP|R12), 0x(10|18)\(R14\)$/.test(text)) return insns[i + 1]![1].startsWith("JBE ") ? insns[i + 1]![0] : undefined;
+    if (!prologue.test(text)) return undefined;
+  }
+  return undefined;
+}
+
+test("amd64: entry sites of every function agree with the prologues go tool objdump prints (oldest and newest Go)", () => {
+  for (const v of [amd64[0]!, amd64[amd64.length - 1]!]) {
+    const elf = load(v);
+    const dump = objdump(elf.name, v);
+    const counts = { jbe: 0, entry: 0, emulatedEntry: 0 };
+    for (const fn of functions(elf)) {
+      const insns = dump.get(fn.entry);
+      if (!insns || insns.length === 0) continue;
+      const site = entryProbeSite(elf, fn);
+      const at = site.offset - elf.fileOffset(fn.entry)! + fn.entry;
+      const expected = expectedAmd64Site(insns);
+      expect({ fn: fn.name, at }).toEqual({ fn: fn.name, at: expected ?? fn.entry });
+      if (expected !== undefined) {
+        counts.jbe++;
+        expect(site.emulated).toBe(true);
+        expect([0x76, 0x0f]).toContain(elf.bytes[site.offset]!);
+      } else {
+        counts.entry++;
+        if (site.emulated) {
+          counts.emulatedEntry++;
+          expect(insns[0]![1]).toMatch(/^(PUSHQ|JMP|CALL|J[A-Z]+ |NOPL?$)/);
+        }
+      }
+    }
+    console.log(`amd64 ${variantName(v)} entry sites: ${counts.jbe} on the JBE, ${counts.entry} at the entry (${counts.emulatedEntry} of them emulated)`);
+    expect(counts.jbe).toBeGreaterThan(4000);
+  }
+}, 120_000);
+
+describe.each(arm64.map((v) => [variantName(v), v] as const))("arm64 %s", (_name, v) => {
+  test("RET sites of every function equal go tool objdump's and a plain word scan of .text", () => {
+    const elf = load(v);
+    const fns = functions(elf);
+    const dump = objdump(elf.name, v);
+    const text = elf.section(".text")!;
+    let returns = 0;
+    let compared = 0;
+    const all = new Set<number>();
+    for (const fn of fns) {
+      const base = elf.fileOffset(fn.entry)!;
+      const ours = findReturnSites(elf, fn);
+      for (const r of ours) all.add(r);
+      returns += ours.length;
+      const insns = dump.get(fn.entry);
+      if (!insns) continue;
+      compared++;
+      const theirs = insns.filter(([, t]) => /^RET\b/.test(t)).map(([a]) => a - fn.entry + base);
+      expect({ fn: fn.name, rets: ours }).toEqual({ fn: fn.name, rets: theirs });
+    }
+    // every RET word in .text belongs to some function: nothing hides outside the symbols
+    const scan: number[] = [];
+    const dv = new DataView(elf.bytes.buffer, elf.bytes.byteOffset + text.offset, text.size);
+    for (let p = 0; p + 4 <= text.size; p += 4) if (((dv.getUint32(p, true) & 0xfffffc1f) >>> 0) === 0xd65f0000) scan.push(text.offset + p);
+    expect(scan).toEqual([...all].sort((a, b) => a - b));
+    console.log(`arm64 ${variantName(v)}: ${fns.length} functions (${compared} in objdump), ${returns} RETs`);
+    expect(compared).toBeGreaterThan(5000);
+  }, 120_000);
+
+  test("entry sites: the B.LS after the stack check, else the entry", () => {
+    const elf = load(v);
+    const dump = objdump(elf.name, v);
+    let bls = 0;
+    for (const fn of functions(elf)) {
+      const insns = dump.get(fn.entry);
+      if (!insns || insns.length === 0) continue;
+      const site = entryProbeSite(elf, fn);
+      const at = site.offset - elf.fileOffset(fn.entry)! + fn.entry;
+      const check = /^MOVD (16|24)\(R28\), R16$/.test(insns[0]![1]);
+      const i = insns.findIndex(([, t]) => t.startsWith("BLS "));
+      if (check && i > 0 && i < 8) {
+        bls++;
+        expect({ fn: fn.name, at, emulated: site.emulated }).toEqual({ fn: fn.name, at: insns[i]![0], emulated: true });
+      } else {
+        expect({ fn: fn.name, at }).toEqual({ fn: fn.name, at: fn.entry });
+      }
+    }
+    expect(bls).toBeGreaterThan(4000);
+    const memmove = functions(elf).find((f) => f.name === "runtime.memmove")!;
+    expect(entryProbeSite(elf, memmove)).toMatchObject({ offset: elf.fileOffset(memmove.entry), emulated: true }); // CBZ
+  }, 120_000);
+});
+
+test("a function whose range is not in the file is a typed error", () => {
+  const elf = load(amd64[0]!);
+  expect(() => findReturnSites(elf, { name: "nowhere", entry: 0x10, end: 0x20 })).toThrow("function nowhere");
+  expect(() => entryProbeSite(elf, { name: "empty", entry: 0x401000, end: 0x401000 })).toThrow("function empty");
+});
+
+test("a truncated function is a typed error, and a cut after a whole instruction is not", () => {
+  const elf = load(amd64[0]!);
+  const fn = functions(elf).find((f) => f.name === "net/http.serverHandler.ServeHTTP")!;
+  // +4 is the start of the JBE (0f 86 rel32): cutting inside it leaves a partial instruction
+  expect(() => findReturnSites(elf, { ...fn, end: fn.entry + 6 })).toThrow(/ServeHTTP: undecodable instruction/);
+  expect(findReturnSites(elf, { ...fn, end: fn.entry + 4 })).toEqual([]);
+});
