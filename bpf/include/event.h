@@ -14,6 +14,7 @@
 /* Which probe produced an event. Values are stable; user space reads them from BTF by name. */
 enum gotel_event_type {
 	GOTEL_EVENT_SELFTEST = 1,
+	GOTEL_EVENT_NETHTTP_SERVER = 2,
 };
 
 struct gotel_event_header {

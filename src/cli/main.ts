@@ -4,10 +4,11 @@ import { GotelError } from "../errors.ts";
 import { enabled, setLogLevel } from "../log.ts";
 import { doctorCommand } from "./doctor.ts";
 import { inspectCommand } from "./inspect.ts";
+import { runCommand } from "./run.ts";
 import { USAGE, UsageError } from "./usage.ts";
 import { versionCommand } from "./version.ts";
 
-function run(argv: string[]): number {
+async function run(argv: string[]): Promise<number> {
   const env = readEnv();
   setLogLevel(env.OTEL_LOG_LEVEL);
   const [command, ...rest] = argv;
@@ -19,6 +20,8 @@ function run(argv: string[]): number {
       return doctorCommand(rest, env);
     case "inspect":
       return inspectCommand(rest);
+    case "run":
+      return runCommand(rest, env);
     case undefined:
     case "help":
     case "--help":
@@ -45,7 +48,7 @@ function report(e: unknown): void {
 
 let code: number;
 try {
-  code = run(process.argv.slice(2));
+  code = await run(process.argv.slice(2));
 } catch (e) {
   report(e);
   code = exitCodeFor(e);

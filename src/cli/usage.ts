@@ -6,6 +6,9 @@ export const USAGE = `gotel — OpenTelemetry traces from unmodified Go programs
 usage: gotel <command> [options]
 
 commands:
+  run --pid N | --exe PATH | --all
+                              trace those Go processes (also ones started later) and export over OTLP
+                              until SIGINT/SIGTERM; targets also from OTEL_GO_AUTO_TARGET_PID/EXE
   inspect PATH | --pid N      what gotel would instrument in a Go executable, and why not (no root needed)
             [--json]          the same as one JSON object
             [--function NAME]...  also where gotel would probe these functions (file offsets)

@@ -4,6 +4,7 @@
  * are written (net/http server first).
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
+import * as nethttpServer from "./nethttp-server.ts";
 
 export type OffsetsSource = "dwarf" | "table" | "table-interpolated";
 
@@ -23,4 +24,6 @@ export interface Instrumentation {
   readiness(exe: GoExecutable): Readiness;
 }
 
-export const INSTRUMENTATIONS: readonly Instrumentation[] = [];
+export const INSTRUMENTATIONS: readonly Instrumentation[] = [
+  { name: "net/http server", module: "std", readiness: nethttpServer.readiness },
+];

@@ -1,0 +1,283 @@
+/**
+ * net/http server spans end to end: real Go servers, the compiled gotel attached with `run`, real requests,
+ * and what a real OpenTelemetry Collector received.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { basename } from "node:path";
+import { Collector, type ReceivedSpan } from "../support/collector.ts";
+import { GOTEL } from "../support/cli.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { requireRoot, waitFor } from "../support/kernel.ts";
+import { Proc, startServer } from "../support/processes.ts";
+
+let collector: Collector;
+
+beforeAll(async () => {
+  requireRoot();
+  collector = await Collector.start();
+}, 900_000);
+afterAll(async () => {
+  await collector?.stop();
+});
+
+function gotelEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", ...extra };
+}
+
+/** Starts `gotel run` and waits until it attached to pid. */
+async function runGotel(args: string[], env: Record<string, string>, attachedPid?: number): Promise<Proc> {
+  const g = new Proc([GOTEL, "run", ...args], env);
+  await g.waitForLine(attachedPid ? new RegExp(`attached pid=${attachedPid} `) : /gotel is running/, 20_000);
+  return g;
+}
+
+const nowNs = () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+/** clock offset measurement error and ms rounding on the client side */
+const SLACK_NS = 3_000_000n;
+
+interface Sent { path: string; method: string; before: bigint; after: bigint; status: number }
+
+async function send(base: string, method: string, path: string): Promise<Sent> {
+  const before = nowNs();
+  const r = await fetch(base + path, { method, headers: { "User-Agent": "gotel-e2e/1.0" } });
+  await r.arrayBuffer();
+  return { path, method, before, after: nowNs(), status: r.status };
+}
+
+function byPath(spans: ReceivedSpan[], path: string): ReceivedSpan {
+  const s = spans.filter((x) => x.attributes["url.path"] === path);
+  if (s.length !== 1) throw new Error(`expected one span for ${path}, got ${s.length}`);
+  return s[0]!;
+}
+
+describe.each(["1.22.12", "1.27.4"])("ServeMux server built with Go %s", (goVersion) => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let gotel: Proc;
+  let exe: string;
+
+  beforeAll(async () => {
+    exe = buildGoFixture("http-server", { goVersion });
+    server = await startServer(exe);
+    collector.clear();
+    gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv(), server.proc.pid);
+  }, 300_000);
+  afterAll(async () => {
+    await gotel?.stop();
+    await server?.proc.stop();
+  });
+
+  test("one SERVER span per request: names, attributes, status, resource, timing", async () => {
+    const sent = [
+      await send(server.base, "GET", "/users/42"),
+      await send(server.base, "POST", "/orders"),
+      await send(server.base, "GET", "/fail"),
+      await send(server.base, "GET", "/healthz"),
+    ];
+    expect(sent.map((s) => s.status)).toEqual([200, 201, 500, 200]);
+    const spans = await collector.waitForSpans(4, 10_000);
+    await Bun.sleep(300);
+    expect(collector.spans().length).toBe(4);
+
+    const expected: Record<string, { name: string; method: string; status: bigint; route: string; error: boolean }> = {
+      "/users/42": { name: "GET /users/{id}", method: "GET", status: 200n, route: "/users/{id}", error: false },
+      "/orders": { name: "POST /orders", method: "POST", status: 201n, route: "/orders", error: false },
+      "/fail": { name: "GET /fail", method: "GET", status: 500n, route: "/fail", error: true },
+      "/healthz": { name: "GET /healthz", method: "GET", status: 200n, route: "/healthz", error: false },
+    };
+    for (const s of sent) {
+      const span = byPath(spans, s.path);
+      const want = expected[s.path]!;
+      expect(span.name).toBe(want.name);
+      expect(span.kind).toBe(2); // SERVER
+      expect(span.parentSpanId).toBe("");
+      expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(span.spanId).toMatch(/^[0-9a-f]{16}$/);
+      const { "network.peer.port": peerPort, ...rest } = span.attributes;
+      expect(typeof peerPort === "bigint" && peerPort > 0n).toBe(true);
+      expect(rest).toEqual({
+        "http.request.method": want.method,
+        "url.path": s.path,
+        "url.scheme": "http",
+        "http.response.status_code": want.status,
+        "http.route": want.route,
+        "network.protocol.version": "1.1",
+        "server.address": "127.0.0.1",
+        "server.port": BigInt(server.port),
+        "network.peer.address": "127.0.0.1",
+      });
+      expect(span.status.code).toBe(want.error ? 2 : 0);
+      expect(span.scope.name).toBe("go.opentelemetry.io/auto/net/http");
+      expect(span.resource).toMatchObject({
+        "service.name": basename(exe),
+        "process.pid": BigInt(server.proc.pid),
+        "process.runtime.name": "go",
+        "process.runtime.version": `go${goVersion}`,
+        "telemetry.distro.name": "gotel",
+        "telemetry.sdk.language": "go",
+      });
+      // inside the window the client observed, to within the clock-offset slack
+      expect(span.startTimeUnixNano).toBeGreaterThanOrEqual(s.before - SLACK_NS);
+      expect(span.endTimeUnixNano).toBeLessThanOrEqual(s.after + SLACK_NS);
+      expect(span.endTimeUnixNano).toBeGreaterThanOrEqual(span.startTimeUnixNano);
+    }
+    expect(new Set(spans.map((s) => s.traceId)).size).toBe(4);
+  }, 60_000);
+
+  test("200 concurrent requests over keep-alive connections: 200 spans, none lost, none duplicated", async () => {
+    collector.clear();
+    const sent = await Promise.all(Array.from({ length: 200 }, (_, i) => send(server.base, "GET", `/users/${i}`)));
+    expect(sent.every((s) => s.status === 200)).toBe(true);
+    await collector.waitForSpans(200, 20_000);
+    await Bun.sleep(500);
+    const spans = collector.spans();
+    expect(spans.length).toBe(200);
+    expect(new Set(spans.map((s) => s.attributes["url.path"])).size).toBe(200);
+    expect(new Set(spans.map((s) => s.spanId)).size).toBe(200);
+    for (const s of sent) {
+      const span = byPath(spans, s.path);
+      expect(span.startTimeUnixNano).toBeGreaterThanOrEqual(s.before - SLACK_NS);
+      expect(span.endTimeUnixNano).toBeLessThanOrEqual(s.after + SLACK_NS);
+    }
+  }, 60_000);
+
+  test("a slow handler's span lasts as long as the handler", async () => {
+    collector.clear();
+    const s = await send(server.base, "GET", "/slow");
+    const [span] = await collector.waitForSpans(1, 10_000);
+    const ms = Number(span!.endTimeUnixNano - span!.startTimeUnixNano) / 1e6;
+    expect(ms).toBeGreaterThanOrEqual(50);
+    expect(ms).toBeLessThanOrEqual(Number(s.after - s.before) / 1e6 + 3);
+  }, 30_000);
+});
+
+describe("framework router (chi)", () => {
+  test("spans are named by method; url.path is the request path", async () => {
+    const server = await startServer(buildGoFixture("http-chi", { goVersion: "1.27.4" }));
+    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv(), server.proc.pid);
+    try {
+      collector.clear();
+      await send(server.base, "GET", "/items/7");
+      const [span] = await collector.waitForSpans(1, 10_000);
+      expect(span!.name).toBe("GET");
+      expect(span!.attributes["url.path"]).toBe("/items/7");
+      expect(span!.attributes["http.route"]).toBeUndefined();
+      expect(span!.attributes["http.response.status_code"]).toBe(200n);
+    } finally {
+      await gotel.stop();
+      await server.proc.stop();
+    }
+  }, 120_000);
+});
+
+describe("OTLP protocols", () => {
+  test.each([
+    ["http/protobuf", () => collector.httpEndpoint],
+    ["http/json", () => collector.httpEndpoint],
+    ["grpc", () => collector.grpcEndpoint],
+  ])("%s reaches the collector", async (protocol, endpoint) => {
+    const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint() }), server.proc.pid);
+    try {
+      collector.clear();
+      await send(server.base, "GET", `/users/${protocol.replace("/", "-")}`);
+      const [span] = await collector.waitForSpans(1, 15_000);
+      expect(span!.name).toBe("GET /users/{id}");
+    } finally {
+      expect(await gotel.stop("SIGINT")).toBe(0);
+      await server.proc.stop();
+    }
+  }, 60_000);
+});
+
+describe("lifecycle", () => {
+  test("SIGTERM flushes every span before exiting 0", async () => {
+    const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+    // a long batch delay: only the shutdown flush can deliver these
+    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv({ OTEL_BSP_SCHEDULE_DELAY: "600000" }), server.proc.pid);
+    collector.clear();
+    for (let i = 0; i < 5; i++) await send(server.base, "GET", `/users/flush${i}`);
+    expect(collector.spans().length).toBe(0);
+    expect(await gotel.stop("SIGTERM")).toBe(0);
+    expect((await collector.waitForSpans(5, 5_000)).length).toBe(5);
+    await server.proc.stop();
+  }, 60_000);
+
+  test("--exe: processes started later and restarts are traced; exits are detached", async () => {
+    const exe = buildGoFixture("http-server", { goVersion: "1.27.4" });
+    const gotel = await runGotel(["--exe", exe], gotelEnv());
+    try {
+      collector.clear();
+      const first = await startServer(exe);
+      await gotel.waitForLine(new RegExp(`attached pid=${first.proc.pid} `), 2_000);
+      await send(first.base, "GET", "/users/first");
+      await first.proc.stop();
+      await gotel.waitForLine(new RegExp(`detached pid=${first.proc.pid} `), 2_000);
+      const second = await startServer(exe);
+      await gotel.waitForLine(new RegExp(`attached pid=${second.proc.pid} `), 2_000);
+      await send(second.base, "GET", "/users/second");
+      const spans = await collector.waitForSpans(2, 10_000);
+      expect(spans.map((s) => [s.attributes["url.path"], s.resource["process.pid"]]).sort()).toEqual([
+        ["/users/first", BigInt(first.proc.pid)],
+        ["/users/second", BigInt(second.proc.pid)],
+      ]);
+      await second.proc.stop();
+      expect(gotel.exitCode).toBeNull(); // targets exiting never stop gotel
+    } finally {
+      expect(await gotel.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  test("the collector is down at start and comes back: spans arrive, gotel keeps running", async () => {
+    const { grpcPort, httpPort } = await Collector.freePorts();
+    const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${httpPort}` }), server.proc.pid);
+    let late: Collector | undefined;
+    try {
+      await send(server.base, "GET", "/users/early");
+      await Bun.sleep(1_000);
+      late = await Collector.start({ grpcPort, httpPort });
+      await send(server.base, "GET", "/users/late");
+      const spans = await late.waitForSpans(1, 15_000);
+      expect(spans.map((s) => s.attributes["url.path"])).toContain("/users/late");
+      expect(gotel.exitCode).toBeNull();
+    } finally {
+      await gotel.stop();
+      await server.proc.stop();
+      await late?.stop();
+    }
+  }, 90_000);
+});
+
+describe("bad input", () => {
+  test("an invalid environment value: one line, exit 1", async () => {
+    const g = new Proc([GOTEL, "run", "--pid", "1"], { OTEL_EXPORTER_OTLP_PROTOCOL: "carrier-pigeon" });
+    expect(await g.stop("SIGTERM", 10_000)).toBe(1);
+    expect(g.stderr).toEqual(['gotel: OTEL_EXPORTER_OTLP_PROTOCOL="carrier-pigeon" is not valid: expected one of http/protobuf, http/json, grpc']);
+  });
+
+  test("a pid that does not exist: one line, exit 1", async () => {
+    const g = new Proc([GOTEL, "run", "--pid", "99999999"], gotelEnv());
+    await waitFor(() => g.exitCode !== null, 10_000);
+    expect(g.exitCode).toBe(1);
+    expect(g.stderr.filter((l) => l.startsWith("gotel: "))).toEqual(["gotel: process 99999999 does not exist; check the pid"]);
+  });
+
+  test("a non-Go target: it is reported and skipped", async () => {
+    const sleeper = new Proc(["/bin/sleep", "30"]);
+    const g = new Proc([GOTEL, "run", "--pid", String(sleeper.pid)], gotelEnv());
+    try {
+      await g.waitForLine(/not tracing a process: its executable cannot be read as a Go program/, 10_000);
+    } finally {
+      await g.stop();
+      await sleeper.stop();
+    }
+  });
+
+  test("a target that exits while attached", async () => {
+    const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+    const g = await runGotel(["--pid", String(server.proc.pid)], gotelEnv(), server.proc.pid);
+    await server.proc.stop("SIGKILL");
+    await g.waitForLine(new RegExp(`detached pid=${server.proc.pid} .*reason=exited`), 5_000);
+    expect(await g.stop()).toBe(0);
+  }, 30_000);
+});
