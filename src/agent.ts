@@ -23,7 +23,8 @@ import { toReadableSpan, type SpanRecord } from "./traces/span.ts";
 export interface AgentOptions {
   env: EnvConfig;
   targets: TargetSpec;
-  exporters: SpanExporter[];
+  /** each gets its own BatchSpanProcessor; `delayMs` overrides OTEL_BSP_SCHEDULE_DELAY (a terminal wants spans soon) */
+  exporters: { exporter: SpanExporter; delayMs?: number }[];
   /** called for every span before export (trace sessions count and stop on it) */
   onSpan?: (span: SpanRecord) => void;
 }
@@ -49,11 +50,12 @@ export class Agent {
   private readonly watcher: ProcessWatcher;
   private spans = 0;
   private stopped = false;
+  private finalStats: AgentStats | undefined;
 
   private constructor(private readonly opts: AgentOptions, private readonly probe: NethttpServerProbe) {
     const env = opts.env;
-    this.processors = opts.exporters.map((e) => new BatchSpanProcessor(e, {
-      scheduledDelayMillis: env.OTEL_BSP_SCHEDULE_DELAY,
+    this.processors = opts.exporters.map(({ exporter, delayMs }) => new BatchSpanProcessor(exporter, {
+      scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
       exportTimeoutMillis: env.OTEL_BSP_EXPORT_TIMEOUT,
       maxQueueSize: env.OTEL_BSP_MAX_QUEUE_SIZE,
       maxExportBatchSize: Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE),
@@ -81,6 +83,7 @@ export class Agent {
   }
 
   get stats(): AgentStats {
+    if (this.finalStats) return this.finalStats;
     return {
       spans: this.spans,
       dropped: this.probe.obj.map("drops").sumPerCpuU64(uintBytes(0, 4)) + this.reader.droppedInBatch,
@@ -152,6 +155,7 @@ export class Agent {
     this.watcher.stop();
     for (const t of [...this.targets.values()]) this.detach(t.info, "gotel is stopping");
     this.reader.close();
+    this.finalStats = this.stats;
     await Promise.all(this.processors.map((p) => p.shutdown()));
     this.probe.close();
   }

@@ -27,7 +27,7 @@ export async function runCommand(args: string[], env: EnvConfig): Promise<number
   const { values } = parseFlags(args, TARGET_FLAGS);
   const targets = targetSpec(values, env);
   const exporter = spanExporter(env);
-  const agent = await Agent.start({ env, targets, exporters: exporter ? [exporter] : [] });
+  const agent = await Agent.start({ env, targets, exporters: exporter ? [{ exporter }] : [] });
   const code = await untilSignal(() => agent.stop());
   const s = agent.stats;
   log.info("stopped", { spans: s.spans, dropped: s.dropped });

@@ -9,6 +9,9 @@ commands:
   run --pid N | --exe PATH | --all
                               trace those Go processes (also ones started later) and export over OTLP
                               until SIGINT/SIGTERM; targets also from OTEL_GO_AUTO_TARGET_PID/EXE
+  trace --pid N | --exe PATH [--duration 30s] [--count N] [--format tree|jsonl] [--otlp]
+                              print spans as they complete (a tree on a terminal, JSON lines otherwise),
+                              then a one-line summary; --otlp also exports them
   inspect PATH | --pid N      what gotel would instrument in a Go executable, and why not (no root needed)
             [--json]          the same as one JSON object
             [--function NAME]...  also where gotel would probe these functions (file offsets)

@@ -127,7 +127,12 @@ export class ProcessWatcher {
     if (this.state !== "new") throw new GotelError("process watcher already started", "create a new ProcessWatcher");
     this.validate();
     this.state = "running";
-    this.scan();
+    try {
+      this.scan();
+    } catch (e) {
+      this.state = "stopped";
+      throw new GotelError(`cannot scan /proc (${message(e)})`, "gotel needs procfs mounted at /proc", { cause: e });
+    }
     await this.settled();
     if (this.state === "running") this.schedule();
   }

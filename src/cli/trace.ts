@@ -1,0 +1,60 @@
+/**
+ * `gotel trace`: an ad-hoc session for a person at a terminal (or a script): attach, print spans as they
+ * complete (a tree with a waterfall, or JSON lines), stop after --duration, --count spans or Ctrl-C, and end
+ * with a one-line summary on stderr. OTLP export happens too with --otlp.
+ */
+import { Agent } from "../agent.ts";
+import type { EnvConfig } from "../config/env.ts";
+import { spanExporter } from "../export/exporter.ts";
+import { TraceOutput, type TraceFormat } from "./trace-output.ts";
+import { TARGET_FLAGS, targetSpec } from "./targets.ts";
+import { parseFlags, UsageError } from "./usage.ts";
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "30s", "1.5m", "500ms", "10" (seconds) -> ms */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m || Number(m[1]) <= 0) throw new UsageError(`--duration needs a positive duration like 30s, 2m or 500ms, got '${text}'`);
+  return Number(m[1]) * UNITS[m[2] ?? "s"]!;
+}
+
+export async function traceCommand(args: string[], env: EnvConfig): Promise<number> {
+  const { values } = parseFlags(args, {
+    ...TARGET_FLAGS,
+    duration: { type: "string" },
+    count: { type: "string" },
+    format: { type: "string" },
+    otlp: { type: "boolean" },
+  });
+  const targets = targetSpec(values, env);
+  const durationMs = values.duration !== undefined ? parseDuration(values.duration) : undefined;
+  if (values.count !== undefined && !/^[1-9]\d*$/.test(values.count)) throw new UsageError(`--count needs a positive number, got '${values.count}'`);
+  const count = values.count !== undefined ? Number(values.count) : undefined;
+  const tty = process.stdout.isTTY === true;
+  const format = (values.format ?? (tty ? "tree" : "jsonl")) as TraceFormat;
+  if (format !== "tree" && format !== "jsonl") throw new UsageError(`--format is tree or jsonl, got '${values.format}'`);
+
+  const output = new TraceOutput({ format, write: (t) => process.stdout.write(t), color: tty && !process.env.NO_COLOR });
+  const otlp = values.otlp ? spanExporter(env) : undefined;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  let seen = 0;
+  const agent = await Agent.start({
+    env,
+    targets,
+    exporters: [{ exporter: output, delayMs: 100 }, ...(otlp ? [{ exporter: otlp }] : [])],
+    onSpan: () => {
+      if (count !== undefined && ++seen >= count) finish();
+    },
+  });
+  const timer = durationMs !== undefined ? setTimeout(finish, durationMs) : undefined;
+  process.once("SIGINT", finish);
+  process.once("SIGTERM", finish);
+  await finished;
+  clearTimeout(timer);
+  await agent.stop();
+  await output.shutdown();
+  process.stderr.write(`${output.summary(Number(agent.stats.dropped))}\n`);
+  return 0;
+}

@@ -1,0 +1,64 @@
+/** `gotel trace` and the console exporter, from the compiled binary against a real Go server. */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { GOTEL } from "../support/cli.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { requireRoot, waitFor } from "../support/kernel.ts";
+import { Proc, startServer } from "../support/processes.ts";
+
+let server: Awaited<ReturnType<typeof startServer>>;
+
+beforeAll(async () => {
+  requireRoot();
+  server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+}, 300_000);
+afterAll(async () => {
+  await server?.proc.stop();
+});
+
+test("trace --format jsonl --count 3: one JSON object per span, then the summary, exit 0", async () => {
+  const g = new Proc([GOTEL, "trace", "--pid", String(server.proc.pid), "--format", "jsonl", "--count", "3"]);
+  await g.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 20_000);
+  for (const p of ["/users/1", "/orders", "/fail"]) await fetch(server.base + p, { method: p === "/orders" ? "POST" : "GET" });
+  expect(await waitFor(() => g.exitCode !== null, 10_000)).toBe(true);
+  expect(g.exitCode).toBe(0);
+  const spans = g.stdout.map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(spans.map((s) => [s.name, s.kind, (s.attributes as Record<string, unknown>)["http.response.status_code"], (s.status as { code: string }).code])).toEqual([
+    ["GET /users/{id}", "SERVER", 200, "UNSET"],
+    ["POST /orders", "SERVER", 201, "UNSET"],
+    ["GET /fail", "SERVER", 500, "ERROR"],
+  ]);
+  for (const s of spans) {
+    expect(Object.keys(s)).toEqual(["traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano", "endTimeUnixNano", "attributes", "status", "resource"]);
+    expect(BigInt(s.endTimeUnixNano as string)).toBeGreaterThan(BigInt(s.startTimeUnixNano as string));
+    expect((s.resource as Record<string, unknown>)["process.pid"]).toBe(server.proc.pid);
+  }
+  expect(g.stderr.at(-1)).toBe("3 spans, 3 traces, 0 dropped");
+}, 60_000);
+
+test("trace --duration ends the session on time with its summary", async () => {
+  const t0 = Date.now();
+  const g = new Proc([GOTEL, "trace", "--pid", String(server.proc.pid), "--format", "jsonl", "--duration", "1500ms"]);
+  await g.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 20_000);
+  await fetch(server.base + "/users/2");
+  expect(await waitFor(() => g.exitCode !== null, 10_000)).toBe(true);
+  expect(g.exitCode).toBe(0);
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+  expect(g.stdout.length).toBe(1);
+  expect(g.stderr.at(-1)).toBe("1 spans, 1 traces, 0 dropped");
+}, 60_000);
+
+test("OTEL_TRACES_EXPORTER=console prints spans on stdout", async () => {
+  const g = new Proc([GOTEL, "run", "--pid", String(server.proc.pid)], { OTEL_TRACES_EXPORTER: "console", OTEL_BSP_SCHEDULE_DELAY: "100" });
+  await g.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 20_000);
+  await fetch(server.base + "/users/console");
+  await g.waitForLine(/url\.path.*\/users\/console/, 10_000);
+  expect(g.stdout.join("\n")).toContain("name: \"GET /users/{id}\"");
+  expect(await g.stop("SIGINT")).toBe(0);
+}, 60_000);
+
+test("bad trace flags: one line, exit 2", async () => {
+  const g = new Proc([GOTEL, "trace", "--pid", String(server.proc.pid), "--duration", "soon"]);
+  expect(await waitFor(() => g.exitCode !== null, 10_000)).toBe(true);
+  expect(g.exitCode).toBe(2);
+  expect(g.stderr).toEqual(["gotel: --duration needs a positive duration like 30s, 2m or 500ms, got 'soon'; see `gotel help`"]);
+});
