@@ -7,7 +7,6 @@ import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from "@open
 import type { Resource } from "@opentelemetry/resources";
 import type { EnvConfig } from "./config/env.ts";
 import { ProcessWatcher, type TargetSpec } from "./discovery/watcher.ts";
-import type { ProcessInfo } from "./discovery/proc.ts";
 import { preferredAttachMode, type UprobeLinks } from "./ebpf/link.ts";
 import { uintBytes } from "./ebpf/map.ts";
 import { RingBufferReader } from "./ebpf/ring-buffer.ts";
@@ -22,7 +21,8 @@ import { toReadableSpan, type SpanRecord } from "./traces/span.ts";
 
 export interface AgentOptions {
   env: EnvConfig;
-  targets: TargetSpec;
+  /** processes to find and follow; none for `exec`, which attaches to its one child itself */
+  targets?: TargetSpec;
   /** each gets its own BatchSpanProcessor; `delayMs` overrides OTEL_BSP_SCHEDULE_DELAY (a terminal wants spans soon) */
   exporters: { exporter: SpanExporter; delayMs?: number }[];
   /** called for every span before export (trace sessions count and stop on it) */
@@ -30,7 +30,7 @@ export interface AgentOptions {
 }
 
 interface Target {
-  info: ProcessInfo;
+  exePath: string;
   resource: Resource;
   links: UprobeLinks[];
 }
@@ -47,7 +47,7 @@ export class Agent {
   private readonly processors: SpanProcessor[];
   private readonly clock = new KernelClock();
   private readonly reader: RingBufferReader;
-  private readonly watcher: ProcessWatcher;
+  private readonly watcher: ProcessWatcher | undefined;
   private spans = 0;
   private stopped = false;
   private finalStats: AgentStats | undefined;
@@ -61,9 +61,9 @@ export class Agent {
       maxExportBatchSize: Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE),
     }));
     this.reader = new RingBufferReader(probe.obj.map("events"), (v) => this.onEvent(v));
-    this.watcher = new ProcessWatcher(opts.targets, {
-      onStart: (p) => this.attach(p),
-      onExit: (p) => this.detach(p, "exited"),
+    this.watcher = opts.targets && new ProcessWatcher(opts.targets, {
+      onStart: (p) => void this.attach(p.pid, p.exePath),
+      onExit: (p) => this.detach(p.pid, "exited"),
     });
   }
 
@@ -73,7 +73,7 @@ export class Agent {
     const agent = new Agent(opts, probe);
     agent.reader.start();
     try {
-      await agent.watcher.start();
+      await agent.watcher?.start();
     } catch (e) {
       await agent.stop();
       throw e;
@@ -91,9 +91,14 @@ export class Agent {
     };
   }
 
-  private attach(p: ProcessInfo): void {
-    if (this.stopped || this.targets.has(p.pid)) return;
-    const path = `/proc/${p.pid}/exe`;
+  /**
+   * Instruments one process. `file` is where its executable is read and probed: /proc/PID/exe (which works
+   * even when the file was replaced on disk), or the program's own path for a process that has not exec-ed it yet.
+   */
+  attach(pid: number, exePath: string, file = `/proc/${pid}/exe`): boolean {
+    if (this.stopped || this.targets.has(pid)) return false;
+    const p = { pid, exePath };
+    const path = file;
     let exe: GoExecutable;
     try {
       exe = GoExecutable.open(path);
@@ -101,12 +106,12 @@ export class Agent {
       log.warn("not tracing a process: its executable cannot be read as a Go program", {
         pid: p.pid, exe: p.exePath, reason: e instanceof GotelError ? e.message : String(e),
       });
-      return;
+      return false;
     }
     const planned = nethttpServer.plan(exe);
     if ("skipped" in planned) {
       log.warn("net/http server instrumentation skipped", { pid: p.pid, exe: p.exePath, reason: planned.skipped });
-      return;
+      return false;
     }
     try {
       const links = this.probe.attach(p.pid, path, planned.plan);
@@ -114,25 +119,27 @@ export class Agent {
         { pid: p.pid, executablePath: p.exePath, goVersion: exe.buildInfo.goVersion },
         { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
       );
-      this.targets.set(p.pid, { info: p, resource, links });
+      this.targets.set(p.pid, { exePath, resource, links });
       log.info("attached", {
         pid: p.pid, exe: p.exePath, go: exe.goVersion, instrumentation: "net/http server",
         sites: 1 + planned.plan.sites.returns.length, offsets: planned.plan.offsetsSource,
       });
+      return true;
     } catch (e) {
       log.warn("attaching failed", { pid: p.pid, exe: p.exePath, reason: e instanceof GotelError ? e.oneLine : String(e) });
+      return false;
     }
   }
 
-  private detach(p: ProcessInfo, why: string): void {
-    const t = this.targets.get(p.pid);
+  private detach(pid: number, why: string): void {
+    const t = this.targets.get(pid);
     if (!t) return;
     // spans already in the ring buffer still belong to this process
     this.reader.drain();
     for (const l of t.links) l.destroy();
-    this.probe.forget(p.pid);
-    this.targets.delete(p.pid);
-    log.info("detached", { pid: p.pid, exe: p.exePath, reason: why });
+    this.probe.forget(pid);
+    this.targets.delete(pid);
+    log.info("detached", { pid, exe: t.exePath, reason: why });
   }
 
   private onEvent(v: DataView): void {
@@ -152,8 +159,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.watcher.stop();
-    for (const t of [...this.targets.values()]) this.detach(t.info, "gotel is stopping");
+    this.watcher?.stop();
+    for (const pid of [...this.targets.keys()]) this.detach(pid, "gotel is stopping");
     this.reader.close();
     this.finalStats = this.stats;
     await Promise.all(this.processors.map((p) => p.shutdown()));

@@ -5,6 +5,7 @@ import { enabled, setLogLevel } from "../log.ts";
 import { doctorCommand } from "./doctor.ts";
 import { inspectCommand } from "./inspect.ts";
 import { runCommand } from "./run.ts";
+import { execCommand } from "./exec.ts";
 import { traceCommand } from "./trace.ts";
 import { USAGE, UsageError } from "./usage.ts";
 import { versionCommand } from "./version.ts";
@@ -25,6 +26,8 @@ async function run(argv: string[]): Promise<number> {
       return runCommand(rest, env);
     case "trace":
       return traceCommand(rest, env);
+    case "exec":
+      return execCommand(rest, env);
     case undefined:
     case "help":
     case "--help":

@@ -12,6 +12,7 @@ commands:
   trace --pid N | --exe PATH [--duration 30s] [--count N] [--format tree|jsonl] [--otlp]
                               print spans as they complete (a tree on a terminal, JSON lines otherwise),
                               then a one-line summary; --otlp also exports them
+  exec -- CMD ARGS...          run a Go program traced from its first instruction; exits with its exit code
   inspect PATH | --pid N      what gotel would instrument in a Go executable, and why not (no root needed)
             [--json]          the same as one JSON object
             [--function NAME]...  also where gotel would probe these functions (file offsets)
