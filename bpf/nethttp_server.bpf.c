@@ -108,7 +108,7 @@ static __always_inline __u64 read_u64_at(__u64 base, __u64 offset)
 
 static __always_inline int on_entry(const void *ctx)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tgid = gotel_current_tgid();
 	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
 	if (!cfg)
 		return 0;
@@ -147,7 +147,7 @@ static __always_inline int on_return(const void *ctx)
 	struct nethttp_server_inflight *f = bpf_map_lookup_elem(&nethttp_server_inflight, &g);
 	if (!f)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tgid = gotel_current_tgid();
 	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
 	struct nethttp_server_event *e = &f->event;
 	e->hdr.end_ns = bpf_ktime_get_ns();

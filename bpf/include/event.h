@@ -19,8 +19,8 @@ enum gotel_event_type {
 
 struct gotel_event_header {
 	__u32 type;      /* enum gotel_event_type */
-	__u32 tgid;      /* process id (init pid namespace) */
-	__u32 tid;       /* thread id (init pid namespace) */
+	__u32 tgid;      /* process id, as gotel sees it (see gotel_current_pid_tgid) */
+	__u32 tid;       /* thread id, likewise */
 	__u32 cpu;
 	__u64 goroutine; /* runtime.g pointer, 0 outside Go code */
 	__u64 start_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at entry */
@@ -60,9 +60,32 @@ static __always_inline void gotel_count_drop(void)
 		*n += 1;
 }
 
+/* gotel's own PID namespace (stat -L /proc/self/ns/pid), set by user space before load. Processes are known
+ * to user space by the pids it sees in /proc, which differ from the kernel's global pids when gotel runs in a
+ * container that shares the app's PID namespace. */
+volatile const __u64 gotel_pidns_dev = 0;
+volatile const __u64 gotel_pidns_ino = 0;
+
+/* (tgid << 32 | tid) as gotel sees them: in its own PID namespace when the current task is in it, otherwise
+ * the global ids (gotel in the host namespace looking at a process in a container). */
+static __always_inline __u64 gotel_current_pid_tgid(void)
+{
+	if (gotel_pidns_ino) {
+		struct bpf_pidns_info ns = {};
+		if (bpf_get_ns_current_pid_tgid(gotel_pidns_dev, gotel_pidns_ino, &ns, sizeof(ns)) == 0)
+			return (__u64)ns.tgid << 32 | ns.pid;
+	}
+	return bpf_get_current_pid_tgid();
+}
+
+static __always_inline __u32 gotel_current_tgid(void)
+{
+	return gotel_current_pid_tgid() >> 32;
+}
+
 static __always_inline void gotel_fill_header(struct gotel_event_header *h, __u32 type, __u64 goroutine)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 pid_tgid = gotel_current_pid_tgid();
 	h->type = type;
 	h->tgid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;

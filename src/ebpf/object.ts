@@ -3,6 +3,7 @@
  * then its maps and programs are used until close().
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
+import { statSync } from "node:fs";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
 import { Btf, BtfError } from "./btf.ts";
@@ -129,6 +130,14 @@ export class BpfObject {
     }
   }
 
+  /** Objects that include event.h learn gotel's PID namespace, so pids in events are the ones gotel sees in /proc. */
+  private setPidNamespace(): void {
+    const names = new Set(this.btf().datasecVariables(".rodata").map((v) => v.name));
+    if (!names.has("gotel_pidns_ino")) return;
+    const ns = statSync("/proc/self/ns/pid", { bigint: true });
+    this.setConstants({ gotel_pidns_dev: ns.dev, gotel_pidns_ino: ns.ino });
+  }
+
   private mapHandle(name: string): Pointer {
     // matches internal maps (.rodata, .bss) by their section name, unlike bpf_map__name()
     const m = pointer(libbpf().sym.bpf_object__find_map_by_name(this.live(), cstr(name)));
@@ -139,6 +148,7 @@ export class BpfObject {
   /** Loads every program whose autoload is on; a verifier rejection becomes a VerifierError with its log. */
   load(): void {
     if (this.state !== "opened") throw new GotelError(`eBPF object ${this.name} is already ${this.state}`);
+    this.setPidNamespace();
     const { sym } = libbpf();
     const { result: err, lines } = captureLibbpfLog(() => sym.bpf_object__load(this.live()));
     const logs = verifierLogs(lines);
