@@ -11,7 +11,7 @@ import { preferredAttachMode, type UprobeLinks } from "./ebpf/link.ts";
 import { uintBytes } from "./ebpf/map.ts";
 import { RingBufferReader } from "./ebpf/ring-buffer.ts";
 import { GotelError } from "./errors.ts";
-import { GoExecutable } from "./gobin/analyze.ts";
+import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
 import { log } from "./log.ts";
 import * as nethttpServer from "./probes/nethttp-server.ts";
 import { NethttpServerProbe } from "./probes/nethttp-server-probe.ts";
@@ -64,7 +64,7 @@ export class Agent {
     this.watcher = opts.targets && new ProcessWatcher(opts.targets, {
       onStart: (p) => void this.attach(p.pid, p.exePath),
       onExit: (p) => this.detach(p.pid, "exited"),
-    });
+    }, { accept: (p) => isGoExecutable(`/proc/${p.pid}/exe`) });
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {

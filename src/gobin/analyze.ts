@@ -99,6 +99,16 @@ export class GoExecutable {
   }
 }
 
+/** Whether a file is a Go executable gotel can read (for `--all`); never throws. */
+export function isGoExecutable(path: string): boolean {
+  try {
+    GoExecutable.open(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The version that was built: a replacement's, when the module was replaced by another version. */
 export function effectiveVersion(m: GoModule): string {
   return m.replace?.version && m.replace.version !== "" ? m.replace.version : m.version;

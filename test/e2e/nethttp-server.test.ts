@@ -227,6 +227,24 @@ describe("lifecycle", () => {
     }
   }, 60_000);
 
+  test("--all attaches to Go processes only, including ones started later", async () => {
+    const sleeper = new Proc(["/bin/sleep", "60"]);
+    const gotel = await runGotel(["--all"], gotelEnv());
+    try {
+      collector.clear();
+      const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+      await gotel.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 2_000);
+      await send(server.base, "GET", "/users/all");
+      const [span] = await collector.waitForSpans(1, 10_000);
+      expect(span!.resource["process.pid"]).toBe(BigInt(server.proc.pid));
+      expect(gotel.countLines(new RegExp(`pid=${sleeper.pid} `))).toBe(0);
+      await server.proc.stop();
+    } finally {
+      await gotel.stop();
+      await sleeper.stop();
+    }
+  }, 60_000);
+
   test("the collector is down at start and comes back: spans arrive, gotel keeps running", async () => {
     const { grpcPort, httpPort } = await Collector.freePorts();
     const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
