@@ -23,6 +23,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define HOST_MAX 128
 #define REMOTE_MAX 64
 #define PATTERN_MAX 128
+#define USER_AGENT_MAX 128
 
 /* Per process: byte offsets of the fields read (GOTEL_OFFSET_ABSENT when a version lacks one). */
 struct nethttp_server_config {
@@ -38,6 +39,16 @@ struct nethttp_server_config {
 	__u64 pattern_str;         /* net/http.pattern.str (string, Go 1.22) */
 	__u64 url_path;            /* net/url.URL.Path (string) */
 	__u64 response_status;     /* net/http.response.status (int), HTTP/1 ResponseWriter */
+	__u64 request_header;      /* net/http.Request.Header (map[string][]string) */
+	/* Go < 1.24 maps */
+	__u64 hmap_b;              /* runtime.hmap.B (uint8) */
+	__u64 hmap_buckets;        /* runtime.hmap.buckets */
+	/* Go >= 1.24 Swiss-table maps */
+	__u64 swiss_dir_ptr;       /* internal/runtime/maps.Map.dirPtr */
+	__u64 swiss_dir_len;       /* internal/runtime/maps.Map.dirLen */
+	__u64 swiss_table_groups;  /* internal/runtime/maps.table.groups */
+	__u64 swiss_groups_data;   /* internal/runtime/maps.groupsReference.data */
+	__u64 swiss_groups_mask;   /* internal/runtime/maps.groupsReference.lengthMask */
 };
 
 struct nethttp_server_event {
@@ -53,11 +64,14 @@ struct nethttp_server_event {
 	__u32 remote_len;
 	__u32 pattern_len;
 	__u32 tls;
+	__u32 user_agent_len;
+	__u32 reserved;
 	char method[METHOD_MAX];
 	char path[PATH_MAX];
 	char host[HOST_MAX];
 	char remote[REMOTE_MAX];
 	char pattern[PATTERN_MAX];
+	char user_agent[USER_AGENT_MAX];
 };
 
 /* a request in flight, with what only the entry can see */
@@ -106,6 +120,112 @@ static __always_inline __u64 read_u64_at(__u64 base, __u64 offset)
 			len = go_read_string_at(dst, sizeof(dst), (base) + (offset));    \
 	} while (0)
 
+/* ---- User-Agent from req.Header (map[string][]string), keys canonicalized by net/textproto ----
+ * Only this map type is read, so its slot layout follows from Go's rules: a string key is 16 bytes, a
+ * []string value 24. The walks are bounded (a request's headers fit in a few buckets or groups); a header map
+ * bigger than that just gives no user agent. */
+#define CLASSIC_BUCKET_SIZE (8 + 8 * 16 + 8 * 24 + 8) /* tophash, keys, values, overflow */
+#define CLASSIC_MAX_BUCKETS 4                          /* B <= 2: up to 26 headers */
+#define SWISS_SLOT_SIZE (16 + 24)
+#define SWISS_GROUP_SIZE (8 + 8 * SWISS_SLOT_SIZE)    /* control word, 8 slots */
+#define SWISS_MAX_TABLES 2
+#define SWISS_MAX_GROUPS 4
+
+static __always_inline int is_user_agent_key(__u64 key_addr)
+{
+	struct go_string k = {};
+	char b[10];
+	if (bpf_probe_read_user(&k, sizeof(k), (const void *)key_addr) || k.len != 10)
+		return 0;
+	if (bpf_probe_read_user(b, sizeof(b), (const void *)k.ptr))
+		return 0;
+	return b[0] == 'U' && b[1] == 's' && b[2] == 'e' && b[3] == 'r' && b[4] == '-' && b[5] == 'A' &&
+	       b[6] == 'g' && b[7] == 'e' && b[8] == 'n' && b[9] == 't';
+}
+
+/* the first value of the []string at value_addr */
+static __always_inline __u32 read_first_value(char *dst, __u64 value_addr)
+{
+	struct go_slice v = {};
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)value_addr) || v.len < 1)
+		return 0;
+	return go_read_string_at(dst, USER_AGENT_MAX, v.ptr);
+}
+
+static __always_inline __u32 user_agent_classic(struct nethttp_server_config *cfg, __u64 hmap, char *dst)
+{
+	__u8 b = 0;
+	__u64 buckets = read_u64_at(hmap, cfg->hmap_buckets);
+	if (bpf_probe_read_user(&b, 1, (const void *)(hmap + cfg->hmap_b)) || !buckets)
+		return 0;
+	for (__u32 i = 0; i < CLASSIC_MAX_BUCKETS * 8; i++) {
+		__u32 bucket = i / 8, slot = i % 8;
+		if (bucket >= (1u << (b & 7)))
+			break;
+		__u64 base = buckets + bucket * CLASSIC_BUCKET_SIZE;
+		if (is_user_agent_key(base + 8 + slot * 16))
+			return read_first_value(dst, base + 8 + 8 * 16 + slot * 24);
+	}
+	return 0;
+}
+
+static __always_inline __u32 user_agent_swiss_group(__u64 group, char *dst, int *found)
+{
+	__u64 ctrl = 0;
+	if (bpf_probe_read_user(&ctrl, sizeof(ctrl), (const void *)group))
+		return 0;
+	for (int slot = 0; slot < 8; slot++) {
+		/* the high bit of a control byte marks an empty or deleted slot */
+		if ((ctrl >> (slot * 8)) & 0x80)
+			continue;
+		__u64 s = group + 8 + slot * SWISS_SLOT_SIZE;
+		if (is_user_agent_key(s)) {
+			*found = 1;
+			return read_first_value(dst, s + 16);
+		}
+	}
+	return 0;
+}
+
+static __always_inline __u32 user_agent_swiss(struct nethttp_server_config *cfg, __u64 m, char *dst)
+{
+	__u64 dir = read_u64_at(m, cfg->swiss_dir_ptr);
+	__s64 dir_len = read_u64_at(m, cfg->swiss_dir_len);
+	int found = 0;
+	if (!dir)
+		return 0;
+	if (dir_len == 0) /* a small map: dirPtr is its one group */
+		return user_agent_swiss_group(dir, dst, &found);
+	for (__u32 i = 0; i < SWISS_MAX_TABLES * SWISS_MAX_GROUPS; i++) {
+		__u32 t = i / SWISS_MAX_GROUPS, g = i % SWISS_MAX_GROUPS;
+		if (t >= dir_len)
+			break;
+		__u64 table = read_u64_at(dir + t * 8, 0);
+		__u64 groups = read_u64_at(table, cfg->swiss_table_groups + cfg->swiss_groups_data);
+		__u64 mask = read_u64_at(table, cfg->swiss_table_groups + cfg->swiss_groups_mask);
+		if (!groups || g > mask)
+			continue;
+		__u32 n = user_agent_swiss_group(groups + g * SWISS_GROUP_SIZE, dst, &found);
+		if (found)
+			return n;
+	}
+	return 0;
+}
+
+static __always_inline __u32 read_user_agent(struct nethttp_server_config *cfg, __u64 req, char *dst)
+{
+	__u64 header = read_u64_at(req, cfg->request_header);
+	if (!header)
+		return 0;
+	if (cfg->hmap_b != GOTEL_OFFSET_ABSENT && cfg->hmap_buckets != GOTEL_OFFSET_ABSENT)
+		return user_agent_classic(cfg, header, dst);
+	if (cfg->swiss_dir_ptr != GOTEL_OFFSET_ABSENT && cfg->swiss_dir_len != GOTEL_OFFSET_ABSENT &&
+	    cfg->swiss_table_groups != GOTEL_OFFSET_ABSENT && cfg->swiss_groups_data != GOTEL_OFFSET_ABSENT &&
+	    cfg->swiss_groups_mask != GOTEL_OFFSET_ABSENT)
+		return user_agent_swiss(cfg, header, dst);
+	return 0;
+}
+
 static __always_inline int on_entry(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
@@ -135,6 +255,7 @@ static __always_inline int on_entry(const void *ctx)
 	e->proto_major = read_u64_at(req, cfg->request_proto_major);
 	e->proto_minor = read_u64_at(req, cfg->request_proto_minor);
 	e->tls = read_u64_at(req, cfg->request_tls) != 0;
+	e->user_agent_len = read_user_agent(cfg, req, e->user_agent);
 
 	/* morestack re-runs the prologue, so the entry may fire twice for one call: overwrite */
 	bpf_map_update_elem(&nethttp_server_inflight, &g, f, BPF_ANY);

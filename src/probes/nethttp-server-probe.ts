@@ -104,8 +104,9 @@ function eventDecoder(s: StructView): (v: DataView) => ServerEvent {
   const start = s.u64("hdr.start_ns");
   const end = s.u64("hdr.end_ns");
   const tls = s.u32("tls");
-  const [method, path, host, remote, pattern] = [
+  const [method, path, host, remote, pattern, userAgent] = [
     str("method", "method_len"), str("path", "path_len"), str("host", "host_len"), str("remote", "remote_len"), str("pattern", "pattern_len"),
+    str("user_agent", "user_agent_len"),
   ];
   const [status, major, minor] = [i64("status"), i64("proto_major"), i64("proto_minor")];
   return (v) => ({
@@ -122,5 +123,6 @@ function eventDecoder(s: StructView): (v: DataView) => ServerEvent {
     protoMinor: minor(v),
     status: status(v),
     tls: tls(v) !== 0,
+    userAgent: userAgent(v),
   });
 }

@@ -27,11 +27,26 @@ export const FIELDS = {
   pattern_str: "net/http.pattern.str",
   url_path: "net/url.URL.Path",
   response_status: "net/http.response.status",
+  request_header: "net/http.Request.Header",
+  hmap_b: "runtime.hmap.B",
+  hmap_buckets: "runtime.hmap.buckets",
+  swiss_dir_ptr: "internal/runtime/maps.Map.dirPtr",
+  swiss_dir_len: "internal/runtime/maps.Map.dirLen",
+  swiss_table_groups: "internal/runtime/maps.table.groups",
+  swiss_groups_data: "internal/runtime/maps.groupsReference.data",
+  swiss_groups_mask: "internal/runtime/maps.groupsReference.lengthMask",
 } as const;
 export type ConfigField = keyof typeof FIELDS;
 
-/** Fields that exist only in some versions: the route comes from Pattern (>= 1.23) or pat.str (1.22) */
-const OPTIONAL: ReadonlySet<ConfigField> = new Set(["request_pattern", "request_pat", "pattern_str"]);
+/**
+ * Fields that exist only in some versions: the route comes from Pattern (>= 1.23) or pat.str (1.22); maps are
+ * runtime.hmap before Go 1.24 and Swiss tables (internal/runtime/maps) from 1.24. Without them the span just
+ * lacks http.route or user_agent.original.
+ */
+const OPTIONAL: ReadonlySet<ConfigField> = new Set([
+  "request_pattern", "request_pat", "pattern_str", "request_header", "hmap_b", "hmap_buckets",
+  "swiss_dir_ptr", "swiss_dir_len", "swiss_table_groups", "swiss_groups_data", "swiss_groups_mask",
+]);
 
 export interface NethttpServerPlan {
   sites: ProbeSites;
@@ -90,6 +105,7 @@ export interface ServerEvent {
   protoMinor: number;
   status: number;
   tls: boolean;
+  userAgent: string;
 }
 
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"]);
@@ -129,6 +145,7 @@ export function toSpanRecord(e: ServerEvent): SpanRecord {
     "network.protocol.version": protocolVersion(e.protoMajor, e.protoMinor),
   };
   if (!known) attributes["http.request.method_original"] = e.method;
+  if (e.userAgent) attributes["user_agent.original"] = e.userAgent;
   if (route) attributes["http.route"] = route;
   const server = splitHostPort(e.host);
   if (server.host) attributes["server.address"] = server.host;

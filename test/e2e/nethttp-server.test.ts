@@ -37,9 +37,9 @@ const SLACK_NS = 3_000_000n;
 
 interface Sent { path: string; method: string; before: bigint; after: bigint; status: number }
 
-async function send(base: string, method: string, path: string): Promise<Sent> {
+async function send(base: string, method: string, path: string, extraHeaders: Record<string, string> = {}): Promise<Sent> {
   const before = nowNs();
-  const r = await fetch(base + path, { method, headers: { "User-Agent": "gotel-e2e/1.0" } });
+  const r = await fetch(base + path, { method, headers: { "User-Agent": "gotel-e2e/1.0", ...extraHeaders } });
   await r.arrayBuffer();
   return { path, method, before, after: nowNs(), status: r.status };
 }
@@ -50,7 +50,7 @@ function byPath(spans: ReceivedSpan[], path: string): ReceivedSpan {
   return s[0]!;
 }
 
-describe.each(["1.22.12", "1.27.4"])("ServeMux server built with Go %s", (goVersion) => {
+describe.each(["1.22.12", "1.24.13", "1.27.4"])("ServeMux server built with Go %s", (goVersion) => {
   let server: Awaited<ReturnType<typeof startServer>>;
   let gotel: Proc;
   let exe: string;
@@ -104,6 +104,7 @@ describe.each(["1.22.12", "1.27.4"])("ServeMux server built with Go %s", (goVers
         "server.address": "127.0.0.1",
         "server.port": BigInt(server.port),
         "network.peer.address": "127.0.0.1",
+        "user_agent.original": "gotel-e2e/1.0",
       });
       expect(span.status.code).toBe(want.error ? 2 : 0);
       expect(span.scope.name).toBe("go.opentelemetry.io/auto/net/http");
@@ -139,6 +140,14 @@ describe.each(["1.22.12", "1.27.4"])("ServeMux server built with Go %s", (goVers
       expect(span.endTimeUnixNano).toBeLessThanOrEqual(s.after + SLACK_NS);
     }
   }, 60_000);
+
+  test("user_agent.original is found in a big header map too (several buckets / map groups)", async () => {
+    collector.clear();
+    const many = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`X-Extra-${i}`, `v${i}`]));
+    await send(server.base, "GET", "/users/many-headers", many);
+    const [span] = await collector.waitForSpans(1, 10_000);
+    expect(span!.attributes["user_agent.original"]).toBe("gotel-e2e/1.0");
+  }, 30_000);
 
   test("a slow handler's span lasts as long as the handler", async () => {
     collector.clear();
