@@ -140,7 +140,7 @@ export function liveRoundTrip(mode: AttachMode, showVerifierLog = false): RoundT
     if (e.magic !== magic) throw new GotelError(`the event carries constant ${e.magic}, not the ${magic} set before load`);
     if (e.processTag !== tag) {
       throw new GotelError(`the per-process map lookup by tgid ${e.tgid} failed (gotel's pid is ${process.pid})`,
-        "gotel must run in the host's PID namespace (docker: --pid=host; Kubernetes: hostPID or a shared process namespace)");
+        "the kernel did not report gotel's pid as gotel sees it; please report this with `gotel doctor` output");
     }
     return { mode, latencyUs };
   } finally {
