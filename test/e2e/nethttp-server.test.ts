@@ -180,15 +180,20 @@ describe("framework router (chi)", () => {
 
 describe("OTLP protocols", () => {
   test.each([
-    ["http/protobuf", () => collector.httpEndpoint],
-    ["http/json", () => collector.httpEndpoint],
-    ["grpc", () => collector.grpcEndpoint],
-  ])("%s reaches the collector", async (protocol, endpoint) => {
+    ["http/protobuf", "http/protobuf", () => collector.httpEndpoint, "none"],
+    ["http/json", "http/json", () => collector.httpEndpoint, "none"],
+    ["grpc", "grpc", () => collector.grpcEndpoint, "none"],
+    ["http/protobuf with gzip", "http/protobuf", () => collector.httpEndpoint, "gzip"],
+    ["grpc with gzip", "grpc", () => collector.grpcEndpoint, "gzip"],
+  ])("%s reaches the collector", async (_label, protocol, endpoint, compression) => {
     const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
-    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint() }), server.proc.pid);
+    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv({
+      OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint(), OTEL_EXPORTER_OTLP_COMPRESSION: compression,
+      OTEL_EXPORTER_OTLP_HEADERS: "x-gotel-test=1",
+    }), server.proc.pid);
     try {
       collector.clear();
-      await send(server.base, "GET", `/users/${protocol.replace("/", "-")}`);
+      await send(server.base, "GET", `/users/${protocol.replace("/", "-")}-${compression}`);
       const [span] = await collector.waitForSpans(1, 15_000);
       expect(span!.name).toBe("GET /users/{id}");
     } finally {
