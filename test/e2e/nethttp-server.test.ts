@@ -207,12 +207,19 @@ describe("lifecycle", () => {
   test("SIGTERM flushes every span before exiting 0", async () => {
     const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
     // a long batch delay: only the shutdown flush can deliver these
-    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv({ OTEL_BSP_SCHEDULE_DELAY: "600000" }), server.proc.pid);
+    const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv({
+      OTEL_BSP_SCHEDULE_DELAY: "600000",
+      OTEL_SERVICE_NAME: "checkout",
+      OTEL_RESOURCE_ATTRIBUTES: "deployment.environment.name=test,service.name=ignored,team=a%2Cb",
+    }), server.proc.pid);
     collector.clear();
     for (let i = 0; i < 5; i++) await send(server.base, "GET", `/users/flush${i}`);
     expect(collector.spans().length).toBe(0);
     expect(await gotel.stop("SIGTERM")).toBe(0);
-    expect((await collector.waitForSpans(5, 5_000)).length).toBe(5);
+    const spans = await collector.waitForSpans(5, 5_000);
+    expect(spans.length).toBe(5);
+    // OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES, as the specification says
+    expect(spans[0]!.resource).toMatchObject({ "service.name": "checkout", "deployment.environment.name": "test", team: "a,b" });
     await server.proc.stop();
   }, 60_000);
 
