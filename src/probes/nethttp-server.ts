@@ -5,6 +5,7 @@
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable, ProbeSites } from "../gobin/analyze.ts";
+import { resolveOffsets, type FieldNeed, type OffsetsTable } from "../offsets/resolver.ts";
 import type { OffsetsSource, Readiness } from "./registry.ts";
 import type { SpanRecord } from "../traces/span.ts";
 
@@ -62,21 +63,18 @@ function goAtLeast(version: string, [major, minor]: [number, number]): boolean {
   return m !== null && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
 }
 
-export function plan(exe: GoExecutable): PlanResult {
+/** What the probe reads, for the offsets resolver. */
+export const NEEDS: readonly FieldNeed[] = (Object.entries(FIELDS) as [ConfigField, string][]).map(([key, field]) => ({
+  key, field, module: "std", optional: OPTIONAL.has(key),
+}));
+
+export function plan(exe: GoExecutable, table?: OffsetsTable): PlanResult {
   if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
   const sites = exe.probeSites(FUNCTION);
   if (!sites) return { skipped: `${FUNCTION} is not in the binary (it serves no HTTP)` };
-  const fromDwarf = exe.dwarfFieldOffsets(Object.values(FIELDS));
-  if (!fromDwarf) {
-    return { skipped: "the binary has no DWARF (built with -ldflags=-w) and gotel has no offsets table for it yet" };
-  }
-  const offsets = {} as Record<ConfigField, number | undefined>;
-  for (const [key, field] of Object.entries(FIELDS) as [ConfigField, string][]) {
-    const o = fromDwarf.get(field);
-    offsets[key] = o && "offset" in o ? o.offset : undefined;
-    if (offsets[key] === undefined && !OPTIONAL.has(key)) return { skipped: `field ${field} was not found in the binary's DWARF` };
-  }
-  return { plan: { sites, offsets, offsetsSource: "dwarf" } };
+  const r = resolveOffsets(exe, NEEDS, table);
+  if ("skipped" in r) return r;
+  return { plan: { sites, offsets: r.offsets as Record<ConfigField, number | undefined>, offsetsSource: r.source } };
 }
 
 export function readiness(exe: GoExecutable): Readiness {
