@@ -1,28 +1,21 @@
 /** `gotel exec`: probes in place before the program's first instruction; exit codes and signals pass through. */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Collector } from "../support/collector.ts";
+import { expect, test } from "bun:test";
+import { useCollector } from "../support/collector.ts";
 import { GOTEL } from "../support/cli.ts";
 import { buildGoFixture } from "../support/go.ts";
-import { requireRoot, waitFor } from "../support/kernel.ts";
+import { waitFor } from "../support/kernel.ts";
 import { Proc } from "../support/processes.ts";
 
-let collector: Collector;
-beforeAll(async () => {
-  requireRoot();
-  collector = await Collector.start();
-}, 900_000);
-afterAll(async () => {
-  await collector?.stop();
-});
+const collector = useCollector();
 
 test("the very first request is traced; SIGTERM is forwarded and its exit status returned", async () => {
   const exe = buildGoFixture("http-server", { goVersion: "1.27.4" });
-  const g = new Proc([GOTEL, "exec", "--", exe], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
+  const g = new Proc([GOTEL, "exec", "--", exe], { OTEL_EXPORTER_OTLP_ENDPOINT: collector().httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
   const line = await g.waitForLine(/^listening /, 20_000);
   // the request goes out the moment the server can accept it: no time for a late attach
   const r = await fetch(`http://${line.split(" ")[1]}/users/first`);
   expect(r.status).toBe(200);
-  const [span] = await collector.waitForSpans(1, 10_000);
+  const [span] = await collector().waitForSpans(1, 10_000);
   expect(span!.name).toBe("GET /users/{id}");
   expect(span!.attributes["url.path"]).toBe("/users/first");
   expect(g.stderr.some((l) => /attached pid=\d+ exe=\S+http-server /.test(l))).toBe(true);

@@ -4,20 +4,16 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { basename } from "node:path";
-import { Collector, type ReceivedSpan } from "../support/collector.ts";
+import { Collector, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { GOTEL } from "../support/cli.ts";
 import { buildGoFixture } from "../support/go.ts";
-import { requireRoot, waitFor } from "../support/kernel.ts";
+import { waitFor } from "../support/kernel.ts";
 import { Proc, startServer } from "../support/processes.ts";
 
+const sharedCollector = useCollector();
 let collector: Collector;
-
-beforeAll(async () => {
-  requireRoot();
-  collector = await Collector.start();
-}, 900_000);
-afterAll(async () => {
-  await collector?.stop();
+beforeAll(() => {
+  collector = sharedCollector();
 });
 
 function gotelEnv(extra: Record<string, string> = {}): Record<string, string> {

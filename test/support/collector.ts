@@ -27,7 +27,9 @@ import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readSync, rmSy
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "bun:test";
 import { ROOT } from "./go.ts";
+import { requireRoot } from "./kernel.ts";
 
 export const COLLECTOR_BINARY = join(ROOT, "build/otelcol/otelcol-gotel-test");
 const BUILD_SCRIPT = join(ROOT, "scripts/build-collector.sh");
@@ -511,4 +513,23 @@ export class Collector {
       this.received.push(...parseOtlpTracesJson(request));
     }
   }
+}
+
+/**
+ * For an e2e test file: checks root, starts one collector before the file's tests and stops it after.
+ * Returns a getter, since the collector exists only once beforeAll ran.
+ */
+export function useCollector(): () => Collector {
+  let collector: Collector | undefined;
+  beforeAll(async () => {
+    requireRoot();
+    collector = await Collector.start();
+  }, 900_000);
+  afterAll(async () => {
+    await collector?.stop();
+  });
+  return () => {
+    if (!collector) throw new Error("the collector is not running (beforeAll failed?)");
+    return collector;
+  };
 }
