@@ -283,7 +283,8 @@ async function main(): Promise<void> {
     }
     const todo = vs.filter((x) => !isDone(target, x.version));
     console.log(`${target.module}: ${available} versions on the proxy, ${vs.length} selected, ${vs.length - todo.length} already in the table, ${todo.length} to build`);
-    for (const x of todo) jobs.push({ target, ...x });
+    // newest first: when a run is cut short, the releases users are most likely to run are in
+    for (const x of todo.reverse()) jobs.push({ target, ...x });
   }
   if (opts.limit !== undefined) jobs.splice(opts.limit);
   if (opts.dryRun) {

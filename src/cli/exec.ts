@@ -41,6 +41,12 @@ export async function execCommand(args: string[], env: EnvConfig): Promise<numbe
   const cmd = args[0] === "--" ? args.slice(1) : args;
   if (cmd.length === 0 || cmd[0] === undefined) throw new UsageError("exec needs a command: gotel exec -- CMD ARGS…");
   const program = resolveCommand(cmd[0]);
+  // installed first: a signal that comes while attaching is held and forwarded once the program runs
+  const pending: NodeJS.Signals[] = [];
+  let forward = (sig: NodeJS.Signals): void => {
+    pending.push(sig);
+  };
+  for (const sig of FORWARDED) process.on(sig, (s: NodeJS.Signals) => forward(s));
   const exporter = spanExporter(env);
   const agent = await Agent.start({ env, exporters: exporter ? [{ exporter }] : [] });
   const child = Bun.spawn(["/bin/sh", "-c", 'kill -STOP $$ && exec "$0" "$@"', program, ...cmd.slice(1)], {
@@ -53,8 +59,11 @@ export async function execCommand(args: string[], env: EnvConfig): Promise<numbe
       await Bun.sleep(1);
     }
     if (!agent.attach(child.pid, program, program)) log.warn("running the program without instrumentation", { exe: program });
-    for (const sig of FORWARDED) process.on(sig, () => child.kill(sig));
+    forward = (sig) => {
+      child.kill(sig);
+    };
     child.kill("SIGCONT");
+    for (const sig of pending) child.kill(sig);
     const code = await child.exited;
     return child.signalCode ? 128 + (SIGNAL_NUMBERS[child.signalCode] ?? 0) : code;
   } finally {

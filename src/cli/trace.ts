@@ -8,6 +8,7 @@ import type { EnvConfig } from "../config/env.ts";
 import { spanExporter } from "../export/exporter.ts";
 import { TraceOutput, type TraceFormat } from "./trace-output.ts";
 import { TARGET_FLAGS, targetSpec } from "./targets.ts";
+import { stopSignal } from "./signals.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -40,6 +41,7 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => (finish = resolve));
   let seen = 0;
+  void stopSignal().then(() => finish());
   const agent = await Agent.start({
     env,
     targets,
@@ -49,8 +51,6 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
     },
   });
   const timer = durationMs !== undefined ? setTimeout(finish, durationMs) : undefined;
-  process.once("SIGINT", finish);
-  process.once("SIGTERM", finish);
   await finished;
   clearTimeout(timer);
   await agent.stop();
