@@ -10,7 +10,7 @@ import type { OffsetsSource } from "../probes/registry.ts";
 export type TableAnswer = { offset: number } | { absent: true } | { unknown: string };
 
 /** The bundled table, behind an interface so the resolution rules can be tested on their own. */
-export interface OffsetsTable {
+export interface TableLookup {
   /** exact version only */
   lookup(module: string, version: string, arch: string, field: string): TableAnswer;
   /** between two built versions of the same minor series with identical answers */
@@ -32,7 +32,7 @@ export type Resolution =
   | { offsets: Record<string, number | undefined>; source: OffsetsSource; note?: string }
   | { skipped: string };
 
-export function resolveOffsets(exe: GoExecutable, needs: readonly FieldNeed[], table: OffsetsTable | undefined): Resolution {
+export function resolveOffsets(exe: GoExecutable, needs: readonly FieldNeed[], table: TableLookup | undefined): Resolution {
   const fromDwarf = exe.dwarfFieldOffsets(needs.map((n) => n.field));
   if (fromDwarf) {
     const offsets: Record<string, number | undefined> = {};

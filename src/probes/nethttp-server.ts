@@ -5,7 +5,8 @@
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable, ProbeSites } from "../gobin/analyze.ts";
-import { resolveOffsets, type FieldNeed, type OffsetsTable } from "../offsets/resolver.ts";
+import { bundledTable } from "../offsets/bundled.ts";
+import { resolveOffsets, type FieldNeed, type TableLookup } from "../offsets/resolver.ts";
 import type { OffsetsSource, Readiness } from "./registry.ts";
 import type { SpanRecord } from "../traces/span.ts";
 
@@ -68,7 +69,7 @@ export const NEEDS: readonly FieldNeed[] = (Object.entries(FIELDS) as [ConfigFie
   key, field, module: "std", optional: OPTIONAL.has(key),
 }));
 
-export function plan(exe: GoExecutable, table?: OffsetsTable): PlanResult {
+export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
   if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
   const sites = exe.probeSites(FUNCTION);
   if (!sites) return { skipped: `${FUNCTION} is not in the binary (it serves no HTTP)` };

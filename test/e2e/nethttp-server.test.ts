@@ -3,7 +3,10 @@
  * and what a real OpenTelemetry Collector received.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { basename } from "node:path";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { ElfFile } from "../../src/gobin/elf.ts";
 import { Collector, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { GOTEL } from "../support/cli.ts";
 import { buildGoFixture } from "../support/go.ts";
@@ -46,13 +49,17 @@ function byPath(spans: ReceivedSpan[], path: string): ReceivedSpan {
   return s[0]!;
 }
 
-describe.each(["1.22.12", "1.24.13", "1.27.4"])("ServeMux server built with Go %s", (goVersion) => {
+describe.each([
+  ["1.22.12", false], ["1.24.13", false], ["1.27.4", false],
+  // stripped (-ldflags=-s -w): functions from .gopclntab, offsets from gotel's table; traced exactly the same
+  ["1.22.12", true], ["1.27.4", true],
+] as const)("ServeMux server built with Go %s (stripped: %p)", (goVersion, stripped) => {
   let server: Awaited<ReturnType<typeof startServer>>;
   let gotel: Proc;
   let exe: string;
 
   beforeAll(async () => {
-    exe = buildGoFixture("http-server", { goVersion });
+    exe = buildGoFixture("http-server", { goVersion, stripped });
     server = await startServer(exe);
     collector.clear();
     gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv(), server.proc.pid);
@@ -282,6 +289,38 @@ describe("lifecycle", () => {
       await late?.stop();
     }
   }, 90_000);
+});
+
+describe("a stripped binary whose Go version gotel's table does not have", () => {
+  test("the probe is skipped with a reason naming the field and the version; gotel and the target keep running", async () => {
+    // the same program, claiming in its build info to be Go 1.27.9 (no such release is in the table)
+    const original = readFileSync(buildGoFixture("http-server", { goVersion: "1.27.4", stripped: true }));
+    const elf = ElfFile.parse(new Uint8Array(original), "http-server");
+    const info = elf.section(".go.buildinfo")!;
+    const patched = Buffer.from(original);
+    const at = patched.subarray(info.offset, info.offset + info.size).indexOf("go1.27.4");
+    expect(at).toBeGreaterThan(0);
+    patched.write("go1.27.9", info.offset + at);
+    const dir = mkdtempSync(join(tmpdir(), "gotel-future-"));
+    const exe = join(dir, "http-server");
+    writeFileSync(exe, patched, { mode: 0o755 });
+    const server = await startServer(exe);
+    const gotel = new Proc([GOTEL, "run", "--pid", String(server.proc.pid)], gotelEnv());
+    try {
+      const line = await gotel.waitForLine(/net\/http server instrumentation skipped/, 20_000);
+      expect(line).toContain(`pid=${server.proc.pid}`);
+      expect(line).toContain('reason="no offset for net/http.Request.Method in Go 1.27.9 (amd64): Go 1.27.9 is not in gotel\'s offsets table (amd64: ');
+      expect(line).toContain("the binary has no DWARF to read it from");
+      expect((await fetch(server.base + "/users/1")).status).toBe(200);
+      await Bun.sleep(300);
+      expect(gotel.exitCode).toBeNull();
+      expect(gotel.countLines(/attached pid=/)).toBe(0);
+    } finally {
+      expect(await gotel.stop()).toBe(0);
+      await server.proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe("bad input", () => {

@@ -1,7 +1,7 @@
 /** The resolution rules of DESIGN.md decision 6, on real binaries with a fake table. */
 import { describe, expect, test } from "bun:test";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
-import { resolveOffsets, type FieldNeed, type OffsetsTable, type TableAnswer } from "../../src/offsets/resolver.ts";
+import { resolveOffsets, type FieldNeed, type TableLookup, type TableAnswer } from "../../src/offsets/resolver.ts";
 import { buildGoFixture } from "../support/go.ts";
 
 const NEEDS: FieldNeed[] = [
@@ -10,7 +10,7 @@ const NEEDS: FieldNeed[] = [
 ];
 
 /** Answers for exact versions; interpolation between 1.27.2 and 1.27.6 when they agree. */
-function fakeTable(exact: Record<string, Record<string, TableAnswer>>): OffsetsTable {
+function fakeTable(exact: Record<string, Record<string, TableAnswer>>): TableLookup {
   return {
     lookup: (_m, version, _a, field) => exact[version]?.[field] ?? { unknown: `Go ${version} is not in gotel's offsets table` },
     lookupInterpolated: (_m, version, a, field) => {

@@ -4,6 +4,7 @@
  * builds, and never answering for a version that was not built (except the documented interpolation).
  */
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import {
@@ -70,7 +71,7 @@ describe("the bundled table", () => {
       test(`equals the DWARF of gobin-sample built with Go ${goVersion} for ${goarch}`, () => {
         if (!builtVersions(STD, goarch).includes(goVersion)) throw new Error(`Go ${goVersion} ${goarch} is not in the table`);
         const exe = buildGoFixture("gobin-sample", { goVersion, goarch });
-        const elf = ElfFile.parse(new Uint8Array(require("node:fs").readFileSync(exe)), exe);
+        const elf = ElfFile.parse(new Uint8Array(readFileSync(exe)), exe);
         const dwarf = readStructFieldOffsets(elf, PROBE_FIELDS);
         let compared = 0;
         for (const f of PROBE_FIELDS) {
