@@ -251,6 +251,14 @@ export class ProcessWatcher {
           known.seen = n;
           continue;
         }
+        // Read while its execve was still building the new image: the exe was already the new one but the code
+        // and stack addresses were not set yet (so the image fell back to comm). That is the same image
+        // settling, not another exec (seen as a spurious exit + start under load).
+        if (st.startTime === known.startTime && !isZombie(st) && known.image.startsWith("comm:") && !st.image.startsWith("comm:")) {
+          known.image = st.image;
+          known.seen = n;
+          continue;
+        }
         this.forget(pid, known, st.startTime === known.startTime && !isZombie(st) ? "exec" : "exit");
         known = undefined;
       }
