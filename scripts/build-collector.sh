@@ -52,31 +52,11 @@ up_to_date && exit 0
 command -v go >/dev/null || die "needs a go command on PATH (any version; a newer toolchain is fetched when needed)"
 
 # ---- Go toolchain --------------------------------------------------------------------------------------------
-version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$2" ]; }  # $1 >= $2
-GO=go
-LOCAL_GO=$(go env GOVERSION 2>/dev/null | sed 's/^go//; s/[^0-9.].*$//')
-[ -n "$LOCAL_GO" ] || LOCAL_GO=$(go version | sed -n 's/^go version go\([0-9.]*\).*/\1/p')
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false"   # build/otelcol-src sits inside our git checkout
-if version_ge "$LOCAL_GO" "$MIN_GO"; then
-  export GOTOOLCHAIN=local
-elif version_ge "$LOCAL_GO" 1.21; then
-  step "go $LOCAL_GO is older than $MIN_GO: using go $FALLBACK_GO through GOTOOLCHAIN"
-  export GOTOOLCHAIN="go$FALLBACK_GO"
-else
-  # Too old for GOTOOLCHAIN: the same toolchain module, downloaded by hand and made executable in build/.
-  case "$(uname -m)" in x86_64) garch=amd64 ;; aarch64) garch=arm64 ;; *) die "unsupported host $(uname -m)" ;; esac
-  tc="$ROOT/build/go-toolchain/go$FALLBACK_GO"
-  if [ ! -x "$tc/bin/go" ]; then
-    step "go $LOCAL_GO is older than 1.21: downloading go $FALLBACK_GO (golang.org/toolchain) into build/"
-    dir=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "golang.org/toolchain@v0.0.1-go$FALLBACK_GO.linux-$garch" \
-      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-    [ -n "$dir" ] && [ -d "$dir" ] || die "could not download golang.org/toolchain@v0.0.1-go$FALLBACK_GO.linux-$garch"
-    rm -rf "$tc.tmp"; mkdir -p "$(dirname "$tc")"; cp -r "$dir" "$tc.tmp"; chmod -R u+w "$tc.tmp"
-    chmod +x "$tc.tmp"/bin/* "$tc.tmp"/pkg/tool/*/*
-    rm -rf "$tc"; mv "$tc.tmp" "$tc"
-  fi
-  GO="$tc/bin/go"; export PATH="$tc/bin:$PATH" GOTOOLCHAIN=local
-fi
+# shellcheck source=lib/go-toolchain.sh
+source "$ROOT/scripts/lib/go-toolchain.sh"
+use_go "$MIN_GO" "$FALLBACK_GO" || die "no usable Go toolchain"
+[ "${GOTOOLCHAIN:-}" = local ] || step "using go $FALLBACK_GO through GOTOOLCHAIN"
 
 # ---- builder (ocb) -------------------------------------------------------------------------------------------
 OCB="$OCB_DIR/builder"

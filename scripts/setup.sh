@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v clang >/dev/null || missing+=(clang)
 command -v llvm-strip >/dev/null || missing+=(llvm)
-command -v go >/dev/null || missing+=(golang-go) # old on Debian 12, enough: fixtures pick their Go via GOTOOLCHAIN
+command -v go >/dev/null || missing+=(golang-go) # 1.19 on Debian 12: a newer toolchain is fetched below
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v make >/dev/null || missing+=(make)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -25,5 +25,12 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# Tests and the demo build Go programs whose go.mod needs Go >= 1.22; they also pick other releases through
+# GOTOOLCHAIN, which needs a go >= 1.21 to start from (scripts/lib/go-toolchain.sh explains).
+ROOT=$PWD
+# shellcheck source=lib/go-toolchain.sh
+source scripts/lib/go-toolchain.sh
+use_go 1.22 1.26.8
 
 bash vendor/libbpf/build.sh x64 arm64

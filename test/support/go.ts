@@ -25,6 +25,17 @@ function newestMtime(dir: string): number {
 }
 
 /** Builds (or reuses) test/fixtures/<name> in the given way; returns the executable's path. */
+/**
+ * The go command: the one on PATH, unless scripts/setup.sh had to fetch a newer toolchain into
+ * build/go-toolchain/ because the machine's go is older than 1.21 (Debian 12's golang-go is 1.19).
+ */
+export function goCommand(): string {
+  const dir = join(ROOT, "build/go-toolchain");
+  if (!existsSync(dir)) return "go";
+  const newest = readdirSync(dir).filter((d) => existsSync(join(dir, d, "bin/go"))).sort().at(-1);
+  return newest ? join(dir, newest, "bin/go") : "go";
+}
+
 export function buildGoFixture(name: string, b: GoBuild = {}): string {
   const src = join(ROOT, "test/fixtures", name);
   const outDir = join(ROOT, "build/fixtures", `${name}-${variantName(b)}`);
@@ -33,14 +44,15 @@ export function buildGoFixture(name: string, b: GoBuild = {}): string {
   mkdirSync(outDir, { recursive: true });
   // build next to the target and rename: several test files (and processes) may build the same variant at once
   const tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const args = ["go", "build", "-o", tmp];
+  const args = [goCommand(), "build", "-o", tmp];
   if (b.stripped) args.push("-ldflags=-s -w");
   if (b.pie) args.push("-buildmode=pie");
   const r = Bun.spawnSync(args, {
     cwd: src,
     env: {
       ...process.env,
-      GOTOOLCHAIN: b.goVersion ? `go${b.goVersion}` : "local",
+      // "auto" for the default build: the module's go line (1.22 for the HTTP fixtures) may be newer than go itself
+      GOTOOLCHAIN: b.goVersion ? `go${b.goVersion}` : "auto",
       GOARCH: b.goarch ?? "amd64",
       CGO_ENABLED: b.cgo ? "1" : "0",
       GOFLAGS: "-mod=mod",
