@@ -1,6 +1,7 @@
-/* net/http server spans: a uprobe at the entry of net/http.serverHandler.ServeHTTP records the request, uprobes
- * on every RET of it complete the span with the response status and the ServeMux pattern (set while the handler
- * ran) and send it to user space.
+/* net/http server spans: a uprobe at the entry of net/http.serverHandler.ServeHTTP starts the span (a child of
+ * the request's W3C traceparent when it has one, sampled in the kernel) and records it under the request's
+ * context, so that calls made with that context find their parent; uprobes on every RET of it complete the span
+ * with the response status and the ServeMux pattern (set while the handler ran) and send it to user space.
  *
  *   func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request)
  *   Go ABI: sh = arg 1, rw = args 2-3 (itab, data), req = arg 4.
@@ -15,6 +16,8 @@
 #include "go_types.h"
 #include "event.h"
 #include "probe.h"
+#include "http_header.h"
+#include "trace_context.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -40,21 +43,15 @@ struct nethttp_server_config {
 	__u64 url_path;            /* net/url.URL.Path (string) */
 	__u64 response_status;     /* net/http.response.status (int), HTTP/1 ResponseWriter */
 	__u64 request_header;      /* net/http.Request.Header (map[string][]string) */
-	/* Go < 1.24 maps */
-	__u64 hmap_b;              /* runtime.hmap.B (uint8) */
-	__u64 hmap_buckets;        /* runtime.hmap.buckets */
-	/* Go >= 1.24 Swiss-table maps */
-	__u64 swiss_dir_ptr;       /* internal/runtime/maps.Map.dirPtr */
-	__u64 swiss_dir_len;       /* internal/runtime/maps.Map.dirLen */
-	__u64 swiss_table_groups;  /* internal/runtime/maps.table.groups */
-	__u64 swiss_groups_data;   /* internal/runtime/maps.groupsReference.data */
-	__u64 swiss_groups_mask;   /* internal/runtime/maps.groupsReference.lengthMask */
+	__u64 request_ctx;         /* net/http.Request.ctx (context.Context) */
+	struct go_map_offsets map;
 };
 
 struct nethttp_server_event {
 	struct gotel_event_header hdr;
-	__u8 trace_id[16];
-	__u8 span_id[8];
+	__u8 parent_span_id[8]; /* zero: a root span */
+	__u32 parent_remote;    /* the parent came in the request's traceparent */
+	__u32 tls;
 	__s64 status;
 	__s64 proto_major;
 	__s64 proto_minor;
@@ -63,21 +60,21 @@ struct nethttp_server_event {
 	__u32 host_len;
 	__u32 remote_len;
 	__u32 pattern_len;
-	__u32 tls;
 	__u32 user_agent_len;
-	__u32 reserved;
 	char method[METHOD_MAX];
 	char path[PATH_MAX];
 	char host[HOST_MAX];
 	char remote[REMOTE_MAX];
 	char pattern[PATTERN_MAX];
 	char user_agent[USER_AGENT_MAX];
+	struct gotel_span_context sc; /* last: sent up to its tracestate's length */
 };
 
 /* a request in flight, with what only the entry can see */
 struct nethttp_server_inflight {
 	__u64 request;
 	__u64 response_writer;
+	__u64 ctx;
 	struct nethttp_server_event event;
 };
 
@@ -90,29 +87,25 @@ struct {
 	__type(value, struct nethttp_server_config);
 } nethttp_server_config SEC(".maps");
 
-/* Keyed by goroutine. LRU: a span whose return was never seen (the process died mid-request) ages out. */
+/* Keyed by (tgid, goroutine): entry and return of one call run on the same goroutine. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct gotel_ctx_key);
 	__type(value, struct nethttp_server_inflight);
 } nethttp_server_inflight SEC(".maps");
 
 /* building an entry takes more than the 512-byte BPF stack */
+struct scratch {
+	struct nethttp_server_inflight inflight;
+	char traceparent[64];
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct nethttp_server_inflight);
+	__type(value, struct scratch);
 } nethttp_server_scratch SEC(".maps");
-
-static __always_inline __u64 read_u64_at(__u64 base, __u64 offset)
-{
-	__u64 v = 0;
-	if (base && offset != GOTEL_OFFSET_ABSENT)
-		bpf_probe_read_user(&v, sizeof(v), (const void *)(base + offset));
-	return v;
-}
 
 #define READ_STRING_FIELD(dst, len, base, offset)                                         \
 	do {                                                                              \
@@ -120,109 +113,16 @@ static __always_inline __u64 read_u64_at(__u64 base, __u64 offset)
 			len = go_read_string_at(dst, sizeof(dst), (base) + (offset));    \
 	} while (0)
 
-/* ---- User-Agent from req.Header (map[string][]string), keys canonicalized by net/textproto ----
- * Only this map type is read, so its slot layout follows from Go's rules: a string key is 16 bytes, a
- * []string value 24. The walks are bounded (a request's headers fit in a few buckets or groups); a header map
- * bigger than that just gives no user agent. */
-#define CLASSIC_BUCKET_SIZE (8 + 8 * 16 + 8 * 24 + 8) /* tophash, keys, values, overflow */
-#define CLASSIC_MAX_BUCKETS 4                          /* B <= 2: up to 26 headers */
-#define SWISS_SLOT_SIZE (16 + 24)
-#define SWISS_GROUP_SIZE (8 + 8 * SWISS_SLOT_SIZE)    /* control word, 8 slots */
-#define SWISS_MAX_TABLES 2
-#define SWISS_MAX_GROUPS 4
-
-static __always_inline int is_user_agent_key(__u64 key_addr)
+/* The incoming W3C context: parent IDs and flags into remote, tracestate into sc; 0 when there is a valid one. */
+static __always_inline int read_incoming_context(struct scratch *s, const struct http_header_values *h,
+						 struct gotel_span_context *remote)
 {
-	struct go_string k = {};
-	char b[10];
-	if (bpf_probe_read_user(&k, sizeof(k), (const void *)key_addr) || k.len != 10)
-		return 0;
-	if (bpf_probe_read_user(b, sizeof(b), (const void *)k.ptr))
-		return 0;
-	return b[0] == 'U' && b[1] == 's' && b[2] == 'e' && b[3] == 'r' && b[4] == '-' && b[5] == 'A' &&
-	       b[6] == 'g' && b[7] == 'e' && b[8] == 'n' && b[9] == 't';
-}
-
-/* the first value of the []string at value_addr */
-static __always_inline __u32 read_first_value(char *dst, __u64 value_addr)
-{
-	struct go_slice v = {};
-	if (bpf_probe_read_user(&v, sizeof(v), (const void *)value_addr) || v.len < 1)
-		return 0;
-	return go_read_string_at(dst, USER_AGENT_MAX, v.ptr);
-}
-
-static __always_inline __u32 user_agent_classic(struct nethttp_server_config *cfg, __u64 hmap, char *dst)
-{
-	__u8 b = 0;
-	__u64 buckets = read_u64_at(hmap, cfg->hmap_buckets);
-	if (bpf_probe_read_user(&b, 1, (const void *)(hmap + cfg->hmap_b)) || !buckets)
-		return 0;
-	for (__u32 i = 0; i < CLASSIC_MAX_BUCKETS * 8; i++) {
-		__u32 bucket = i / 8, slot = i % 8;
-		if (bucket >= (1u << (b & 7)))
-			break;
-		__u64 base = buckets + bucket * CLASSIC_BUCKET_SIZE;
-		if (is_user_agent_key(base + 8 + slot * 16))
-			return read_first_value(dst, base + 8 + 8 * 16 + slot * 24);
-	}
-	return 0;
-}
-
-static __always_inline __u32 user_agent_swiss_group(__u64 group, char *dst, int *found)
-{
-	__u64 ctrl = 0;
-	if (bpf_probe_read_user(&ctrl, sizeof(ctrl), (const void *)group))
-		return 0;
-	for (int slot = 0; slot < 8; slot++) {
-		/* the high bit of a control byte marks an empty or deleted slot */
-		if ((ctrl >> (slot * 8)) & 0x80)
-			continue;
-		__u64 s = group + 8 + slot * SWISS_SLOT_SIZE;
-		if (is_user_agent_key(s)) {
-			*found = 1;
-			return read_first_value(dst, s + 16);
-		}
-	}
-	return 0;
-}
-
-static __always_inline __u32 user_agent_swiss(struct nethttp_server_config *cfg, __u64 m, char *dst)
-{
-	__u64 dir = read_u64_at(m, cfg->swiss_dir_ptr);
-	__s64 dir_len = read_u64_at(m, cfg->swiss_dir_len);
-	int found = 0;
-	if (!dir)
-		return 0;
-	if (dir_len == 0) /* a small map: dirPtr is its one group */
-		return user_agent_swiss_group(dir, dst, &found);
-	for (__u32 i = 0; i < SWISS_MAX_TABLES * SWISS_MAX_GROUPS; i++) {
-		__u32 t = i / SWISS_MAX_GROUPS, g = i % SWISS_MAX_GROUPS;
-		if (t >= dir_len)
-			break;
-		__u64 table = read_u64_at(dir + t * 8, 0);
-		__u64 groups = read_u64_at(table, cfg->swiss_table_groups + cfg->swiss_groups_data);
-		__u64 mask = read_u64_at(table, cfg->swiss_table_groups + cfg->swiss_groups_mask);
-		if (!groups || g > mask)
-			continue;
-		__u32 n = user_agent_swiss_group(groups + g * SWISS_GROUP_SIZE, dst, &found);
-		if (found)
-			return n;
-	}
-	return 0;
-}
-
-static __always_inline __u32 read_user_agent(struct nethttp_server_config *cfg, __u64 req, char *dst)
-{
-	__u64 header = read_u64_at(req, cfg->request_header);
-	if (!header)
-		return 0;
-	if (cfg->hmap_b != GOTEL_OFFSET_ABSENT && cfg->hmap_buckets != GOTEL_OFFSET_ABSENT)
-		return user_agent_classic(cfg, header, dst);
-	if (cfg->swiss_dir_ptr != GOTEL_OFFSET_ABSENT && cfg->swiss_dir_len != GOTEL_OFFSET_ABSENT &&
-	    cfg->swiss_table_groups != GOTEL_OFFSET_ABSENT && cfg->swiss_groups_data != GOTEL_OFFSET_ABSENT &&
-	    cfg->swiss_groups_mask != GOTEL_OFFSET_ABSENT)
-		return user_agent_swiss(cfg, header, dst);
+	__u32 copied = 0;
+	__u32 len = http_header_first_value(s->traceparent, sizeof(s->traceparent), h->at[HTTP_HEADER_TRACEPARENT], &copied);
+	if (copied < GOTEL_TRACEPARENT_LEN || gotel_parse_traceparent(s->traceparent, len, remote))
+		return -1;
+	len = http_header_first_value(remote->tracestate, sizeof(remote->tracestate), h->at[HTTP_HEADER_TRACESTATE], &copied);
+	remote->tracestate_len = gotel_trim_tracestate(remote->tracestate, len);
 	return 0;
 }
 
@@ -233,19 +133,20 @@ static __always_inline int on_entry(const void *ctx)
 	if (!cfg)
 		return 0;
 	__u32 zero = 0;
-	struct nethttp_server_inflight *f = bpf_map_lookup_elem(&nethttp_server_scratch, &zero);
-	if (!f)
+	struct scratch *s = bpf_map_lookup_elem(&nethttp_server_scratch, &zero);
+	if (!s)
 		return 0;
-	__builtin_memset(f, 0, sizeof(*f));
+	struct nethttp_server_inflight *f = &s->inflight;
+	/* the tracestate bytes past its length are never read: no need to clear them */
+	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
 
 	__u64 g = go_goroutine(ctx);
 	__u64 req = go_arg(ctx, 4);
 	f->request = req;
 	f->response_writer = go_arg(ctx, 3);
+	f->ctx = read_u64_at(req, cfg->request_ctx + 8); /* the data word of the interface */
 	struct nethttp_server_event *e = &f->event;
 	gotel_fill_header(&e->hdr, GOTEL_EVENT_NETHTTP_SERVER, g);
-	gotel_random_bytes(e->trace_id, 16);
-	gotel_random_bytes(e->span_id, 8);
 
 	READ_STRING_FIELD(e->method, e->method_len, req, cfg->request_method);
 	READ_STRING_FIELD(e->host, e->host_len, req, cfg->request_host);
@@ -255,22 +156,43 @@ static __always_inline int on_entry(const void *ctx)
 	e->proto_major = read_u64_at(req, cfg->request_proto_major);
 	e->proto_minor = read_u64_at(req, cfg->request_proto_minor);
 	e->tls = read_u64_at(req, cfg->request_tls) != 0;
-	e->user_agent_len = read_user_agent(cfg, req, e->user_agent);
+
+	struct http_header_values h = {};
+	http_header_find(&cfg->map, read_u64_at(req, cfg->request_header), &h);
+	__u32 ua_copied = 0;
+	http_header_first_value(e->user_agent, sizeof(e->user_agent), h.at[HTTP_HEADER_USER_AGENT], &ua_copied);
+	e->user_agent_len = ua_copied;
+
+	/* the remote parent is parsed into the event's own context, then the span starts from a copy of it */
+	struct gotel_span_context *remote = 0;
+	if ((gotel_propagation & GOTEL_PROPAGATION_EXTRACT) && read_incoming_context(s, &h, &e->sc) == 0) {
+		remote = &e->sc;
+		__builtin_memcpy(e->parent_span_id, remote->span_id, 8);
+		e->parent_remote = 1;
+	}
+	gotel_start_span(&e->sc, remote);
+	gotel_track(tgid, f->ctx, &e->sc);
 
 	/* morestack re-runs the prologue, so the entry may fire twice for one call: overwrite */
-	bpf_map_update_elem(&nethttp_server_inflight, &g, f, BPF_ANY);
+	gotel_inflight_put(&nethttp_server_inflight, tgid, g, f);
 	return 0;
 }
 
 static __always_inline int on_return(const void *ctx)
 {
-	__u64 g = go_goroutine(ctx);
-	struct nethttp_server_inflight *f = bpf_map_lookup_elem(&nethttp_server_inflight, &g);
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	struct nethttp_server_inflight *f = bpf_map_lookup_elem(&nethttp_server_inflight, &key);
 	if (!f)
 		return 0;
-	__u32 tgid = gotel_current_tgid();
-	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
+	gotel_untrack(tgid, f->ctx);
 	struct nethttp_server_event *e = &f->event;
+	if (!(e->sc.flags & GOTEL_FLAG_SAMPLED)) {
+		gotel_count(GOTEL_COUNTER_UNSAMPLED);
+		bpf_map_delete_elem(&nethttp_server_inflight, &key);
+		return 0;
+	}
+	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
 	e->hdr.end_ns = bpf_ktime_get_ns();
 	if (cfg) {
 		/* HTTP/2's ResponseWriter is another type; its status is not read (yet) */
@@ -283,8 +205,8 @@ static __always_inline int on_return(const void *ctx)
 			READ_STRING_FIELD(e->pattern, e->pattern_len, pat, cfg->pattern_str);
 		}
 	}
-	gotel_emit(e, sizeof(*e));
-	bpf_map_delete_elem(&nethttp_server_inflight, &g);
+	gotel_emit_span(e);
+	bpf_map_delete_elem(&nethttp_server_inflight, &key);
 	return 0;
 }
 

@@ -13,11 +13,16 @@ import { RingBufferReader } from "./ebpf/ring-buffer.ts";
 import { GotelError } from "./errors.ts";
 import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
 import { log } from "./log.ts";
-import * as nethttpServer from "./probes/nethttp-server.ts";
+import { lockdownMode, probeWriteUserAllowed } from "./ebpf/kernel-checks.ts";
+import { NethttpClientProbe } from "./probes/nethttp-client-probe.ts";
 import { NethttpServerProbe } from "./probes/nethttp-server-probe.ts";
+import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
+import { StructView } from "./ebpf/struct-view.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
+import { traceConstants } from "./traces/sampling.ts";
 import { toReadableSpan, type SpanRecord } from "./traces/span.ts";
+import type { BpfMap } from "./ebpf/map.ts";
 
 export interface AgentOptions {
   env: EnvConfig;
@@ -33,12 +38,20 @@ interface Target {
   exePath: string;
   resource: Resource;
   links: UprobeLinks[];
+  probes: SpanProbe[];
 }
 
 export interface AgentStats {
   spans: number;
-  /** events the kernel could not queue (ring buffer full) plus records lost in user space */
+  /** events read from the ring buffer */
+  events: number;
+  /** spans lost: the ring buffer was full, an in-flight map was full, or a batch in user space was */
   dropped: bigint;
+  /** spans not sent because their trace was not sampled */
+  unsampled: bigint;
+  /** traceparent headers written into outgoing requests, and requests left alone (app's own header, no room) */
+  injected: bigint;
+  notInjected: bigint;
   targets: number;
 }
 
@@ -52,7 +65,14 @@ export class Agent {
   private stopped = false;
   private finalStats: AgentStats | undefined;
 
-  private constructor(private readonly opts: AgentOptions, private readonly probe: NethttpServerProbe) {
+  private readonly byEventType: Map<number, SpanProbe>;
+  private readonly counters: BpfMap;
+  private readonly counterIndex: ReadonlyMap<string, bigint>;
+  private readonly headerType: number;
+  private readonly headerTgid: number;
+  private readonly toUnixNs = (ns: bigint): bigint => this.clock.toUnixNs(ns);
+
+  private constructor(private readonly opts: AgentOptions, private readonly probes: readonly SpanProbe[], first: NethttpServerProbe) {
     const env = opts.env;
     this.processors = opts.exporters.map(({ exporter, delayMs }) => new BatchSpanProcessor(exporter, {
       scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
@@ -60,7 +80,14 @@ export class Agent {
       maxQueueSize: env.OTEL_BSP_MAX_QUEUE_SIZE,
       maxExportBatchSize: Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE),
     }));
-    this.reader = new RingBufferReader(probe.obj.map("events"), (v) => this.onEvent(v));
+    const obj = first.object.obj;
+    this.reader = new RingBufferReader(obj.map("events"), (v) => this.onEvent(v));
+    this.counters = obj.map("drops");
+    this.counterIndex = obj.btf().enumValues("gotel_counter");
+    this.byEventType = new Map(probes.map((p) => [p.eventType, p]));
+    const header = new StructView(obj.btf().structLayout("gotel_event_header"));
+    this.headerType = header.offset("type", 4);
+    this.headerTgid = header.offset("tgid", 4);
     this.watcher = opts.targets && new ProcessWatcher(opts.targets, {
       onStart: (p) => void this.attach(p.pid, p.exePath),
       onExit: (p) => this.detach(p.pid, "exited"),
@@ -69,8 +96,26 @@ export class Agent {
 
   static async start(opts: AgentOptions): Promise<Agent> {
     const mode = preferredAttachMode();
-    const probe = NethttpServerProbe.load(mode, opts.env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG);
-    const agent = new Agent(opts, probe);
+    const env = opts.env;
+    const tracecontext = env.OTEL_PROPAGATORS.includes("tracecontext");
+    const injectAllowed = probeWriteUserAllowed();
+    const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed });
+    const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
+    const server = NethttpServerProbe.load(base);
+    let client: NethttpClientProbe;
+    try {
+      client = NethttpClientProbe.load({ ...base, shareWith: server.object.obj, inject: tracecontext && injectAllowed });
+    } catch (e) {
+      server.close();
+      throw e;
+    }
+    if (!tracecontext) log.info("trace context propagation is off (OTEL_PROPAGATORS has no tracecontext)");
+    else if (!injectAllowed) {
+      log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
+        lockdown: lockdownMode() ?? "unknown (securityfs not mounted)", hint: "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
+      });
+    }
+    const agent = new Agent(opts, [server, client], server);
     agent.reader.start();
     try {
       await agent.watcher?.start();
@@ -84,9 +129,17 @@ export class Agent {
 
   get stats(): AgentStats {
     if (this.finalStats) return this.finalStats;
+    const count = (name: string) => {
+      const i = this.counterIndex.get(`GOTEL_COUNTER_${name}`);
+      return i === undefined ? 0n : this.counters.sumPerCpuU64(uintBytes(i, 4));
+    };
     return {
       spans: this.spans,
-      dropped: this.probe.obj.map("drops").sumPerCpuU64(uintBytes(0, 4)) + this.reader.droppedInBatch,
+      events: this.reader.delivered,
+      dropped: count("RINGBUF_FULL") + count("INFLIGHT_LOST") + this.reader.droppedInBatch,
+      unsampled: count("UNSAMPLED"),
+      injected: count("INJECTED"),
+      notInjected: count("INJECT_PRESENT") + count("INJECT_NO_ROOM"),
       targets: this.targets.size,
     };
   }
@@ -108,27 +161,36 @@ export class Agent {
       });
       return false;
     }
-    const planned = nethttpServer.plan(exe);
-    if ("skipped" in planned) {
-      log.warn("net/http server instrumentation skipped", { pid: p.pid, exe: p.exePath, reason: planned.skipped });
+    const ready: { probe: SpanProbe; prepared: Prepared }[] = [];
+    for (const probe of this.probes) {
+      const prepared = probe.prepare(exe);
+      if ("skipped" in prepared) log.info(`${probe.name} instrumentation skipped`, { pid, exe: exePath, reason: prepared.skipped });
+      else ready.push({ probe, prepared });
+    }
+    if (ready.length === 0) {
+      log.warn("not tracing a process: no instrumentation applies to it", { pid, exe: exePath });
       return false;
     }
-    try {
-      const links = this.probe.attach(p.pid, path, planned.plan);
-      const resource = processResource(
-        { pid: p.pid, executablePath: p.exePath, goVersion: exe.buildInfo.goVersion },
-        { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
-      );
-      this.targets.set(p.pid, { exePath, resource, links });
-      log.info("attached", {
-        pid: p.pid, exe: p.exePath, go: exe.goVersion, instrumentation: "net/http server",
-        sites: 1 + planned.plan.sites.returns.length, offsets: planned.plan.offsetsSource,
-      });
-      return true;
-    } catch (e) {
-      log.warn("attaching failed", { pid: p.pid, exe: p.exePath, reason: e instanceof GotelError ? e.oneLine : String(e) });
-      return false;
+    const links: UprobeLinks[] = [];
+    const attached: SpanProbe[] = [];
+    for (const { probe, prepared } of ready) {
+      try {
+        links.push(...prepared.attach(pid, path));
+        attached.push(probe);
+        log.info("attached", {
+          pid, exe: exePath, go: exe.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
+        });
+      } catch (e) {
+        log.warn("attaching failed", { pid, exe: exePath, instrumentation: probe.name, reason: e instanceof GotelError ? e.oneLine : String(e) });
+      }
     }
+    if (attached.length === 0) return false;
+    const resource = processResource(
+      { pid, executablePath: exePath, goVersion: exe.buildInfo.goVersion },
+      { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
+    );
+    this.targets.set(pid, { exePath, resource, links, probes: attached });
+    return true;
   }
 
   private detach(pid: number, why: string): void {
@@ -137,18 +199,17 @@ export class Agent {
     // spans already in the ring buffer still belong to this process
     this.reader.drain();
     for (const l of t.links) l.destroy();
-    this.probe.forget(pid);
+    for (const p of t.probes) p.forget(pid);
     this.targets.delete(pid);
     log.info("detached", { pid, exe: t.exePath, reason: why });
   }
 
   private onEvent(v: DataView): void {
-    if (this.probe.header.type(v) !== this.probe.eventType) return;
-    const tgid = this.probe.header.tgid(v);
+    const probe = this.byEventType.get(v.getUint32(this.headerType, true));
+    const tgid = v.getUint32(this.headerTgid, true);
     const target = this.targets.get(tgid);
-    if (!target) return;
-    const e = this.probe.decode(v);
-    const record = nethttpServer.toSpanRecord({ ...e, startNs: this.clock.toUnixNs(e.startNs), endNs: this.clock.toUnixNs(e.endNs) });
+    if (!probe || !target) return;
+    const record = probe.record(v, tgid, this.toUnixNs);
     this.spans++;
     this.opts.onSpan?.(record);
     const span = toReadableSpan(record, target.resource);
@@ -164,6 +225,7 @@ export class Agent {
     this.reader.close();
     this.finalStats = this.stats;
     await Promise.all(this.processors.map((p) => p.shutdown()));
-    this.probe.close();
+    // the first object owns the shared maps: close it last
+    for (const p of [...this.probes].reverse()) p.close();
   }
 }

@@ -2,7 +2,8 @@
  *
  * User space reads this layout from the object's BTF (src/ebpf/btf.ts), never from a copy of it, so fields
  * may be added here freely. Events are written with BPF_RB_NO_WAKEUP: the agent drains the ring on a timer,
- * and a wakeup per event costs ~15 us on our machines. A reserve that fails is counted in `drops`.
+ * and a wakeup per event costs ~15 us on our machines. A reserve that fails is counted in `drops`, with the
+ * other things that go wrong or are skipped in the kernel (enum gotel_counter).
  */
 #ifndef GOTEL_EVENT_H
 #define GOTEL_EVENT_H
@@ -15,6 +16,18 @@
 enum gotel_event_type {
 	GOTEL_EVENT_SELFTEST = 1,
 	GOTEL_EVENT_NETHTTP_SERVER = 2,
+	GOTEL_EVENT_NETHTTP_CLIENT = 3,
+};
+
+/* Indexes of the `drops` counters. User space reads the names from BTF; values are stable. */
+enum gotel_counter {
+	GOTEL_COUNTER_RINGBUF_FULL = 0,   /* an event lost: the ring buffer was full */
+	GOTEL_COUNTER_INFLIGHT_LOST = 1,  /* a return found no entry: evicted from a full LRU map, span lost */
+	GOTEL_COUNTER_UNSAMPLED = 2,      /* spans not sent because their trace is not sampled */
+	GOTEL_COUNTER_INJECTED = 3,       /* traceparent headers written into outgoing requests */
+	GOTEL_COUNTER_INJECT_PRESENT = 4, /* not injected: the application had set traceparent itself */
+	GOTEL_COUNTER_INJECT_NO_ROOM = 5, /* not injected: the request's write buffer had no room, or the write failed */
+	GOTEL_COUNTER_MAX = 8,
 };
 
 struct gotel_event_header {
@@ -34,6 +47,7 @@ struct gotel_event_header {
 
 GOTEL_BTF_TYPE(event_header, struct gotel_event_header);
 GOTEL_BTF_TYPE(event_type, enum gotel_event_type);
+GOTEL_BTF_TYPE(counter, enum gotel_counter);
 
 #ifndef GOTEL_RINGBUF_BYTES
 #define GOTEL_RINGBUF_BYTES (1 << 20)
@@ -44,18 +58,18 @@ struct {
 	__uint(max_entries, GOTEL_RINGBUF_BYTES);
 } events SEC(".maps");
 
-/* Index 0: events lost because the ring buffer was full. */
+/* Indexed by enum gotel_counter; shared by every object (user space reuses one object's map in the others). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, GOTEL_COUNTER_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
 
-static __always_inline void gotel_count_drop(void)
+static __always_inline void gotel_count(enum gotel_counter c)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+	__u32 key = c;
+	__u64 *n = bpf_map_lookup_elem(&drops, &key);
 	if (n)
 		*n += 1;
 }
@@ -99,7 +113,7 @@ static __always_inline void gotel_fill_header(struct gotel_event_header *h, __u3
 static __always_inline void gotel_emit(const void *event, __u64 size)
 {
 	if (bpf_ringbuf_output(&events, (void *)event, size, BPF_RB_NO_WAKEUP) != 0)
-		gotel_count_drop();
+		gotel_count(GOTEL_COUNTER_RINGBUF_FULL);
 }
 
 #endif

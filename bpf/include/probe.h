@@ -13,15 +13,4 @@
 /* Struct field offsets arrive from user space per process; this marks a field the binary does not have. */
 #define GOTEL_OFFSET_ABSENT ((__u64)-1)
 
-/* Random IDs for spans, made in the kernel so that what is injected into a request and what is exported
- * agree (DESIGN.md decision 3). */
-static __always_inline void gotel_random_bytes(__u8 *dst, const int n)
-{
-#pragma unroll
-	for (int i = 0; i < n; i += 4) {
-		__u32 r = bpf_get_prandom_u32();
-		__builtin_memcpy(dst + i, &r, 4);
-	}
-}
-
 #endif

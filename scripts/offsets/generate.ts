@@ -22,6 +22,7 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
+import { FIELDS as NETHTTP_CLIENT_FIELDS } from "../../src/probes/nethttp-client.ts";
 import { FIELDS as NETHTTP_SERVER_FIELDS } from "../../src/probes/nethttp-server.ts";
 import {
   ARCHES, STD, canonicalVersion, compactArch, compareVersions, expandArch, minorSeries, serializeTable, validateTable,
@@ -50,7 +51,7 @@ function run(args: string[], env: Record<string, string | undefined>, cwd?: stri
 /** The Go standard library: every stable release >= 1.19 the module proxy has a linux-amd64 toolchain for. */
 const stdTarget: Target = {
   module: STD,
-  fields: [...new Set(Object.values(NETHTTP_SERVER_FIELDS))],
+  fields: [...new Set([...Object.values(NETHTTP_SERVER_FIELDS), ...Object.values(NETHTTP_CLIENT_FIELDS)])],
   versions() {
     const r = run(["go", "list", "-m", "-versions", "golang.org/toolchain"], { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "" }, tmpdir());
     if (!r.ok) throw new Error(`cannot list Go toolchains: ${r.out}`);
@@ -67,8 +68,8 @@ const stdTarget: Target = {
   program() {
     return {
       "go.mod": "module gotel.offsets/probe\n\ngo 1.19\n",
-      // net/http's server (Request, response, ServeMux patterns), net/url, and a map so the runtime's map types
-      // (hmap, or the Swiss-table internal/runtime/maps types) are in the DWARF
+      // net/http's server (Request, response, ServeMux patterns) and client (Transport, Response, bufio), net/url,
+      // and a map so the runtime's map types (hmap, or the Swiss-table internal/runtime/maps types) are in the DWARF
       "main.go": `package main
 
 import (
@@ -86,6 +87,8 @@ func main() {
 	if len(os.Args) > 99 {
 		http.HandleFunc("/x/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
 		_ = http.ListenAndServe(os.Args[1], nil)
+		r, _ := http.Get(os.Args[2])
+		sink = append(sink, r)
 	}
 }
 `,

@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import { GotelError } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
+import { SAMPLERS } from "../traces/sampling.ts";
 
 export class ConfigError extends GotelError {
   constructor(readonly variable: string, value: string, accepted: string) {
@@ -63,6 +64,17 @@ const keyValueList = v.pipe(
   }),
 );
 
+const sampler = v.pipe(trimmed, v.toLowerCase(), v.picklist(SAMPLERS));
+const ratio = v.pipe(trimmed, v.transform(Number), v.number(), v.minValue(0), v.maxValue(1));
+/** gotel propagates W3C trace context; baggage is accepted (it is upstream's default) but not carried yet */
+const PROPAGATORS = ["tracecontext", "baggage", "none"] as const;
+const propagators = v.pipe(
+  trimmed,
+  v.toLowerCase(),
+  v.transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean)),
+  v.array(v.picklist(PROPAGATORS)),
+);
+
 const pid = v.pipe(trimmed, v.regex(/^[1-9]\d*$/), v.transform(Number));
 
 interface Spec<S extends v.GenericSchema<string, unknown>, F extends string | undefined = string | undefined> {
@@ -95,6 +107,9 @@ const variables = {
   OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: spec(positiveInt, "a timeout in milliseconds"),
   OTEL_EXPORTER_OTLP_COMPRESSION: spec(compression, "gzip or none"),
   OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: spec(compression, "gzip or none"),
+  OTEL_TRACES_SAMPLER: spec(sampler, `one of ${SAMPLERS.join(", ")}`, "parentbased_always_on"),
+  OTEL_TRACES_SAMPLER_ARG: spec(ratio, "a sampling ratio from 0 to 1", "1"),
+  OTEL_PROPAGATORS: spec(propagators, `a comma-separated list of ${PROPAGATORS.join(", ")} (gotel propagates W3C tracecontext)`, "tracecontext,baggage"),
   OTEL_BSP_SCHEDULE_DELAY: spec(positiveInt, "a delay in milliseconds", "5000"),
   OTEL_BSP_EXPORT_TIMEOUT: spec(positiveInt, "a timeout in milliseconds", "30000"),
   OTEL_BSP_MAX_QUEUE_SIZE: spec(positiveInt, "a positive number of spans", "2048"),

@@ -113,18 +113,28 @@ export function lockdownMode(text?: string): string | undefined {
   return /\[(\w+)\]/.exec(t)?.[1];
 }
 
+/**
+ * Whether programs may call bpf_probe_write_user, which traceparent injection needs. Asked of the kernel (a
+ * tiny uprobe-type program that calls it is loaded, vendor/libbpf/gotel_features.c) rather than read from
+ * securityfs, which is often not mounted: lockdown "integrity" or "confidentiality", or a missing
+ * CAP_SYS_ADMIN, forbid it.
+ */
+let writeUser: boolean | undefined;
+export function probeWriteUserAllowed(): boolean {
+  writeUser ??= libbpf().sym.gotel_probe_write_user() === 1;
+  return writeUser;
+}
+
 function checkLockdown(): Check {
   const mode = lockdownMode();
-  const writeOk = mode === undefined || mode === "none";
-  if (mode === "unreadable") {
-    return { name: "lockdown", required: false, status: "warn", detail: "/sys/kernel/security/lockdown is not readable", hint: "run as root to see it" };
-  }
+  const writeOk = probeWriteUserAllowed();
+  const where = mode === undefined ? "" : mode === "unreadable" ? " (lockdown mode unreadable)" : ` (lockdown ${mode})`;
   return {
-    name: "lockdown", required: false, status: writeOk ? "ok" : "warn",
-    detail: mode === undefined
-      ? "no lockdown LSM: bpf_probe_write_user is allowed (trace context can be propagated)"
-      : `mode ${mode}: bpf_probe_write_user is ${writeOk ? "allowed (trace context can be propagated)" : "denied (traceparent injection is off)"}`,
-    hint: writeOk ? undefined : "spans are still produced, but not linked across services; boot with lockdown=none to allow propagation",
+    name: "context propagation", required: false, status: writeOk ? "ok" : "warn",
+    detail: writeOk
+      ? `bpf_probe_write_user is allowed${where}: traceparent is written into outgoing HTTP/1 requests`
+      : `bpf_probe_write_user is denied${where || " (kernel lockdown, or no CAP_SYS_ADMIN)"}: traceparent injection is off`,
+    hint: writeOk ? undefined : "spans are still produced, but services are not linked; boot with lockdown=none to allow propagation",
   };
 }
 
@@ -141,18 +151,27 @@ function checkBpffs(): Check {
   };
 }
 
+/** Programs that call bpf_probe_write_user are named `…_inject…` (bpf/nethttp_client.bpf.c). */
+export const WRITES_USER_MEMORY = /_inject(_|$)/;
+
 /** Loads every program of an object that this kernel can run (uprobe.multi ones only where supported). */
 export function loadForCheck(bytes: Uint8Array, name: string, showVerifierLog: boolean): string {
   const obj = BpfObject.open(bytes, { name, showVerifierLog });
   try {
     const multi = uprobeMultiSupported();
+    const writeOk = probeWriteUserAllowed();
     let n = 0;
+    let writers = 0;
     for (const p of obj.programs.values()) {
-      p.autoload = multi || !p.section.startsWith("uprobe.multi");
+      const runnable = multi || !p.section.startsWith("uprobe.multi");
+      const writer = WRITES_USER_MEMORY.test(p.name);
+      p.autoload = runnable && (writeOk || !writer);
       if (p.autoload) n++;
+      else if (runnable && writer) writers++;
     }
     obj.load();
-    return `${n} program${n === 1 ? "" : "s"} loaded`;
+    const skipped = writers ? `; ${writers} that write traceparent not loaded (bpf_probe_write_user is denied)` : "";
+    return `${n} program${n === 1 ? "" : "s"} loaded${skipped}`;
   } finally {
     obj.close();
   }

@@ -130,6 +130,19 @@ export class BpfObject {
     }
   }
 
+  /**
+   * Makes this object use another loaded object's maps of the same names instead of creating its own, so that
+   * objects share the ring buffer, the drop counters and the span contexts (bpf_map__reuse_fd, before load).
+   */
+  shareMaps(from: BpfObject, names: readonly string[]): void {
+    if (this.state !== "opened") throw new GotelError(`eBPF object ${this.name}: maps can only be shared before load`);
+    for (const name of names) {
+      const fd = from.map(name).fd;
+      const err = libbpf().sym.bpf_map__reuse_fd(this.mapHandle(name), fd);
+      if (err < 0) throw new BpfError("bpf_map__reuse_fd", err, `${this.name}: map '${name}' from ${from.name}`, strerror(err));
+    }
+  }
+
   /** Objects that include event.h learn gotel's PID namespace, so pids in events are the ones gotel sees in /proc. */
   private setPidNamespace(): void {
     const names = new Set(this.btf().datasecVariables(".rodata").map((v) => v.name));
@@ -167,6 +180,15 @@ export class BpfObject {
     this.state = "loaded";
     this.bytes = null;
     log.debug("loaded eBPF object", { object: this.name, programs: [...this.programs.values()].filter((p) => p.autoload).length });
+  }
+
+  /** The names of the object's own maps (not .rodata/.bss). */
+  *mapNames(): Generator<string> {
+    const { sym } = libbpf();
+    for (let m = pointer(sym.bpf_object__next_map(this.live(), null)); m; m = pointer(sym.bpf_object__next_map(this.live(), m))) {
+      const name = String(sym.bpf_map__name(m));
+      if (!name.includes(".")) yield name;
+    }
   }
 
   map(name: string): BpfMap {

@@ -1,119 +1,65 @@
-/**
- * The loaded net/http server object, shared by every target process (DESIGN.md decision 2): per process it
- * writes the struct offsets into nethttp_server_config[tgid] and attaches the entry and return sites with a
- * pid filter; events are decoded with the layout read from the object's BTF.
- */
-import { readEmbeddedObject } from "../ebpf/assets.ts";
-import { attachUprobes, type AttachMode, type UprobeLinks } from "../ebpf/link.ts";
-import { uintBytes } from "../ebpf/map.ts";
-import { BpfObject } from "../ebpf/object.ts";
+/** The loaded net/http server object (bpf/nethttp_server.bpf.c) as a SpanProbe. */
 import { StructView } from "../ebpf/struct-view.ts";
-import { FIELDS, type ConfigField, type NethttpServerPlan, type ServerEvent } from "./nethttp-server.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { SpanRecord } from "../traces/span.ts";
+import { PROGRAMS, plan, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
+import { ProbeObject, type LoadOptions } from "./probe-object.ts";
+import { i64Field, spanContextDecoder, stringField } from "./span-event.ts";
+import type { Prepared, SpanProbe } from "./span-probe.ts";
 
-const ABSENT = 0xffff_ffff_ffff_ffffn;
-
-export class NethttpServerProbe {
+export class NethttpServerProbe implements SpanProbe {
+  readonly name = "net/http server";
   readonly eventType: number;
-  /** the common header of every event of the object's ring buffer */
-  readonly header: { type: (v: DataView) => number; tgid: (v: DataView) => number };
-  private readonly decodeEvent: (v: DataView) => ServerEvent;
-  private readonly configLayout: StructView;
+  private readonly decode: (v: DataView) => ServerEvent;
 
-  private constructor(readonly obj: BpfObject, readonly mode: AttachMode) {
-    const btf = obj.btf();
+  private constructor(readonly object: ProbeObject) {
+    const btf = object.obj.btf();
     this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_NETHTTP_SERVER"));
-    this.configLayout = new StructView(btf.structLayout("nethttp_server_config"));
-    this.decodeEvent = eventDecoder(new StructView(btf.structLayout("nethttp_server_event")));
-    const header = new StructView(btf.structLayout("gotel_event_header"));
-    this.header = { type: header.u32("type"), tgid: header.u32("tgid") };
+    this.decode = eventDecoder(new StructView(btf.structLayout("nethttp_server_event")));
   }
 
-  static load(mode: AttachMode, showVerifierLog = false): NethttpServerProbe {
-    const obj = BpfObject.open(readEmbeddedObject("nethttp_server"), { name: "nethttp_server.bpf.o", showVerifierLog });
-    try {
-      for (const p of obj.programs.values()) p.autoload = p.section.startsWith("uprobe.multi") === (mode === "multi");
-      obj.load();
-      return new NethttpServerProbe(obj, mode);
-    } catch (e) {
-      obj.close();
-      throw e;
-    }
+  static load(opts: LoadOptions): NethttpServerProbe {
+    return new NethttpServerProbe(ProbeObject.load("nethttp_server", opts));
   }
 
-  decode(v: DataView): ServerEvent {
-    return this.decodeEvent(v);
-  }
-
-  /** Writes the process's offsets, then attaches; returns the links to destroy when the process goes. */
-  attach(tgid: number, path: string, plan: NethttpServerPlan): UprobeLinks[] {
-    const config = this.obj.map("nethttp_server_config");
-    config.update(uintBytes(tgid, 4), this.configBytes(plan));
-    const links: UprobeLinks[] = [];
-    try {
-      const name = (p: string) => (this.mode === "multi" ? `${p}_multi` : p);
-      links.push(attachUprobes(this.obj.program(name("nethttp_server_entry")), { path, pid: tgid, offsets: [BigInt(plan.sites.entry.offset)] }, this.mode));
-      links.push(attachUprobes(this.obj.program(name("nethttp_server_return")), { path, pid: tgid, offsets: plan.sites.returns.map(BigInt) }, this.mode));
-      return links;
-    } catch (e) {
-      for (const l of links) l.destroy();
-      config.delete(uintBytes(tgid, 4));
-      throw e;
-    }
+  prepare(exe: GoExecutable): Prepared | { skipped: string } {
+    const r = plan(exe);
+    if ("skipped" in r) return r;
+    const p = r.plan;
+    return {
+      offsetsSource: p.offsetsSource,
+      sites: 1 + p.sites.returns.length,
+      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, {
+        [PROGRAMS.entry]: [p.sites.entry.offset],
+        [PROGRAMS.return]: p.sites.returns,
+      }),
+    };
   }
 
   forget(tgid: number): void {
-    this.obj.map("nethttp_server_config").delete(uintBytes(tgid, 4));
+    this.object.forget(tgid);
   }
 
-  private configBytes(plan: NethttpServerPlan): Uint8Array {
-    const bytes = new Uint8Array(this.configLayout.layout.size);
-    const dv = new DataView(bytes.buffer);
-    for (const key of Object.keys(FIELDS) as ConfigField[]) {
-      const o = plan.offsets[key];
-      dv.setBigUint64(this.configLayout.offset(key, 8), o === undefined ? ABSENT : BigInt(o), true);
-    }
-    return bytes;
+  record(v: DataView, _tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
+    const e = this.decode(v);
+    return toSpanRecord({ ...e, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
   }
 
   close(): void {
-    this.obj.close();
+    this.object.close();
   }
 }
 
-const hex = (v: DataView, off: number, n: number): string => {
-  let s = "";
-  for (let i = 0; i < n; i++) s += v.getUint8(off + i).toString(16).padStart(2, "0");
-  return s;
-};
-
-const utf8 = new TextDecoder("utf-8", { fatal: false });
-
 function eventDecoder(s: StructView): (v: DataView) => ServerEvent {
-  const str = (field: string, lenField: string) => {
-    const off = s.offset(field);
-    const cap = s.layout.fields.get(field)!.size;
-    const len = s.u32(lenField);
-    return (v: DataView) => utf8.decode(new Uint8Array(v.buffer, v.byteOffset + off, Math.min(len(v), cap)));
-  };
-  const i64 = (field: string) => {
-    const o = s.offset(field, 8);
-    return (v: DataView) => Number(v.getBigInt64(o, true));
-  };
-  const traceId = s.offset("trace_id", 16);
-  const spanId = s.offset("span_id", 8);
-  const start = s.u64("hdr.start_ns");
-  const end = s.u64("hdr.end_ns");
+  const context = spanContextDecoder(s);
   const tls = s.u32("tls");
   const [method, path, host, remote, pattern, userAgent] = [
-    str("method", "method_len"), str("path", "path_len"), str("host", "host_len"), str("remote", "remote_len"), str("pattern", "pattern_len"),
-    str("user_agent", "user_agent_len"),
+    stringField(s, "method", "method_len"), stringField(s, "path", "path_len"), stringField(s, "host", "host_len"),
+    stringField(s, "remote", "remote_len"), stringField(s, "pattern", "pattern_len"), stringField(s, "user_agent", "user_agent_len"),
   ];
-  const [status, major, minor] = [i64("status"), i64("proto_major"), i64("proto_minor")];
+  const [status, major, minor] = [i64Field(s, "status"), i64Field(s, "proto_major"), i64Field(s, "proto_minor")];
   return (v) => ({
-    traceId: hex(v, traceId, 16),
-    spanId: hex(v, spanId, 8),
-    startNs: start(v),
-    endNs: end(v),
+    ...context(v),
     method: method(v),
     path: path(v),
     host: host(v),

@@ -4,16 +4,17 @@
  * gorilla/mux, …) go through.
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
-import type { GoExecutable, ProbeSites } from "../gobin/analyze.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
 import { bundledTable } from "../offsets/bundled.ts";
-import { resolveOffsets, type FieldNeed, type TableLookup } from "../offsets/resolver.ts";
-import type { OffsetsSource, Readiness } from "./registry.ts";
+import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
+import { fieldNeeds, planProbe, type PlanResult } from "./plan.ts";
+import type { Readiness } from "./registry.ts";
 import type { SpanRecord } from "../traces/span.ts";
+import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
+import type { SpanEventContext } from "./span-event.ts";
 
 export const FUNCTION = "net/http.serverHandler.ServeHTTP";
 export const SCOPE = "go.opentelemetry.io/auto/net/http";
-/** Go versions the register ABI and these fields are known for */
-const MIN_GO: [number, number] = [1, 19];
 
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {
@@ -30,52 +31,25 @@ export const FIELDS = {
   url_path: "net/url.URL.Path",
   response_status: "net/http.response.status",
   request_header: "net/http.Request.Header",
-  hmap_b: "runtime.hmap.B",
-  hmap_buckets: "runtime.hmap.buckets",
-  swiss_dir_ptr: "internal/runtime/maps.Map.dirPtr",
-  swiss_dir_len: "internal/runtime/maps.Map.dirLen",
-  swiss_table_groups: "internal/runtime/maps.table.groups",
-  swiss_groups_data: "internal/runtime/maps.groupsReference.data",
-  swiss_groups_mask: "internal/runtime/maps.groupsReference.lengthMask",
+  request_ctx: "net/http.Request.ctx",
+  ...MAP_FIELDS,
 } as const;
 export type ConfigField = keyof typeof FIELDS;
 
 /**
  * Fields that exist only in some versions: the route comes from Pattern (>= 1.23) or pat.str (1.22); maps are
  * runtime.hmap before Go 1.24 and Swiss tables (internal/runtime/maps) from 1.24. Without them the span just
- * lacks http.route or user_agent.original.
+ * lacks http.route, user_agent.original or its incoming parent.
  */
-const OPTIONAL: ReadonlySet<ConfigField> = new Set([
-  "request_pattern", "request_pat", "pattern_str", "request_header", "hmap_b", "hmap_buckets",
-  "swiss_dir_ptr", "swiss_dir_len", "swiss_table_groups", "swiss_groups_data", "swiss_groups_mask",
-]);
-
-export interface NethttpServerPlan {
-  sites: ProbeSites;
-  /** undefined = the field does not exist in this version */
-  offsets: Record<ConfigField, number | undefined>;
-  offsetsSource: OffsetsSource;
-}
-
-export type PlanResult = { plan: NethttpServerPlan } | { skipped: string };
-
-function goAtLeast(version: string, [major, minor]: [number, number]): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(version);
-  return m !== null && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
-}
+const OPTIONAL: ReadonlySet<string> = new Set(["request_pattern", "request_pat", "pattern_str", "request_header", ...MAP_FIELD_KEYS]);
 
 /** What the probe reads, for the offsets resolver. */
-export const NEEDS: readonly FieldNeed[] = (Object.entries(FIELDS) as [ConfigField, string][]).map(([key, field]) => ({
-  key, field, module: "std", optional: OPTIONAL.has(key),
-}));
+export const NEEDS: readonly FieldNeed[] = fieldNeeds({ fields: FIELDS, optional: OPTIONAL });
+
+export const PROGRAMS = { entry: "nethttp_server_entry", return: "nethttp_server_return" } as const;
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
-  if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
-  const sites = exe.probeSites(FUNCTION);
-  if (!sites) return { skipped: `${FUNCTION} is not in the binary (it serves no HTTP)` };
-  const r = resolveOffsets(exe, NEEDS, table);
-  if ("skipped" in r) return r;
-  return { plan: { sites, offsets: r.offsets as Record<ConfigField, number | undefined>, offsetsSource: r.source } };
+  return planProbe(exe, { function: FUNCTION, absent: "it serves no HTTP", fields: FIELDS, optional: OPTIONAL }, table);
 }
 
 export function readiness(exe: GoExecutable): Readiness {
@@ -90,11 +64,7 @@ export function readiness(exe: GoExecutable): Readiness {
 }
 
 /** The raw event as the kernel sent it (strings already cut to their lengths). */
-export interface ServerEvent {
-  traceId: string;
-  spanId: string;
-  startNs: bigint;
-  endNs: bigint;
+export interface ServerEvent extends SpanEventContext {
   method: string;
   path: string;
   host: string;
@@ -107,7 +77,7 @@ export interface ServerEvent {
   userAgent: string;
 }
 
-const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"]);
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"]);
 
 /** "host:port", "[v6]:port", "host" -> parts */
 export function splitHostPort(s: string): { host: string; port?: number } {
@@ -125,7 +95,7 @@ export function routeOfPattern(pattern: string): string | undefined {
   return slash >= 0 ? afterMethod.slice(slash) : undefined;
 }
 
-function protocolVersion(major: number, minor: number): string {
+export function protocolVersion(major: number, minor: number): string {
   return major >= 2 ? String(major) : `${major}.${minor}`;
 }
 
@@ -155,6 +125,8 @@ export function toSpanRecord(e: ServerEvent): SpanRecord {
   return {
     traceId: e.traceId,
     spanId: e.spanId,
+    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
+    ...(e.traceState ? { traceState: e.traceState } : {}),
     name: route ? `${method === "_OTHER" ? "HTTP" : method} ${route}` : method === "_OTHER" ? "HTTP" : method,
     kind: SpanKind.SERVER,
     startUnixNs: e.startNs,

@@ -4,6 +4,7 @@
  * are written (net/http server first).
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
+import * as nethttpClient from "./nethttp-client.ts";
 import * as nethttpServer from "./nethttp-server.ts";
 
 export type OffsetsSource = "dwarf" | "table" | "table-interpolated";
@@ -26,4 +27,5 @@ export interface Instrumentation {
 
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   { name: "net/http server", module: "std", readiness: nethttpServer.readiness },
+  { name: "net/http client", module: "std", readiness: nethttpClient.readiness },
 ];

@@ -4,6 +4,7 @@
  * the BatchSpanProcessor.
  */
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext } from "@opentelemetry/api";
+import { TraceState } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { GOTEL_VERSION } from "../version.ts";
@@ -33,14 +34,16 @@ export function hrTime(ns: bigint): HrTime {
 }
 
 export function toReadableSpan(r: SpanRecord, resource: Resource): ReadableSpan {
-  const context: SpanContext = { traceId: r.traceId, spanId: r.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false };
+  // only sampled spans reach user space
+  const traceState = r.traceState ? new TraceState(r.traceState) : undefined;
+  const context: SpanContext = { traceId: r.traceId, spanId: r.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false, ...(traceState ? { traceState } : {}) };
   const end = r.endUnixNs >= r.startUnixNs ? r.endUnixNs : r.startUnixNs;
   return {
     name: r.name,
     kind: r.kind,
     spanContext: () => context,
     parentSpanContext: r.parentSpanId
-      ? { traceId: r.traceId, spanId: r.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: r.parentIsRemote === true }
+      ? { traceId: r.traceId, spanId: r.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: r.parentIsRemote === true, ...(traceState ? { traceState } : {}) }
       : undefined,
     startTime: hrTime(r.startUnixNs),
     endTime: hrTime(end),

@@ -33,7 +33,7 @@ describe("gotel doctor (compiled binary)", () => {
     for (const check of ["kernel", "BPF permission", "uprobe PMU", "ring buffer", "eBPF object selftest", "uprobe round trip (classic)"]) {
       expect(lines.find((l) => l.includes(` ${check} `))).toMatch(/^ {2}ok {4}/);
     }
-    for (const check of ["uprobe.multi", "kernel BTF", "lockdown", "bpffs"]) {
+    for (const check of ["uprobe.multi", "kernel BTF", "context propagation", "bpffs"]) {
       expect(lines.find((l) => l.includes(` ${check} `))).toMatch(/^ {2}(ok|warn) /);
     }
     expect(lines.at(-1)).toBe("gotel can run here");

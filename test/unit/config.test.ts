@@ -6,7 +6,21 @@ describe("environment configuration", () => {
     expect(readEnv({})).toEqual({
       OTEL_LOG_LEVEL: "info", OTEL_GO_AUTO_SHOW_VERIFIER_LOG: false, OTEL_TRACES_EXPORTER: "otlp",
       OTEL_BSP_SCHEDULE_DELAY: 5000, OTEL_BSP_EXPORT_TIMEOUT: 30000, OTEL_BSP_MAX_QUEUE_SIZE: 2048, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 512,
+      OTEL_TRACES_SAMPLER: "parentbased_always_on", OTEL_TRACES_SAMPLER_ARG: 1, OTEL_PROPAGATORS: ["tracecontext", "baggage"],
     });
+  });
+
+  test("sampler, its argument and propagators", () => {
+    const c = readEnv({ OTEL_TRACES_SAMPLER: " ParentBased_TraceIdRatio ", OTEL_TRACES_SAMPLER_ARG: "0.25", OTEL_PROPAGATORS: "none" });
+    expect(c.OTEL_TRACES_SAMPLER).toBe("parentbased_traceidratio");
+    expect(c.OTEL_TRACES_SAMPLER_ARG).toBe(0.25);
+    expect(c.OTEL_PROPAGATORS).toEqual(["none"]);
+    expect(() => readEnv({ OTEL_TRACES_SAMPLER: "jaeger_remote" })).toThrow(
+      'OTEL_TRACES_SAMPLER="jaeger_remote" is not valid: expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
+    );
+    expect(() => readEnv({ OTEL_TRACES_SAMPLER_ARG: "1.5" })).toThrow('OTEL_TRACES_SAMPLER_ARG="1.5" is not valid: expected a sampling ratio from 0 to 1');
+    expect(() => readEnv({ OTEL_TRACES_SAMPLER_ARG: "half" })).toThrow(ConfigError);
+    expect(() => readEnv({ OTEL_PROPAGATORS: "tracecontext,b3" })).toThrow(/OTEL_PROPAGATORS="tracecontext,b3" is not valid: expected a comma-separated list of tracecontext, baggage, none/);
   });
 
   test("headers and resource attributes are %-decoded key=value lists; empty values count as unset", () => {

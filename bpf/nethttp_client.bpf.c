@@ -1,0 +1,298 @@
+/* net/http client spans: a uprobe at the entry of net/http.(*Transport).roundTrip starts a CLIENT span (a child
+ * of the span recorded for the request's context or an ancestor of it, else a new trace), uprobes on every RET
+ * of it complete it with the response or the error.
+ *
+ *   func (t *Transport) roundTrip(req *Request) (*Response, error)
+ *   Go ABI: t = arg 1, req = arg 2; at a RET the results are in the argument registers: *Response = 1,
+ *   error = 2-3 (itab, data).
+ *
+ * Context injection (DESIGN.md decision 9): HTTP/1 requests are serialized by net/http.Header.writeSubset
+ * into the connection's *bufio.Writer, on the connection's write goroutine. The entry records the span under
+ * the request's Header map; a uprobe at writeSubset's entry, when it finds that map, appends
+ * "Traceparent: …\r\n" (and "Tracestate: …\r\n") to the writer's buffer and advances its length — Go memory is
+ * only written there, with bpf_probe_write_user, and only when the buffer has room. That program is loaded only
+ * where the kernel allows the helper (lockdown none) and propagation is on. HTTP/2 requests are encoded by
+ * hpack from the Header map and get no header (adding one would need memory allocated in the target).
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "go_abi.h"
+#include "go_types.h"
+#include "event.h"
+#include "probe.h"
+#include "http_header.h"
+#include "trace_context.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define METHOD_MAX 16
+#define SCHEME_MAX 16
+#define HOST_MAX 128
+#define PATH_MAX 256
+#define QUERY_MAX 256
+
+struct nethttp_client_config {
+	__u64 request_method;        /* net/http.Request.Method (string) */
+	__u64 request_url;           /* net/http.Request.URL (*url.URL) */
+	__u64 request_header;        /* net/http.Request.Header (map) */
+	__u64 request_ctx;           /* net/http.Request.ctx (context.Context) */
+	__u64 url_scheme;            /* net/url.URL.Scheme */
+	__u64 url_opaque;            /* net/url.URL.Opaque */
+	__u64 url_user;              /* net/url.URL.User (*Userinfo) */
+	__u64 url_host;              /* net/url.URL.Host */
+	__u64 url_path;              /* net/url.URL.Path */
+	__u64 url_raw_path;          /* net/url.URL.RawPath */
+	__u64 url_raw_query;         /* net/url.URL.RawQuery */
+	__u64 response_status_code;  /* net/http.Response.StatusCode (int) */
+	__u64 response_proto_major;  /* net/http.Response.ProtoMajor (int) */
+	__u64 response_proto_minor;  /* net/http.Response.ProtoMinor (int) */
+	__u64 bufio_writer_err;      /* bufio.Writer.err (error) */
+	__u64 bufio_writer_buf;      /* bufio.Writer.buf ([]byte) */
+	__u64 bufio_writer_n;        /* bufio.Writer.n (int) */
+	struct go_map_offsets map;
+};
+
+struct nethttp_client_event {
+	struct gotel_event_header hdr;
+	__u8 parent_span_id[8]; /* zero: a root span */
+	__s64 status;
+	__s64 proto_major;
+	__s64 proto_minor;
+	__u64 error_type;       /* runtime._type of the returned error's dynamic type; 0: no error */
+	__u32 method_len;
+	__u32 scheme_len;
+	__u32 host_len;
+	__u32 path_len;         /* of path, which holds URL.RawPath when set, else URL.Path */
+	__u32 path_raw;
+	__u32 query_len;
+	__u32 opaque;           /* URL.Opaque is set: path holds it */
+	__u32 has_user;         /* the URL carries credentials (never read, only redacted) */
+	char method[METHOD_MAX];
+	char scheme[SCHEME_MAX];
+	char host[HOST_MAX];
+	char path[PATH_MAX];
+	char query[QUERY_MAX];
+	struct gotel_span_context sc; /* last: sent up to its tracestate's length */
+};
+
+struct nethttp_client_inflight {
+	__u64 header; /* the request's Header map: the injection key */
+	struct nethttp_client_event event;
+};
+
+GOTEL_BTF_TYPE(nethttp_client_event, struct nethttp_client_event);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct nethttp_client_config);
+} nethttp_client_config SEC(".maps");
+
+/* Keyed by (tgid, goroutine): entry and return of one call run on the same goroutine. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct nethttp_client_inflight);
+} nethttp_client_inflight SEC(".maps");
+
+/* (tgid, Header map) -> the span to inject, while its roundTrip runs */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct gotel_span_context);
+} nethttp_client_inject SEC(".maps");
+
+#define INJECT_TRACEPARENT_LEN (13 + GOTEL_TRACEPARENT_LEN + 2)  /* "Traceparent: " value "\r\n" */
+#define INJECT_MAX (INJECT_TRACEPARENT_LEN + 12 + GOTEL_TRACESTATE_MAX + 2)
+
+struct scratch {
+	struct nethttp_client_inflight inflight;
+	char line[1024]; /* >= INJECT_MAX, a power of two for the verifier's bounds */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} nethttp_client_scratch SEC(".maps");
+
+#define READ_STRING_FIELD(dst, len, base, offset)                                         \
+	do {                                                                              \
+		if ((base) && (offset) != GOTEL_OFFSET_ABSENT)                            \
+			len = go_read_string_at(dst, sizeof(dst), (base) + (offset));    \
+	} while (0)
+
+static __always_inline void read_url(struct nethttp_client_config *cfg, struct nethttp_client_event *e, __u64 url)
+{
+	READ_STRING_FIELD(e->scheme, e->scheme_len, url, cfg->url_scheme);
+	READ_STRING_FIELD(e->host, e->host_len, url, cfg->url_host);
+	READ_STRING_FIELD(e->query, e->query_len, url, cfg->url_raw_query);
+	e->has_user = read_u64_at(url, cfg->url_user) != 0;
+	READ_STRING_FIELD(e->path, e->path_len, url, cfg->url_opaque);
+	if (e->path_len) {
+		e->opaque = 1;
+		return;
+	}
+	READ_STRING_FIELD(e->path, e->path_len, url, cfg->url_raw_path);
+	if (e->path_len) {
+		e->path_raw = 1;
+		return;
+	}
+	READ_STRING_FIELD(e->path, e->path_len, url, cfg->url_path);
+}
+
+static __always_inline int on_entry(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct nethttp_client_config *cfg = bpf_map_lookup_elem(&nethttp_client_config, &tgid);
+	if (!cfg)
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&nethttp_client_scratch, &zero);
+	if (!s)
+		return 0;
+	struct nethttp_client_inflight *f = &s->inflight;
+	/* the tracestate bytes past its length are never read: no need to clear them */
+	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
+
+	__u64 g = go_goroutine(ctx);
+	__u64 req = go_arg(ctx, 2);
+	struct nethttp_client_event *e = &f->event;
+	gotel_fill_header(&e->hdr, GOTEL_EVENT_NETHTTP_CLIENT, g);
+	READ_STRING_FIELD(e->method, e->method_len, req, cfg->request_method);
+	read_url(cfg, e, read_u64_at(req, cfg->request_url));
+
+	/* the header walk before the context walk: the verifier follows what comes after the walk once per exit */
+	f->header = read_u64_at(req, cfg->request_header);
+	int inject = (gotel_propagation & GOTEL_PROPAGATION_INJECT) && f->header;
+	if (inject) {
+		struct http_header_values h = {};
+		http_header_find(&cfg->map, f->header, &h);
+		if (h.at[HTTP_HEADER_TRACEPARENT]) {
+			/* the application propagates itself: its header wins */
+			gotel_count(GOTEL_COUNTER_INJECT_PRESENT);
+			inject = 0;
+		}
+	}
+	if (!inject)
+		f->header = 0;
+
+	struct gotel_span_context *parent = gotel_find_parent(tgid, read_u64_at(req, cfg->request_ctx + 8));
+	if (parent)
+		__builtin_memcpy(e->parent_span_id, parent->span_id, 8);
+	gotel_start_span(&e->sc, parent);
+	if (inject) {
+		struct gotel_ctx_key k = {.tgid = tgid, .ctx = f->header};
+		bpf_map_update_elem(&nethttp_client_inject, &k, &e->sc, BPF_ANY);
+	}
+	gotel_inflight_put(&nethttp_client_inflight, tgid, g, f);
+	return 0;
+}
+
+static __always_inline int on_return(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	struct nethttp_client_inflight *f = bpf_map_lookup_elem(&nethttp_client_inflight, &key);
+	if (!f)
+		return 0;
+	if (f->header) {
+		struct gotel_ctx_key k = {.tgid = tgid, .ctx = f->header};
+		bpf_map_delete_elem(&nethttp_client_inject, &k);
+	}
+	struct nethttp_client_event *e = &f->event;
+	if (!(e->sc.flags & GOTEL_FLAG_SAMPLED)) {
+		gotel_count(GOTEL_COUNTER_UNSAMPLED);
+		bpf_map_delete_elem(&nethttp_client_inflight, &key);
+		return 0;
+	}
+	e->hdr.end_ns = bpf_ktime_get_ns();
+	struct nethttp_client_config *cfg = bpf_map_lookup_elem(&nethttp_client_config, &tgid);
+	__u64 resp = go_arg(ctx, 1);
+	__u64 err_tab = go_arg(ctx, 2);
+	if (cfg && resp) {
+		e->status = read_u64_at(resp, cfg->response_status_code);
+		e->proto_major = read_u64_at(resp, cfg->response_proto_major);
+		e->proto_minor = read_u64_at(resp, cfg->response_proto_minor);
+	}
+	if (err_tab) {
+		e->error_type = read_u64_at(err_tab, 8); /* itab._type */
+		if (!e->error_type)
+			e->error_type = 1;
+	}
+	gotel_emit_span(e);
+	bpf_map_delete_elem(&nethttp_client_inflight, &key);
+	return 0;
+}
+
+/*   func (h Header) writeSubset(w io.Writer, exclude map[string]bool, trace *httptrace.ClientTrace) error
+ *   Go ABI: h = arg 1, w = args 2-3 (itab, data). */
+static __always_inline int on_write_headers(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 1)};
+	struct gotel_span_context *sc = bpf_map_lookup_elem(&nethttp_client_inject, &k);
+	if (!sc)
+		return 0;
+	struct nethttp_client_config *cfg = bpf_map_lookup_elem(&nethttp_client_config, &tgid);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&nethttp_client_scratch, &zero);
+	__u64 w = go_arg(ctx, 3);
+	if (!cfg || !s || !w)
+		return 0;
+
+	/* Request.write hands writeSubset the connection's *bufio.Writer (it wraps any writer that is not an
+	 * io.ByteWriter in one); check that it looks like one before writing: no sticky error, a full-length
+	 * buffer, a length within it. */
+	struct go_iface err = {};
+	struct go_slice buf = {};
+	__s64 n = -1;
+	if (bpf_probe_read_user(&err, sizeof(err), (const void *)(w + cfg->bufio_writer_err)) ||
+	    bpf_probe_read_user(&buf, sizeof(buf), (const void *)(w + cfg->bufio_writer_buf)) ||
+	    bpf_probe_read_user(&n, sizeof(n), (const void *)(w + cfg->bufio_writer_n)))
+		return 0;
+	if (err.tab || !buf.ptr || buf.len != buf.cap || n < 0 || n > buf.len)
+		return 0;
+
+	char *line = s->line;
+	__builtin_memcpy(line, "Traceparent: ", 13);
+	gotel_format_traceparent(line + 13, sc);
+	line[13 + GOTEL_TRACEPARENT_LEN] = '\r';
+	line[14 + GOTEL_TRACEPARENT_LEN] = '\n';
+	__u64 size = INJECT_TRACEPARENT_LEN;
+	__u64 ts = sc->tracestate_len;
+	if (ts > GOTEL_TRACESTATE_MAX)
+		ts = GOTEL_TRACESTATE_MAX;
+	barrier_var(ts); /* keep the clamp where the verifier sees it */
+	if (ts > 0) {
+		char *t = line + INJECT_TRACEPARENT_LEN;
+		__builtin_memcpy(t, "Tracestate: ", 12);
+		bpf_probe_read_kernel(t + 12, ts, sc->tracestate);
+		line[(INJECT_TRACEPARENT_LEN + 12 + ts) & 1023] = '\r';
+		line[(INJECT_TRACEPARENT_LEN + 13 + ts) & 1023] = '\n';
+		size += 14 + ts;
+	}
+	barrier_var(size);
+	if (size > INJECT_MAX || n + size > buf.len) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
+		return 0;
+	}
+	/* the bytes first, then the length that makes them part of the request */
+	__s64 grown = n + size;
+	if (bpf_probe_write_user((void *)(buf.ptr + n), line, size) ||
+	    bpf_probe_write_user((void *)(w + cfg->bufio_writer_n), &grown, sizeof(grown))) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
+		return 0;
+	}
+	gotel_count(GOTEL_COUNTER_INJECTED);
+	return 0;
+}
+
+GOTEL_UPROBE(nethttp_client_entry, on_entry)
+GOTEL_UPROBE(nethttp_client_return, on_return)
+GOTEL_UPROBE(nethttp_client_inject_entry, on_write_headers)

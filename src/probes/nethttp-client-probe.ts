@@ -1,0 +1,94 @@
+/** The loaded net/http client object (bpf/nethttp_client.bpf.c) as a SpanProbe. */
+import { StructView } from "../ebpf/struct-view.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { SpanRecord } from "../traces/span.ts";
+import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./nethttp-client.ts";
+import { ProbeObject, type LoadOptions } from "./probe-object.ts";
+import { i64Field, spanContextDecoder, stringField } from "./span-event.ts";
+import type { Prepared, SpanProbe } from "./span-probe.ts";
+
+export interface ClientLoadOptions extends LoadOptions {
+  /** write traceparent into outgoing requests (the kernel allows bpf_probe_write_user and propagation is on) */
+  inject: boolean;
+  /** the name of the Go type at a runtime address in a process, when it can be told */
+  typeName?: (tgid: number, address: bigint) => string | undefined;
+}
+
+type RawEvent = Omit<ClientEvent, "errorType"> & { errorTypeAddress: bigint };
+
+export class NethttpClientProbe implements SpanProbe {
+  readonly name = "net/http client";
+  readonly eventType: number;
+  private readonly decode: (v: DataView) => RawEvent;
+
+  private constructor(readonly object: ProbeObject, private readonly opts: ClientLoadOptions) {
+    const btf = object.obj.btf();
+    this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_NETHTTP_CLIENT"));
+    this.decode = eventDecoder(new StructView(btf.structLayout("nethttp_client_event")));
+  }
+
+  static load(opts: ClientLoadOptions): NethttpClientProbe {
+    const skip = opts.inject ? [] : [PROGRAMS.inject];
+    return new NethttpClientProbe(ProbeObject.load("nethttp_client", { ...opts, skip: [...(opts.skip ?? []), ...skip] }), opts);
+  }
+
+  get injects(): boolean {
+    return this.opts.inject;
+  }
+
+  prepare(exe: GoExecutable): Prepared | { skipped: string } {
+    const r = plan(exe);
+    if ("skipped" in r) return r;
+    const p = r.plan;
+    const inject = this.opts.inject ? p.extra[PROGRAMS.inject] : undefined;
+    const programs: Record<string, number[]> = {
+      [PROGRAMS.entry]: [p.sites.entry.offset],
+      [PROGRAMS.return]: p.sites.returns,
+      ...(inject ? { [PROGRAMS.inject]: [inject.offset] } : {}),
+    };
+    return {
+      offsetsSource: p.offsetsSource,
+      sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
+      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs),
+    };
+  }
+
+  forget(tgid: number): void {
+    this.object.forget(tgid);
+  }
+
+  record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
+    const { errorTypeAddress, ...e } = this.decode(v);
+    const errorType = errorTypeAddress === 0n ? undefined : (this.opts.typeName?.(tgid, errorTypeAddress) ?? "_OTHER");
+    return toSpanRecord({ ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}
+
+function eventDecoder(s: StructView): (v: DataView) => RawEvent {
+  const context = spanContextDecoder(s);
+  const [method, scheme, host, path, query] = [
+    stringField(s, "method", "method_len"), stringField(s, "scheme", "scheme_len"), stringField(s, "host", "host_len"),
+    stringField(s, "path", "path_len"), stringField(s, "query", "query_len"),
+  ];
+  const [pathRaw, opaque, hasUser] = [s.u32("path_raw"), s.u32("opaque"), s.u32("has_user")];
+  const [status, major, minor] = [i64Field(s, "status"), i64Field(s, "proto_major"), i64Field(s, "proto_minor")];
+  const errorType = s.u64("error_type");
+  return (v) => ({
+    ...context(v),
+    method: method(v),
+    scheme: scheme(v),
+    host: host(v),
+    path: path(v),
+    pathKind: opaque(v) ? "opaque" : pathRaw(v) ? "raw" : "path",
+    query: query(v),
+    hasUser: hasUser(v) !== 0,
+    status: status(v),
+    protoMajor: major(v),
+    protoMinor: minor(v),
+    errorTypeAddress: errorType(v),
+  });
+}

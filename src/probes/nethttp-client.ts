@@ -1,0 +1,153 @@
+/**
+ * net/http client spans (bpf/nethttp_client.bpf.c): one CLIENT span per request sent through
+ * net/http.(*Transport).roundTrip — http.Get, http.Client.Do and every client built on http.Transport — and
+ * the W3C context written into HTTP/1 requests at net/http.Header.writeSubset.
+ */
+import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
+import type { SpanRecord } from "../traces/span.ts";
+import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
+import { planProbe, type PlanResult } from "./plan.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { Readiness } from "./registry.ts";
+import type { SpanEventContext } from "./span-event.ts";
+import { KNOWN_METHODS, protocolVersion, splitHostPort } from "./nethttp-server.ts";
+import type { TableLookup } from "../offsets/resolver.ts";
+import { bundledTable } from "../offsets/bundled.ts";
+
+export const ROUND_TRIP = "net/http.(*Transport).roundTrip";
+export const WRITE_HEADERS = "net/http.Header.writeSubset";
+export const SCOPE = "go.opentelemetry.io/auto/net/http";
+
+/** C config field -> the Go struct field it holds the offset of */
+export const FIELDS = {
+  request_method: "net/http.Request.Method",
+  request_url: "net/http.Request.URL",
+  request_header: "net/http.Request.Header",
+  request_ctx: "net/http.Request.ctx",
+  url_scheme: "net/url.URL.Scheme",
+  url_opaque: "net/url.URL.Opaque",
+  url_user: "net/url.URL.User",
+  url_host: "net/url.URL.Host",
+  url_path: "net/url.URL.Path",
+  url_raw_path: "net/url.URL.RawPath",
+  url_raw_query: "net/url.URL.RawQuery",
+  response_status_code: "net/http.Response.StatusCode",
+  response_proto_major: "net/http.Response.ProtoMajor",
+  response_proto_minor: "net/http.Response.ProtoMinor",
+  bufio_writer_err: "bufio.Writer.err",
+  bufio_writer_buf: "bufio.Writer.buf",
+  bufio_writer_n: "bufio.Writer.n",
+  ...MAP_FIELDS,
+} as const;
+
+/** Without the map fields the application's own traceparent cannot be seen, so nothing is injected. */
+const OPTIONAL: ReadonlySet<string> = MAP_FIELD_KEYS;
+
+export const PROGRAMS = { entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry" } as const;
+
+export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
+  return planProbe(exe, {
+    function: ROUND_TRIP,
+    absent: "it sends no HTTP requests",
+    extra: { [PROGRAMS.inject]: WRITE_HEADERS },
+    fields: FIELDS,
+    optional: OPTIONAL,
+  }, table);
+}
+
+export function readiness(exe: GoExecutable): Readiness {
+  const r = plan(exe);
+  if ("skipped" in r) return { status: "skipped", reason: r.skipped };
+  const { sites } = r.plan;
+  const inject = r.plan.extra[PROGRAMS.inject];
+  return {
+    status: "ready",
+    reason: `${ROUND_TRIP}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}` +
+      (inject ? `; traceparent written at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found, no traceparent injection`),
+    offsetsSource: r.plan.offsetsSource,
+  };
+}
+
+/** The raw event as the kernel sent it. */
+export interface ClientEvent extends SpanEventContext {
+  method: string;
+  scheme: string;
+  host: string;
+  /** URL.RawPath when set (already escaped), URL.Opaque when set, else URL.Path */
+  path: string;
+  pathKind: "path" | "raw" | "opaque";
+  query: string;
+  hasUser: boolean;
+  status: number;
+  protoMajor: number;
+  protoMinor: number;
+  /** the returned error's dynamic type name; undefined when the call succeeded */
+  errorType?: string;
+}
+
+/** Query parameters whose values semantic conventions ask to redact in url.full (signed URLs). */
+const SENSITIVE_QUERY = new Set(["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"]);
+
+function redactQuery(q: string): string {
+  return q.split("&").map((kv) => {
+    const eq = kv.indexOf("=");
+    return eq > 0 && SENSITIVE_QUERY.has(kv.slice(0, eq)) ? `${kv.slice(0, eq)}=REDACTED` : kv;
+  }).join("&");
+}
+
+/** Go's url.PathEscape rules for a path (what URL.EscapedPath does when RawPath is unset). */
+function escapePath(p: string): string {
+  return p.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (c) => encodeURIComponent(c));
+}
+
+/** url.full as net/url's URL.String() would write it, with credentials and signed query values redacted. */
+export function fullUrl(e: Pick<ClientEvent, "scheme" | "host" | "path" | "pathKind" | "query" | "hasUser">): string {
+  if (e.pathKind === "opaque") return `${e.scheme}:${e.path}${e.query ? `?${redactQuery(e.query)}` : ""}`;
+  const path = e.pathKind === "raw" ? e.path : escapePath(e.path);
+  const slash = path && !path.startsWith("/") && e.host ? "/" : "";
+  const user = e.hasUser ? "REDACTED:REDACTED@" : "";
+  return `${e.scheme}://${user}${e.host}${slash}${path}${e.query ? `?${redactQuery(e.query)}` : ""}`;
+}
+
+const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };
+
+/** Semantic conventions for an HTTP client span. */
+export function toSpanRecord(e: ClientEvent): SpanRecord {
+  const known = KNOWN_METHODS.has(e.method);
+  const method = known ? e.method : "_OTHER";
+  const attributes: Attributes = {
+    "http.request.method": method,
+    "url.full": fullUrl(e),
+  };
+  if (!known) attributes["http.request.method_original"] = e.method;
+  if (e.pathKind !== "opaque") attributes["url.path"] = e.path || "/";
+  const server = splitHostPort(e.host);
+  if (server.host) attributes["server.address"] = server.host;
+  const port = server.port ?? DEFAULT_PORTS[e.scheme];
+  if (port !== undefined) attributes["server.port"] = port;
+  if (e.status > 0) {
+    attributes["http.response.status_code"] = e.status;
+    attributes["network.protocol.version"] = protocolVersion(e.protoMajor, e.protoMinor);
+  }
+  let status: SpanRecord["status"] = { code: SpanStatusCode.UNSET };
+  if (e.errorType !== undefined) {
+    attributes["error.type"] = e.errorType;
+    status = { code: SpanStatusCode.ERROR };
+  } else if (e.status >= 400) {
+    attributes["error.type"] = String(e.status);
+    status = { code: SpanStatusCode.ERROR };
+  }
+  return {
+    traceId: e.traceId,
+    spanId: e.spanId,
+    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
+    ...(e.traceState ? { traceState: e.traceState } : {}),
+    name: known ? method : "HTTP",
+    kind: SpanKind.CLIENT,
+    startUnixNs: e.startNs,
+    endUnixNs: e.endNs,
+    attributes,
+    status,
+    scope: SCOPE,
+  };
+}

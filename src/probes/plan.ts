@@ -1,0 +1,54 @@
+/**
+ * Whether a probe can attach to an executable, and where: its function's entry and return sites, the entry of
+ * any extra function it probes, and the struct offsets it reads (src/offsets/resolver.ts). Pure: no kernel.
+ */
+import type { GoExecutable, ProbeSites } from "../gobin/analyze.ts";
+import { resolveOffsets, type FieldNeed, type TableLookup } from "../offsets/resolver.ts";
+import type { OffsetsSource } from "./registry.ts";
+
+/** Go versions whose register ABI and struct layouts gotel knows */
+export const MIN_GO: [number, number] = [1, 19];
+
+export interface ProbePlan {
+  sites: ProbeSites;
+  /** program -> entry site of an extra function, undefined when the binary does not have it */
+  extra: Record<string, ProbeSites["entry"] | undefined>;
+  /** config struct member -> offset; undefined = the field does not exist in this version */
+  offsets: Record<string, number | undefined>;
+  offsetsSource: OffsetsSource;
+}
+
+export type PlanResult = { plan: ProbePlan } | { skipped: string };
+
+export interface ProbeSpec {
+  /** the function whose entry and returns are probed */
+  function: string;
+  /** why a binary would lack it, for the skip reason */
+  absent: string;
+  /** program -> function probed at its entry only, when present */
+  extra?: Record<string, string>;
+  /** config struct member -> "import/path.Type.field" */
+  fields: Record<string, string>;
+  /** members whose field may be missing */
+  optional: ReadonlySet<string>;
+}
+
+export function goAtLeast(version: string, [major, minor]: [number, number]): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  return m !== null && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
+}
+
+export function fieldNeeds(spec: Pick<ProbeSpec, "fields" | "optional">): FieldNeed[] {
+  return Object.entries(spec.fields).map(([key, field]) => ({ key, field, module: "std", optional: spec.optional.has(key) }));
+}
+
+export function planProbe(exe: GoExecutable, spec: ProbeSpec, table: TableLookup | undefined): PlanResult {
+  if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
+  const sites = exe.probeSites(spec.function);
+  if (!sites) return { skipped: `${spec.function} is not in the binary (${spec.absent})` };
+  const r = resolveOffsets(exe, fieldNeeds(spec), table);
+  if ("skipped" in r) return r;
+  const extra: ProbePlan["extra"] = {};
+  for (const [program, fn] of Object.entries(spec.extra ?? {})) extra[program] = exe.probeSites(fn)?.entry;
+  return { plan: { sites, extra, offsets: r.offsets, offsetsSource: r.source } };
+}

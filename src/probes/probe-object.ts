@@ -1,0 +1,99 @@
+/**
+ * One instrumentation's eBPF object, loaded once and shared by every target process (DESIGN.md decision 2):
+ * per process it writes the struct offsets into the object's config map (keyed by tgid) and attaches programs
+ * at the process's probe sites with a pid filter. Objects share the ring buffer, the counters and the span
+ * contexts: the first one loaded owns those maps and the others reuse them (see bpf/include/trace_context.h).
+ * Maps named `<object>_*` other than its config and scratch maps are keyed by (tgid, pointer).
+ */
+import { readEmbeddedObject } from "../ebpf/assets.ts";
+import { attachUprobes, type AttachMode, type UprobeLinks } from "../ebpf/link.ts";
+import { uintBytes } from "../ebpf/map.ts";
+import { BpfObject } from "../ebpf/object.ts";
+import { StructView } from "../ebpf/struct-view.ts";
+
+/** The maps every object declares and the first one loaded owns. */
+export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx"] as const;
+
+const ABSENT = 0xffff_ffff_ffff_ffffn;
+
+export interface LoadOptions {
+  mode: AttachMode;
+  showVerifierLog: boolean;
+  /** .rodata settings (sampling, propagation) */
+  constants: Record<string, bigint | number>;
+  /** the object whose SHARED_MAPS this one uses; none for the first */
+  shareWith?: BpfObject;
+  /** programs (base names) not to load, e.g. the injecting one where the kernel forbids writing user memory */
+  skip?: readonly string[];
+}
+
+export class ProbeObject {
+  private readonly configLayout: StructView;
+
+  private constructor(readonly obj: BpfObject, readonly mode: AttachMode, private readonly configMap: string, private readonly perProcess: readonly string[]) {
+    this.configLayout = new StructView(obj.btf().structLayout(configMap));
+  }
+
+  /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
+  static load(name: string, opts: LoadOptions): ProbeObject {
+    const obj = BpfObject.open(readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog });
+    try {
+      const skip = new Set(opts.skip ?? []);
+      for (const p of obj.programs.values()) {
+        const multi = p.section.startsWith("uprobe.multi");
+        const base = multi ? p.name.replace(/_multi$/, "") : p.name;
+        p.autoload = multi === (opts.mode === "multi") && !skip.has(base);
+      }
+      const names = new Set(obj.btf().datasecVariables(".rodata").map((v) => v.name));
+      obj.setConstants(Object.fromEntries(Object.entries(opts.constants).filter(([k]) => names.has(k))));
+      if (opts.shareWith) obj.shareMaps(opts.shareWith, SHARED_MAPS);
+      obj.load();
+      const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
+      return new ProbeObject(obj, opts.mode, `${name}_config`, [...perProcess, "gotel_spans_by_ctx"]);
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  /** Writes the process's offsets (config struct member -> offset, undefined = absent), then attaches each program. */
+  attach(tgid: number, path: string, offsets: Record<string, number | undefined>, programs: Record<string, readonly number[]>): UprobeLinks[] {
+    const config = this.obj.map(this.configMap);
+    config.update(uintBytes(tgid, 4), this.configBytes(offsets));
+    const links: UprobeLinks[] = [];
+    try {
+      for (const [program, sites] of Object.entries(programs)) {
+        const prog = this.obj.program(this.mode === "multi" ? `${program}_multi` : program);
+        links.push(attachUprobes(prog, { path, pid: tgid, offsets: sites.map(BigInt) }, this.mode));
+      }
+      return links;
+    } catch (e) {
+      for (const l of links) l.destroy();
+      config.delete(uintBytes(tgid, 4));
+      throw e;
+    }
+  }
+
+  /** Drops a gone process's config and whatever its calls left in the maps keyed by (tgid, pointer). */
+  forget(tgid: number): void {
+    this.obj.map(this.configMap).delete(uintBytes(tgid, 4));
+    for (const name of this.perProcess) {
+      const map = this.obj.map(name);
+      const stale = [...map.keys()].filter((k) => new DataView(k.buffer).getUint32(0, true) === tgid);
+      for (const k of stale) map.delete(k);
+    }
+  }
+
+  private configBytes(offsets: Record<string, number | undefined>): Uint8Array {
+    const bytes = new Uint8Array(this.configLayout.layout.size);
+    const dv = new DataView(bytes.buffer);
+    for (const [key, o] of Object.entries(offsets)) {
+      dv.setBigUint64(this.configLayout.offset(key, 8), o === undefined ? ABSENT : BigInt(o), true);
+    }
+    return bytes;
+  }
+
+  close(): void {
+    this.obj.close();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Decoding the parts every span event shares (bpf/include/trace_context.h): the header's times, the span
+ * context (IDs, flags, tracestate: the event's last member, sent only up to the tracestate's length), the
+ * parent; and the field readers the probes' own decoders are made of. Layouts come from the object's BTF.
+ */
+import type { StructView } from "../ebpf/struct-view.ts";
+
+export interface SpanEventContext {
+  traceId: string;
+  spanId: string;
+  /** absent for a root span */
+  parentSpanId?: string;
+  parentIsRemote: boolean;
+  traceState?: string;
+  /** kernel CLOCK_MONOTONIC ns */
+  startNs: bigint;
+  endNs: bigint;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+export function hexBytes(v: DataView, off: number, n: number): string {
+  let s = "";
+  for (let i = 0; i < n; i++) s += v.getUint8(off + i).toString(16).padStart(2, "0");
+  return s;
+}
+
+/** A char array and its length member; the record may be shorter than the struct (a cut tracestate). */
+export function stringField(s: StructView, field: string, lenField: string): (v: DataView) => string {
+  const off = s.offset(field);
+  const cap = s.layout.fields.get(field)?.size ?? 0;
+  const len = s.u32(lenField);
+  return (v) => {
+    const n = Math.max(0, Math.min(len(v), cap, v.byteLength - off));
+    return utf8.decode(new Uint8Array(v.buffer, v.byteOffset + off, n));
+  };
+}
+
+export function i64Field(s: StructView, field: string): (v: DataView) => number {
+  const o = s.offset(field, 8);
+  return (v) => Number(v.getBigInt64(o, true));
+}
+
+export function spanContextDecoder(s: StructView): (v: DataView) => SpanEventContext {
+  const traceId = s.offset("sc.trace_id", 16);
+  const spanId = s.offset("sc.span_id", 8);
+  const parent = s.offset("parent_span_id", 8);
+  const remote = s.layout.fields.has("parent_remote") ? s.u32("parent_remote") : () => 0;
+  const traceState = stringField(s, "sc.tracestate", "sc.tracestate_len");
+  const start = s.u64("hdr.start_ns");
+  const end = s.u64("hdr.end_ns");
+  return (v) => {
+    const parentSpanId = v.getBigUint64(parent, true) === 0n ? undefined : hexBytes(v, parent, 8);
+    const ts = traceState(v);
+    return {
+      traceId: hexBytes(v, traceId, 16),
+      spanId: hexBytes(v, spanId, 8),
+      ...(parentSpanId ? { parentSpanId } : {}),
+      parentIsRemote: parentSpanId !== undefined && remote(v) !== 0,
+      ...(ts ? { traceState: ts } : {}),
+      startNs: start(v),
+      endNs: end(v),
+    };
+  };
+}

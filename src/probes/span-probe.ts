@@ -1,0 +1,28 @@
+/**
+ * What the agent needs from a loaded instrumentation: whether and how it attaches to a process, and how its
+ * ring-buffer events become spans. Each one owns a ProbeObject; all of them share one ring buffer.
+ */
+import type { UprobeLinks } from "../ebpf/link.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { SpanRecord } from "../traces/span.ts";
+import type { OffsetsSource } from "./registry.ts";
+
+export interface Prepared {
+  offsetsSource: OffsetsSource;
+  /** probe sites, for the log */
+  sites: number;
+  /** writes the process's config and attaches; the links go when the process does */
+  attach(tgid: number, path: string): UprobeLinks[];
+}
+
+export interface SpanProbe {
+  /** e.g. "net/http server" */
+  readonly name: string;
+  /** the enum gotel_event_type value of its events */
+  readonly eventType: number;
+  prepare(exe: GoExecutable): Prepared | { skipped: string };
+  forget(tgid: number): void;
+  /** the event as a span; times converted with toUnixNs */
+  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord;
+  close(): void;
+}
