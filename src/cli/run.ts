@@ -15,6 +15,8 @@ export async function runCommand(args: string[], env: EnvConfig): Promise<number
   await signalled;
   await agent.stop();
   const s = agent.stats;
-  log.info("stopped", { spans: s.spans, dropped: s.dropped });
+  log.info("stopped", {
+    spans: s.spans, events: s.events, dropped: s.dropped, unsampled: s.unsampled, injected: s.injected, not_injected: s.notInjected,
+  });
   return 0;
 }

@@ -80,6 +80,7 @@ export function spanToJson(span: ReadableSpan): Record<string, unknown> {
     traceId: ctx.traceId,
     spanId: ctx.spanId,
     parentSpanId: span.parentSpanContext?.spanId ?? "",
+    ...(ctx.traceState ? { traceState: ctx.traceState.serialize() } : {}),
     name: span.name,
     kind: KIND_NAME[span.kind] ?? "INTERNAL",
     startTimeUnixNano: hrTimeToNs(span.startTime).toString(),

@@ -46,6 +46,12 @@ export class Proc {
     return [...this.stdout, ...this.stderr].filter((l) => re.test(l)).length;
   }
 
+  /** Waits for the process to exit by itself; returns its exit code. */
+  async wait(ms = 15_000): Promise<number> {
+    if (!(await waitFor(() => this.exitCode !== null, ms))) throw new Error(`process ${this.pid} did not exit within ${ms} ms`);
+    return this.exitCode!;
+  }
+
   /** Sends a signal and waits for the exit code. */
   async stop(signal: NodeJS.Signals = "SIGTERM", ms = 15_000): Promise<number> {
     if (this.exitCode === null) this.proc.kill(signal);

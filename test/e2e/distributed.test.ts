@@ -1,0 +1,226 @@
+/**
+ * Distributed traces end to end: real Go services calling each other (test/fixtures/http-chain: a client
+ * program -> service A -> service B), the compiled gotel attached to all of them with `run`, and what a real
+ * OpenTelemetry Collector received. Parents inside a process (handler goroutine, worker goroutine, fan-out
+ * with a derived context), incoming traceparent/tracestate, context.Background(), the application's own
+ * traceparent, and — where the kernel allows bpf_probe_write_user — the traceparent gotel writes on the wire.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
+import { GOTEL, runCommand } from "../support/cli.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { Proc, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+beforeAll(() => {
+  collector = sharedCollector();
+});
+
+/**
+ * Whether this kernel lets gotel write traceparent into requests, as `gotel doctor` reports it (lockdown
+ * "integrity" — the mode of the VMs we test on — forbids bpf_probe_write_user).
+ */
+const doctorLine = runCommand([GOTEL, "doctor"]).stdout.split("\n").find((l) => l.includes("context propagation")) ?? "";
+export const INJECTION = /^\s*ok\s/.test(doctorLine);
+if (!INJECTION) console.log(`traceparent injection is off on this kernel, so cross-process links are not asserted; gotel doctor: ${doctorLine.trim()}`);
+
+const OLDEST = "1.19.13";
+const NEWEST = "1.27.4";
+
+const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+export interface Chain {
+  exe: string;
+  a: Awaited<ReturnType<typeof startServer>>;
+  b: Awaited<ReturnType<typeof startServer>>;
+  gotel: Proc;
+}
+
+/** B, then A calling B, then `gotel run --exe` following every process of the executable. */
+export async function startChain(goVersion: string, env: Record<string, string> = {}): Promise<Chain> {
+  const exe = buildGoFixture("http-chain", { goVersion });
+  const b = await startServer(exe, ["backend", "127.0.0.1:0"]);
+  const a = await startServer(exe, ["frontend", "127.0.0.1:0", b.base]);
+  const gotel = new Proc([GOTEL, "run", "--exe", exe], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", OTEL_BSP_MAX_QUEUE_SIZE: "20000", ...env,
+  });
+  await gotel.waitForLine(new RegExp(`attached pid=${a.proc.pid} .*net/http client`), 20_000);
+  await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*net/http client`), 20_000);
+  return { exe, a, b, gotel };
+}
+
+export async function stopChain(c: Chain | undefined): Promise<void> {
+  await c?.gotel.stop();
+  await c?.a.proc.stop();
+  await c?.b.proc.stop();
+}
+
+const pidOf = (s: ReceivedSpan) => Number(s.resource["process.pid"]);
+
+/** What B answered: the traceparent and tracestate values it received, and whether the body arrived intact. */
+interface BSaw { traceparent: string[] | null; tracestate: string[] | null; bodyOk: boolean; id: string }
+
+async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const r = await fetch(url, { headers });
+  return { status: r.status, body: await r.text() };
+}
+
+describe.each([OLDEST, NEWEST])("services built with Go %s", (goVersion) => {
+  let chain: Chain;
+  beforeAll(async () => {
+    chain = await startChain(goVersion);
+  }, 300_000);
+  afterAll(() => stopChain(chain));
+
+  /** The spans of one request to A: A's server span, its client spans, B's server spans. */
+  async function spansOf(aServerPath: string, clients: number, traceId?: string) {
+    const spans = await collector.waitFor((all) => {
+      const server = all.find((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === aServerPath &&
+        (traceId === undefined || s.traceId === traceId));
+      return server !== undefined && all.filter((s) => pidOf(s) === chain.b.proc.pid).length >= clients &&
+        all.filter((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.CLIENT).length >= clients;
+    }, `the spans of ${aServerPath}`);
+    const aServer = spans.filter((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.SERVER);
+    const aClients = spans.filter((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.CLIENT);
+    const bServer = spans.filter((s) => pidOf(s) === chain.b.proc.pid && s.kind === SPAN_KIND.SERVER);
+    expect(aServer).toHaveLength(1);
+    expect(aClients).toHaveLength(clients);
+    expect(bServer).toHaveLength(clients);
+    expect(spans).toHaveLength(1 + 2 * clients); // nothing else, nothing twice
+    return { aServer: aServer[0]!, aClients, bServer };
+  }
+
+  /** A's client span to B, and B's server span for it (matched by the id B echoes in its url). */
+  function expectCallToB(aServer: ReceivedSpan, aClient: ReceivedSpan, bServer: ReceivedSpan, saw: BSaw) {
+    expect(aClient.name).toBe("POST");
+    expect(aClient.traceId).toBe(aServer.traceId);
+    expect(aClient.parentSpanId).toBe(aServer.spanId);
+    expect(aClient.attributes).toEqual({
+      "http.request.method": "POST",
+      "url.full": `${chain.b.base}/work?id=${saw.id}`,
+      "url.path": "/work",
+      "server.address": "127.0.0.1",
+      "server.port": BigInt(chain.b.port),
+      "http.response.status_code": 200n,
+      "network.protocol.version": "1.1",
+    });
+    expect(aClient.status.code).toBe(STATUS_CODE.UNSET);
+    expect(aClient.startTimeUnixNano).toBeGreaterThanOrEqual(aServer.startTimeUnixNano);
+    expect(aClient.endTimeUnixNano).toBeLessThanOrEqual(aServer.endTimeUnixNano);
+    expect(saw.bodyOk).toBe(true);
+    if (INJECTION) {
+      expect(saw.traceparent).toEqual([`00-${aClient.traceId}-${aClient.spanId}-01`]);
+      expect(bServer.traceId).toBe(aClient.traceId);
+      expect(bServer.parentSpanId).toBe(aClient.spanId);
+    } else {
+      expect(saw.traceparent).toBeNull();
+      expect(bServer.parentSpanId).toBe("");
+      expect(bServer.traceId).not.toBe(aClient.traceId);
+    }
+  }
+
+  test("an incoming traceparent and tracestate are continued; the call to B made on the handler goroutine is the server span's child", async () => {
+    collector.clear();
+    const traceId = randomHex(16);
+    const parent = randomHex(8);
+    const r = await get(`${chain.a.base}/inline?id=inline-1`, { traceparent: `00-${traceId}-${parent}-01`, tracestate: "vendor=abc,other=x:y" });
+    expect(r.status).toBe(200);
+    const saw = JSON.parse(r.body) as BSaw;
+    const { aServer, aClients, bServer } = await spansOf("/inline", 1, traceId);
+    expect(aServer.traceId).toBe(traceId);
+    expect(aServer.parentSpanId).toBe(parent);
+    expect(aServer.flags & 0x300).toBe(0x300); // OTLP: the parent is remote
+    expect(aServer.traceState).toBe("vendor=abc,other=x:y");
+    expect(aClients[0]!.traceState).toBe("vendor=abc,other=x:y");
+    expectCallToB(aServer, aClients[0]!, bServer[0]!, saw);
+    if (INJECTION) expect(saw.tracestate).toEqual(["vendor=abc,other=x:y"]);
+  });
+
+  test("a call made from a worker goroutine with the request's context is the server span's child", async () => {
+    collector.clear();
+    const r = await get(`${chain.a.base}/worker?id=worker-1`);
+    expect(r.status).toBe(200);
+    const { aServer, aClients, bServer } = await spansOf("/worker", 1);
+    expect(aServer.parentSpanId).toBe("");
+    expectCallToB(aServer, aClients[0]!, bServer[0]!, JSON.parse(r.body) as BSaw);
+  });
+
+  test("two calls from two goroutines with a derived context (WithTimeout) are both children", async () => {
+    collector.clear();
+    const r = await get(`${chain.a.base}/fanout?id=fan`);
+    expect(r.status).toBe(200);
+    const saw = JSON.parse(r.body) as BSaw[];
+    const { aServer, aClients, bServer } = await spansOf("/fanout", 2);
+    for (const s of saw) {
+      const client = aClients.find((c) => c.attributes["url.full"] === `${chain.b.base}/work?id=${s.id}`)!;
+      const server = INJECTION ? bServer.find((b) => b.parentSpanId === client.spanId)! : bServer[0]!;
+      expectCallToB(aServer, client, server, s);
+    }
+  });
+
+  test("a call made with context.Background() starts a new trace", async () => {
+    collector.clear();
+    const r = await get(`${chain.a.base}/background?id=bg`);
+    expect(r.status).toBe(200);
+    const { aServer, aClients } = await spansOf("/background", 1);
+    expect(aClients[0]!.parentSpanId).toBe("");
+    expect(aClients[0]!.traceId).not.toBe(aServer.traceId);
+  });
+
+  test("the application's own traceparent is the only one on the wire, and B continues it", async () => {
+    collector.clear();
+    const traceId = randomHex(16);
+    const parent = randomHex(8);
+    const own = `00-${traceId}-${parent}-01`;
+    const r = await get(`${chain.a.base}/own?id=own&tp=${own}`);
+    expect(r.status).toBe(200);
+    const saw = JSON.parse(r.body) as BSaw;
+    expect(saw.traceparent).toEqual([own]);
+    const { aServer, aClients, bServer } = await spansOf("/own", 1);
+    expect(aClients[0]!.parentSpanId).toBe(aServer.spanId);
+    expect(bServer[0]!.traceId).toBe(traceId);
+    expect(bServer[0]!.parentSpanId).toBe(parent);
+  });
+
+  test("a traced Go client program -> A -> B: one span per hop per request, parents as far as the kernel allows", async () => {
+    collector.clear();
+    const dir = mkdtempSync(join(tmpdir(), "gotel-chain-"));
+    const go = join(dir, "go");
+    try {
+      const client = new Proc([chain.exe, "client", `${chain.a.base}/inline?id=c`, "20", "4", go]);
+      await chain.gotel.waitForLine(new RegExp(`attached pid=${client.pid} .*net/http client`), 20_000);
+      writeFileSync(go, "");
+      expect(await client.wait(30_000)).toBe(0);
+      expect(client.stdout).toContain("ok 20");
+      const spans = await collector.waitFor((all) => all.filter((s) => pidOf(s) === chain.b.proc.pid).length >= 20, "20 requests through B");
+      const clientSpans = spans.filter((s) => pidOf(s) === client.pid);
+      const aServer = spans.filter((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.SERVER);
+      const aClient = spans.filter((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.CLIENT);
+      const bServer = spans.filter((s) => pidOf(s) === chain.b.proc.pid);
+      for (const set of [clientSpans, aServer, aClient, bServer]) expect(set).toHaveLength(20);
+      expect(new Set(clientSpans.map((s) => s.attributes["url.full"]))).toEqual(
+        new Set(Array.from({ length: 20 }, (_, i) => `${chain.a.base}/inline?id=c&i=${i + 1}`)));
+      for (const c of clientSpans) {
+        expect(c.kind).toBe(SPAN_KIND.CLIENT);
+        expect(c.parentSpanId).toBe("");
+        expect(c.attributes["http.response.status_code"]).toBe(200n);
+      }
+      const serverById = new Map(aServer.map((s) => [s.spanId, s]));
+      for (const c of aClient) expect(serverById.get(c.parentSpanId)?.traceId).toBe(c.traceId);
+      if (INJECTION) {
+        // one trace per request: client -> A server -> A client -> B server
+        const clientById = new Map(clientSpans.map((s) => [s.spanId, s]));
+        for (const s of aServer) expect(clientById.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+        const aClientById = new Map(aClient.map((s) => [s.spanId, s]));
+        for (const s of bServer) expect(aClientById.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+        expect(new Set(spans.map((s) => s.traceId)).size).toBe(20);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
