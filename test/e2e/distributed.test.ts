@@ -10,9 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
-import { GOTEL, runCommand } from "../support/cli.ts";
-import { buildGoFixture } from "../support/go.ts";
-import { Proc, startServer } from "../support/processes.ts";
+import { INJECTION, pidOf, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { Proc } from "../support/processes.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
@@ -20,46 +19,10 @@ beforeAll(() => {
   collector = sharedCollector();
 });
 
-/**
- * Whether this kernel lets gotel write traceparent into requests, as `gotel doctor` reports it (lockdown
- * "integrity" — the mode of the VMs we test on — forbids bpf_probe_write_user).
- */
-const doctorLine = runCommand([GOTEL, "doctor"]).stdout.split("\n").find((l) => l.includes("context propagation")) ?? "";
-export const INJECTION = /^\s*ok\s/.test(doctorLine);
-if (!INJECTION) console.log(`traceparent injection is off on this kernel, so cross-process links are not asserted; gotel doctor: ${doctorLine.trim()}`);
-
 const OLDEST = "1.19.13";
 const NEWEST = "1.27.4";
 
 const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
-
-export interface Chain {
-  exe: string;
-  a: Awaited<ReturnType<typeof startServer>>;
-  b: Awaited<ReturnType<typeof startServer>>;
-  gotel: Proc;
-}
-
-/** B, then A calling B, then `gotel run --exe` following every process of the executable. */
-export async function startChain(goVersion: string, env: Record<string, string> = {}): Promise<Chain> {
-  const exe = buildGoFixture("http-chain", { goVersion });
-  const b = await startServer(exe, ["backend", "127.0.0.1:0"]);
-  const a = await startServer(exe, ["frontend", "127.0.0.1:0", b.base]);
-  const gotel = new Proc([GOTEL, "run", "--exe", exe], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", OTEL_BSP_MAX_QUEUE_SIZE: "20000", ...env,
-  });
-  await gotel.waitForLine(new RegExp(`attached pid=${a.proc.pid} .*net/http client`), 20_000);
-  await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*net/http client`), 20_000);
-  return { exe, a, b, gotel };
-}
-
-export async function stopChain(c: Chain | undefined): Promise<void> {
-  await c?.gotel.stop();
-  await c?.a.proc.stop();
-  await c?.b.proc.stop();
-}
-
-const pidOf = (s: ReceivedSpan) => Number(s.resource["process.pid"]);
 
 /** What B answered: the traceparent and tracestate values it received, and whether the body arrived intact. */
 interface BSaw { traceparent: string[] | null; tracestate: string[] | null; bodyOk: boolean; id: string }
@@ -72,7 +35,7 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<{
 describe.each([OLDEST, NEWEST])("services built with Go %s", (goVersion) => {
   let chain: Chain;
   beforeAll(async () => {
-    chain = await startChain(goVersion);
+    chain = await startChain(collector, goVersion);
   }, 300_000);
   afterAll(() => stopChain(chain));
 

@@ -1,0 +1,41 @@
+/** Services that call each other (test/fixtures/http-chain) under one `gotel run`, for the distributed-trace tests. */
+import type { Collector, ReceivedSpan } from "./collector.ts";
+import { GOTEL, runCommand } from "./cli.ts";
+import { buildGoFixture } from "./go.ts";
+import { Proc, startServer } from "./processes.ts";
+
+/**
+ * Whether this kernel lets gotel write traceparent into requests, as `gotel doctor` reports it (lockdown
+ * "integrity" — the mode of the VMs we test on — forbids bpf_probe_write_user).
+ */
+const doctorLine = runCommand([GOTEL, "doctor"]).stdout.split("\n").find((l) => l.includes("context propagation")) ?? "";
+export const INJECTION = /^\s*ok\s/.test(doctorLine);
+if (!INJECTION) console.log(`traceparent injection is off on this kernel, so cross-process links are not asserted; gotel doctor: ${doctorLine.trim()}`);
+
+export interface Chain {
+  exe: string;
+  a: Awaited<ReturnType<typeof startServer>>;
+  b: Awaited<ReturnType<typeof startServer>>;
+  gotel: Proc;
+}
+
+/** B, then A calling B, then `gotel run --exe` following every process of the executable. */
+export async function startChain(collector: Collector, goVersion: string, env: Record<string, string> = {}): Promise<Chain> {
+  const exe = buildGoFixture("http-chain", { goVersion });
+  const b = await startServer(exe, ["backend", "127.0.0.1:0"]);
+  const a = await startServer(exe, ["frontend", "127.0.0.1:0", b.base]);
+  const gotel = new Proc([GOTEL, "run", "--exe", exe], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", OTEL_BSP_MAX_QUEUE_SIZE: "20000", ...env,
+  });
+  await gotel.waitForLine(new RegExp(`attached pid=${a.proc.pid} .*net/http client`), 20_000);
+  await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*net/http client`), 20_000);
+  return { exe, a, b, gotel };
+}
+
+export async function stopChain(c: Chain | undefined): Promise<void> {
+  await c?.gotel.stop();
+  await c?.a.proc.stop();
+  await c?.b.proc.stop();
+}
+
+export const pidOf = (s: ReceivedSpan): number => Number(s.resource["process.pid"]);
