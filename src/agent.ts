@@ -12,6 +12,9 @@ import { uintBytes } from "./ebpf/map.ts";
 import { RingBufferReader } from "./ebpf/ring-buffer.ts";
 import { GotelError } from "./errors.ts";
 import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
+import { PT_LOAD } from "./gobin/elf.ts";
+import { GoTypeNames, loadBias, processMemoryReader, typesBase } from "./gobin/runtime-types.ts";
+import { readFileSync, readlinkSync } from "node:fs";
 import { log } from "./log.ts";
 import { lockdownMode, probeWriteUserAllowed } from "./ebpf/kernel-checks.ts";
 import { NethttpClientProbe } from "./probes/nethttp-client-probe.ts";
@@ -39,6 +42,10 @@ interface Target {
   resource: Resource;
   links: UprobeLinks[];
   probes: SpanProbe[];
+  /** for naming Go types seen by probes (error.type): runtime.types and the lowest PT_LOAD, link-time */
+  typesBase?: number;
+  lowestLoad: number;
+  typeNames?: GoTypeNames | null;
 }
 
 export interface AgentStats {
@@ -103,8 +110,11 @@ export class Agent {
     const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
     const server = NethttpServerProbe.load(base);
     let client: NethttpClientProbe;
+    let agent: Agent | undefined;
     try {
-      client = NethttpClientProbe.load({ ...base, shareWith: server.object.obj, inject: tracecontext && injectAllowed });
+      client = NethttpClientProbe.load({
+        ...base, shareWith: server.object.obj, inject: tracecontext && injectAllowed, typeName: (tgid, a) => agent?.typeName(tgid, a),
+      });
     } catch (e) {
       server.close();
       throw e;
@@ -115,7 +125,7 @@ export class Agent {
         lockdown: lockdownMode() ?? "unknown (securityfs not mounted)", hint: "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
       });
     }
-    const agent = new Agent(opts, [server, client], server);
+    agent = new Agent(opts, [server, client], server);
     agent.reader.start();
     try {
       await agent.watcher?.start();
@@ -189,8 +199,23 @@ export class Agent {
       { pid, executablePath: exePath, goVersion: exe.buildInfo.goVersion },
       { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
     );
-    this.targets.set(pid, { exePath, resource, links, probes: attached });
+    const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
+    this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: typesBase(exe.elf), lowestLoad });
     return true;
+  }
+
+  /** The name of the Go type at a runtime address of a target (read from its memory, cached), if it can be told. */
+  typeName(pid: number, address: bigint): string | undefined {
+    const t = this.targets.get(pid);
+    if (!t || t.typesBase === undefined || address > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+    if (t.typeNames === undefined) {
+      let bias: number | undefined;
+      try {
+        bias = loadBias(readFileSync(`/proc/${pid}/maps`, "utf8"), readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""), t.lowestLoad);
+      } catch { /* the process is gone */ }
+      t.typeNames = bias === undefined ? null : new GoTypeNames(t.typesBase + bias, processMemoryReader(pid));
+    }
+    return t.typeNames?.name(Number(address));
   }
 
   private detach(pid: number, why: string): void {

@@ -193,6 +193,13 @@ export class ElfFile {
     return out;
   }
 
+  /** n bytes of the file at a virtual address, or undefined when a loaded segment does not hold them all. */
+  bytesAt(vaddr: number, n: number): Uint8Array | undefined {
+    const off = this.fileOffset(vaddr);
+    if (off === undefined || this.fileOffset(vaddr + n - 1) !== off + n - 1 || off + n > this.bytes.byteLength) return undefined;
+    return this.bytes.subarray(off, off + n);
+  }
+
   /** The file offset of a virtual address in a loaded segment, or undefined if no segment maps it. */
   fileOffset(vaddr: number): number | undefined {
     for (const p of this.segments) {

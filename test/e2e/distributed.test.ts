@@ -149,6 +149,28 @@ describe.each([OLDEST, NEWEST])("services built with Go %s", (goVersion) => {
     expect(bServer[0]!.parentSpanId).toBe(parent);
   });
 
+  test("a call the transport fails is an ERROR span with the error's Go type; a 404 from B is an ERROR with error.type 404", async () => {
+    collector.clear();
+    expect((await get(`${chain.a.base}/dead`)).status).toBe(502);
+    expect((await get(`${chain.a.base}/missing`)).status).toBe(404);
+    const spans = await collector.waitFor((all) => all.length >= 5, "the spans of /dead and /missing");
+    const clients = spans.filter((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.CLIENT);
+    const dead = clients.find((s) => s.attributes["server.port"] === 1n)!;
+    expect(dead.status.code).toBe(STATUS_CODE.ERROR);
+    expect(dead.attributes["error.type"]).toBe("*net.OpError");
+    expect(dead.attributes["http.response.status_code"]).toBeUndefined();
+    expect(dead.attributes["url.full"]).toBe("http://127.0.0.1:1/work?id=dead");
+    const missing = clients.find((s) => s.attributes["url.path"] === "/nothing")!;
+    expect(missing.name).toBe("GET");
+    expect(missing.status.code).toBe(STATUS_CODE.ERROR);
+    expect(missing.attributes["error.type"]).toBe("404");
+    expect(missing.attributes["http.response.status_code"]).toBe(404n);
+    expect(missing.attributes["url.full"]).toBe(`${chain.b.base}/nothing?x=1`);
+    // a server answering 4xx is not in error (only 5xx is)
+    const aServer = spans.filter((s) => pidOf(s) === chain.a.proc.pid && s.kind === SPAN_KIND.SERVER);
+    expect(aServer.map((s) => [s.attributes["url.path"], s.status.code]).sort()).toEqual([["/dead", STATUS_CODE.ERROR], ["/missing", STATUS_CODE.UNSET]]);
+  });
+
   test("a traced Go client program -> A -> B: one span per hop per request, parents as far as the kernel allows", async () => {
     collector.clear();
     const dir = mkdtempSync(join(tmpdir(), "gotel-chain-"));

@@ -1,0 +1,84 @@
+/**
+ * The names of Go runtime types (internal/abi.Type) in an executable, e.g. "*net.OpError" for the dynamic type
+ * of an error a probe saw. A type's name is a nameOff (abi.Type.Str, int32 at +40) relative to the module's
+ * type data, which starts the `.go.type` section (Go >= 1.26) or `.rodata` (older): runtime.types. The name is
+ * a flags byte, a uvarint length and the bytes; tflagExtraStar (abi.Type.TFlag at +20, bit 1) means the stored
+ * name carries a '*' that is not part of it. Layout unchanged from Go 1.17 through 1.27 (64-bit).
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import type { ElfFile } from "./elf.ts";
+
+const TYPE_TFLAG = 20;
+const TYPE_STR = 40;
+const TFLAG_EXTRA_STAR = 1 << 1;
+const MAX_NAME = 512;
+
+/** Reads n bytes at an address (of a file's image or of a live process), undefined when they are not there. */
+export type MemoryReader = (addr: number, n: number) => Uint8Array | undefined;
+
+/** runtime.types: where the module's type data starts (link-time address), undefined without section headers. */
+export function typesBase(elf: ElfFile): number | undefined {
+  return (elf.section(".go.type") ?? elf.section(".rodata"))?.addr;
+}
+
+export class GoTypeNames {
+  private readonly cache = new Map<number, string | undefined>();
+
+  /** base: runtime.types in the address space `read` reads */
+  constructor(private readonly base: number, private readonly read: MemoryReader) {}
+
+  /** The name of the type at this address, undefined when it cannot be read. */
+  name(addr: number): string | undefined {
+    if (!this.cache.has(addr)) this.cache.set(addr, this.lookup(addr));
+    return this.cache.get(addr);
+  }
+
+  private lookup(addr: number): string | undefined {
+    const t = this.read(addr, TYPE_STR + 4);
+    if (!t || t.length < TYPE_STR + 4) return undefined;
+    const dv = new DataView(t.buffer, t.byteOffset, t.byteLength);
+    const nameAt = this.base + dv.getInt32(TYPE_STR, true);
+    const extraStar = (dv.getUint8(TYPE_TFLAG) & TFLAG_EXTRA_STAR) !== 0;
+    const head = this.read(nameAt, 4);
+    if (!head || head.length < 4) return undefined;
+    let len = 0;
+    let i = 1;
+    for (let shift = 0; i < head.length; i++, shift += 7) {
+      len |= (head[i]! & 0x7f) << shift;
+      if ((head[i]! & 0x80) === 0) break;
+    }
+    if (len === 0 || len > MAX_NAME) return undefined;
+    const bytes = this.read(nameAt + i + 1, len);
+    if (!bytes || bytes.length < len) return undefined;
+    const name = new TextDecoder().decode(bytes);
+    return extraStar && name.startsWith("*") ? name.slice(1) : name;
+  }
+}
+
+/** A reader of a live process's memory through /proc/PID/mem (root, or the same user with ptrace rights). */
+export function processMemoryReader(pid: number): MemoryReader {
+  return (addr, n) => {
+    let fd: number | undefined;
+    try {
+      fd = openSync(`/proc/${pid}/mem`, "r");
+      const buf = new Uint8Array(n);
+      return readSync(fd, buf, 0, n, addr) === n ? buf : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  };
+}
+
+/**
+ * How far a process's executable is loaded from its link-time addresses (0 unless it is PIE): the start of its
+ * first mapping (file offset 0) minus the lowest PT_LOAD address, page-aligned. From /proc/PID/maps.
+ */
+export function loadBias(maps: string, exePath: string, lowestLoadVaddr: number): number | undefined {
+  for (const line of maps.split("\n")) {
+    const m = /^([0-9a-f]+)-[0-9a-f]+ \S+ ([0-9a-f]+) \S+ \d+\s+(.*?)( \(deleted\))?$/.exec(line);
+    if (m && Number.parseInt(m[2]!, 16) === 0 && m[3] === exePath) return Number.parseInt(m[1]!, 16) - Math.floor(lowestLoadVaddr / 4096) * 4096;
+  }
+  return undefined;
+}

@@ -1,0 +1,51 @@
+/**
+ * Go type names read from an executable's type data (src/gobin/runtime-types.ts), checked against the linker's
+ * own names (as %T prints them): every itab symbol `go:itab.T,I` (Go 1.20-1.25; `go.itab.T,I` before) holds at +8 the address of
+ * type T. Go 1.26+ emit no itab symbols; there error.type is checked end to end (test/e2e/distributed.test.ts).
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { ElfFile } from "../../src/gobin/elf.ts";
+import { GoTypeNames, loadBias, typesBase } from "../../src/gobin/runtime-types.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { GO_VERSIONS } from "../support/matrix.ts";
+
+/** What Go's %T prints for a type the linker names by import path: the package's name, not its path. */
+function asPercentT(linkName: string): string {
+  // type arguments keep their import paths
+  const bracket = linkName.indexOf("[");
+  if (bracket >= 0) return asPercentT(linkName.slice(0, bracket)) + linkName.slice(bracket);
+  return linkName.replace(/((?:[\w.~-]+\/)+)([\w.~-]+)\./g, (_, dirs: string, last: string) => {
+    const parts = `${dirs}${last}`.split("/");
+    let name = parts.at(-1)!;
+    if (/^v\d+$/.test(name) && parts.length > 1) name = parts.at(-2)!; // github.com/go-chi/chi/v5 is package chi
+    return `${name.replace(/\.v\d+$/, "").replace(/^go-/, "")}.`;
+  });
+}
+
+describe.each(GO_VERSIONS.filter((v) => !/^1\.(2[6-9]|[3-9]\d)\./.test(v)))("Go %s", (goVersion) => {
+  test("the name of every itab's type equals the type in the itab's symbol name", () => {
+    const path = buildGoFixture("gobin-sample", { goVersion });
+    const elf = ElfFile.parse(new Uint8Array(readFileSync(path)), path);
+    const names = new GoTypeNames(typesBase(elf)!, (a, n) => elf.bytesAt(a, n));
+    const itabs = elf.symbols().filter((s) => /^go[.:]itab\./.test(s.name));
+    expect(itabs.length).toBeGreaterThan(50);
+    for (const s of itabs) {
+      const concrete = s.name.replace(/^go[.:]itab\./, "").split(",")[0];
+      const p = elf.bytesAt(s.value + 8, 8)!;
+      const typeAddr = Number(new DataView(p.buffer, p.byteOffset, 8).getBigUint64(0, true));
+      expect(names.name(typeAddr)).toBe(asPercentT(concrete!));
+    }
+  });
+});
+
+test("the load bias comes from the executable's first mapping", () => {
+  const maps = [
+    "55d0c0a00000-55d0c0b2e000 r--p 00000000 fe:01 1234  /srv/app (deleted)",
+    "55d0c0b2e000-55d0c0f00000 r-xp 0012e000 fe:01 1234  /srv/app (deleted)",
+    "7ffd1000000-7ffd1021000 rw-p 00000000 00:00 0  [stack]",
+  ].join("\n");
+  expect(loadBias(maps, "/srv/app", 0)).toBe(0x55d0c0a00000);
+  expect(loadBias("400000-52e000 r-xp 00000000 fe:01 9 /srv/app\n", "/srv/app", 0x400000)).toBe(0);
+  expect(loadBias(maps, "/srv/other", 0)).toBeUndefined();
+});
