@@ -36,6 +36,9 @@ describe("inspect over the fixture matrix", () => {
         name: "net/http server", status: "ready",
         reason: expect.stringMatching(/^net\/http\.serverHandler\.ServeHTTP: entry \(emulated\) and [1-9]\d* return sites?$/),
         offsetsSource: v.stripped ? "table" : "dwarf",
+      }, {
+        name: "net/http client", status: "skipped",
+        reason: "net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
       }]);
     });
   }
@@ -85,6 +88,7 @@ describe("gotel inspect (compiled binary)", () => {
       "  instrumentable modules:",
       "    std 1.27.4",
       expect.stringMatching(/^  ready   net\/http server: net\/http\.serverHandler\.ServeHTTP: entry \(emulated\) and \d+ return sites? \(offsets: table\)$/),
+      "  skipped net/http client: net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
       "",
     ]);
   });
