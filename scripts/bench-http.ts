@@ -1,5 +1,6 @@
 /**
- * What gotel costs a Go HTTP server, measured side by side in one run: the server (pinned to CPU 0,
+ * What gotel costs Go HTTP services, measured side by side in one run, for two scenarios (server spans only;
+ * a server that calls another service: server + client spans): the measured server (pinned to CPU 0,
  * GOMAXPROCS=1) under `wrk` load from CPU 1, first without gotel, then with `gotel run` attached and exporting
  * over OTLP/HTTP to a local OpenTelemetry Collector (the test one, scripts/build-collector.sh). Prints the
  * server's CPU µs per request and requests/s for both, their ratios, and gotel's own CPU µs per span and peak RSS.
@@ -46,27 +47,70 @@ if (!Bun.which("wrk")) {
   console.error("bench-http: needs wrk (apt-get install wrk)");
   process.exit(1);
 }
-const collector = await Collector.start();
-const exe = buildGoFixture("http-server");
-const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
-const pid = Number(readFileSync(`/proc/${server.proc.pid}/task/${server.proc.pid}/children`, "utf8").trim()) || server.proc.pid;
-const url = `${server.base}/users/42`;
-wrk(url, 2); // warm up
-const without = measure(pid, url);
-const gotel = new Proc([join(ROOT, "dist/gotel"), "run", "--pid", String(pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_LOG_LEVEL: "warn" });
-await Bun.sleep(1500);
-wrk(url, 2);
-const withGotel = measure(pid, url, gotel.pid);
-const rss = peakRssMb(gotel.pid);
-await gotel.stop();
-await server.proc.stop();
-await collector.stop();
+interface Scenario {
+  name: string;
+  /** starts the processes; returns the measured server's pid, the URL to load, every pid to trace, and a stop */
+  start(): Promise<{ pid: number; url: string; traced: number[]; stop: () => Promise<void> }>;
+}
 
+/** The pid of the program taskset started (taskset execs it, but Bun.spawn may see a wrapper) */
+function childOf(p: Proc): number {
+  return Number(readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, "utf8").trim()) || p.pid;
+}
+
+const scenarios: Scenario[] = [
+  {
+    name: "server spans: GET /users/42 on a ServeMux server",
+    async start() {
+      const exe = buildGoFixture("http-server");
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
+      const pid = childOf(server.proc);
+      return { pid, url: `${server.base}/users/42`, traced: [pid], stop: async () => void (await server.proc.stop()) };
+    },
+  },
+  {
+    // A makes one POST to B per request: a server and a client span in A (with traceparent injection where the
+    // kernel allows bpf_probe_write_user), a server span in B
+    name: "server + client spans: GET /inline on A, which POSTs to B (test/fixtures/http-chain)",
+    async start() {
+      const exe = buildGoFixture("http-chain");
+      const b = await startServer("/usr/bin/taskset", ["-c", "1", exe, "backend", "127.0.0.1:0"]);
+      const a = await startServer("/usr/bin/taskset", ["-c", "0", exe, "frontend", "127.0.0.1:0", b.base]);
+      const pid = childOf(a.proc);
+      return {
+        pid, url: `${a.base}/inline?id=1`, traced: [pid, childOf(b.proc)],
+        stop: async () => {
+          await a.proc.stop();
+          await b.proc.stop();
+        },
+      };
+    },
+  },
+];
+
+const collector = await Collector.start();
 const cpuInfo = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
 console.log(`machine: ${cpuInfo}, ${navigator.hardwareConcurrency} CPUs, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}`);
-console.log(`server: ${exe.slice(ROOT.length + 1)}, pinned to CPU 0 (so GOMAXPROCS=1); wrk -t1 -c16 -d${SECONDS}s on CPU 1`);
-console.log("                         without gotel    with gotel    ratio");
-console.log(`server CPU µs/request   ${without.serverUsPerReq.toFixed(1).padStart(13)} ${withGotel.serverUsPerReq.toFixed(1).padStart(13)} ${(withGotel.serverUsPerReq / without.serverUsPerReq).toFixed(2).padStart(8)}x`);
-console.log(`requests/s              ${without.rps.toFixed(0).padStart(13)} ${withGotel.rps.toFixed(0).padStart(13)} ${(withGotel.rps / without.rps).toFixed(2).padStart(8)}x`);
-console.log(`gotel CPU µs/span       ${"".padStart(13)} ${(withGotel.gotelUs / withGotel.requests).toFixed(1).padStart(13)}`);
-console.log(`gotel peak RSS          ${"".padStart(13)} ${rss.toFixed(0).padStart(10)} MB`);
+console.log(`measured server pinned to CPU 0 (so GOMAXPROCS=1); wrk -t1 -c16 -d${SECONDS}s on CPU 1`);
+for (const sc of scenarios) {
+  const { pid, url, traced, stop } = await sc.start();
+  wrk(url, 2); // warm up
+  const without = measure(pid, url);
+  const gotel = new Proc([join(ROOT, "dist/gotel"), "run", ...traced.flatMap((p) => ["--pid", String(p)])], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_LOG_LEVEL: "warn",
+  });
+  await Bun.sleep(1500);
+  wrk(url, 2);
+  const withGotel = measure(pid, url, gotel.pid);
+  const rss = peakRssMb(gotel.pid);
+  await gotel.stop();
+  await stop();
+  const spansPerRequest = traced.length === 1 ? 1 : 3;
+  console.log(`\n${sc.name}`);
+  console.log("                         without gotel    with gotel    ratio");
+  console.log(`server CPU µs/request   ${without.serverUsPerReq.toFixed(1).padStart(13)} ${withGotel.serverUsPerReq.toFixed(1).padStart(13)} ${(withGotel.serverUsPerReq / without.serverUsPerReq).toFixed(2).padStart(8)}x`);
+  console.log(`requests/s              ${without.rps.toFixed(0).padStart(13)} ${withGotel.rps.toFixed(0).padStart(13)} ${(withGotel.rps / without.rps).toFixed(2).padStart(8)}x`);
+  console.log(`gotel CPU µs/span       ${"".padStart(13)} ${(withGotel.gotelUs / withGotel.requests / spansPerRequest).toFixed(1).padStart(13)}`);
+  console.log(`gotel peak RSS          ${"".padStart(13)} ${rss.toFixed(0).padStart(10)} MB`);
+}
+await collector.stop();
