@@ -121,6 +121,36 @@ struct {
 	__type(value, struct scratch);
 } nethttp_client_scratch SEC(".maps");
 
+#ifdef GOTEL_INJECT_DRY_RUN
+/* A test build (test/fixtures/bpf/nethttp_client_dryrun.bpf.c) for kernels that forbid bpf_probe_write_user:
+ * every write the injection would make goes to inject_writes instead, so tests check its address and bytes. */
+struct inject_write {
+	__u64 addr;
+	__u32 size;
+	__u32 pad;
+	char bytes[1024];
+};
+GOTEL_BTF_TYPE(inject_write, struct inject_write);
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18);
+} inject_writes SEC(".maps");
+
+static __always_inline long inject_write_user(void *dst, const void *src, __u32 size)
+{
+	struct inject_write *w = bpf_ringbuf_reserve(&inject_writes, sizeof(*w), 0);
+	if (!w)
+		return -1;
+	w->addr = (__u64)dst;
+	w->size = size;
+	bpf_probe_read_kernel(w->bytes, size & 1023, src);
+	bpf_ringbuf_submit(w, 0);
+	return 0;
+}
+#else
+#define inject_write_user bpf_probe_write_user
+#endif
+
 #define READ_STRING_FIELD(dst, len, base, offset)                                         \
 	do {                                                                              \
 		if ((base) && (offset) != GOTEL_OFFSET_ABSENT)                            \
@@ -284,8 +314,8 @@ static __always_inline int on_write_headers(const void *ctx)
 	}
 	/* the bytes first, then the length that makes them part of the request */
 	__s64 grown = n + size;
-	if (bpf_probe_write_user((void *)(buf.ptr + n), line, size) ||
-	    bpf_probe_write_user((void *)(w + cfg->bufio_writer_n), &grown, sizeof(grown))) {
+	if (inject_write_user((void *)(buf.ptr + n), line, size) ||
+	    inject_write_user((void *)(w + cfg->bufio_writer_n), &grown, sizeof(grown))) {
 		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
 		return 0;
 	}

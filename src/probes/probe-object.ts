@@ -25,6 +25,8 @@ export interface LoadOptions {
   shareWith?: BpfObject;
   /** programs (base names) not to load, e.g. the injecting one where the kernel forbids writing user memory */
   skip?: readonly string[];
+  /** an object file to load instead of the embedded one (tests load variants of the product's objects) */
+  bytes?: Uint8Array;
 }
 
 export class ProbeObject {
@@ -36,7 +38,7 @@ export class ProbeObject {
 
   /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
   static load(name: string, opts: LoadOptions): ProbeObject {
-    const obj = BpfObject.open(readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog });
+    const obj = BpfObject.open(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog });
     try {
       const skip = new Set(opts.skip ?? []);
       for (const p of obj.programs.values()) {

@@ -1,0 +1,136 @@
+/**
+ * Traceparent injection, checked on kernels that forbid bpf_probe_write_user (lockdown "integrity", the VMs we
+ * test on): the client object built with GOTEL_INJECT_DRY_RUN (test/fixtures/bpf/nethttp_client_dryrun.bpf.c)
+ * runs the real injection program — same probe site, same lookups and checks of the connection's bufio.Writer,
+ * same bytes — but sends each write to a ring buffer instead of the target's memory. Only the helper call
+ * itself is left unverified here. Real Go services (test/fixtures/http-chain), the library API, a real kernel.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { RingBufferReader } from "../../src/ebpf/ring-buffer.ts";
+import { preferredAttachMode, type UprobeLinks } from "../../src/ebpf/link.ts";
+import { StructView } from "../../src/ebpf/struct-view.ts";
+import { GoExecutable } from "../../src/gobin/analyze.ts";
+import { processMemoryReader } from "../../src/gobin/runtime-types.ts";
+import { NethttpClientProbe } from "../../src/probes/nethttp-client-probe.ts";
+import { NethttpServerProbe } from "../../src/probes/nethttp-server-probe.ts";
+import { traceConstants } from "../../src/traces/sampling.ts";
+import type { SpanRecord } from "../../src/traces/span.ts";
+import { buildGoFixture, ROOT } from "../support/go.ts";
+import { requireRoot, waitFor } from "../support/kernel.ts";
+import { startServer } from "../support/processes.ts";
+
+interface Write { addr: bigint; bytes: Uint8Array }
+
+describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go %s", (goVersion) => {
+  let server: NethttpServerProbe;
+  let probe: NethttpClientProbe;
+  let links: UprobeLinks[] = [];
+  let spans: RingBufferReader;
+  let writes: RingBufferReader;
+  const records: SpanRecord[] = [];
+  const written: Write[] = [];
+  let a: Awaited<ReturnType<typeof startServer>>;
+  let b: Awaited<ReturnType<typeof startServer>>;
+
+  beforeAll(async () => {
+    requireRoot();
+    const exe = buildGoFixture("http-chain", { goVersion });
+    b = await startServer(exe, ["backend", "127.0.0.1:0"]);
+    a = await startServer(exe, ["frontend", "127.0.0.1:0", b.base]);
+    // as the agent does: the server object owns the shared maps, the client object (here its dry-run build) reuses them
+    const base = {
+      mode: preferredAttachMode(), showVerifierLog: false,
+      constants: traceConstants({ sampler: "parentbased_always_on", ratio: 1, tracecontext: true, injectAllowed: true }),
+    };
+    server = NethttpServerProbe.load(base);
+    probe = NethttpClientProbe.load({
+      ...base, inject: true, shareWith: server.object.obj,
+      bytes: new Uint8Array(readFileSync(join(ROOT, "build/test-bpf/x64/nethttp_client_dryrun.bpf.o"))),
+    });
+    const target = GoExecutable.open(`/proc/${a.proc.pid}/exe`);
+    for (const p of [server, probe]) {
+      const prepared = p.prepare(target);
+      if ("skipped" in prepared) throw new Error(prepared.skipped);
+      links.push(...prepared.attach(a.proc.pid, `/proc/${a.proc.pid}/exe`));
+    }
+    spans = new RingBufferReader(server.object.obj.map("events"), (v) => {
+      if (v.getUint32(0, true) === probe.eventType) records.push(probe.record(v, a.proc.pid, (ns) => ns));
+    });
+    const layout = new StructView(probe.object.obj.btf().structLayout("inject_write"));
+    const [addr, size, bytes] = [layout.u64("addr"), layout.u32("size"), layout.offset("bytes")];
+    writes = new RingBufferReader(probe.object.obj.map("inject_writes"), (v) => {
+      written.push({ addr: addr(v), bytes: new Uint8Array(v.buffer.slice(v.byteOffset + bytes, v.byteOffset + bytes + size(v))) });
+    });
+  }, 300_000);
+  afterAll(async () => {
+    for (const l of links) l.destroy();
+    spans?.close();
+    writes?.close();
+    probe?.close();
+    server?.close();
+    await a?.proc.stop();
+    await b?.proc.stop();
+  });
+
+  async function request(path: string, headers: Record<string, string> = {}): Promise<{ span: SpanRecord; writes: Write[] }> {
+    records.length = 0;
+    written.length = 0;
+    const r = await fetch(`${a.base}${path}`, { headers });
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    expect(await waitFor(() => spans.drain() + writes.drain() >= 0 && records.length === 1, 5000)).toBe(true);
+    writes.drain();
+    return { span: records[0]!, writes: [...written] };
+  }
+
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+  test("the client span's traceparent is appended to the request's header block, then the buffer's length grows by it", async () => {
+    const { span, writes: w } = await request("/inline?id=dry");
+    expect(span.parentSpanId).toBeDefined(); // the child of A's server span
+    expect(w).toHaveLength(2);
+    const line = `Traceparent: 00-${span.traceId}-${span.spanId}-01\r\n`;
+    expect(text(w[0]!.bytes)).toBe(line);
+    // the second write is bufio.Writer.n: 8 bytes, the old length plus the line
+    expect(w[1]!.bytes).toHaveLength(8);
+    const n = new DataView(w[1]!.bytes.buffer).getBigInt64(0, true);
+    expect(n).toBeGreaterThanOrEqual(BigInt(line.length) + 20n); // the request line and Host came before
+    expect(n).toBeLessThanOrEqual(4096n); // net/http's default write buffer
+    expect(w[1]!.addr).not.toBe(w[0]!.addr);
+    // where the line would go: right after what net/http had written of this request into the buffer — read
+    // back from A's memory (the buffer keeps the last request's bytes while the connection idles)
+    const before = Number(n) - line.length;
+    const start = w[0]!.addr - BigInt(before);
+    const got = processMemoryReader(a.proc.pid)(Number(start), before);
+    expect(got).toBeDefined();
+    expect(text(got!)).toStartWith("POST /work?id=dry HTTP/1.1\r\nHost: 127.0.0.1:");
+    expect(text(got!)).toEndWith("\r\n");
+  });
+
+  test("a tracestate from the incoming request follows the traceparent", async () => {
+    const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const { span, writes: w } = await request("/inline?id=dry-ts", { traceparent: `00-${trace}-00f067aa0ba902b7-01`, tracestate: "vendor=abc,x=y" });
+    expect(span.traceId).toBe(trace);
+    expect(text(w[0]!.bytes)).toBe(`Traceparent: 00-${trace}-${span.spanId}-01\r\nTracestate: vendor=abc,x=y\r\n`);
+  });
+
+  test("an unsampled incoming parent is propagated as unsampled, and no span is sent", async () => {
+    records.length = 0;
+    written.length = 0;
+    const trace = "5bf92f3577b34da6a3ce929d0e0e4736";
+    const r = await fetch(`${a.base}/inline?id=dry-unsampled`, { headers: { traceparent: `00-${trace}-00f067aa0ba902b7-00` } });
+    await r.arrayBuffer();
+    expect(await waitFor(() => writes.drain() >= 0 && written.length >= 2, 5000)).toBe(true);
+    spans.drain();
+    expect(text(written[0]!.bytes)).toMatch(new RegExp(`^Traceparent: 00-${trace}-[0-9a-f]{16}-00\\r\\n$`));
+    expect(records).toEqual([]);
+  });
+
+  test("a request whose application set traceparent itself gets nothing", async () => {
+    const own = "00-6bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const { writes: w } = await request(`/own?id=dry-own&tp=${own}`);
+    expect(w).toEqual([]);
+  });
+});
