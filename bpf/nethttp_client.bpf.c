@@ -151,12 +151,6 @@ static __always_inline long inject_write_user(void *dst, const void *src, __u32 
 #define inject_write_user bpf_probe_write_user
 #endif
 
-#define READ_STRING_FIELD(dst, len, base, offset)                                         \
-	do {                                                                              \
-		if ((base) && (offset) != GOTEL_OFFSET_ABSENT)                            \
-			len = go_read_string_at(dst, sizeof(dst), (base) + (offset));    \
-	} while (0)
-
 static __always_inline void read_url(struct nethttp_client_config *cfg, struct nethttp_client_event *e, __u64 url)
 {
 	READ_STRING_FIELD(e->scheme, e->scheme_len, url, cfg->url_scheme);

@@ -107,12 +107,6 @@ struct {
 	__type(value, struct scratch);
 } nethttp_server_scratch SEC(".maps");
 
-#define READ_STRING_FIELD(dst, len, base, offset)                                         \
-	do {                                                                              \
-		if ((base) && (offset) != GOTEL_OFFSET_ABSENT)                            \
-			len = go_read_string_at(dst, sizeof(dst), (base) + (offset));    \
-	} while (0)
-
 /* The incoming W3C context: parent IDs and flags into remote, tracestate into sc; 0 when there is a valid one. */
 static __always_inline int read_incoming_context(struct scratch *s, const struct http_header_values *h,
 						 struct gotel_span_context *remote)

@@ -49,14 +49,6 @@ struct http_header_values {
 #define SWISS_MAX_TABLES 2
 #define SWISS_MAX_GROUPS 8
 
-static __always_inline __u64 read_u64_at(__u64 base, __u64 offset)
-{
-	__u64 v = 0;
-	if (base && offset != GOTEL_OFFSET_ABSENT)
-		bpf_probe_read_user(&v, sizeof(v), (const void *)(base + offset));
-	return v;
-}
-
 static __always_inline int bytes_equal(const char *a, const char *b, const int n)
 {
 	for (int i = 0; i < n; i++)

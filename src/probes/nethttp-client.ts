@@ -10,13 +10,13 @@ import { planProbe, type PlanResult } from "./plan.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { Readiness } from "./registry.ts";
 import type { SpanEventContext } from "./span-event.ts";
-import { KNOWN_METHODS, protocolVersion, splitHostPort } from "./nethttp-server.ts";
+import { KNOWN_METHODS, SCOPE, protocolVersion, splitHostPort } from "./nethttp-server.ts";
 import type { TableLookup } from "../offsets/resolver.ts";
 import { bundledTable } from "../offsets/bundled.ts";
 
 export const ROUND_TRIP = "net/http.(*Transport).roundTrip";
 export const WRITE_HEADERS = "net/http.Header.writeSubset";
-export const SCOPE = "go.opentelemetry.io/auto/net/http";
+export { SCOPE } from "./nethttp-server.ts";
 
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {
