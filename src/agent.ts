@@ -3,29 +3,25 @@
  * is analysed and planned; the probes attach to it in the one loaded object set; the ring buffer's events
  * become spans with the process's resource; the SDK's BatchSpanProcessor exports them.
  */
+import { readFileSync, readlinkSync } from "node:fs";
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { Resource } from "@opentelemetry/resources";
 import type { EnvConfig } from "./config/env.ts";
 import { ProcessWatcher, type TargetSpec } from "./discovery/watcher.ts";
 import { preferredAttachMode, type UprobeLinks } from "./ebpf/link.ts";
-import { uintBytes } from "./ebpf/map.ts";
+import { uintBytes, type BpfMap } from "./ebpf/map.ts";
 import { RingBufferReader } from "./ebpf/ring-buffer.ts";
+import { StructView } from "./ebpf/struct-view.ts";
 import { GotelError } from "./errors.ts";
 import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
 import { PT_LOAD } from "./gobin/elf.ts";
 import { GoTypeNames, loadBias, processMemoryReader, typesBase } from "./gobin/runtime-types.ts";
-import { readFileSync, readlinkSync } from "node:fs";
 import { log } from "./log.ts";
-import { lockdownMode, probeWriteUserAllowed } from "./ebpf/kernel-checks.ts";
-import { NethttpClientProbe } from "./probes/nethttp-client-probe.ts";
-import { NethttpServerProbe } from "./probes/nethttp-server-probe.ts";
+import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
-import { StructView } from "./ebpf/struct-view.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
-import { traceConstants } from "./traces/sampling.ts";
 import { toReadableSpan, type SpanRecord } from "./traces/span.ts";
-import type { BpfMap } from "./ebpf/map.ts";
 
 export interface AgentOptions {
   env: EnvConfig;
@@ -79,7 +75,10 @@ export class Agent {
   private readonly headerTgid: number;
   private readonly toUnixNs = (ns: bigint): bigint => this.clock.toUnixNs(ns);
 
-  private constructor(private readonly opts: AgentOptions, private readonly probes: readonly SpanProbe[], first: NethttpServerProbe) {
+  private readonly probes: readonly SpanProbe[];
+
+  private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
+    this.probes = set.probes;
     const env = opts.env;
     this.processors = opts.exporters.map(({ exporter, delayMs }) => new BatchSpanProcessor(exporter, {
       scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
@@ -87,11 +86,11 @@ export class Agent {
       maxQueueSize: env.OTEL_BSP_MAX_QUEUE_SIZE,
       maxExportBatchSize: Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE),
     }));
-    const obj = first.object.obj;
+    const obj = set.owner.object.obj;
     this.reader = new RingBufferReader(obj.map("events"), (v) => this.onEvent(v));
     this.counters = obj.map("drops");
     this.counterIndex = obj.btf().enumValues("gotel_counter");
-    this.byEventType = new Map(probes.map((p) => [p.eventType, p]));
+    this.byEventType = new Map(set.probes.map((p) => [p.eventType, p]));
     const header = new StructView(obj.btf().structLayout("gotel_event_header"));
     this.headerType = header.offset("type", 4);
     this.headerTgid = header.offset("tgid", 4);
@@ -103,29 +102,9 @@ export class Agent {
 
   static async start(opts: AgentOptions): Promise<Agent> {
     const mode = preferredAttachMode();
-    const env = opts.env;
-    const tracecontext = env.OTEL_PROPAGATORS.includes("tracecontext");
-    const injectAllowed = probeWriteUserAllowed();
-    const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed });
-    const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
-    const server = NethttpServerProbe.load(base);
-    let client: NethttpClientProbe;
     let agent: Agent | undefined;
-    try {
-      client = NethttpClientProbe.load({
-        ...base, shareWith: server.object.obj, inject: tracecontext && injectAllowed, typeName: (tgid, a) => agent?.typeName(tgid, a),
-      });
-    } catch (e) {
-      server.close();
-      throw e;
-    }
-    if (!tracecontext) log.info("trace context propagation is off (OTEL_PROPAGATORS has no tracecontext)");
-    else if (!injectAllowed) {
-      log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
-        lockdown: lockdownMode() ?? "unknown (securityfs not mounted)", hint: "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
-      });
-    }
-    agent = new Agent(opts, [server, client], server);
+    const set = loadProbes(opts.env, mode, (tgid, address) => agent?.typeName(tgid, address));
+    agent = new Agent(opts, set);
     agent.reader.start();
     try {
       await agent.watcher?.start();
@@ -160,23 +139,16 @@ export class Agent {
    */
   attach(pid: number, exePath: string, file = `/proc/${pid}/exe`): boolean {
     if (this.stopped || this.targets.has(pid)) return false;
-    const p = { pid, exePath };
-    const path = file;
     let exe: GoExecutable;
     try {
-      exe = GoExecutable.open(path);
+      exe = GoExecutable.open(file);
     } catch (e) {
       log.warn("not tracing a process: its executable cannot be read as a Go program", {
-        pid: p.pid, exe: p.exePath, reason: e instanceof GotelError ? e.message : String(e),
+        pid, exe: exePath, reason: e instanceof GotelError ? e.message : String(e),
       });
       return false;
     }
-    const ready: { probe: SpanProbe; prepared: Prepared }[] = [];
-    for (const probe of this.probes) {
-      const prepared = probe.prepare(exe);
-      if ("skipped" in prepared) log.info(`${probe.name} instrumentation skipped`, { pid, exe: exePath, reason: prepared.skipped });
-      else ready.push({ probe, prepared });
-    }
+    const ready = this.prepare(exe, pid, exePath);
     if (ready.length === 0) {
       log.warn("not tracing a process: no instrumentation applies to it", { pid, exe: exePath });
       return false;
@@ -185,7 +157,7 @@ export class Agent {
     const attached: SpanProbe[] = [];
     for (const { probe, prepared } of ready) {
       try {
-        links.push(...prepared.attach(pid, path));
+        links.push(...prepared.attach(pid, file));
         attached.push(probe);
         log.info("attached", {
           pid, exe: exePath, go: exe.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
@@ -202,6 +174,22 @@ export class Agent {
     const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
     this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: typesBase(exe.elf), lowestLoad });
     return true;
+  }
+
+  /** The probes that can attach to this executable; the others say why not (quietly when it lacks their library). */
+  private prepare(exe: GoExecutable, pid: number, exePath: string): { probe: SpanProbe; prepared: Prepared }[] {
+    const ready: { probe: SpanProbe; prepared: Prepared }[] = [];
+    for (const probe of this.probes) {
+      const prepared = probe.prepare(exe);
+      if (!("skipped" in prepared)) {
+        ready.push({ probe, prepared });
+        continue;
+      }
+      const fields = { pid, exe: exePath, reason: prepared.skipped };
+      if (prepared.absent) log.info(`${probe.name} instrumentation skipped`, fields);
+      else log.warn(`${probe.name} instrumentation skipped`, fields);
+    }
+    return ready;
   }
 
   /** The name of the Go type at a runtime address of a target (read from its memory, cached), if it can be told. */

@@ -36,7 +36,7 @@ export class NethttpClientProbe implements SpanProbe {
     return this.opts.inject;
   }
 
-  prepare(exe: GoExecutable): Prepared | { skipped: string } {
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const r = plan(exe);
     if ("skipped" in r) return r;
     const p = r.plan;

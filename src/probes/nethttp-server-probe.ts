@@ -22,7 +22,7 @@ export class NethttpServerProbe implements SpanProbe {
     return new NethttpServerProbe(ProbeObject.load("nethttp_server", opts));
   }
 
-  prepare(exe: GoExecutable): Prepared | { skipped: string } {
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const r = plan(exe);
     if ("skipped" in r) return r;
     const p = r.plan;

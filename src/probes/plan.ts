@@ -18,7 +18,8 @@ export interface ProbePlan {
   offsetsSource: OffsetsSource;
 }
 
-export type PlanResult = { plan: ProbePlan } | { skipped: string };
+/** `absent`: the binary does not have the probed function at all (it does not use that library): not a problem */
+export type PlanResult = { plan: ProbePlan } | { skipped: string; absent?: true };
 
 export interface ProbeSpec {
   /** the function whose entry and returns are probed */
@@ -45,7 +46,7 @@ export function fieldNeeds(spec: Pick<ProbeSpec, "fields" | "optional">): FieldN
 export function planProbe(exe: GoExecutable, spec: ProbeSpec, table: TableLookup | undefined): PlanResult {
   if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
   const sites = exe.probeSites(spec.function);
-  if (!sites) return { skipped: `${spec.function} is not in the binary (${spec.absent})` };
+  if (!sites) return { skipped: `${spec.function} is not in the binary (${spec.absent})`, absent: true };
   const r = resolveOffsets(exe, fieldNeeds(spec), table);
   if ("skipped" in r) return r;
   const extra: ProbePlan["extra"] = {};

@@ -20,7 +20,8 @@ export interface SpanProbe {
   readonly name: string;
   /** the enum gotel_event_type value of its events */
   readonly eventType: number;
-  prepare(exe: GoExecutable): Prepared | { skipped: string };
+  /** `absent`: the binary does not use this library, nothing to report loudly */
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
   forget(tgid: number): void;
   /** the event as a span; times converted with toUnixNs */
   record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord;

@@ -1,0 +1,42 @@
+/**
+ * Every instrumentation's object, loaded once for the agent: the net/http server object first (it owns the maps
+ * all objects share: ring buffer, counters, span contexts), then the others reusing them. Settings that the
+ * kernel applies (sampling, propagation) are written into each object before load.
+ */
+import type { EnvConfig } from "../config/env.ts";
+import { lockdownMode, probeWriteUserAllowed } from "../ebpf/kernel-checks.ts";
+import type { AttachMode } from "../ebpf/link.ts";
+import { log } from "../log.ts";
+import { traceConstants } from "../traces/sampling.ts";
+import { NethttpClientProbe } from "./nethttp-client-probe.ts";
+import { NethttpServerProbe } from "./nethttp-server-probe.ts";
+import type { SpanProbe } from "./span-probe.ts";
+
+export interface ProbeSet {
+  /** the first one owns the shared maps */
+  owner: NethttpServerProbe;
+  probes: readonly SpanProbe[];
+}
+
+export function loadProbes(env: EnvConfig, mode: AttachMode, typeName: (tgid: number, address: bigint) => string | undefined): ProbeSet {
+  const tracecontext = env.OTEL_PROPAGATORS.includes("tracecontext");
+  const injectAllowed = probeWriteUserAllowed();
+  const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed });
+  const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
+  const owner = NethttpServerProbe.load(base);
+  let client: NethttpClientProbe;
+  try {
+    client = NethttpClientProbe.load({ ...base, shareWith: owner.object.obj, inject: tracecontext && injectAllowed, typeName });
+  } catch (e) {
+    owner.close();
+    throw e;
+  }
+  if (!tracecontext) log.info("trace context propagation is off (OTEL_PROPAGATORS has no tracecontext)");
+  else if (!injectAllowed) {
+    log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
+      lockdown: lockdownMode() ?? "unknown (securityfs not mounted)",
+      hint: "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
+    });
+  }
+  return { owner, probes: [owner, client] };
+}
