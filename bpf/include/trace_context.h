@@ -5,7 +5,8 @@
  * context (the data word of Request.ctx) in gotel_spans_by_ctx; a client call walks from its own context
  * towards the root, one parent per hop, until it meets a recorded one. Every context type of the standard
  * library (cancelCtx, valueCtx, timerCtx, withoutCancelCtx, afterFuncCtx, stopCtx) embeds its parent
- * Context as its first field, so a parent's data pointer is the word at +8. A call made with
+ * Context as its first field, so a parent's data pointer is the word at +8; the walk ends at a context without
+ * a parent (Background, TODO: the itab word is zero) or after GOTEL_CTX_WALK_MAX hops. A call made with
  * context.Background() never meets a recorded context and starts a new trace, as it would with the SDK.
  *
  * The map is shared by every object (user space reuses the first object's map) and keyed by (tgid, pointer):
@@ -18,6 +19,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "event.h"
+#include "go_types.h"
 
 /* W3C asks propagators to keep at least 512 characters of tracestate. */
 #define GOTEL_TRACESTATE_MAX 512
@@ -136,10 +138,12 @@ static __always_inline struct gotel_span_context *gotel_find_parent(__u32 tgid, 
 		struct gotel_span_context *p = bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
 		if (p)
 			return p;
-		__u64 next = 0;
-		if (bpf_probe_read_user(&next, sizeof(next), (const void *)(ctx + 8)) || next == ctx)
+		/* the embedded parent Context: (itab, data). Background and TODO have none: their first word, read as an
+		 * itab, is zero (a zero-size struct at runtime.zerobase, or an emptyCtx int before Go 1.21) */
+		struct go_iface parent = {};
+		if (bpf_probe_read_user(&parent, sizeof(parent), (const void *)ctx) || !parent.tab || parent.data == ctx)
 			return NULL;
-		ctx = next;
+		ctx = parent.data;
 	}
 	return NULL;
 }
