@@ -99,10 +99,10 @@ struct {
 	__type(value, struct nethttp_client_inflight);
 } nethttp_client_inflight SEC(".maps");
 
-/* (tgid, Header map) -> the span to inject, while its roundTrip runs */
+/* (tgid, Header map) -> the span to inject, while its roundTrip runs (one per call in flight at most) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 4096);
 	__type(key, struct gotel_ctx_key);
 	__type(value, struct gotel_span_context);
 } nethttp_client_inject SEC(".maps");
