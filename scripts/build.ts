@@ -7,7 +7,7 @@
  *   bun scripts/build.ts            everything
  *   bun scripts/build.ts bpf        only the eBPF objects
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, renameSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { assetFiles, assetsPlugin, ROOT, type Arch } from "./assets-plugin.ts";
 
@@ -91,6 +91,10 @@ if (only !== "bpf") {
   mkdirSync(join(ROOT, "dist"), { recursive: true });
   for (const arch of Object.keys(ARCHES) as Arch[]) {
     const out = await compile(arch);
-    if (arch === HOST) copyFileSync(out, join(ROOT, "dist", "gotel"));
+    if (arch === HOST) {
+      // copy, then rename over dist/gotel: a running gotel keeps its old file (copying onto it fails with ETXTBSY)
+      copyFileSync(out, join(ROOT, "dist", ".gotel.tmp"));
+      renameSync(join(ROOT, "dist", ".gotel.tmp"), join(ROOT, "dist", "gotel"));
+    }
   }
 }

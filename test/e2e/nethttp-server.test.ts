@@ -26,7 +26,12 @@ function gotelEnv(extra: Record<string, string> = {}): Record<string, string> {
 /** Starts `gotel run` and waits until it attached to pid. */
 async function runGotel(args: string[], env: Record<string, string>, attachedPid?: number): Promise<Proc> {
   const g = new Proc([GOTEL, "run", ...args], env);
-  await g.waitForLine(attachedPid ? new RegExp(`attached pid=${attachedPid} `) : /gotel is running/, 20_000);
+  try {
+    await g.waitForLine(attachedPid ? new RegExp(`attached pid=${attachedPid} `) : /gotel is running/, 20_000);
+  } catch (e) {
+    await g.stop("SIGKILL"); // a failed beforeAll runs no afterAll: do not leave it running
+    throw e;
+  }
   return g;
 }
 

@@ -95,4 +95,21 @@ describe("kernel sampling", () => {
     await Bun.sleep(300);
     expect(collector.spans()).toEqual([]);
   }, 120_000);
+
+  test("OTEL_PROPAGATORS=none: an incoming traceparent is ignored (and nothing would be written)", async () => {
+    chain = await startChain(collector, GO, { OTEL_PROPAGATORS: "none" });
+    expect(chain.gotel.countLines(/trace context propagation is off/)).toBe(1);
+    collector.clear();
+    const trace = randomHex(16);
+    const r = await fetch(`${chain.a.base}/inline?id=np`, { headers: { traceparent: `00-${trace}-${randomHex(8)}-01` } });
+    expect(r.status).toBe(200);
+    expect((JSON.parse(await r.text()) as { traceparent: unknown }).traceparent).toBeNull();
+    const spans = await collector.waitForSpans(3);
+    const server = spans.find((s) => pidOf(s) === chain!.a.proc.pid && s.kind === SPAN_KIND.SERVER)!;
+    expect(server.traceId).not.toBe(trace);
+    expect(server.parentSpanId).toBe("");
+    // inside the process the parent still holds
+    const client = spans.find((s) => pidOf(s) === chain!.a.proc.pid && s.kind === SPAN_KIND.CLIENT)!;
+    expect(client.parentSpanId).toBe(server.spanId);
+  }, 120_000);
 });

@@ -27,13 +27,18 @@ export async function startChain(collector: Collector, goVersion: string, env: R
   const gotel = new Proc([GOTEL, "run", "--exe", exe], {
     OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", OTEL_BSP_MAX_QUEUE_SIZE: "20000", ...env,
   });
-  await gotel.waitForLine(new RegExp(`attached pid=${a.proc.pid} .*net/http client`), 20_000);
-  await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*net/http client`), 20_000);
+  try {
+    await gotel.waitForLine(new RegExp(`attached pid=${a.proc.pid} .*net/http client`), 20_000);
+    await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*net/http client`), 20_000);
+  } catch (e) {
+    await stopChain({ exe, a, b, gotel }, "SIGKILL"); // a failed beforeAll runs no afterAll
+    throw e;
+  }
   return { exe, a, b, gotel };
 }
 
-export async function stopChain(c: Chain | undefined): Promise<void> {
-  await c?.gotel.stop();
+export async function stopChain(c: Chain | undefined, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  await c?.gotel.stop(signal);
   await c?.a.proc.stop();
   await c?.b.proc.stop();
 }
