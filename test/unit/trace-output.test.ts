@@ -3,6 +3,7 @@ import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type SpanStatus 
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { toReadableSpan } from "../../src/traces/span.ts";
 import {
   formatDuration,
   spanToJson,
@@ -411,4 +412,15 @@ describe("session", () => {
     expect(results[0]?.code).toBe(ExportResultCode.FAILED);
     expect(results[0]?.error?.message).toBe("EPIPE");
   });
+});
+
+test("a span's trace state (kept from an incoming tracestate) is exported and printed", () => {
+  const r = toReadableSpan({
+    traceId: TRACE, spanId: "00f067aa0ba902b7", parentSpanId: "a7c6422e4d5d34b7", parentIsRemote: true, traceState: "vendor=abc,x=y",
+    name: "GET", kind: SpanKind.SERVER, startUnixNs: 1n, endUnixNs: 2n, attributes: {}, status: { code: SpanStatusCode.UNSET }, scope: "s",
+  }, API);
+  expect(r.spanContext().traceState?.serialize()).toBe("vendor=abc,x=y");
+  expect(r.parentSpanContext).toMatchObject({ spanId: "a7c6422e4d5d34b7", isRemote: true });
+  expect(spanToJson(r)).toMatchObject({ parentSpanId: "a7c6422e4d5d34b7", traceState: "vendor=abc,x=y" });
+  expect(spanToJson(span({ id: "01", name: "x", start: 0, end: 1 }))).not.toHaveProperty("traceState");
 });
