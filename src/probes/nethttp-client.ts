@@ -63,7 +63,7 @@ export function readiness(exe: GoExecutable): Readiness {
   return {
     status: "ready",
     reason: `${ROUND_TRIP}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}` +
-      (inject ? `; traceparent written at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found, no traceparent injection`),
+      (inject ? `; traceparent injection at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found: no traceparent injection`),
     offsetsSource: r.plan.offsetsSource,
   };
 }

@@ -44,6 +44,20 @@ describe("inspect over the fixture matrix", () => {
   }
 });
 
+describe("a program that serves and sends HTTP (test/fixtures/http-chain)", () => {
+  test.each([["1.19.13", false], ["1.27.4", false], ["1.27.4", true]] as const)("Go %s (stripped: %p): both net/http instrumentations are ready", (goVersion, stripped) => {
+    const r = inspectExecutable(buildGoFixture("http-chain", { goVersion, stripped }));
+    const source = stripped ? "table" : "dwarf";
+    expect(r.instrumentations).toEqual([
+      { name: "net/http server", status: "ready", reason: expect.stringMatching(/^net\/http\.serverHandler\.ServeHTTP: /), offsetsSource: source },
+      {
+        name: "net/http client", status: "ready", offsetsSource: source,
+        reason: expect.stringMatching(/^net\/http\.\(\*Transport\)\.roundTrip: entry \(emulated\) and \d+ return sites; traceparent injection at net\/http\.Header\.writeSubset$/),
+      },
+    ]);
+  });
+});
+
 describe("instrumentations and modules", () => {
   const fake = (name: string, module: string): Instrumentation => ({
     name, module, readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
