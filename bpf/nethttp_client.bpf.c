@@ -280,8 +280,10 @@ static __always_inline int on_write_headers(const void *ctx)
 	    bpf_probe_read_user(&buf, sizeof(buf), (const void *)(w + cfg->bufio_writer_buf)) ||
 	    bpf_probe_read_user(&n, sizeof(n), (const void *)(w + cfg->bufio_writer_n)))
 		return 0;
-	if (err.tab || !buf.ptr || buf.len != buf.cap || n < 0 || n > buf.len)
+	if (err.tab || !buf.ptr || buf.len != buf.cap || n < 0 || n > buf.len) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
 		return 0;
+	}
 
 	char *line = s->line;
 	__builtin_memcpy(line, "Traceparent: ", 13);

@@ -26,7 +26,8 @@ enum gotel_counter {
 	GOTEL_COUNTER_UNSAMPLED = 2,      /* spans not sent because their trace is not sampled */
 	GOTEL_COUNTER_INJECTED = 3,       /* traceparent headers written into outgoing requests */
 	GOTEL_COUNTER_INJECT_PRESENT = 4, /* not injected: the application had set traceparent itself */
-	GOTEL_COUNTER_INJECT_NO_ROOM = 5, /* not injected: the request's write buffer had no room, or the write failed */
+	GOTEL_COUNTER_INJECT_NO_ROOM = 5, /* not injected: no room in the request's write buffer, a writer that did not
+					   * look like a bufio.Writer, or a failed write */
 	GOTEL_COUNTER_MAX = 8,
 };
 
