@@ -120,7 +120,8 @@ static __always_inline void gotel_start_span(struct gotel_span_context *sc, cons
 	} else if (parent) {
 		__builtin_memcpy(sc->trace_id, parent->trace_id, 16);
 		sc->tracestate_len = parent->tracestate_len;
-		bpf_probe_read_kernel(sc->tracestate, sizeof(sc->tracestate), parent->tracestate);
+		if (sc->tracestate_len) /* most traces have none: skip the 512-byte copy on every child span */
+			bpf_probe_read_kernel(sc->tracestate, sizeof(sc->tracestate), parent->tracestate);
 	} else {
 		gotel_random_bytes(sc->trace_id, 16);
 		sc->tracestate_len = 0;

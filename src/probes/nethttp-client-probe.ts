@@ -28,8 +28,7 @@ export class NethttpClientProbe implements SpanProbe {
   }
 
   static load(opts: ClientLoadOptions): NethttpClientProbe {
-    const skip = opts.inject ? [] : [PROGRAMS.inject];
-    return new NethttpClientProbe(ProbeObject.load("nethttp_client", { ...opts, skip: [...(opts.skip ?? []), ...skip] }), opts);
+    return new NethttpClientProbe(ProbeObject.load("nethttp_client", { ...opts, writeUser: opts.inject }), opts);
   }
 
   get injects(): boolean {

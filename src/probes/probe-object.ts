@@ -6,6 +6,7 @@
  * Maps named `<object>_*` other than its config and scratch maps are keyed by (tgid, pointer).
  */
 import { readEmbeddedObject } from "../ebpf/assets.ts";
+import { WRITES_USER_MEMORY } from "../ebpf/kernel-checks.ts";
 import { attachUprobes, type AttachMode, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
 import { BpfObject } from "../ebpf/object.ts";
@@ -23,8 +24,8 @@ export interface LoadOptions {
   constants: Record<string, bigint | number>;
   /** the object whose SHARED_MAPS this one uses; none for the first */
   shareWith?: BpfObject;
-  /** programs (base names) not to load, e.g. the injecting one where the kernel forbids writing user memory */
-  skip?: readonly string[];
+  /** load the programs that write into the target (WRITES_USER_MEMORY): the kernel allows it and it is wanted */
+  writeUser?: boolean;
   /** an object file to load instead of the embedded one (tests load variants of the product's objects) */
   bytes?: Uint8Array;
 }
@@ -40,18 +41,17 @@ export class ProbeObject {
   static load(name: string, opts: LoadOptions): ProbeObject {
     const obj = BpfObject.open(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog });
     try {
-      const skip = new Set(opts.skip ?? []);
       for (const p of obj.programs.values()) {
         const multi = p.section.startsWith("uprobe.multi");
-        const base = multi ? p.name.replace(/_multi$/, "") : p.name;
-        p.autoload = multi === (opts.mode === "multi") && !skip.has(base);
+        p.autoload = multi === (opts.mode === "multi") && (opts.writeUser === true || !WRITES_USER_MEMORY.test(p.name));
       }
       const names = new Set(obj.btf().datasecVariables(".rodata").map((v) => v.name));
       obj.setConstants(Object.fromEntries(Object.entries(opts.constants).filter(([k]) => names.has(k))));
       if (opts.shareWith) obj.shareMaps(opts.shareWith, SHARED_MAPS);
       obj.load();
       const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
-      return new ProbeObject(obj, opts.mode, `${name}_config`, [...perProcess, "gotel_spans_by_ctx"]);
+      // the shared span-context map is purged by the object that owns it
+      return new ProbeObject(obj, opts.mode, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
     } catch (e) {
       obj.close();
       throw e;

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
-import { INJECTION, pidOf, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { INJECTION, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { Proc } from "../support/processes.ts";
 
 const sharedCollector = useCollector();
@@ -22,7 +22,6 @@ beforeAll(() => {
 const OLDEST = "1.19.13";
 const NEWEST = "1.27.4";
 
-const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 /** What B answered: the traceparent and tracestate values it received, and whether the body arrived intact. */
 interface BSaw { traceparent: string[] | null; tracestate: string[] | null; bodyOk: boolean; id: string }

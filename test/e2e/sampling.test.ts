@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ratioSampled } from "../../src/traces/sampling.ts";
-import { pidOf, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { Collector, SPAN_KIND, useCollector } from "../support/collector.ts";
 
 const sharedCollector = useCollector();
@@ -16,7 +16,6 @@ beforeAll(() => {
 });
 
 const GO = "1.27.4";
-const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 let chain: Chain | undefined;
 afterEach(async () => {

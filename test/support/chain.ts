@@ -44,3 +44,7 @@ export async function stopChain(c: Chain | undefined, signal: NodeJS.Signals = "
 }
 
 export const pidOf = (s: ReceivedSpan): number => Number(s.resource["process.pid"]);
+
+/** n random bytes as lowercase hex: trace and span IDs for traceparent headers */
+export const randomHex = (bytes: number): string =>
+  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
