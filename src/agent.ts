@@ -17,6 +17,7 @@ import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
 import { PT_LOAD } from "./gobin/elf.ts";
 import { GoTypeNames, loadBias, processMemoryReader, typesBase } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
+import type { TargetMemory } from "./probes/database-sql-source.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
 import { KernelClock } from "./traces/clock.ts";
@@ -38,10 +39,10 @@ interface Target {
   resource: Resource;
   links: UprobeLinks[];
   probes: SpanProbe[];
-  /** for naming Go types seen by probes (error.type): runtime.types and the lowest PT_LOAD, link-time */
+  /** for naming Go types seen by probes (error.type, a DB's driver): runtime.types and the lowest PT_LOAD, link-time */
   typesBase?: number;
   lowestLoad: number;
-  typeNames?: GoTypeNames | null;
+  memory?: TargetMemory;
 }
 
 export interface AgentStats {
@@ -103,7 +104,7 @@ export class Agent {
   static async start(opts: AgentOptions): Promise<Agent> {
     const mode = preferredAttachMode();
     let agent: Agent | undefined;
-    const set = loadProbes(opts.env, mode, (tgid, address) => agent?.typeName(tgid, address));
+    const set = loadProbes(opts.env, mode, (tgid) => agent?.memory(tgid));
     agent = new Agent(opts, set);
     agent.reader.start();
     try {
@@ -172,7 +173,7 @@ export class Agent {
       { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
     );
     const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
-    this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: typesBase(exe.elf), lowestLoad });
+    this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: typesBase(exe.elf, exe.goVersion), lowestLoad });
     return true;
   }
 
@@ -192,18 +193,20 @@ export class Agent {
     return ready;
   }
 
-  /** The name of the Go type at a runtime address of a target (read from its memory, cached), if it can be told. */
-  typeName(pid: number, address: bigint): string | undefined {
+  /** A target's memory, and the names of Go types at its runtime addresses (cached), when it can be read. */
+  memory(pid: number): TargetMemory | undefined {
     const t = this.targets.get(pid);
-    if (!t || t.typesBase === undefined || address > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
-    if (t.typeNames === undefined) {
+    if (!t) return undefined;
+    if (t.memory === undefined) {
       let bias: number | undefined;
       try {
         bias = loadBias(readFileSync(`/proc/${pid}/maps`, "utf8"), readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""), t.lowestLoad);
       } catch { /* the process is gone */ }
-      t.typeNames = bias === undefined ? null : new GoTypeNames(t.typesBase + bias, processMemoryReader(pid));
+      const read = processMemoryReader(pid);
+      const names = bias === undefined || t.typesBase === undefined ? undefined : new GoTypeNames(t.typesBase + bias, read);
+      t.memory = { read, typeName: (addr) => names?.name(addr) };
     }
-    return t.typeNames?.name(Number(address));
+    return t.memory;
   }
 
   private detach(pid: number, why: string): void {

@@ -17,6 +17,7 @@ enum gotel_event_type {
 	GOTEL_EVENT_SELFTEST = 1,
 	GOTEL_EVENT_NETHTTP_SERVER = 2,
 	GOTEL_EVENT_NETHTTP_CLIENT = 3,
+	GOTEL_EVENT_DATABASE_SQL = 4,
 };
 
 /* Indexes of the `drops` counters. User space reads the names from BTF; values are stable. */

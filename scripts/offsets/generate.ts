@@ -22,6 +22,7 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
+import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
 import { FIELDS as NETHTTP_CLIENT_FIELDS } from "../../src/probes/nethttp-client.ts";
 import { FIELDS as NETHTTP_SERVER_FIELDS } from "../../src/probes/nethttp-server.ts";
 import {
@@ -51,7 +52,7 @@ function run(args: string[], env: Record<string, string | undefined>, cwd?: stri
 /** The Go standard library: every stable release >= 1.19 the module proxy has a linux-amd64 toolchain for. */
 const stdTarget: Target = {
   module: STD,
-  fields: [...new Set([...Object.values(NETHTTP_SERVER_FIELDS), ...Object.values(NETHTTP_CLIENT_FIELDS)])],
+  fields: [...new Set([NETHTTP_SERVER_FIELDS, NETHTTP_CLIENT_FIELDS, DATABASE_SQL_FIELDS, DATABASE_SQL_SOURCE_FIELDS].flatMap((f) => Object.values(f)))],
   versions() {
     const r = run(["go", "list", "-m", "-versions", "golang.org/toolchain"], { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "" }, tmpdir());
     if (!r.ok) throw new Error(`cannot list Go toolchains: ${r.out}`);
@@ -69,10 +70,13 @@ const stdTarget: Target = {
     return {
       "go.mod": "module gotel.offsets/probe\n\ngo 1.19\n",
       // net/http's server (Request, response, ServeMux patterns) and client (Transport, Response, bufio), net/url,
+      // database/sql,
       // and a map so the runtime's map types (hmap, or the Swiss-table internal/runtime/maps types) are in the DWARF
       "main.go": `package main
 
 import (
+	"context"
+	"database/sql"
 	"net/http"
 	"net/url"
 	"os"
@@ -89,6 +93,13 @@ func main() {
 		_ = http.ListenAndServe(os.Args[1], nil)
 		r, _ := http.Get(os.Args[2])
 		sink = append(sink, r)
+		// database/sql: DB (its connector, dsnConnector from sql.Open), Tx and Stmt
+		db, _ := sql.Open(os.Args[3], os.Args[4])
+		tx, _ := db.BeginTx(context.Background(), nil)
+		st, _ := tx.Prepare(os.Args[5])
+		rows, _ := st.Query()
+		_ = tx.Commit()
+		sink = append(sink, rows)
 	}
 }
 `,

@@ -23,7 +23,9 @@ commands:
 
 environment:
   OTEL_LOG_LEVEL                   debug | info | warn | error (default info)
-  OTEL_GO_AUTO_SHOW_VERIFIER_LOG   true prints the kernel verifier's log for every program loaded`;
+  OTEL_GO_AUTO_SHOW_VERIFIER_LOG   true prints the kernel verifier's log for every program loaded
+  OTEL_GO_AUTO_INCLUDE_DB_STATEMENT  true adds SQL statements to database spans (db.query.text, up to 4 KiB)
+  OTEL_GO_AUTO_PARSE_DB_STATEMENT    true names database spans from the statement ("SELECT users")`;
 
 /** Wrong command line: exit code 2. */
 export class UsageError extends GotelError {

@@ -92,6 +92,8 @@ function spec<S extends v.GenericSchema<string, unknown>>(schema: S, accepted: s
 const variables = {
   OTEL_LOG_LEVEL: spec(logLevel, "one of debug, info, warn, error", "info"),
   OTEL_GO_AUTO_SHOW_VERIFIER_LOG: spec(boolean, "true or false", "false"),
+  OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: spec(boolean, "true or false", "false"),
+  OTEL_GO_AUTO_PARSE_DB_STATEMENT: spec(boolean, "true or false", "false"),
   OTEL_GO_AUTO_TARGET_EXE: spec(trimmed, "the path of an executable"),
   OTEL_GO_AUTO_TARGET_PID: spec(pid, "a process id"),
   OTEL_SERVICE_NAME: spec(trimmed, "a service name"),

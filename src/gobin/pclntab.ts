@@ -325,10 +325,10 @@ export function isAssembly(e: PclntabEntry): boolean {
 /** Byte offsets in moduledata (64-bit) of the fields before `text`: unchanged from Go 1.16 through 1.27. */
 const MD = { pcHeader: 0, funcnametab: 8, ftab: 128, ftabLen: 136, minpc: 160, maxpc: 168, text: 176, etext: 184 } as const;
 
-function textStartFromModuledata(elf: ElfFile, h: Header): number {
+/** The address of runtime.firstmoduledata and its text start, found through the pclntab header it points at. */
+function findModuledata(elf: ElfFile, h: Header, mem: VaddrReader): { md: number; text: number } | undefined {
   const firstOff = h.dv.getUint32(h.pclnOffset, true);
   const lastOff = h.dv.getUint32(h.pclnOffset + h.nfunc * 8, true);
-  const mem = new VaddrReader(elf);
   const textOf = (md: number): number | undefined => {
     if (mem.ptr(md + MD.pcHeader) !== h.addr) return undefined;
     if (mem.ptr(md + MD.funcnametab) !== h.addr + h.funcnameOffset) return undefined;
@@ -342,15 +342,43 @@ function textStartFromModuledata(elf: ElfFile, h: Header): number {
   // files have only segments: every 8-aligned writable word that points at the header is a candidate.
   const module = elf.section(".go.module");
   const direct = module && module.type !== SHT_NOBITS ? textOf(module.addr) : undefined;
-  if (direct !== undefined) return direct;
+  if (direct !== undefined) return { md: module!.addr, text: direct };
   for (const md of mem.wordsEqualTo(h.addr)) {
     const text = textOf(md);
-    if (text !== undefined) return text;
+    if (text !== undefined) return { md, text };
   }
+  return undefined;
+}
+
+function textStartFromModuledata(elf: ElfFile, h: Header): number {
+  const found = findModuledata(elf, h, new VaddrReader(elf));
+  if (found) return found.text;
   throw new PclntabError(
     elf.name,
     "cannot find where Go's text starts: the pclntab header does not store it (Go 1.26+) and runtime.firstmoduledata was not found",
   );
+}
+
+/**
+ * runtime.types (moduledata.types), where the nameOffs of runtime type names count from, read from
+ * runtime.firstmoduledata: with external linking (cgo) Go's type data does not start its section, C's
+ * read-only data comes first. moduledata.types sits at 280 (Go 1.19) or 296 (Go >= 1.20 added covctrs,
+ * ecovctrs before it).
+ */
+export function moduledataTypes(elf: ElfFile, goMinor: number): number | undefined {
+  let h: Header;
+  try {
+    h = findHeader(elf);
+  } catch {
+    return undefined;
+  }
+  const mem = new VaddrReader(elf);
+  const found = findModuledata(elf, h, mem);
+  if (!found) return undefined;
+  const types = mem.ptr(found.md + (goMinor >= 20 ? 296 : 280));
+  // it must point into a read-only loaded segment (what follows it changed in Go 1.27)
+  const seg = elf.segments.find((g) => g.type === PT_LOAD && (g.flags & PF_W) === 0 && types !== undefined && types >= g.vaddr && types < g.vaddr + g.memsz);
+  return seg ? types : undefined;
 }
 
 const R_X86_64_RELATIVE = 8;

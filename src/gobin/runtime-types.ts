@@ -7,6 +7,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import type { ElfFile } from "./elf.ts";
+import { moduledataTypes } from "./pclntab.ts";
 
 const TYPE_TFLAG = 20;
 const TYPE_STR = 40;
@@ -16,9 +17,15 @@ const MAX_NAME = 512;
 /** Reads n bytes at an address (of a file's image or of a live process), undefined when they are not there. */
 export type MemoryReader = (addr: number, n: number) => Uint8Array | undefined;
 
-/** runtime.types: where the module's type data starts (link-time address), undefined without section headers. */
-export function typesBase(elf: ElfFile): number | undefined {
-  return (elf.section(".go.type") ?? elf.section(".rodata"))?.addr;
+/**
+ * runtime.types: where the module's type data starts (link-time address). Its symbol, else moduledata.types
+ * (stripped binaries), else the start of `.go.type` / `.rodata` (right for Go's own linker only).
+ */
+export function typesBase(elf: ElfFile, goVersion: string): number | undefined {
+  const sym = elf.symbols().find((s) => s.name === "runtime.types");
+  if (sym) return Number(sym.value);
+  const minor = Number(/^1\.(\d+)/.exec(goVersion)?.[1] ?? 0);
+  return moduledataTypes(elf, minor) ?? (elf.section(".go.type") ?? elf.section(".rodata"))?.addr;
 }
 
 export class GoTypeNames {

@@ -8,6 +8,8 @@ import { lockdownMode, probeWriteUserAllowed } from "../ebpf/kernel-checks.ts";
 import type { AttachMode } from "../ebpf/link.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
+import { DatabaseSqlProbe } from "./database-sql-probe.ts";
+import type { TargetMemory } from "./database-sql-source.ts";
 import { NethttpClientProbe } from "./nethttp-client-probe.ts";
 import { NethttpServerProbe } from "./nethttp-server-probe.ts";
 import type { SpanProbe } from "./span-probe.ts";
@@ -18,17 +20,23 @@ export interface ProbeSet {
   probes: readonly SpanProbe[];
 }
 
-export function loadProbes(env: EnvConfig, mode: AttachMode, typeName: (tgid: number, address: bigint) => string | undefined): ProbeSet {
+/** memory: a live target's memory and runtime type names (error.type, a database's driver) */
+export function loadProbes(env: EnvConfig, mode: AttachMode, memory: (tgid: number) => TargetMemory | undefined): ProbeSet {
   const tracecontext = env.OTEL_PROPAGATORS.includes("tracecontext");
   const injectAllowed = probeWriteUserAllowed();
   const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed });
   const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
   const owner = NethttpServerProbe.load(base);
-  let client: NethttpClientProbe;
+  const typeName = (tgid: number, address: bigint) => address > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : memory(tgid)?.typeName(Number(address));
+  const shared = { ...base, shareWith: owner.object.obj };
+  const probes: SpanProbe[] = [owner];
   try {
-    client = NethttpClientProbe.load({ ...base, shareWith: owner.object.obj, inject: tracecontext && injectAllowed, typeName });
+    probes.push(NethttpClientProbe.load({ ...shared, inject: tracecontext && injectAllowed, typeName }));
+    probes.push(DatabaseSqlProbe.load({
+      ...shared, memory, includeText: env.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, parse: env.OTEL_GO_AUTO_PARSE_DB_STATEMENT,
+    }));
   } catch (e) {
-    owner.close();
+    for (const p of probes.reverse()) p.close();
     throw e;
   }
   if (!tracecontext) log.info("trace context propagation is off (OTEL_PROPAGATORS has no tracecontext)");
@@ -38,5 +46,5 @@ export function loadProbes(env: EnvConfig, mode: AttachMode, typeName: (tgid: nu
       hint: "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
     });
   }
-  return { owner, probes: [owner, client] };
+  return { owner, probes };
 }

@@ -4,6 +4,7 @@
  * are written (net/http server first).
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
+import * as databaseSql from "./database-sql.ts";
 import * as nethttpClient from "./nethttp-client.ts";
 import * as nethttpServer from "./nethttp-server.ts";
 
@@ -28,4 +29,5 @@ export interface Instrumentation {
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   { name: "net/http server", module: "std", readiness: nethttpServer.readiness },
   { name: "net/http client", module: "std", readiness: nethttpClient.readiness },
+  { name: "database/sql", module: "std", readiness: databaseSql.readiness },
 ];

@@ -5,9 +5,16 @@ describe("environment configuration", () => {
   test("defaults", () => {
     expect(readEnv({})).toEqual({
       OTEL_LOG_LEVEL: "info", OTEL_GO_AUTO_SHOW_VERIFIER_LOG: false, OTEL_TRACES_EXPORTER: "otlp",
+      OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: false, OTEL_GO_AUTO_PARSE_DB_STATEMENT: false,
       OTEL_BSP_SCHEDULE_DELAY: 5000, OTEL_BSP_EXPORT_TIMEOUT: 30000, OTEL_BSP_MAX_QUEUE_SIZE: 2048, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 512,
       OTEL_TRACES_SAMPLER: "parentbased_always_on", OTEL_TRACES_SAMPLER_ARG: 1, OTEL_PROPAGATORS: ["tracecontext", "baggage"],
     });
+  });
+
+  test("database statement switches", () => {
+    const c = readEnv({ OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "TRUE" });
+    expect([c.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, c.OTEL_GO_AUTO_PARSE_DB_STATEMENT]).toEqual([true, true]);
+    expect(() => readEnv({ OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "on" })).toThrow('OTEL_GO_AUTO_INCLUDE_DB_STATEMENT="on" is not valid: expected true or false');
   });
 
   test("sampler, its argument and propagators", () => {

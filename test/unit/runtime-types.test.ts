@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { ElfFile } from "../../src/gobin/elf.ts";
+import { moduledataTypes } from "../../src/gobin/pclntab.ts";
 import { GoTypeNames, loadBias, typesBase } from "../../src/gobin/runtime-types.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { GO_VERSIONS } from "../support/matrix.ts";
@@ -27,7 +28,7 @@ describe.each(GO_VERSIONS.filter((v) => !/^1\.(2[6-9]|[3-9]\d)\./.test(v)))("Go 
   test("the name of every itab's type equals the type in the itab's symbol name", () => {
     const path = buildGoFixture("gobin-sample", { goVersion });
     const elf = ElfFile.parse(new Uint8Array(readFileSync(path)), path);
-    const names = new GoTypeNames(typesBase(elf)!, (a, n) => elf.bytesAt(a, n));
+    const names = new GoTypeNames(typesBase(elf, goVersion)!, (a, n) => elf.bytesAt(a, n));
     const itabs = elf.symbols().filter((s) => /^go[.:]itab\./.test(s.name));
     expect(itabs.length).toBeGreaterThan(50);
     for (const s of itabs) {
@@ -37,6 +38,32 @@ describe.each(GO_VERSIONS.filter((v) => !/^1\.(2[6-9]|[3-9]\d)\./.test(v)))("Go 
       expect(names.name(typeAddr)).toBe(asPercentT(concrete!));
     }
   });
+});
+
+/** runtime.types of the unstripped twin: the symbol */
+function typesSymbol(path: string): number | undefined {
+  return ElfFile.parse(new Uint8Array(readFileSync(path)), path).symbols().find((s) => s.name === "runtime.types")?.value;
+}
+
+describe("runtime.types of a stripped binary comes from runtime.firstmoduledata", () => {
+  // Go's own linker starts its type data section with runtime.types
+  test.each(["1.19.13", GO_VERSIONS[0], GO_VERSIONS.at(-1)!])("Go %s", (goVersion) => {
+    const stripped = buildGoFixture("gobin-sample", { goVersion, stripped: true });
+    const elf = ElfFile.parse(new Uint8Array(readFileSync(stripped)), stripped);
+    const section = (elf.section(".go.type") ?? elf.section(".rodata"))!.addr;
+    expect(moduledataTypes(elf, Number(goVersion.split(".")[1]))).toBe(section);
+    expect(typesBase(elf, goVersion)).toBe(section);
+  });
+
+  test("externally linked (cgo with a C library): Go's type data does not start .rodata", () => {
+    const exe = buildGoFixture("http-db", { cgo: true });
+    const want = typesSymbol(exe)!;
+    const elf = ElfFile.parse(new Uint8Array(readFileSync(exe)), exe);
+    expect(want).not.toBe(elf.section(".rodata")!.addr); // the case this is about
+    const stripped = buildGoFixture("http-db", { cgo: true, stripped: true });
+    const goVersion = /^go(\S+)/.exec(Bun.spawnSync(["go", "version"]).stdout.toString().split(" ")[2] ?? "")?.[1] ?? "1.26";
+    expect(typesBase(ElfFile.parse(new Uint8Array(readFileSync(stripped)), stripped), goVersion)).toBe(want);
+  }, 300_000);
 });
 
 test("the load bias comes from the executable's first mapping", () => {

@@ -1,0 +1,249 @@
+/* database/sql client spans: one CLIENT span per statement a Go program runs through database/sql, and per
+ * transaction BEGIN / COMMIT / ROLLBACK. Uprobes at the entry of each function below start the span (a child
+ * of the span recorded for the call's context or an ancestor of it, else a new trace); uprobes on every RET
+ * of them end it with the returned error's dynamic type.
+ *
+ *   func (db *DB) queryDC(ctx, txctx context.Context, dc *driverConn, releaseConn func(error), query string,
+ *                         args []any) (*Rows, error)
+ *       Go ABI words: db 1, ctx 2-3, txctx 4-5, dc 6, releaseConn 7, query 8-9; results: *Rows 1, error 2-3
+ *   func (db *DB) execDC(ctx context.Context, dc *driverConn, release func(error), query string, args []any)
+ *                        (Result, error)
+ *       db 1, ctx 2-3, dc 4, release 5, query 6-7; results: Result 1-2, error 3-4
+ *   func (s *Stmt) QueryContext(ctx context.Context, args ...any) (*Rows, error)    s 1, ctx 2-3; error 2-3
+ *   func (s *Stmt) ExecContext(ctx context.Context, args ...any) (Result, error)    s 1, ctx 2-3; error 3-4
+ *       (prepared statements run through neither queryDC nor execDC; the text is Stmt.query)
+ *   func (db *DB) beginDC(ctx context.Context, dc *driverConn, release func(error), opts *TxOptions) (*Tx, error)
+ *       db 1, ctx 2-3; error 2-3
+ *   func (tx *Tx) Commit() error / func (tx *Tx) Rollback() error
+ *       tx 1; error 1-2; the context is Tx.ctx. A Rollback of a finished transaction (the `defer tx.Rollback()`
+ *       idiom after Commit) only returns ErrTxDone: Tx.done is already set at entry, and no span is made.
+ *
+ * Every DB, Tx and Stmt path of database/sql ends in one of these (DB/Conn/Tx Query*, QueryRow*, Exec* in
+ * queryDC/execDC; Stmt and Tx.Stmt in Stmt.*Context). Preparing a statement makes no span.
+ *
+ * The statement text is read only when user space asks for it (database_sql_capture_query), up to
+ * DATABASE_SQL_QUERY_MAX bytes; the event is sent up to the text's length.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "go_abi.h"
+#include "go_types.h"
+#include "event.h"
+#include "probe.h"
+#include "trace_context.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define DATABASE_SQL_QUERY_MAX 4096
+
+/* what a span stands for; user space names the span after it when the statement is not parsed */
+enum database_sql_operation {
+	DATABASE_SQL_QUERY = 1,
+	DATABASE_SQL_EXEC = 2,
+	DATABASE_SQL_BEGIN = 3,
+	DATABASE_SQL_COMMIT = 4,
+	DATABASE_SQL_ROLLBACK = 5,
+};
+
+struct database_sql_config {
+	__u64 stmt_query; /* database/sql.Stmt.query (string) */
+	__u64 stmt_db;    /* database/sql.Stmt.db (*DB) */
+	__u64 tx_ctx;     /* database/sql.Tx.ctx (context.Context) */
+	__u64 tx_db;      /* database/sql.Tx.db (*DB) */
+	__u64 tx_done;    /* database/sql.Tx.done (int32 before Go 1.20, atomic.Bool since: a 4-byte word) */
+};
+
+struct database_sql_event {
+	struct gotel_event_header hdr;
+	__u8 parent_span_id[8]; /* zero: a root span */
+	__u64 db;               /* the *sql.DB: user space reads its driver and data source once per DB */
+	__u64 error_type;       /* runtime._type of the returned error's dynamic type; 0: no error */
+	__u64 query_full_len;   /* the statement's length in the target, to tell a truncated one */
+	__u32 operation;        /* enum database_sql_operation */
+	__u32 query_len;        /* bytes of query sent */
+	struct gotel_span_context sc;
+	char query[DATABASE_SQL_QUERY_MAX]; /* last: sent up to query_len */
+};
+
+struct database_sql_inflight {
+	__u32 error_word; /* the first Go ABI result word of the error this function returns */
+	__u32 pad;
+	struct database_sql_event event;
+};
+
+GOTEL_BTF_TYPE(database_sql_event, struct database_sql_event);
+GOTEL_BTF_TYPE(database_sql_operation, enum database_sql_operation);
+
+/* set by user space before load: read the statement text (OTEL_GO_AUTO_INCLUDE/PARSE_DB_STATEMENT) */
+volatile const __u32 database_sql_capture_query = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct database_sql_config);
+} database_sql_config SEC(".maps");
+
+/* Keyed by (tgid, goroutine). Entries are ~4.7 KB: allocated on use, not 19 MB up front. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct database_sql_inflight);
+} database_sql_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct database_sql_inflight);
+} database_sql_scratch SEC(".maps");
+
+/* Starts the span of a call: ctx is the data word of its context.Context, (query, query_len) its statement. */
+static __always_inline int start(const void *ctx, __u32 operation, __u32 error_word, __u64 db, __u64 go_ctx,
+				 __u64 query, __s64 query_len)
+{
+	__u32 tgid = gotel_current_tgid();
+	__u32 zero = 0;
+	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_scratch, &zero);
+	if (!f)
+		return 0;
+	/* the bytes past the tracestate's and the statement's lengths are never read */
+	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
+	f->error_word = error_word;
+	struct database_sql_event *e = &f->event;
+	__u64 g = go_goroutine(ctx);
+	gotel_fill_header(&e->hdr, GOTEL_EVENT_DATABASE_SQL, g);
+	e->operation = operation;
+	e->db = db;
+	e->query_len = 0;
+	if (database_sql_capture_query && query && query_len > 0) {
+		e->query_full_len = query_len;
+		e->query_len = go_read_bytes(e->query, DATABASE_SQL_QUERY_MAX, query, query_len);
+	}
+	struct gotel_span_context *parent = gotel_find_parent(tgid, go_ctx);
+	if (parent)
+		__builtin_memcpy(e->parent_span_id, parent->span_id, 8);
+	gotel_start_span(&e->sc, parent);
+	gotel_inflight_put(&database_sql_inflight, tgid, g, f);
+	return 0;
+}
+
+static __always_inline struct database_sql_config *config(void)
+{
+	__u32 tgid = gotel_current_tgid();
+	return bpf_map_lookup_elem(&database_sql_config, &tgid);
+}
+
+static __always_inline int on_query_dc(const void *ctx)
+{
+	if (!config())
+		return 0;
+	return start(ctx, DATABASE_SQL_QUERY, 2, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 8), go_arg(ctx, 9));
+}
+
+static __always_inline int on_exec_dc(const void *ctx)
+{
+	if (!config())
+		return 0;
+	return start(ctx, DATABASE_SQL_EXEC, 3, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 6), go_arg(ctx, 7));
+}
+
+static __always_inline int on_stmt(const void *ctx, __u32 operation, __u32 error_word)
+{
+	struct database_sql_config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u64 s = go_arg(ctx, 1);
+	struct go_string q = {};
+	if (s && cfg->stmt_query != GOTEL_OFFSET_ABSENT)
+		bpf_probe_read_user(&q, sizeof(q), (const void *)(s + cfg->stmt_query));
+	return start(ctx, operation, error_word, read_u64_at(s, cfg->stmt_db), go_arg(ctx, 3), q.ptr, q.len);
+}
+
+static __always_inline int on_stmt_query(const void *ctx)
+{
+	return on_stmt(ctx, DATABASE_SQL_QUERY, 2);
+}
+
+static __always_inline int on_stmt_exec(const void *ctx)
+{
+	return on_stmt(ctx, DATABASE_SQL_EXEC, 3);
+}
+
+static __always_inline int on_begin_dc(const void *ctx)
+{
+	if (!config())
+		return 0;
+	return start(ctx, DATABASE_SQL_BEGIN, 2, go_arg(ctx, 1), go_arg(ctx, 3), 0, 0);
+}
+
+static __always_inline int on_tx_end(const void *ctx, __u32 operation)
+{
+	struct database_sql_config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u64 tx = go_arg(ctx, 1);
+	__u32 done = 0;
+	if (!tx || cfg->tx_done == GOTEL_OFFSET_ABSENT ||
+	    bpf_probe_read_user(&done, sizeof(done), (const void *)(tx + cfg->tx_done)) || done)
+		return 0;
+	return start(ctx, operation, 1, read_u64_at(tx, cfg->tx_db), read_u64_at(tx, cfg->tx_ctx + 8), 0, 0);
+}
+
+static __always_inline int on_commit(const void *ctx)
+{
+	return on_tx_end(ctx, DATABASE_SQL_COMMIT);
+}
+
+static __always_inline int on_rollback(const void *ctx)
+{
+	return on_tx_end(ctx, DATABASE_SQL_ROLLBACK);
+}
+
+static __always_inline int on_return(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_inflight, &key);
+	if (!f)
+		return 0;
+	struct database_sql_event *e = &f->event;
+	if (!(e->sc.flags & GOTEL_FLAG_SAMPLED)) {
+		gotel_count(GOTEL_COUNTER_UNSAMPLED);
+		bpf_map_delete_elem(&database_sql_inflight, &key);
+		return 0;
+	}
+	e->hdr.end_ns = bpf_ktime_get_ns();
+	/* load the three words first: a load per case becomes one load at a computed context offset, which the
+	 * verifier refuses */
+	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3);
+	barrier_var(w1);
+	barrier_var(w2);
+	barrier_var(w3);
+	__u64 err_tab = f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : w3;
+	if (err_tab) {
+		e->error_type = read_u64_at(err_tab, 8); /* itab._type */
+		if (!e->error_type)
+			e->error_type = 1;
+	}
+	__u64 n = e->query_len;
+	if (n > DATABASE_SQL_QUERY_MAX)
+		n = DATABASE_SQL_QUERY_MAX;
+	barrier_var(n);
+	gotel_emit(e, __builtin_offsetof(struct database_sql_event, query) + n);
+	bpf_map_delete_elem(&database_sql_inflight, &key);
+	return 0;
+}
+
+GOTEL_UPROBE(database_sql_query_entry, on_query_dc)
+GOTEL_UPROBE(database_sql_exec_entry, on_exec_dc)
+GOTEL_UPROBE(database_sql_stmt_query_entry, on_stmt_query)
+GOTEL_UPROBE(database_sql_stmt_exec_entry, on_stmt_exec)
+GOTEL_UPROBE(database_sql_begin_entry, on_begin_dc)
+GOTEL_UPROBE(database_sql_commit_entry, on_commit)
+GOTEL_UPROBE(database_sql_rollback_entry, on_rollback)
+GOTEL_UPROBE(database_sql_return, on_return)

@@ -1,0 +1,113 @@
+/** The loaded database/sql object (bpf/database_sql.bpf.c) as a SpanProbe. */
+import { StructView } from "../ebpf/struct-view.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { SpanRecord } from "../traces/span.ts";
+import { decodeStatement, plan, toSpanRecord, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
+import { readDataSource, type DataSource, type SourceOffsets, type TargetMemory } from "./database-sql-source.ts";
+import { ProbeObject, type LoadOptions } from "./probe-object.ts";
+import { spanContextDecoder } from "./span-event.ts";
+import type { Prepared, SpanProbe } from "./span-probe.ts";
+
+export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
+  /** a live target's memory, to name error types and read the DB's driver and data source */
+  memory?: (tgid: number) => TargetMemory | undefined;
+}
+
+type RawEvent = Omit<DatabaseEvent, "errorType"> & { errorTypeAddress: bigint; db: bigint };
+
+interface ProcessState {
+  offsets: SourceOffsets;
+  modules: string[];
+  /** *sql.DB address -> what it talks to */
+  sources: Map<bigint, DataSource>;
+}
+
+export class DatabaseSqlProbe implements SpanProbe {
+  readonly name = "database/sql";
+  readonly eventType: number;
+  private readonly decode: (v: DataView) => RawEvent;
+  private readonly processes = new Map<number, ProcessState>();
+
+  private constructor(readonly object: ProbeObject, private readonly opts: DatabaseLoadOptions) {
+    const btf = object.obj.btf();
+    this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_DATABASE_SQL"));
+    const ops = btf.enumValues("database_sql_operation");
+    const names = new Map<number, Operation>([...ops].map(([k, v]) => [Number(v), k.replace("DATABASE_SQL_", "") as Operation]));
+    this.decode = eventDecoder(new StructView(btf.structLayout("database_sql_event")), names);
+  }
+
+  static load(opts: DatabaseLoadOptions): DatabaseSqlProbe {
+    const capture = opts.includeText || opts.parse ? 1 : 0;
+    return new DatabaseSqlProbe(ProbeObject.load("database_sql", { ...opts, constants: { ...opts.constants, database_sql_capture_query: capture } }), opts);
+  }
+
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
+    const r = plan(exe);
+    if ("skipped" in r) return r;
+    const { db_connector, dsn_connector_dsn, dsn_connector_driver, ...kernel } = r.plan.offsets;
+    const state = (): ProcessState => ({
+      offsets: { db_connector, dsn_connector_dsn, dsn_connector_driver },
+      modules: exe.buildInfo.deps.map((d) => d.path),
+      sources: new Map(),
+    });
+    return {
+      offsetsSource: r.plan.offsetsSource,
+      sites: Object.values(r.programs).reduce((n, s) => n + s.length, 0),
+      attach: (tgid, path) => {
+        this.processes.set(tgid, state());
+        return this.object.attach(tgid, path, kernel, r.programs);
+      },
+    };
+  }
+
+  forget(tgid: number): void {
+    this.processes.delete(tgid);
+    this.object.forget(tgid);
+  }
+
+  record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
+    const { errorTypeAddress, db, ...e } = this.decode(v);
+    const memory = this.opts.memory?.(tgid);
+    const errorType = errorTypeAddress === 0n ? undefined : (memory?.typeName(Number(errorTypeAddress)) ?? "_OTHER");
+    return toSpanRecord(
+      { ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) },
+      this.source(tgid, db, memory),
+      this.opts,
+    );
+  }
+
+  private source(tgid: number, db: bigint, memory: TargetMemory | undefined): DataSource {
+    const p = this.processes.get(tgid);
+    if (!p) return readDataSource(undefined, {}, 0, []);
+    let s = p.sources.get(db);
+    if (!s) {
+      s = readDataSource(memory, p.offsets, Number(db), p.modules);
+      p.sources.set(db, s);
+    }
+    return s;
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}
+
+function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>): (v: DataView) => RawEvent {
+  const context = spanContextDecoder(s);
+  const [db, errorType, fullLen] = [s.u64("db"), s.u64("error_type"), s.u64("query_full_len")];
+  const [operation, queryLen] = [s.u32("operation"), s.u32("query_len")];
+  const queryAt = s.offset("query");
+  return (v) => {
+    const n = Math.max(0, Math.min(queryLen(v), v.byteLength - queryAt));
+    const full = fullLen(v);
+    const bytes = new Uint8Array(v.buffer, v.byteOffset + queryAt, n);
+    return {
+      ...context(v),
+      operation: operations.get(operation(v)) ?? "QUERY",
+      ...(full > 0n ? { query: decodeStatement(bytes, BigInt(n) < full) } : {}),
+      truncated: BigInt(n) < full,
+      db: db(v),
+      errorTypeAddress: errorType(v),
+    };
+  }
+}

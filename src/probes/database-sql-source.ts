@@ -1,0 +1,154 @@
+/**
+ * Which database a *sql.DB talks to: `db.system.name` from its driver, and `db.namespace`, `server.address`,
+ * `server.port` from its data source name where database/sql keeps it. Read from the target's memory in user
+ * space once per DB (a DB's connector never changes), so the kernel probe only sends the DB's address.
+ *
+ *   DB.connector (driver.Connector)  sql.Open with a driver that is not a driver.DriverContext wraps the DSN in
+ *                                    database/sql.dsnConnector{dsn string, driver driver.Driver}; the others
+ *                                    (pgx's stdlib, go-sql-driver/mysql) return their own connector, whose
+ *                                    fields we have no offsets for: the driver is named, the DSN is not read.
+ *
+ * The driver comes from the dynamic type's package name ("*pq.Driver" -> pq), confirmed by the module being in
+ * the binary's build info; when the connector cannot be read, from the one SQL driver module the binary has.
+ */
+import type { MemoryReader } from "../gobin/runtime-types.ts";
+
+export interface DataSource {
+  /** semantic conventions' db.system.name: "postgresql", "mysql", "sqlite", …, "other_sql" */
+  system: string;
+  namespace?: string;
+  serverAddress?: string;
+  serverPort?: number;
+}
+
+/** A live target's memory and the names of its runtime types. */
+export interface TargetMemory {
+  read: MemoryReader;
+  typeName(addr: number): string | undefined;
+}
+
+export interface SourceOffsets {
+  db_connector?: number;
+  dsn_connector_dsn?: number;
+  dsn_connector_driver?: number;
+}
+
+interface Driver {
+  /** package name in runtime type names */
+  pkg: string;
+  /** module path prefix in build info */
+  module: string;
+  system: string;
+}
+
+const DRIVERS: readonly Driver[] = [
+  { pkg: "pq", module: "github.com/lib/pq", system: "postgresql" },
+  { pkg: "stdlib", module: "github.com/jackc/pgx", system: "postgresql" },
+  { pkg: "pgdriver", module: "github.com/uptrace/bun/driver/pgdriver", system: "postgresql" },
+  { pkg: "sqlite3", module: "github.com/mattn/go-sqlite3", system: "sqlite" },
+  { pkg: "sqlite", module: "modernc.org/sqlite", system: "sqlite" },
+  { pkg: "sqlite", module: "github.com/glebarez/go-sqlite", system: "sqlite" },
+  { pkg: "mysql", module: "github.com/go-sql-driver/mysql", system: "mysql" },
+  { pkg: "mssql", module: "github.com/microsoft/go-mssqldb", system: "microsoft.sql_server" },
+  { pkg: "mssql", module: "github.com/denisenkom/go-mssqldb", system: "microsoft.sql_server" },
+  { pkg: "go_ora", module: "github.com/sijms/go-ora", system: "oracle.db" },
+  { pkg: "clickhouse", module: "github.com/ClickHouse/clickhouse-go", system: "clickhouse" },
+];
+
+export const OTHER_SQL = "other_sql";
+
+const hasModule = (modules: readonly string[], prefix: string) => modules.some((m) => m === prefix || m.startsWith(`${prefix}/`));
+
+/** The system of the driver a Go type belongs to ("*pq.Driver", "*stdlib.driverConnector"), if it is one we know. */
+export function systemOfType(typeName: string, modules: readonly string[]): string | undefined {
+  const pkg = /^\**([^.]+)\./.exec(typeName)?.[1];
+  return DRIVERS.find((d) => d.pkg === pkg && hasModule(modules, d.module))?.system;
+}
+
+/** The system when the binary has SQL driver modules of one system only. */
+export function systemOfModules(modules: readonly string[]): string | undefined {
+  const systems = new Set(DRIVERS.filter((d) => hasModule(modules, d.module)).map((d) => d.system));
+  return systems.size === 1 ? [...systems][0] : undefined;
+}
+
+const DEFAULT_PORTS: Record<string, number> = { postgresql: 5432, mysql: 3306, "microsoft.sql_server": 1433, "oracle.db": 1521, clickhouse: 9000 };
+
+type Location = Omit<DataSource, "system">;
+
+/** Host, port and database of a data source name in the forms the drivers accept; passwords are never kept. */
+export function parseDsn(system: string, dsn: string): Location {
+  const out: Location = {};
+  const set = (host: string | undefined, port: string | undefined, db: string | undefined) => {
+    host = host?.split(",")[0]; // multi-host DSNs: the first
+    if (host) out.serverAddress = host.replace(/^\[(.*)\]$/, "$1");
+    const p = port ? Number(port.split(",")[0]) : host ? DEFAULT_PORTS[system] : undefined;
+    if (p !== undefined && Number.isInteger(p) && p > 0 && p < 65536) out.serverPort = p;
+    if (db) out.namespace = db;
+  };
+  if (system === "sqlite") return out;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dsn)) {
+    try {
+      const u = new URL(dsn);
+      const db = decodeURIComponent(u.pathname.replace(/^\//, "")) || u.searchParams.get("database") || u.searchParams.get("dbname") || undefined;
+      set(decodeURIComponent(u.hostname) || u.searchParams.get("host") || undefined, u.port || u.searchParams.get("port") || undefined, db);
+    } catch { /* not a URL after all */ }
+    return out;
+  }
+  if (system === "mysql") {
+    // [user[:password]@][protocol[(address)]]/dbname[?param=value]
+    const m = /^(?:.*@)?(?:(\w+)(?:\(([^)]*)\))?)?\/([^?]*)/.exec(dsn);
+    if (m) {
+      const addr = m[2] ?? (m[1] === "tcp" || !m[1] ? "localhost:3306" : undefined);
+      const hp = addr ? /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(addr) : null;
+      set(hp?.[1], hp?.[2], m[3] || undefined);
+    }
+    return out;
+  }
+  // key=value pairs (libpq, go-mssqldb "server=…;database=…"), values optionally single-quoted
+  const kv = new Map<string, string>();
+  for (const m of dsn.matchAll(/([A-Za-z_ ]+?)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s;]*)/g)) {
+    kv.set(m[1]!.trim().toLowerCase(), m[2]!.replace(/^'(.*)'$/, "$1").replace(/\\(.)/g, "$1"));
+  }
+  set(kv.get("host") ?? kv.get("server") ?? kv.get("data source"), kv.get("port"), kv.get("dbname") ?? kv.get("database") ?? kv.get("initial catalog"));
+  return out;
+}
+
+const MAX_DSN = 4096;
+
+function readU64(mem: TargetMemory, addr: number): number | undefined {
+  const b = mem.read(addr, 8);
+  if (!b || b.length < 8) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(v);
+}
+
+function readString(mem: TargetMemory, addr: number): string | undefined {
+  const ptr = readU64(mem, addr);
+  const len = readU64(mem, addr + 8);
+  if (!ptr || !len || len > MAX_DSN) return undefined;
+  const b = mem.read(ptr, len);
+  return b ? new TextDecoder().decode(b) : undefined;
+}
+
+/** The dynamic type name of the interface value at addr (itab first: itab._type at +8). */
+function ifaceType(mem: TargetMemory, addr: number): { type: string; data: number } | undefined {
+  const tab = readU64(mem, addr);
+  const data = readU64(mem, addr + 8);
+  const type = tab ? readU64(mem, tab + 8) : undefined;
+  const name = type ? mem.typeName(type) : undefined;
+  return name && data ? { type: name, data } : undefined;
+}
+
+export function readDataSource(mem: TargetMemory | undefined, offsets: SourceOffsets, db: number, modules: readonly string[]): DataSource {
+  const fallback = systemOfModules(modules) ?? OTHER_SQL;
+  if (!mem || !db || offsets.db_connector === undefined) return { system: fallback };
+  const connector = ifaceType(mem, db + offsets.db_connector);
+  if (!connector) return { system: fallback };
+  if (connector.type !== "sql.dsnConnector" && connector.type !== "*sql.dsnConnector") {
+    return { system: systemOfType(connector.type, modules) ?? fallback };
+  }
+  const driver = offsets.dsn_connector_driver === undefined ? undefined : ifaceType(mem, connector.data + offsets.dsn_connector_driver);
+  const system = (driver && systemOfType(driver.type, modules)) ?? fallback;
+  const dsn = offsets.dsn_connector_dsn === undefined ? undefined : readString(mem, connector.data + offsets.dsn_connector_dsn);
+  return { system, ...(dsn ? parseDsn(system, dsn) : {}) };
+}

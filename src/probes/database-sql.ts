@@ -1,0 +1,167 @@
+/**
+ * database/sql client spans (bpf/database_sql.bpf.c): one CLIENT span per statement run through database/sql
+ * (DB, Conn, Tx and Stmt; queries and execs) and per transaction BEGIN / COMMIT / ROLLBACK, the child of the
+ * span of the context the call was given. This file: what the probe needs from a binary, and how an event
+ * becomes a span under the semantic conventions for database client spans.
+ */
+import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import { bundledTable } from "../offsets/bundled.ts";
+import type { TableLookup } from "../offsets/resolver.ts";
+import type { SpanRecord } from "../traces/span.ts";
+import type { DataSource } from "./database-sql-source.ts";
+import { planProbe, type ProbePlan } from "./plan.ts";
+import type { Readiness } from "./registry.ts";
+import type { SpanEventContext } from "./span-event.ts";
+import { parseStatement } from "./sql-statement.ts";
+
+export const SCOPE = "go.opentelemetry.io/auto/database/sql";
+
+/** Statement text sent by the kernel, bytes (DATABASE_SQL_QUERY_MAX in the C). Longer ones are cut at a character. */
+export const QUERY_MAX = 4096;
+
+/** C config field -> the Go struct field it holds the offset of (read in the kernel) */
+export const FIELDS = {
+  stmt_query: "database/sql.Stmt.query",
+  stmt_db: "database/sql.Stmt.db",
+  tx_ctx: "database/sql.Tx.ctx",
+  tx_db: "database/sql.Tx.db",
+  tx_done: "database/sql.Tx.done",
+} as const;
+
+/** read in user space, from the target's memory, once per *sql.DB (src/probes/database-sql-source.ts) */
+export const SOURCE_FIELDS = {
+  db_connector: "database/sql.DB.connector",
+  dsn_connector_dsn: "database/sql.dsnConnector.dsn",
+  dsn_connector_driver: "database/sql.dsnConnector.driver",
+} as const;
+
+/** Without them a span has no driver and no server: still a span. */
+const OPTIONAL: ReadonlySet<string> = new Set(Object.keys(SOURCE_FIELDS));
+
+export const QUERY_DC = "database/sql.(*DB).queryDC";
+
+/** program -> the function whose entry it probes; every one of them also gets RETURN_PROGRAM at its returns */
+export const ENTRY_PROGRAMS = {
+  database_sql_query_entry: QUERY_DC,
+  database_sql_exec_entry: "database/sql.(*DB).execDC",
+  database_sql_stmt_query_entry: "database/sql.(*Stmt).QueryContext",
+  database_sql_stmt_exec_entry: "database/sql.(*Stmt).ExecContext",
+  database_sql_begin_entry: "database/sql.(*DB).beginDC",
+  database_sql_commit_entry: "database/sql.(*Tx).Commit",
+  database_sql_rollback_entry: "database/sql.(*Tx).Rollback",
+} as const;
+export const RETURN_PROGRAM = "database_sql_return";
+
+export interface DatabasePlan {
+  plan: ProbePlan;
+  /** program -> file offsets of its probe sites */
+  programs: Record<string, number[]>;
+  /** the functions the linker kept (an application that never uses Stmt has no Stmt.QueryContext) */
+  functions: string[];
+}
+
+export function plan(exe: GoExecutable, table: TableLookup = bundledTable): DatabasePlan | { skipped: string; absent?: true } {
+  const r = planProbe(exe, {
+    function: QUERY_DC,
+    absent: "it does not use database/sql",
+    fields: { ...FIELDS, ...SOURCE_FIELDS },
+    optional: OPTIONAL,
+  }, table);
+  if ("skipped" in r) return r;
+  const programs: Record<string, number[]> = { [RETURN_PROGRAM]: [] };
+  const functions: string[] = [];
+  for (const [program, fn] of Object.entries(ENTRY_PROGRAMS)) {
+    const sites = exe.probeSites(fn);
+    if (!sites) continue;
+    functions.push(fn);
+    programs[program] = [sites.entry.offset];
+    programs[RETURN_PROGRAM]!.push(...sites.returns);
+  }
+  return { plan: r.plan, programs, functions };
+}
+
+export function readiness(exe: GoExecutable): Readiness {
+  const r = plan(exe);
+  if ("skipped" in r) return { status: "skipped", reason: r.skipped };
+  const short = r.functions.map((f) => f.replace("database/sql.", ""));
+  return { status: "ready", reason: `${short.join(", ")}: entry and ${r.programs[RETURN_PROGRAM]!.length} return sites`, offsetsSource: r.plan.offsetsSource };
+}
+
+export type Operation = "QUERY" | "EXEC" | "BEGIN" | "COMMIT" | "ROLLBACK";
+
+/** The event as the kernel sent it, its statement decoded. */
+export interface DatabaseEvent extends SpanEventContext {
+  operation: Operation;
+  /** the statement when it was captured, cut to QUERY_MAX bytes at a character boundary */
+  query?: string;
+  truncated: boolean;
+  errorType?: string;
+}
+
+export interface StatementOptions {
+  /** OTEL_GO_AUTO_INCLUDE_DB_STATEMENT */
+  includeText: boolean;
+  /** OTEL_GO_AUTO_PARSE_DB_STATEMENT */
+  parse: boolean;
+}
+
+/**
+ * The statement bytes as a string: a cut statement loses its last, incomplete UTF-8 character (never half of
+ * one); bytes that are not UTF-8 at all (binary data in a statement) become U+FFFD.
+ */
+export function decodeStatement(bytes: Uint8Array, truncated: boolean): string {
+  let end = bytes.length;
+  if (truncated && end > 0) {
+    // back up over continuation bytes to the last lead byte; drop that character if it is incomplete
+    let lead = end - 1;
+    while (lead > 0 && lead > end - 4 && (bytes[lead]! & 0xc0) === 0x80) lead--;
+    const b = bytes[lead]!;
+    const need = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    if (end - lead < need) end = lead;
+  }
+  return new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, end));
+}
+
+/** Semantic conventions for a database client span. */
+export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: StatementOptions): SpanRecord {
+  const attributes: Attributes = { "db.system.name": source.system };
+  if (source.namespace) attributes["db.namespace"] = source.namespace;
+  if (source.serverAddress) attributes["server.address"] = source.serverAddress;
+  if (source.serverPort !== undefined) attributes["server.port"] = source.serverPort;
+  let name = "DB";
+  if (e.operation === "BEGIN" || e.operation === "COMMIT" || e.operation === "ROLLBACK") {
+    attributes["db.operation.name"] = e.operation;
+    name = e.operation;
+  } else if (e.query !== undefined) {
+    if (opts.includeText) attributes["db.query.text"] = e.query;
+    const parsed = opts.parse ? parseStatement(e.query) : undefined;
+    if (parsed) {
+      attributes["db.operation.name"] = parsed.operation;
+      name = parsed.operation;
+      // a cut statement may have lost its table; the operation is the first word and is safe
+      if (parsed.collection !== undefined) {
+        attributes["db.collection.name"] = parsed.collection;
+        name = `${parsed.operation} ${parsed.collection}`;
+      }
+    }
+  }
+  let status: SpanRecord["status"] = { code: SpanStatusCode.UNSET };
+  if (e.errorType !== undefined) {
+    attributes["error.type"] = e.errorType;
+    status = { code: SpanStatusCode.ERROR };
+  }
+  return {
+    traceId: e.traceId,
+    spanId: e.spanId,
+    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
+    ...(e.traceState ? { traceState: e.traceState } : {}),
+    name,
+    kind: SpanKind.CLIENT,
+    startUnixNs: e.startNs,
+    endUnixNs: e.endNs,
+    attributes,
+    status,
+    scope: SCOPE,
+  };
+}
