@@ -14,9 +14,11 @@
  *       (prepared statements run through neither queryDC nor execDC; the text is Stmt.query)
  *   func (db *DB) beginDC(ctx context.Context, dc *driverConn, release func(error), opts *TxOptions) (*Tx, error)
  *       db 1, ctx 2-3; error 2-3
- *   func (tx *Tx) Commit() error / func (tx *Tx) Rollback() error
- *       tx 1; error 1-2; the context is Tx.ctx. A Rollback of a finished transaction (the `defer tx.Rollback()`
- *       idiom after Commit) only returns ErrTxDone: Tx.done is already set at entry, and no span is made.
+ *   func (tx *Tx) Commit() error / func (tx *Tx) rollback(discardConn bool) error
+ *       tx 1; error 1-2; the context is Tx.ctx. Rollback is a one-line wrapper the compiler inlines into its
+ *       callers, so its body, rollback, is probed. A rollback of a finished transaction (the `defer
+ *       tx.Rollback()` idiom after Commit) only returns ErrTxDone: Tx.done is already set at entry, and no span
+ *       is made.
  *
  * Every DB, Tx and Stmt path of database/sql ends in one of these (DB/Conn/Tx Query*, QueryRow*, Exec* in
  * queryDC/execDC; Stmt and Tx.Stmt in Stmt.*Context). Preparing a statement makes no span.

@@ -49,7 +49,8 @@ export const ENTRY_PROGRAMS = {
   database_sql_stmt_exec_entry: "database/sql.(*Stmt).ExecContext",
   database_sql_begin_entry: "database/sql.(*DB).beginDC",
   database_sql_commit_entry: "database/sql.(*Tx).Commit",
-  database_sql_rollback_entry: "database/sql.(*Tx).Rollback",
+  // Tx.Rollback is inlined into its callers; its body is not
+  database_sql_rollback_entry: "database/sql.(*Tx).rollback",
 } as const;
 export const RETURN_PROGRAM = "database_sql_return";
 

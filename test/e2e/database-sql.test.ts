@@ -1,0 +1,279 @@
+/**
+ * database/sql end to end: an HTTP service doing SQL (test/fixtures/http-db) against a real PostgreSQL
+ * server (Debian's, through pgx and lib/pq) and SQLite (mattn/go-sqlite3, cgo), traced by the compiled gotel
+ * with `run`, and what a real OpenTelemetry Collector received: span names, attributes, statement text and
+ * parsing on and off, error status, transactions, prepared statements, and the parent of every DB span.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GOTEL } from "../support/cli.ts";
+import { pidOf } from "../support/chain.ts";
+import { Collector, SPAN_KIND, STATUS_CODE, describeSpans, useCollector, type ReceivedSpan } from "../support/collector.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { startPostgres, type Postgres } from "../support/postgres.ts";
+import { Proc, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+let postgres: Postgres;
+const sqliteDir = mkdtempSync(join(tmpdir(), "gotel-sqlite-"));
+beforeAll(() => {
+  collector = sharedCollector();
+  postgres = startPostgres();
+}, 120_000);
+afterAll(() => {
+  postgres?.stop();
+  rmSync(sqliteDir, { recursive: true, force: true });
+});
+
+interface Driver {
+  driver: string;
+  cgo: boolean;
+  dsn: () => string;
+  system: string;
+  /** bind parameter syntax */
+  ph: string;
+  /** error.type of a query on a missing table */
+  errorType: string;
+  /** what database/sql's data source name tells (drivers with their own connector keep it to themselves) */
+  source: () => Record<string, string | bigint>;
+}
+
+const DRIVERS: Driver[] = [
+  {
+    driver: "pgx", cgo: false, dsn: () => postgres.url, system: "postgresql", ph: "$1", errorType: "*pgconn.PgError",
+    source: () => ({}),
+  },
+  {
+    driver: "postgres", cgo: false, dsn: () => postgres.dsn, system: "postgresql", ph: "$1", errorType: "*pq.Error",
+    source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" }),
+  },
+  {
+    driver: "sqlite3", cgo: true, dsn: () => join(sqliteDir, "test.db"), system: "sqlite", ph: "?", errorType: "sqlite3.Error",
+    source: () => ({}),
+  },
+];
+
+interface Service {
+  target: Awaited<ReturnType<typeof startServer>>;
+  gotel: Proc;
+}
+
+async function startService(d: Driver, env: Record<string, string>, dsn = d.dsn()): Promise<Service> {
+  const exe = buildGoFixture("http-db", { cgo: d.cgo });
+  const target = await startServer(exe, ["127.0.0.1:0", d.driver, dsn]);
+  const gotel = new Proc([GOTEL, "run", "--pid", String(target.proc.pid)], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", ...env,
+  });
+  try {
+    await gotel.waitForLine(new RegExp(`attached pid=${target.proc.pid} .*instrumentation=database/sql`), 20_000);
+  } catch (e) {
+    await gotel.stop("SIGKILL");
+    await target.proc.stop("SIGKILL");
+    throw e;
+  }
+  return { target, gotel };
+}
+
+async function stopService(s: Service | undefined): Promise<void> {
+  await s?.gotel.stop();
+  await s?.target.proc.stop();
+}
+
+/** Sends one request and returns the server span of it and every span of its trace. */
+async function request(s: Service, method: string, path: string, children: number) {
+  const r = await fetch(`${s.target.base}${path}`, { method });
+  await r.text();
+  const pid = s.target.proc.pid;
+  const urlPath = path.split("?")[0];
+  let server: ReceivedSpan | undefined;
+  const all = await collector.waitFor((spans) => {
+    server = spans.find((x) => pidOf(x) === pid && x.kind === SPAN_KIND.SERVER && x.attributes["url.path"] === urlPath);
+    return server !== undefined && spans.filter((x) => x.traceId === server!.traceId).length >= 1 + children;
+  }, `${method} ${path} and its ${children} DB spans`);
+  const trace = all.filter((x) => x.traceId === server!.traceId);
+  const db = trace.filter((x) => x.kind === SPAN_KIND.CLIENT).sort((a, b) => (a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1));
+  expect(trace, describeSpans(trace)).toHaveLength(1 + children); // nothing else, nothing twice
+  expect(db).toHaveLength(children);
+  for (const x of db) {
+    expect(x.parentSpanId).toBe(server!.spanId);
+    expect(x.startTimeUnixNano >= server!.startTimeUnixNano && x.endTimeUnixNano <= server!.endTimeUnixNano).toBe(true);
+  }
+  collector.clear();
+  return { status: r.status, server: server!, db };
+}
+
+const LONG = "SELECT '" + "€".repeat(3000) + "' AS long_value";
+
+describe.each(DRIVERS)("$driver: statements captured and parsed", (d) => {
+  let s: Service;
+  beforeAll(async () => {
+    s = await startService(d, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true" });
+  }, 300_000);
+  afterAll(() => stopService(s));
+
+  const attrs = (op: string, table: string | undefined, text: string) => ({
+    "db.system.name": d.system, ...d.source(), "db.operation.name": op, ...(table ? { "db.collection.name": table } : {}), "db.query.text": text,
+  });
+
+  test("a query: SELECT users, the child of the request's server span", async () => {
+    const { server, db } = await request(s, "GET", "/users/1", 1);
+    expect(server.name).toBe("GET /users/{id}");
+    expect(db[0]!.name).toBe("SELECT users");
+    expect(db[0]!.kind).toBe(SPAN_KIND.CLIENT);
+    expect(db[0]!.attributes).toEqual(attrs("SELECT", "users", `SELECT name FROM users WHERE id = ${d.ph}`));
+    expect(db[0]!.status.code).toBe(STATUS_CODE.UNSET);
+  });
+
+  test("an exec: INSERT users", async () => {
+    const { status, db } = await request(s, "POST", "/users?name=lin", 1);
+    expect(status).toBe(201);
+    expect(db[0]!.name).toBe("INSERT users");
+    expect(db[0]!.attributes).toEqual(attrs("INSERT", "users", `INSERT INTO users (name) VALUES (${d.ph})`));
+  });
+
+  test("a transaction that commits: BEGIN, its statements, COMMIT, and no span for the deferred Rollback", async () => {
+    const { status, db } = await request(s, "POST", "/transfer", 4);
+    expect(status).toBe(200);
+    expect(db.map((x) => x.name)).toEqual(["BEGIN", "UPDATE accounts", "SELECT accounts", "COMMIT"]);
+    expect(db[0]!.attributes).toEqual({ "db.system.name": d.system, ...d.source(), "db.operation.name": "BEGIN" });
+    expect(db[3]!.attributes).toEqual({ "db.system.name": d.system, ...d.source(), "db.operation.name": "COMMIT" });
+    expect(db[1]!.attributes["db.query.text"]).toBe("UPDATE accounts SET balance = balance - 1 WHERE id = 1");
+  });
+
+  test("a transaction that is rolled back: BEGIN, DELETE users, ROLLBACK", async () => {
+    const { status, db } = await request(s, "POST", "/abort", 3);
+    expect(status).toBe(204);
+    expect(db.map((x) => x.name)).toEqual(["BEGIN", "DELETE users", "ROLLBACK"]);
+    expect(db.every((x) => x.status.code === STATUS_CODE.UNSET)).toBe(true);
+  });
+
+  test("a failing query: status ERROR with the driver's error type", async () => {
+    const { status, db } = await request(s, "GET", "/missing", 1);
+    expect(status).toBe(404);
+    expect(db[0]!.name).toBe("SELECT missing_table");
+    expect(db[0]!.status.code).toBe(STATUS_CODE.ERROR);
+    expect(db[0]!.attributes).toEqual({ ...attrs("SELECT", "missing_table", "SELECT id FROM missing_table"), "error.type": d.errorType });
+  });
+
+  test("prepared statements: Stmt.QueryContext and Stmt.ExecContext (preparing makes no span)", async () => {
+    const { status, db } = await request(s, "GET", "/prepared", 2);
+    expect(status).toBe(200);
+    expect(db.map((x) => x.name)).toEqual(["SELECT users", "UPDATE accounts"]);
+    expect(db[0]!.attributes).toEqual(attrs("SELECT", "users", `SELECT count(*) FROM users WHERE id > ${d.ph}`));
+    expect(db[1]!.attributes["db.query.text"]).toBe(`UPDATE accounts SET balance = balance WHERE id = ${d.ph}`);
+  });
+
+  test("a statement longer than the limit is cut at 4096 bytes without splitting a character", async () => {
+    const { status, db } = await request(s, "GET", "/long", 1);
+    expect(status).toBe(200);
+    const text = db[0]!.attributes["db.query.text"] as string;
+    // 8 bytes of "SELECT '" then 3-byte characters: 1362 whole ones fit in 4096 bytes, the 1363rd would not
+    expect(text).toBe(LONG.slice(0, 8 + 1362));
+    expect(Buffer.byteLength(text)).toBe(4094);
+    expect(db[0]!.name).toBe("SELECT");
+  });
+
+  test("binary data in a statement: bytes that are not UTF-8 become U+FFFD, the target keeps serving", async () => {
+    const { status, db } = await request(s, "GET", "/binary", 1);
+    expect(status).toBe(200);
+    expect(db[0]!.attributes["db.query.text"]).toBe("SELECT 1 AS one /* \uFFFD\uFFFD\u0001 */");
+    expect(db[0]!.name).toBe("SELECT");
+    expect((await request(s, "GET", "/users/2", 1)).status).toBe(200);
+  });
+
+  test("a query made with context.Background() is a root span of its own trace", async () => {
+    expect((await fetch(`${s.target.base}/background`)).status).toBe(200);
+    const pid = s.target.proc.pid;
+    const spans = await collector.waitFor((all) => all.filter((x) => pidOf(x) === pid).length >= 2, "the request's span and the query's");
+    const mine = spans.filter((x) => pidOf(x) === pid);
+    expect(mine, describeSpans(mine)).toHaveLength(2);
+    const server = mine.find((x) => x.kind === SPAN_KIND.SERVER)!;
+    const query = mine.find((x) => x.kind === SPAN_KIND.CLIENT)!;
+    expect(server.attributes["url.path"]).toBe("/background");
+    expect(query.attributes["db.query.text"]).toBe("SELECT 1");
+    expect(query.name).toBe("SELECT");
+    expect(query.parentSpanId).toBe("");
+    expect(query.traceId).not.toBe(server.traceId);
+    collector.clear();
+  });
+});
+
+describe("statement switches (SQLite)", () => {
+  const sqlite = DRIVERS[2]!;
+  test.each([
+    { include: false, parse: false, name: "DB", text: false },
+    { include: true, parse: false, name: "DB", text: true },
+    { include: false, parse: true, name: "SELECT users", text: false },
+  ])("include $include, parse $parse: span $name", async ({ include, parse, name, text }) => {
+    const s = await startService(sqlite, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: String(include), OTEL_GO_AUTO_PARSE_DB_STATEMENT: String(parse) });
+    try {
+      const { db } = await request(s, "GET", "/users/1", 1);
+      expect(db[0]!.name).toBe(name);
+      expect(db[0]!.attributes).toEqual({
+        "db.system.name": "sqlite",
+        ...(parse ? { "db.operation.name": "SELECT", "db.collection.name": "users" } : {}),
+        ...(text ? { "db.query.text": "SELECT name FROM users WHERE id = ?" } : {}),
+      });
+      // transactions are named by what they do, whatever the switches
+      const tx = await request(s, "POST", "/transfer", 4);
+      expect(tx.db.map((x) => x.name)).toEqual(["BEGIN", parse ? "UPDATE accounts" : "DB", parse ? "SELECT accounts" : "DB", "COMMIT"]);
+    } finally {
+      await stopService(s);
+    }
+  }, 120_000);
+});
+
+test("a query that never returns before the target exits: no span, gotel carries on with the next process", async () => {
+  const pq = DRIVERS[1]!;
+  const s = await startService(pq, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true" });
+  let next: Service | undefined;
+  try {
+    const pending = fetch(`${s.target.base}/sleep`).catch(() => undefined);
+    await Bun.sleep(500);
+    await s.target.proc.stop("SIGKILL");
+    await pending;
+    await s.gotel.waitForLine(new RegExp(`detached pid=${s.target.proc.pid} .*reason=exited`), 10_000);
+    expect(s.gotel.exitCode).toBeNull();
+    // the same gotel traces a new process of the same program
+    await s.gotel.stop();
+    next = await startService(pq, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true" });
+    const { db } = await request(next, "GET", "/users/1", 1);
+    expect(db[0]!.attributes["db.query.text"]).toBe("SELECT name FROM users WHERE id = $1");
+    expect(collector.spans().some((x) => String(x.attributes["db.query.text"] ?? "").includes("pg_sleep"))).toBe(false);
+  } finally {
+    await stopService(s);
+    await stopService(next);
+  }
+}, 120_000);
+
+test("the HTTP + DB service of the reference setup (httpPlusdb): one trace per request, the server span and its SQL span", async () => {
+  const s = await startService(DRIVERS[2]!, {
+    OTEL_SERVICE_NAME: "httpPlusdb", OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_PROPAGATORS: "tracecontext,baggage",
+  });
+  try {
+    const N = 5;
+    for (let i = 0; i < N; i++) expect((await fetch(`${s.target.base}/users/${1 + (i % 2)}`)).status).toBe(200);
+    const spans = await collector.waitFor((all) => all.filter((x) => pidOf(x) === s.target.proc.pid).length >= 2 * N, "10 spans");
+    const mine = spans.filter((x) => pidOf(x) === s.target.proc.pid);
+    expect(mine).toHaveLength(2 * N);
+    const traces = new Map<string, ReceivedSpan[]>();
+    for (const x of mine) traces.set(x.traceId, [...(traces.get(x.traceId) ?? []), x]);
+    expect(traces.size).toBe(N);
+    for (const t of traces.values()) {
+      const server = t.find((x) => x.kind === SPAN_KIND.SERVER)!;
+      const sql = t.find((x) => x.kind === SPAN_KIND.CLIENT)!;
+      expect(server.name).toBe("GET /users/{id}");
+      expect(server.resource["service.name"]).toBe("httpPlusdb");
+      expect(sql.parentSpanId).toBe(server.spanId);
+      expect(sql.name).toBe("DB");
+      expect(sql.attributes).toEqual({ "db.system.name": "sqlite", "db.query.text": "SELECT name FROM users WHERE id = ?" });
+      expect(sql.scope.name).toBe("go.opentelemetry.io/auto/database/sql");
+    }
+    collector.clear();
+  } finally {
+    await stopService(s);
+  }
+}, 120_000);
