@@ -81,7 +81,8 @@ export function parseDsn(system: string, dsn: string): Location {
   const set = (host: string | undefined, port: string | undefined, db: string | undefined) => {
     host = host?.split(",")[0]; // multi-host DSNs: the first
     if (host) out.serverAddress = host.replace(/^\[(.*)\]$/, "$1");
-    const p = port ? Number(port.split(",")[0]) : host ? DEFAULT_PORTS[system] : undefined;
+    // a Unix socket path has no port
+    const p = port ? Number(port.split(",")[0]) : host && !host.startsWith("/") ? DEFAULT_PORTS[system] : undefined;
     if (p !== undefined && Number.isInteger(p) && p > 0 && p < 65536) out.serverPort = p;
     if (db) out.namespace = db;
   };

@@ -39,6 +39,9 @@ describe("inspect over the fixture matrix", () => {
       }, {
         name: "net/http client", status: "skipped",
         reason: "net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
+      }, {
+        name: "database/sql", status: "skipped",
+        reason: "database/sql.(*DB).queryDC is not in the binary (it does not use database/sql)",
       }]);
     });
   }
@@ -54,8 +57,23 @@ describe("a program that serves and sends HTTP (test/fixtures/http-chain)", () =
         name: "net/http client", status: "ready", offsetsSource: source,
         reason: expect.stringMatching(/^net\/http\.\(\*Transport\)\.roundTrip: entry \(emulated\) and \d+ return sites; traceparent injection at net\/http\.Header\.writeSubset$/),
       },
+      {
+        name: "database/sql", status: "skipped",
+        reason: "database/sql.(*DB).queryDC is not in the binary (it does not use database/sql)",
+      },
     ]);
   });
+});
+
+describe("a program that uses database/sql with a cgo driver (test/fixtures/http-db)", () => {
+  test.each([false, true])("stripped: %p", (stripped) => {
+    const r = inspectExecutable(buildGoFixture("http-db", { cgo: true, stripped }));
+    expect(r.cgo).toBe(true);
+    expect(r.instrumentations.find((i) => i.name === "database/sql")).toEqual({
+      name: "database/sql", status: "ready", offsetsSource: stripped ? "table" : "dwarf",
+      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback: entry and \d+ return sites$/),
+    });
+  }, 300_000);
 });
 
 describe("instrumentations and modules", () => {
@@ -103,6 +121,7 @@ describe("gotel inspect (compiled binary)", () => {
       "    std 1.27.4",
       expect.stringMatching(/^  ready   net\/http server: net\/http\.serverHandler\.ServeHTTP: entry \(emulated\) and \d+ return sites? \(offsets: table\)$/),
       "  skipped net/http client: net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
+      "  skipped database/sql: database/sql.(*DB).queryDC is not in the binary (it does not use database/sql)",
       "",
     ]);
   });

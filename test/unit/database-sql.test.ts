@@ -1,0 +1,144 @@
+/**
+ * The pure parts of the database/sql instrumentation: SQL statements to operation and table, statement bytes to
+ * text (cut at a character, binary data), data source names to server and database, drivers to db.system.name,
+ * and events to spans under the semantic conventions.
+ */
+import { describe, expect, test } from "bun:test";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { decodeStatement, toSpanRecord, type DatabaseEvent } from "../../src/probes/database-sql.ts";
+import { parseDsn, systemOfModules, systemOfType } from "../../src/probes/database-sql-source.ts";
+import { parseStatement } from "../../src/probes/sql-statement.ts";
+
+describe("parseStatement", () => {
+  test.each([
+    ["SELECT * FROM users WHERE id = $1", "SELECT", "users"],
+    ["select name from public.users u join orders o on o.uid = u.id", "SELECT", "public.users"],
+    ['SELECT * FROM "My Schema"."Users"', "SELECT", "My Schema.Users"],
+    ["select * from [dbo].[Users]", "SELECT", "dbo.Users"],
+    ["  -- a comment\n/* another */ INSERT INTO orders (a, b) VALUES (1, 'x FROM y')", "INSERT", "orders"],
+    ["INSERT INTO `log` SET a = 1", "INSERT", "log"],
+    ["UPDATE ONLY accounts SET x = 1", "UPDATE", "accounts"],
+    ["DELETE FROM `sessions` WHERE 1", "DELETE", "sessions"],
+    ["MERGE INTO stock USING deliveries d ON true WHEN MATCHED THEN DELETE", "MERGE", "stock"],
+    ["REPLACE INTO kv (k, v) VALUES (?, ?)", "REPLACE", "kv"],
+    ["WITH recent AS (SELECT * FROM orders WHERE t > now()) SELECT * FROM recent", "SELECT", "orders"],
+    ["WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT n FROM t", "SELECT", "t"],
+    ["WITH moved AS (DELETE FROM a RETURNING *) INSERT INTO b SELECT * FROM moved", "INSERT", "b"],
+    ["SELECT * FROM (SELECT id FROM items) AS sub", "SELECT", "items"],
+    ["SELECT (SELECT max(x) FROM a) FROM b", "SELECT", "b"],
+    ["(SELECT a FROM t1) UNION (SELECT a FROM t2)", "SELECT", "t1"],
+    ["SELECT $tag$ FROM x $tag$ FROM real_table", "SELECT", "real_table"],
+    ["SELECT 'it''s FROM here' FROM quotes", "SELECT", "quotes"],
+    ["CREATE TABLE IF NOT EXISTS widgets (id int)", "CREATE TABLE", "widgets"],
+    ["DROP TABLE IF EXISTS app.widgets", "DROP TABLE", "app.widgets"],
+    ["TRUNCATE TABLE logs", "TRUNCATE", "logs"],
+    ["COPY users FROM STDIN", "COPY", "users"],
+  ])("%s", (sql, operation, collection) => {
+    expect(parseStatement(sql)).toEqual({ operation, collection });
+  });
+
+  test.each([
+    ["SELECT 1", "SELECT"],
+    ["SELECT * FROM generate_series(1, 3)", "SELECT"],
+    ["CREATE INDEX i ON t (x)", "CREATE INDEX"],
+    ["BEGIN", "BEGIN"],
+    ["set search_path = app", "SET"],
+  ])("no table: %s", (sql, operation) => {
+    expect(parseStatement(sql)).toEqual({ operation });
+  });
+
+  test.each(["", "   ", "-- only a comment", "\u0000\u0001binary", "42"])("nothing to name: %j", (sql) => {
+    expect(parseStatement(sql)).toBeUndefined();
+  });
+});
+
+describe("decodeStatement", () => {
+  const bytes = (s: string) => new TextEncoder().encode(s);
+
+  test("a whole statement is decoded as it is", () => {
+    expect(decodeStatement(bytes("SELECT 'é€😀'"), false)).toBe("SELECT 'é€😀'");
+  });
+
+  test.each([1, 2, 3])("a statement cut %i byte(s) into a 4-byte character loses that character", (n) => {
+    const full = bytes("ab😀");
+    expect(decodeStatement(full.subarray(0, 2 + n), true)).toBe("ab");
+  });
+
+  test("a statement cut after a whole character keeps it", () => {
+    expect(decodeStatement(bytes("ab€"), true)).toBe("ab€");
+    expect(decodeStatement(bytes("abc"), true)).toBe("abc");
+  });
+
+  test("bytes that are not UTF-8 become U+FFFD; control characters stay", () => {
+    expect(decodeStatement(new Uint8Array([0x53, 0xff, 0xfe, 0x01, 0x00]), false)).toBe("S\uFFFD\uFFFD\u0001\u0000");
+  });
+});
+
+describe("data source names", () => {
+  test.each([
+    ["postgresql", "postgres://app:secret@db.internal:6432/shop?sslmode=disable", { serverAddress: "db.internal", serverPort: 6432, namespace: "shop" }],
+    ["postgresql", "postgresql://[::1]/shop", { serverAddress: "::1", serverPort: 5432, namespace: "shop" }],
+    ["postgresql", "host=127.0.0.1 port=5433 user=postgres password='a b' dbname=postgres sslmode=disable", { serverAddress: "127.0.0.1", serverPort: 5433, namespace: "postgres" }],
+    ["postgresql", "host=a.example,b.example dbname=x", { serverAddress: "a.example", serverPort: 5432, namespace: "x" }],
+    ["postgresql", "dbname=x", { namespace: "x" }],
+    ["mysql", "app:secret@tcp(db.internal:3307)/shop?parseTime=true", { serverAddress: "db.internal", serverPort: 3307, namespace: "shop" }],
+    ["mysql", "app@/shop", { serverAddress: "localhost", serverPort: 3306, namespace: "shop" }],
+    ["mysql", "app@unix(/run/mysqld.sock)/shop", { serverAddress: "/run/mysqld.sock", namespace: "shop" }],
+    ["microsoft.sql_server", "sqlserver://sa:pw@sql.example:1444?database=orders", { serverAddress: "sql.example", serverPort: 1444, namespace: "orders" }],
+    ["sqlite", "file:/var/lib/app.db?cache=shared", {}],
+  ])("%s %s", (system, dsn, want) => {
+    expect(parseDsn(system, dsn)).toEqual(want);
+  });
+});
+
+describe("drivers", () => {
+  const modules = ["github.com/jackc/pgx/v5", "github.com/lib/pq", "github.com/mattn/go-sqlite3"];
+  test.each([
+    ["*stdlib.driverConnector", "postgresql"],
+    ["*pq.Driver", "postgresql"],
+    ["*sqlite3.SQLiteDriver", "sqlite"],
+  ])("%s is %s", (type, system) => {
+    expect(systemOfType(type, modules)).toBe(system);
+  });
+
+  test("a package name alone is not enough: its module must be in the binary", () => {
+    expect(systemOfType("*mysql.connector", modules)).toBeUndefined();
+    expect(systemOfType("*mysql.connector", ["github.com/go-sql-driver/mysql"])).toBe("mysql");
+  });
+
+  test("the system of the binary's driver modules, when they agree", () => {
+    expect(systemOfModules(["github.com/lib/pq", "github.com/jackc/pgx/v5"])).toBe("postgresql");
+    expect(systemOfModules(modules)).toBeUndefined();
+    expect(systemOfModules(["golang.org/x/net"])).toBeUndefined();
+  });
+});
+
+describe("spans", () => {
+  const event: DatabaseEvent = {
+    traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", parentSpanId: "00f067aa0ba902b7", parentIsRemote: false,
+    startNs: 1_000n, endNs: 2_000n, operation: "QUERY", query: "SELECT * FROM users WHERE id = $1", truncated: false,
+  };
+  const source = { system: "postgresql", serverAddress: "db", serverPort: 5432, namespace: "shop" };
+
+  test("parsed: named after operation and table, statement included", () => {
+    const r = toSpanRecord(event, source, { includeText: true, parse: true });
+    expect(r).toMatchObject({ name: "SELECT users", kind: SpanKind.CLIENT, parentSpanId: "00f067aa0ba902b7", status: { code: SpanStatusCode.UNSET } });
+    expect(r.attributes).toEqual({
+      "db.system.name": "postgresql", "db.namespace": "shop", "server.address": "db", "server.port": 5432,
+      "db.query.text": "SELECT * FROM users WHERE id = $1", "db.operation.name": "SELECT", "db.collection.name": "users",
+    });
+  });
+
+  test("neither switch: DB, no statement", () => {
+    const r = toSpanRecord(event, { system: "sqlite" }, { includeText: false, parse: false });
+    expect(r.name).toBe("DB");
+    expect(r.attributes).toEqual({ "db.system.name": "sqlite" });
+  });
+
+  test("transactions are named by what they do; an error sets status and error.type", () => {
+    const r = toSpanRecord({ ...event, operation: "COMMIT", query: undefined, errorType: "*pq.Error" }, { system: "postgresql" }, { includeText: true, parse: false });
+    expect(r.name).toBe("COMMIT");
+    expect(r.status.code).toBe(SpanStatusCode.ERROR);
+    expect(r.attributes).toEqual({ "db.system.name": "postgresql", "db.operation.name": "COMMIT", "error.type": "*pq.Error" });
+  });
+});
