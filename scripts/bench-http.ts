@@ -1,13 +1,15 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for two scenarios (server spans only;
- * a server that calls another service: server + client spans): the measured server (pinned to CPU 0,
+ * What gotel costs Go HTTP services, measured side by side in one run, for three scenarios (server spans only;
+ * a server that calls another service: server + client spans; a server that queries SQLite: server + SQL spans,
+ * statements captured and parsed): the measured server (pinned to CPU 0,
  * GOMAXPROCS=1) under `wrk` load from CPU 1, first without gotel, then with `gotel run` attached and exporting
  * over OTLP/HTTP to a local OpenTelemetry Collector (the test one, scripts/build-collector.sh). Prints the
  * server's CPU µs per request and requests/s for both, their ratios, and gotel's own CPU µs per span and peak RSS.
  *
  *   sudo bun scripts/bench-http.ts [seconds per phase]      (needs wrk: apt-get install wrk)
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector } from "../test/support/collector.ts";
 import { buildGoFixture, ROOT } from "../test/support/go.ts";
@@ -49,6 +51,10 @@ if (!Bun.which("wrk")) {
 }
 interface Scenario {
   name: string;
+  /** spans each request makes, over every traced process */
+  spansPerRequest: number;
+  /** gotel's settings for it */
+  env?: Record<string, string>;
   /** starts the processes; returns the measured server's pid, the URL to load, every pid to trace, and a stop */
   start(): Promise<{ pid: number; url: string; traced: number[]; stop: () => Promise<void> }>;
 }
@@ -61,6 +67,7 @@ function childOf(p: Proc): number {
 const scenarios: Scenario[] = [
   {
     name: "server spans: GET /users/42 on a ServeMux server",
+    spansPerRequest: 1,
     async start() {
       const exe = buildGoFixture("http-server");
       const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
@@ -72,6 +79,7 @@ const scenarios: Scenario[] = [
     // A makes one POST to B per request: a server and a client span in A (with traceparent injection where the
     // kernel allows bpf_probe_write_user), a server span in B
     name: "server + client spans: GET /inline on A, which POSTs to B (test/fixtures/http-chain)",
+    spansPerRequest: 3,
     async start() {
       const exe = buildGoFixture("http-chain");
       const b = await startServer("/usr/bin/taskset", ["-c", "1", exe, "backend", "127.0.0.1:0"]);
@@ -82,6 +90,26 @@ const scenarios: Scenario[] = [
         stop: async () => {
           await a.proc.stop();
           await b.proc.stop();
+        },
+      };
+    },
+  },
+  {
+    // one SELECT by primary key per request through database/sql and mattn/go-sqlite3 (cgo): a server and a
+    // SQL span, with the statement read in the kernel and parsed in gotel
+    name: "server + SQL spans: GET /users/1 doing one SELECT on SQLite (test/fixtures/http-db, cgo)",
+    spansPerRequest: 2,
+    env: { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true" },
+    async start() {
+      const exe = buildGoFixture("http-db", { cgo: true });
+      const dir = mkdtempSync(join(tmpdir(), "gotel-bench-"));
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe, "127.0.0.1:0", "sqlite3", join(dir, "bench.db")]);
+      const pid = childOf(server.proc);
+      return {
+        pid, url: `${server.base}/users/1`, traced: [pid],
+        stop: async () => {
+          await server.proc.stop();
+          rmSync(dir, { recursive: true, force: true });
         },
       };
     },
@@ -97,7 +125,7 @@ for (const sc of scenarios) {
   wrk(url, 2); // warm up
   const without = measure(pid, url);
   const gotel = new Proc([join(ROOT, "dist/gotel"), "run", ...traced.flatMap((p) => ["--pid", String(p)])], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_LOG_LEVEL: "warn",
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_LOG_LEVEL: "warn", ...sc.env,
   });
   await Bun.sleep(1500);
   wrk(url, 2);
@@ -105,7 +133,7 @@ for (const sc of scenarios) {
   const rss = peakRssMb(gotel.pid);
   await gotel.stop();
   await stop();
-  const spansPerRequest = traced.length === 1 ? 1 : 3;
+  const spansPerRequest = sc.spansPerRequest;
   console.log(`\n${sc.name}`);
   console.log("                         without gotel    with gotel    ratio");
   console.log(`server CPU µs/request   ${without.serverUsPerReq.toFixed(1).padStart(13)} ${withGotel.serverUsPerReq.toFixed(1).padStart(13)} ${(withGotel.serverUsPerReq / without.serverUsPerReq).toFixed(2).padStart(8)}x`);
