@@ -49,11 +49,20 @@ export function resolveOffsets(exe: GoExecutable, needs: readonly FieldNeed[], t
   const notes = new Set<string>();
   for (const n of needs) {
     const version = exe.moduleVersion(n.module);
+    if (version === undefined && n.optional) {
+      offsets[n.key] = undefined;
+      continue;
+    }
     if (version === undefined) return { skipped: `the binary does not contain ${n.module}` };
     const what = n.module === "std" ? `Go ${version}` : `${n.module} ${version}`;
     let a: TableAnswer = table.lookup(n.module, version, exe.arch, n.field);
     if ("unknown" in a) {
       const near = table.lookupInterpolated(n.module, version, exe.arch, n.field);
+      if (!near && n.optional && n.module !== "std") {
+        // a third-party module the table does not cover: that optional field only comes from DWARF
+        offsets[n.key] = undefined;
+        continue;
+      }
       if (!near) {
         return { skipped: `no offset for ${n.field} in ${what} (${exe.arch}): ${a.unknown}; the binary has no DWARF to read it from` };
       }

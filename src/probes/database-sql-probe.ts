@@ -44,9 +44,9 @@ export class DatabaseSqlProbe implements SpanProbe {
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const r = plan(exe);
     if ("skipped" in r) return r;
-    const { db_connector, dsn_connector_dsn, dsn_connector_driver, ...kernel } = r.plan.offsets;
+    const { db_connector, dsn_connector_dsn, dsn_connector_driver, pgx5_connector_name, pgx4_connector_name, ...kernel } = r.plan.offsets;
     const state = (): ProcessState => ({
-      offsets: { db_connector, dsn_connector_dsn, dsn_connector_driver },
+      offsets: { db_connector, dsn_connector_dsn, dsn_connector_driver, pgx5_connector_name, pgx4_connector_name },
       modules: exe.buildInfo.deps.map((d) => d.path),
       sources: new Map(),
     });

@@ -5,8 +5,9 @@
  *
  *   DB.connector (driver.Connector)  sql.Open with a driver that is not a driver.DriverContext wraps the DSN in
  *                                    database/sql.dsnConnector{dsn string, driver driver.Driver}; the others
- *                                    (pgx's stdlib, go-sql-driver/mysql) return their own connector, whose
- *                                    fields we have no offsets for: the driver is named, the DSN is not read.
+ *                                    (pgx's stdlib, go-sql-driver/mysql) return their own connector: the driver
+ *                                    is named; pgx's keeps the DSN in driverConnector.name, read when the
+ *                                    binary's DWARF has its offset.
  *
  * The driver comes from the dynamic type's package name ("*pq.Driver" -> pq), confirmed by the module being in
  * the binary's build info; when the connector cannot be read, from the one SQL driver module the binary has.
@@ -31,6 +32,9 @@ export interface SourceOffsets {
   db_connector?: number;
   dsn_connector_dsn?: number;
   dsn_connector_driver?: number;
+  /** the DSN string in pgx's stdlib connector */
+  pgx5_connector_name?: number;
+  pgx4_connector_name?: number;
 }
 
 interface Driver {
@@ -146,7 +150,10 @@ export function readDataSource(mem: TargetMemory | undefined, offsets: SourceOff
   const connector = ifaceType(mem, db + offsets.db_connector);
   if (!connector) return { system: fallback };
   if (connector.type !== "sql.dsnConnector" && connector.type !== "*sql.dsnConnector") {
-    return { system: systemOfType(connector.type, modules) ?? fallback };
+    const system = systemOfType(connector.type, modules) ?? fallback;
+    const nameAt = connector.type === "*stdlib.driverConnector" ? offsets.pgx5_connector_name ?? offsets.pgx4_connector_name : undefined;
+    const dsn = nameAt === undefined ? undefined : readString(mem, connector.data + nameAt);
+    return { system, ...(dsn ? parseDsn(system, dsn) : {}) };
   }
   const driver = offsets.dsn_connector_driver === undefined ? undefined : ifaceType(mem, connector.data + offsets.dsn_connector_driver);
   const system = (driver && systemOfType(driver.type, modules)) ?? fallback;

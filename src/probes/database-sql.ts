@@ -36,8 +36,21 @@ export const SOURCE_FIELDS = {
   dsn_connector_driver: "database/sql.dsnConnector.driver",
 } as const;
 
+/**
+ * Drivers' own connectors that keep the data source name: from the binary's DWARF only (the offsets table does
+ * not cover third-party modules yet), so stripped binaries of these drivers get no server attributes.
+ */
+export const DRIVER_FIELDS = {
+  pgx5_connector_name: "github.com/jackc/pgx/v5/stdlib.driverConnector.name",
+  pgx4_connector_name: "github.com/jackc/pgx/v4/stdlib.driverConnector.name",
+} as const;
+const DRIVER_MODULES: Record<keyof typeof DRIVER_FIELDS, string> = {
+  pgx5_connector_name: "github.com/jackc/pgx/v5",
+  pgx4_connector_name: "github.com/jackc/pgx/v4",
+};
+
 /** Without them a span has no driver and no server: still a span. */
-const OPTIONAL: ReadonlySet<string> = new Set(Object.keys(SOURCE_FIELDS));
+const OPTIONAL: ReadonlySet<string> = new Set([...Object.keys(SOURCE_FIELDS), ...Object.keys(DRIVER_FIELDS)]);
 
 export const QUERY_DC = "database/sql.(*DB).queryDC";
 
@@ -66,8 +79,9 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
   const r = planProbe(exe, {
     function: QUERY_DC,
     absent: "it does not use database/sql",
-    fields: { ...FIELDS, ...SOURCE_FIELDS },
+    fields: { ...FIELDS, ...SOURCE_FIELDS, ...DRIVER_FIELDS },
     optional: OPTIONAL,
+    modules: DRIVER_MODULES,
   }, table);
   if ("skipped" in r) return r;
   const programs: Record<string, number[]> = { [RETURN_PROGRAM]: [] };

@@ -32,6 +32,8 @@ export interface ProbeSpec {
   fields: Record<string, string>;
   /** members whose field may be missing */
   optional: ReadonlySet<string>;
+  /** member -> the module its field belongs to, when not the standard library */
+  modules?: Record<string, string>;
 }
 
 export function goAtLeast(version: string, [major, minor]: [number, number]): boolean {
@@ -39,8 +41,8 @@ export function goAtLeast(version: string, [major, minor]: [number, number]): bo
   return m !== null && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
 }
 
-export function fieldNeeds(spec: Pick<ProbeSpec, "fields" | "optional">): FieldNeed[] {
-  return Object.entries(spec.fields).map(([key, field]) => ({ key, field, module: "std", optional: spec.optional.has(key) }));
+export function fieldNeeds(spec: Pick<ProbeSpec, "fields" | "optional" | "modules">): FieldNeed[] {
+  return Object.entries(spec.fields).map(([key, field]) => ({ key, field, module: spec.modules?.[key] ?? "std", optional: spec.optional.has(key) }));
 }
 
 export function planProbe(exe: GoExecutable, spec: ProbeSpec, table: TableLookup | undefined): PlanResult {

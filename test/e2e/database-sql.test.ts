@@ -37,14 +37,15 @@ interface Driver {
   ph: string;
   /** error.type of a query on a missing table */
   errorType: string;
-  /** what database/sql's data source name tells (drivers with their own connector keep it to themselves) */
+  /** what the data source name tells */
   source: () => Record<string, string | bigint>;
 }
 
 const DRIVERS: Driver[] = [
   {
+    // pgx's own connector keeps the DSN: read through the binary's DWARF
     driver: "pgx", cgo: false, dsn: () => postgres.url, system: "postgresql", ph: "$1", errorType: "*pgconn.PgError",
-    source: () => ({}),
+    source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" }),
   },
   {
     driver: "postgres", cgo: false, dsn: () => postgres.dsn, system: "postgresql", ph: "$1", errorType: "*pq.Error",

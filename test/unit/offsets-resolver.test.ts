@@ -50,6 +50,17 @@ describe("offsets resolution", () => {
     expect(r).toEqual({ skipped: "no offset for net/http.Request.Method in Go 1.27.4 (amd64): Go 1.27.4 is not in gotel's offsets table; the binary has no DWARF to read it from" });
   });
 
+  test("an optional field of a third-party module: none when the binary lacks the module or the table lacks it", () => {
+    const needs: FieldNeed[] = [...NEEDS, { key: "dsn", field: "github.com/jackc/pgx/v5/stdlib.driverConnector.name", module: "github.com/jackc/pgx/v5", optional: true }];
+    const table = fakeTable({ "1.27.4": { "net/http.Request.Method": { offset: 0 }, "net/http.Request.Pattern": { offset: 232 } } });
+    // gobin-sample has no pgx
+    expect(resolveOffsets(stripped(), needs, table)).toEqual({ offsets: { method: 0, pattern: 232, dsn: undefined }, source: "table" });
+    // a module the binary has and the table does not cover (chi)
+    const chi = GoExecutable.open(buildGoFixture("http-chi", { stripped: true }));
+    const chiNeeds: FieldNeed[] = [{ key: "ctx", field: "github.com/go-chi/chi/v5.Context.URLParams", module: "github.com/go-chi/chi/v5", optional: true }];
+    expect(resolveOffsets(chi, chiNeeds, table)).toEqual({ offsets: { ctx: undefined }, source: "table" });
+  });
+
   test("a required field the version does not have: skipped", () => {
     const r = resolveOffsets(stripped(), NEEDS, fakeTable({ "1.27.4": { "net/http.Request.Method": { absent: true } } }));
     expect(r).toEqual({ skipped: "net/http.Request.Method does not exist in Go 1.27.4" });
