@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { GOTEL } from "../support/cli.ts";
 import { pidOf } from "../support/chain.ts";
 import { Collector, SPAN_KIND, STATUS_CODE, describeSpans, useCollector, type ReceivedSpan } from "../support/collector.ts";
-import { buildGoFixture } from "../support/go.ts";
+import { buildGoFixture, type GoBuild } from "../support/go.ts";
 import { startPostgres, type Postgres } from "../support/postgres.ts";
 import { Proc, startServer } from "../support/processes.ts";
 
@@ -62,8 +62,9 @@ interface Service {
   gotel: Proc;
 }
 
-async function startService(d: Driver, env: Record<string, string>, dsn = d.dsn()): Promise<Service> {
-  const exe = buildGoFixture("http-db", { cgo: d.cgo });
+async function startService(d: Driver, env: Record<string, string>, build: GoBuild = {}): Promise<Service> {
+  const exe = buildGoFixture("http-db", { cgo: d.cgo, ...build });
+  const dsn = d.dsn();
   const target = await startServer(exe, ["127.0.0.1:0", d.driver, dsn]);
   const gotel = new Proc([GOTEL, "run", "--pid", String(target.proc.pid)], {
     OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", ...env,
@@ -226,6 +227,23 @@ describe("statement switches (SQLite)", () => {
     }
   }, 120_000);
 });
+
+test("stripped (no symbols, no DWARF), Go 1.22, cgo: offsets from the table, type names through runtime.firstmoduledata", async () => {
+  const s = await startService(DRIVERS[2]!, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true" }, { goVersion: "1.22.12", stripped: true });
+  try {
+    expect(s.gotel.countLines(new RegExp(`attached pid=${s.target.proc.pid} .*go=1\\.22\\.12 instrumentation=database/sql .*offsets=table`))).toBe(1);
+    const { db } = await request(s, "GET", "/users/1", 1);
+    expect(db[0]!.name).toBe("SELECT users");
+    expect(db[0]!.attributes).toEqual({
+      "db.system.name": "sqlite", "db.operation.name": "SELECT", "db.collection.name": "users", "db.query.text": "SELECT name FROM users WHERE id = ?",
+    });
+    expect((await request(s, "POST", "/transfer", 4)).db.map((x) => x.name)).toEqual(["BEGIN", "UPDATE accounts", "SELECT accounts", "COMMIT"]);
+    const failed = await request(s, "GET", "/missing", 1);
+    expect(failed.db[0]!.attributes["error.type"]).toBe("sqlite3.Error");
+  } finally {
+    await stopService(s);
+  }
+}, 300_000);
 
 test("a query that never returns before the target exits: no span, gotel carries on with the next process", async () => {
   const pq = DRIVERS[1]!;
