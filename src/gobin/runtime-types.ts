@@ -1,7 +1,9 @@
 /**
  * The names of Go runtime types (internal/abi.Type) in an executable, e.g. "*net.OpError" for the dynamic type
  * of an error a probe saw. A type's name is a nameOff (abi.Type.Str, int32 at +40) relative to the module's
- * type data, which starts the `.go.type` section (Go >= 1.26) or `.rodata` (older): runtime.types. The name is
+ * type data, runtime.types: the start of the `.go.type` section (Go >= 1.26) or `.rodata` (older) when Go's own
+ * linker wrote the file, 32 bytes or more into `.rodata` when an external linker (cgo with C libraries) put C's
+ * read-only data first — so it is taken from its symbol, or moduledata.types in stripped files. The name is
  * a flags byte, a uvarint length and the bytes; tflagExtraStar (abi.Type.TFlag at +20, bit 1) means the stored
  * name carries a '*' that is not part of it. Layout unchanged from Go 1.17 through 1.27 (64-bit).
  */
@@ -16,6 +18,12 @@ const MAX_NAME = 512;
 
 /** Reads n bytes at an address (of a file's image or of a live process), undefined when they are not there. */
 export type MemoryReader = (addr: number, n: number) => Uint8Array | undefined;
+
+/** A live target's memory and the names of the Go types at its runtime addresses. */
+export interface TargetMemory {
+  read: MemoryReader;
+  typeName(addr: number): string | undefined;
+}
 
 /**
  * runtime.types: where the module's type data starts (link-time address). Its symbol, else moduledata.types

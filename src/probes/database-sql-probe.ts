@@ -1,9 +1,10 @@
 /** The loaded database/sql object (bpf/database_sql.bpf.c) as a SpanProbe. */
 import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
+import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { decodeStatement, plan, toSpanRecord, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
-import { readDataSource, type DataSource, type SourceOffsets, type TargetMemory } from "./database-sql-source.ts";
+import { readDataSource, type DataSource, type SourceOffsets } from "./database-sql-source.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { spanContextDecoder } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";

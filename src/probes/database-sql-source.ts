@@ -12,7 +12,7 @@
  * The driver comes from the dynamic type's package name ("*pq.Driver" -> pq), confirmed by the module being in
  * the binary's build info; when the connector cannot be read, from the one SQL driver module the binary has.
  */
-import type { MemoryReader } from "../gobin/runtime-types.ts";
+import type { TargetMemory } from "../gobin/runtime-types.ts";
 
 export interface DataSource {
   /** semantic conventions' db.system.name: "postgresql", "mysql", "sqlite", …, "other_sql" */
@@ -20,12 +20,6 @@ export interface DataSource {
   namespace?: string;
   serverAddress?: string;
   serverPort?: number;
-}
-
-/** A live target's memory and the names of its runtime types. */
-export interface TargetMemory {
-  read: MemoryReader;
-  typeName(addr: number): string | undefined;
 }
 
 export interface SourceOffsets {

@@ -9,7 +9,7 @@ import type { AttachMode } from "../ebpf/link.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { DatabaseSqlProbe } from "./database-sql-probe.ts";
-import type { TargetMemory } from "./database-sql-source.ts";
+import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { NethttpClientProbe } from "./nethttp-client-probe.ts";
 import { NethttpServerProbe } from "./nethttp-server-probe.ts";
 import type { SpanProbe } from "./span-probe.ts";
