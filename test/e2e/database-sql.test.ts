@@ -1,6 +1,7 @@
 /**
  * database/sql end to end: an HTTP service doing SQL (test/fixtures/http-db) against a real PostgreSQL
- * server (Debian's, through pgx and lib/pq) and SQLite (mattn/go-sqlite3, cgo), traced by the compiled gotel
+ * server (Debian's, through pgx and lib/pq), a real MariaDB (go-sql-driver/mysql) and SQLite
+ * (mattn/go-sqlite3, cgo), traced by the compiled gotel
  * with `run`, and what a real OpenTelemetry Collector received: span names, attributes, statement text and
  * parsing on and off, error status, transactions, prepared statements, and the parent of every DB span.
  */
@@ -12,19 +13,22 @@ import { GOTEL } from "../support/cli.ts";
 import { pidOf } from "../support/chain.ts";
 import { Collector, SPAN_KIND, STATUS_CODE, describeSpans, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { buildGoFixture, type GoBuild } from "../support/go.ts";
-import { startPostgres, type Postgres } from "../support/postgres.ts";
+import { startMariadb, startPostgres, type Mariadb, type Postgres } from "../support/databases.ts";
 import { Proc, startServer } from "../support/processes.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
 let postgres: Postgres;
+let mariadb: Mariadb;
 const sqliteDir = mkdtempSync(join(tmpdir(), "gotel-sqlite-"));
-beforeAll(() => {
+beforeAll(async () => {
   collector = sharedCollector();
   postgres = startPostgres();
+  mariadb = await startMariadb();
 }, 120_000);
-afterAll(() => {
-  postgres?.stop();
+afterAll(async () => {
+  await postgres?.stop();
+  await mariadb?.stop();
   rmSync(sqliteDir, { recursive: true, force: true });
 });
 
@@ -52,10 +56,17 @@ const DRIVERS: Driver[] = [
     source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" }),
   },
   {
+    // the driver's own connector holds a parsed config, not the DSN: no server attributes
+    driver: "mysql", cgo: false, dsn: () => mariadb.dsn, system: "mysql", ph: "?", errorType: "*mysql.MySQLError",
+    source: () => ({}),
+  },
+  {
     driver: "sqlite3", cgo: true, dsn: () => join(sqliteDir, "test.db"), system: "sqlite", ph: "?", errorType: "sqlite3.Error",
     source: () => ({}),
   },
 ];
+
+const sqlite = () => DRIVERS.find((d) => d.driver === "sqlite3")!;
 
 interface Service {
   target: Awaited<ReturnType<typeof startServer>>;
@@ -204,13 +215,12 @@ describe.each(DRIVERS)("$driver: statements captured and parsed", (d) => {
 });
 
 describe("statement switches (SQLite)", () => {
-  const sqlite = DRIVERS[2]!;
   test.each([
     { include: false, parse: false, name: "DB", text: false },
     { include: true, parse: false, name: "DB", text: true },
     { include: false, parse: true, name: "SELECT users", text: false },
   ])("include $include, parse $parse: span $name", async ({ include, parse, name, text }) => {
-    const s = await startService(sqlite, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: String(include), OTEL_GO_AUTO_PARSE_DB_STATEMENT: String(parse) });
+    const s = await startService(sqlite(), { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: String(include), OTEL_GO_AUTO_PARSE_DB_STATEMENT: String(parse) });
     try {
       const { db } = await request(s, "GET", "/users/1", 1);
       expect(db[0]!.name).toBe(name);
@@ -229,7 +239,7 @@ describe("statement switches (SQLite)", () => {
 });
 
 test("stripped (no symbols, no DWARF), Go 1.22, cgo: offsets from the table, type names through runtime.firstmoduledata", async () => {
-  const s = await startService(DRIVERS[2]!, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true" }, { goVersion: "1.22.12", stripped: true });
+  const s = await startService(sqlite(), { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true" }, { goVersion: "1.22.12", stripped: true });
   try {
     expect(s.gotel.countLines(new RegExp(`attached pid=${s.target.proc.pid} .*go=1\\.22\\.12 instrumentation=database/sql .*offsets=table`))).toBe(1);
     const { db } = await request(s, "GET", "/users/1", 1);
@@ -246,7 +256,7 @@ test("stripped (no symbols, no DWARF), Go 1.22, cgo: offsets from the table, typ
 }, 300_000);
 
 test("a query that never returns before the target exits: no span, gotel carries on with the next process", async () => {
-  const pq = DRIVERS[1]!;
+  const pq = DRIVERS.find((d) => d.driver === "postgres")!;
   const s = await startService(pq, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true" });
   let next: Service | undefined;
   try {
@@ -269,7 +279,7 @@ test("a query that never returns before the target exits: no span, gotel carries
 }, 120_000);
 
 test("the HTTP + DB service of the reference setup (httpPlusdb): one trace per request, the server span and its SQL span", async () => {
-  const s = await startService(DRIVERS[2]!, {
+  const s = await startService(sqlite(), {
     OTEL_SERVICE_NAME: "httpPlusdb", OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_PROPAGATORS: "tracecontext,baggage",
   });
   try {
