@@ -6,7 +6,7 @@ const t0 = performance.now();
 // the database/sql service (cgo for SQLite, pure Go for PostgreSQL) is the slowest to build: first
 const queue: { name: string; v: GoBuild }[] = [
   { name: "http-db", v: { cgo: true } }, { name: "http-db", v: {} }, { name: "http-db", v: { cgo: true, stripped: true } },
-  { name: "http-db", v: { cgo: true, stripped: true, goVersion: "1.22.12" } },
+  { name: "http-db", v: { cgo: true, stripped: true, goVersion: "1.22.12" } }, { name: "http-db", v: { tags: ["modernc"] } },
   ...sampleVariants().map((v) => ({ name: "gobin-sample", v })),
 ];
 const total = queue.length;

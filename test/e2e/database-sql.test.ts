@@ -35,6 +35,7 @@ afterAll(async () => {
 interface Driver {
   driver: string;
   cgo: boolean;
+  tags?: string[];
   dsn: () => string;
   system: string;
   /** bind parameter syntax */
@@ -64,6 +65,11 @@ const DRIVERS: Driver[] = [
     driver: "sqlite3", cgo: true, dsn: () => join(sqliteDir, "test.db"), system: "sqlite", ph: "?", errorType: "sqlite3.Error",
     source: () => ({}),
   },
+  {
+    // pure-Go SQLite, in a variant of the service built with -tags modernc
+    driver: "sqlite", cgo: false, tags: ["modernc"], dsn: () => join(sqliteDir, "modernc.db"), system: "sqlite", ph: "?", errorType: "*sqlite.Error",
+    source: () => ({}),
+  },
 ];
 
 const sqlite = () => DRIVERS.find((d) => d.driver === "sqlite3")!;
@@ -74,7 +80,7 @@ interface Service {
 }
 
 async function startService(d: Driver, env: Record<string, string>, build: GoBuild = {}): Promise<Service> {
-  const exe = buildGoFixture("http-db", { cgo: d.cgo, ...build });
+  const exe = buildGoFixture("http-db", { cgo: d.cgo, ...(d.tags ? { tags: d.tags } : {}), ...build });
   const dsn = d.dsn();
   const target = await startServer(exe, ["127.0.0.1:0", d.driver, dsn]);
   const gotel = new Proc([GOTEL, "run", "--pid", String(target.proc.pid)], {

@@ -12,10 +12,12 @@ export interface GoBuild {
   stripped?: boolean;
   pie?: boolean;
   cgo?: boolean;
+  /** -tags */
+  tags?: string[];
 }
 
 export function variantName(b: GoBuild): string {
-  return [b.goVersion ?? "local", b.goarch ?? "amd64", b.stripped ? "stripped" : "symbols", b.pie ? "pie" : "exe", b.cgo ? "cgo" : "nocgo"].join("-");
+  return [b.goVersion ?? "local", b.goarch ?? "amd64", b.stripped ? "stripped" : "symbols", b.pie ? "pie" : "exe", b.cgo ? "cgo" : "nocgo", ...(b.tags ?? [])].join("-");
 }
 
 function newestMtime(dir: string): number {
@@ -47,6 +49,7 @@ export function buildGoFixture(name: string, b: GoBuild = {}): string {
   const args = [goCommand(), "build", "-o", tmp];
   if (b.stripped) args.push("-ldflags=-s -w");
   if (b.pie) args.push("-buildmode=pie");
+  if (b.tags?.length) args.push(`-tags=${b.tags.join(",")}`);
   const r = Bun.spawnSync(args, {
     cwd: src,
     env: {
