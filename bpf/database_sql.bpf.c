@@ -62,6 +62,7 @@ struct database_sql_event {
 	__u8 parent_span_id[8]; /* zero: a root span */
 	__u64 db;               /* the *sql.DB: user space reads its driver and data source once per DB */
 	__u64 error_type;       /* runtime._type of the returned error's dynamic type; 0: no error */
+	__u64 error_data;       /* the error's data word: user space reads the database's code from it */
 	__u64 query_full_len;   /* the statement's length in the target, to tell a truncated one */
 	__u32 operation;        /* enum database_sql_operation */
 	__u32 query_len;        /* bytes of query sent */
@@ -121,7 +122,6 @@ static __always_inline int start(const void *ctx, __u32 operation, __u32 error_w
 	gotel_fill_header(&e->hdr, GOTEL_EVENT_DATABASE_SQL, g);
 	e->operation = operation;
 	e->db = db;
-	e->query_len = 0;
 	if (database_sql_capture_query && query && query_len > 0) {
 		e->query_full_len = query_len;
 		e->query_len = go_read_bytes(e->query, DATABASE_SQL_QUERY_MAX, query, query_len);
@@ -222,12 +222,14 @@ static __always_inline int on_return(const void *ctx)
 	e->hdr.end_ns = bpf_ktime_get_ns();
 	/* load the three words first: a load per case becomes one load at a computed context offset, which the
 	 * verifier refuses */
-	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3);
+	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3), w4 = go_arg(ctx, 4);
 	barrier_var(w1);
 	barrier_var(w2);
 	barrier_var(w3);
+	barrier_var(w4);
 	__u64 err_tab = f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : w3;
 	if (err_tab) {
+		e->error_data = f->error_word == 1 ? w2 : f->error_word == 2 ? w3 : w4;
 		e->error_type = read_u64_at(err_tab, 8); /* itab._type */
 		if (!e->error_type)
 			e->error_type = 1;

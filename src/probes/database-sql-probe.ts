@@ -3,7 +3,8 @@ import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import { decodeStatement, plan, toSpanRecord, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
+import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
+import { responseStatusCode, type ErrorCodeOffsets } from "./database-sql-errors.ts";
 import { readDataSource, type DataSource, type SourceOffsets } from "./database-sql-source.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { spanContextDecoder } from "./span-event.ts";
@@ -14,10 +15,11 @@ export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
 }
 
-type RawEvent = Omit<DatabaseEvent, "errorType"> & { errorTypeAddress: bigint; db: bigint };
+type RawEvent = Omit<DatabaseEvent, "errorType" | "responseStatusCode"> & { errorTypeAddress: bigint; errorData: bigint; db: bigint };
 
 interface ProcessState {
-  offsets: SourceOffsets;
+  /** user-space fields: the DB's data source, drivers' error codes */
+  offsets: SourceOffsets & ErrorCodeOffsets;
   modules: string[];
   /** *sql.DB address -> what it talks to */
   sources: Map<bigint, DataSource>;
@@ -45,9 +47,11 @@ export class DatabaseSqlProbe implements SpanProbe {
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const r = plan(exe);
     if ("skipped" in r) return r;
-    const { db_connector, dsn_connector_dsn, dsn_connector_driver, pgx5_connector_name, pgx4_connector_name, ...kernel } = r.plan.offsets;
+    const entries = Object.entries(r.plan.offsets);
+    const kernel = Object.fromEntries(entries.filter(([k]) => !USER_SPACE_KEYS.has(k)));
+    const user = Object.fromEntries(entries.filter(([k, o]) => USER_SPACE_KEYS.has(k) && o !== undefined)) as Record<string, number>;
     const state = (): ProcessState => ({
-      offsets: { db_connector, dsn_connector_dsn, dsn_connector_driver, pgx5_connector_name, pgx4_connector_name },
+      offsets: user,
       modules: exe.buildInfo.deps.map((d) => d.path),
       sources: new Map(),
     });
@@ -67,11 +71,14 @@ export class DatabaseSqlProbe implements SpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { errorTypeAddress, db, ...e } = this.decode(v);
+    const { errorTypeAddress, errorData, db, ...e } = this.decode(v);
     const memory = this.opts.memory?.(tgid);
-    const errorType = errorTypeAddress === 0n ? undefined : (memory?.typeName(Number(errorTypeAddress)) ?? "_OTHER");
+    const typeName = errorTypeAddress === 0n ? undefined : memory?.typeName(Number(errorTypeAddress));
+    const errorType = errorTypeAddress === 0n ? undefined : (typeName ?? "_OTHER");
+    const offsets = this.processes.get(tgid)?.offsets ?? {};
+    const code = typeName === undefined ? undefined : responseStatusCode(memory, offsets, typeName, Number(errorData));
     return toSpanRecord(
-      { ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) },
+      { ...e, ...(errorType ? { errorType } : {}), ...(code ? { responseStatusCode: code } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) },
       this.source(tgid, db, memory),
       this.opts,
     );
@@ -95,7 +102,7 @@ export class DatabaseSqlProbe implements SpanProbe {
 
 function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>): (v: DataView) => RawEvent {
   const context = spanContextDecoder(s);
-  const [db, errorType, fullLen] = [s.u64("db"), s.u64("error_type"), s.u64("query_full_len")];
+  const [db, errorType, errorData, fullLen] = [s.u64("db"), s.u64("error_type"), s.u64("error_data"), s.u64("query_full_len")];
   const [operation, queryLen] = [s.u32("operation"), s.u32("query_len")];
   const queryAt = s.offset("query");
   return (v) => {
@@ -109,6 +116,7 @@ function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>)
       truncated: BigInt(n) < full,
       db: db(v),
       errorTypeAddress: errorType(v),
+      errorData: errorData(v),
     };
   }
 }

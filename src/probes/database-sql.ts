@@ -9,6 +9,7 @@ import type { GoExecutable } from "../gobin/analyze.ts";
 import { bundledTable } from "../offsets/bundled.ts";
 import type { TableLookup } from "../offsets/resolver.ts";
 import type { SpanRecord } from "../traces/span.ts";
+import { ERROR_CODE_FIELDS } from "./database-sql-errors.ts";
 import type { DataSource } from "./database-sql-source.ts";
 import { planProbe, type ProbePlan } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
@@ -49,8 +50,11 @@ const DRIVER_MODULES: Record<keyof typeof DRIVER_FIELDS, string> = {
   pgx4_connector_name: "github.com/jackc/pgx/v4",
 };
 
-/** Without them a span has no driver and no server: still a span. */
-const OPTIONAL: ReadonlySet<string> = new Set([...Object.keys(SOURCE_FIELDS), ...Object.keys(DRIVER_FIELDS)]);
+/** read in user space: every key that is not a member of the kernel's config */
+export const USER_SPACE_KEYS: ReadonlySet<string> = new Set([...Object.keys(SOURCE_FIELDS), ...Object.keys(DRIVER_FIELDS), ...Object.keys(ERROR_CODE_FIELDS)]);
+
+/** Without them a span has no driver, no server and no status code: still a span. */
+const OPTIONAL = USER_SPACE_KEYS;
 
 export const QUERY_DC = "database/sql.(*DB).queryDC";
 
@@ -79,9 +83,9 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
   const r = planProbe(exe, {
     function: QUERY_DC,
     absent: "it does not use database/sql",
-    fields: { ...FIELDS, ...SOURCE_FIELDS, ...DRIVER_FIELDS },
+    fields: { ...FIELDS, ...SOURCE_FIELDS, ...DRIVER_FIELDS, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.field])) },
     optional: OPTIONAL,
-    modules: DRIVER_MODULES,
+    modules: { ...DRIVER_MODULES, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.module])) },
   }, table);
   if ("skipped" in r) return r;
   const programs: Record<string, number[]> = { [RETURN_PROGRAM]: [] };
@@ -112,6 +116,8 @@ export interface DatabaseEvent extends SpanEventContext {
   query?: string;
   truncated: boolean;
   errorType?: string;
+  /** the database's code in the error (SQLSTATE, MySQL error number, SQLite result code) */
+  responseStatusCode?: string;
 }
 
 export interface StatementOptions {
@@ -164,6 +170,7 @@ export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: Stateme
   let status: SpanRecord["status"] = { code: SpanStatusCode.UNSET };
   if (e.errorType !== undefined) {
     attributes["error.type"] = e.errorType;
+    if (e.responseStatusCode !== undefined) attributes["db.response.status_code"] = e.responseStatusCode;
     status = { code: SpanStatusCode.ERROR };
   }
   return {

@@ -40,8 +40,9 @@ interface Driver {
   system: string;
   /** bind parameter syntax */
   ph: string;
-  /** error.type of a query on a missing table */
+  /** error.type and db.response.status_code of a query on a missing table */
   errorType: string;
+  errorCode: string;
   /** what the data source name tells */
   source: () => Record<string, string | bigint>;
 }
@@ -49,25 +50,25 @@ interface Driver {
 const DRIVERS: Driver[] = [
   {
     // pgx's own connector keeps the DSN: read through the binary's DWARF
-    driver: "pgx", cgo: false, dsn: () => postgres.url, system: "postgresql", ph: "$1", errorType: "*pgconn.PgError",
+    driver: "pgx", cgo: false, dsn: () => postgres.url, system: "postgresql", ph: "$1", errorType: "*pgconn.PgError", errorCode: "42P01",
     source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" }),
   },
   {
-    driver: "postgres", cgo: false, dsn: () => postgres.dsn, system: "postgresql", ph: "$1", errorType: "*pq.Error",
+    driver: "postgres", cgo: false, dsn: () => postgres.dsn, system: "postgresql", ph: "$1", errorType: "*pq.Error", errorCode: "42P01",
     source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" }),
   },
   {
     // the driver's own connector holds a parsed config, not the DSN: no server attributes
-    driver: "mysql", cgo: false, dsn: () => mariadb.dsn, system: "mysql", ph: "?", errorType: "*mysql.MySQLError",
+    driver: "mysql", cgo: false, dsn: () => mariadb.dsn, system: "mysql", ph: "?", errorType: "*mysql.MySQLError", errorCode: "1146",
     source: () => ({}),
   },
   {
-    driver: "sqlite3", cgo: true, dsn: () => join(sqliteDir, "test.db"), system: "sqlite", ph: "?", errorType: "sqlite3.Error",
+    driver: "sqlite3", cgo: true, dsn: () => join(sqliteDir, "test.db"), system: "sqlite", ph: "?", errorType: "sqlite3.Error", errorCode: "1",
     source: () => ({}),
   },
   {
     // pure-Go SQLite, in a variant of the service built with -tags modernc
-    driver: "sqlite", cgo: false, tags: ["modernc"], dsn: () => join(sqliteDir, "modernc.db"), system: "sqlite", ph: "?", errorType: "*sqlite.Error",
+    driver: "sqlite", cgo: false, tags: ["modernc"], dsn: () => join(sqliteDir, "modernc.db"), system: "sqlite", ph: "?", errorType: "*sqlite.Error", errorCode: "1",
     source: () => ({}),
   },
 ];
@@ -169,12 +170,14 @@ describe.each(DRIVERS)("$driver: statements captured and parsed", (d) => {
     expect(db.every((x) => x.status.code === STATUS_CODE.UNSET)).toBe(true);
   });
 
-  test("a failing query: status ERROR with the driver's error type", async () => {
+  test("a failing query: status ERROR with the driver's error type and the database's code", async () => {
     const { status, db } = await request(s, "GET", "/missing", 1);
     expect(status).toBe(404);
     expect(db[0]!.name).toBe("SELECT missing_table");
     expect(db[0]!.status.code).toBe(STATUS_CODE.ERROR);
-    expect(db[0]!.attributes).toEqual({ ...attrs("SELECT", "missing_table", "SELECT id FROM missing_table"), "error.type": d.errorType });
+    expect(db[0]!.attributes).toEqual({
+      ...attrs("SELECT", "missing_table", "SELECT id FROM missing_table"), "error.type": d.errorType, "db.response.status_code": d.errorCode,
+    });
   });
 
   test("prepared statements: Stmt.QueryContext and Stmt.ExecContext (preparing makes no span)", async () => {
@@ -256,6 +259,7 @@ test("stripped (no symbols, no DWARF), Go 1.22, cgo: offsets from the table, typ
     expect((await request(s, "POST", "/transfer", 4)).db.map((x) => x.name)).toEqual(["BEGIN", "UPDATE accounts", "SELECT accounts", "COMMIT"]);
     const failed = await request(s, "GET", "/missing", 1);
     expect(failed.db[0]!.attributes["error.type"]).toBe("sqlite3.Error");
+    expect(failed.db[0]!.attributes["db.response.status_code"]).toBeUndefined(); // its offset needs DWARF
   } finally {
     await stopService(s);
   }

@@ -6,7 +6,9 @@
 import { describe, expect, test } from "bun:test";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { decodeStatement, toSpanRecord, type DatabaseEvent } from "../../src/probes/database-sql.ts";
+import { responseStatusCode } from "../../src/probes/database-sql-errors.ts";
 import { parseDsn, systemOfModules, systemOfType } from "../../src/probes/database-sql-source.ts";
+import type { TargetMemory } from "../../src/gobin/runtime-types.ts";
 import { parseStatement } from "../../src/probes/sql-statement.ts";
 
 describe("parseStatement", () => {
@@ -113,6 +115,42 @@ describe("drivers", () => {
   });
 });
 
+describe("the database's code in a driver's error", () => {
+  /** a tiny address space: values placed at addresses */
+  function memory(words: Record<number, Uint8Array>): TargetMemory {
+    return {
+      read: (addr, n) => {
+        for (const [base, bytes] of Object.entries(words)) {
+          const o = addr - Number(base);
+          if (o >= 0 && o + n <= bytes.length) return bytes.slice(o, o + n);
+        }
+        return undefined;
+      },
+      typeName: () => undefined,
+    };
+  }
+  const u64 = (...vs: number[]) => new Uint8Array(new BigUint64Array(vs.map(BigInt)).buffer);
+  const offsets = { pq_error_code: 16, mysql_error_number: 0, sqlite3_error_code: 0 };
+
+  test("a SQLSTATE string field", () => {
+    const mem = memory({ 0x1000: u64(0, 0, 0x2000, 5), 0x2000: new TextEncoder().encode("42P01") });
+    expect(responseStatusCode(mem, offsets, "*pq.Error", 0x1000)).toBe("42P01");
+  });
+
+  test("numbers: MySQL's error number, SQLite's result code", () => {
+    expect(responseStatusCode(memory({ 0x1000: new Uint8Array([0x7a, 0x04, 0, 0]) }), offsets, "*mysql.MySQLError", 0x1000)).toBe("1146");
+    expect(responseStatusCode(memory({ 0x1000: u64(19) }), offsets, "sqlite3.Error", 0x1000)).toBe("19");
+  });
+
+  test("what does not look like a code is dropped (memory reused since), as are unknown types and missing offsets", () => {
+    const garbage = memory({ 0x1000: u64(0, 0, 0x2000, 5), 0x2000: new Uint8Array([0xff, 0, 1, 2, 3]) });
+    expect(responseStatusCode(garbage, offsets, "*pq.Error", 0x1000)).toBeUndefined();
+    expect(responseStatusCode(memory({ 0x1000: u64(123456) }), offsets, "sqlite3.Error", 0x1000)).toBeUndefined();
+    expect(responseStatusCode(memory({ 0x1000: u64(1) }), offsets, "*errors.errorString", 0x1000)).toBeUndefined();
+    expect(responseStatusCode(memory({ 0x1000: u64(1) }), {}, "sqlite3.Error", 0x1000)).toBeUndefined();
+  });
+});
+
 describe("spans", () => {
   const event: DatabaseEvent = {
     traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", parentSpanId: "00f067aa0ba902b7", parentIsRemote: false,
@@ -136,9 +174,9 @@ describe("spans", () => {
   });
 
   test("transactions are named by what they do; an error sets status and error.type", () => {
-    const r = toSpanRecord({ ...event, operation: "COMMIT", query: undefined, errorType: "*pq.Error" }, { system: "postgresql" }, { includeText: true, parse: false });
+    const r = toSpanRecord({ ...event, operation: "COMMIT", query: undefined, errorType: "*pq.Error", responseStatusCode: "40001" }, { system: "postgresql" }, { includeText: true, parse: false });
     expect(r.name).toBe("COMMIT");
     expect(r.status.code).toBe(SpanStatusCode.ERROR);
-    expect(r.attributes).toEqual({ "db.system.name": "postgresql", "db.operation.name": "COMMIT", "error.type": "*pq.Error" });
+    expect(r.attributes).toEqual({ "db.system.name": "postgresql", "db.operation.name": "COMMIT", "error.type": "*pq.Error", "db.response.status_code": "40001" });
   });
 });
