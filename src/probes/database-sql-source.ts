@@ -63,6 +63,11 @@ export function systemOfType(typeName: string, modules: readonly string[]): stri
   return DRIVERS.find((d) => d.pkg === pkg && hasModule(modules, d.module))?.system;
 }
 
+/** The SQL driver modules a binary has, with their systems: "github.com/lib/pq (postgresql)". */
+export function driversIn(modules: readonly string[]): string[] {
+  return DRIVERS.flatMap((d) => modules.filter((m) => m === d.module || m.startsWith(`${d.module}/`)).map((m) => `${m} (${d.system})`)).sort();
+}
+
 /** The system when the binary has SQL driver modules of one system only. */
 export function systemOfModules(modules: readonly string[]): string | undefined {
   const systems = new Set(DRIVERS.filter((d) => hasModule(modules, d.module)).map((d) => d.system));

@@ -10,7 +10,7 @@ import { bundledTable } from "../offsets/bundled.ts";
 import type { TableLookup } from "../offsets/resolver.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { ERROR_CODE_FIELDS } from "./database-sql-errors.ts";
-import type { DataSource } from "./database-sql-source.ts";
+import { driversIn, type DataSource } from "./database-sql-source.ts";
 import { planProbe, type ProbePlan } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import type { SpanEventContext } from "./span-event.ts";
@@ -104,7 +104,13 @@ export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
   const short = r.functions.map((f) => f.replace("database/sql.", ""));
-  return { status: "ready", reason: `${short.join(", ")}: entry and ${r.programs[RETURN_PROGRAM]!.length} return sites`, offsetsSource: r.plan.offsetsSource };
+  const drivers = driversIn(exe.buildInfo.deps.map((d) => d.path));
+  return {
+    status: "ready",
+    reason: `${short.join(", ")}: entry and ${r.programs[RETURN_PROGRAM]!.length} return sites; ` +
+      (drivers.length ? `drivers ${drivers.join(", ")}` : "no SQL driver gotel knows (spans say other_sql)"),
+    offsetsSource: r.plan.offsetsSource,
+  };
 }
 
 export type Operation = "QUERY" | "EXEC" | "BEGIN" | "COMMIT" | "ROLLBACK";

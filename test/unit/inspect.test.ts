@@ -71,7 +71,7 @@ describe("a program that uses database/sql with a cgo driver (test/fixtures/http
     expect(r.cgo).toBe(true);
     expect(r.instrumentations.find((i) => i.name === "database/sql")).toEqual({
       name: "database/sql", status: "ready", offsetsSource: stripped ? "table" : "dwarf",
-      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback: entry and \d+ return sites$/),
+      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback: entry and \d+ return sites; drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
     });
   }, 300_000);
 });
