@@ -55,7 +55,8 @@ const DRIVERS: readonly Driver[] = [
 
 export const OTHER_SQL = "other_sql";
 
-const hasModule = (modules: readonly string[], prefix: string) => modules.some((m) => m === prefix || m.startsWith(`${prefix}/`));
+const inModule = (path: string, module: string) => path === module || path.startsWith(`${module}/`);
+const hasModule = (modules: readonly string[], module: string) => modules.some((m) => inModule(m, module));
 
 /** The system of the driver a Go type belongs to ("*pq.Driver", "*stdlib.driverConnector"), if it is one we know. */
 export function systemOfType(typeName: string, modules: readonly string[]): string | undefined {
@@ -65,7 +66,7 @@ export function systemOfType(typeName: string, modules: readonly string[]): stri
 
 /** The SQL driver modules a binary has, with their systems: "github.com/lib/pq (postgresql)". */
 export function driversIn(modules: readonly string[]): string[] {
-  return DRIVERS.flatMap((d) => modules.filter((m) => m === d.module || m.startsWith(`${d.module}/`)).map((m) => `${m} (${d.system})`)).sort();
+  return DRIVERS.flatMap((d) => modules.filter((m) => inModule(m, d.module)).map((m) => `${m} (${d.system})`)).sort();
 }
 
 /** The system when the binary has SQL driver modules of one system only. */
