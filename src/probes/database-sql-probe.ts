@@ -17,6 +17,8 @@ export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
 
 type RawEvent = Omit<DatabaseEvent, "errorType" | "responseStatusCode"> & { errorTypeAddress: bigint; errorData: bigint; db: bigint };
 
+const MAX_SOURCES = 1024;
+
 interface ProcessState {
   /** user-space fields: the DB's data source, drivers' error codes */
   offsets: SourceOffsets & ErrorCodeOffsets;
@@ -50,11 +52,8 @@ export class DatabaseSqlProbe implements SpanProbe {
     const entries = Object.entries(r.plan.offsets);
     const kernel = Object.fromEntries(entries.filter(([k]) => !USER_SPACE_KEYS.has(k)));
     const user = Object.fromEntries(entries.filter(([k, o]) => USER_SPACE_KEYS.has(k) && o !== undefined)) as Record<string, number>;
-    const state = (): ProcessState => ({
-      offsets: user,
-      modules: exe.buildInfo.deps.map((d) => d.path),
-      sources: new Map(),
-    });
+    const modules = exe.buildInfo.deps.map((d) => d.path);
+    const state = (): ProcessState => ({ offsets: user, modules, sources: new Map() });
     return {
       offsetsSource: r.plan.offsetsSource,
       sites: Object.values(r.programs).reduce((n, s) => n + s.length, 0),
@@ -89,6 +88,8 @@ export class DatabaseSqlProbe implements SpanProbe {
     if (!p) return readDataSource(undefined, {}, 0, []);
     let s = p.sources.get(db);
     if (!s) {
+      // a program that opens a DB per request must not grow this without end
+      if (p.sources.size >= MAX_SOURCES) p.sources.clear();
       s = readDataSource(memory, p.offsets, Number(db), p.modules);
       p.sources.set(db, s);
     }
