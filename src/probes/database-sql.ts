@@ -14,7 +14,7 @@ import { driversIn, type DataSource } from "./database-sql-source.ts";
 import { planProbe, type ProbePlan } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import type { SpanEventContext } from "./span-event.ts";
-import { parseStatement } from "./sql-statement.ts";
+import { parseStatementCached } from "./sql-statement.ts";
 
 export const SCOPE = "go.opentelemetry.io/auto/database/sql";
 
@@ -162,7 +162,7 @@ export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: Stateme
     name = e.operation;
   } else if (e.query !== undefined) {
     if (opts.includeText) attributes["db.query.text"] = e.query;
-    const parsed = opts.parse ? parseStatement(e.query) : undefined;
+    const parsed = opts.parse ? parseStatementCached(e.query) : undefined;
     if (parsed) {
       attributes["db.operation.name"] = parsed.operation;
       name = parsed.operation;

@@ -166,6 +166,18 @@ const TARGET_KEYWORDS: Record<string, string[]> = {
 const DDL = new Set(["CREATE", "DROP", "ALTER"]);
 const DDL_MODIFIERS = new Set(["OR", "REPLACE", "TEMPORARY", "TEMP", "UNLOGGED", "GLOBAL", "LOCAL", "UNIQUE", "MATERIALIZED", "CONCURRENTLY", "IF", "NOT", "EXISTS"]);
 
+const cache = new Map<string, ParsedStatement | undefined>();
+const CACHE_MAX = 1024;
+
+/** parseStatement, remembered: applications run the same few hundred statements (bind parameters, not literals) */
+export function parseStatementCached(sql: string): ParsedStatement | undefined {
+  if (cache.has(sql)) return cache.get(sql);
+  if (cache.size >= CACHE_MAX) cache.clear();
+  const parsed = parseStatement(sql);
+  cache.set(sql, parsed);
+  return parsed;
+}
+
 export function parseStatement(sql: string): ParsedStatement | undefined {
   const tokens = tokenize(sql);
   // a statement in parentheses, e.g. "(SELECT …) UNION (SELECT …)": read from its first word
