@@ -6,21 +6,26 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
+import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import {
   ARCHES, STD, TABLE, builtVersions, canonicalVersion, compactArch, compareVersions, expandArch, expandField,
   lookupOffset, lookupOffsetInterpolated, minorSeries, serializeTable, validateTable, type Arch, type Expanded,
   type OffsetsTable,
 } from "../../src/offsets/table.ts";
-import { FIELDS } from "../../src/probes/nethttp-server.ts";
+import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
+import { FIELDS as CLIENT_FIELDS } from "../../src/probes/nethttp-client.ts";
+import { FIELDS as SERVER_FIELDS } from "../../src/probes/nethttp-server.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { GO_VERSIONS } from "../support/matrix.ts";
 
-const PROBE_FIELDS = [...new Set(Object.values(FIELDS))];
+/** every standard-library field a probe reads, in the kernel or in user space */
+const PROBE_FIELDS = [...new Set([SERVER_FIELDS, CLIENT_FIELDS, DATABASE_SQL_FIELDS, DATABASE_SQL_SOURCE_FIELDS].flatMap((f) => Object.values(f) as string[]))];
+const DB_FIELDS = [...Object.values(DATABASE_SQL_FIELDS), ...Object.values(DATABASE_SQL_SOURCE_FIELDS)];
 /** fields every supported Go version has (the others are version-dependent and optional in the probe) */
 const ALWAYS = ["net/http.Request.Method", "net/http.Request.URL", "net/http.Request.ProtoMajor", "net/http.Request.ProtoMinor",
   "net/http.Request.Host", "net/http.Request.RemoteAddr", "net/http.Request.TLS", "net/http.Request.Header",
-  "net/url.URL.Path", "net/http.response.status"];
+  "net/url.URL.Path", "net/http.response.status", "net/http.Response.StatusCode", "bufio.Writer.buf", ...DB_FIELDS];
 
 describe("the bundled table", () => {
   test("is well-formed and its serialization is stable", () => {
@@ -40,7 +45,7 @@ describe("the bundled table", () => {
     }
   });
 
-  test("is complete for every field of the net/http server probe, for every version it lists", () => {
+  test("is complete for every field of every probe, for every version it lists", () => {
     for (const arch of ARCHES) {
       for (const v of builtVersions(STD, arch)) {
         for (const f of PROBE_FIELDS) {
@@ -92,6 +97,19 @@ describe("the bundled table", () => {
     }
   }
 });
+
+test("the database/sql fields equal the DWARF of a program that uses database/sql (test/fixtures/http-db)", () => {
+  const exe = buildGoFixture("http-db", { cgo: true });
+  const elf = ElfFile.parse(new Uint8Array(readFileSync(exe)), exe);
+  const goVersion = GoExecutable.open(exe).goVersion;
+  expect(builtVersions(STD, "amd64")).toContain(goVersion);
+  const dwarf = readStructFieldOffsets(elf, DB_FIELDS);
+  for (const f of DB_FIELDS) {
+    const d = dwarf.get(f)!;
+    expect({ f, d }).toMatchObject({ f, d: { offset: expect.any(Number) } });
+    expect({ f, t: lookupOffset(STD, goVersion, "amd64", f) }).toEqual({ f, t: { offset: (d as { offset: number }).offset } });
+  }
+}, 300_000);
 
 describe("lookups", () => {
   test("a version that was not built is never assumed", () => {
