@@ -24,7 +24,7 @@
  * queryDC/execDC; Stmt and Tx.Stmt in Stmt.*Context). Preparing a statement makes no span.
  *
  * The statement text is read only when user space asks for it (database_sql_capture_query), up to
- * DATABASE_SQL_QUERY_MAX bytes; the event is sent up to the text's length.
+ * DATABASE_SQL_QUERY_MAX bytes, at the return; the event is sent up to the text's length.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -57,24 +57,39 @@ struct database_sql_config {
 	__u64 tx_done;    /* database/sql.Tx.done (int32 before Go 1.20, atomic.Bool since: a 4-byte word) */
 };
 
-struct database_sql_event {
-	struct gotel_event_header hdr;
-	__u8 parent_span_id[8]; /* zero: a root span */
-	__u64 db;               /* the *sql.DB: user space reads its driver and data source once per DB */
-	__u64 error_type;       /* runtime._type of the returned error's dynamic type; 0: no error */
-	__u64 error_data;       /* the error's data word: user space reads the database's code from it */
-	__u64 query_full_len;   /* the statement's length in the target, to tell a truncated one */
-	__u32 operation;        /* enum database_sql_operation */
-	__u32 query_len;        /* bytes of query sent */
+/* What a span event carries before its statement; kept in flight between entry and return. */
+#define DATABASE_SQL_SPAN_FIELDS                                                                            \
+	struct gotel_event_header hdr;                                                                        \
+	__u8 parent_span_id[8]; /* zero: a root span */                                                        \
+	__u64 db;               /* the *sql.DB: user space reads its driver and data source once per DB */    \
+	__u64 error_type;       /* runtime._type of the returned error's dynamic type; 0: no error */          \
+	__u64 error_data;       /* the error's data word: user space reads the database's code from it */     \
+	__u64 query_full_len;   /* the statement's length in the target, to tell a truncated one */            \
+	__u32 operation;        /* enum database_sql_operation */                                              \
+	__u32 query_len;        /* bytes of query sent */                                                      \
 	struct gotel_span_context sc;
+
+struct database_sql_event {
+	DATABASE_SQL_SPAN_FIELDS
 	char query[DATABASE_SQL_QUERY_MAX]; /* last: sent up to query_len */
 };
 
+/* The statement is copied at the return, when the event is sent: the string is the caller's and still there,
+ * and an in-flight entry stays small (no 4 KiB per call waiting for the database). */
 struct database_sql_inflight {
 	__u32 error_word; /* the first Go ABI result word of the error this function returns */
 	__u32 pad;
-	struct database_sql_event event;
+	__u64 query;      /* the statement's bytes in the target, and their length */
+	__s64 query_len;
+	struct database_sql_head {
+		DATABASE_SQL_SPAN_FIELDS
+	} head;
 };
+
+#define DATABASE_SQL_HEAD_SIZE __builtin_offsetof(struct database_sql_event, query)
+_Static_assert(__builtin_offsetof(struct database_sql_head, sc) == __builtin_offsetof(struct database_sql_event, sc) &&
+		       DATABASE_SQL_HEAD_SIZE <= sizeof(struct database_sql_head),
+	       "an in-flight head is the event up to its statement");
 
 GOTEL_BTF_TYPE(database_sql_event, struct database_sql_event);
 GOTEL_BTF_TYPE(database_sql_operation, enum database_sql_operation);
@@ -89,20 +104,23 @@ struct {
 	__type(value, struct database_sql_config);
 } database_sql_config SEC(".maps");
 
-/* Keyed by (tgid, goroutine). Entries are ~4.7 KB: allocated on use, not 19 MB up front. */
+/* Keyed by (tgid, goroutine). Preallocated: kernels before 6.1 refuse other hash maps in tracing programs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct gotel_ctx_key);
 	__type(value, struct database_sql_inflight);
 } database_sql_inflight SEC(".maps");
 
+struct scratch {
+	struct database_sql_inflight inflight; /* built at the entry */
+	struct database_sql_event event;       /* sent at the return */
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct database_sql_inflight);
+	__type(value, struct scratch);
 } database_sql_scratch SEC(".maps");
 
 /* Starts the span of a call: ctx is the data word of its context.Context, (query, query_len) its statement. */
@@ -111,21 +129,22 @@ static __always_inline int start(const void *ctx, __u32 operation, __u32 error_w
 {
 	__u32 tgid = gotel_current_tgid();
 	__u32 zero = 0;
-	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_scratch, &zero);
-	if (!f)
+	struct scratch *s = bpf_map_lookup_elem(&database_sql_scratch, &zero);
+	if (!s)
 		return 0;
-	/* the bytes past the tracestate's and the statement's lengths are never read */
-	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
+	struct database_sql_inflight *f = &s->inflight;
+	/* the tracestate bytes past its length are never read */
+	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), head.sc.tracestate));
 	f->error_word = error_word;
-	struct database_sql_event *e = &f->event;
+	if (database_sql_capture_query && query && query_len > 0) {
+		f->query = query;
+		f->query_len = query_len;
+	}
+	struct database_sql_head *e = &f->head;
 	__u64 g = go_goroutine(ctx);
 	gotel_fill_header(&e->hdr, GOTEL_EVENT_DATABASE_SQL, g);
 	e->operation = operation;
 	e->db = db;
-	if (database_sql_capture_query && query && query_len > 0) {
-		e->query_full_len = query_len;
-		e->query_len = go_read_bytes(e->query, DATABASE_SQL_QUERY_MAX, query, query_len);
-	}
 	struct gotel_span_context *parent = gotel_find_parent(tgid, go_ctx);
 	if (parent)
 		__builtin_memcpy(e->parent_span_id, parent->span_id, 8);
@@ -213,14 +232,21 @@ static __always_inline int on_return(const void *ctx)
 	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_inflight, &key);
 	if (!f)
 		return 0;
-	struct database_sql_event *e = &f->event;
-	if (!(e->sc.flags & GOTEL_FLAG_SAMPLED)) {
+	if (!(f->head.sc.flags & GOTEL_FLAG_SAMPLED)) {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);
 		bpf_map_delete_elem(&database_sql_inflight, &key);
 		return 0;
 	}
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&database_sql_scratch, &zero);
+	if (!s) {
+		bpf_map_delete_elem(&database_sql_inflight, &key);
+		return 0;
+	}
+	struct database_sql_event *e = &s->event;
+	bpf_probe_read_kernel(e, DATABASE_SQL_HEAD_SIZE, &f->head);
 	e->hdr.end_ns = bpf_ktime_get_ns();
-	/* load the three words first: a load per case becomes one load at a computed context offset, which the
+	/* load the four words first: a load per case becomes one load at a computed context offset, which the
 	 * verifier refuses */
 	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3), w4 = go_arg(ctx, 4);
 	barrier_var(w1);
@@ -234,11 +260,14 @@ static __always_inline int on_return(const void *ctx)
 		if (!e->error_type)
 			e->error_type = 1;
 	}
+	/* the caller's statement string is still there: the caller has not resumed yet */
+	e->query_full_len = f->query_len > 0 ? f->query_len : 0;
+	e->query_len = f->query ? go_read_bytes(e->query, DATABASE_SQL_QUERY_MAX, f->query, f->query_len) : 0;
 	__u64 n = e->query_len;
 	if (n > DATABASE_SQL_QUERY_MAX)
 		n = DATABASE_SQL_QUERY_MAX;
 	barrier_var(n);
-	gotel_emit(e, __builtin_offsetof(struct database_sql_event, query) + n);
+	gotel_emit(e, DATABASE_SQL_HEAD_SIZE + n);
 	bpf_map_delete_elem(&database_sql_inflight, &key);
 	return 0;
 }
