@@ -1,0 +1,67 @@
+/**
+ * database/sql across Go releases: test/fixtures/sql-fake runs every path gotel probes (DB query and exec,
+ * transactions that commit and roll back, prepared statements, a failing query) against an in-process fake
+ * driver, built with the oldest and newest supported Go and two between, stripped and not. The compiler's
+ * inlining decisions and database/sql's internals change between releases; this is where that would show.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { GOTEL } from "../support/cli.ts";
+import { pidOf } from "../support/chain.ts";
+import { Collector, SPAN_KIND, STATUS_CODE, describeSpans, useCollector } from "../support/collector.ts";
+import { buildGoFixture, type GoBuild } from "../support/go.ts";
+import { Proc, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+beforeAll(() => {
+  collector = sharedCollector();
+});
+
+const VARIANTS: GoBuild[] = [
+  ...["1.19.13", "1.21.13", "1.24.13", "1.27.4"].map((goVersion) => ({ goVersion, stripped: false })),
+  { goVersion: "1.19.13", stripped: true }, { goVersion: "1.27.4", stripped: true },
+];
+
+/** [span name, db.query.text] in the order /run makes them */
+const EXPECTED: [string, string | undefined][] = [
+  ["SELECT a", "SELECT n FROM a"], ["INSERT b", "INSERT INTO b VALUES (1)"],
+  ["BEGIN", undefined], ["UPDATE c", "UPDATE c SET x = 1"], ["COMMIT", undefined],
+  ["BEGIN", undefined], ["ROLLBACK", undefined],
+  ["SELECT d", "SELECT n FROM d"], ["DELETE e", "DELETE FROM e"], ["SELECT missing", "SELECT n FROM missing"],
+];
+
+describe.each(VARIANTS)("Go $goVersion (stripped: $stripped)", (build) => {
+  test("every probed path gives its span, under the request's server span", async () => {
+    const exe = buildGoFixture("sql-fake", build);
+    const target = await startServer(exe, ["127.0.0.1:0"]);
+    const gotel = new Proc([GOTEL, "run", "--pid", String(target.proc.pid)], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100",
+      OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true",
+    });
+    try {
+      const line = await gotel.waitForLine(new RegExp(`attached pid=${target.proc.pid} .*instrumentation=database/sql`), 20_000);
+      expect(line).toContain(`offsets=${build.stripped ? "table" : "dwarf"}`);
+      const r = await fetch(`${target.base}/run`);
+      expect(await r.text()).toBe("ok");
+      const pid = target.proc.pid;
+      const spans = await collector.waitFor((all) => all.filter((s) => pidOf(s) === pid).length >= 1 + EXPECTED.length, "the server span and its DB spans");
+      const mine = spans.filter((s) => pidOf(s) === pid);
+      expect(mine, describeSpans(mine)).toHaveLength(1 + EXPECTED.length);
+      const server = mine.find((s) => s.kind === SPAN_KIND.SERVER)!;
+      const db = mine.filter((s) => s.kind === SPAN_KIND.CLIENT).sort((a, b) => (a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1));
+      expect(db.map((s) => [s.name, s.attributes["db.query.text"]])).toEqual(EXPECTED);
+      for (const s of db) {
+        expect(s.parentSpanId).toBe(server.spanId);
+        expect(s.traceId).toBe(server.traceId);
+        expect(s.attributes["db.system.name"]).toBe("other_sql"); // a driver gotel does not know
+      }
+      expect(db.slice(0, -1).every((s) => s.status.code === STATUS_CODE.UNSET)).toBe(true);
+      expect(db.at(-1)!.status.code).toBe(STATUS_CODE.ERROR);
+      expect(db.at(-1)!.attributes["error.type"]).toBe("*errors.errorString");
+      collector.clear();
+    } finally {
+      await gotel.stop();
+      await target.proc.stop();
+    }
+  }, 300_000);
+});
