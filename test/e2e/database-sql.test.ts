@@ -265,26 +265,33 @@ test("stripped (no symbols, no DWARF), Go 1.22, cgo: offsets from the table, typ
   }
 }, 300_000);
 
-test("a query that never returns before the target exits: no span, gotel carries on with the next process", async () => {
+test("a query that never returns before the target exits: no span, and the same gotel traces the next process", async () => {
   const pq = DRIVERS.find((d) => d.driver === "postgres")!;
-  const s = await startService(pq, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true" });
-  let next: Service | undefined;
+  const exe = buildGoFixture("http-db", { cgo: false });
+  const gotel = new Proc([GOTEL, "run", "--exe", exe], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true",
+  });
+  const targets: Awaited<ReturnType<typeof startServer>>[] = [];
   try {
-    const pending = fetch(`${s.target.base}/sleep`).catch(() => undefined);
+    const first = await startServer(exe, ["127.0.0.1:0", pq.driver, pq.dsn()]);
+    targets.push(first);
+    await gotel.waitForLine(new RegExp(`attached pid=${first.proc.pid} .*instrumentation=database/sql`), 20_000);
+    const pending = fetch(`${first.base}/sleep`).catch(() => undefined);
     await Bun.sleep(500);
-    await s.target.proc.stop("SIGKILL");
+    await first.proc.stop("SIGKILL");
     await pending;
-    await s.gotel.waitForLine(new RegExp(`detached pid=${s.target.proc.pid} .*reason=exited`), 10_000);
-    expect(s.gotel.exitCode).toBeNull();
-    // the same gotel traces a new process of the same program
-    await s.gotel.stop();
-    next = await startService(pq, { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true" });
-    const { db } = await request(next, "GET", "/users/1", 1);
-    expect(db[0]!.attributes["db.query.text"]).toBe("SELECT name FROM users WHERE id = $1");
+    await gotel.waitForLine(new RegExp(`detached pid=${first.proc.pid} .*reason=exited`), 10_000);
+    expect(gotel.exitCode).toBeNull();
+
+    const second = await startServer(exe, ["127.0.0.1:0", pq.driver, pq.dsn()]);
+    targets.push(second);
+    await gotel.waitForLine(new RegExp(`attached pid=${second.proc.pid} .*instrumentation=database/sql`), 20_000);
     expect(collector.spans().some((x) => String(x.attributes["db.query.text"] ?? "").includes("pg_sleep"))).toBe(false);
+    const { db } = await request({ target: second, gotel }, "GET", "/users/1", 1);
+    expect(db[0]!.attributes["db.query.text"]).toBe("SELECT name FROM users WHERE id = $1");
   } finally {
-    await stopService(s);
-    await stopService(next);
+    expect(await gotel.stop()).toBe(0);
+    for (const t of targets) await t.proc.stop();
   }
 }, 120_000);
 
