@@ -158,7 +158,7 @@ const TARGET_KEYWORDS: Record<string, string[]> = {
   MERGE: ["INTO"],
   UPDATE: ["UPDATE"],
   DELETE: ["FROM"],
-  TRUNCATE: ["TRUNCATE", "TABLE"],
+  TRUNCATE: ["TRUNCATE"],
   COPY: ["COPY"],
 };
 
@@ -180,9 +180,9 @@ export function parseStatementCached(sql: string): ParsedStatement | undefined {
 
 export function parseStatement(sql: string): ParsedStatement | undefined {
   const tokens = tokenize(sql);
-  // a statement in parentheses, e.g. "(SELECT …) UNION (SELECT …)": read from its first word
   const { names: cteNames, start } = skipWith(tokens);
   let i = start;
+  // a statement in parentheses, e.g. "(SELECT …) UNION (SELECT …)": read from its first word
   while (tokens[i]?.text === "(") i++;
   const head = tokens[i];
   if (!head || head.kind !== "word") return undefined;
