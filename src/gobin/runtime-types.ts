@@ -3,7 +3,7 @@
  * of an error a probe saw. A type's name is a nameOff (abi.Type.Str, int32 at +40) relative to the module's
  * type data, runtime.types: the start of the `.go.type` section (Go >= 1.26) or `.rodata` (older) when Go's own
  * linker wrote the file, 32 bytes or more into `.rodata` when an external linker (cgo with C libraries) put C's
- * read-only data first — so it is taken from its symbol, or moduledata.types in stripped files. The name is
+ * read-only data first — so it is taken from moduledata.types. The name is
  * a flags byte, a uvarint length and the bytes; tflagExtraStar (abi.Type.TFlag at +20, bit 1) means the stored
  * name carries a '*' that is not part of it. Layout unchanged from Go 1.17 through 1.27 (64-bit).
  */
@@ -26,12 +26,11 @@ export interface TargetMemory {
 }
 
 /**
- * runtime.types: where the module's type data starts (link-time address). Its symbol, else moduledata.types
- * (stripped binaries), else the start of `.go.type` / `.rodata` (right for Go's own linker only).
+ * runtime.types: where the module's type data starts (link-time address): moduledata.types, else the start of
+ * `.go.type` / `.rodata` (right for Go's own linker only). Not from the symbol table: parsing every symbol of a
+ * large binary costs tens of MB of heap for one address.
  */
 export function typesBase(elf: ElfFile, goVersion: string): number | undefined {
-  const sym = elf.symbols().find((s) => s.name === "runtime.types");
-  if (sym) return Number(sym.value);
   const minor = Number(/^1\.(\d+)/.exec(goVersion)?.[1] ?? 0);
   return moduledataTypes(elf, minor) ?? (elf.section(".go.type") ?? elf.section(".rodata"))?.addr;
 }
