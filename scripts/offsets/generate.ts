@@ -11,10 +11,10 @@
  *   bun scripts/offsets/generate.ts [--versions 1.22.12,1.27.4] [--newest-per-minor] [--limit N]
  *                                   [--module std] [--keep-toolchains] [--dry-run]
  *
- * Modules: the standard library ("std", versions = Go releases >= 1.19 on the proxy) today; a third-party module
- * is one more Target (module path, its versions from `go list -m -versions`, a program that imports it and a
- * go.mod that requires it at the version, built with a fixed recent toolchain) — the table is keyed by module
- * path + version already.
+ * Modules: the standard library ("std", versions = Go releases >= 1.19 on the proxy), and the third-party modules
+ * whose fields a probe reads (moduleTarget: the SQL drivers' error codes and pgx's connector): their versions
+ * from `go list -m -versions`, a program that requires the module at the version, built with the local
+ * toolchain and one shared build cache. The table is keyed by module path + version.
  */
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,7 +22,8 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
-import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
+import { ERROR_CODE_FIELDS } from "../../src/probes/database-sql-errors.ts";
+import { DRIVER_FIELDS, DRIVER_MODULES, FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
 import { FIELDS as NETHTTP_CLIENT_FIELDS } from "../../src/probes/nethttp-client.ts";
 import { FIELDS as NETHTTP_SERVER_FIELDS } from "../../src/probes/nethttp-server.ts";
 import {
@@ -42,6 +43,8 @@ interface Target {
   versions(): { version: string; toolchain: string }[];
   /** files of the program that makes the fields' types appear in DWARF */
   program(version: string): Record<string, string>;
+  /** one build cache for every version (one toolchain builds them all); else a fresh one per version */
+  sharedBuildCache?: boolean;
 }
 
 function run(args: string[], env: Record<string, string | undefined>, cwd?: string): { ok: boolean; out: string } {
@@ -107,7 +110,60 @@ func main() {
   },
 };
 
-const TARGETS: Target[] = [stdTarget];
+/** The local go's version ("go1.26.8"): third-party modules are built with it (their fields do not depend on Go's). */
+function localToolchain(): string {
+  const r = run(["go", "env", "GOVERSION"], { ...process.env, GOTOOLCHAIN: "local" }, tmpdir());
+  if (!r.ok) throw new Error(`go env GOVERSION failed: ${r.out}`);
+  return r.out.trim();
+}
+
+/**
+ * A third-party module: every stable version from `min` on the module proxy lists, built with the local
+ * toolchain in a program that requires it at that version (go.mod/go.sum filled in by -mod=mod) and makes
+ * the fields' types reachable. A version that does not build is reported and left out (never assumed).
+ */
+function moduleTarget(module: string, fields: string[], min: string, imports: string[], body: string): Target {
+  return {
+    module,
+    fields,
+    sharedBuildCache: true,
+    versions() {
+      const r = run(["go", "list", "-m", "-versions", module], { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" }, tmpdir());
+      if (!r.ok) throw new Error(`cannot list ${module}'s versions: ${r.out}`);
+      const toolchain = localToolchain();
+      return r.out.trim().split(/\s+/).slice(1)
+        .filter((v) => /^v\d+\.\d+\.\d+$/.test(v) && compareVersions(v, min) >= 0)
+        .map((version) => ({ version, toolchain }))
+        .sort((a, b) => compareVersions(a.version, b.version));
+    },
+    program(version) {
+      return {
+        "go.mod": `module gotel.offsets/probe\n\ngo 1.21\n\nrequire ${module} ${version}\n`,
+        "main.go": `package main\n\nimport (\n\t"os"\n${imports.map((i) => `\t${i}\n`).join("")})\n\nvar sink []any\n\nfunc main() {\n\tif len(os.Args) > 99 {\n${body}\n\t}\n}\n`,
+      };
+    },
+  };
+}
+
+/** the third-party fields of the database/sql probe, by module */
+const driverFields = (module: string): string[] =>
+  [...Object.values(ERROR_CODE_FIELDS).filter((f) => f.module === module).map((f) => f.field),
+    ...Object.entries(DRIVER_FIELDS).filter(([k]) => DRIVER_MODULES[k as keyof typeof DRIVER_MODULES] === module).map(([, f]) => f)];
+
+const TARGETS: Target[] = [
+  stdTarget,
+  moduleTarget("github.com/lib/pq", driverFields("github.com/lib/pq"), "v1.0.0", ['"github.com/lib/pq"'],
+    "\t\tsink = append(sink, &pq.Error{Code: pq.ErrorCode(os.Args[1])})"),
+  // the stdlib driver is registered at init: its connector type (driverConnector) is reachable
+  moduleTarget("github.com/jackc/pgx/v5", driverFields("github.com/jackc/pgx/v5"), "v5.0.0",
+    ['"database/sql"', '"github.com/jackc/pgx/v5/pgconn"', '_ "github.com/jackc/pgx/v5/stdlib"'],
+    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tsink = append(sink, db, &pgconn.PgError{Code: os.Args[2]})"),
+  moduleTarget("github.com/go-sql-driver/mysql", driverFields("github.com/go-sql-driver/mysql"), "v1.4.0", ['"github.com/go-sql-driver/mysql"'],
+    "\t\tsink = append(sink, &mysql.MySQLError{Number: uint16(len(os.Args))})"),
+  // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo
+  // builds, and the generator builds arm64 by cross-compiling without cgo) and modernc.org/sqlite (hundreds of
+  // versions of a very large package).
+];
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -231,7 +287,7 @@ async function buildOne(target: Target, version: string, toolchain: string, keep
       GO111MODULE: "on",
       GOWORK: "off",
       // a fresh build cache per version: each toolchain compiles the std library anew anyway
-      GOCACHE: join(dir, "gocache"),
+      GOCACHE: target.sharedBuildCache ? join(ROOT, "build/offsets-gocache") : join(dir, "gocache"),
       ...(useShared ? {} : { GOMODCACHE: join(dir, "gomodcache") }),
     };
     const timings: string[] = [];

@@ -3,8 +3,9 @@
  * ("42P01"), MySQL's error number ("1146"), SQLite's result code ("1"). The kernel sends the error's dynamic
  * type and data word; the code is read here from the target's memory when the span is recorded, a few
  * milliseconds after the call returned, while the caller still holds the error. Field offsets come from the
- * binary's DWARF only (the offsets table does not cover these modules): stripped binaries get no code. A value
- * that does not look like a code of its kind (memory already reused) is dropped.
+ * binary's DWARF, else the offsets table (every release of lib/pq, pgx v5 and go-sql-driver/mysql; not the
+ * SQLite drivers, whose stripped binaries get no code). A value that does not look like a code of its kind
+ * (memory already reused) is dropped.
  */
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 

@@ -38,14 +38,14 @@ export const SOURCE_FIELDS = {
 } as const;
 
 /**
- * Drivers' own connectors that keep the data source name: from the binary's DWARF only (the offsets table does
- * not cover third-party modules yet), so stripped binaries of these drivers get no server attributes.
+ * Drivers' own connectors that keep the data source name: from the binary's DWARF, else the offsets table (pgx
+ * v5's releases; v4 from DWARF only).
  */
 export const DRIVER_FIELDS = {
   pgx5_connector_name: "github.com/jackc/pgx/v5/stdlib.driverConnector.name",
   pgx4_connector_name: "github.com/jackc/pgx/v4/stdlib.driverConnector.name",
 } as const;
-const DRIVER_MODULES: Record<keyof typeof DRIVER_FIELDS, string> = {
+export const DRIVER_MODULES: Record<keyof typeof DRIVER_FIELDS, string> = {
   pgx5_connector_name: "github.com/jackc/pgx/v5",
   pgx4_connector_name: "github.com/jackc/pgx/v4",
 };

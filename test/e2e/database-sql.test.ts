@@ -265,6 +265,23 @@ test("stripped (no symbols, no DWARF), Go 1.22, cgo: offsets from the table, typ
   }
 }, 300_000);
 
+describe.each(["pgx", "postgres", "mysql"])("stripped pure-Go build, %s: the driver's fields from the offsets table", (name) => {
+  test("the data source and the database's error code, as with DWARF", async () => {
+    const d = DRIVERS.find((x) => x.driver === name)!;
+    const s = await startService(d, { OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true" }, { stripped: true });
+    try {
+      expect(s.gotel.countLines(new RegExp(`attached pid=${s.target.proc.pid} .*instrumentation=database/sql .*offsets=table`))).toBe(1);
+      const { db } = await request(s, "GET", "/missing", 1);
+      expect(db[0]!.attributes).toEqual({
+        "db.system.name": d.system, ...d.source(), "db.operation.name": "SELECT", "db.collection.name": "missing_table",
+        "error.type": d.errorType, "db.response.status_code": d.errorCode,
+      });
+    } finally {
+      await stopService(s);
+    }
+  }, 300_000);
+});
+
 test("a query that never returns before the target exits: no span, and the same gotel traces the next process", async () => {
   const pq = DRIVERS.find((d) => d.driver === "postgres")!;
   const exe = buildGoFixture("http-db", { cgo: false });

@@ -13,7 +13,8 @@ import {
   lookupOffset, lookupOffsetInterpolated, minorSeries, serializeTable, validateTable, type Arch, type Expanded,
   type OffsetsTable,
 } from "../../src/offsets/table.ts";
-import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
+import { ERROR_CODE_FIELDS } from "../../src/probes/database-sql-errors.ts";
+import { DRIVER_FIELDS, DRIVER_MODULES, FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
 import { FIELDS as CLIENT_FIELDS } from "../../src/probes/nethttp-client.ts";
 import { FIELDS as SERVER_FIELDS } from "../../src/probes/nethttp-server.ts";
 import { buildGoFixture } from "../support/go.ts";
@@ -108,6 +109,23 @@ test("the database/sql fields equal the DWARF of a program that uses database/sq
     const d = dwarf.get(f)!;
     expect({ f, d }).toMatchObject({ f, d: { offset: expect.any(Number) } });
     expect({ f, t: lookupOffset(STD, goVersion, "amd64", f) }).toEqual({ f, t: { offset: (d as { offset: number }).offset } });
+  }
+}, 300_000);
+
+test("the SQL drivers' fields equal the DWARF of the service that uses them, at the versions it requires", () => {
+  const exe = GoExecutable.open(buildGoFixture("http-db", { cgo: true }));
+  const elf = ElfFile.parse(new Uint8Array(readFileSync(exe.path)), exe.path);
+  const tabled = ["github.com/lib/pq", "github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"];
+  const needs = Object.values(ERROR_CODE_FIELDS).map((f) => ({ field: f.field, module: f.module }))
+    .concat(Object.entries(DRIVER_FIELDS).map(([k, field]) => ({ field, module: DRIVER_MODULES[k as keyof typeof DRIVER_MODULES] })))
+    .filter((n) => tabled.includes(n.module));
+  expect(needs.length).toBe(4);
+  const dwarf = readStructFieldOffsets(elf, needs.map((n) => n.field));
+  for (const n of needs) {
+    const version = exe.moduleVersion(n.module)!;
+    expect(builtVersions(n.module, "amd64")).toContain(version);
+    const d = dwarf.get(n.field) as { offset: number };
+    expect({ f: n.field, t: lookupOffset(n.module, version, "amd64", n.field) }).toEqual({ f: n.field, t: { offset: d.offset } });
   }
 }, 300_000);
 
