@@ -13,7 +13,7 @@ import { ERROR_CODE_FIELDS } from "./database-sql-errors.ts";
 import { driversIn, type DataSource } from "./database-sql-source.ts";
 import { planProbe, type ProbePlan } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
-import type { SpanEventContext } from "./span-event.ts";
+import { recordContext, type SpanEventContext } from "./span-event.ts";
 import { parseStatementCached } from "./sql-statement.ts";
 
 export const SCOPE = "go.opentelemetry.io/auto/database/sql";
@@ -180,14 +180,9 @@ export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: Stateme
     status = { code: SpanStatusCode.ERROR };
   }
   return {
-    traceId: e.traceId,
-    spanId: e.spanId,
-    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
-    ...(e.traceState ? { traceState: e.traceState } : {}),
+    ...recordContext(e),
     name,
     kind: SpanKind.CLIENT,
-    startUnixNs: e.startNs,
-    endUnixNs: e.endNs,
     attributes,
     status,
     scope: SCOPE,

@@ -9,7 +9,7 @@ import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
 import { planProbe, type PlanResult } from "./plan.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { Readiness } from "./registry.ts";
-import type { SpanEventContext } from "./span-event.ts";
+import { recordContext, type SpanEventContext } from "./span-event.ts";
 import { KNOWN_METHODS, SCOPE, protocolVersion, splitHostPort } from "./nethttp-server.ts";
 import type { TableLookup } from "../offsets/resolver.ts";
 import { bundledTable } from "../offsets/bundled.ts";
@@ -138,14 +138,9 @@ export function toSpanRecord(e: ClientEvent): SpanRecord {
     status = { code: SpanStatusCode.ERROR };
   }
   return {
-    traceId: e.traceId,
-    spanId: e.spanId,
-    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
-    ...(e.traceState ? { traceState: e.traceState } : {}),
+    ...recordContext(e),
     name: known ? method : "HTTP",
     kind: SpanKind.CLIENT,
-    startUnixNs: e.startNs,
-    endUnixNs: e.endNs,
     attributes,
     status,
     scope: SCOPE,

@@ -11,7 +11,7 @@ import { fieldNeeds, planProbe, type PlanResult } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
-import type { SpanEventContext } from "./span-event.ts";
+import { recordContext, type SpanEventContext } from "./span-event.ts";
 
 export const FUNCTION = "net/http.serverHandler.ServeHTTP";
 export const SCOPE = "go.opentelemetry.io/auto/net/http";
@@ -123,14 +123,9 @@ export function toSpanRecord(e: ServerEvent): SpanRecord {
   if (peer.host) attributes["network.peer.address"] = peer.host;
   if (peer.port !== undefined) attributes["network.peer.port"] = peer.port;
   return {
-    traceId: e.traceId,
-    spanId: e.spanId,
-    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
-    ...(e.traceState ? { traceState: e.traceState } : {}),
+    ...recordContext(e),
     name: route ? `${method === "_OTHER" ? "HTTP" : method} ${route}` : method === "_OTHER" ? "HTTP" : method,
     kind: SpanKind.SERVER,
-    startUnixNs: e.startNs,
-    endUnixNs: e.endNs,
     attributes,
     status: status >= 500 ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
     scope: SCOPE,

@@ -4,6 +4,7 @@
  * parent; and the field readers the probes' own decoders are made of. Layouts come from the object's BTF.
  */
 import type { StructView } from "../ebpf/struct-view.ts";
+import type { SpanRecord } from "../traces/span.ts";
 
 export interface SpanEventContext {
   traceId: string;
@@ -61,5 +62,17 @@ export function spanContextDecoder(s: StructView): (v: DataView) => SpanEventCon
       startNs: start(v),
       endNs: end(v),
     };
+  };
+}
+
+/** A SpanRecord's IDs, parent, tracestate and times from the event's context (times already wall-clock). */
+export function recordContext(e: SpanEventContext): Pick<SpanRecord, "traceId" | "spanId" | "parentSpanId" | "parentIsRemote" | "traceState" | "startUnixNs" | "endUnixNs"> {
+  return {
+    traceId: e.traceId,
+    spanId: e.spanId,
+    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
+    ...(e.traceState ? { traceState: e.traceState } : {}),
+    startUnixNs: e.startNs,
+    endUnixNs: e.endNs,
   };
 }
