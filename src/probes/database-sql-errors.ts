@@ -8,6 +8,7 @@
  * (memory already reused) is dropped.
  */
 import type { TargetMemory } from "../gobin/runtime-types.ts";
+import { utf8 } from "./span-event.ts";
 
 interface ErrorCodeField {
   /** the error's dynamic type as %T prints it */
@@ -31,7 +32,7 @@ const sqlstate = (mem: TargetMemory, at: number): string | undefined => {
   const len = readU(mem, at + 8, 8);
   if (!ptr || len !== 5) return undefined;
   const b = mem.read(ptr, 5);
-  const s = b ? new TextDecoder().decode(b) : undefined;
+  const s = b ? utf8.decode(b) : undefined;
   return s && /^[0-9A-Z]{5}$/.test(s) ? s : undefined;
 };
 const number = (size: 2 | 8, max: number) => (mem: TargetMemory, at: number): string | undefined => {

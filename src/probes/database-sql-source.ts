@@ -13,6 +13,7 @@
  * the binary's build info; when the connector cannot be read, from the one SQL driver module the binary has.
  */
 import type { TargetMemory } from "../gobin/runtime-types.ts";
+import { utf8 } from "./span-event.ts";
 
 export interface DataSource {
   /** semantic conventions' db.system.name: "postgresql", "mysql", "sqlite", …, "other_sql" */
@@ -132,7 +133,7 @@ function readString(mem: TargetMemory, addr: number): string | undefined {
   const len = readU64(mem, addr + 8);
   if (!ptr || !len || len > MAX_DSN) return undefined;
   const b = mem.read(ptr, len);
-  return b ? new TextDecoder().decode(b) : undefined;
+  return b ? utf8.decode(b) : undefined;
 }
 
 /** The dynamic type name of the interface value at addr (itab first: itab._type at +8). */

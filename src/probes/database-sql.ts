@@ -13,7 +13,7 @@ import { ERROR_CODE_FIELDS } from "./database-sql-errors.ts";
 import { driversIn, type DataSource } from "./database-sql-source.ts";
 import { planProbe, type ProbePlan } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
-import { recordContext, type SpanEventContext } from "./span-event.ts";
+import { recordContext, utf8, type SpanEventContext } from "./span-event.ts";
 import { parseStatementCached } from "./sql-statement.ts";
 
 export const SCOPE = "go.opentelemetry.io/auto/database/sql";
@@ -147,7 +147,7 @@ export function decodeStatement(bytes: Uint8Array, truncated: boolean): string {
     const need = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
     if (end - lead < need) end = lead;
   }
-  return new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, end));
+  return utf8.decode(bytes.subarray(0, end));
 }
 
 /** Semantic conventions for a database client span. */

@@ -18,7 +18,8 @@ export interface SpanEventContext {
   endNs: bigint;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: false });
+/** one decoder for every event string: bytes that are not UTF-8 become U+FFFD */
+export const utf8 = new TextDecoder("utf-8", { fatal: false });
 
 export function hexBytes(v: DataView, off: number, n: number): string {
   let s = "";
