@@ -7,7 +7,7 @@ import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type DatabaseEven
 import { responseStatusCode, type ErrorCodeOffsets } from "./database-sql-errors.ts";
 import { readDataSource, type DataSource, type SourceOffsets } from "./database-sql-source.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { spanContextDecoder } from "./span-event.ts";
+import { errorTypeName, spanContextDecoder } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
@@ -72,10 +72,9 @@ export class DatabaseSqlProbe implements SpanProbe {
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
     const { errorTypeAddress, errorData, db, ...e } = this.decode(v);
     const memory = this.opts.memory?.(tgid);
-    const typeName = errorTypeAddress === 0n ? undefined : memory?.typeName(Number(errorTypeAddress));
-    const errorType = errorTypeAddress === 0n ? undefined : (typeName ?? "_OTHER");
+    const errorType = errorTypeName(memory, errorTypeAddress);
     const offsets = this.processes.get(tgid)?.offsets ?? {};
-    const code = typeName === undefined ? undefined : responseStatusCode(memory, offsets, typeName, Number(errorData));
+    const code = errorType === undefined ? undefined : responseStatusCode(memory, offsets, errorType, Number(errorData));
     return toSpanRecord(
       { ...e, ...(errorType ? { errorType } : {}), ...(code ? { responseStatusCode: code } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) },
       this.source(tgid, db, memory),

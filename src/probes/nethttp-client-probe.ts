@@ -1,17 +1,18 @@
 /** The loaded net/http client object (bpf/nethttp_client.bpf.c) as a SpanProbe. */
 import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
+import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./nethttp-client.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { i64Field, spanContextDecoder, stringField } from "./span-event.ts";
+import { errorTypeName, i64Field, spanContextDecoder, stringField } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface ClientLoadOptions extends LoadOptions {
   /** write traceparent into outgoing requests (the kernel allows bpf_probe_write_user and propagation is on) */
   inject: boolean;
-  /** the name of the Go type at a runtime address in a process, when it can be told */
-  typeName?: (tgid: number, address: bigint) => string | undefined;
+  /** a live target's memory, to name error types */
+  memory?: (tgid: number) => TargetMemory | undefined;
 }
 
 type RawEvent = Omit<ClientEvent, "errorType"> & { errorTypeAddress: bigint };
@@ -58,7 +59,7 @@ export class NethttpClientProbe implements SpanProbe {
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
     const { errorTypeAddress, ...e } = this.decode(v);
-    const errorType = errorTypeAddress === 0n ? undefined : (this.opts.typeName?.(tgid, errorTypeAddress) ?? "_OTHER");
+    const errorType = errorTypeName(this.opts.memory?.(tgid), errorTypeAddress);
     return toSpanRecord({ ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
   }
 

@@ -27,11 +27,10 @@ export function loadProbes(env: EnvConfig, mode: AttachMode, memory: (tgid: numb
   const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed });
   const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
   const owner = NethttpServerProbe.load(base);
-  const typeName = (tgid: number, address: bigint) => address > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : memory(tgid)?.typeName(Number(address));
   const shared = { ...base, shareWith: owner.object.obj };
   const probes: SpanProbe[] = [owner];
   try {
-    probes.push(NethttpClientProbe.load({ ...shared, inject: tracecontext && injectAllowed, typeName }));
+    probes.push(NethttpClientProbe.load({ ...shared, inject: tracecontext && injectAllowed, memory }));
     probes.push(DatabaseSqlProbe.load({
       ...shared, memory, includeText: env.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, parse: env.OTEL_GO_AUTO_PARSE_DB_STATEMENT,
     }));

@@ -4,6 +4,7 @@
  * parent; and the field readers the probes' own decoders are made of. Layouts come from the object's BTF.
  */
 import type { StructView } from "../ebpf/struct-view.ts";
+import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
 
 export interface SpanEventContext {
@@ -76,4 +77,10 @@ export function recordContext(e: SpanEventContext): Pick<SpanRecord, "traceId" |
     startUnixNs: e.startNs,
     endUnixNs: e.endNs,
   };
+}
+
+/** error.type of an event's error: the name of its Go type, "_OTHER" when that cannot be read, none without one. */
+export function errorTypeName(memory: TargetMemory | undefined, address: bigint): string | undefined {
+  if (address === 0n) return undefined;
+  return (address <= BigInt(Number.MAX_SAFE_INTEGER) ? memory?.typeName(Number(address)) : undefined) ?? "_OTHER";
 }
