@@ -3,6 +3,13 @@
  * context, so that calls made with that context find their parent; uprobes on every RET of it complete the span
  * with the response status and the ServeMux pattern (set while the handler ran) and send it to user space.
  *
+ * The status is read from the ResponseWriter net/http made for the request: *http.response for HTTP/1; for
+ * HTTP/2 the bundled server's writer (http2responseWriter, or from Go 1.27 net/http/internal/http2's
+ * responseWriter inside http.http2ResponseWriter), whose state rws is still there when ServeHTTP returns (it
+ * is recycled after). An HTTP/2 server from golang.org/x/net (http2.ConfigureServer before Go 1.27) passes its
+ * own writer, of the same shape with x/net's offsets. Both are read; the event carries the writer's itab and
+ * user space keeps the one that belongs to the writer's type.
+ *
  *   func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request)
  *   Go ABI: sh = arg 1, rw = args 2-3 (itab, data), req = arg 4.
  *
@@ -42,6 +49,12 @@ struct nethttp_server_config {
 	__u64 pattern_str;         /* net/http.pattern.str (string, Go 1.22) */
 	__u64 url_path;            /* net/url.URL.Path (string) */
 	__u64 response_status;     /* net/http.response.status (int), HTTP/1 ResponseWriter */
+	__u64 h2_writer_rws;          /* net/http.http2responseWriter.rws (*http2responseWriterState), Go < 1.27 */
+	__u64 h2_rws_status;          /* net/http.http2responseWriterState.status (int) */
+	__u64 h2_internal_writer_rws; /* net/http/internal/http2.responseWriter.rws, Go >= 1.27 */
+	__u64 h2_internal_rws_status; /* net/http/internal/http2.responseWriterState.status */
+	__u64 xnet_writer_rws;        /* golang.org/x/net/http2.responseWriter.rws */
+	__u64 xnet_rws_status;        /* golang.org/x/net/http2.responseWriterState.status */
 	__u64 request_header;      /* net/http.Request.Header (map[string][]string) */
 	__u64 request_ctx;         /* net/http.Request.ctx (context.Context) */
 	struct go_map_offsets map;
@@ -52,7 +65,9 @@ struct nethttp_server_event {
 	__u8 parent_span_id[8]; /* zero: a root span */
 	__u32 parent_remote;    /* the parent came in the request's traceparent */
 	__u32 tls;
-	__s64 status;
+	__s64 status;      /* HTTP/2: through net/http's own server's offsets */
+	__s64 status_xnet; /* HTTP/2: through golang.org/x/net's server's offsets */
+	__u64 writer_itab; /* HTTP/2: the ResponseWriter's itab, which tells whose writer it is */
 	__s64 proto_major;
 	__s64 proto_minor;
 	__u32 method_len;
@@ -73,6 +88,7 @@ struct nethttp_server_event {
 /* a request in flight, with what only the entry can see */
 struct nethttp_server_inflight {
 	__u64 request;
+	__u64 response_writer_itab;
 	__u64 response_writer;
 	__u64 ctx;
 	struct nethttp_server_event event;
@@ -120,6 +136,20 @@ static __always_inline int read_incoming_context(struct scratch *s, const struct
 	return 0;
 }
 
+/* HTTP/2: the status in the writer's state, as net/http's own server and as x/net's would hold it */
+static __always_inline void read_h2_status(const struct nethttp_server_config *cfg,
+					   const struct nethttp_server_inflight *f, struct nethttp_server_event *e)
+{
+	__u64 rws_off = cfg->h2_writer_rws, status_off = cfg->h2_rws_status;
+	if (rws_off == GOTEL_OFFSET_ABSENT) {
+		rws_off = cfg->h2_internal_writer_rws;
+		status_off = cfg->h2_internal_rws_status;
+	}
+	e->writer_itab = f->response_writer_itab;
+	e->status = read_u64_at(read_u64_at(f->response_writer, rws_off), status_off);
+	e->status_xnet = read_u64_at(read_u64_at(f->response_writer, cfg->xnet_writer_rws), cfg->xnet_rws_status);
+}
+
 static __always_inline int on_entry(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
@@ -137,6 +167,7 @@ static __always_inline int on_entry(const void *ctx)
 	__u64 g = go_goroutine(ctx);
 	__u64 req = go_arg(ctx, 4);
 	f->request = req;
+	f->response_writer_itab = go_arg(ctx, 2);
 	f->response_writer = go_arg(ctx, 3);
 	f->ctx = read_u64_at(req, cfg->request_ctx + 8); /* the data word of the interface */
 	struct nethttp_server_event *e = &f->event;
@@ -189,9 +220,10 @@ static __always_inline int on_return(const void *ctx)
 	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
 	e->hdr.end_ns = bpf_ktime_get_ns();
 	if (cfg) {
-		/* HTTP/2's ResponseWriter is another type; its status is not read (yet) */
 		if (e->proto_major == 1)
 			e->status = read_u64_at(f->response_writer, cfg->response_status);
+		else if (e->proto_major == 2)
+			read_h2_status(cfg, f, e);
 		if (cfg->request_pattern != GOTEL_OFFSET_ABSENT) {
 			READ_STRING_FIELD(e->pattern, e->pattern_len, f->request, cfg->request_pattern);
 		} else {

@@ -22,10 +22,7 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
-import { ERROR_CODE_FIELDS } from "../../src/probes/database-sql-errors.ts";
-import { DRIVER_FIELDS, DRIVER_MODULES, FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
-import { FIELDS as NETHTTP_CLIENT_FIELDS } from "../../src/probes/nethttp-client.ts";
-import { FIELDS as NETHTTP_SERVER_FIELDS } from "../../src/probes/nethttp-server.ts";
+import { fieldsOf } from "../../src/probes/registry.ts";
 import {
   ARCHES, STD, canonicalVersion, compactArch, compareVersions, expandArch, minorSeries, serializeTable, validateTable,
   type Arch, type Expanded, type OffsetsTable,
@@ -55,7 +52,7 @@ function run(args: string[], env: Record<string, string | undefined>, cwd?: stri
 /** The Go standard library: every stable release >= 1.19 the module proxy has a linux-amd64 toolchain for. */
 const stdTarget: Target = {
   module: STD,
-  fields: [...new Set([NETHTTP_SERVER_FIELDS, NETHTTP_CLIENT_FIELDS, DATABASE_SQL_FIELDS, DATABASE_SQL_SOURCE_FIELDS].flatMap((f) => Object.values(f)))],
+  fields: fieldsOf(STD),
   versions() {
     const r = run(["go", "list", "-m", "-versions", "golang.org/toolchain"], { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "" }, tmpdir());
     if (!r.ok) throw new Error(`cannot list Go toolchains: ${r.out}`);
@@ -145,21 +142,20 @@ function moduleTarget(module: string, fields: string[], min: string, imports: st
   };
 }
 
-/** the third-party fields of the database/sql probe, by module */
-const driverFields = (module: string): string[] =>
-  [...Object.values(ERROR_CODE_FIELDS).filter((f) => f.module === module).map((f) => f.field),
-    ...Object.entries(DRIVER_FIELDS).filter(([k]) => DRIVER_MODULES[k as keyof typeof DRIVER_MODULES] === module).map(([, f]) => f)];
-
 const TARGETS: Target[] = [
   stdTarget,
-  moduleTarget("github.com/lib/pq", driverFields("github.com/lib/pq"), "v1.0.0", ['"github.com/lib/pq"'],
+  moduleTarget("github.com/lib/pq", fieldsOf("github.com/lib/pq"), "v1.0.0", ['"github.com/lib/pq"'],
     "\t\tsink = append(sink, &pq.Error{Code: pq.ErrorCode(os.Args[1])})"),
   // the stdlib driver is registered at init: its connector type (driverConnector) is reachable
-  moduleTarget("github.com/jackc/pgx/v5", driverFields("github.com/jackc/pgx/v5"), "v5.0.0",
+  moduleTarget("github.com/jackc/pgx/v5", fieldsOf("github.com/jackc/pgx/v5"), "v5.0.0",
     ['"database/sql"', '"github.com/jackc/pgx/v5/pgconn"', '_ "github.com/jackc/pgx/v5/stdlib"'],
     "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tsink = append(sink, db, &pgconn.PgError{Code: os.Args[2]})"),
-  moduleTarget("github.com/go-sql-driver/mysql", driverFields("github.com/go-sql-driver/mysql"), "v1.4.0", ['"github.com/go-sql-driver/mysql"'],
+  moduleTarget("github.com/go-sql-driver/mysql", fieldsOf("github.com/go-sql-driver/mysql"), "v1.4.0", ['"github.com/go-sql-driver/mysql"'],
     "\t\tsink = append(sink, &mysql.MySQLError{Number: uint16(len(os.Args))})"),
+  // x/net's own HTTP/2 server (http2.ConfigureServer), whose ResponseWriter the net/http server probe reads;
+  // tagged releases only (binaries built from a pseudo-version get its offsets from their DWARF)
+  moduleTarget("golang.org/x/net", fieldsOf("golang.org/x/net"), "v0.1.0", ['"net/http"', '"golang.org/x/net/http2"'],
+    "\t\tsink = append(sink, http2.ConfigureServer(&http.Server{}, &http2.Server{}))"),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo
   // builds, and the generator builds arm64 by cross-compiling without cgo) and modernc.org/sqlite (hundreds of
   // versions of a very large package).

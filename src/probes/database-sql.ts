@@ -7,11 +7,11 @@
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import { bundledTable } from "../offsets/bundled.ts";
-import type { TableLookup } from "../offsets/resolver.ts";
+import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { ERROR_CODE_FIELDS } from "./database-sql-errors.ts";
 import { driversIn, type DataSource } from "./database-sql-source.ts";
-import { planProbe, type ProbePlan } from "./plan.ts";
+import { fieldNeeds, planProbe, type ProbePlan, type ProbeSpec } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import { recordContext, utf8, type SpanEventContext } from "./span-event.ts";
 import { parseStatementCached } from "./sql-statement.ts";
@@ -79,14 +79,19 @@ export interface DatabasePlan {
   functions: string[];
 }
 
+const SPEC: ProbeSpec = {
+  function: QUERY_DC,
+  absent: "it does not use database/sql",
+  fields: { ...FIELDS, ...SOURCE_FIELDS, ...DRIVER_FIELDS, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.field])) },
+  optional: OPTIONAL,
+  modules: { ...DRIVER_MODULES, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.module])) },
+};
+
+/** What the probe reads (in the kernel and in user space), for the offsets resolver and the table's generator. */
+export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
+
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): DatabasePlan | { skipped: string; absent?: true } {
-  const r = planProbe(exe, {
-    function: QUERY_DC,
-    absent: "it does not use database/sql",
-    fields: { ...FIELDS, ...SOURCE_FIELDS, ...DRIVER_FIELDS, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.field])) },
-    optional: OPTIONAL,
-    modules: { ...DRIVER_MODULES, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.module])) },
-  }, table);
+  const r = planProbe(exe, SPEC, table);
   if ("skipped" in r) return r;
   const programs: Record<string, number[]> = { [RETURN_PROGRAM]: [] };
   const functions: string[] = [];

@@ -6,12 +6,12 @@
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { SpanRecord } from "../traces/span.ts";
 import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
-import { planProbe, type PlanResult } from "./plan.ts";
+import { fieldNeeds, planProbe, type PlanResult, type ProbeSpec } from "./plan.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { Readiness } from "./registry.ts";
 import { recordContext, type SpanEventContext } from "./span-event.ts";
 import { KNOWN_METHODS, SCOPE, protocolVersion, splitHostPort } from "./nethttp-server.ts";
-import type { TableLookup } from "../offsets/resolver.ts";
+import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
 import { bundledTable } from "../offsets/bundled.ts";
 
 export const ROUND_TRIP = "net/http.(*Transport).roundTrip";
@@ -45,14 +45,19 @@ const OPTIONAL: ReadonlySet<string> = MAP_FIELD_KEYS;
 
 export const PROGRAMS = { entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry" } as const;
 
+const SPEC: ProbeSpec = {
+  function: ROUND_TRIP,
+  absent: "it sends no HTTP requests",
+  extra: { [PROGRAMS.inject]: WRITE_HEADERS },
+  fields: FIELDS,
+  optional: OPTIONAL,
+};
+
+/** What the probe reads, for the offsets resolver and the table's generator. */
+export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
+
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
-  return planProbe(exe, {
-    function: ROUND_TRIP,
-    absent: "it sends no HTTP requests",
-    extra: { [PROGRAMS.inject]: WRITE_HEADERS },
-    fields: FIELDS,
-    optional: OPTIONAL,
-  }, table);
+  return planProbe(exe, SPEC, table);
 }
 
 export function readiness(exe: GoExecutable): Readiness {

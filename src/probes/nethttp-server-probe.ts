@@ -1,48 +1,93 @@
 /** The loaded net/http server object (bpf/nethttp_server.bpf.c) as a SpanProbe. */
 import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
+import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import { PROGRAMS, plan, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
+import { H2_WRITER_TYPES, PROGRAMS, type H2Server, plan, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { i64Field, spanContextDecoder, stringField } from "./span-event.ts";
+import { i64Field, itabTypeName, spanContextDecoder, stringField } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
+
+export interface ServerLoadOptions extends LoadOptions {
+  /** a live target's memory, to tell which HTTP/2 ResponseWriter a request had */
+  memory?: (tgid: number) => TargetMemory | undefined;
+}
+
+type RawEvent = Omit<ServerEvent, "status"> & { status: number; statusXnet: number; writerItab: bigint };
+
+/** whose HTTP/2 writers this process's offsets can read */
+type H2Readable = Record<H2Server, boolean>;
+
+/** distinct ResponseWriter itabs remembered per process (a program has a handful) */
+const MAX_WRITER_ITABS = 64;
 
 export class NethttpServerProbe implements SpanProbe {
   readonly name = "net/http server";
   readonly eventType: number;
-  private readonly decode: (v: DataView) => ServerEvent;
+  private readonly decode: (v: DataView) => RawEvent;
+  /** tgid -> HTTP/2 ResponseWriter itab -> whose writer it is (undefined: neither server gotel knows) */
+  private readonly h2Writers = new Map<number, Map<bigint, H2Server | undefined>>();
+  private readonly h2Readable = new Map<number, H2Readable>();
 
-  private constructor(readonly object: ProbeObject) {
+  private constructor(readonly object: ProbeObject, private readonly opts: ServerLoadOptions) {
     const btf = object.obj.btf();
     this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_NETHTTP_SERVER"));
     this.decode = eventDecoder(new StructView(btf.structLayout("nethttp_server_event")));
   }
 
-  static load(opts: LoadOptions): NethttpServerProbe {
-    return new NethttpServerProbe(ProbeObject.load("nethttp_server", opts));
+  static load(opts: ServerLoadOptions): NethttpServerProbe {
+    return new NethttpServerProbe(ProbeObject.load("nethttp_server", opts), opts);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const r = plan(exe);
     if ("skipped" in r) return r;
     const p = r.plan;
+    const has = (...keys: string[]): boolean => keys.every((k) => p.offsets[k] !== undefined);
+    const readable: H2Readable = {
+      std: has("h2_writer_rws", "h2_rws_status") || has("h2_internal_writer_rws", "h2_internal_rws_status"),
+      xnet: has("xnet_writer_rws", "xnet_rws_status"),
+    };
     return {
       offsetsSource: p.offsetsSource,
       sites: 1 + p.sites.returns.length,
-      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, {
-        [PROGRAMS.entry]: [p.sites.entry.offset],
-        [PROGRAMS.return]: p.sites.returns,
-      }),
+      attach: (tgid, path) => {
+        this.h2Readable.set(tgid, readable);
+        return this.object.attach(tgid, path, p.offsets, {
+          [PROGRAMS.entry]: [p.sites.entry.offset],
+          [PROGRAMS.return]: p.sites.returns,
+        });
+      },
     };
   }
 
   forget(tgid: number): void {
     this.object.forget(tgid);
+    this.h2Writers.delete(tgid);
+    this.h2Readable.delete(tgid);
   }
 
-  record(v: DataView, _tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const e = this.decode(v);
-    return toSpanRecord({ ...e, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+  record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
+    const { writerItab, status, statusXnet, ...e } = this.decode(v);
+    return toSpanRecord({ ...e, status: this.status(tgid, e.protoMajor, writerItab, status, statusXnet), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+  }
+
+  /** HTTP/1's status; HTTP/2's as read through the offsets of the server whose writer the request had, if known. */
+  private status(tgid: number, protoMajor: number, itab: bigint, std: number, xnet: number): number | undefined {
+    if (protoMajor !== 2) return std;
+    const server = this.h2Server(tgid, itab);
+    if (!server || !this.h2Readable.get(tgid)?.[server]) return undefined;
+    return server === "std" ? std : xnet;
+  }
+
+  /** Whose HTTP/2 server made this writer, from its type's name (read once per itab). */
+  private h2Server(tgid: number, itab: bigint): H2Server | undefined {
+    let writers = this.h2Writers.get(tgid);
+    if (!writers) this.h2Writers.set(tgid, (writers = new Map()));
+    if (writers.has(itab)) return writers.get(itab);
+    const server = H2_WRITER_TYPES.get(itabTypeName(this.opts.memory?.(tgid), itab) ?? "");
+    if (writers.size < MAX_WRITER_ITABS) writers.set(itab, server);
+    return server;
   }
 
   close(): void {
@@ -50,7 +95,7 @@ export class NethttpServerProbe implements SpanProbe {
   }
 }
 
-function eventDecoder(s: StructView): (v: DataView) => ServerEvent {
+function eventDecoder(s: StructView): (v: DataView) => RawEvent {
   const context = spanContextDecoder(s);
   const tls = s.u32("tls");
   const [method, path, host, remote, pattern, userAgent] = [
@@ -58,6 +103,8 @@ function eventDecoder(s: StructView): (v: DataView) => ServerEvent {
     stringField(s, "remote", "remote_len"), stringField(s, "pattern", "pattern_len"), stringField(s, "user_agent", "user_agent_len"),
   ];
   const [status, major, minor] = [i64Field(s, "status"), i64Field(s, "proto_major"), i64Field(s, "proto_minor")];
+  const statusXnet = i64Field(s, "status_xnet");
+  const writerItab = s.u64("writer_itab");
   return (v) => ({
     ...context(v),
     method: method(v),
@@ -68,6 +115,8 @@ function eventDecoder(s: StructView): (v: DataView) => ServerEvent {
     protoMajor: major(v),
     protoMinor: minor(v),
     status: status(v),
+    statusXnet: statusXnet(v),
+    writerItab: writerItab(v),
     tls: tls(v) !== 0,
     userAgent: userAgent(v),
   });

@@ -7,7 +7,7 @@ import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import { bundledTable } from "../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
-import { fieldNeeds, planProbe, type PlanResult } from "./plan.ts";
+import { fieldNeeds, planProbe, type PlanResult, type ProbeSpec } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
@@ -30,6 +30,12 @@ export const FIELDS = {
   pattern_str: "net/http.pattern.str",
   url_path: "net/url.URL.Path",
   response_status: "net/http.response.status",
+  h2_writer_rws: "net/http.http2responseWriter.rws",
+  h2_rws_status: "net/http.http2responseWriterState.status",
+  h2_internal_writer_rws: "net/http/internal/http2.responseWriter.rws",
+  h2_internal_rws_status: "net/http/internal/http2.responseWriterState.status",
+  xnet_writer_rws: "golang.org/x/net/http2.responseWriter.rws",
+  xnet_rws_status: "golang.org/x/net/http2.responseWriterState.status",
   request_header: "net/http.Request.Header",
   request_ctx: "net/http.Request.ctx",
   ...MAP_FIELDS,
@@ -41,15 +47,36 @@ export type ConfigField = keyof typeof FIELDS;
  * runtime.hmap before Go 1.24 and Swiss tables (internal/runtime/maps) from 1.24. Without them the span just
  * lacks http.route, user_agent.original or its incoming parent.
  */
-const OPTIONAL: ReadonlySet<string> = new Set(["request_pattern", "request_pat", "pattern_str", "request_header", ...MAP_FIELD_KEYS]);
+const OPTIONAL: ReadonlySet<string> = new Set([
+  "request_pattern", "request_pat", "pattern_str", "request_header", ...MAP_FIELD_KEYS,
+  // HTTP/2's writer: bundled into net/http before Go 1.27, net/http/internal/http2 from 1.27
+  "h2_writer_rws", "h2_rws_status", "h2_internal_writer_rws", "h2_internal_rws_status",
+  // golang.org/x/net's HTTP/2 server, when the binary has it
+  "xnet_writer_rws", "xnet_rws_status",
+]);
 
-/** What the probe reads, for the offsets resolver. */
-export const NEEDS: readonly FieldNeed[] = fieldNeeds({ fields: FIELDS, optional: OPTIONAL });
+const XNET = "golang.org/x/net";
+const MODULES: Record<string, string> = { xnet_writer_rws: XNET, xnet_rws_status: XNET };
+
+/**
+ * An HTTP/2 request's ResponseWriter type -> whose offsets read its status. net/http's own server: before Go
+ * 1.27 *http.http2responseWriter; from 1.27 http.http2ResponseWriter (one pointer to internal/http2's writer).
+ * golang.org/x/net's server (http2.ConfigureServer before Go 1.27): *http2.responseWriter.
+ */
+export type H2Server = "std" | "xnet";
+export const H2_WRITER_TYPES: ReadonlyMap<string, H2Server> = new Map<string, H2Server>([
+  ["*http.http2responseWriter", "std"], ["http.http2ResponseWriter", "std"], ["*http2.responseWriter", "xnet"],
+]);
+
+const SPEC: ProbeSpec = { function: FUNCTION, absent: "it serves no HTTP", fields: FIELDS, optional: OPTIONAL, modules: MODULES };
+
+/** What the probe reads, for the offsets resolver and the table's generator. */
+export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 
 export const PROGRAMS = { entry: "nethttp_server_entry", return: "nethttp_server_return" } as const;
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
-  return planProbe(exe, { function: FUNCTION, absent: "it serves no HTTP", fields: FIELDS, optional: OPTIONAL }, table);
+  return planProbe(exe, SPEC, table);
 }
 
 export function readiness(exe: GoExecutable): Readiness {
@@ -72,7 +99,8 @@ export interface ServerEvent extends SpanEventContext {
   pattern: string;
   protoMajor: number;
   protoMinor: number;
-  status: number;
+  /** undefined when it could not be read (an HTTP/2 writer gotel has no layout for); 0 when none was written */
+  status: number | undefined;
   tls: boolean;
   userAgent: string;
 }
@@ -110,9 +138,9 @@ export function toSpanRecord(e: ServerEvent): SpanRecord {
     "http.request.method": method,
     "url.path": e.path,
     "url.scheme": e.tls ? "https" : "http",
-    "http.response.status_code": status,
     "network.protocol.version": protocolVersion(e.protoMajor, e.protoMinor),
   };
+  if (status !== undefined) attributes["http.response.status_code"] = status;
   if (!known) attributes["http.request.method_original"] = e.method;
   if (e.userAgent) attributes["user_agent.original"] = e.userAgent;
   if (route) attributes["http.route"] = route;
@@ -127,7 +155,7 @@ export function toSpanRecord(e: ServerEvent): SpanRecord {
     name: route ? `${method === "_OTHER" ? "HTTP" : method} ${route}` : method === "_OTHER" ? "HTTP" : method,
     kind: SpanKind.SERVER,
     attributes,
-    status: status >= 500 ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
+    status: status !== undefined && status >= 500 ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
     scope: SCOPE,
   };
 }

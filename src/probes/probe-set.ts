@@ -20,13 +20,13 @@ export interface ProbeSet {
   probes: readonly SpanProbe[];
 }
 
-/** memory: a live target's memory and runtime type names (error.type, a database's driver) */
+/** memory: a live target's memory and runtime type names (error.type, a database's driver, HTTP/2 writers) */
 export function loadProbes(env: EnvConfig, mode: AttachMode, memory: (tgid: number) => TargetMemory | undefined): ProbeSet {
   const tracecontext = env.OTEL_PROPAGATORS.includes("tracecontext");
   const injectAllowed = probeWriteUserAllowed();
   const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed });
   const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
-  const owner = NethttpServerProbe.load(base);
+  const owner = NethttpServerProbe.load({ ...base, memory });
   const shared = { ...base, shareWith: owner.object.obj };
   const probes: SpanProbe[] = [owner];
   try {

@@ -4,6 +4,7 @@
  * are written (net/http server first).
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
+import type { FieldNeed } from "../offsets/resolver.ts";
 import * as databaseSql from "./database-sql.ts";
 import * as nethttpClient from "./nethttp-client.ts";
 import * as nethttpServer from "./nethttp-server.ts";
@@ -24,10 +25,17 @@ export interface Instrumentation {
   module: string;
   /** whether it would attach to this executable, and why not */
   readiness(exe: GoExecutable): Readiness;
+  /** the struct fields it reads, of the standard library and of other modules */
+  needs: readonly FieldNeed[];
 }
 
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
-  { name: "net/http server", module: "std", readiness: nethttpServer.readiness },
-  { name: "net/http client", module: "std", readiness: nethttpClient.readiness },
-  { name: "database/sql", module: "std", readiness: databaseSql.readiness },
+  { name: "net/http server", module: "std", readiness: nethttpServer.readiness, needs: nethttpServer.NEEDS },
+  { name: "net/http client", module: "std", readiness: nethttpClient.readiness, needs: nethttpClient.NEEDS },
+  { name: "database/sql", module: "std", readiness: databaseSql.readiness, needs: databaseSql.NEEDS },
 ];
+
+/** Every field of `module` ("std" or a module path) that some instrumentation reads: what the offsets table covers. */
+export function fieldsOf(module: string): string[] {
+  return [...new Set(INSTRUMENTATIONS.flatMap((i) => i.needs).filter((n) => n.module === module).map((n) => n.field))];
+}

@@ -84,3 +84,12 @@ export function errorTypeName(memory: TargetMemory | undefined, address: bigint)
   if (address === 0n) return undefined;
   return (address <= BigInt(Number.MAX_SAFE_INTEGER) ? memory?.typeName(Number(address)) : undefined) ?? "_OTHER";
 }
+
+/** The name of an interface value's dynamic type, from its itab (abi.ITab.Type at +8); undefined when unreadable. */
+export function itabTypeName(memory: TargetMemory | undefined, itab: bigint): string | undefined {
+  if (!memory || itab === 0n || itab > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  const t = memory.read(Number(itab) + 8, 8);
+  if (!t || t.length < 8) return undefined;
+  const type = new DataView(t.buffer, t.byteOffset, 8).getBigUint64(0, true);
+  return type === 0n || type > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : memory.typeName(Number(type));
+}

@@ -11,7 +11,7 @@ import { Collector, useCollector, type ReceivedSpan } from "../support/collector
 import { GOTEL } from "../support/cli.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { waitFor } from "../support/kernel.ts";
-import { Proc, startServer } from "../support/processes.ts";
+import { Proc, runGotel, startServer } from "../support/processes.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
@@ -21,18 +21,6 @@ beforeAll(() => {
 
 function gotelEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", ...extra };
-}
-
-/** Starts `gotel run` and waits until it attached to pid. */
-async function runGotel(args: string[], env: Record<string, string>, attachedPid?: number): Promise<Proc> {
-  const g = new Proc([GOTEL, "run", ...args], env);
-  try {
-    await g.waitForLine(attachedPid ? new RegExp(`attached pid=${attachedPid} `) : /gotel is running/, 20_000);
-  } catch (e) {
-    await g.stop("SIGKILL"); // a failed beforeAll runs no afterAll: do not leave it running
-    throw e;
-  }
-  return g;
 }
 
 const nowNs = () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));

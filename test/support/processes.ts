@@ -1,5 +1,6 @@
 /** Long-running processes for e2e tests: gotel itself and the Go servers it traces. */
 import { waitFor } from "./kernel.ts";
+import { GOTEL } from "./cli.ts";
 
 export class Proc {
   readonly stdout: string[] = [];
@@ -69,4 +70,16 @@ export async function startServer(exe: string, args: string[] = []): Promise<{ p
   const line = await proc.waitForLine(/^listening /);
   const addr = line.slice("listening ".length).trim();
   return { proc, base: `http://${addr}`, port: Number(addr.split(":").pop()) };
+}
+
+/** Starts `gotel run` and waits until it attached to pid (or, without one, until it runs). */
+export async function runGotel(args: string[], env: Record<string, string>, attachedPid?: number): Promise<Proc> {
+  const g = new Proc([GOTEL, "run", ...args], env);
+  try {
+    await g.waitForLine(attachedPid ? new RegExp(`attached pid=${attachedPid} `) : /gotel is running/, 20_000);
+  } catch (e) {
+    await g.stop("SIGKILL"); // a failed beforeAll runs no afterAll: do not leave it running
+    throw e;
+  }
+  return g;
 }

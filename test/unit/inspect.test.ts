@@ -78,7 +78,7 @@ describe("a program that uses database/sql with a cgo driver (test/fixtures/http
 
 describe("instrumentations and modules", () => {
   const fake = (name: string, module: string): Instrumentation => ({
-    name, module, readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
+    name, module, needs: [], readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
   });
   const registry = [fake("net/http server", "std"), fake("chi routes", "github.com/go-chi/chi/v5"), fake("grpc", "google.golang.org/grpc")];
 

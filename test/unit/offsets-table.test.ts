@@ -13,15 +13,13 @@ import {
   lookupOffset, lookupOffsetInterpolated, minorSeries, serializeTable, validateTable, type Arch, type Expanded,
   type OffsetsTable,
 } from "../../src/offsets/table.ts";
-import { ERROR_CODE_FIELDS } from "../../src/probes/database-sql-errors.ts";
-import { DRIVER_FIELDS, DRIVER_MODULES, FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
-import { FIELDS as CLIENT_FIELDS } from "../../src/probes/nethttp-client.ts";
-import { FIELDS as SERVER_FIELDS } from "../../src/probes/nethttp-server.ts";
+import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
+import { fieldsOf } from "../../src/probes/registry.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { GO_VERSIONS } from "../support/matrix.ts";
 
 /** every standard-library field a probe reads, in the kernel or in user space */
-const PROBE_FIELDS = [...new Set([SERVER_FIELDS, CLIENT_FIELDS, DATABASE_SQL_FIELDS, DATABASE_SQL_SOURCE_FIELDS].flatMap((f) => Object.values(f) as string[]))];
+const PROBE_FIELDS = fieldsOf(STD);
 const DB_FIELDS = [...Object.values(DATABASE_SQL_FIELDS), ...Object.values(DATABASE_SQL_SOURCE_FIELDS)];
 /** fields every supported Go version has (the others are version-dependent and optional in the probe) */
 const ALWAYS = ["net/http.Request.Method", "net/http.Request.URL", "net/http.Request.ProtoMajor", "net/http.Request.ProtoMinor",
@@ -67,6 +65,10 @@ describe("the bundled table", () => {
         expect({ v, arch, swiss: has("internal/runtime/maps.Map.dirPtr") && has("internal/runtime/maps.groupsReference.lengthMask") }).toEqual({ v, arch, swiss });
         expect({ v, arch, pattern: has("net/http.Request.Pattern") }).toEqual({ v, arch, pattern: compareVersions(v, "1.23.0") >= 0 });
         expect({ v, arch, pat: has("net/http.Request.pat") }).toEqual({ v, arch, pat: compareVersions(v, "1.22.0") >= 0 });
+        // HTTP/2's server moved from net/http's bundle to net/http/internal/http2 in Go 1.27
+        const internal = compareVersions(v, "1.27.0") >= 0;
+        expect({ v, arch, bundled: has("net/http.http2responseWriter.rws") && has("net/http.http2responseWriterState.status") }).toEqual({ v, arch, bundled: !internal });
+        expect({ v, arch, internal: has("net/http/internal/http2.responseWriter.rws") && has("net/http/internal/http2.responseWriterState.status") }).toEqual({ v, arch, internal });
       }
     }
   });
@@ -112,19 +114,20 @@ test("the database/sql fields equal the DWARF of a program that uses database/sq
   }
 }, 300_000);
 
-test("the SQL drivers' fields equal the DWARF of the service that uses them, at the versions it requires", () => {
-  const exe = GoExecutable.open(buildGoFixture("http-db", { cgo: true }));
+test.each([
+  ["the SQL drivers", "http-db", { cgo: true }, ["github.com/lib/pq", "github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"], 4],
+  ["x/net's HTTP/2 server", "http2-server", { goVersion: "1.22.12" }, ["golang.org/x/net"], 2],
+] as const)("%s: the third-party fields equal the DWARF of test/fixtures/%s, at the versions it requires", (_what, fixture, build, modules, count) => {
+  const exe = GoExecutable.open(buildGoFixture(fixture, build));
   const elf = ElfFile.parse(new Uint8Array(readFileSync(exe.path)), exe.path);
-  const tabled = ["github.com/lib/pq", "github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"];
-  const needs = Object.values(ERROR_CODE_FIELDS).map((f) => ({ field: f.field, module: f.module }))
-    .concat(Object.entries(DRIVER_FIELDS).map(([k, field]) => ({ field, module: DRIVER_MODULES[k as keyof typeof DRIVER_MODULES] })))
-    .filter((n) => tabled.includes(n.module));
-  expect(needs.length).toBe(4);
+  const needs = modules.flatMap((module) => fieldsOf(module).map((field) => ({ field, module })));
+  expect(needs.length).toBe(count);
   const dwarf = readStructFieldOffsets(elf, needs.map((n) => n.field));
   for (const n of needs) {
     const version = exe.moduleVersion(n.module)!;
     expect(builtVersions(n.module, "amd64")).toContain(version);
     const d = dwarf.get(n.field) as { offset: number };
+    expect({ f: n.field, d }).toMatchObject({ f: n.field, d: { offset: expect.any(Number) } });
     expect({ f: n.field, t: lookupOffset(n.module, version, "amd64", n.field) }).toEqual({ f: n.field, t: { offset: d.offset } });
   }
 }, 300_000);

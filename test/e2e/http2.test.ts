@@ -1,0 +1,122 @@
+/**
+ * HTTP/2 server spans end to end: a TLS server speaking h2 through net/http's own HTTP/2 server (bundled into
+ * net/http before Go 1.27, net/http/internal/http2 from 1.27) and through golang.org/x/net's
+ * (http2.ConfigureServer), requests from a Go HTTP/2 client, and what a real OpenTelemetry Collector received.
+ * The status code of an HTTP/2 response is read from another ResponseWriter type than HTTP/1's.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SPAN_KIND, STATUS_CODE, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
+import { GOTEL } from "../support/cli.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { waitFor } from "../support/kernel.ts";
+import { Proc, runGotel, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+beforeAll(() => {
+  collector = sharedCollector();
+});
+
+const env = (): Record<string, string> => ({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
+
+const REQUESTS = [["GET", "/users/7"], ["POST", "/orders"], ["GET", "/fail"], ["GET", "/healthz"]] as const;
+const EXPECTED: Record<string, { name: string; status: bigint; route: string }> = {
+  "/users/7": { name: "GET /users/{id}", status: 200n, route: "/users/{id}" },
+  "/orders": { name: "POST /orders", status: 201n, route: "/orders" },
+  "/fail": { name: "GET /fail", status: 500n, route: "/fail" },
+  "/healthz": { name: "GET /healthz", status: 200n, route: "/healthz" },
+};
+
+/** the fixture's Go client sends the requests over one HTTP/2 connection; it prints "STATUS PROTO" per request */
+async function sendAll(client: string[], base: string, clientEnv?: Record<string, string>): Promise<string[]> {
+  const p = new Proc([...client, "request", ...REQUESTS.flatMap(([m, path]) => [m, base + path])], clientEnv);
+  expect(await p.wait(30_000)).toBe(0);
+  const lines = (): string[] => p.stdout.filter((l) => /^\d{3} /.test(l));
+  await waitFor(() => lines().length >= REQUESTS.length, 2_000); // the last lines may follow the exit
+  return lines();
+}
+
+function byPath(spans: ReceivedSpan[], path: string): ReceivedSpan {
+  const s = spans.filter((x) => x.attributes["url.path"] === path);
+  if (s.length !== 1) throw new Error(`expected one span for ${path}, got ${s.length}`);
+  return s[0]!;
+}
+
+describe.each([
+  // net/http's own HTTP/2 server: bundled (1.22) and net/http/internal/http2 (1.27); stripped: offsets from the table
+  ["std", "1.22.12", false], ["std", "1.27.4", false], ["std", "1.22.12", true], ["std", "1.27.4", true],
+  // golang.org/x/net's server, with its own ResponseWriter (offsets from DWARF, or the table for x/net's release)
+  ["xnet", "1.22.12", false], ["xnet", "1.27.4", true],
+] as const)("HTTP/2 server (%s) built with Go %s (stripped: %p)", (mode, goVersion, stripped) => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let gotel: Proc;
+  let exe: string;
+
+  beforeAll(async () => {
+    exe = buildGoFixture("http2-server", { goVersion, stripped });
+    server = await startServer(exe, [mode]);
+    gotel = await runGotel(["--pid", String(server.proc.pid)], env(), server.proc.pid);
+  }, 300_000);
+  afterAll(async () => {
+    await gotel?.stop();
+    await server?.proc.stop();
+  });
+
+  test("one SERVER span per stream, with its status code; 5xx is an error", async () => {
+    collector.clear();
+    const base = server.base.replace("http://", "https://");
+    expect(await sendAll([exe], base)).toEqual(["200 HTTP/2.0", "201 HTTP/2.0", "500 HTTP/2.0", "200 HTTP/2.0"]);
+    const spans = await collector.waitForSpans(4, 10_000);
+    await Bun.sleep(300);
+    expect(collector.spans().length).toBe(4);
+    for (const [method, path] of REQUESTS) {
+      const span = byPath(spans, path);
+      const want = EXPECTED[path]!;
+      expect(span.name).toBe(want.name);
+      expect(span.kind).toBe(SPAN_KIND.SERVER);
+      const { "network.peer.port": peerPort, "user_agent.original": userAgent, ...rest } = span.attributes;
+      expect(typeof peerPort === "bigint" && peerPort > 0n).toBe(true);
+      expect(userAgent).toBe("Go-http-client/2.0");
+      expect(rest).toEqual({
+        "http.request.method": method,
+        "url.path": path,
+        "url.scheme": "https",
+        "http.response.status_code": want.status,
+        "http.route": want.route,
+        "network.protocol.version": "2",
+        "server.address": "127.0.0.1",
+        "server.port": BigInt(server.port),
+        "network.peer.address": "127.0.0.1",
+      });
+      expect(span.status.code).toBe(want.status >= 500n ? STATUS_CODE.ERROR : STATUS_CODE.UNSET);
+    }
+  }, 60_000);
+});
+
+test("HTTP/2 client spans: one CLIENT span per request, protocol 2, the response's status", async () => {
+  const exe = buildGoFixture("http2-server", { goVersion: "1.27.4" });
+  const server = await startServer(exe, ["std"]);
+  try {
+    collector.clear();
+    const base = server.base.replace("http://", "https://");
+    // the client under `gotel exec`: traced from its first instruction (the server is not traced here)
+    expect(await sendAll([GOTEL, "exec", "--", exe], base, env())).toEqual(["200 HTTP/2.0", "201 HTTP/2.0", "500 HTTP/2.0", "200 HTTP/2.0"]);
+    const spans = await collector.waitForSpans(4, 10_000);
+    await Bun.sleep(300);
+    expect(collector.spans().length).toBe(4);
+    for (const [method, path] of REQUESTS) {
+      const s = spans.filter((x) => x.attributes["url.full"] === base + path);
+      expect(s.length).toBe(1);
+      const status = EXPECTED[path]!.status;
+      expect(s[0]!.name).toBe(method);
+      expect(s[0]!.kind).toBe(SPAN_KIND.CLIENT);
+      expect(s[0]!.attributes).toMatchObject({
+        "http.request.method": method, "url.path": path, "network.protocol.version": "2", "http.response.status_code": status,
+        "server.address": "127.0.0.1", "server.port": BigInt(server.port),
+      });
+      expect(s[0]!.status.code).toBe(status >= 400n ? STATUS_CODE.ERROR : STATUS_CODE.UNSET);
+    }
+  } finally {
+    await server.proc.stop();
+  }
+}, 120_000);
