@@ -55,13 +55,15 @@ struct database_sql_config {
 	__u64 tx_ctx;     /* database/sql.Tx.ctx (context.Context) */
 	__u64 tx_db;      /* database/sql.Tx.db (*DB) */
 	__u64 tx_done;    /* database/sql.Tx.done (int32 before Go 1.20, atomic.Bool since: a 4-byte word) */
+	__u64 db_connector; /* database/sql.DB.connector (driver.Connector) */
 };
 
 /* What a span event carries before its statement; kept in flight between entry and return. */
 #define DATABASE_SQL_SPAN_FIELDS                                                                            \
 	struct gotel_event_header hdr;                                                                        \
 	__u8 parent_span_id[8]; /* zero: a root span */                                                        \
-	__u64 db;               /* the *sql.DB: user space reads its driver and data source once per DB */    \
+	struct go_iface connector; /* the DB's driver.Connector: user space reads driver and data source once per \
+				      connector (a DB keeps its connector; a new DB at a reused address has another) */ \
 	__u64 error_type;       /* runtime._type of the returned error's dynamic type; 0: no error */          \
 	__u64 error_data;       /* the error's data word: user space reads the database's code from it */     \
 	__u64 query_full_len;   /* the statement's length in the target, to tell a truncated one */            \
@@ -124,8 +126,8 @@ struct {
 } database_sql_scratch SEC(".maps");
 
 /* Starts the span of a call: ctx is the data word of its context.Context, (query, query_len) its statement. */
-static __always_inline int start(const void *ctx, __u32 operation, __u32 error_word, __u64 db, __u64 go_ctx,
-				 __u64 query, __s64 query_len)
+static __always_inline int start(const void *ctx, const struct database_sql_config *cfg, __u32 operation,
+				 __u32 error_word, __u64 db, __u64 go_ctx, __u64 query, __s64 query_len)
 {
 	__u32 tgid = gotel_current_tgid();
 	__u32 zero = 0;
@@ -144,7 +146,8 @@ static __always_inline int start(const void *ctx, __u32 operation, __u32 error_w
 	__u64 g = go_goroutine(ctx);
 	gotel_fill_header(&e->hdr, GOTEL_EVENT_DATABASE_SQL, g);
 	e->operation = operation;
-	e->db = db;
+	if (db && cfg->db_connector != GOTEL_OFFSET_ABSENT)
+		bpf_probe_read_user(&e->connector, sizeof(e->connector), (const void *)(db + cfg->db_connector));
 	struct gotel_span_context *parent = gotel_find_parent(tgid, go_ctx);
 	if (parent)
 		__builtin_memcpy(e->parent_span_id, parent->span_id, 8);
@@ -161,16 +164,18 @@ static __always_inline struct database_sql_config *config(void)
 
 static __always_inline int on_query_dc(const void *ctx)
 {
-	if (!config())
+	struct database_sql_config *cfg = config();
+	if (!cfg)
 		return 0;
-	return start(ctx, DATABASE_SQL_QUERY, 2, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 8), go_arg(ctx, 9));
+	return start(ctx, cfg, DATABASE_SQL_QUERY, 2, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 8), go_arg(ctx, 9));
 }
 
 static __always_inline int on_exec_dc(const void *ctx)
 {
-	if (!config())
+	struct database_sql_config *cfg = config();
+	if (!cfg)
 		return 0;
-	return start(ctx, DATABASE_SQL_EXEC, 3, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 6), go_arg(ctx, 7));
+	return start(ctx, cfg, DATABASE_SQL_EXEC, 3, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 6), go_arg(ctx, 7));
 }
 
 static __always_inline int on_stmt(const void *ctx, __u32 operation, __u32 error_word)
@@ -182,7 +187,7 @@ static __always_inline int on_stmt(const void *ctx, __u32 operation, __u32 error
 	struct go_string q = {};
 	if (s && cfg->stmt_query != GOTEL_OFFSET_ABSENT)
 		bpf_probe_read_user(&q, sizeof(q), (const void *)(s + cfg->stmt_query));
-	return start(ctx, operation, error_word, read_u64_at(s, cfg->stmt_db), go_arg(ctx, 3), q.ptr, q.len);
+	return start(ctx, cfg, operation, error_word, read_u64_at(s, cfg->stmt_db), go_arg(ctx, 3), q.ptr, q.len);
 }
 
 static __always_inline int on_stmt_query(const void *ctx)
@@ -197,9 +202,10 @@ static __always_inline int on_stmt_exec(const void *ctx)
 
 static __always_inline int on_begin_dc(const void *ctx)
 {
-	if (!config())
+	struct database_sql_config *cfg = config();
+	if (!cfg)
 		return 0;
-	return start(ctx, DATABASE_SQL_BEGIN, 2, go_arg(ctx, 1), go_arg(ctx, 3), 0, 0);
+	return start(ctx, cfg, DATABASE_SQL_BEGIN, 2, go_arg(ctx, 1), go_arg(ctx, 3), 0, 0);
 }
 
 static __always_inline int on_tx_end(const void *ctx, __u32 operation)
@@ -212,7 +218,7 @@ static __always_inline int on_tx_end(const void *ctx, __u32 operation)
 	if (!tx || cfg->tx_done == GOTEL_OFFSET_ABSENT ||
 	    bpf_probe_read_user(&done, sizeof(done), (const void *)(tx + cfg->tx_done)) || done)
 		return 0;
-	return start(ctx, operation, 1, read_u64_at(tx, cfg->tx_db), read_u64_at(tx, cfg->tx_ctx + 8), 0, 0);
+	return start(ctx, cfg, operation, 1, read_u64_at(tx, cfg->tx_db), read_u64_at(tx, cfg->tx_ctx + 8), 0, 0);
 }
 
 static __always_inline int on_commit(const void *ctx)

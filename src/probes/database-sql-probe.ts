@@ -5,7 +5,7 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
 import { responseStatusCode, type ErrorCodeOffsets } from "./database-sql-errors.ts";
-import { readDataSource, type DataSource, type SourceOffsets } from "./database-sql-source.ts";
+import { readDataSource, type DataSource, type GoIface, type SourceOffsets } from "./database-sql-source.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { errorTypeName, spanContextDecoder } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
@@ -15,7 +15,7 @@ export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
 }
 
-type RawEvent = Omit<DatabaseEvent, "errorType" | "responseStatusCode"> & { errorTypeAddress: bigint; errorData: bigint; db: bigint };
+type RawEvent = Omit<DatabaseEvent, "errorType" | "responseStatusCode"> & { errorTypeAddress: bigint; errorData: bigint; connector: GoIface };
 
 const MAX_SOURCES = 1024;
 
@@ -23,8 +23,8 @@ interface ProcessState {
   /** user-space fields: the DB's data source, drivers' error codes */
   offsets: SourceOffsets & ErrorCodeOffsets;
   modules: string[];
-  /** *sql.DB address -> what it talks to */
-  sources: Map<bigint, DataSource>;
+  /** a DB's connector (its itab and data words) -> what the DB talks to */
+  sources: Map<string, DataSource>;
 }
 
 export class DatabaseSqlProbe implements SpanProbe {
@@ -70,27 +70,28 @@ export class DatabaseSqlProbe implements SpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { errorTypeAddress, errorData, db, ...e } = this.decode(v);
+    const { errorTypeAddress, errorData, connector, ...e } = this.decode(v);
     const memory = this.opts.memory?.(tgid);
     const errorType = errorTypeName(memory, errorTypeAddress);
     const offsets = this.processes.get(tgid)?.offsets ?? {};
     const code = errorType === undefined ? undefined : responseStatusCode(memory, offsets, errorType, Number(errorData));
     return toSpanRecord(
       { ...e, ...(errorType ? { errorType } : {}), ...(code ? { responseStatusCode: code } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) },
-      this.source(tgid, db, memory),
+      this.source(tgid, connector, memory),
       this.opts,
     );
   }
 
-  private source(tgid: number, db: bigint, memory: TargetMemory | undefined): DataSource {
+  private source(tgid: number, connector: GoIface, memory: TargetMemory | undefined): DataSource {
     const p = this.processes.get(tgid);
-    if (!p) return readDataSource(undefined, {}, 0, []);
-    let s = p.sources.get(db);
+    if (!p) return readDataSource(undefined, {}, connector, []);
+    const key = `${connector.tab}/${connector.data}`;
+    let s = p.sources.get(key);
     if (!s) {
       // a program that opens a DB per request must not grow this without end
       if (p.sources.size >= MAX_SOURCES) p.sources.clear();
-      s = readDataSource(memory, p.offsets, Number(db), p.modules);
-      p.sources.set(db, s);
+      s = readDataSource(memory, p.offsets, connector, p.modules);
+      p.sources.set(key, s);
     }
     return s;
   }
@@ -102,7 +103,8 @@ export class DatabaseSqlProbe implements SpanProbe {
 
 function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>): (v: DataView) => RawEvent {
   const context = spanContextDecoder(s);
-  const [db, errorType, errorData, fullLen] = [s.u64("db"), s.u64("error_type"), s.u64("error_data"), s.u64("query_full_len")];
+  const [connectorTab, connectorData] = [s.u64("connector.tab"), s.u64("connector.data")];
+  const [errorType, errorData, fullLen] = [s.u64("error_type"), s.u64("error_data"), s.u64("query_full_len")];
   const [operation, queryLen] = [s.u32("operation"), s.u32("query_len")];
   const queryAt = s.offset("query");
   return (v) => {
@@ -114,7 +116,7 @@ function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>)
       operation: operations.get(operation(v)) ?? "QUERY",
       ...(full > 0n ? { query: decodeStatement(bytes, BigInt(n) < full) } : {}),
       truncated: BigInt(n) < full,
-      db: db(v),
+      connector: { tab: connectorTab(v), data: connectorData(v) },
       errorTypeAddress: errorType(v),
       errorData: errorData(v),
     };

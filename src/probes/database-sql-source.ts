@@ -1,7 +1,7 @@
 /**
  * Which database a *sql.DB talks to: `db.system.name` from its driver, and `db.namespace`, `server.address`,
  * `server.port` from its data source name where database/sql keeps it. Read from the target's memory in user
- * space once per DB (a DB's connector never changes), so the kernel probe only sends the DB's address.
+ * space once per connector (a DB's connector never changes): the kernel probe sends the DB's connector.
  *
  *   DB.connector (driver.Connector)  sql.Open with a driver that is not a driver.DriverContext wraps the DSN in
  *                                    database/sql.dsnConnector{dsn string, driver driver.Driver}; the others
@@ -13,7 +13,7 @@
  * the binary's build info; when the connector cannot be read, from the one SQL driver module the binary has.
  */
 import type { TargetMemory } from "../gobin/runtime-types.ts";
-import { utf8 } from "./span-event.ts";
+import { itabTypeName, utf8 } from "./span-event.ts";
 
 export interface DataSource {
   /** semantic conventions' db.system.name: "postgresql", "mysql", "sqlite", …, "other_sql" */
@@ -23,8 +23,13 @@ export interface DataSource {
   serverPort?: number;
 }
 
+/** an interface value's two words, as the kernel read them */
+export interface GoIface {
+  tab: bigint;
+  data: bigint;
+}
+
 export interface SourceOffsets {
-  db_connector?: number;
   dsn_connector_dsn?: number;
   dsn_connector_driver?: number;
   /** the DSN string in pgx's stdlib connector */
@@ -136,27 +141,30 @@ function readString(mem: TargetMemory, addr: number): string | undefined {
   return b ? utf8.decode(b) : undefined;
 }
 
-/** The dynamic type name of the interface value at addr (itab first: itab._type at +8). */
-function ifaceType(mem: TargetMemory, addr: number): { type: string; data: number } | undefined {
-  const tab = readU64(mem, addr);
-  const data = readU64(mem, addr + 8);
-  const type = tab ? readU64(mem, tab + 8) : undefined;
-  const name = type ? mem.typeName(type) : undefined;
-  return name && data ? { type: name, data } : undefined;
+/** An interface value's dynamic type name and data pointer, when both are there. */
+function ifaceType(mem: TargetMemory, iface: GoIface): { type: string; data: number } | undefined {
+  const type = itabTypeName(mem, iface.tab);
+  const data = iface.data <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(iface.data) : 0;
+  return type && data ? { type, data } : undefined;
 }
 
-export function readDataSource(mem: TargetMemory | undefined, offsets: SourceOffsets, db: number, modules: readonly string[]): DataSource {
+/** The interface value stored at addr (itab, then data). */
+function ifaceAt(mem: TargetMemory, addr: number): GoIface {
+  return { tab: BigInt(readU64(mem, addr) ?? 0), data: BigInt(readU64(mem, addr + 8) ?? 0) };
+}
+
+/** What the DB whose DB.connector is `connectorIface` talks to. */
+export function readDataSource(mem: TargetMemory | undefined, offsets: SourceOffsets, connectorIface: GoIface, modules: readonly string[]): DataSource {
   const fallback = systemOfModules(modules) ?? OTHER_SQL;
-  if (!mem || !db || offsets.db_connector === undefined) return { system: fallback };
-  const connector = ifaceType(mem, db + offsets.db_connector);
-  if (!connector) return { system: fallback };
+  const connector = mem ? ifaceType(mem, connectorIface) : undefined;
+  if (!mem || !connector) return { system: fallback };
   if (connector.type !== "sql.dsnConnector" && connector.type !== "*sql.dsnConnector") {
     const system = systemOfType(connector.type, modules) ?? fallback;
     const nameAt = connector.type === "*stdlib.driverConnector" ? offsets.pgx5_connector_name ?? offsets.pgx4_connector_name : undefined;
     const dsn = nameAt === undefined ? undefined : readString(mem, connector.data + nameAt);
     return { system, ...(dsn ? parseDsn(system, dsn) : {}) };
   }
-  const driver = offsets.dsn_connector_driver === undefined ? undefined : ifaceType(mem, connector.data + offsets.dsn_connector_driver);
+  const driver = offsets.dsn_connector_driver === undefined ? undefined : ifaceType(mem, ifaceAt(mem, connector.data + offsets.dsn_connector_driver));
   const system = (driver && systemOfType(driver.type, modules)) ?? fallback;
   const dsn = offsets.dsn_connector_dsn === undefined ? undefined : readString(mem, connector.data + offsets.dsn_connector_dsn);
   return { system, ...(dsn ? parseDsn(system, dsn) : {}) };

@@ -28,11 +28,11 @@ export const FIELDS = {
   tx_ctx: "database/sql.Tx.ctx",
   tx_db: "database/sql.Tx.db",
   tx_done: "database/sql.Tx.done",
+  db_connector: "database/sql.DB.connector",
 } as const;
 
-/** read in user space, from the target's memory, once per *sql.DB (src/probes/database-sql-source.ts) */
+/** read in user space, from the target's memory, once per DB connector (src/probes/database-sql-source.ts) */
 export const SOURCE_FIELDS = {
-  db_connector: "database/sql.DB.connector",
   dsn_connector_dsn: "database/sql.dsnConnector.dsn",
   dsn_connector_driver: "database/sql.dsnConnector.driver",
 } as const;
