@@ -161,6 +161,7 @@ export class Agent {
         attached.push(probe);
         log.info("attached", {
           pid, exe: exePath, go: exe.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
+          ...(prepared.note ? { note: prepared.note } : {}),
         });
       } catch (e) {
         log.warn("attaching failed", { pid, exe: exePath, instrumentation: probe.name, reason: e instanceof GotelError ? e.oneLine : String(e) });

@@ -3,7 +3,7 @@ import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import { H2_WRITER_TYPES, PROGRAMS, type H2Server, plan, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
+import { H2_WRITER_TYPES, PROGRAMS, type H2Server, degraded, plan, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { i64Field, itabTypeName, spanContextDecoder, stringField } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
@@ -51,6 +51,7 @@ export class NethttpServerProbe implements SpanProbe {
     return {
       offsetsSource: p.offsetsSource,
       sites: 1 + p.sites.returns.length,
+      note: degraded(exe, p.offsets),
       attach: (tgid, path) => {
         this.h2Readable.set(tgid, readable);
         return this.object.attach(tgid, path, p.offsets, {

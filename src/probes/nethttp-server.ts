@@ -45,7 +45,7 @@ export type ConfigField = keyof typeof FIELDS;
 /**
  * Fields that exist only in some versions: the route comes from Pattern (>= 1.23) or pat.str (1.22); maps are
  * runtime.hmap before Go 1.24 and Swiss tables (internal/runtime/maps) from 1.24. Without them the span just
- * lacks http.route, user_agent.original or its incoming parent.
+ * lacks http.route, user_agent.original, its incoming parent or an HTTP/2 status code.
  */
 const OPTIONAL: ReadonlySet<string> = new Set([
   "request_pattern", "request_pat", "pattern_str", "request_header", ...MAP_FIELD_KEYS,
@@ -54,6 +54,9 @@ const OPTIONAL: ReadonlySet<string> = new Set([
   // golang.org/x/net's HTTP/2 server, when the binary has it
   "xnet_writer_rws", "xnet_rws_status",
 ]);
+
+/** in a binary that serves HTTP/2 with golang.org/x/net's own server */
+const XNET_SERVER_FUNCTION = "golang.org/x/net/http2.(*serverConn).runHandler";
 
 const XNET = "golang.org/x/net";
 const MODULES: Record<string, string> = { xnet_writer_rws: XNET, xnet_rws_status: XNET };
@@ -83,11 +86,19 @@ export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
   const { sites } = r.plan;
+  const note = degraded(exe, r.plan.offsets);
   return {
     status: "ready",
-    reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}`,
+    reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}${note ? `; ${note}` : ""}`,
     offsetsSource: r.plan.offsetsSource,
   };
+}
+
+/** What spans of this binary will lack for want of offsets, for inspect and the attach log; undefined: nothing. */
+export function degraded(exe: GoExecutable, offsets: Record<string, number | undefined>): string | undefined {
+  if (offsets.xnet_writer_rws !== undefined && offsets.xnet_rws_status !== undefined) return undefined;
+  if (!exe.functions().get(XNET_SERVER_FUNCTION)) return undefined;
+  return `HTTP/2 responses of golang.org/x/net's server get no status code (no offsets for ${XNET} ${exe.moduleVersion(XNET) ?? "(version unknown)"}: not in the binary's DWARF nor in gotel's table)`;
 }
 
 /** The raw event as the kernel sent it (strings already cut to their lengths). */

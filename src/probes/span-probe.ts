@@ -11,6 +11,8 @@ export interface Prepared {
   offsetsSource: OffsetsSource;
   /** probe sites, for the log */
   sites: number;
+  /** what its spans will lack in this binary (missing optional offsets), for the log */
+  note?: string;
   /** writes the process's config and attaches; the links go when the process does */
   attach(tgid: number, path: string): UprobeLinks[];
 }

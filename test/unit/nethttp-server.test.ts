@@ -8,7 +8,8 @@ import { SpanStatusCode } from "@opentelemetry/api";
 import { readFileSync } from "node:fs";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import { GoTypeNames, typesBase, type TargetMemory } from "../../src/gobin/runtime-types.ts";
-import { H2_WRITER_TYPES, toSpanRecord, type ServerEvent } from "../../src/probes/nethttp-server.ts";
+import { GoExecutable } from "../../src/gobin/analyze.ts";
+import { H2_WRITER_TYPES, degraded, toSpanRecord, type ServerEvent } from "../../src/probes/nethttp-server.ts";
 import { itabTypeName } from "../../src/probes/span-event.ts";
 import { buildGoFixture } from "../support/go.ts";
 
@@ -56,5 +57,16 @@ describe("HTTP/2 ResponseWriter types", () => {
     expect(itabTypeName(memory, 0n)).toBeUndefined();
     expect(itabTypeName(memory, 8n)).toBeUndefined();
     expect(itabTypeName(undefined, itab("go:itab.*net/http.response,net/http.ResponseWriter"))).toBeUndefined();
+  });
+});
+
+describe("what a binary's spans will lack, for inspect and the attach log", () => {
+  test("x/net's HTTP/2 server without its offsets: its responses get no status code, and that is said", () => {
+    const exe = GoExecutable.open(buildGoFixture("http2-server", { goVersion: "1.22.12", stripped: true }));
+    expect(degraded(exe, {})).toBe("HTTP/2 responses of golang.org/x/net's server get no status code (no offsets for golang.org/x/net v0.30.0: not in the binary's DWARF nor in gotel's table)");
+    expect(degraded(exe, { xnet_writer_rws: 0, xnet_rws_status: 72 })).toBeUndefined();
+  });
+  test("a binary without x/net's server lacks nothing", () => {
+    expect(degraded(GoExecutable.open(buildGoFixture("http-server", { goVersion: "1.22.12" })), {})).toBeUndefined();
   });
 });
