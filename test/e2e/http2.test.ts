@@ -1,7 +1,8 @@
 /**
  * HTTP/2 server spans end to end: a TLS server speaking h2 through net/http's own HTTP/2 server (bundled into
  * net/http before Go 1.27, net/http/internal/http2 from 1.27) and through golang.org/x/net's
- * (http2.ConfigureServer), requests from a Go HTTP/2 client, and what a real OpenTelemetry Collector received.
+ * (http2.ConfigureServer), over TLS and unencrypted (net/http's own h2c, Go >= 1.24), requests from a Go HTTP/2
+ * client, and what a real OpenTelemetry Collector received.
  * The status code of an HTTP/2 response is read from another ResponseWriter type than HTTP/1's.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -47,6 +48,8 @@ describe.each([
   ["std", "1.22.12", false], ["std", "1.27.4", false], ["std", "1.22.12", true], ["std", "1.27.4", true],
   // golang.org/x/net's server, with its own ResponseWriter (offsets from DWARF, or the table for x/net's release)
   ["xnet", "1.22.12", false], ["xnet", "1.27.4", true],
+  // unencrypted HTTP/2 with prior knowledge, served by net/http itself (Server.Protocols)
+  ["h2c", "1.24.13", false],
 ] as const)("HTTP/2 server (%s) built with Go %s (stripped: %p)", (mode, goVersion, stripped) => {
   let server: Awaited<ReturnType<typeof startServer>>;
   let gotel: Proc;
@@ -64,7 +67,7 @@ describe.each([
 
   test("one SERVER span per stream, with its status code; 5xx is an error", async () => {
     collector.clear();
-    const base = server.base.replace("http://", "https://");
+    const base = mode === "h2c" ? server.base : server.base.replace("http://", "https://");
     expect(await sendAll([exe], base)).toEqual(["200 HTTP/2.0", "201 HTTP/2.0", "500 HTTP/2.0", "200 HTTP/2.0"]);
     const spans = await collector.waitForSpans(4, 10_000);
     await Bun.sleep(300);
@@ -80,7 +83,7 @@ describe.each([
       expect(rest).toEqual({
         "http.request.method": method,
         "url.path": path,
-        "url.scheme": "https",
+        "url.scheme": mode === "h2c" ? "http" : "https",
         "http.response.status_code": want.status,
         "http.route": want.route,
         "network.protocol.version": "2",
