@@ -96,6 +96,24 @@ describe.each([
   }, 60_000);
 });
 
+test("an incoming traceparent over HTTP/2 is continued, tracestate kept", async () => {
+  const exe = buildGoFixture("http2-server", { goVersion: "1.27.4" });
+  const server = await startServer(exe, ["std"]);
+  const gotel = await runGotel(["--pid", String(server.proc.pid)], env(), server.proc.pid);
+  try {
+    collector.clear();
+    const client = new Proc([exe, "request", "-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      "-H", "tracestate: vendor=abc", "GET", `${server.base.replace("http://", "https://")}/users/9`]);
+    expect(await client.wait(15_000)).toBe(0);
+    const [span] = await collector.waitForSpans(1, 10_000);
+    expect(span!).toMatchObject({ name: "GET /users/{id}", traceId: "4bf92f3577b34da6a3ce929d0e0e4736", parentSpanId: "00f067aa0ba902b7", traceState: "vendor=abc" });
+    expect(span!.attributes).toMatchObject({ "http.response.status_code": 200n, "network.protocol.version": "2" });
+  } finally {
+    await gotel.stop();
+    await server.proc.stop();
+  }
+}, 120_000);
+
 test("HTTP/2 client spans: one CLIENT span per request, protocol 2, the response's status", async () => {
   const exe = buildGoFixture("http2-server", { goVersion: "1.27.4" });
   const server = await startServer(exe, ["std"]);
