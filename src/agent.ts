@@ -15,7 +15,7 @@ import { StructView } from "./ebpf/struct-view.ts";
 import { GotelError } from "./errors.ts";
 import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
 import { PT_LOAD } from "./gobin/elf.ts";
-import { GoTypeNames, loadBias, processMemoryReader, typesBase, type TargetMemory } from "./gobin/runtime-types.ts";
+import { GoTypeNames, loadBias, ProcessMemory, typesBase, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
@@ -42,6 +42,8 @@ interface Target {
   typesBase?: number;
   lowestLoad: number;
   memory?: TargetMemory;
+  /** the open /proc/PID/mem behind memory */
+  memoryFile?: ProcessMemory;
 }
 
 export interface AgentStats {
@@ -202,7 +204,8 @@ export class Agent {
       try {
         bias = loadBias(readFileSync(`/proc/${pid}/maps`, "utf8"), readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""), t.lowestLoad);
       } catch { /* the process is gone */ }
-      const read = processMemoryReader(pid);
+      t.memoryFile = new ProcessMemory(pid);
+      const read = t.memoryFile.read;
       const names = bias === undefined || t.typesBase === undefined ? undefined : new GoTypeNames(t.typesBase + bias, read);
       t.memory = { read, typeName: (addr) => names?.name(addr) };
     }
@@ -216,6 +219,7 @@ export class Agent {
     this.reader.drain();
     for (const l of t.links) l.destroy();
     for (const p of t.probes) p.forget(pid);
+    t.memoryFile?.close();
     this.targets.delete(pid);
     log.info("detached", { pid, exe: t.exePath, reason: why });
   }

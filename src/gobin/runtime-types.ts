@@ -69,20 +69,38 @@ export class GoTypeNames {
   }
 }
 
-/** A reader of a live process's memory through /proc/PID/mem (root, or the same user with ptrace rights). */
-export function processMemoryReader(pid: number): MemoryReader {
-  return (addr, n) => {
-    let fd: number | undefined;
+/**
+ * A live process's memory through /proc/PID/mem (root, or the same user with ptrace rights), opened at the first
+ * read and kept: one open per process, not per read, and the file stays bound to that process (a reused pid
+ * is another process, whose memory it never reads: reads fail once the process is gone). close() when done.
+ */
+export class ProcessMemory {
+  /** null: it could not be opened (gone, or not allowed): not tried again */
+  private fd: number | null | undefined;
+
+  constructor(private readonly pid: number) {}
+
+  readonly read: MemoryReader = (addr, n) => {
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(`/proc/${this.pid}/mem`, "r");
+      } catch {
+        this.fd = null;
+      }
+    }
+    if (this.fd === null) return undefined;
     try {
-      fd = openSync(`/proc/${pid}/mem`, "r");
       const buf = new Uint8Array(n);
-      return readSync(fd, buf, 0, n, addr) === n ? buf : undefined;
+      return readSync(this.fd, buf, 0, n, addr) === n ? buf : undefined;
     } catch {
       return undefined;
-    } finally {
-      if (fd !== undefined) closeSync(fd);
     }
   };
+
+  close(): void {
+    if (typeof this.fd === "number") closeSync(this.fd);
+    this.fd = null;
+  }
 }
 
 /**

@@ -12,7 +12,7 @@ import { RingBufferReader } from "../../src/ebpf/ring-buffer.ts";
 import { preferredAttachMode, type UprobeLinks } from "../../src/ebpf/link.ts";
 import { StructView } from "../../src/ebpf/struct-view.ts";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
-import { processMemoryReader } from "../../src/gobin/runtime-types.ts";
+import { ProcessMemory } from "../../src/gobin/runtime-types.ts";
 import { NethttpClientProbe } from "../../src/probes/nethttp-client-probe.ts";
 import { NethttpServerProbe } from "../../src/probes/nethttp-server-probe.ts";
 import { traceConstants } from "../../src/traces/sampling.ts";
@@ -103,7 +103,9 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
     // back from A's memory (the buffer keeps the last request's bytes while the connection idles)
     const before = Number(n) - line.length;
     const start = w[0]!.addr - BigInt(before);
-    const got = processMemoryReader(a.proc.pid)(Number(start), before);
+    const memory = new ProcessMemory(a.proc.pid);
+    const got = memory.read(Number(start), before);
+    memory.close();
     expect(got).toBeDefined();
     expect(text(got!)).toStartWith("POST /work?id=dry HTTP/1.1\r\nHost: 127.0.0.1:");
     expect(text(got!)).toEndWith("\r\n");

@@ -8,8 +8,9 @@ import { readFileSync } from "node:fs";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import { moduledataTypes } from "../../src/gobin/pclntab.ts";
-import { GoTypeNames, loadBias, typesBase } from "../../src/gobin/runtime-types.ts";
+import { GoTypeNames, loadBias, ProcessMemory, typesBase } from "../../src/gobin/runtime-types.ts";
 import { buildGoFixture } from "../support/go.ts";
+import { startServer } from "../support/processes.ts";
 import { GO_VERSIONS } from "../support/matrix.ts";
 
 /** What Go's %T prints for a type the linker names by import path: the package's name, not its path. */
@@ -75,4 +76,24 @@ test("the load bias comes from the executable's first mapping", () => {
   expect(loadBias(maps, "/srv/app", 0)).toBe(0x55d0c0a00000);
   expect(loadBias("400000-52e000 r-xp 00000000 fe:01 9 /srv/app\n", "/srv/app", 0x400000)).toBe(0);
   expect(loadBias(maps, "/srv/other", 0)).toBeUndefined();
+});
+
+test("a live process's memory: read through one open /proc/PID/mem, nothing once the process is gone or closed", async () => {
+  const exe = buildGoFixture("http-server", { goVersion: "1.27.4" });
+  const { proc } = await startServer(exe);
+  const memory = new ProcessMemory(proc.pid);
+  try {
+    // the executable's first mapping starts with its ELF header
+    const maps = readFileSync(`/proc/${proc.pid}/maps`, "utf8").split("\n");
+    const first = maps.find((l) => l.endsWith(exe) && / 00000000 /.test(l))!;
+    const start = Number.parseInt(first.split("-")[0]!, 16);
+    expect([...memory.read(start, 4)!]).toEqual([0x7f, 0x45, 0x4c, 0x46]);
+    expect(memory.read(8, 4)).toBeUndefined(); // unmapped
+    await proc.stop("SIGKILL");
+    expect(memory.read(start, 4)).toBeUndefined();
+  } finally {
+    memory.close();
+    await proc.stop("SIGKILL");
+  }
+  expect(memory.read(0, 4)).toBeUndefined();
 });
