@@ -78,8 +78,9 @@ async function compile(arch: Arch): Promise<string> {
   return out;
 }
 
+/** what the compiled binary is made of: code, and data it imports (the offsets table) */
 function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => join(dir, f));
+  return readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts") || f.endsWith(".json")).map((f) => join(dir, f));
 }
 
 const only = process.argv[2];
