@@ -13,6 +13,16 @@
  *   func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request)
  *   Go ABI: sh = arg 1, rw = args 2-3 (itab, data), req = arg 4.
  *
+ * x/net's HTTP/2 server runs each stream's handler on its own goroutine, and with the h2c handler
+ * (h2c.NewHandler, unencrypted HTTP/2) that handler is the application's: serverHandler.ServeHTTP never runs
+ * for those streams. So x/net's stream is a span of its own, from these two entry probes (both emulated sites;
+ * no RET probe):
+ *   func (sc *serverConn) runHandler(rw *responseWriter, req *http.Request, handler func(...))   rw 2, req 3
+ *   func (w *responseWriter) handlerDone()   w 1: called (deferred) when the handler returned; w.rws, where
+ *                                            the status is, is still set at its entry (it is cleared inside)
+ * Where x/net's stream handler is net/http's serverHandler (http2.ConfigureServer over TLS), the ServeHTTP
+ * entry on the same goroutine replaces the stream's span before it is sent: one span per stream either way.
+ *
  * Struct offsets differ between Go versions; user space writes them per process into nethttp_server_config.
  */
 #include <linux/types.h>
@@ -68,6 +78,7 @@ struct nethttp_server_event {
 	__s64 status;      /* HTTP/2: through net/http's own server's offsets */
 	__s64 status_xnet; /* HTTP/2: through golang.org/x/net's server's offsets */
 	__u64 writer_itab; /* HTTP/2: the ResponseWriter's itab, which tells whose writer it is */
+	__u32 writer_xnet; /* the span is x/net's stream (runHandler): its writer is x/net's, no itab */
 	__s64 proto_major;
 	__s64 proto_minor;
 	__u32 method_len;
@@ -88,7 +99,7 @@ struct nethttp_server_event {
 /* a request in flight, with what only the entry can see */
 struct nethttp_server_inflight {
 	__u64 request;
-	__u64 response_writer_itab;
+	__u64 response_writer_itab; /* 0 for x/net's stream: response_writer is its *responseWriter */
 	__u64 response_writer;
 	__u64 ctx;
 	struct nethttp_server_event event;
@@ -146,11 +157,13 @@ static __always_inline void read_h2_status(const struct nethttp_server_config *c
 		status_off = cfg->h2_internal_rws_status;
 	}
 	e->writer_itab = f->response_writer_itab;
+	e->writer_xnet = f->response_writer_itab == 0;
 	e->status = read_u64_at(read_u64_at(f->response_writer, rws_off), status_off);
 	e->status_xnet = read_u64_at(read_u64_at(f->response_writer, cfg->xnet_writer_rws), cfg->xnet_rws_status);
 }
 
-static __always_inline int on_entry(const void *ctx)
+/* Starts the span of a request served with the ResponseWriter (itab, rw) (itab 0: x/net's *responseWriter). */
+static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_itab, __u64 rw)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
@@ -165,10 +178,9 @@ static __always_inline int on_entry(const void *ctx)
 	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
 
 	__u64 g = go_goroutine(ctx);
-	__u64 req = go_arg(ctx, 4);
 	f->request = req;
-	f->response_writer_itab = go_arg(ctx, 2);
-	f->response_writer = go_arg(ctx, 3);
+	f->response_writer_itab = rw_itab;
+	f->response_writer = rw;
 	f->ctx = read_u64_at(req, cfg->request_ctx + 8); /* the data word of the interface */
 	struct nethttp_server_event *e = &f->event;
 	gotel_fill_header(&e->hdr, GOTEL_EVENT_NETHTTP_SERVER, g);
@@ -198,17 +210,29 @@ static __always_inline int on_entry(const void *ctx)
 	gotel_start_span(&e->sc, remote);
 	gotel_track(tgid, f->ctx, &e->sc);
 
-	/* morestack re-runs the prologue, so the entry may fire twice for one call: overwrite */
+	/* morestack re-runs the prologue, so the entry may fire twice for one call: overwrite (also x/net's
+	 * stream span when its handler is serverHandler.ServeHTTP) */
 	gotel_inflight_put(&nethttp_server_inflight, tgid, g, f);
 	return 0;
 }
 
-static __always_inline int on_return(const void *ctx)
+static __always_inline int on_entry(const void *ctx)
+{
+	return start_request(ctx, go_arg(ctx, 4), go_arg(ctx, 2), go_arg(ctx, 3));
+}
+
+static __always_inline int on_xnet_stream(const void *ctx)
+{
+	return start_request(ctx, go_arg(ctx, 3), 0, go_arg(ctx, 2));
+}
+
+/* Ends the request in flight on this goroutine (only_writer: only if it is served with that writer). */
+static __always_inline int finish_request(const void *ctx, __u64 only_writer)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
 	struct nethttp_server_inflight *f = bpf_map_lookup_elem(&nethttp_server_inflight, &key);
-	if (!f)
+	if (!f || (only_writer && f->response_writer != only_writer))
 		return 0;
 	gotel_untrack(tgid, f->ctx);
 	struct nethttp_server_event *e = &f->event;
@@ -236,5 +260,18 @@ static __always_inline int on_return(const void *ctx)
 	return 0;
 }
 
+static __always_inline int on_return(const void *ctx)
+{
+	return finish_request(ctx, 0);
+}
+
+static __always_inline int on_xnet_handler_done(const void *ctx)
+{
+	__u64 w = go_arg(ctx, 1);
+	return w ? finish_request(ctx, w) : 0;
+}
+
 GOTEL_UPROBE(nethttp_server_entry, on_entry)
 GOTEL_UPROBE(nethttp_server_return, on_return)
+GOTEL_UPROBE(nethttp_server_xnet_stream, on_xnet_stream)
+GOTEL_UPROBE(nethttp_server_xnet_done, on_xnet_handler_done)

@@ -3,7 +3,7 @@ import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import { H2_WRITER_TYPES, PROGRAMS, type H2Server, degraded, plan, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
+import { H2_WRITER_TYPES, PROGRAMS, type H2Server, degraded, plan, xnetStreamSites, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { i64Field, itabTypeName, spanContextDecoder, stringField } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
@@ -13,7 +13,7 @@ export interface ServerLoadOptions extends LoadOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
 }
 
-type RawEvent = Omit<ServerEvent, "status"> & { status: number; statusXnet: number; writerItab: bigint };
+type RawEvent = Omit<ServerEvent, "status"> & { status: number; statusXnet: number; writerItab: bigint; writerXnet: boolean };
 
 /** whose HTTP/2 writers this process's offsets can read */
 type H2Readable = Record<H2Server, boolean>;
@@ -43,6 +43,12 @@ export class NethttpServerProbe implements SpanProbe {
     const r = plan(exe);
     if ("skipped" in r) return r;
     const p = r.plan;
+    const xnet = xnetStreamSites(p);
+    const programs: Record<string, number[]> = {
+      [PROGRAMS.entry]: [p.sites.entry.offset],
+      [PROGRAMS.return]: p.sites.returns,
+      ...(xnet ? { [PROGRAMS.xnetStream]: [xnet.stream], [PROGRAMS.xnetDone]: [xnet.done] } : {}),
+    };
     const has = (...keys: string[]): boolean => keys.every((k) => p.offsets[k] !== undefined);
     const readable: H2Readable = {
       std: has("h2_writer_rws", "h2_rws_status") || has("h2_internal_writer_rws", "h2_internal_rws_status"),
@@ -50,14 +56,11 @@ export class NethttpServerProbe implements SpanProbe {
     };
     return {
       offsetsSource: p.offsetsSource,
-      sites: 1 + p.sites.returns.length,
+      sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
       note: degraded(exe, p.offsets),
       attach: (tgid, path) => {
         this.h2Readable.set(tgid, readable);
-        return this.object.attach(tgid, path, p.offsets, {
-          [PROGRAMS.entry]: [p.sites.entry.offset],
-          [PROGRAMS.return]: p.sites.returns,
-        });
+        return this.object.attach(tgid, path, p.offsets, programs);
       },
     };
   }
@@ -69,14 +72,13 @@ export class NethttpServerProbe implements SpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { writerItab, status, statusXnet, ...e } = this.decode(v);
-    return toSpanRecord({ ...e, status: this.status(tgid, e.protoMajor, writerItab, status, statusXnet), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+    const { writerItab, writerXnet, status, statusXnet, ...e } = this.decode(v);
+    const h2 = (): number | undefined => this.h2Status(tgid, writerXnet ? "xnet" : this.h2Server(tgid, writerItab), status, statusXnet);
+    return toSpanRecord({ ...e, status: e.protoMajor === 2 ? h2() : status, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
   }
 
-  /** HTTP/1's status; HTTP/2's as read through the offsets of the server whose writer the request had, if known. */
-  private status(tgid: number, protoMajor: number, itab: bigint, std: number, xnet: number): number | undefined {
-    if (protoMajor !== 2) return std;
-    const server = this.h2Server(tgid, itab);
+  /** An HTTP/2 status as read through the offsets of the server whose writer the request had, if known. */
+  private h2Status(tgid: number, server: H2Server | undefined, std: number, xnet: number): number | undefined {
     if (!server || !this.h2Readable.get(tgid)?.[server]) return undefined;
     return server === "std" ? std : xnet;
   }
@@ -106,6 +108,7 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
   const [status, major, minor] = [i64Field(s, "status"), i64Field(s, "proto_major"), i64Field(s, "proto_minor")];
   const statusXnet = i64Field(s, "status_xnet");
   const writerItab = s.u64("writer_itab");
+  const writerXnet = s.u32("writer_xnet");
   return (v) => ({
     ...context(v),
     method: method(v),
@@ -118,6 +121,7 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
     status: status(v),
     statusXnet: statusXnet(v),
     writerItab: writerItab(v),
+    writerXnet: writerXnet(v) !== 0,
     tls: tls(v) !== 0,
     userAgent: userAgent(v),
   });

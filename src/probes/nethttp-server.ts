@@ -7,7 +7,7 @@ import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import { bundledTable } from "../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
-import { fieldNeeds, planProbe, type PlanResult, type ProbeSpec } from "./plan.ts";
+import { fieldNeeds, planProbe, type PlanResult, type ProbePlan, type ProbeSpec } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
@@ -55,8 +55,12 @@ const OPTIONAL: ReadonlySet<string> = new Set([
   "xnet_writer_rws", "xnet_rws_status",
 ]);
 
-/** in a binary that serves HTTP/2 with golang.org/x/net's own server */
-const XNET_SERVER_FUNCTION = "golang.org/x/net/http2.(*serverConn).runHandler";
+/**
+ * golang.org/x/net's own HTTP/2 server runs each stream's handler through these (entry probes only): with its
+ * h2c handler the application's handler is called directly, never through serverHandler.ServeHTTP.
+ */
+const XNET_RUN_HANDLER = "golang.org/x/net/http2.(*serverConn).runHandler";
+const XNET_HANDLER_DONE = "golang.org/x/net/http2.(*responseWriter).handlerDone";
 
 const XNET = "golang.org/x/net";
 const MODULES: Record<string, string> = { xnet_writer_rws: XNET, xnet_rws_status: XNET };
@@ -71,12 +75,18 @@ export const H2_WRITER_TYPES: ReadonlyMap<string, H2Server> = new Map<string, H2
   ["*http.http2responseWriter", "std"], ["http.http2ResponseWriter", "std"], ["*http2.responseWriter", "xnet"],
 ]);
 
-const SPEC: ProbeSpec = { function: FUNCTION, absent: "it serves no HTTP", fields: FIELDS, optional: OPTIONAL, modules: MODULES };
+export const PROGRAMS = {
+  entry: "nethttp_server_entry", return: "nethttp_server_return",
+  xnetStream: "nethttp_server_xnet_stream", xnetDone: "nethttp_server_xnet_done",
+} as const;
+
+const SPEC: ProbeSpec = {
+  function: FUNCTION, absent: "it serves no HTTP", fields: FIELDS, optional: OPTIONAL, modules: MODULES,
+  extra: { [PROGRAMS.xnetStream]: XNET_RUN_HANDLER, [PROGRAMS.xnetDone]: XNET_HANDLER_DONE },
+};
 
 /** What the probe reads, for the offsets resolver and the table's generator. */
 export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
-
-export const PROGRAMS = { entry: "nethttp_server_entry", return: "nethttp_server_return" } as const;
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
   return planProbe(exe, SPEC, table);
@@ -87,17 +97,25 @@ export function readiness(exe: GoExecutable): Readiness {
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
   const { sites } = r.plan;
   const note = degraded(exe, r.plan.offsets);
+  const xnet = xnetStreamSites(r.plan) ? "; x/net's HTTP/2 streams: entries of (*serverConn).runHandler and (*responseWriter).handlerDone" : "";
   return {
     status: "ready",
-    reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}${note ? `; ${note}` : ""}`,
+    reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}${xnet}${note ? `; ${note}` : ""}`,
     offsetsSource: r.plan.offsetsSource,
   };
+}
+
+/** The entry sites of x/net's stream handler and its end, when the binary has x/net's own HTTP/2 server. */
+export function xnetStreamSites(plan: ProbePlan): { stream: number; done: number } | undefined {
+  const stream = plan.extra[PROGRAMS.xnetStream];
+  const done = plan.extra[PROGRAMS.xnetDone];
+  return stream && done ? { stream: stream.offset, done: done.offset } : undefined;
 }
 
 /** What spans of this binary will lack for want of offsets, for inspect and the attach log; undefined: nothing. */
 export function degraded(exe: GoExecutable, offsets: Record<string, number | undefined>): string | undefined {
   if (offsets.xnet_writer_rws !== undefined && offsets.xnet_rws_status !== undefined) return undefined;
-  if (!exe.functions().get(XNET_SERVER_FUNCTION)) return undefined;
+  if (!exe.functions().get(XNET_RUN_HANDLER)) return undefined;
   return `HTTP/2 responses of golang.org/x/net's server get no status code (no offsets for ${XNET} ${exe.moduleVersion(XNET) ?? "(version unknown)"}: not in the binary's DWARF nor in gotel's table)`;
 }
 
