@@ -23,8 +23,8 @@ interface ProcessState {
   /** user-space fields: the DB's data source, drivers' error codes */
   offsets: SourceOffsets & ErrorCodeOffsets;
   modules: string[];
-  /** a DB's connector (its itab and data words) -> what the DB talks to */
-  sources: Map<string, DataSource>;
+  /** a DB's connector: its data word -> its itab and what the DB talks to */
+  sources: Map<bigint, { tab: bigint; source: DataSource }>;
 }
 
 export class DatabaseSqlProbe implements SpanProbe {
@@ -85,15 +85,13 @@ export class DatabaseSqlProbe implements SpanProbe {
   private source(tgid: number, connector: GoIface, memory: TargetMemory | undefined): DataSource {
     const p = this.processes.get(tgid);
     if (!p) return readDataSource(undefined, {}, connector, []);
-    const key = `${connector.tab}/${connector.data}`;
-    let s = p.sources.get(key);
-    if (!s) {
-      // a program that opens a DB per request must not grow this without end
-      if (p.sources.size >= MAX_SOURCES) p.sources.clear();
-      s = readDataSource(memory, p.offsets, connector, p.modules);
-      p.sources.set(key, s);
-    }
-    return s;
+    const known = p.sources.get(connector.data);
+    if (known?.tab === connector.tab) return known.source;
+    // a program that opens a DB per request must not grow this without end
+    if (p.sources.size >= MAX_SOURCES) p.sources.clear();
+    const source = readDataSource(memory, p.offsets, connector, p.modules);
+    p.sources.set(connector.data, { tab: connector.tab, source });
+    return source;
   }
 
   close(): void {
