@@ -75,7 +75,7 @@ struct nethttp_server_event {
 	__u8 parent_span_id[8]; /* zero: a root span */
 	__u32 parent_remote;    /* the parent came in the request's traceparent */
 	__u32 tls;
-	__s64 status;      /* HTTP/2: through net/http's own server's offsets */
+	__s64 status;      /* HTTP/1's; for HTTP/2 through net/http's own server's offsets */
 	__s64 status_xnet; /* HTTP/2: through golang.org/x/net's server's offsets */
 	__u64 writer_itab; /* HTTP/2: the ResponseWriter's itab, which tells whose writer it is */
 	__u32 writer_xnet; /* the span is x/net's stream (runHandler): its writer is x/net's, no itab */
