@@ -106,6 +106,23 @@ describe.each([
       expect(span.status.code).toBe(want.status >= 500n ? STATUS_CODE.ERROR : STATUS_CODE.UNSET);
     }
   }, 60_000);
+
+  test("200 concurrent streams multiplexed on one connection: 200 spans, none lost, none duplicated", async () => {
+    collector.clear();
+    const base = mode === "h2c" || mode === "xnet-h2c" ? server.base : server.base.replace("http://", "https://");
+    const p = new Proc([exe, "parallel", "200", base]);
+    expect(await p.wait(60_000)).toBe(0);
+    await waitFor(() => p.stdout.length > 0, 2_000);
+    expect(p.stdout).toEqual(["200 x HTTP/2.0: 200"]);
+    const streams = (): ReceivedSpan[] => collector.spans().filter((x) => /^\/users\/\d+$/.test(String(x.attributes["url.path"])));
+    await collector.waitFor(() => streams().length >= 200, "200 stream spans", 20_000);
+    await Bun.sleep(500);
+    const spans = streams();
+    expect(spans.length).toBe(200);
+    expect(new Set(spans.map((x) => x.attributes["url.path"])).size).toBe(200);
+    expect(new Set(spans.map((x) => x.spanId)).size).toBe(200);
+    expect(spans.every((x) => x.attributes["http.response.status_code"] === 200n && x.attributes["network.protocol.version"] === "2")).toBe(true);
+  }, 90_000);
 });
 
 test("an incoming traceparent over HTTP/2 is continued, tracestate kept", async () => {
