@@ -23,6 +23,15 @@
  * Every DB, Tx and Stmt path of database/sql ends in one of these (DB/Conn/Tx Query*, QueryRow*, Exec* in
  * queryDC/execDC; Stmt and Tx.Stmt in Stmt.*Context). Preparing a statement makes no span.
  *
+ * pgx's own API (github.com/jackc/pgx/v5, and pgxpool on it) does not go through database/sql:
+ *   func (c *Conn) Query(ctx context.Context, sql string, args ...any) (Rows, error)
+ *   func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+ *       c 1, ctx 2-3, sql 4-5; results: Rows 1-2 / CommandTag{s string} 1-2, error 3-4
+ * are probed the same way (QueryRow goes through Query; Begin, Commit and Rollback run Exec("begin"), …). pgx's
+ * database/sql driver calls them too, inside database/sql's own call: a goroutine with a database/sql call in
+ * flight makes no pgx span, so each statement is one span. Each kind of call has its own return program, which
+ * ends only a span of its kind.
+ *
  * The statement text is read only when user space asks for it (database_sql_capture_query), up to
  * DATABASE_SQL_QUERY_MAX bytes, at the return; the event is sent up to the text's length.
  */
@@ -40,6 +49,12 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define DATABASE_SQL_QUERY_MAX 4096
 
+/* which API made the call */
+enum database_sql_client {
+	DATABASE_SQL_CLIENT_STDLIB = 0, /* database/sql */
+	DATABASE_SQL_CLIENT_PGX = 1,    /* github.com/jackc/pgx/v5's Conn */
+};
+
 /* what a span stands for; user space names the span after it when the statement is not parsed */
 enum database_sql_operation {
 	DATABASE_SQL_QUERY = 1,
@@ -56,6 +71,7 @@ struct database_sql_config {
 	__u64 tx_db;      /* database/sql.Tx.db (*DB) */
 	__u64 tx_done;    /* database/sql.Tx.done (int32 before Go 1.20, atomic.Bool since: a 4-byte word) */
 	__u64 db_connector; /* database/sql.DB.connector (driver.Connector) */
+	__u64 pgx_conn_config; /* github.com/jackc/pgx/v5.Conn.config (*ConnConfig) */
 };
 
 /* What a span event carries before its statement; kept in flight between entry and return. */
@@ -63,12 +79,15 @@ struct database_sql_config {
 	struct gotel_event_header hdr;                                                                        \
 	__u8 parent_span_id[8]; /* zero: a root span */                                                        \
 	struct go_iface connector; /* the DB's driver.Connector: user space reads driver and data source once per \
-				      connector (a DB keeps its connector; a new DB at a reused address has another) */ \
+				      connector (a DB keeps its connector; a new DB at a reused address has another); \
+				      for pgx, data is the Conn's *ConnConfig */                                   \
 	__u64 error_type;       /* runtime._type of the returned error's dynamic type; 0: no error */          \
 	__u64 error_data;       /* the error's data word: user space reads the database's code from it */     \
 	__u64 query_full_len;   /* the statement's length in the target, to tell a truncated one */            \
 	__u32 operation;        /* enum database_sql_operation */                                              \
 	__u32 query_len;        /* bytes of query sent */                                                      \
+	__u32 client;           /* enum database_sql_client */                                                 \
+	__u32 client_pad;                                                                                      \
 	struct gotel_span_context sc;
 
 struct database_sql_event {
@@ -95,6 +114,7 @@ _Static_assert(__builtin_offsetof(struct database_sql_head, sc) == __builtin_off
 
 GOTEL_BTF_TYPE(database_sql_event, struct database_sql_event);
 GOTEL_BTF_TYPE(database_sql_operation, enum database_sql_operation);
+GOTEL_BTF_TYPE(database_sql_client, enum database_sql_client);
 
 /* set by user space before load: read the statement text (OTEL_GO_AUTO_INCLUDE/PARSE_DB_STATEMENT) */
 volatile const __u32 database_sql_capture_query = 0;
@@ -125,9 +145,10 @@ struct {
 	__type(value, struct scratch);
 } database_sql_scratch SEC(".maps");
 
-/* Starts the span of a call: ctx is the data word of its context.Context, (query, query_len) its statement. */
+/* Starts the span of a call: ctx is the data word of its context.Context, (query, query_len) its statement;
+ * db the *sql.DB, or pgx_conn the *pgx.Conn. */
 static __always_inline int start(const void *ctx, const struct database_sql_config *cfg, __u32 operation,
-				 __u32 error_word, __u64 db, __u64 go_ctx, __u64 query, __s64 query_len)
+				 __u32 error_word, __u64 db, __u64 pgx_conn, __u64 go_ctx, __u64 query, __s64 query_len)
 {
 	__u32 tgid = gotel_current_tgid();
 	__u32 zero = 0;
@@ -146,8 +167,12 @@ static __always_inline int start(const void *ctx, const struct database_sql_conf
 	__u64 g = go_goroutine(ctx);
 	gotel_fill_header(&e->hdr, GOTEL_EVENT_DATABASE_SQL, g);
 	e->operation = operation;
-	if (db && cfg->db_connector != GOTEL_OFFSET_ABSENT)
+	if (pgx_conn) {
+		e->client = DATABASE_SQL_CLIENT_PGX;
+		e->connector.data = read_u64_at(pgx_conn, cfg->pgx_conn_config);
+	} else if (db && cfg->db_connector != GOTEL_OFFSET_ABSENT) {
 		bpf_probe_read_user(&e->connector, sizeof(e->connector), (const void *)(db + cfg->db_connector));
+	}
 	struct gotel_span_context *parent = gotel_find_parent(tgid, go_ctx);
 	if (parent)
 		__builtin_memcpy(e->parent_span_id, parent->span_id, 8);
@@ -167,7 +192,7 @@ static __always_inline int on_query_dc(const void *ctx)
 	struct database_sql_config *cfg = config();
 	if (!cfg)
 		return 0;
-	return start(ctx, cfg, DATABASE_SQL_QUERY, 2, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 8), go_arg(ctx, 9));
+	return start(ctx, cfg, DATABASE_SQL_QUERY, 2, go_arg(ctx, 1), 0, go_arg(ctx, 3), go_arg(ctx, 8), go_arg(ctx, 9));
 }
 
 static __always_inline int on_exec_dc(const void *ctx)
@@ -175,7 +200,7 @@ static __always_inline int on_exec_dc(const void *ctx)
 	struct database_sql_config *cfg = config();
 	if (!cfg)
 		return 0;
-	return start(ctx, cfg, DATABASE_SQL_EXEC, 3, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 6), go_arg(ctx, 7));
+	return start(ctx, cfg, DATABASE_SQL_EXEC, 3, go_arg(ctx, 1), 0, go_arg(ctx, 3), go_arg(ctx, 6), go_arg(ctx, 7));
 }
 
 static __always_inline int on_stmt(const void *ctx, __u32 operation, __u32 error_word)
@@ -187,7 +212,7 @@ static __always_inline int on_stmt(const void *ctx, __u32 operation, __u32 error
 	struct go_string q = {};
 	if (s && cfg->stmt_query != GOTEL_OFFSET_ABSENT)
 		bpf_probe_read_user(&q, sizeof(q), (const void *)(s + cfg->stmt_query));
-	return start(ctx, cfg, operation, error_word, read_u64_at(s, cfg->stmt_db), go_arg(ctx, 3), q.ptr, q.len);
+	return start(ctx, cfg, operation, error_word, read_u64_at(s, cfg->stmt_db), 0, go_arg(ctx, 3), q.ptr, q.len);
 }
 
 static __always_inline int on_stmt_query(const void *ctx)
@@ -205,7 +230,7 @@ static __always_inline int on_begin_dc(const void *ctx)
 	struct database_sql_config *cfg = config();
 	if (!cfg)
 		return 0;
-	return start(ctx, cfg, DATABASE_SQL_BEGIN, 2, go_arg(ctx, 1), go_arg(ctx, 3), 0, 0);
+	return start(ctx, cfg, DATABASE_SQL_BEGIN, 2, go_arg(ctx, 1), 0, go_arg(ctx, 3), 0, 0);
 }
 
 static __always_inline int on_tx_end(const void *ctx, __u32 operation)
@@ -218,7 +243,7 @@ static __always_inline int on_tx_end(const void *ctx, __u32 operation)
 	if (!tx || cfg->tx_done == GOTEL_OFFSET_ABSENT ||
 	    bpf_probe_read_user(&done, sizeof(done), (const void *)(tx + cfg->tx_done)) || done)
 		return 0;
-	return start(ctx, cfg, operation, 1, read_u64_at(tx, cfg->tx_db), read_u64_at(tx, cfg->tx_ctx + 8), 0, 0);
+	return start(ctx, cfg, operation, 1, read_u64_at(tx, cfg->tx_db), 0, read_u64_at(tx, cfg->tx_ctx + 8), 0, 0);
 }
 
 static __always_inline int on_commit(const void *ctx)
@@ -231,12 +256,35 @@ static __always_inline int on_rollback(const void *ctx)
 	return on_tx_end(ctx, DATABASE_SQL_ROLLBACK);
 }
 
-static __always_inline int on_return(const void *ctx)
+static __always_inline int on_pgx(const void *ctx, __u32 operation)
+{
+	struct database_sql_config *cfg = config();
+	if (!cfg)
+		return 0;
+	/* called by pgx's database/sql driver inside database/sql's call (or again after morestack): no span */
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
+	if (bpf_map_lookup_elem(&database_sql_inflight, &key))
+		return 0;
+	return start(ctx, cfg, operation, 3, 0, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 4), go_arg(ctx, 5));
+}
+
+static __always_inline int on_pgx_query(const void *ctx)
+{
+	return on_pgx(ctx, DATABASE_SQL_QUERY);
+}
+
+static __always_inline int on_pgx_exec(const void *ctx)
+{
+	return on_pgx(ctx, DATABASE_SQL_EXEC);
+}
+
+/* Ends the span in flight on this goroutine, if the API returning made it. */
+static __always_inline int finish(const void *ctx, __u32 client)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
 	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_inflight, &key);
-	if (!f)
+	if (!f || f->head.client != client)
 		return 0;
 	if (!(f->head.sc.flags & GOTEL_FLAG_SAMPLED)) {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);
@@ -285,4 +333,17 @@ GOTEL_UPROBE(database_sql_stmt_exec_entry, on_stmt_exec)
 GOTEL_UPROBE(database_sql_begin_entry, on_begin_dc)
 GOTEL_UPROBE(database_sql_commit_entry, on_commit)
 GOTEL_UPROBE(database_sql_rollback_entry, on_rollback)
+static __always_inline int on_return(const void *ctx)
+{
+	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB);
+}
+
+static __always_inline int on_pgx_return(const void *ctx)
+{
+	return finish(ctx, DATABASE_SQL_CLIENT_PGX);
+}
+
 GOTEL_UPROBE(database_sql_return, on_return)
+GOTEL_UPROBE(database_sql_pgx_query_entry, on_pgx_query)
+GOTEL_UPROBE(database_sql_pgx_exec_entry, on_pgx_exec)
+GOTEL_UPROBE(database_sql_pgx_return, on_pgx_return)

@@ -3,9 +3,9 @@ import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
+import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type Client, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
 import { responseStatusCode, type ErrorCodeOffsets } from "./database-sql-errors.ts";
-import { readDataSource, type DataSource, type GoIface, type SourceOffsets } from "./database-sql-source.ts";
+import { readDataSource, readPgxSource, type DataSource, type GoIface, type SourceOffsets } from "./database-sql-source.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { errorTypeName, spanContextDecoder } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
@@ -38,7 +38,8 @@ export class DatabaseSqlProbe implements SpanProbe {
     this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_DATABASE_SQL"));
     const ops = btf.enumValues("database_sql_operation");
     const names = new Map<number, Operation>([...ops].map(([k, v]) => [Number(v), k.replace("DATABASE_SQL_", "") as Operation]));
-    this.decode = eventDecoder(new StructView(btf.structLayout("database_sql_event")), names);
+    const pgx = Number(btf.enumValues("database_sql_client").get("DATABASE_SQL_CLIENT_PGX"));
+    this.decode = eventDecoder(new StructView(btf.structLayout("database_sql_event")), names, pgx);
   }
 
   static load(opts: DatabaseLoadOptions): DatabaseSqlProbe {
@@ -77,19 +78,22 @@ export class DatabaseSqlProbe implements SpanProbe {
     const code = errorType === undefined ? undefined : responseStatusCode(memory, offsets, errorType, Number(errorData));
     return toSpanRecord(
       { ...e, ...(errorType ? { errorType } : {}), ...(code ? { responseStatusCode: code } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) },
-      this.source(tgid, connector, memory),
+      this.source(tgid, e.client, connector, memory),
       this.opts,
     );
   }
 
-  private source(tgid: number, connector: GoIface, memory: TargetMemory | undefined): DataSource {
+  /** connector: a DB's connector, or for pgx (tab 0) its Conn's *ConnConfig */
+  private source(tgid: number, client: Client, connector: GoIface, memory: TargetMemory | undefined): DataSource {
     const p = this.processes.get(tgid);
     if (!p) return readDataSource(undefined, {}, connector, []);
     const known = p.sources.get(connector.data);
     if (known?.tab === connector.tab) return known.source;
     // a program that opens a DB per request must not grow this without end
     if (p.sources.size >= MAX_SOURCES) p.sources.clear();
-    const source = readDataSource(memory, p.offsets, connector, p.modules);
+    const source = client === "pgx"
+      ? readPgxSource(memory, p.offsets, connector.data <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(connector.data) : 0)
+      : readDataSource(memory, p.offsets, connector, p.modules);
     p.sources.set(connector.data, { tab: connector.tab, source });
     return source;
   }
@@ -99,11 +103,11 @@ export class DatabaseSqlProbe implements SpanProbe {
   }
 }
 
-function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>): (v: DataView) => RawEvent {
+function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>, pgx: number): (v: DataView) => RawEvent {
   const context = spanContextDecoder(s);
   const [connectorTab, connectorData] = [s.u64("connector.tab"), s.u64("connector.data")];
   const [errorType, errorData, fullLen] = [s.u64("error_type"), s.u64("error_data"), s.u64("query_full_len")];
-  const [operation, queryLen] = [s.u32("operation"), s.u32("query_len")];
+  const [operation, queryLen, client] = [s.u32("operation"), s.u32("query_len"), s.u32("client")];
   const queryAt = s.offset("query");
   return (v) => {
     const n = Math.max(0, Math.min(queryLen(v), v.byteLength - queryAt));
@@ -112,6 +116,7 @@ function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>)
     return {
       ...context(v),
       operation: operations.get(operation(v)) ?? "QUERY",
+      client: client(v) === pgx ? "pgx" : "database/sql",
       ...(full > 0n ? { query: decodeStatement(bytes, BigInt(n) < full) } : {}),
       truncated: BigInt(n) < full,
       connector: { tab: connectorTab(v), data: connectorData(v) },

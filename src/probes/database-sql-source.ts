@@ -30,6 +30,11 @@ export interface GoIface {
 }
 
 export interface SourceOffsets {
+  /** pgx's Conn config: pgconn.Config embedded in ConnConfig, and its members */
+  pgx_connconfig_config?: number;
+  pgconn_config_host?: number;
+  pgconn_config_port?: number;
+  pgconn_config_database?: number;
   dsn_connector_dsn?: number;
   dsn_connector_driver?: number;
   /** the DSN string in pgx's stdlib connector */
@@ -151,6 +156,19 @@ function ifaceType(mem: TargetMemory, iface: GoIface): { type: string; data: num
 /** The interface value stored at addr (itab, then data). */
 function ifaceAt(mem: TargetMemory, addr: number): GoIface {
   return { tab: BigInt(readU64(mem, addr) ?? 0), data: BigInt(readU64(mem, addr + 8) ?? 0) };
+}
+
+/** What a pgx Conn whose *ConnConfig is at `config` talks to: pgconn.Config's Host, Port and Database. */
+export function readPgxSource(mem: TargetMemory | undefined, offsets: SourceOffsets, config: number): DataSource {
+  const system = "postgresql";
+  if (!mem || !config || offsets.pgx_connconfig_config === undefined) return { system };
+  const at = config + offsets.pgx_connconfig_config;
+  const str = (off: number | undefined): string | undefined => (off === undefined ? undefined : readString(mem, at + off));
+  const portBytes = offsets.pgconn_config_port === undefined ? undefined : mem.read(at + offsets.pgconn_config_port, 2);
+  const port = portBytes && portBytes.length === 2 ? portBytes[0]! | (portBytes[1]! << 8) : 0; // uint16
+  const host = str(offsets.pgconn_config_host);
+  const database = str(offsets.pgconn_config_database);
+  return { system, ...(database ? { namespace: database } : {}), ...(host ? { serverAddress: host } : {}), ...(port ? { serverPort: port } : {}) };
 }
 
 /** What the DB whose DB.connector is `connectorIface` talks to. */

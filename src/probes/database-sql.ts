@@ -17,6 +17,8 @@ import { recordContext, utf8, type SpanEventContext } from "./span-event.ts";
 import { parseStatementCached } from "./sql-statement.ts";
 
 export const SCOPE = "go.opentelemetry.io/auto/database/sql";
+/** spans of pgx's own API, named as upstream names the scopes of third-party instrumentations */
+export const PGX_SCOPE = "go.opentelemetry.io/auto/github.com/jackc/pgx/v5";
 
 /** Statement text sent by the kernel, bytes (DATABASE_SQL_QUERY_MAX in the C). Longer ones are cut at a character. */
 export const QUERY_MAX = 4096;
@@ -29,6 +31,21 @@ export const FIELDS = {
   tx_db: "database/sql.Tx.db",
   tx_done: "database/sql.Tx.done",
   db_connector: "database/sql.DB.connector",
+} as const;
+
+const PGX5 = "github.com/jackc/pgx/v5";
+
+/** pgx's own API, read in the kernel: the Conn's config */
+export const PGX_FIELDS = {
+  pgx_conn_config: "github.com/jackc/pgx/v5.Conn.config",
+} as const;
+
+/** pgx's own API: where a Conn's config keeps what it talks to, read in user space once per config */
+export const PGX_SOURCE_FIELDS = {
+  pgx_connconfig_config: "github.com/jackc/pgx/v5.ConnConfig.Config",
+  pgconn_config_host: "github.com/jackc/pgx/v5/pgconn.Config.Host",
+  pgconn_config_port: "github.com/jackc/pgx/v5/pgconn.Config.Port",
+  pgconn_config_database: "github.com/jackc/pgx/v5/pgconn.Config.Database",
 } as const;
 
 /** read in user space, from the target's memory, once per DB connector (src/probes/database-sql-source.ts) */
@@ -51,10 +68,16 @@ export const DRIVER_MODULES: Record<keyof typeof DRIVER_FIELDS, string> = {
 };
 
 /** read in user space: every key that is not a member of the kernel's config */
-export const USER_SPACE_KEYS: ReadonlySet<string> = new Set([...Object.keys(SOURCE_FIELDS), ...Object.keys(DRIVER_FIELDS), ...Object.keys(ERROR_CODE_FIELDS)]);
+export const USER_SPACE_KEYS: ReadonlySet<string> = new Set([
+  ...Object.keys(SOURCE_FIELDS), ...Object.keys(PGX_SOURCE_FIELDS), ...Object.keys(DRIVER_FIELDS), ...Object.keys(ERROR_CODE_FIELDS),
+]);
 
-/** Without them a span has no driver, no server and no status code: still a span. */
-const OPTIONAL = USER_SPACE_KEYS;
+/**
+ * Every field is optional: without the user-space ones a span has no driver, no server and no status code;
+ * the kernel's belong to types the linker keeps only when the program uses them (a program on pgx's own API
+ * has no database/sql.Stmt, one that never begins a transaction may have no database/sql.Tx).
+ */
+const OPTIONAL: ReadonlySet<string> = new Set([...Object.keys(FIELDS), ...Object.keys(PGX_FIELDS), ...USER_SPACE_KEYS]);
 
 export const QUERY_DC = "database/sql.(*DB).queryDC";
 
@@ -71,6 +94,14 @@ export const ENTRY_PROGRAMS = {
 } as const;
 export const RETURN_PROGRAM = "database_sql_return";
 
+export const PGX_QUERY = "github.com/jackc/pgx/v5.(*Conn).Query";
+/** pgx's own API: program -> the function whose entry it probes; PGX_RETURN_PROGRAM at their returns */
+export const PGX_ENTRY_PROGRAMS = {
+  database_sql_pgx_query_entry: PGX_QUERY,
+  database_sql_pgx_exec_entry: "github.com/jackc/pgx/v5.(*Conn).Exec",
+} as const;
+export const PGX_RETURN_PROGRAM = "database_sql_pgx_return";
+
 export interface DatabasePlan {
   plan: ProbePlan;
   /** program -> file offsets of its probe sites */
@@ -81,38 +112,50 @@ export interface DatabasePlan {
 
 const SPEC: ProbeSpec = {
   function: QUERY_DC,
-  absent: "it does not use database/sql",
-  fields: { ...FIELDS, ...SOURCE_FIELDS, ...DRIVER_FIELDS, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.field])) },
+  absent: "it uses neither database/sql nor pgx",
+  fields: {
+    ...FIELDS, ...PGX_FIELDS, ...SOURCE_FIELDS, ...PGX_SOURCE_FIELDS, ...DRIVER_FIELDS,
+    ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.field])),
+  },
   optional: OPTIONAL,
-  modules: { ...DRIVER_MODULES, ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.module])) },
+  modules: {
+    ...DRIVER_MODULES, ...Object.fromEntries([...Object.keys(PGX_FIELDS), ...Object.keys(PGX_SOURCE_FIELDS)].map((k) => [k, PGX5])),
+    ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.module])),
+  },
 };
 
 /** What the probe reads (in the kernel and in user space), for the offsets resolver and the table's generator. */
 export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): DatabasePlan | { skipped: string; absent?: true } {
-  const r = planProbe(exe, SPEC, table);
+  // a program on pgx's own API (pgxpool) may not have database/sql at all
+  const main = !exe.probeSites(QUERY_DC) && exe.probeSites(PGX_QUERY) ? PGX_QUERY : QUERY_DC;
+  const r = planProbe(exe, { ...SPEC, function: main }, table);
   if ("skipped" in r) return r;
-  const programs: Record<string, number[]> = { [RETURN_PROGRAM]: [] };
+  const programs: Record<string, number[]> = {};
   const functions: string[] = [];
-  for (const [program, fn] of Object.entries(ENTRY_PROGRAMS)) {
-    const sites = exe.probeSites(fn);
-    if (!sites) continue;
-    functions.push(fn);
-    programs[program] = [sites.entry.offset];
-    programs[RETURN_PROGRAM]!.push(...sites.returns);
-  }
+  const add = (entries: Record<string, string>, returnProgram: string): void => {
+    for (const [program, fn] of Object.entries(entries)) {
+      const sites = exe.probeSites(fn);
+      if (!sites) continue;
+      functions.push(fn);
+      programs[program] = [sites.entry.offset];
+      (programs[returnProgram] ??= []).push(...sites.returns);
+    }
+  };
+  add(ENTRY_PROGRAMS, RETURN_PROGRAM);
+  add(PGX_ENTRY_PROGRAMS, PGX_RETURN_PROGRAM);
   return { plan: r.plan, programs, functions };
 }
 
 export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
-  const short = r.functions.map((f) => f.replace("database/sql.", ""));
+  const short = r.functions.map((f) => f.replace("database/sql.", "").replace(`${PGX5}.`, "pgx."));
   const drivers = driversIn(exe.buildInfo.deps.map((d) => d.path));
   return {
     status: "ready",
-    reason: `${short.join(", ")}: entry and ${r.programs[RETURN_PROGRAM]!.length} return sites; ` +
+    reason: `${short.join(", ")}: entry and ${(r.programs[RETURN_PROGRAM]?.length ?? 0) + (r.programs[PGX_RETURN_PROGRAM]?.length ?? 0)} return sites; ` +
       (drivers.length ? `drivers ${drivers.join(", ")}` : "no SQL driver gotel knows (spans say other_sql)"),
     offsetsSource: r.plan.offsetsSource,
   };
@@ -120,9 +163,13 @@ export function readiness(exe: GoExecutable): Readiness {
 
 export type Operation = "QUERY" | "EXEC" | "BEGIN" | "COMMIT" | "ROLLBACK";
 
+/** The API a span's call went through */
+export type Client = "database/sql" | "pgx";
+
 /** The event as the kernel sent it, its statement decoded. */
 export interface DatabaseEvent extends SpanEventContext {
   operation: Operation;
+  client: Client;
   /** the statement when it was captured, cut to QUERY_MAX bytes at a character boundary */
   query?: string;
   truncated: boolean;
@@ -190,6 +237,6 @@ export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: Stateme
     kind: SpanKind.CLIENT,
     attributes,
     status,
-    scope: SCOPE,
+    scope: e.client === "pgx" ? PGX_SCOPE : SCOPE,
   };
 }

@@ -154,7 +154,7 @@ describe("the database's code in a driver's error", () => {
 describe("spans", () => {
   const event: DatabaseEvent = {
     traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", parentSpanId: "00f067aa0ba902b7", parentIsRemote: false,
-    startNs: 1_000n, endNs: 2_000n, operation: "QUERY", query: "SELECT * FROM users WHERE id = $1", truncated: false,
+    startNs: 1_000n, endNs: 2_000n, operation: "QUERY", client: "database/sql", query: "SELECT * FROM users WHERE id = $1", truncated: false,
   };
   const source = { system: "postgresql", serverAddress: "db", serverPort: 5432, namespace: "shop" };
 
@@ -178,5 +178,14 @@ describe("spans", () => {
     expect(r.name).toBe("COMMIT");
     expect(r.status.code).toBe(SpanStatusCode.ERROR);
     expect(r.attributes).toEqual({ "db.system.name": "postgresql", "db.operation.name": "COMMIT", "error.type": "*pq.Error", "db.response.status_code": "40001" });
+  });
+
+  test("pgx's own API: the same span under pgx's scope; its transactions are the statements pgx runs", () => {
+    expect(toSpanRecord(event, source, { includeText: false, parse: true }).scope).toBe("go.opentelemetry.io/auto/database/sql");
+    const r = toSpanRecord({ ...event, client: "pgx", operation: "EXEC", query: "begin" }, source, { includeText: true, parse: true });
+    expect(r).toMatchObject({ name: "BEGIN", scope: "go.opentelemetry.io/auto/github.com/jackc/pgx/v5" });
+    expect(r.attributes).toMatchObject({ "db.operation.name": "BEGIN", "db.query.text": "begin" });
+    expect(toSpanRecord({ ...event, client: "pgx", operation: "EXEC", query: "rollback" }, source, { includeText: false, parse: true }).name).toBe("ROLLBACK");
+    expect(toSpanRecord({ ...event, client: "pgx", operation: "EXEC", query: "commit" }, source, { includeText: false, parse: false }).name).toBe("DB");
   });
 });

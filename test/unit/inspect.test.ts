@@ -42,7 +42,7 @@ describe("inspect over the fixture matrix", () => {
         reason: "net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
       }, {
         name: "database/sql", status: "skipped",
-        reason: "database/sql.(*DB).queryDC is not in the binary (it does not use database/sql)",
+        reason: "database/sql.(*DB).queryDC is not in the binary (it uses neither database/sql nor pgx)",
       }]);
     });
   }
@@ -60,7 +60,7 @@ describe("a program that serves and sends HTTP (test/fixtures/http-chain)", () =
       },
       {
         name: "database/sql", status: "skipped",
-        reason: "database/sql.(*DB).queryDC is not in the binary (it does not use database/sql)",
+        reason: "database/sql.(*DB).queryDC is not in the binary (it uses neither database/sql nor pgx)",
       },
     ]);
   });
@@ -72,7 +72,7 @@ describe("a program that uses database/sql with a cgo driver (test/fixtures/http
     expect(r.cgo).toBe(true);
     expect(r.instrumentations.find((i) => i.name === "database/sql")).toEqual({
       name: "database/sql", status: "ready", offsetsSource: stripped ? "table" : "dwarf",
-      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback: entry and \d+ return sites; drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
+      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback, pgx\.\(\*Conn\)\.Query, pgx\.\(\*Conn\)\.Exec: entry and \d+ return sites; drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
     });
   }, 300_000);
 });
@@ -122,7 +122,7 @@ describe("gotel inspect (compiled binary)", () => {
       "    std 1.27.4",
       expect.stringMatching(/^  ready   net\/http server: net\/http\.serverHandler\.ServeHTTP: entry \(emulated\) and \d+ return sites?; x\/net's HTTP\/2 streams: entries of \(\*serverConn\)\.runHandler and \(\*responseWriter\)\.handlerDone \(offsets: table\)$/),
       "  skipped net/http client: net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
-      "  skipped database/sql: database/sql.(*DB).queryDC is not in the binary (it does not use database/sql)",
+      "  skipped database/sql: database/sql.(*DB).queryDC is not in the binary (it uses neither database/sql nor pgx)",
       "",
     ]);
   });

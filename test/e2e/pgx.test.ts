@@ -1,0 +1,106 @@
+/**
+ * pgx's own API end to end: an HTTP service querying a real PostgreSQL through a pgxpool.Pool, no database/sql
+ * (test/fixtures/pgx-native), traced by the compiled gotel, and what a real OpenTelemetry Collector received.
+ * pgx's database/sql driver goes through the same pgx functions: that it still gives one span per statement is
+ * checked by test/e2e/database-sql.test.ts (exact span counts for the pgx driver).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { pidOf } from "../support/chain.ts";
+import { SPAN_KIND, STATUS_CODE, describeSpans, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
+import { startPostgres, type Postgres } from "../support/databases.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { Proc, runGotel, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+let postgres: Postgres;
+beforeAll(() => {
+  collector = sharedCollector();
+  postgres = startPostgres();
+}, 120_000);
+afterAll(() => postgres?.stop());
+
+const SCOPE = "go.opentelemetry.io/auto/github.com/jackc/pgx/v5";
+
+describe.each([false, true])("pgxpool service (stripped: %p)", (stripped) => {
+  let target: Awaited<ReturnType<typeof startServer>>;
+  let gotel: Proc;
+  beforeAll(async () => {
+    target = await startServer(buildGoFixture("pgx-native", { goVersion: "1.27.4", stripped }), ["127.0.0.1:0", postgres.url]);
+    gotel = await runGotel(["--pid", String(target.proc.pid)], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100",
+      OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true",
+    }, target.proc.pid);
+  }, 300_000);
+  afterAll(async () => {
+    await gotel?.stop();
+    await target?.proc.stop();
+  });
+
+  /** one request: its server span and its DB spans (children of it, inside it, nothing else in the trace) */
+  async function request(method: string, path: string, children: number): Promise<{ status: number; db: ReceivedSpan[] }> {
+    collector.clear();
+    const r = await fetch(`${target.base}${path}`, { method });
+    await r.text();
+    let server: ReceivedSpan | undefined;
+    const all = await collector.waitFor((spans) => {
+      server = spans.find((x) => pidOf(x) === target.proc.pid && x.kind === SPAN_KIND.SERVER && x.attributes["url.path"] === path.split("?")[0]);
+      return server !== undefined && spans.filter((x) => x.traceId === server!.traceId).length >= 1 + children;
+    }, `${method} ${path} and its ${children} DB spans`);
+    await Bun.sleep(300);
+    const trace = collector.spans().filter((x) => x.traceId === server!.traceId);
+    expect(trace, describeSpans(all)).toHaveLength(1 + children);
+    const db = trace.filter((x) => x !== trace.find((y) => y.spanId === server!.spanId))
+      .sort((a, b) => (a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1));
+    for (const x of db) {
+      expect(x).toMatchObject({ kind: SPAN_KIND.CLIENT, parentSpanId: server!.spanId, scope: { name: SCOPE } });
+      expect(x.startTimeUnixNano >= server!.startTimeUnixNano && x.endTimeUnixNano <= server!.endTimeUnixNano).toBe(true);
+    }
+    return { status: r.status, db };
+  }
+
+  const source = () => ({ "db.system.name": "postgresql", "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" });
+
+  test("a query (QueryRow): SELECT users, with the pool's server and database", async () => {
+    const { status, db } = await request("GET", "/users/1", 1);
+    expect(status).toBe(200);
+    expect(db[0]!.name).toBe("SELECT users");
+    expect(db[0]!.attributes).toEqual({
+      ...source(), "db.operation.name": "SELECT", "db.collection.name": "users", "db.query.text": "SELECT name FROM users WHERE id = $1",
+    });
+    expect(db[0]!.status.code).toBe(STATUS_CODE.UNSET);
+  }, 30_000);
+
+  test("an exec: INSERT users", async () => {
+    const { status, db } = await request("POST", "/users?name=lin", 1);
+    expect(status).toBe(201);
+    expect(db[0]!.name).toBe("INSERT users");
+    expect(db[0]!.attributes["db.query.text"]).toBe("INSERT INTO users (name) VALUES ($1)");
+  }, 30_000);
+
+  test("a transaction: pgx's own begin and commit statements, no span for the deferred Rollback", async () => {
+    const { status, db } = await request("POST", "/transfer", 4);
+    expect(status).toBe(200);
+    expect(db.map((x) => x.name)).toEqual(["BEGIN", "UPDATE accounts", "SELECT accounts", "COMMIT"]);
+    expect(db[0]!.attributes).toEqual({ ...source(), "db.operation.name": "BEGIN", "db.query.text": "begin" });
+    expect(db[3]!.attributes).toEqual({ ...source(), "db.operation.name": "COMMIT", "db.query.text": "commit" });
+  }, 30_000);
+
+  test("a failing query: ERROR, *pgconn.PgError and its SQLSTATE", async () => {
+    const { status, db } = await request("GET", "/missing", 1);
+    expect(status).toBe(404);
+    expect(db[0]!.status.code).toBe(STATUS_CODE.ERROR);
+    expect(db[0]!.attributes).toEqual({
+      ...source(), "db.operation.name": "SELECT", "db.collection.name": "missing_table", "db.query.text": "SELECT id FROM missing_table",
+      "error.type": "*pgconn.PgError", "db.response.status_code": "42P01",
+    });
+  }, 30_000);
+
+  test("a query made with context.Background() is a root span of its own trace", async () => {
+    await request("GET", "/background", 0);
+    await collector.waitFor((spans) => spans.some((x) => x.attributes["db.query.text"] === "SELECT 1"), "the background query");
+    const q = collector.spans().filter((x) => x.attributes["db.query.text"] === "SELECT 1");
+    expect(q).toHaveLength(1);
+    expect(q[0]!).toMatchObject({ name: "SELECT", parentSpanId: "", scope: { name: SCOPE } });
+  }, 30_000);
+});
