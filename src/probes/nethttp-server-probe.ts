@@ -73,8 +73,9 @@ export class NethttpServerProbe implements SpanProbe {
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
     const { writerItab, writerXnet, status, statusXnet, ...e } = this.decode(v);
-    const h2 = (): number | undefined => this.h2Status(tgid, writerXnet ? "xnet" : this.h2Server(tgid, writerItab), status, statusXnet);
-    return toSpanRecord({ ...e, status: e.protoMajor === 2 ? h2() : status, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+    // HTTP/1 (every span of most services) takes the status as read; only HTTP/2 asks whose writer it was
+    const known = e.protoMajor !== 2 ? status : this.h2Status(tgid, writerXnet ? "xnet" : this.h2Server(tgid, writerItab), status, statusXnet);
+    return toSpanRecord({ ...e, status: known, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
   }
 
   /** An HTTP/2 status as read through the offsets of the server whose writer the request had, if known. */
