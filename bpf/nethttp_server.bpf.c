@@ -1,11 +1,11 @@
 /* net/http server spans: a uprobe at the entry of net/http.serverHandler.ServeHTTP starts the span (a child of
  * the request's W3C traceparent when it has one, sampled in the kernel) and records it under the request's
- * context, so that calls made with that context find their parent; uprobes on every RET of it complete the span
- * with the response status and the ServeMux pattern (set while the handler ran) and send it to user space.
+ * context, so that calls made with that context find their parent; when the handler is done (see below) the
+ * span is completed with the response status and the ServeMux pattern (set while the handler ran) and sent.
  *
  * The status is read from the ResponseWriter net/http made for the request: *http.response for HTTP/1; for
  * HTTP/2 the bundled server's writer (http2responseWriter, or from Go 1.27 net/http/internal/http2's
- * responseWriter inside http.http2ResponseWriter), whose state rws is still there when ServeHTTP returns (it
+ * responseWriter inside http.http2ResponseWriter), whose state rws is still there when the handler has returned (it
  * is recycled after). An HTTP/2 server from golang.org/x/net (http2.ConfigureServer before Go 1.27) passes its
  * own writer, of the same shape with x/net's offsets. Both are read; the event carries the writer's itab and
  * user space keeps the one that belongs to the writer's type.
@@ -22,6 +22,21 @@
  *                                            the status is, is still set at its entry (it is cleared inside)
  * Where x/net's stream handler is net/http's serverHandler (http2.ConfigureServer over TLS), the ServeHTTP
  * entry on the same goroutine replaces the stream's span before it is sent: one span per stream either way.
+ *
+ * No RET probes: a RET can only be single-stepped, which costs ~10x an emulated entry probe (DESIGN.md 8). A
+ * request ends at the entry of what net/http runs right after its handler returned, all on the same goroutine:
+ *   HTTP/1   (*response).finishRequest         w 1 = the request's ResponseWriter
+ *            (*conn).serve.func1                the connection goroutine's deferred closure: a request still
+ *                                               in flight there was hijacked, or the handler panicked (or
+ *                                               called runtime.Goexit): its span ends there
+ *   HTTP/2   (*serverConn).runHandler.funcN     the stream goroutine's deferred closure (net/http's bundled
+ *                                               server, internal/http2 from Go 1.27, x/net's), normal or panic;
+ *                                               the writer's state, where the status is, is still set there
+ * A panic is seen at runtime.gopanic(e any) (e = args 1-2: type, data), which notes its value on the goroutine's
+ * request, and runtime.recovery(gp *g) (gp = arg 1: it runs on g0 through mcall), which forgets it again when
+ * the panic is recovered before it leaves the handler (a recovery middleware): what is still noted when the
+ * request ends unwound the handler. Both run only when a program panics.
+ * Where those functions cannot be found, the span ends at every RET of ServeHTTP instead (user space decides).
  *
  * Struct offsets differ between Go versions; user space writes them per process into nethttp_server_config.
  */
@@ -44,6 +59,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define REMOTE_MAX 64
 #define PATTERN_MAX 128
 #define USER_AGENT_MAX 128
+#define PANIC_TEXT_MAX 128
 
 /* Per process: byte offsets of the fields read (GOTEL_OFFSET_ABSENT when a version lacks one). */
 struct nethttp_server_config {
@@ -79,8 +95,15 @@ struct nethttp_server_event {
 	__s64 status_xnet; /* HTTP/2: through golang.org/x/net's server's offsets */
 	__u64 writer_itab; /* HTTP/2: the ResponseWriter's itab, which tells whose writer it is */
 	__u32 writer_xnet; /* the span is x/net's stream (runHandler): its writer is x/net's, no itab */
+	__u32 panic_text_len;
 	__s64 proto_major;
 	__s64 proto_minor;
+	__u32 abandoned;      /* HTTP/1: it ended with its connection, unfinished (hijacked, panic, Goexit) */
+	__u32 panicked;       /* a panic unwound its handler; panic_* say what the panic value was */
+	__u64 panic_type;     /* the value's runtime type (*abi.Type) */
+	__u64 panic_ns;
+	__u64 panic_value[3]; /* the first 24 bytes its data word points to: a string header, an error struct, … */
+	char panic_text[PANIC_TEXT_MAX]; /* the bytes of the string panic_value[0..1] would be, if it is one */
 	__u32 method_len;
 	__u32 path_len;
 	__u32 host_len;
@@ -174,8 +197,11 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 	if (!s)
 		return 0;
 	struct nethttp_server_inflight *f = &s->inflight;
-	/* the tracestate bytes past its length are never read: no need to clear them */
-	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
+	/* the tracestate and panic text bytes past their lengths are never read: no need to clear them (clang
+	 * inlines a memset only up to a size) */
+	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.panic_text));
+	__builtin_memset(&f->event.method_len, 0,
+			 __builtin_offsetof(typeof(*f), event.sc.tracestate) - __builtin_offsetof(typeof(*f), event.method_len));
 
 	__u64 g = go_goroutine(ctx);
 	f->request = req;
@@ -227,7 +253,7 @@ static __always_inline int on_xnet_stream(const void *ctx)
 }
 
 /* Ends the request in flight on this goroutine (only_writer: only if it is served with that writer). */
-static __always_inline int finish_request(const void *ctx, __u64 only_writer)
+static __always_inline int finish_request(const void *ctx, __u64 only_writer, __u32 abandoned)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
@@ -243,6 +269,7 @@ static __always_inline int finish_request(const void *ctx, __u64 only_writer)
 	}
 	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
 	e->hdr.end_ns = bpf_ktime_get_ns();
+	e->abandoned = abandoned;
 	if (cfg) {
 		if (e->proto_major == 1)
 			e->status = read_u64_at(f->response_writer, cfg->response_status);
@@ -260,18 +287,74 @@ static __always_inline int finish_request(const void *ctx, __u64 only_writer)
 	return 0;
 }
 
-static __always_inline int on_return(const void *ctx)
+/* HTTP/1: (*response).finishRequest, right after the handler returned */
+static __always_inline int on_finish_request(const void *ctx)
 {
-	return finish_request(ctx, 0);
+	__u64 w = go_arg(ctx, 1);
+	return w ? finish_request(ctx, w, 0) : 0;
 }
 
+/* HTTP/1's connection closure: whatever is still in flight on this goroutine did not finish normally */
+static __always_inline int on_connection_done(const void *ctx)
+{
+	return finish_request(ctx, 0, 1);
+}
+
+/* HTTP/2's stream closure: the handler returned or panicked */
+static __always_inline int on_stream_done(const void *ctx)
+{
+	return finish_request(ctx, 0, 0);
+}
+
+/* the fallback: a RET of ServeHTTP */
+static __always_inline int on_return(const void *ctx)
+{
+	return finish_request(ctx, 0, 0);
+}
+
+/* the fallback for x/net's stream: its (*responseWriter).handlerDone */
 static __always_inline int on_xnet_handler_done(const void *ctx)
 {
 	__u64 w = go_arg(ctx, 1);
-	return w ? finish_request(ctx, w) : 0;
+	return w ? finish_request(ctx, w, 0) : 0;
+}
+
+/* runtime.gopanic: a request in flight on this goroutine notes the panic value (the latest one, if several) */
+static __always_inline int on_panic(const void *ctx)
+{
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
+	struct nethttp_server_inflight *f = bpf_map_lookup_elem(&nethttp_server_inflight, &key);
+	if (!f)
+		return 0;
+	struct nethttp_server_event *e = &f->event;
+	__u64 data = go_arg(ctx, 2);
+	e->panicked = 1;
+	e->panic_ns = bpf_ktime_get_ns();
+	e->panic_type = go_arg(ctx, 1);
+	__builtin_memset(e->panic_value, 0, sizeof(e->panic_value));
+	if (data)
+		bpf_probe_read_user(e->panic_value, sizeof(e->panic_value), (const void *)data);
+	/* read as if it were a string; user space keeps the text only for the types that are one */
+	e->panic_text_len = go_read_bytes(e->panic_text, PANIC_TEXT_MAX, e->panic_value[0], e->panic_value[1]);
+	return 0;
+}
+
+/* runtime.recovery(gp): the panic was recovered before it left the handler; the request goes on */
+static __always_inline int on_recovered(const void *ctx)
+{
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_arg(ctx, 1)};
+	struct nethttp_server_inflight *f = bpf_map_lookup_elem(&nethttp_server_inflight, &key);
+	if (f)
+		f->event.panicked = 0;
+	return 0;
 }
 
 GOTEL_UPROBE(nethttp_server_entry, on_entry)
 GOTEL_UPROBE(nethttp_server_return, on_return)
 GOTEL_UPROBE(nethttp_server_xnet_stream, on_xnet_stream)
 GOTEL_UPROBE(nethttp_server_xnet_done, on_xnet_handler_done)
+GOTEL_UPROBE(nethttp_server_finish, on_finish_request)
+GOTEL_UPROBE(nethttp_server_connection_done, on_connection_done)
+GOTEL_UPROBE(nethttp_server_stream_done, on_stream_done)
+GOTEL_UPROBE(nethttp_server_panic, on_panic)
+GOTEL_UPROBE(nethttp_server_recovered, on_recovered)

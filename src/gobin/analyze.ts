@@ -88,9 +88,17 @@ export class GoExecutable {
   /** Entry and return probe sites of a function, or undefined when the binary does not have it. */
   probeSites(name: string): ProbeSites | undefined {
     const fn = this.functions().get(name);
+    const entry = this.entrySite(name);
+    if (!fn || !entry) return undefined;
+    return { function: fn, entry, returns: findReturnSites(this.elf, fn) };
+  }
+
+  /** The entry probe site of a function (no return sites: they take decoding the whole function). */
+  entrySite(name: string): ProbeSites["entry"] | undefined {
+    const fn = this.functions().get(name);
     if (!fn) return undefined;
     const entry = entryProbeSite(this.elf, fn);
-    return { function: fn, entry: { offset: entry.offset, emulated: entry.emulated }, returns: findReturnSites(this.elf, fn) };
+    return { offset: entry.offset, emulated: entry.emulated };
   }
 
   /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */

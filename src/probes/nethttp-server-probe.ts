@@ -3,9 +3,10 @@ import { StructView } from "../ebpf/struct-view.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import { H2_WRITER_TYPES, PROGRAMS, type H2Server, degraded, plan, xnetStreamSites, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
+import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "./go-panic.ts";
+import { H2_WRITER_TYPES, type H2Server, degraded, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { i64Field, itabTypeName, spanContextDecoder, stringField } from "./span-event.ts";
+import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface ServerLoadOptions extends LoadOptions {
@@ -13,7 +14,12 @@ export interface ServerLoadOptions extends LoadOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
 }
 
-type RawEvent = Omit<ServerEvent, "status"> & { status: number; statusXnet: number; writerItab: bigint; writerXnet: boolean };
+/** what the kernel read at runtime.gopanic, before the type is named */
+interface RawPanic { type: bigint; ns: bigint; value: DataView; text: Uint8Array }
+
+type RawEvent = Omit<ServerEvent, "status" | "panic"> & {
+  status: number; statusXnet: number; writerItab: bigint; writerXnet: boolean; panic: RawPanic | undefined;
+};
 
 /** whose HTTP/2 writers this process's offsets can read */
 type H2Readable = Record<H2Server, boolean>;
@@ -43,12 +49,7 @@ export class NethttpServerProbe implements SpanProbe {
     const r = plan(exe);
     if ("skipped" in r) return r;
     const p = r.plan;
-    const xnet = xnetStreamSites(p);
-    const programs: Record<string, number[]> = {
-      [PROGRAMS.entry]: [p.sites.entry.offset],
-      [PROGRAMS.return]: p.sites.returns,
-      ...(xnet ? { [PROGRAMS.xnetStream]: [xnet.stream], [PROGRAMS.xnetDone]: [xnet.done] } : {}),
-    };
+    const { programs } = serverPrograms(exe, p);
     const has = (...keys: string[]): boolean => keys.every((k) => p.offsets[k] !== undefined);
     const readable: H2Readable = {
       std: has("h2_writer_rws", "h2_rws_status") || has("h2_internal_writer_rws", "h2_internal_rws_status"),
@@ -72,10 +73,19 @@ export class NethttpServerProbe implements SpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { writerItab, writerXnet, status, statusXnet, ...e } = this.decode(v);
+    const { writerItab, writerXnet, status, statusXnet, panic, ...e } = this.decode(v);
     // HTTP/1 (every span of most services) takes the status as read; only HTTP/2 asks whose writer it was
     const known = e.protoMajor !== 2 ? status : this.h2Status(tgid, writerXnet ? "xnet" : this.h2Server(tgid, writerItab), status, statusXnet);
-    return toSpanRecord({ ...e, status: known, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+    return toSpanRecord({
+      ...e, status: known, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs),
+      ...(panic ? { panic: this.goPanic(tgid, panic, toUnixNs) } : {}),
+    });
+  }
+
+  private goPanic(tgid: number, p: RawPanic, toUnixNs: (ns: bigint) => bigint): GoPanic {
+    const type = errorTypeName(this.opts.memory?.(tgid), p.type) ?? "_OTHER";
+    const message = panicMessage(type, p.value, p.text);
+    return { type, ...(message !== undefined ? { message } : {}), timeUnixNs: toUnixNs(p.ns) };
   }
 
   /** An HTTP/2 status as read through the offsets of the server whose writer the request had, if known. */
@@ -110,6 +120,8 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
   const statusXnet = i64Field(s, "status_xnet");
   const writerItab = s.u64("writer_itab");
   const writerXnet = s.u32("writer_xnet");
+  const abandoned = s.u32("abandoned");
+  const panic = panicDecoder(s);
   return (v) => ({
     ...context(v),
     method: method(v),
@@ -125,5 +137,22 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
     writerXnet: writerXnet(v) !== 0,
     tls: tls(v) !== 0,
     userAgent: userAgent(v),
+    abandoned: abandoned(v) !== 0,
+    panic: panic(v),
   });
+}
+
+function panicDecoder(s: StructView): (v: DataView) => RawPanic | undefined {
+  const [panicked, type, ns, textLen] = [s.u32("panicked"), s.u64("panic_type"), s.u64("panic_ns"), s.u32("panic_text_len")];
+  const value = s.offset("panic_value", 24);
+  const text = s.offset("panic_text", PANIC_TEXT_MAX);
+  return (v) => {
+    if (panicked(v) === 0) return undefined;
+    return {
+      type: type(v),
+      ns: ns(v),
+      value: new DataView(v.buffer, v.byteOffset + value, 24),
+      text: new Uint8Array(v.buffer, v.byteOffset + text, Math.min(textLen(v), PANIC_TEXT_MAX)),
+    };
+  };
 }

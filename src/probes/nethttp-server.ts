@@ -1,17 +1,20 @@
 /**
  * net/http server spans (bpf/nethttp_server.bpf.c): one SERVER span per request served through
  * net/http.serverHandler.ServeHTTP, which every net/http server and the frameworks on it (chi, gin,
- * gorilla/mux, …) go through.
+ * gorilla/mux, …) go through. A span ends at the entry of what net/http runs right after the handler (no RET
+ * probe: those are single-stepped, ~10x dearer); a handler that panics gets an ERROR span with the panic.
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable } from "../gobin/analyze.ts";
+import type { GoFunction } from "../gobin/functions.ts";
 import { bundledTable } from "../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
 import { fieldNeeds, planProbe, type PlanResult, type ProbePlan, type ProbeSpec } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
-import type { SpanRecord } from "../traces/span.ts";
+import type { SpanRecord, SpanRecordEvent } from "../traces/span.ts";
 import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
 import { recordContext, type SpanEventContext } from "./span-event.ts";
+import type { GoPanic } from "./go-panic.ts";
 
 export const FUNCTION = "net/http.serverHandler.ServeHTTP";
 export const SCOPE = "go.opentelemetry.io/auto/net/http";
@@ -76,9 +79,77 @@ export const H2_WRITER_TYPES: ReadonlyMap<string, H2Server> = new Map<string, H2
 ]);
 
 export const PROGRAMS = {
-  entry: "nethttp_server_entry", return: "nethttp_server_return",
-  xnetStream: "nethttp_server_xnet_stream", xnetDone: "nethttp_server_xnet_done",
+  entry: "nethttp_server_entry", xnetStream: "nethttp_server_xnet_stream",
+  finish: "nethttp_server_finish", connectionDone: "nethttp_server_connection_done", streamDone: "nethttp_server_stream_done",
+  panic: "nethttp_server_panic", recovered: "nethttp_server_recovered",
+  // where the functions above cannot be found: every RET of ServeHTTP, and x/net's handlerDone
+  return: "nethttp_server_return", xnetDone: "nethttp_server_xnet_done",
 } as const;
+
+/** HTTP/1: what net/http's connection goroutine runs right after the handler returned */
+const FINISH_REQUEST = "net/http.(*response).finishRequest";
+/** conn.serve's first closure, its deferred recover-and-close, in every Go version gotel supports */
+const CONNECTION_DONE = "net/http.(*conn).serve.func1";
+/** HTTP/2 servers that run each stream's handler through runHandler, on a goroutine of its own */
+const RUN_HANDLERS = ["net/http.(*http2serverConn).runHandler", "net/http/internal/http2.(*serverConn).runHandler", XNET_RUN_HANDLER];
+const GOPANIC = "runtime.gopanic";
+const RECOVERY = "runtime.recovery";
+
+/**
+ * runHandler's deferred closure, which recovers a handler's panic and calls handlerDone. Its name depends on
+ * the compiler and the server's version: with `defer sc.sendServeMsg(…)` before it, Go >= 1.22 names that
+ * wrapper deferwrap1 and the closure func1, older Go names them func1 and func2; without it, it is func1.
+ * Wrappers are a few instructions, so the largest runHandler.funcN is the one.
+ */
+export function streamDoneClosure(functions: readonly GoFunction[], runHandler: string): GoFunction | undefined {
+  const prefix = `${runHandler}.func`;
+  let best: GoFunction | undefined;
+  for (const f of functions) {
+    if (!f.name.startsWith(prefix) || !/^\d+$/.test(f.name.slice(prefix.length))) continue;
+    if (!best || f.end - f.entry > best.end - best.entry) best = f;
+  }
+  return best;
+}
+
+/** Program -> file offsets to attach it at, and how the spans end, for the log and inspect. */
+export interface ServerPrograms {
+  programs: Record<string, number[]>;
+  ends: string;
+}
+
+/**
+ * Where this binary's requests end. Every supported Go version has the functions the cheap way needs; if one
+ * is missing (a Go release that renamed them), the span ends at ServeHTTP's RETs as before, said in `ends`.
+ */
+export function serverPrograms(exe: GoExecutable, plan: ProbePlan): ServerPrograms {
+  const entry = { [PROGRAMS.entry]: [plan.sites.entry.offset] };
+  const xnet = xnetStreamSites(plan);
+  const xnetStream: Record<string, number[]> = xnet ? { [PROGRAMS.xnetStream]: [xnet.stream] } : {};
+  const site = (name: string): number | undefined => exe.entrySite(name)?.offset;
+  const [finish, connectionDone, panic, recovered] = [FINISH_REQUEST, CONNECTION_DONE, GOPANIC, RECOVERY].map(site);
+  const runHandlers = RUN_HANDLERS.filter((f) => exe.functions().get(f));
+  const closures = runHandlers.map((f) => streamDoneClosure(exe.functions().all(), f));
+  const streamDone = closures.map((c) => (c ? site(c.name) : undefined));
+  if (finish !== undefined && connectionDone !== undefined && panic !== undefined && recovered !== undefined && streamDone.every((o) => o !== undefined)) {
+    return {
+      programs: {
+        ...entry, ...xnetStream,
+        [PROGRAMS.finish]: [finish], [PROGRAMS.connectionDone]: [connectionDone], [PROGRAMS.streamDone]: streamDone as number[],
+        [PROGRAMS.panic]: [panic], [PROGRAMS.recovered]: [recovered],
+      },
+      ends: `ends at the entries of (*response).finishRequest, (*conn).serve.func1${streamDone.length ? ` and ${streamDone.length} HTTP/2 stream closure${streamDone.length === 1 ? "" : "s"}` : ""} (no return probes); panics at runtime.gopanic and runtime.recovery`,
+    };
+  }
+  const missing = [
+    ...[FINISH_REQUEST, CONNECTION_DONE, GOPANIC, RECOVERY].filter((_, i) => [finish, connectionDone, panic, recovered][i] === undefined),
+    ...runHandlers.filter((_, i) => streamDone[i] === undefined).map((f) => `${f}.funcN`),
+  ];
+  const n = plan.sites.returns.length;
+  return {
+    programs: { ...entry, [PROGRAMS.return]: plan.sites.returns, ...xnetStream, ...(xnet ? { [PROGRAMS.xnetDone]: [xnet.done] } : {}) } as Record<string, number[]>,
+    ends: `${n} return site${n === 1 ? "" : "s"} (not in the binary: ${missing.join(", ")})`,
+  };
+}
 
 const SPEC: ProbeSpec = {
   function: FUNCTION, absent: "it serves no HTTP", fields: FIELDS, optional: OPTIONAL, modules: MODULES,
@@ -97,10 +168,10 @@ export function readiness(exe: GoExecutable): Readiness {
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
   const { sites } = r.plan;
   const note = degraded(exe, r.plan.offsets);
-  const xnet = xnetStreamSites(r.plan) ? "; x/net's HTTP/2 streams: entries of (*serverConn).runHandler and (*responseWriter).handlerDone" : "";
+  const xnet = xnetStreamSites(r.plan) ? "; x/net's HTTP/2 streams start at (*serverConn).runHandler" : "";
   return {
     status: "ready",
-    reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}${xnet}${note ? `; ${note}` : ""}`,
+    reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"}; ${serverPrograms(exe, r.plan).ends}${xnet}${note ? `; ${note}` : ""}`,
     offsetsSource: r.plan.offsetsSource,
   };
 }
@@ -132,6 +203,10 @@ export interface ServerEvent extends SpanEventContext {
   status: number | undefined;
   tls: boolean;
   userAgent: string;
+  /** HTTP/1: it ended with its connection, its handler unfinished (hijacked, panicked, or runtime.Goexit) */
+  abandoned: boolean;
+  /** the panic that unwound its handler */
+  panic?: GoPanic;
 }
 
 export const KNOWN_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"]);
@@ -161,8 +236,8 @@ export function toSpanRecord(e: ServerEvent): SpanRecord {
   const known = KNOWN_METHODS.has(e.method);
   const method = known ? e.method : "_OTHER";
   const route = routeOfPattern(e.pattern);
-  // a handler that writes nothing gets 200 from net/http after ServeHTTP returns
-  const status = e.status === 0 ? 200 : e.status;
+  // a handler that writes nothing gets 200 from net/http after it returns; one that never returned gets none
+  const status = e.status === 0 ? (e.abandoned || e.panic ? undefined : 200) : e.status;
   const attributes: Attributes = {
     "http.request.method": method,
     "url.path": e.path,
@@ -179,12 +254,25 @@ export function toSpanRecord(e: ServerEvent): SpanRecord {
   const peer = splitHostPort(e.remoteAddr);
   if (peer.host) attributes["network.peer.address"] = peer.host;
   if (peer.port !== undefined) attributes["network.peer.port"] = peer.port;
+  if (e.panic) attributes["error.type"] = e.panic.type;
   return {
     ...recordContext(e),
     name: route ? `${method === "_OTHER" ? "HTTP" : method} ${route}` : method === "_OTHER" ? "HTTP" : method,
     kind: SpanKind.SERVER,
     attributes,
-    status: status !== undefined && status >= 500 ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
+    status: e.panic
+      ? { code: SpanStatusCode.ERROR, message: `panic: ${e.panic.message ?? e.panic.type}` }
+      : status !== undefined && status >= 500 ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
+    ...(e.panic ? { events: [exceptionEvent(e.panic)] } : {}),
     scope: SCOPE,
+  };
+}
+
+/** The semantic conventions' exception event, as the Go SDK's span.End records a panic */
+function exceptionEvent(p: GoPanic): SpanRecordEvent {
+  return {
+    name: "exception",
+    timeUnixNs: p.timeUnixNs,
+    attributes: { "exception.type": p.type, ...(p.message !== undefined ? { "exception.message": p.message } : {}) },
   };
 }

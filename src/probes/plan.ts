@@ -52,6 +52,6 @@ export function planProbe(exe: GoExecutable, spec: ProbeSpec, table: TableLookup
   const r = resolveOffsets(exe, fieldNeeds(spec), table);
   if ("skipped" in r) return r;
   const extra: ProbePlan["extra"] = {};
-  for (const [program, fn] of Object.entries(spec.extra ?? {})) extra[program] = exe.probeSites(fn)?.entry;
+  for (const [program, fn] of Object.entries(spec.extra ?? {})) extra[program] = exe.entrySite(fn);
   return { plan: { sites, extra, offsets: r.offsets, offsetsSource: r.source } };
 }

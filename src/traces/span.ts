@@ -25,8 +25,16 @@ export interface SpanRecord {
   endUnixNs: bigint;
   attributes: Attributes;
   status: { code: SpanStatusCode; message?: string };
+  events?: SpanRecordEvent[];
   /** instrumentation scope, upstream's names: go.opentelemetry.io/auto/<package> */
   scope: string;
+}
+
+export interface SpanRecordEvent {
+  name: string;
+  /** wall-clock ns since the epoch */
+  timeUnixNs: bigint;
+  attributes: Attributes;
 }
 
 export function hrTime(ns: bigint): HrTime {
@@ -51,7 +59,7 @@ export function toReadableSpan(r: SpanRecord, resource: Resource): ReadableSpan 
     status: r.status,
     attributes: r.attributes,
     links: [],
-    events: [],
+    events: (r.events ?? []).map((e) => ({ name: e.name, time: hrTime(e.timeUnixNs), attributes: e.attributes, droppedAttributesCount: 0 })),
     ended: true,
     resource,
     instrumentationScope: { name: r.scope, version: GOTEL_VERSION },

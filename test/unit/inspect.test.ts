@@ -35,7 +35,7 @@ describe("inspect over the fixture matrix", () => {
       expect(instrumentations).toEqual([{
         name: "net/http server", status: "ready",
         // gobin-sample serves h2c through golang.org/x/net
-        reason: expect.stringMatching(/^net\/http\.serverHandler\.ServeHTTP: entry \(emulated\) and [1-9]\d* return sites?; x\/net's HTTP\/2 streams: entries of \(\*serverConn\)\.runHandler and \(\*responseWriter\)\.handlerDone$/),
+        reason: expect.stringMatching(/^net\/http\.serverHandler\.ServeHTTP: entry \(emulated\); ends at the entries of \(\*response\)\.finishRequest, \(\*conn\)\.serve\.func1 and 2 HTTP\/2 stream closures \(no return probes\); panics at runtime\.gopanic and runtime\.recovery; x\/net's HTTP\/2 streams start at \(\*serverConn\)\.runHandler$/),
         offsetsSource: v.stripped ? "table" : "dwarf",
       }, {
         name: "net/http client", status: "skipped",
@@ -120,7 +120,7 @@ describe("gotel inspect (compiled binary)", () => {
       "  cgo           no",
       "  instrumentable modules:",
       "    std 1.27.4",
-      expect.stringMatching(/^  ready   net\/http server: net\/http\.serverHandler\.ServeHTTP: entry \(emulated\) and \d+ return sites?; x\/net's HTTP\/2 streams: entries of \(\*serverConn\)\.runHandler and \(\*responseWriter\)\.handlerDone \(offsets: table\)$/),
+      expect.stringMatching(/^  ready   net\/http server: net\/http\.serverHandler\.ServeHTTP: entry \(emulated\); ends at the entries of \(\*response\)\.finishRequest, \(\*conn\)\.serve\.func1 and 2 HTTP\/2 stream closures \(no return probes\); panics at runtime\.gopanic and runtime\.recovery; x\/net's HTTP\/2 streams start at \(\*serverConn\)\.runHandler \(offsets: table\)$/),
       "  skipped net/http client: net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
       "  skipped database/sql: database/sql.(*DB).queryDC is not in the binary (it uses neither database/sql nor pgx)",
       "",

@@ -9,14 +9,15 @@ import { readFileSync } from "node:fs";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import { GoTypeNames, typesBase, type TargetMemory } from "../../src/gobin/runtime-types.ts";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
-import { H2_WRITER_TYPES, degraded, toSpanRecord, type ServerEvent } from "../../src/probes/nethttp-server.ts";
+import { H2_WRITER_TYPES, PROGRAMS, degraded, plan, serverPrograms, streamDoneClosure, toSpanRecord, type ServerEvent } from "../../src/probes/nethttp-server.ts";
+import type { GoFunction } from "../../src/gobin/functions.ts";
 import { itabTypeName } from "../../src/probes/span-event.ts";
 import { buildGoFixture } from "../support/go.ts";
 
 const base: ServerEvent = {
   traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", parentIsRemote: false, startNs: 1_000n, endNs: 2_000n,
   method: "GET", path: "/users/7", host: "example.com:8443", remoteAddr: "10.0.0.9:51000", pattern: "GET /users/{id}",
-  protoMajor: 2, protoMinor: 0, status: 200, tls: true, userAgent: "curl/8",
+  protoMajor: 2, protoMinor: 0, status: 200, tls: true, userAgent: "curl/8", abandoned: false,
 };
 
 describe("server span status", () => {
@@ -33,6 +34,84 @@ describe("server span status", () => {
     expect(r.attributes).not.toHaveProperty("http.response.status_code");
     expect(r.status.code).toBe(SpanStatusCode.UNSET);
     expect(r.attributes["network.protocol.version"]).toBe("2");
+  });
+});
+
+describe("a handler that did not return", () => {
+  const panic = { type: "runtime.boundsError", message: "runtime error: index out of range [5] with length 3", timeUnixNs: 1_500n };
+
+  test("a panic: ERROR with its message, error.type, and an exception event at the panic's time", () => {
+    const r = toSpanRecord({ ...base, protoMajor: 1, protoMinor: 1, status: 0, abandoned: true, panic });
+    expect(r.status).toEqual({ code: SpanStatusCode.ERROR, message: "panic: runtime error: index out of range [5] with length 3" });
+    expect(r.attributes["error.type"]).toBe("runtime.boundsError");
+    expect(r.attributes).not.toHaveProperty("http.response.status_code");
+    expect(r.events).toEqual([{
+      name: "exception", timeUnixNs: 1_500n,
+      attributes: { "exception.type": "runtime.boundsError", "exception.message": "runtime error: index out of range [5] with length 3" },
+    }]);
+  });
+  test("a panic after the handler wrote its header keeps that status; one of unknown text is named by its type", () => {
+    const r = toSpanRecord({ ...base, status: 202, panic: { type: "*main.custom", timeUnixNs: 1_500n } });
+    expect(r.attributes["http.response.status_code"]).toBe(202);
+    expect(r.status).toEqual({ code: SpanStatusCode.ERROR, message: "panic: *main.custom" });
+    expect(r.events?.[0]?.attributes).toEqual({ "exception.type": "*main.custom" });
+  });
+  test("hijacked (HTTP/1, no panic): no status code is made up, and it is no error", () => {
+    const r = toSpanRecord({ ...base, protoMajor: 1, protoMinor: 1, status: 0, abandoned: true });
+    expect(r.attributes).not.toHaveProperty("http.response.status_code");
+    expect(r.status.code).toBe(SpanStatusCode.UNSET);
+    expect(r.events).toBeUndefined();
+    expect(r.attributes).not.toHaveProperty("error.type");
+  });
+});
+
+/** whether fn's code has a CALL rel32 to target (amd64) */
+function calls(elf: ElfFile, fn: GoFunction, target: GoFunction): boolean {
+  const code = elf.bytesAt(fn.entry, fn.end - fn.entry)!;
+  const dv = new DataView(code.buffer, code.byteOffset, code.byteLength);
+  for (let i = 0; i + 5 <= code.length; i++) {
+    if (code[i] === 0xe8 && fn.entry + i + 5 + dv.getInt32(i + 1, true) === target.entry) return true;
+  }
+  return false;
+}
+
+describe("where a request ends: the functions net/http runs after its handler", () => {
+  // http-chain (go 1.19 module) for the older compilers, http2-server (x/net, and Go 1.27's internal/http2) for newer
+  const builds = [
+    ["http-chain", "1.19.13", false], ["http-chain", "1.21.13", false], ["http-chain", "1.21.13", true],
+    ["http2-server", "1.22.12", false], ["http2-server", "1.27.4", false], ["http2-server", "1.27.4", true],
+  ] as const;
+  test.each(builds)("%s built with Go %s (stripped: %p): the closures that recover a handler's panic, no RET probes", (fixture, goVersion, stripped) => {
+    const path = buildGoFixture(fixture, { goVersion, stripped });
+    const exe = GoExecutable.open(path);
+    const elf = ElfFile.parse(new Uint8Array(readFileSync(path)), path);
+    const fns = exe.functions();
+    const gorecover = fns.get("runtime.gorecover")!;
+    const runHandlers = ["net/http.(*http2serverConn).runHandler", "net/http/internal/http2.(*serverConn).runHandler", "golang.org/x/net/http2.(*serverConn).runHandler"]
+      .filter((f) => fns.get(f));
+    expect(runHandlers.length).toBe(fixture === "http2-server" ? 2 : 1);
+    for (const rh of runHandlers) {
+      const closures = fns.all().filter((f) => f.name.startsWith(`${rh}.func`));
+      const chosen = streamDoneClosure(fns.all(), rh)!;
+      // the chosen one is the closure that calls recover(), and the only one that does (the others are wrappers)
+      expect(closures.filter((c) => calls(elf, c, gorecover)).map((c) => c.name)).toEqual([chosen.name]);
+    }
+    expect(calls(elf, fns.get("net/http.(*conn).serve.func1")!, gorecover)).toBe(true);
+
+    const r = plan(exe);
+    if ("skipped" in r) throw new Error(r.skipped);
+    const { programs } = serverPrograms(exe, r.plan);
+    expect(programs).not.toHaveProperty(PROGRAMS.return);
+    expect(programs[PROGRAMS.streamDone]).toHaveLength(runHandlers.length);
+    for (const p of [PROGRAMS.finish, PROGRAMS.connectionDone, PROGRAMS.panic, PROGRAMS.recovered]) expect(programs[p]).toHaveLength(1);
+  });
+
+  test("a closure picked by size, whatever the compiler named the wrapper", () => {
+    const f = (name: string, size: number): GoFunction => ({ name, entry: 0x1000, end: 0x1000 + size, fileOffset: 0x1000 });
+    const rh = "net/http.(*http2serverConn).runHandler";
+    const all = [f(`${rh}.func1`, 60), f(`${rh}.func2`, 900), f(`${rh}.deferwrap1`, 2000), f(`${rh}.func10x`, 5000), f("other.func3", 9000)];
+    expect(streamDoneClosure(all, rh)?.name).toBe(`${rh}.func2`);
+    expect(streamDoneClosure(all, "golang.org/x/net/http2.(*serverConn).runHandler")).toBeUndefined();
   });
 });
 
