@@ -107,6 +107,27 @@ describe.each([
     }
   }, 60_000);
 
+  test("a handler that panics: its stream is reset, its span is an ERROR with the panic; the connection goes on", async () => {
+    collector.clear();
+    const base = mode === "h2c" || mode === "xnet-h2c" ? server.base : server.base.replace("http://", "https://");
+    const p = new Proc([exe, "request", "GET", `${base}/panic`, "GET", `${base}/users/8`]);
+    expect(await p.wait(30_000)).toBe(1);
+    await waitFor(() => p.stdout.length >= 2, 2_000);
+    expect(p.stdout[0]).toMatch(/^ERR .*INTERNAL_ERROR/);
+    expect(p.stdout[1]).toBe("200 HTTP/2.0");
+    const streams = (): ReceivedSpan[] => collector.spans().filter((x) => x.attributes["url.path"] !== "*");
+    await collector.waitFor(() => streams().length >= 2, "2 stream spans", 10_000);
+    await Bun.sleep(300);
+    const spans = streams();
+    expect(spans.length).toBe(2);
+    const panicked = byPath(spans, "/panic");
+    expect(panicked).toMatchObject({ name: "GET /panic", status: { code: STATUS_CODE.ERROR, message: "panic: boom" } });
+    expect(panicked.attributes["error.type"]).toBe("string");
+    expect(panicked.attributes).not.toHaveProperty("http.response.status_code");
+    expect(panicked.events.map((e) => [e.name, e.attributes])).toEqual([["exception", { "exception.type": "string", "exception.message": "boom" }]]);
+    expect(byPath(spans, "/users/8")).toMatchObject({ status: { code: STATUS_CODE.UNSET }, events: [], attributes: { "http.response.status_code": 200n } });
+  }, 60_000);
+
   test("200 concurrent streams multiplexed on one connection: 200 spans, none lost, none duplicated", async () => {
     collector.clear();
     const base = mode === "h2c" || mode === "xnet-h2c" ? server.base : server.base.replace("http://", "https://");

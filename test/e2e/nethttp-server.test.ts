@@ -120,6 +120,56 @@ describe.each([
     expect(new Set(spans.map((s) => s.traceId)).size).toBe(4);
   }, 60_000);
 
+  test("handlers that do not return: a panic is an ERROR span with its exception; hijacked is no error", async () => {
+    collector.clear();
+    /** the response's status, or the error of a request whose connection was closed on it */
+    const attempt = async (path: string): Promise<string> => {
+      try {
+        const r = await fetch(server.base + path, { headers: { Connection: "close" } });
+        return `${r.status} ${await r.text()}`;
+      } catch {
+        return "closed";
+      }
+    };
+    const before = nowNs();
+    const outcomes = [];
+    for (const path of ["/panic", "/panic-index", "/panic-after-header", "/recovered", "/hijack", "/users/1"]) outcomes.push(await attempt(path));
+    expect(outcomes.map((o) => o.split(" ")[0])).toEqual(["closed", "closed", outcomes[2]!.startsWith("202") ? "202" : "closed", "500", "200", "200"]);
+    expect(outcomes[4]).toBe("200 hijacked");
+    await collector.waitForSpans(6, 10_000);
+    await Bun.sleep(300);
+    expect(collector.spans().length).toBe(6);
+    const spans = collector.spans();
+    const panicked = (path: string, type: string, message: string, status?: bigint) => {
+      const span = byPath(spans, path);
+      expect(span.name).toBe(`GET ${path}`);
+      expect(span.status).toEqual({ code: 2, message: `panic: ${message}` });
+      expect(span.attributes["error.type"]).toBe(type);
+      expect(span.attributes["http.response.status_code"]).toBe(status);
+      expect(span.events.map((e) => ({ name: e.name, attributes: e.attributes }))).toEqual([
+        { name: "exception", attributes: { "exception.type": type, "exception.message": message } },
+      ]);
+      expect(span.events[0]!.timeUnixNano).toBeGreaterThanOrEqual(span.startTimeUnixNano);
+      expect(span.events[0]!.timeUnixNano).toBeLessThanOrEqual(span.endTimeUnixNano);
+      expect(span.startTimeUnixNano).toBeGreaterThanOrEqual(before - SLACK_NS);
+    };
+    panicked("/panic", "string", "boom");
+    panicked("/panic-index", "runtime.boundsError", "runtime error: index out of range [5] with length 3");
+    panicked("/panic-after-header", "*errors.errorString", "late", 202n);
+    // recovered inside the handler: an ordinary 500, the panic is the application's business
+    const recovered = byPath(spans, "/recovered");
+    expect(recovered).toMatchObject({ name: "GET /recovered", status: { code: 2 }, events: [] });
+    expect(recovered.status.message).toBeUndefined();
+    expect(recovered.attributes["http.response.status_code"]).toBe(500n);
+    expect(recovered.attributes).not.toHaveProperty("error.type");
+    // hijacked: the handler wrote its own response on the raw connection; no status code is made up
+    const hijacked = byPath(spans, "/hijack");
+    expect(hijacked).toMatchObject({ name: "GET /hijack", status: { code: 0 }, events: [] });
+    expect(hijacked.attributes).not.toHaveProperty("http.response.status_code");
+    expect(byPath(spans, "/users/1")).toMatchObject({ name: "GET /users/{id}", status: { code: 0 }, events: [], attributes: { "http.response.status_code": 200n } });
+    expect(new Set(spans.map((x) => x.spanId)).size).toBe(6);
+  }, 60_000);
+
   test("200 concurrent requests over keep-alive connections: 200 spans, none lost, none duplicated", async () => {
     collector.clear();
     const sent = await Promise.all(Array.from({ length: 200 }, (_, i) => send(server.base, "GET", `/users/${i}`)));
