@@ -6,7 +6,10 @@
  * over OTLP/HTTP to a local OpenTelemetry Collector (the test one, scripts/build-collector.sh). Prints the
  * server's CPU µs per request and requests/s for both, their ratios, and gotel's own CPU µs per span and peak RSS.
  *
- *   sudo bun scripts/bench-http.ts [seconds per phase]      (needs wrk: apt-get install wrk)
+ *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH]      (needs wrk: apt-get install wrk)
+ *
+ * --before PATH measures another gotel binary (an earlier build) in the same run, between the two: before and
+ * after side by side, each with its ratio to the server without gotel.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +18,14 @@ import { Collector } from "../test/support/collector.ts";
 import { buildGoFixture, ROOT } from "../test/support/go.ts";
 import { Proc, startServer } from "../test/support/processes.ts";
 
-const SECONDS = Number(process.argv[2] ?? 8);
+const args = process.argv.slice(2);
+const beforeAt = args.indexOf("--before");
+const BEFORE = beforeAt >= 0 ? args.splice(beforeAt, 2)[1] : undefined;
+if (beforeAt >= 0 && !BEFORE) {
+  console.error("bench-http: --before needs the path of a gotel binary");
+  process.exit(2);
+}
+const SECONDS = Number(args[0] ?? 8);
 const TICK_US = 1e6 / 100; // USER_HZ
 
 function cpuUs(pid: number): number {
@@ -120,25 +130,38 @@ const collector = await Collector.start();
 const cpuInfo = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
 console.log(`machine: ${cpuInfo}, ${navigator.hardwareConcurrency} CPUs, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}`);
 console.log(`measured server pinned to CPU 0 (so GOMAXPROCS=1); wrk -t1 -c16 -d${SECONDS}s on CPU 1`);
-for (const sc of scenarios) {
-  const { pid, url, traced, stop } = await sc.start();
-  wrk(url, 2); // warm up
-  const without = measure(pid, url);
-  const gotel = new Proc([join(ROOT, "dist/gotel"), "run", ...traced.flatMap((p) => ["--pid", String(p)])], {
+/** the gotel binaries measured, each against the same server */
+const builds = [...(BEFORE ? [{ label: "before", path: BEFORE }] : []), { label: BEFORE ? "after" : "with gotel", path: join(ROOT, "dist/gotel") }];
+if (BEFORE) console.log(`before: ${BEFORE}; after: ${builds.at(-1)!.path}`);
+
+async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: string, traced: number[]) {
+  const gotel = new Proc([gotelPath, "run", ...traced.flatMap((p) => ["--pid", String(p)])], {
     OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_LOG_LEVEL: "warn", ...sc.env,
   });
   await Bun.sleep(1500);
   wrk(url, 2);
-  const withGotel = measure(pid, url, gotel.pid);
+  const m = measure(pid, url, gotel.pid);
   const rss = peakRssMb(gotel.pid);
   await gotel.stop();
+  await Bun.sleep(500); // the probes are gone
+  return { ...m, rss };
+}
+
+const cell = (v: string, ratio?: number): string => `${v.padStart(9)}${ratio === undefined ? "      " : ` ${ratio.toFixed(2).padStart(4)}x`}`;
+for (const sc of scenarios) {
+  const { pid, url, traced, stop } = await sc.start();
+  wrk(url, 2); // warm up
+  const without = measure(pid, url);
+  const measured = [];
+  for (const b of builds) measured.push(await measureWith(b.path, sc, pid, url, traced));
   await stop();
   const spansPerRequest = sc.spansPerRequest;
   console.log(`\n${sc.name}`);
-  console.log("                         without gotel    with gotel    ratio");
-  console.log(`server CPU µs/request   ${without.serverUsPerReq.toFixed(1).padStart(13)} ${withGotel.serverUsPerReq.toFixed(1).padStart(13)} ${(withGotel.serverUsPerReq / without.serverUsPerReq).toFixed(2).padStart(8)}x`);
-  console.log(`requests/s              ${without.rps.toFixed(0).padStart(13)} ${withGotel.rps.toFixed(0).padStart(13)} ${(withGotel.rps / without.rps).toFixed(2).padStart(8)}x`);
-  console.log(`gotel CPU µs/span       ${"".padStart(13)} ${(withGotel.gotelUs / withGotel.requests / spansPerRequest).toFixed(1).padStart(13)}`);
-  console.log(`gotel peak RSS          ${"".padStart(13)} ${rss.toFixed(0).padStart(10)} MB`);
+  console.log(`${"".padEnd(24)}${"without".padStart(15)}${builds.map((b) => b.label.padStart(15)).join("")}`);
+  const row = (name: string, base: string, values: string[]) => console.log(`${name.padEnd(24)}${base.padStart(9)}      ${values.join("")}`);
+  row("server CPU µs/request", without.serverUsPerReq.toFixed(1), measured.map((m) => cell(m.serverUsPerReq.toFixed(1), m.serverUsPerReq / without.serverUsPerReq)));
+  row("requests/s", without.rps.toFixed(0), measured.map((m) => cell(m.rps.toFixed(0), m.rps / without.rps)));
+  row("gotel CPU µs/span", "", measured.map((m) => cell((m.gotelUs / m.requests / spansPerRequest).toFixed(1))));
+  row("gotel peak RSS MB", "", measured.map((m) => cell(m.rss.toFixed(0))));
 }
 await collector.stop();
