@@ -1,12 +1,13 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for three scenarios (server spans only;
- * a server that calls another service: server + client spans; a server that queries SQLite: server + SQL spans,
- * statements captured and parsed): the measured server (pinned to CPU 0,
- * GOMAXPROCS=1) under `wrk` load from CPU 1, first without gotel, then with `gotel run` attached and exporting
- * over OTLP/HTTP to a local OpenTelemetry Collector (the test one, scripts/build-collector.sh). Prints the
- * server's CPU µs per request and requests/s for both, their ratios, and gotel's own CPU µs per span and peak RSS.
+ * What gotel costs Go HTTP services, measured side by side in one run, for four scenarios (server spans only,
+ * over HTTP/1.1 and over HTTP/2 with TLS; a server that calls another service: server + client spans; a server
+ * that queries SQLite: server + SQL spans, statements captured and parsed): the measured server (pinned to
+ * CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first without gotel, then with `gotel run`
+ * attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector (the test one,
+ * scripts/build-collector.sh). Prints the server's CPU µs per request and requests/s for both, their ratios,
+ * and gotel's own CPU µs per span and peak RSS.
  *
- *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH]      (needs wrk: apt-get install wrk)
+ *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH]   (needs apt-get install wrk nghttp2-client)
  *
  * --before PATH measures another gotel binary (an earlier build) in the same run, between the two: before and
  * after side by side, each with its ratio to the server without gotel.
@@ -48,15 +49,27 @@ function wrk(url: string, seconds: number): { requests: number; rps: number } {
   return { requests, rps };
 }
 
-function measure(serverPid: number, url: string, gotelPid?: number) {
+/** HTTP/2 over TLS: 16 connections with up to 10 concurrent streams each, on CPU 1 */
+function h2load(url: string, seconds: number): { requests: number; rps: number } {
+  const r = Bun.spawnSync(["taskset", "-c", "1", "h2load", "-t1", "-c16", "-m10", "-D", String(seconds), url], { stdout: "pipe", stderr: "pipe" });
+  const out = r.stdout.toString();
+  const requests = Number(/requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/.exec(out)?.[1]);
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);
+  if (!requests) throw new Error(`h2load failed: ${out}${r.stderr.toString()}`);
+  return { requests, rps };
+}
+
+type Load = typeof wrk;
+
+function measure(load: Load, serverPid: number, url: string, gotelPid?: number) {
   const s0 = cpuUs(serverPid);
   const g0 = gotelPid ? cpuUs(gotelPid) : 0;
-  const w = wrk(url, SECONDS);
+  const w = load(url, SECONDS);
   return { ...w, serverUsPerReq: (cpuUs(serverPid) - s0) / w.requests, gotelUs: gotelPid ? cpuUs(gotelPid) - g0 : 0 };
 }
 
-if (!Bun.which("wrk")) {
-  console.error("bench-http: needs wrk (apt-get install wrk)");
+if (!Bun.which("wrk") || !Bun.which("h2load")) {
+  console.error("bench-http: needs wrk and h2load (apt-get install wrk nghttp2-client)");
   process.exit(1);
 }
 interface Scenario {
@@ -65,6 +78,8 @@ interface Scenario {
   spansPerRequest: number;
   /** gotel's settings for it */
   env?: Record<string, string>;
+  /** the load generator (default wrk, HTTP/1.1) */
+  load?: Load;
   /** starts the processes; returns the measured server's pid, the URL to load, every pid to trace, and a stop */
   start(): Promise<{ pid: number; url: string; traced: number[]; stop: () => Promise<void> }>;
 }
@@ -83,6 +98,18 @@ const scenarios: Scenario[] = [
       const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
       const pid = childOf(server.proc);
       return { pid, url: `${server.base}/users/42`, traced: [pid], stop: async () => void (await server.proc.stop()) };
+    },
+  },
+  {
+    // net/http's own HTTP/2 server (TLS, ALPN h2): the span ends at the stream goroutine's deferred closure
+    name: "HTTP/2 server spans: GET /users/42 over TLS, net/http's own HTTP/2 server (test/fixtures/http2-server, h2load)",
+    spansPerRequest: 1,
+    load: h2load,
+    async start() {
+      const exe = buildGoFixture("http2-server");
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe, "std"]);
+      const pid = childOf(server.proc);
+      return { pid, url: `${server.base.replace("http://", "https://")}/users/42`, traced: [pid], stop: async () => void (await server.proc.stop()) };
     },
   },
   {
@@ -129,7 +156,7 @@ const scenarios: Scenario[] = [
 const collector = await Collector.start();
 const cpuInfo = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
 console.log(`machine: ${cpuInfo}, ${navigator.hardwareConcurrency} CPUs, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}`);
-console.log(`measured server pinned to CPU 0 (so GOMAXPROCS=1); wrk -t1 -c16 -d${SECONDS}s on CPU 1`);
+console.log(`measured server pinned to CPU 0 (so GOMAXPROCS=1); wrk -t1 -c16 -d${SECONDS}s (HTTP/2: h2load -t1 -c16 -m10) on CPU 1`);
 /** the gotel binaries measured, each against the same server */
 const builds = [...(BEFORE ? [{ label: "before", path: BEFORE }] : []), { label: BEFORE ? "after" : "with gotel", path: join(ROOT, "dist/gotel") }];
 if (BEFORE) console.log(`before: ${BEFORE}; after: ${builds.at(-1)!.path}`);
@@ -139,8 +166,9 @@ async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: st
     OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_LOG_LEVEL: "warn", ...sc.env,
   });
   await Bun.sleep(1500);
-  wrk(url, 2);
-  const m = measure(pid, url, gotel.pid);
+  const load = sc.load ?? wrk;
+  load(url, 2);
+  const m = measure(load, pid, url, gotel.pid);
   const rss = peakRssMb(gotel.pid);
   await gotel.stop();
   await Bun.sleep(500); // the probes are gone
@@ -150,8 +178,9 @@ async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: st
 const cell = (v: string, ratio?: number): string => `${v.padStart(9)}${ratio === undefined ? "      " : ` ${ratio.toFixed(2).padStart(4)}x`}`;
 for (const sc of scenarios) {
   const { pid, url, traced, stop } = await sc.start();
-  wrk(url, 2); // warm up
-  const without = measure(pid, url);
+  const load = sc.load ?? wrk;
+  load(url, 2); // warm up
+  const without = measure(load, pid, url);
   const measured = [];
   for (const b of builds) measured.push(await measureWith(b.path, sc, pid, url, traced));
   await stop();
