@@ -17,6 +17,7 @@ const ERRNO_NAMES: Record<number, string> = {
 export const EPERM = 1;
 export const ENOENT = 2;
 export const ESRCH = 3;
+export const EAGAIN = 11;
 export const EACCES = 13;
 export const EINVAL = 22;
 export const ENOSYS = 38;

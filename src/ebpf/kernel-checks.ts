@@ -10,7 +10,7 @@ import { PRIVILEGE_HINT } from "./errors.ts";
 import { libbpf, strerror } from "./libbpf.ts";
 import { uprobeMultiSupported } from "./link.ts";
 import { BPF_MAP_TYPE_RINGBUF } from "./map.ts";
-import { BpfObject } from "./object.ts";
+import { BpfObject, retryInterrupted } from "./object.ts";
 import { liveRoundTrip } from "./selftest.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skip";
@@ -156,6 +156,10 @@ export const WRITES_USER_MEMORY = /_inject(_|$)/;
 
 /** Loads every program of an object that this kernel can run (uprobe.multi ones only where supported). */
 export function loadForCheck(bytes: Uint8Array, name: string, showVerifierLog: boolean): string {
+  return retryInterrupted(() => loadForCheckOnce(bytes, name, showVerifierLog));
+}
+
+function loadForCheckOnce(bytes: Uint8Array, name: string, showVerifierLog: boolean): string {
   const obj = BpfObject.open(bytes, { name, showVerifierLog });
   try {
     const multi = uprobeMultiSupported();

@@ -7,7 +7,7 @@ import { statSync } from "node:fs";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
 import { Btf, BtfError } from "./btf.ts";
-import { BpfError, VerifierError } from "./errors.ts";
+import { BpfError, EAGAIN, VerifierError } from "./errors.ts";
 import { cstr, libbpf, pointer, strerror } from "./libbpf.ts";
 import { captureLibbpfLog } from "./libbpf-log.ts";
 import { BpfMap } from "./map.ts";
@@ -169,6 +169,10 @@ export class BpfObject {
       for (const [prog, text] of logs) process.stderr.write(`--- verifier log: ${this.name}/${prog} ---\n${text}\n`);
     }
     if (err < 0) {
+      if (-err === EAGAIN) {
+        // the verifier gives up with EAGAIN when a signal is pending; libbpf already tried 5 times
+        throw new BpfError("bpf_object__load", err, this.name, "the kernel's verifier was interrupted by signals on every attempt", INTERRUPTED_HINT);
+      }
       const failed = failedProgram(lines);
       if (failed !== undefined || logs.size > 0) {
         const prog = failed ?? [...logs.keys()].at(-1) ?? "?";
@@ -242,3 +246,19 @@ function failedProgram(lines: string[]): string | undefined {
   return undefined;
 }
 
+const INTERRUPTED_HINT = "run gotel again; something sends it signals while it loads (a profiler's SIGPROF, for one)";
+
+/**
+ * Runs open-and-load again (a failed bpf_object__load cannot be retried on the same object) while the verifier
+ * was interrupted by signals, up to `attempts` times in all.
+ */
+export function retryInterrupted<T>(openAndLoad: () => T, attempts = 3): T {
+  for (let i = 1; ; i++) {
+    try {
+      return openAndLoad();
+    } catch (e) {
+      if (i >= attempts || !(e instanceof BpfError) || e.errno !== EAGAIN) throw e;
+      log.debug("eBPF object load interrupted by signals; again", { attempt: i });
+    }
+  }
+}

@@ -9,7 +9,7 @@ import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { WRITES_USER_MEMORY } from "../ebpf/kernel-checks.ts";
 import { attachUprobes, type AttachMode, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
-import { BpfObject } from "../ebpf/object.ts";
+import { BpfObject, retryInterrupted } from "../ebpf/object.ts";
 import { StructView } from "../ebpf/struct-view.ts";
 
 /** The maps every object declares and the first one loaded owns. */
@@ -39,6 +39,10 @@ export class ProbeObject {
 
   /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
   static load(name: string, opts: LoadOptions): ProbeObject {
+    return retryInterrupted(() => ProbeObject.loadOnce(name, opts));
+  }
+
+  private static loadOnce(name: string, opts: LoadOptions): ProbeObject {
     const obj = BpfObject.open(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog });
     try {
       for (const p of obj.programs.values()) {

@@ -121,3 +121,17 @@ describe("gotel version and bad command lines (compiled binary)", () => {
     expect(expectOneLineError(b)).toBe("gotel: Unknown option '--frob'; see `gotel help`");
   });
 });
+
+// gotel from source: the compiled binary cannot be run under Bun's profiler
+describe("gotel doctor under a sampling profiler", () => {
+  test("a verifier interrupted by signals on every attempt is said to be, not to have rejected anything", () => {
+    // a sampling profiler's SIGPROF every 50 µs: the verifier stops with EAGAIN whenever a signal is pending
+    const prof = emptyDir("prof");
+    const r = runCommand([process.execPath, "--cpu-prof", "--cpu-prof-interval=50", `--cpu-prof-dir=${prof}`, join(ROOT, "src/cli/main.ts"), "doctor"], { cwd: ROOT, env: { PATH: process.env.PATH ?? "" } });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      "FAIL  eBPF object nethttp_server   bpf_object__load failed for nethttp_server.bpf.o: the kernel's verifier was interrupted by signals on every attempt (EAGAIN) — run gotel again; something sends it signals while it loads (a profiler's SIGPROF, for one)",
+    );
+    expect(r.stdout).not.toContain("rejected");
+  });
+});

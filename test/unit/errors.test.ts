@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { BpfError, errnoName, summarizeVerifierLog, VerifierError } from "../../src/ebpf/errors.ts";
+import { retryInterrupted } from "../../src/ebpf/object.ts";
 
 describe("errors", () => {
   test("errno names, including libbpf's own codes", () => {
@@ -34,5 +35,22 @@ describe("errors", () => {
       "the kernel's verifier rejected program 'bad' of rejected.bpf.o: R2 unbounded memory access, make sure to bounds " +
         "check any such access; set OTEL_GO_AUTO_SHOW_VERIFIER_LOG=true to print the full verifier log",
     );
+  });
+});
+
+describe("a load the verifier could not finish for signals", () => {
+  const interrupted = () => new BpfError("bpf_object__load", -11, "x.bpf.o", "the kernel's verifier was interrupted by signals on every attempt");
+  test("is opened and loaded again, up to three times in all", () => {
+    let calls = 0;
+    expect(retryInterrupted(() => (++calls < 3 ? (() => { throw interrupted(); })() : "loaded"))).toBe("loaded");
+    expect(calls).toBe(3);
+    calls = 0;
+    expect(() => retryInterrupted(() => { calls++; throw interrupted(); })).toThrow(/interrupted by signals/);
+    expect(calls).toBe(3);
+  });
+  test("any other failure is not retried", () => {
+    let calls = 0;
+    expect(() => retryInterrupted(() => { calls++; throw new BpfError("bpf_object__load", -1, "x.bpf.o", "Operation not permitted"); })).toThrow(/EPERM/);
+    expect(calls).toBe(1);
   });
 });
