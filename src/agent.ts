@@ -9,6 +9,7 @@ import type { Resource } from "@opentelemetry/resources";
 import type { EnvConfig } from "./config/env.ts";
 import { ProcessWatcher, type TargetSpec } from "./discovery/watcher.ts";
 import { preferredAttachMode, type UprobeLinks } from "./ebpf/link.ts";
+import { monotonicNs } from "./ebpf/libc.ts";
 import { uintBytes, type BpfMap } from "./ebpf/map.ts";
 import { RingBufferReader } from "./ebpf/ring-buffer.ts";
 import { StructView } from "./ebpf/struct-view.ts";
@@ -98,7 +99,7 @@ export class Agent {
     this.headerTgid = header.offset("tgid", 4);
     this.watcher = opts.targets && new ProcessWatcher(opts.targets, {
       onStart: (p) => void this.attach(p.pid, p.exePath),
-      onExit: (p) => this.detach(p.pid, "exited"),
+      onExit: (p) => this.detach(p.pid, "exited", true),
     }, { accept: (p) => isGoExecutable(`/proc/${p.pid}/exe`) });
   }
 
@@ -212,16 +213,31 @@ export class Agent {
     return t.memory;
   }
 
-  private detach(pid: number, why: string): void {
+  /** exited: the process is gone; the calls it still had in flight become spans (see unfinishedSpan) */
+  private detach(pid: number, why: string, exited = false): void {
     const t = this.targets.get(pid);
     if (!t) return;
     // spans already in the ring buffer still belong to this process
     this.reader.drain();
+    const unfinished = exited ? this.reportUnfinished(pid, t) : 0;
     for (const l of t.links) l.destroy();
     for (const p of t.probes) p.forget(pid);
     t.memoryFile?.close();
     this.targets.delete(pid);
-    log.info("detached", { pid, exe: t.exePath, reason: why });
+    log.info("detached", { pid, exe: t.exePath, reason: why, ...(unfinished ? { unfinished } : {}) });
+  }
+
+  /** Spans of the calls the exited process had in flight, ended now: gotel sees an exit within a scan or two. */
+  private reportUnfinished(pid: number, t: Target): number {
+    const now = monotonicNs();
+    let n = 0;
+    for (const p of t.probes) {
+      for (const record of p.unfinished(pid, now, this.toUnixNs)) {
+        this.emit(record, t);
+        n++;
+      }
+    }
+    return n;
   }
 
   private onEvent(v: DataView): void {
@@ -229,7 +245,10 @@ export class Agent {
     const tgid = v.getUint32(this.headerTgid, true);
     const target = this.targets.get(tgid);
     if (!probe || !target) return;
-    const record = probe.record(v, tgid, this.toUnixNs);
+    this.emit(probe.record(v, tgid, this.toUnixNs), target);
+  }
+
+  private emit(record: SpanRecord, target: Target): void {
     this.spans++;
     this.opts.onSpan?.(record);
     const span = toReadableSpan(record, target.resource);

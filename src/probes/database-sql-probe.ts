@@ -7,7 +7,7 @@ import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type Client, type
 import { responseStatusCode, type ErrorCodeOffsets } from "./database-sql-errors.ts";
 import { readDataSource, readPgxSource, type DataSource, type GoIface, type SourceOffsets } from "./database-sql-source.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { errorTypeName, spanContextDecoder } from "./span-event.ts";
+import { errorTypeName, spanContextDecoder, unfinishedSpan } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
@@ -68,6 +68,11 @@ export class DatabaseSqlProbe implements SpanProbe {
   forget(tgid: number): void {
     this.processes.delete(tgid);
     this.object.forget(tgid);
+  }
+
+  /** the in-flight head is the event up to its statement, whose text is gone with the process */
+  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
+    return this.object.inflightEvents(tgid, "head", endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {

@@ -5,7 +5,7 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./nethttp-client.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { errorTypeName, i64Field, spanContextDecoder, stringField } from "./span-event.ts";
+import { errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface ClientLoadOptions extends LoadOptions {
@@ -55,6 +55,10 @@ export class NethttpClientProbe implements SpanProbe {
 
   forget(tgid: number): void {
     this.object.forget(tgid);
+  }
+
+  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
+    return this.object.inflightEvents(tgid, "event", endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {

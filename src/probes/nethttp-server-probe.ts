@@ -6,7 +6,7 @@ import type { SpanRecord } from "../traces/span.ts";
 import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "./go-panic.ts";
 import { H2_WRITER_TYPES, type H2Server, degraded, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField } from "./span-event.ts";
+import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface ServerLoadOptions extends LoadOptions {
@@ -31,6 +31,7 @@ export class NethttpServerProbe implements SpanProbe {
   readonly name = "net/http server";
   readonly eventType: number;
   private readonly decode: (v: DataView) => RawEvent;
+  private readonly abandonedOffset: number;
   /** tgid -> HTTP/2 ResponseWriter itab -> whose writer it is (undefined: neither server gotel knows) */
   private readonly h2Writers = new Map<number, Map<bigint, H2Server | undefined>>();
   private readonly h2Readable = new Map<number, H2Readable>();
@@ -38,7 +39,9 @@ export class NethttpServerProbe implements SpanProbe {
   private constructor(readonly object: ProbeObject, private readonly opts: ServerLoadOptions) {
     const btf = object.obj.btf();
     this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_NETHTTP_SERVER"));
-    this.decode = eventDecoder(new StructView(btf.structLayout("nethttp_server_event")));
+    const layout = new StructView(btf.structLayout("nethttp_server_event"));
+    this.decode = eventDecoder(layout);
+    this.abandonedOffset = layout.offset("abandoned", 4);
   }
 
   static load(opts: ServerLoadOptions): NethttpServerProbe {
@@ -70,6 +73,14 @@ export class NethttpServerProbe implements SpanProbe {
     this.object.forget(tgid);
     this.h2Writers.delete(tgid);
     this.h2Readable.delete(tgid);
+  }
+
+  /** abandoned, so that no status code is made up: the handler never finished */
+  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
+    return this.object.inflightEvents(tgid, "event", endNs).map((v) => {
+      v.setUint32(this.abandonedOffset, 1, true);
+      return unfinishedSpan(this.record(v, tgid, toUnixNs));
+    });
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {

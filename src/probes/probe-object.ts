@@ -16,6 +16,8 @@ import { StructView } from "../ebpf/struct-view.ts";
 export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx"] as const;
 
 const ABSENT = 0xffff_ffff_ffff_ffffn;
+/** GOTEL_FLAG_SAMPLED (bpf/include/trace_context.h): W3C trace-flags bit 0 */
+const SAMPLED = 0x01;
 
 export interface LoadOptions {
   mode: AttachMode;
@@ -33,7 +35,7 @@ export interface LoadOptions {
 export class ProbeObject {
   private readonly configLayout: StructView;
 
-  private constructor(readonly obj: BpfObject, readonly mode: AttachMode, private readonly configMap: string, private readonly perProcess: readonly string[]) {
+  private constructor(readonly obj: BpfObject, readonly mode: AttachMode, readonly name: string, private readonly configMap: string, private readonly perProcess: readonly string[]) {
     this.configLayout = new StructView(obj.btf().structLayout(configMap));
   }
 
@@ -55,7 +57,7 @@ export class ProbeObject {
       obj.load();
       const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
       // the shared span-context map is purged by the object that owns it
-      return new ProbeObject(obj, opts.mode, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
+      return new ProbeObject(obj, opts.mode, name, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
     } catch (e) {
       obj.close();
       throw e;
@@ -78,6 +80,30 @@ export class ProbeObject {
       config.delete(uintBytes(tgid, 4));
       throw e;
     }
+  }
+
+  /**
+   * The sampled calls of a process still in flight, as its map `<name>_inflight` holds them (value struct of the
+   * same name, the event at `eventField`): copies of their events, ended at endNs. Call before forget().
+   */
+  inflightEvents(tgid: number, eventField: string, endNs: bigint): DataView[] {
+    const name = `${this.name}_inflight`;
+    const layout = new StructView(this.obj.btf().structLayout(name));
+    const start = layout.offset(eventField);
+    const end = layout.offset(`${eventField}.hdr.end_ns`, 8) - start;
+    const flags = layout.offset(`${eventField}.sc.flags`, 1) - start;
+    const map = this.obj.map(name);
+    const events: DataView[] = [];
+    for (const key of map.keys()) {
+      if (new DataView(key.buffer).getUint32(0, true) !== tgid) continue;
+      const value = map.lookup(key);
+      if (!value) continue;
+      const event = new DataView(value.slice(start).buffer);
+      if ((event.getUint8(flags) & SAMPLED) === 0) continue;
+      event.setBigUint64(end, endNs, true);
+      events.push(event);
+    }
+    return events;
   }
 
   /** Drops a gone process's config and whatever its calls left in the maps keyed by (tgid, pointer). */

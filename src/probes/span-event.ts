@@ -3,6 +3,7 @@
  * context (IDs, flags, tracestate: the event's last member, sent only up to the tracestate's length), the
  * parent; and the field readers the probes' own decoders are made of. Layouts come from the object's BTF.
  */
+import { SpanStatusCode } from "@opentelemetry/api";
 import type { StructView } from "../ebpf/struct-view.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
@@ -92,4 +93,16 @@ export function itabTypeName(memory: TargetMemory | undefined, itab: bigint): st
   if (!t || t.length < 8) return undefined;
   const type = new DataView(t.buffer, t.byteOffset, 8).getBigUint64(0, true);
   return type === 0n || type > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : memory.typeName(Number(type));
+}
+
+/**
+ * A span whose call was still in flight when its process exited (killed, crashed, or exiting with requests
+ * running): ERROR, error.type `process_exited`; it ends when gotel saw the process gone.
+ */
+export function unfinishedSpan(r: SpanRecord): SpanRecord {
+  return {
+    ...r,
+    attributes: { ...r.attributes, "error.type": "process_exited" },
+    status: { code: SpanStatusCode.ERROR, message: "unfinished: the process exited before the call returned" },
+  };
 }

@@ -27,5 +27,7 @@ export interface SpanProbe {
   forget(tgid: number): void;
   /** the event as a span; times converted with toUnixNs */
   record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord;
+  /** the spans of the process's calls still in flight when it exited, ended at endNs (kernel time); before forget */
+  unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[];
   close(): void;
 }

@@ -127,6 +127,8 @@ async function request(s: Service, method: string, path: string, children: numbe
   return { status: r.status, server: server!, db };
 }
 
+const nowNs = (): bigint => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+
 const LONG = "SELECT '" + "€".repeat(3000) + "' AS long_value";
 
 describe.each(DRIVERS)("$driver: statements captured and parsed", (d) => {
@@ -284,7 +286,7 @@ describe.each(["pgx", "postgres", "mysql"])("stripped pure-Go build, %s: the dri
   }, 300_000);
 });
 
-test("a query that never returns before the target exits: no span, and the same gotel traces the next process", async () => {
+test("a query that never returns before the target exits: it and its request are reported unfinished, and the same gotel traces the next process", async () => {
   const pq = DRIVERS.find((d) => d.driver === "postgres")!;
   const exe = buildGoFixture("http-db", { cgo: false });
   const gotel = new Proc([GOTEL, "run", "--exe", exe], {
@@ -295,19 +297,40 @@ test("a query that never returns before the target exits: no span, and the same 
     const first = await startServer(exe, ["127.0.0.1:0", pq.driver, pq.dsn()]);
     targets.push(first);
     await gotel.waitForLine(new RegExp(`attached pid=${first.proc.pid} .*instrumentation=database/sql`), 20_000);
+    collector.clear();
+    const sent = nowNs();
     const pending = fetch(`${first.base}/sleep`).catch(() => undefined);
     await Bun.sleep(500);
+    const killed = nowNs();
     await first.proc.stop("SIGKILL");
     await pending;
-    await gotel.waitForLine(new RegExp(`detached pid=${first.proc.pid} .*reason=exited`), 10_000);
+    await gotel.waitForLine(new RegExp(`detached pid=${first.proc.pid} .*reason=exited unfinished=2$`), 10_000);
     expect(gotel.exitCode).toBeNull();
+    // the server span and its statement's, still in flight at the kill: ERROR, ended when gotel saw the exit
+    const spans = (await collector.waitFor((all) => all.filter((x) => pidOf(x) === first.proc.pid).length >= 2, "2 unfinished spans"))
+      .filter((x) => pidOf(x) === first.proc.pid);
+    expect(spans, describeSpans(spans)).toHaveLength(2);
+    const server = spans.find((x) => x.kind === SPAN_KIND.SERVER)!;
+    const db = spans.find((x) => x.kind === SPAN_KIND.CLIENT)!;
+    const unfinished = { code: STATUS_CODE.ERROR, message: "unfinished: the process exited before the call returned" };
+    // the route is read when a request ends: this one never did
+    expect(server).toMatchObject({ name: "GET", status: unfinished, attributes: { "url.path": "/sleep", "error.type": "process_exited" } });
+    expect(server.attributes).not.toHaveProperty("http.response.status_code");
+    expect(db).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId, status: unfinished, attributes: { "error.type": "process_exited" } });
+    // its text is read when a statement ends, from the process's memory, gone with it
+    expect(db.attributes).not.toHaveProperty("db.query.text");
+    for (const x of spans) {
+      expect(x.startTimeUnixNano).toBeGreaterThanOrEqual(sent - 3_000_000n);
+      expect(x.endTimeUnixNano).toBeGreaterThanOrEqual(killed);
+      expect(x.endTimeUnixNano).toBeLessThanOrEqual(nowNs());
+    }
+    collector.clear();
 
     const second = await startServer(exe, ["127.0.0.1:0", pq.driver, pq.dsn()]);
     targets.push(second);
     await gotel.waitForLine(new RegExp(`attached pid=${second.proc.pid} .*instrumentation=database/sql`), 20_000);
-    expect(collector.spans().some((x) => String(x.attributes["db.query.text"] ?? "").includes("pg_sleep"))).toBe(false);
-    const { db } = await request({ target: second, gotel }, "GET", "/users/1", 1);
-    expect(db[0]!.attributes["db.query.text"]).toBe("SELECT name FROM users WHERE id = $1");
+    const { db: next } = await request({ target: second, gotel }, "GET", "/users/1", 1);
+    expect(next[0]!.attributes["db.query.text"]).toBe("SELECT name FROM users WHERE id = $1");
   } finally {
     expect(await gotel.stop()).toBe(0);
     for (const t of targets) await t.proc.stop();

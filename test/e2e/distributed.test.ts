@@ -7,11 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { INJECTION, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
-import { Proc } from "../support/processes.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { Proc, runGotel, startServer } from "../support/processes.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
@@ -208,3 +210,34 @@ describe.each([OLDEST, NEWEST])("services built with Go %s", (goVersion) => {
     }
   }, 60_000);
 });
+
+test("a call still waiting for its answer when its process is killed: it and its request are reported unfinished", async () => {
+  // B accepts the connection and never answers
+  const silent = createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const port = (silent.address() as AddressInfo).port;
+  const a = await startServer(buildGoFixture("http-chain", { goVersion: NEWEST }), ["frontend", "127.0.0.1:0", `http://127.0.0.1:${port}`]);
+  const gotel = await runGotel(["--pid", String(a.proc.pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" }, a.proc.pid);
+  try {
+    collector.clear();
+    const pending = fetch(`${a.base}/inline?id=7`).catch(() => undefined);
+    await Bun.sleep(500);
+    await a.proc.stop("SIGKILL");
+    await pending;
+    await gotel.waitForLine(new RegExp(`detached pid=${a.proc.pid} .*reason=exited unfinished=2$`), 10_000);
+    const spans = await collector.waitFor((all) => all.length >= 2, "2 unfinished spans");
+    expect(spans).toHaveLength(2);
+    const server = spans.find((s) => s.kind === SPAN_KIND.SERVER)!;
+    const client = spans.find((s) => s.kind === SPAN_KIND.CLIENT)!;
+    const unfinished = { code: STATUS_CODE.ERROR, message: "unfinished: the process exited before the call returned" };
+    expect(server).toMatchObject({ status: unfinished, attributes: { "url.path": "/inline", "error.type": "process_exited" } });
+    expect(client).toMatchObject({
+      name: "POST", traceId: server.traceId, parentSpanId: server.spanId, status: unfinished,
+      attributes: { "url.full": `http://127.0.0.1:${port}/work?id=7`, "error.type": "process_exited" },
+    });
+    for (const s of spans) expect(s.attributes).not.toHaveProperty("http.response.status_code");
+  } finally {
+    await gotel.stop();
+    silent.close();
+  }
+}, 60_000);
