@@ -106,6 +106,22 @@ describe("where a request ends: the functions net/http runs after its handler", 
     for (const p of [PROGRAMS.finish, PROGRAMS.connectionDone, PROGRAMS.panic, PROGRAMS.recovered]) expect(programs[p]).toHaveLength(1);
   });
 
+  test("a binary without one of those functions (a future Go release): its spans end at ServeHTTP's RETs, and that is said", () => {
+    const exe = GoExecutable.open(buildGoFixture("http2-server", { goVersion: "1.27.4" }));
+    const r = plan(exe);
+    if ("skipped" in r) throw new Error(r.skipped);
+    const hidden = "net/http.(*response).finishRequest";
+    const real = exe.functions();
+    const without = {
+      functions: () => ({ ...real, get: (n: string) => (n === hidden ? undefined : real.get(n)), all: () => real.all().filter((f) => f.name !== hidden) }),
+      entrySite: (n: string) => (n === hidden ? undefined : exe.entrySite(n)),
+    } as unknown as GoExecutable;
+    const { programs, ends } = serverPrograms(without, r.plan);
+    expect(Object.keys(programs).sort()).toEqual([PROGRAMS.entry, PROGRAMS.return, PROGRAMS.xnetDone, PROGRAMS.xnetStream].sort());
+    expect(programs[PROGRAMS.return]).toEqual(r.plan.sites.returns);
+    expect(ends).toBe(`${r.plan.sites.returns.length} return site${r.plan.sites.returns.length === 1 ? "" : "s"} (not in the binary: ${hidden})`);
+  });
+
   test("a closure picked by size, whatever the compiler named the wrapper", () => {
     const f = (name: string, size: number): GoFunction => ({ name, entry: 0x1000, end: 0x1000 + size, fileOffset: 0x1000 });
     const rh = "net/http.(*http2serverConn).runHandler";
