@@ -11,6 +11,7 @@ const queue: { name: string; v: GoBuild }[] = [
   // HTTP/2 over TLS (test/e2e/http2.test.ts)
   ...[{ goVersion: "1.22.12" }, { goVersion: "1.22.12", stripped: true }, { goVersion: "1.24.13" }, { goVersion: "1.27.4" }, { goVersion: "1.27.4", stripped: true }]
     .map((v) => ({ name: "http2-server", v })),
+  { name: "h2-legacy", v: { goVersion: "1.19.13" } }, { name: "h2-legacy", v: { goVersion: "1.21.13" } },
   ...sampleVariants().map((v) => ({ name: "gobin-sample", v })),
 ];
 const total = queue.length;

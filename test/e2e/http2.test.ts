@@ -146,6 +146,37 @@ describe.each([
   }, 90_000);
 });
 
+describe.each(["1.19.13", "1.21.13"])("HTTP/2 server built with Go %s (runHandler's closure is func1, then func2)", (goVersion) => {
+  test("streams end where they should: one span each, the panicking one an ERROR with its panic", async () => {
+    const server = await startServer(buildGoFixture("h2-legacy", { goVersion }));
+    const gotel = await runGotel(["--pid", String(server.proc.pid)], env(), server.proc.pid);
+    try {
+      collector.clear();
+      const base = server.base.replace("http://", "https://");
+      // the other fixture's Go HTTP/2 client, both requests on one connection
+      const p = new Proc([buildGoFixture("http2-server", { goVersion: "1.27.4" }), "request", "GET", `${base}/users/7`, "GET", `${base}/panic`]);
+      expect(await p.wait(30_000)).toBe(1);
+      await waitFor(() => p.stdout.length >= 2, 2_000);
+      expect(p.stdout[0]).toBe("202 HTTP/2.0");
+      expect(p.stdout[1]).toMatch(/^ERR .*INTERNAL_ERROR/);
+      await collector.waitForSpans(2, 10_000);
+      await Bun.sleep(300);
+      const spans = collector.spans();
+      expect(spans.length).toBe(2);
+      expect(byPath(spans, "/users/7")).toMatchObject({
+        name: "GET", status: { code: STATUS_CODE.UNSET }, events: [],
+        attributes: { "http.response.status_code": 202n, "network.protocol.version": "2", "url.scheme": "https" },
+      });
+      const panicked = byPath(spans, "/panic");
+      expect(panicked).toMatchObject({ name: "GET", status: { code: STATUS_CODE.ERROR, message: "panic: boom" }, attributes: { "error.type": "string" } });
+      expect(panicked.events.map((e) => e.name)).toEqual(["exception"]);
+    } finally {
+      await gotel.stop();
+      await server.proc.stop();
+    }
+  }, 120_000);
+});
+
 test("an incoming traceparent over HTTP/2 is continued, tracestate kept", async () => {
   const exe = buildGoFixture("http2-server", { goVersion: "1.27.4" });
   const server = await startServer(exe, ["std"]);
