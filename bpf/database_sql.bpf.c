@@ -27,6 +27,9 @@
  *   func (c *Conn) Query(ctx context.Context, sql string, args ...any) (Rows, error)
  *   func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
  *       c 1, ctx 2-3, sql 4-5; results: Rows 1-2 / CommandTag{s string} 1-2, error 3-4
+ *   func (c *Conn) CopyFrom(ctx context.Context, tableName Identifier, columnNames []string,
+ *                           rowSrc CopyFromSource) (int64, error)
+ *       c 1, ctx 2-3, tableName 4-6 ([]string); results: int64 1, error 2-3; a COPY span named by the table
  * are probed the same way (QueryRow goes through Query; Begin, Commit and Rollback run Exec("begin"), …). pgx's
  * database/sql driver calls them too, inside database/sql's own call: a goroutine with a database/sql call in
  * flight makes no pgx span, so each statement is one span. Each kind of call has its own return program, which
@@ -62,6 +65,7 @@ enum database_sql_operation {
 	DATABASE_SQL_BEGIN = 3,
 	DATABASE_SQL_COMMIT = 4,
 	DATABASE_SQL_ROLLBACK = 5,
+	DATABASE_SQL_COPY = 6, /* pgx's CopyFrom: the "statement" is the table's name */
 };
 
 struct database_sql_config {
@@ -159,7 +163,7 @@ static __always_inline int start(const void *ctx, const struct database_sql_conf
 	/* the tracestate bytes past its length are never read */
 	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), head.sc.tracestate));
 	f->error_word = error_word;
-	if (database_sql_capture_query && query && query_len > 0) {
+	if ((database_sql_capture_query || operation == DATABASE_SQL_COPY) && query && query_len > 0) {
 		f->query = query;
 		f->query_len = query_len;
 	}
@@ -256,7 +260,7 @@ static __always_inline int on_rollback(const void *ctx)
 	return on_tx_end(ctx, DATABASE_SQL_ROLLBACK);
 }
 
-static __always_inline int on_pgx(const void *ctx, __u32 operation)
+static __always_inline int on_pgx(const void *ctx, __u32 operation, __u32 error_word, __u64 query, __s64 query_len)
 {
 	struct database_sql_config *cfg = config();
 	if (!cfg)
@@ -265,17 +269,28 @@ static __always_inline int on_pgx(const void *ctx, __u32 operation)
 	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
 	if (bpf_map_lookup_elem(&database_sql_inflight, &key))
 		return 0;
-	return start(ctx, cfg, operation, 3, 0, go_arg(ctx, 1), go_arg(ctx, 3), go_arg(ctx, 4), go_arg(ctx, 5));
+	return start(ctx, cfg, operation, error_word, 0, go_arg(ctx, 1), go_arg(ctx, 3), query, query_len);
 }
 
 static __always_inline int on_pgx_query(const void *ctx)
 {
-	return on_pgx(ctx, DATABASE_SQL_QUERY);
+	return on_pgx(ctx, DATABASE_SQL_QUERY, 3, go_arg(ctx, 4), go_arg(ctx, 5));
 }
 
 static __always_inline int on_pgx_exec(const void *ctx)
 {
-	return on_pgx(ctx, DATABASE_SQL_EXEC);
+	return on_pgx(ctx, DATABASE_SQL_EXEC, 3, go_arg(ctx, 4), go_arg(ctx, 5));
+}
+
+/* CopyFrom's tableName is a pgx.Identifier ([]string: "schema", "table" or "table"): its last part names it */
+static __always_inline int on_pgx_copy(const void *ctx)
+{
+	__u64 parts = go_arg(ctx, 4);
+	__s64 n = go_arg(ctx, 5);
+	struct go_string table = {};
+	if (parts && n > 0 && n <= 8)
+		bpf_probe_read_user(&table, sizeof(table), (const void *)(parts + (n - 1) * sizeof(table)));
+	return on_pgx(ctx, DATABASE_SQL_COPY, 2, table.ptr, table.len);
 }
 
 /* Ends the span in flight on this goroutine, if the API returning made it. */
@@ -346,4 +361,5 @@ static __always_inline int on_pgx_return(const void *ctx)
 GOTEL_UPROBE(database_sql_return, on_return)
 GOTEL_UPROBE(database_sql_pgx_query_entry, on_pgx_query)
 GOTEL_UPROBE(database_sql_pgx_exec_entry, on_pgx_exec)
+GOTEL_UPROBE(database_sql_pgx_copy_entry, on_pgx_copy)
 GOTEL_UPROBE(database_sql_pgx_return, on_pgx_return)

@@ -8,7 +8,7 @@
  * (memory already reused) is dropped.
  */
 import type { TargetMemory } from "../gobin/runtime-types.ts";
-import { utf8 } from "./span-event.ts";
+import { itabTypeName, utf8 } from "./span-event.ts";
 
 interface ErrorCodeField {
   /** the error's dynamic type as %T prints it */
@@ -52,9 +52,25 @@ export const ERROR_CODE_FIELDS: Record<string, ErrorCodeField> = {
 
 export type ErrorCodeOffsets = Partial<Record<string, number>>;
 
-/** The database's code in the error value at `data` of dynamic type `type`, when this is a driver we know. */
+/** fmt.Errorf("…: %w", err) returns a *fmt.wrapError {msg string; err error}: its err (itab, data) at +16 */
+const WRAP_ERROR = "*fmt.wrapError";
+const WRAPPED_AT = 16;
+const MAX_UNWRAP = 4;
+
+/**
+ * The database's code in the error value at `data` of dynamic type `type`, when this is a driver we know — or
+ * a driver error wrapped by fmt.Errorf's %w (pgx's CopyFrom wraps its errors so), a few levels deep.
+ */
 export function responseStatusCode(mem: TargetMemory | undefined, offsets: ErrorCodeOffsets, type: string, data: number): string | undefined {
   if (!mem || !data) return undefined;
+  for (let depth = 0; depth < MAX_UNWRAP && type === WRAP_ERROR; depth++) {
+    const wrapped = mem.read(data + WRAPPED_AT, 16);
+    if (!wrapped || wrapped.length < 16) return undefined;
+    const dv = new DataView(wrapped.buffer, wrapped.byteOffset, 16);
+    type = itabTypeName(mem, dv.getBigUint64(0, true)) ?? "";
+    data = Number(dv.getBigUint64(8, true));
+    if (!data) return undefined;
+  }
   for (const [key, f] of Object.entries(ERROR_CODE_FIELDS)) {
     const off = offsets[key];
     if (f.type === type && off !== undefined) return f.read(mem, data + off)?.slice(0, MAX_CODE);

@@ -99,6 +99,7 @@ export const PGX_QUERY = "github.com/jackc/pgx/v5.(*Conn).Query";
 export const PGX_ENTRY_PROGRAMS = {
   database_sql_pgx_query_entry: PGX_QUERY,
   database_sql_pgx_exec_entry: "github.com/jackc/pgx/v5.(*Conn).Exec",
+  database_sql_pgx_copy_entry: "github.com/jackc/pgx/v5.(*Conn).CopyFrom",
 } as const;
 export const PGX_RETURN_PROGRAM = "database_sql_pgx_return";
 
@@ -161,7 +162,7 @@ export function readiness(exe: GoExecutable): Readiness {
   };
 }
 
-export type Operation = "QUERY" | "EXEC" | "BEGIN" | "COMMIT" | "ROLLBACK";
+export type Operation = "QUERY" | "EXEC" | "BEGIN" | "COMMIT" | "ROLLBACK" | "COPY";
 
 /** The API a span's call went through */
 export type Client = "database/sql" | "pgx";
@@ -170,7 +171,7 @@ export type Client = "database/sql" | "pgx";
 export interface DatabaseEvent extends SpanEventContext {
   operation: Operation;
   client: Client;
-  /** the statement when it was captured, cut to QUERY_MAX bytes at a character boundary */
+  /** the statement when it was captured, cut to QUERY_MAX bytes at a character boundary; COPY: the table */
   query?: string;
   truncated: boolean;
   errorType?: string;
@@ -212,6 +213,14 @@ export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: Stateme
   if (e.operation === "BEGIN" || e.operation === "COMMIT" || e.operation === "ROLLBACK") {
     attributes["db.operation.name"] = e.operation;
     name = e.operation;
+  } else if (e.operation === "COPY") {
+    // pgx's CopyFrom: no statement, the table it copies into (not parsed, so always known)
+    attributes["db.operation.name"] = "COPY";
+    name = "COPY";
+    if (e.query) {
+      attributes["db.collection.name"] = e.query;
+      name = `COPY ${e.query}`;
+    }
   } else if (e.query !== undefined) {
     if (opts.includeText) attributes["db.query.text"] = e.query;
     const parsed = opts.parse ? parseStatementCached(e.query) : undefined;

@@ -95,6 +95,23 @@ describe.each([false, true])("pgxpool service (stripped: %p)", (stripped) => {
     });
   }, 30_000);
 
+  test("a bulk copy (CopyFrom): COPY users, named by the table however it is qualified; into a missing table, ERROR", async () => {
+    const ok = await request("POST", "/copy", 1);
+    expect(ok.status).toBe(200);
+    expect(ok.db[0]!.name).toBe("COPY users");
+    expect(ok.db[0]!.attributes).toEqual({ ...source(), "db.operation.name": "COPY", "db.collection.name": "users" });
+    expect(ok.db[0]!.status.code).toBe(STATUS_CODE.UNSET);
+    const failed = await request("POST", "/copy?missing=1", 1);
+    expect(failed.status).toBe(404);
+    expect(failed.db[0]!.name).toBe("COPY missing_table");
+    expect(failed.db[0]!.status.code).toBe(STATUS_CODE.ERROR);
+    expect(failed.db[0]!.attributes).toEqual({
+      ...source(), "db.operation.name": "COPY", "db.collection.name": "missing_table",
+      // CopyFrom wraps the server's error with fmt.Errorf's %w: its type is the wrapper, its code the server's
+      "error.type": "*fmt.wrapError", "db.response.status_code": "42P01",
+    });
+  }, 30_000);
+
   test("a query made with context.Background() is a root span of its own trace", async () => {
     await request("GET", "/background", 0);
     await collector.waitFor((spans) => spans.some((x) => x.attributes["db.query.text"] === "SELECT 1"), "the background query");

@@ -142,6 +142,21 @@ describe("the database's code in a driver's error", () => {
     expect(responseStatusCode(memory({ 0x1000: u64(19) }), offsets, "sqlite3.Error", 0x1000)).toBe("19");
   });
 
+  test("a driver error wrapped by fmt.Errorf's %w, twice: the wrapped error's code", () => {
+    // *fmt.wrapError {msg string; err error} at 0x3000 -> another at 0x3100 -> *pq.Error at 0x1000
+    const mem = memory({
+      0x1000: u64(0, 0, 0x2000, 5), 0x2000: new TextEncoder().encode("23505"),
+      0x3000: u64(0, 0, 0x4000, 0x3100), 0x3100: u64(0, 0, 0x4100, 0x1000),
+      0x4000: u64(0, 0x5000), 0x4100: u64(0, 0x5100), // itabs: their type at +8
+    });
+    const names: Record<number, string> = { 0x5000: "*fmt.wrapError", 0x5100: "*pq.Error" };
+    const typed: TargetMemory = { read: mem.read, typeName: (a) => names[a] };
+    expect(responseStatusCode(typed, offsets, "*fmt.wrapError", 0x3000)).toBe("23505");
+    expect(responseStatusCode(typed, offsets, "*fmt.wrapError", 0x3100)).toBe("23505");
+    // wrapping something that is not a driver's error
+    expect(responseStatusCode({ read: mem.read, typeName: () => "*errors.errorString" }, offsets, "*fmt.wrapError", 0x3100)).toBeUndefined();
+  });
+
   test("what does not look like a code is dropped (memory reused since), as are unknown types and missing offsets", () => {
     const garbage = memory({ 0x1000: u64(0, 0, 0x2000, 5), 0x2000: new Uint8Array([0xff, 0, 1, 2, 3]) });
     expect(responseStatusCode(garbage, offsets, "*pq.Error", 0x1000)).toBeUndefined();
