@@ -30,6 +30,7 @@
  *   func (c *Conn) CopyFrom(ctx context.Context, tableName Identifier, columnNames []string,
  *                           rowSrc CopyFromSource) (int64, error)
  *       c 1, ctx 2-3, tableName 4-6 ([]string); results: int64 1, error 2-3; a COPY span named by the table
+ * pgx v4 (github.com/jackc/pgx/v4) has the same three, except that Exec's CommandTag is a []byte: error 4-5.
  * are probed the same way (QueryRow goes through Query; Begin, Commit and Rollback run Exec("begin"), …). pgx's
  * database/sql driver calls them too, inside database/sql's own call: a goroutine with a database/sql call in
  * flight makes no pgx span, so each statement is one span. Each kind of call has its own return program, which
@@ -75,7 +76,7 @@ struct database_sql_config {
 	__u64 tx_db;      /* database/sql.Tx.db (*DB) */
 	__u64 tx_done;    /* database/sql.Tx.done (int32 before Go 1.20, atomic.Bool since: a 4-byte word) */
 	__u64 db_connector; /* database/sql.DB.connector (driver.Connector) */
-	__u64 pgx_conn_config; /* github.com/jackc/pgx/v5.Conn.config (*ConnConfig) */
+	__u64 pgx_conn_config; /* github.com/jackc/pgx/v5.Conn.config (*ConnConfig), or v4's */
 };
 
 /* What a span event carries before its statement; kept in flight between entry and return. */
@@ -282,6 +283,12 @@ static __always_inline int on_pgx_exec(const void *ctx)
 	return on_pgx(ctx, DATABASE_SQL_EXEC, 3, go_arg(ctx, 4), go_arg(ctx, 5));
 }
 
+/* pgx v4's Exec: its CommandTag is a []byte (3 words), so its error is words 4-5 */
+static __always_inline int on_pgx4_exec(const void *ctx)
+{
+	return on_pgx(ctx, DATABASE_SQL_EXEC, 4, go_arg(ctx, 4), go_arg(ctx, 5));
+}
+
 /* CopyFrom's tableName is a pgx.Identifier ([]string: "schema", "table" or "table"): its last part names it */
 static __always_inline int on_pgx_copy(const void *ctx)
 {
@@ -315,16 +322,17 @@ static __always_inline int finish(const void *ctx, __u32 client)
 	struct database_sql_event *e = &s->event;
 	bpf_probe_read_kernel(e, DATABASE_SQL_HEAD_SIZE, &f->head);
 	e->hdr.end_ns = bpf_ktime_get_ns();
-	/* load the four words first: a load per case becomes one load at a computed context offset, which the
+	/* load the five words first: a load per case becomes one load at a computed context offset, which the
 	 * verifier refuses */
-	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3), w4 = go_arg(ctx, 4);
+	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3), w4 = go_arg(ctx, 4), w5 = go_arg(ctx, 5);
 	barrier_var(w1);
 	barrier_var(w2);
 	barrier_var(w3);
 	barrier_var(w4);
-	__u64 err_tab = f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : w3;
+	barrier_var(w5);
+	__u64 err_tab = f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : f->error_word == 3 ? w3 : w4;
 	if (err_tab) {
-		e->error_data = f->error_word == 1 ? w2 : f->error_word == 2 ? w3 : w4;
+		e->error_data = f->error_word == 1 ? w2 : f->error_word == 2 ? w3 : f->error_word == 3 ? w4 : w5;
 		e->error_type = read_u64_at(err_tab, 8); /* itab._type */
 		if (!e->error_type)
 			e->error_type = 1;
@@ -362,4 +370,5 @@ GOTEL_UPROBE(database_sql_return, on_return)
 GOTEL_UPROBE(database_sql_pgx_query_entry, on_pgx_query)
 GOTEL_UPROBE(database_sql_pgx_exec_entry, on_pgx_exec)
 GOTEL_UPROBE(database_sql_pgx_copy_entry, on_pgx_copy)
+GOTEL_UPROBE(database_sql_pgx4_exec_entry, on_pgx4_exec)
 GOTEL_UPROBE(database_sql_pgx_return, on_pgx_return)

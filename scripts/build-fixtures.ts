@@ -8,6 +8,7 @@ const queue: { name: string; v: GoBuild }[] = [
   { name: "http-db", v: { cgo: true } }, { name: "http-db", v: {} }, { name: "http-db", v: { cgo: true, stripped: true } },
   { name: "http-db", v: { cgo: true, stripped: true, goVersion: "1.22.12" } }, { name: "http-db", v: { tags: ["modernc"] } },
   { name: "pgx-native", v: { goVersion: "1.27.4" } }, { name: "pgx-native", v: { goVersion: "1.27.4", stripped: true } },
+  { name: "pgx-native", v: { goVersion: "1.27.4", tags: ["pgx4"] } }, { name: "pgx-native", v: { goVersion: "1.27.4", stripped: true, tags: ["pgx4"] } },
   // HTTP/2 over TLS (test/e2e/http2.test.ts)
   ...[{ goVersion: "1.22.12" }, { goVersion: "1.22.12", stripped: true }, { goVersion: "1.24.13" }, { goVersion: "1.27.4" }, { goVersion: "1.27.4", stripped: true }]
     .map((v) => ({ name: "http2-server", v })),

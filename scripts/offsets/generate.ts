@@ -150,10 +150,13 @@ const TARGETS: Target[] = [
   moduleTarget("github.com/jackc/pgx/v5", fieldsOf("github.com/jackc/pgx/v5"), "v5.0.0",
     ['"database/sql"', '"github.com/jackc/pgx/v5/pgconn"', '_ "github.com/jackc/pgx/v5/stdlib"'],
     "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tsink = append(sink, db, &pgconn.PgError{Code: os.Args[2]})"),
-  // pgx v4's stdlib driver (database/sql): its connector keeps the data source name
+  // pgx v4: its stdlib driver's connector keeps the data source name; its own API's Conn, the config; its pgconn
+  // is a module of its own (the server's address, the SQLSTATE)
   moduleTarget("github.com/jackc/pgx/v4", fieldsOf("github.com/jackc/pgx/v4"), "v4.0.0",
-    ['"database/sql"', '_ "github.com/jackc/pgx/v4/stdlib"'],
-    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tsink = append(sink, db)"),
+    ['"context"', '"database/sql"', '"github.com/jackc/pgx/v4"', '_ "github.com/jackc/pgx/v4/stdlib"'],
+    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tconn, _ := pgx.Connect(context.Background(), os.Args[1])\n\t\tsink = append(sink, db, conn)"),
+  moduleTarget("github.com/jackc/pgconn", fieldsOf("github.com/jackc/pgconn"), "v1.0.0", ['"github.com/jackc/pgconn"'],
+    "\t\tsink = append(sink, &pgconn.Config{Host: os.Args[1]}, &pgconn.PgError{Code: os.Args[2]})"),
   moduleTarget("github.com/go-sql-driver/mysql", fieldsOf("github.com/go-sql-driver/mysql"), "v1.4.0", ['"github.com/go-sql-driver/mysql"'],
     "\t\tsink = append(sink, &mysql.MySQLError{Number: uint16(len(os.Args))})"),
   // x/net's own HTTP/2 server (http2.ConfigureServer), whose ResponseWriter the net/http server probe reads;

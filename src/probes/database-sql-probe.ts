@@ -23,6 +23,8 @@ interface ProcessState {
   /** user-space fields: the DB's data source, drivers' error codes */
   offsets: SourceOffsets & ErrorCodeOffsets;
   modules: string[];
+  /** the pgx module whose own API the binary has: its spans' scope */
+  pgxModule: string;
   /** a DB's connector: its data word -> its itab and what the DB talks to */
   sources: Map<bigint, { tab: bigint; source: DataSource }>;
 }
@@ -54,7 +56,7 @@ export class DatabaseSqlProbe implements SpanProbe {
     const kernel = Object.fromEntries(entries.filter(([k]) => !USER_SPACE_KEYS.has(k)));
     const user = Object.fromEntries(entries.filter(([k, o]) => USER_SPACE_KEYS.has(k) && o !== undefined)) as Record<string, number>;
     const modules = exe.buildInfo.deps.map((d) => d.path);
-    const state = (): ProcessState => ({ offsets: user, modules, sources: new Map() });
+    const state = (): ProcessState => ({ offsets: user, modules, pgxModule: r.pgxModule, sources: new Map() });
     return {
       offsetsSource: r.plan.offsetsSource,
       sites: Object.values(r.programs).reduce((n, s) => n + s.length, 0),
@@ -82,7 +84,10 @@ export class DatabaseSqlProbe implements SpanProbe {
     const offsets = this.processes.get(tgid)?.offsets ?? {};
     const code = errorType === undefined ? undefined : responseStatusCode(memory, offsets, errorType, Number(errorData));
     return toSpanRecord(
-      { ...e, ...(errorType ? { errorType } : {}), ...(code ? { responseStatusCode: code } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) },
+      {
+        ...e, ...(errorType ? { errorType } : {}), ...(code ? { responseStatusCode: code } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs),
+        ...(e.client === "pgx" ? { pgxModule: this.processes.get(tgid)?.pgxModule } : {}),
+      },
       this.source(tgid, e.client, connector, memory),
       this.opts,
     );

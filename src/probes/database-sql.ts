@@ -34,6 +34,9 @@ export const FIELDS = {
 } as const;
 
 const PGX5 = "github.com/jackc/pgx/v5";
+const PGX4 = "github.com/jackc/pgx/v4";
+/** pgx v4's pgconn is a module of its own */
+const PGCONN4 = "github.com/jackc/pgconn";
 
 /** pgx's own API, read in the kernel: the Conn's config */
 export const PGX_FIELDS = {
@@ -47,6 +50,38 @@ export const PGX_SOURCE_FIELDS = {
   pgconn_config_port: "github.com/jackc/pgx/v5/pgconn.Config.Port",
   pgconn_config_database: "github.com/jackc/pgx/v5/pgconn.Config.Database",
 } as const;
+
+/**
+ * pgx v4's fields (its own API: the same functions, the same shapes), each standing in for its v5 counterpart
+ * when the binary has v4 (withPgx4Offsets): in the kernel's config, the source and the error code readers.
+ */
+export const PGX4_FIELDS = {
+  pgx4_conn_config: "github.com/jackc/pgx/v4.Conn.config",
+  pgx4_connconfig_config: "github.com/jackc/pgx/v4.ConnConfig.Config",
+  pgconn4_config_host: "github.com/jackc/pgconn.Config.Host",
+  pgconn4_config_port: "github.com/jackc/pgconn.Config.Port",
+  pgconn4_config_database: "github.com/jackc/pgconn.Config.Database",
+  pgconn4_error_code: "github.com/jackc/pgconn.PgError.Code",
+} as const;
+const PGX4_MODULES: Record<keyof typeof PGX4_FIELDS, string> = {
+  pgx4_conn_config: PGX4, pgx4_connconfig_config: PGX4,
+  pgconn4_config_host: PGCONN4, pgconn4_config_port: PGCONN4, pgconn4_config_database: PGCONN4, pgconn4_error_code: PGCONN4,
+};
+const PGX4_STANDS_FOR: Record<keyof typeof PGX4_FIELDS, string> = {
+  pgx4_conn_config: "pgx_conn_config", pgx4_connconfig_config: "pgx_connconfig_config",
+  pgconn4_config_host: "pgconn_config_host", pgconn4_config_port: "pgconn_config_port",
+  pgconn4_config_database: "pgconn_config_database", pgconn4_error_code: "pgx5_error_code",
+};
+
+/** A plan's offsets with pgx v4's in place of v5's where the binary has no v5 (a binary rarely has both). */
+export function withPgx4Offsets(offsets: Record<string, number | undefined>): Record<string, number | undefined> {
+  const out = { ...offsets };
+  for (const [v4, v5] of Object.entries(PGX4_STANDS_FOR)) {
+    out[v5] ??= out[v4];
+    delete out[v4];
+  }
+  return out;
+}
 
 /** read in user space, from the target's memory, once per DB connector (src/probes/database-sql-source.ts) */
 export const SOURCE_FIELDS = {
@@ -77,7 +112,7 @@ export const USER_SPACE_KEYS: ReadonlySet<string> = new Set([
  * the kernel's belong to types the linker keeps only when the program uses them (a program on pgx's own API
  * has no database/sql.Stmt, one that never begins a transaction may have no database/sql.Tx).
  */
-const OPTIONAL: ReadonlySet<string> = new Set([...Object.keys(FIELDS), ...Object.keys(PGX_FIELDS), ...USER_SPACE_KEYS]);
+const OPTIONAL: ReadonlySet<string> = new Set([...Object.keys(FIELDS), ...Object.keys(PGX_FIELDS), ...Object.keys(PGX4_FIELDS), ...USER_SPACE_KEYS]);
 
 export const QUERY_DC = "database/sql.(*DB).queryDC";
 
@@ -95,12 +130,19 @@ export const ENTRY_PROGRAMS = {
 export const RETURN_PROGRAM = "database_sql_return";
 
 export const PGX_QUERY = "github.com/jackc/pgx/v5.(*Conn).Query";
-/** pgx's own API: program -> the function whose entry it probes; PGX_RETURN_PROGRAM at their returns */
-export const PGX_ENTRY_PROGRAMS = {
-  database_sql_pgx_query_entry: PGX_QUERY,
-  database_sql_pgx_exec_entry: "github.com/jackc/pgx/v5.(*Conn).Exec",
-  database_sql_pgx_copy_entry: "github.com/jackc/pgx/v5.(*Conn).CopyFrom",
-} as const;
+const PGX4_QUERY = "github.com/jackc/pgx/v4.(*Conn).Query";
+/**
+ * pgx's own API, v5 and v4: [program, the function whose entry it probes]; PGX_RETURN_PROGRAM at their returns.
+ * v4's Exec returns its CommandTag as a []byte (three words, v5's is a string): its error comes a word later.
+ */
+export const PGX_ENTRY_PROGRAMS: readonly (readonly [string, string])[] = [
+  ["database_sql_pgx_query_entry", PGX_QUERY],
+  ["database_sql_pgx_exec_entry", "github.com/jackc/pgx/v5.(*Conn).Exec"],
+  ["database_sql_pgx_copy_entry", "github.com/jackc/pgx/v5.(*Conn).CopyFrom"],
+  ["database_sql_pgx_query_entry", PGX4_QUERY],
+  ["database_sql_pgx4_exec_entry", "github.com/jackc/pgx/v4.(*Conn).Exec"],
+  ["database_sql_pgx_copy_entry", "github.com/jackc/pgx/v4.(*Conn).CopyFrom"],
+];
 export const PGX_RETURN_PROGRAM = "database_sql_pgx_return";
 
 export interface DatabasePlan {
@@ -109,18 +151,20 @@ export interface DatabasePlan {
   programs: Record<string, number[]>;
   /** the functions the linker kept (an application that never uses Stmt has no Stmt.QueryContext) */
   functions: string[];
+  /** the pgx whose own API the binary has (v5 if both): its spans' scope */
+  pgxModule: string;
 }
 
 const SPEC: ProbeSpec = {
   function: QUERY_DC,
   absent: "it uses neither database/sql nor pgx",
   fields: {
-    ...FIELDS, ...PGX_FIELDS, ...SOURCE_FIELDS, ...PGX_SOURCE_FIELDS, ...DRIVER_FIELDS,
+    ...FIELDS, ...PGX_FIELDS, ...PGX4_FIELDS, ...SOURCE_FIELDS, ...PGX_SOURCE_FIELDS, ...DRIVER_FIELDS,
     ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.field])),
   },
   optional: OPTIONAL,
   modules: {
-    ...DRIVER_MODULES, ...Object.fromEntries([...Object.keys(PGX_FIELDS), ...Object.keys(PGX_SOURCE_FIELDS)].map((k) => [k, PGX5])),
+    ...DRIVER_MODULES, ...PGX4_MODULES, ...Object.fromEntries([...Object.keys(PGX_FIELDS), ...Object.keys(PGX_SOURCE_FIELDS)].map((k) => [k, PGX5])),
     ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.module])),
   },
 };
@@ -130,29 +174,29 @@ export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): DatabasePlan | { skipped: string; absent?: true } {
   // a program on pgx's own API (pgxpool) may not have database/sql at all
-  const main = !exe.probeSites(QUERY_DC) && exe.probeSites(PGX_QUERY) ? PGX_QUERY : QUERY_DC;
+  const main = exe.functions().get(QUERY_DC) ? QUERY_DC : [PGX_QUERY, PGX4_QUERY].find((f) => exe.functions().get(f)) ?? QUERY_DC;
   const r = planProbe(exe, { ...SPEC, function: main }, table);
   if ("skipped" in r) return r;
   const programs: Record<string, number[]> = {};
   const functions: string[] = [];
-  const add = (entries: Record<string, string>, returnProgram: string): void => {
-    for (const [program, fn] of Object.entries(entries)) {
+  const add = (entries: readonly (readonly [string, string])[], returnProgram: string): void => {
+    for (const [program, fn] of entries) {
       const sites = exe.probeSites(fn);
       if (!sites) continue;
       functions.push(fn);
-      programs[program] = [sites.entry.offset];
+      (programs[program] ??= []).push(sites.entry.offset);
       (programs[returnProgram] ??= []).push(...sites.returns);
     }
   };
-  add(ENTRY_PROGRAMS, RETURN_PROGRAM);
+  add(Object.entries(ENTRY_PROGRAMS), RETURN_PROGRAM);
   add(PGX_ENTRY_PROGRAMS, PGX_RETURN_PROGRAM);
-  return { plan: r.plan, programs, functions };
+  return { plan: { ...r.plan, offsets: withPgx4Offsets(r.plan.offsets) }, programs, functions, pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4 };
 }
 
 export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
-  const short = r.functions.map((f) => f.replace("database/sql.", "").replace(`${PGX5}.`, "pgx."));
+  const short = r.functions.map((f) => f.replace("database/sql.", "").replace(`${PGX5}.`, "pgx.").replace(`${PGX4}.`, "pgx/v4."));
   const drivers = driversIn(exe.buildInfo.deps.map((d) => d.path));
   return {
     status: "ready",
@@ -177,6 +221,8 @@ export interface DatabaseEvent extends SpanEventContext {
   errorType?: string;
   /** the database's code in the error (SQLSTATE, MySQL error number, SQLite result code) */
   responseStatusCode?: string;
+  /** pgx's spans: the pgx module (v5 or v4), which names their scope */
+  pgxModule?: string;
 }
 
 export interface StatementOptions {
@@ -246,6 +292,6 @@ export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: Stateme
     kind: SpanKind.CLIENT,
     attributes,
     status,
-    scope: e.client === "pgx" ? PGX_SCOPE : SCOPE,
+    scope: e.client === "pgx" ? (e.pgxModule ? `go.opentelemetry.io/auto/${e.pgxModule}` : PGX_SCOPE) : SCOPE,
   };
 }
