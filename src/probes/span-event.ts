@@ -23,9 +23,12 @@ export interface SpanEventContext {
 /** one decoder for every event string: bytes that are not UTF-8 become U+FFFD */
 export const utf8 = new TextDecoder("utf-8", { fatal: false });
 
+/** "00".."ff": IDs are converted for every span, and toString(16).padStart was a quarter of the decoding */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 export function hexBytes(v: DataView, off: number, n: number): string {
   let s = "";
-  for (let i = 0; i < n; i++) s += v.getUint8(off + i).toString(16).padStart(2, "0");
+  for (let i = 0; i < n; i++) s += HEX[v.getUint8(off + i)]!;
   return s;
 }
 
