@@ -30,7 +30,10 @@
  *   func (c *Conn) CopyFrom(ctx context.Context, tableName Identifier, columnNames []string,
  *                           rowSrc CopyFromSource) (int64, error)
  *       c 1, ctx 2-3, tableName 4-6 ([]string); results: int64 1, error 2-3; a COPY span named by the table
- * pgx v4 (github.com/jackc/pgx/v4) has the same three, except that Exec's CommandTag is a []byte: error 4-5.
+ *   func (c *Conn) SendBatch(ctx context.Context, b *Batch) BatchResults          c 1, ctx 2-3, b 4
+ *       sends the queued statements; they run as the results are read. Its span ends at a RET of the results'
+ *       Close() error (batchResults, and v5's pipelineBatchResults; error 1-2), on the same goroutine
+ * pgx v4 (github.com/jackc/pgx/v4) has the same four, except that Exec's CommandTag is a []byte: error 4-5.
  * are probed the same way (QueryRow goes through Query; Begin, Commit and Rollback run Exec("begin"), …). pgx's
  * database/sql driver calls them too, inside database/sql's own call: a goroutine with a database/sql call in
  * flight makes no pgx span, so each statement is one span. Each kind of call has its own return program, which
@@ -67,6 +70,7 @@ enum database_sql_operation {
 	DATABASE_SQL_COMMIT = 4,
 	DATABASE_SQL_ROLLBACK = 5,
 	DATABASE_SQL_COPY = 6, /* pgx's CopyFrom: the "statement" is the table's name */
+	DATABASE_SQL_BATCH = 7, /* pgx's SendBatch, until its results are closed */
 };
 
 struct database_sql_config {
@@ -77,6 +81,7 @@ struct database_sql_config {
 	__u64 tx_done;    /* database/sql.Tx.done (int32 before Go 1.20, atomic.Bool since: a 4-byte word) */
 	__u64 db_connector; /* database/sql.DB.connector (driver.Connector) */
 	__u64 pgx_conn_config; /* github.com/jackc/pgx/v5.Conn.config (*ConnConfig), or v4's */
+	__u64 pgx_batch_queries; /* github.com/jackc/pgx/v5.Batch.QueuedQueries, or v4's Batch.items (slices) */
 };
 
 /* What a span event carries before its statement; kept in flight between entry and return. */
@@ -92,7 +97,7 @@ struct database_sql_config {
 	__u32 operation;        /* enum database_sql_operation */                                              \
 	__u32 query_len;        /* bytes of query sent */                                                      \
 	__u32 client;           /* enum database_sql_client */                                                 \
-	__u32 client_pad;                                                                                      \
+	__u32 batch_size;       /* a BATCH span: the statements queued */                                      \
 	struct gotel_span_context sc;
 
 struct database_sql_event {
@@ -266,9 +271,11 @@ static __always_inline int on_pgx(const void *ctx, __u32 operation, __u32 error_
 	struct database_sql_config *cfg = config();
 	if (!cfg)
 		return 0;
-	/* called by pgx's database/sql driver inside database/sql's call (or again after morestack): no span */
+	/* called by pgx's database/sql driver inside database/sql's call: no span. A pgx span in flight is replaced
+	 * (the entry again after morestack; a batch whose results were closed elsewhere or never) */
 	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
-	if (bpf_map_lookup_elem(&database_sql_inflight, &key))
+	struct database_sql_inflight *inflight = bpf_map_lookup_elem(&database_sql_inflight, &key);
+	if (inflight && inflight->head.client == DATABASE_SQL_CLIENT_STDLIB)
 		return 0;
 	return start(ctx, cfg, operation, error_word, 0, go_arg(ctx, 1), go_arg(ctx, 3), query, query_len);
 }
@@ -289,6 +296,21 @@ static __always_inline int on_pgx4_exec(const void *ctx)
 	return on_pgx(ctx, DATABASE_SQL_EXEC, 4, go_arg(ctx, 4), go_arg(ctx, 5));
 }
 
+/* SendBatch(ctx, b *Batch) BatchResults: b = arg 4. The span lasts until the results are closed (see on_batch_close). */
+static __always_inline int on_pgx_batch(const void *ctx)
+{
+	struct database_sql_config *cfg = config();
+	if (!cfg)
+		return 0;
+	__u64 queued = read_u64_at(go_arg(ctx, 4), cfg->pgx_batch_queries == GOTEL_OFFSET_ABSENT ? GOTEL_OFFSET_ABSENT : cfg->pgx_batch_queries + 8);
+	on_pgx(ctx, DATABASE_SQL_BATCH, 1, 0, 0);
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
+	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_inflight, &key);
+	if (f && f->head.operation == DATABASE_SQL_BATCH)
+		f->head.batch_size = queued > 0xffffffff ? 0xffffffff : queued;
+	return 0;
+}
+
 /* CopyFrom's tableName is a pgx.Identifier ([]string: "schema", "table" or "table"): its last part names it */
 static __always_inline int on_pgx_copy(const void *ctx)
 {
@@ -300,13 +322,13 @@ static __always_inline int on_pgx_copy(const void *ctx)
 	return on_pgx(ctx, DATABASE_SQL_COPY, 2, table.ptr, table.len);
 }
 
-/* Ends the span in flight on this goroutine, if the API returning made it. */
-static __always_inline int finish(const void *ctx, __u32 client)
+/* Ends the span in flight on this goroutine, if the API returning made it; a BATCH only where its results close. */
+static __always_inline int finish(const void *ctx, __u32 client, __u32 batch_closed)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
 	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_inflight, &key);
-	if (!f || f->head.client != client)
+	if (!f || f->head.client != client || (f->head.operation == DATABASE_SQL_BATCH) != (batch_closed != 0))
 		return 0;
 	if (!(f->head.sc.flags & GOTEL_FLAG_SAMPLED)) {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);
@@ -358,12 +380,18 @@ GOTEL_UPROBE(database_sql_commit_entry, on_commit)
 GOTEL_UPROBE(database_sql_rollback_entry, on_rollback)
 static __always_inline int on_return(const void *ctx)
 {
-	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB);
+	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB, 0);
 }
 
 static __always_inline int on_pgx_return(const void *ctx)
 {
-	return finish(ctx, DATABASE_SQL_CLIENT_PGX);
+	return finish(ctx, DATABASE_SQL_CLIENT_PGX, 0);
+}
+
+/* a RET of the batch results' Close() error (error 1-2): the batch's statements have all run */
+static __always_inline int on_batch_close(const void *ctx)
+{
+	return finish(ctx, DATABASE_SQL_CLIENT_PGX, 1);
 }
 
 GOTEL_UPROBE(database_sql_return, on_return)
@@ -371,4 +399,6 @@ GOTEL_UPROBE(database_sql_pgx_query_entry, on_pgx_query)
 GOTEL_UPROBE(database_sql_pgx_exec_entry, on_pgx_exec)
 GOTEL_UPROBE(database_sql_pgx_copy_entry, on_pgx_copy)
 GOTEL_UPROBE(database_sql_pgx4_exec_entry, on_pgx4_exec)
+GOTEL_UPROBE(database_sql_pgx_batch_entry, on_pgx_batch)
+GOTEL_UPROBE(database_sql_pgx_batch_close, on_batch_close)
 GOTEL_UPROBE(database_sql_pgx_return, on_pgx_return)

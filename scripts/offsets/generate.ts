@@ -148,13 +148,13 @@ const TARGETS: Target[] = [
     "\t\tsink = append(sink, &pq.Error{Code: pq.ErrorCode(os.Args[1])})"),
   // the stdlib driver is registered at init: its connector type (driverConnector) is reachable
   moduleTarget("github.com/jackc/pgx/v5", fieldsOf("github.com/jackc/pgx/v5"), "v5.0.0",
-    ['"database/sql"', '"github.com/jackc/pgx/v5/pgconn"', '_ "github.com/jackc/pgx/v5/stdlib"'],
-    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tsink = append(sink, db, &pgconn.PgError{Code: os.Args[2]})"),
+    ['"database/sql"', '"github.com/jackc/pgx/v5"', '"github.com/jackc/pgx/v5/pgconn"', '_ "github.com/jackc/pgx/v5/stdlib"'],
+    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tsink = append(sink, db, &pgconn.PgError{Code: os.Args[2]}, &pgx.Batch{})"),
   // pgx v4: its stdlib driver's connector keeps the data source name; its own API's Conn, the config; its pgconn
   // is a module of its own (the server's address, the SQLSTATE)
   moduleTarget("github.com/jackc/pgx/v4", fieldsOf("github.com/jackc/pgx/v4"), "v4.0.0",
     ['"context"', '"database/sql"', '"github.com/jackc/pgx/v4"', '_ "github.com/jackc/pgx/v4/stdlib"'],
-    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tconn, _ := pgx.Connect(context.Background(), os.Args[1])\n\t\tsink = append(sink, db, conn)"),
+    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tconn, _ := pgx.Connect(context.Background(), os.Args[1])\n\t\tsink = append(sink, db, conn, &pgx.Batch{})"),
   moduleTarget("github.com/jackc/pgconn", fieldsOf("github.com/jackc/pgconn"), "v1.0.0", ['"github.com/jackc/pgconn"'],
     "\t\tsink = append(sink, &pgconn.Config{Host: os.Args[1]}, &pgconn.PgError{Code: os.Args[2]})"),
   moduleTarget("github.com/go-sql-driver/mysql", fieldsOf("github.com/go-sql-driver/mysql"), "v1.4.0", ['"github.com/go-sql-driver/mysql"'],

@@ -117,7 +117,7 @@ function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>,
   const context = spanContextDecoder(s);
   const [connectorTab, connectorData] = [s.u64("connector.tab"), s.u64("connector.data")];
   const [errorType, errorData, fullLen] = [s.u64("error_type"), s.u64("error_data"), s.u64("query_full_len")];
-  const [operation, queryLen, client] = [s.u32("operation"), s.u32("query_len"), s.u32("client")];
+  const [operation, queryLen, client, batchSize] = [s.u32("operation"), s.u32("query_len"), s.u32("client"), s.u32("batch_size")];
   const queryAt = s.offset("query");
   return (v) => {
     const n = Math.max(0, Math.min(queryLen(v), v.byteLength - queryAt));
@@ -126,6 +126,7 @@ function eventDecoder(s: StructView, operations: ReadonlyMap<number, Operation>,
     return {
       ...context(v),
       operation: operations.get(operation(v)) ?? "QUERY",
+      batchSize: batchSize(v),
       client: client(v) === pgx ? "pgx" : "database/sql",
       ...(full > 0n ? { query: decodeStatement(bytes, BigInt(n) < full) } : {}),
       truncated: BigInt(n) < full,

@@ -41,6 +41,7 @@ const PGCONN4 = "github.com/jackc/pgconn";
 /** pgx's own API, read in the kernel: the Conn's config */
 export const PGX_FIELDS = {
   pgx_conn_config: "github.com/jackc/pgx/v5.Conn.config",
+  pgx_batch_queries: "github.com/jackc/pgx/v5.Batch.QueuedQueries",
 } as const;
 
 /** pgx's own API: where a Conn's config keeps what it talks to, read in user space once per config */
@@ -57,6 +58,7 @@ export const PGX_SOURCE_FIELDS = {
  */
 export const PGX4_FIELDS = {
   pgx4_conn_config: "github.com/jackc/pgx/v4.Conn.config",
+  pgx4_batch_items: "github.com/jackc/pgx/v4.Batch.items",
   pgx4_connconfig_config: "github.com/jackc/pgx/v4.ConnConfig.Config",
   pgconn4_config_host: "github.com/jackc/pgconn.Config.Host",
   pgconn4_config_port: "github.com/jackc/pgconn.Config.Port",
@@ -64,11 +66,11 @@ export const PGX4_FIELDS = {
   pgconn4_error_code: "github.com/jackc/pgconn.PgError.Code",
 } as const;
 const PGX4_MODULES: Record<keyof typeof PGX4_FIELDS, string> = {
-  pgx4_conn_config: PGX4, pgx4_connconfig_config: PGX4,
+  pgx4_conn_config: PGX4, pgx4_batch_items: PGX4, pgx4_connconfig_config: PGX4,
   pgconn4_config_host: PGCONN4, pgconn4_config_port: PGCONN4, pgconn4_config_database: PGCONN4, pgconn4_error_code: PGCONN4,
 };
 const PGX4_STANDS_FOR: Record<keyof typeof PGX4_FIELDS, string> = {
-  pgx4_conn_config: "pgx_conn_config", pgx4_connconfig_config: "pgx_connconfig_config",
+  pgx4_conn_config: "pgx_conn_config", pgx4_batch_items: "pgx_batch_queries", pgx4_connconfig_config: "pgx_connconfig_config",
   pgconn4_config_host: "pgconn_config_host", pgconn4_config_port: "pgconn_config_port",
   pgconn4_config_database: "pgconn_config_database", pgconn4_error_code: "pgx5_error_code",
 };
@@ -143,6 +145,14 @@ export const PGX_ENTRY_PROGRAMS: readonly (readonly [string, string])[] = [
   ["database_sql_pgx4_exec_entry", "github.com/jackc/pgx/v4.(*Conn).Exec"],
   ["database_sql_pgx_copy_entry", "github.com/jackc/pgx/v4.(*Conn).CopyFrom"],
 ];
+/** SendBatch: entry only; its span ends at PGX_BATCH_CLOSE_PROGRAM, at the RETs of its results' Close */
+export const PGX_BATCH_PROGRAM = "database_sql_pgx_batch_entry";
+export const PGX_BATCH_CLOSE_PROGRAM = "database_sql_pgx_batch_close";
+const PGX_SEND_BATCH = ["github.com/jackc/pgx/v5.(*Conn).SendBatch", "github.com/jackc/pgx/v4.(*Conn).SendBatch"];
+const PGX_BATCH_CLOSE = [
+  "github.com/jackc/pgx/v5.(*batchResults).Close", "github.com/jackc/pgx/v5.(*pipelineBatchResults).Close",
+  "github.com/jackc/pgx/v4.(*batchResults).Close",
+];
 export const PGX_RETURN_PROGRAM = "database_sql_pgx_return";
 
 export interface DatabasePlan {
@@ -190,6 +200,13 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
   };
   add(Object.entries(ENTRY_PROGRAMS), RETURN_PROGRAM);
   add(PGX_ENTRY_PROGRAMS, PGX_RETURN_PROGRAM);
+  const sends = PGX_SEND_BATCH.filter((fn) => exe.functions().get(fn));
+  const closes = PGX_BATCH_CLOSE.flatMap((fn) => exe.probeSites(fn)?.returns ?? []);
+  if (sends.length && closes.length) {
+    programs[PGX_BATCH_PROGRAM] = sends.flatMap((fn) => exe.entrySite(fn)?.offset ?? []);
+    programs[PGX_BATCH_CLOSE_PROGRAM] = closes;
+    functions.push(...sends);
+  }
   return { plan: { ...r.plan, offsets: withPgx4Offsets(r.plan.offsets) }, programs, functions, pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4 };
 }
 
@@ -200,13 +217,13 @@ export function readiness(exe: GoExecutable): Readiness {
   const drivers = driversIn(exe.buildInfo.deps.map((d) => d.path));
   return {
     status: "ready",
-    reason: `${short.join(", ")}: entry and ${(r.programs[RETURN_PROGRAM]?.length ?? 0) + (r.programs[PGX_RETURN_PROGRAM]?.length ?? 0)} return sites; ` +
+    reason: `${short.join(", ")}: entry and ${[RETURN_PROGRAM, PGX_RETURN_PROGRAM, PGX_BATCH_CLOSE_PROGRAM].reduce((n, p) => n + (r.programs[p]?.length ?? 0), 0)} return sites; ` +
       (drivers.length ? `drivers ${drivers.join(", ")}` : "no SQL driver gotel knows (spans say other_sql)"),
     offsetsSource: r.plan.offsetsSource,
   };
 }
 
-export type Operation = "QUERY" | "EXEC" | "BEGIN" | "COMMIT" | "ROLLBACK" | "COPY";
+export type Operation = "QUERY" | "EXEC" | "BEGIN" | "COMMIT" | "ROLLBACK" | "COPY" | "BATCH";
 
 /** The API a span's call went through */
 export type Client = "database/sql" | "pgx";
@@ -223,6 +240,8 @@ export interface DatabaseEvent extends SpanEventContext {
   responseStatusCode?: string;
   /** pgx's spans: the pgx module (v5 or v4), which names their scope */
   pgxModule?: string;
+  /** a BATCH: the statements it sent (0: unknown) */
+  batchSize?: number;
 }
 
 export interface StatementOptions {
@@ -259,6 +278,11 @@ export function toSpanRecord(e: DatabaseEvent, source: DataSource, opts: Stateme
   if (e.operation === "BEGIN" || e.operation === "COMMIT" || e.operation === "ROLLBACK") {
     attributes["db.operation.name"] = e.operation;
     name = e.operation;
+  } else if (e.operation === "BATCH") {
+    // semantic conventions: a batch has two or more operations; its statements are not read
+    attributes["db.operation.name"] = "BATCH";
+    name = "BATCH";
+    if (e.batchSize !== undefined && e.batchSize >= 2) attributes["db.operation.batch.size"] = e.batchSize;
   } else if (e.operation === "COPY") {
     // pgx's CopyFrom: no statement, the table it copies into (not parsed, so always known)
     attributes["db.operation.name"] = "COPY";

@@ -117,6 +117,14 @@ describe.each([
     });
   }, 30_000);
 
+  test("a batch (SendBatch): one BATCH span from the send until its results are closed, with its size", async () => {
+    const { status, db } = await request("POST", "/batch", 1);
+    expect(status).toBe(200);
+    expect(db[0]!.name).toBe("BATCH");
+    expect(db[0]!.attributes).toEqual({ ...source(), "db.operation.name": "BATCH", "db.operation.batch.size": 2n });
+    expect(db[0]!.status.code).toBe(STATUS_CODE.UNSET);
+  }, 30_000);
+
   test("a query made with context.Background() is a root span of its own trace", async () => {
     await request("GET", "/background", 0);
     await collector.waitFor((spans) => spans.some((x) => x.attributes["db.query.text"] === "SELECT 1"), "the background query");
