@@ -10,7 +10,7 @@ import { PRIVILEGE_HINT } from "./errors.ts";
 import { libbpf, strerror } from "./libbpf.ts";
 import { uprobeMultiSupported } from "./link.ts";
 import { BPF_MAP_TYPE_RINGBUF } from "./map.ts";
-import { BpfObject, retryInterrupted } from "./object.ts";
+import { BpfObject } from "./object.ts";
 import { liveRoundTrip } from "./selftest.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skip";
@@ -156,29 +156,23 @@ export const WRITES_USER_MEMORY = /_inject(_|$)/;
 
 /** Loads every program of an object that this kernel can run (uprobe.multi ones only where supported). */
 export function loadForCheck(bytes: Uint8Array, name: string, showVerifierLog: boolean): string {
-  return retryInterrupted(() => loadForCheckOnce(bytes, name, showVerifierLog));
-}
-
-function loadForCheckOnce(bytes: Uint8Array, name: string, showVerifierLog: boolean): string {
-  const obj = BpfObject.open(bytes, { name, showVerifierLog });
-  try {
-    const multi = uprobeMultiSupported();
-    const writeOk = probeWriteUserAllowed();
-    let n = 0;
-    let writers = 0;
-    for (const p of obj.programs.values()) {
+  const multi = uprobeMultiSupported();
+  const writeOk = probeWriteUserAllowed();
+  let n = 0;
+  let writers = 0;
+  const obj = BpfObject.openAndLoad(bytes, { name, showVerifierLog }, (o) => {
+    n = writers = 0;
+    for (const p of o.programs.values()) {
       const runnable = multi || !p.section.startsWith("uprobe.multi");
       const writer = WRITES_USER_MEMORY.test(p.name);
       p.autoload = runnable && (writeOk || !writer);
       if (p.autoload) n++;
       else if (runnable && writer) writers++;
     }
-    obj.load();
-    const skipped = writers ? `; ${writers} that write traceparent not loaded (bpf_probe_write_user is denied)` : "";
-    return `${n} program${n === 1 ? "" : "s"} loaded${skipped}`;
-  } finally {
-    obj.close();
-  }
+  });
+  obj.close();
+  const skipped = writers ? `; ${writers} that write traceparent not loaded (bpf_probe_write_user is denied)` : "";
+  return `${n} program${n === 1 ? "" : "s"} loaded${skipped}`;
 }
 
 function describe(e: unknown): { detail: string; hint?: string } {

@@ -76,6 +76,24 @@ export class BpfObject {
     return new BpfObject(handle, copy, nameBuf, opts.name, opts);
   }
 
+  /**
+   * Opens an object, lets `configure` set it up (autoload, constants, shared maps) and loads it; closed again if
+   * anything fails. A load the verifier could not finish for signals is done again from the start.
+   */
+  static openAndLoad(bytes: Uint8Array, opts: OpenOptions, configure: (obj: BpfObject) => void): BpfObject {
+    return retryInterrupted(() => {
+      const obj = BpfObject.open(bytes, opts);
+      try {
+        configure(obj);
+        obj.load();
+        return obj;
+      } catch (e) {
+        obj.close();
+        throw e;
+      }
+    });
+  }
+
   private live(): Pointer {
     if (!this.handle) throw new GotelError(`eBPF object ${this.name} is already closed`);
     return this.handle;
@@ -250,7 +268,7 @@ const INTERRUPTED_HINT = "run gotel again; something sends it signals while it l
 
 /**
  * Runs open-and-load again (a failed bpf_object__load cannot be retried on the same object) while the verifier
- * was interrupted by signals, up to `attempts` times in all.
+ * was interrupted by signals, up to `attempts` times in all (BpfObject.openAndLoad).
  */
 export function retryInterrupted<T>(openAndLoad: () => T, attempts = 3): T {
   for (let i = 1; ; i++) {

@@ -51,11 +51,11 @@ export class SelftestProbe {
   }
 
   static load(mode: AttachMode, opts: { magic: bigint; showVerifierLog?: boolean }): SelftestProbe {
-    const obj = BpfObject.open(readEmbeddedObject("selftest"), { name: "selftest.bpf.o", showVerifierLog: opts.showVerifierLog });
+    const obj = BpfObject.openAndLoad(readEmbeddedObject("selftest"), { name: "selftest.bpf.o", showVerifierLog: opts.showVerifierLog }, (o) => {
+      for (const [m, prog] of Object.entries(PROGRAMS)) o.program(prog).autoload = m === mode;
+      o.setConstants({ selftest_magic: opts.magic });
+    });
     try {
-      for (const [m, prog] of Object.entries(PROGRAMS)) obj.program(prog).autoload = m === mode;
-      obj.setConstants({ selftest_magic: opts.magic });
-      obj.load();
       return new SelftestProbe(obj, mode);
     } catch (e) {
       obj.close();

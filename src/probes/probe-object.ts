@@ -8,8 +8,8 @@
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { WRITES_USER_MEMORY } from "../ebpf/kernel-checks.ts";
 import { attachUprobes, type AttachMode, type UprobeLinks } from "../ebpf/link.ts";
-import { uintBytes } from "../ebpf/map.ts";
-import { BpfObject, retryInterrupted } from "../ebpf/object.ts";
+import { uintBytes, type BpfMap } from "../ebpf/map.ts";
+import { BpfObject } from "../ebpf/object.ts";
 import { StructView } from "../ebpf/struct-view.ts";
 
 /** The maps every object declares and the first one loaded owns. */
@@ -41,20 +41,16 @@ export class ProbeObject {
 
   /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
   static load(name: string, opts: LoadOptions): ProbeObject {
-    return retryInterrupted(() => ProbeObject.loadOnce(name, opts));
-  }
-
-  private static loadOnce(name: string, opts: LoadOptions): ProbeObject {
-    const obj = BpfObject.open(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog });
-    try {
-      for (const p of obj.programs.values()) {
+    const obj = BpfObject.openAndLoad(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
+      for (const p of o.programs.values()) {
         const multi = p.section.startsWith("uprobe.multi");
         p.autoload = multi === (opts.mode === "multi") && (opts.writeUser === true || !WRITES_USER_MEMORY.test(p.name));
       }
-      const names = new Set(obj.btf().datasecVariables(".rodata").map((v) => v.name));
-      obj.setConstants(Object.fromEntries(Object.entries(opts.constants).filter(([k]) => names.has(k))));
-      if (opts.shareWith) obj.shareMaps(opts.shareWith, SHARED_MAPS);
-      obj.load();
+      const names = new Set(o.btf().datasecVariables(".rodata").map((v) => v.name));
+      o.setConstants(Object.fromEntries(Object.entries(opts.constants).filter(([k]) => names.has(k))));
+      if (opts.shareWith) o.shareMaps(opts.shareWith, SHARED_MAPS);
+    });
+    try {
       const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
       // the shared span-context map is purged by the object that owns it
       return new ProbeObject(obj, opts.mode, name, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
@@ -94,8 +90,7 @@ export class ProbeObject {
     const flags = layout.offset(`${eventField}.sc.flags`, 1) - start;
     const map = this.obj.map(name);
     const events: DataView[] = [];
-    for (const key of map.keys()) {
-      if (new DataView(key.buffer).getUint32(0, true) !== tgid) continue;
+    for (const key of processKeys(map, tgid)) {
       const value = map.lookup(key);
       if (!value) continue;
       const event = new DataView(value.slice(start).buffer);
@@ -111,8 +106,7 @@ export class ProbeObject {
     this.obj.map(this.configMap).delete(uintBytes(tgid, 4));
     for (const name of this.perProcess) {
       const map = this.obj.map(name);
-      const stale = [...map.keys()].filter((k) => new DataView(k.buffer).getUint32(0, true) === tgid);
-      for (const k of stale) map.delete(k);
+      for (const k of processKeys(map, tgid)) map.delete(k);
     }
   }
 
@@ -128,4 +122,9 @@ export class ProbeObject {
   close(): void {
     this.obj.close();
   }
+}
+
+/** The keys of a map keyed by (tgid, …) that belong to one process (collected first: callers delete them). */
+function processKeys(map: BpfMap, tgid: number): Uint8Array[] {
+  return [...map.keys()].filter((k) => new DataView(k.buffer).getUint32(0, true) === tgid);
 }

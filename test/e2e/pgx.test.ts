@@ -121,6 +121,8 @@ describe.each([
     const { status, db } = await request("POST", "/batch", 1);
     expect(status).toBe(200);
     expect(db[0]!.name).toBe("BATCH");
+    // the service sleeps 30 ms between SendBatch and reading its results: the span covers both
+    expect(db[0]!.endTimeUnixNano - db[0]!.startTimeUnixNano).toBeGreaterThanOrEqual(30_000_000n);
     expect(db[0]!.attributes).toEqual({ ...source(), "db.operation.name": "BATCH", "db.operation.batch.size": 2n });
     expect(db[0]!.status.code).toBe(STATUS_CODE.UNSET);
   }, 30_000);
