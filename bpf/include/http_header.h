@@ -3,9 +3,13 @@
  * (internal/runtime/maps) from 1.24. Only this map type is read, so its slot layout follows from Go's rules: a
  * string key is 16 bytes, a []string value 24.
  *
- * The walks are bounded: up to 8 classic buckets (B <= 3, ~50 headers; overflow buckets are not followed) or
- * 2 Swiss tables of up to 8 groups (a small map of <= 8 headers is one group). A header beyond that is
- * not found: the span lacks user_agent.original, or its incoming parent.
+ * The walks are bounded: up to 64 classic buckets, main and overflow (B <= 5: net/textproto sizes the map for
+ * the request's header lines, so ~200 headers; a bucket that hashing filled overflows into a chained bucket,
+ * which a 13-header request already does ~1 time in 4), or 32 Swiss groups in each of up to 2 tables (~220
+ * headers; a small map of <= 8 headers is one group). A header beyond that is not found: the span lacks
+ * user_agent.original, or its incoming parent. Entries of a classic map caught in the middle of growing (only
+ * when a header block did not fit in the reader's buffer, so textproto guessed its size too small) that are
+ * still in the old bucket array are not seen either.
  */
 #ifndef GOTEL_HTTP_HEADER_H
 #define GOTEL_HTTP_HEADER_H
@@ -41,13 +45,15 @@ struct http_header_values {
 	__u64 at[HTTP_HEADER_COUNT];
 };
 
-#define CLASSIC_BUCKET_SIZE (8 + 8 * 16 + 8 * 24 + 8) /* tophash, keys, values, overflow */
-#define CLASSIC_MAX_B 3
+#define CLASSIC_OVERFLOW (8 + 8 * 16 + 8 * 24)         /* after tophash, keys, values: the overflow pointer */
+#define CLASSIC_BUCKET_SIZE (CLASSIC_OVERFLOW + 8)
+#define CLASSIC_MAX_B 5
+#define CLASSIC_MAX_VISITS 64                         /* buckets read, main and overflow */
 #define CLASSIC_MIN_TOPHASH 5                          /* below: an empty slot */
 #define SWISS_SLOT_SIZE (16 + 24)
 #define SWISS_GROUP_SIZE (8 + 8 * SWISS_SLOT_SIZE)    /* control word, 8 slots */
 #define SWISS_MAX_TABLES 2
-#define SWISS_MAX_GROUPS 8
+#define SWISS_MAX_GROUPS 32
 
 static __always_inline int bytes_equal(const char *a, const char *b, const int n)
 {
@@ -77,53 +83,67 @@ __attribute__((noinline)) int http_header_key(__u64 key_addr)
 	return 0;
 }
 
-static __always_inline void http_header_match(__u64 key_addr, __u64 value, struct http_header_values *out)
+/* 8 slots, behind 8 tag bytes: a classic bucket (8 string keys, then 8 []string values) or a Swiss group
+ * (8 key-value pairs). */
+enum http_header_slots_kind { HTTP_HEADER_SLOTS_CLASSIC, HTTP_HEADER_SLOTS_SWISS };
+
+/* Which slot of one bucket/group holds each header we read: 4 bits per enum http_header_name, the slot + 1
+ * (0: not there). `tags` is the 8 tag bytes in front of the slots (classic tophash or Swiss control word),
+ * which say which slots are full. Global, with scalar arguments only (kernels before 5.12 allow no memory
+ * pointers here): the kernel verifies the 8-slot scan once, not once per bucket of the walks below, which
+ * keeps loading fast. */
+__attribute__((noinline)) __u32 http_header_slots(__u64 first_key, __u64 stride, __u64 tags, __u32 kind)
 {
-	switch (http_header_key(key_addr)) {
-	case HTTP_HEADER_USER_AGENT + 1:
-		out->at[HTTP_HEADER_USER_AGENT] = value;
-		break;
-	case HTTP_HEADER_TRACEPARENT + 1:
-		out->at[HTTP_HEADER_TRACEPARENT] = value;
-		break;
-	case HTTP_HEADER_TRACESTATE + 1:
-		out->at[HTTP_HEADER_TRACESTATE] = value;
-		break;
+	__u32 found = 0;
+	for (int slot = 0; slot < 8; slot++) {
+		__u8 tag = tags >> (slot * 8);
+		/* classic: a tophash below minTopHash marks an empty or evacuated slot; Swiss: the high bit, an empty or deleted one */
+		int full = kind == HTTP_HEADER_SLOTS_SWISS ? !(tag & 0x80) : tag >= CLASSIC_MIN_TOPHASH;
+		int name = full ? http_header_key(first_key + slot * stride) : 0;
+		if (name)
+			found |= (__u32)(slot + 1) << ((name - 1) * 4);
+	}
+	return found;
+}
+
+/* Records where the headers found in the bucket/group at `at` keep their values: keys from at + 8, `key_stride`
+ * apart; values from at + `values`, `value_stride` apart. */
+static __always_inline void http_header_scan(__u64 at, __u32 kind, __u64 key_stride, __u64 values, __u64 value_stride,
+					     struct http_header_values *out)
+{
+	__u64 tags = 0;
+	if (!at || bpf_probe_read_user(&tags, sizeof(tags), (const void *)at))
+		return;
+	__u32 found = http_header_slots(at + 8, key_stride, tags, kind);
+	for (int h = 0; h < HTTP_HEADER_COUNT; h++) {
+		__u32 slot = (found >> (h * 4)) & 0xf;
+		if (slot)
+			out->at[h] = at + values + (slot - 1) * value_stride;
 	}
 }
 
+/* Visits each main bucket and the overflow chain hanging off it, in one bounded loop. */
 static __always_inline void http_header_classic(const struct go_map_offsets *o, __u64 hmap, struct http_header_values *out)
 {
 	__u8 b = 0;
 	__u64 buckets = read_u64_at(hmap, o->hmap_buckets);
 	if (bpf_probe_read_user(&b, 1, (const void *)(hmap + o->hmap_b)) || !buckets || b > CLASSIC_MAX_B)
 		return;
-	for (__u32 bucket = 0; bucket < (1u << CLASSIC_MAX_B); bucket++) {
-		if (bucket >= (1u << b))
-			break;
-		__u64 base = buckets + bucket * CLASSIC_BUCKET_SIZE;
-		__u8 tophash[8] = {};
-		if (bpf_probe_read_user(tophash, sizeof(tophash), (const void *)base))
-			return;
-		for (int slot = 0; slot < 8; slot++)
-			if (tophash[slot] >= CLASSIC_MIN_TOPHASH)
-				http_header_match(base + 8 + slot * 16, base + 8 + 8 * 16 + slot * 24, out);
+	__u32 next_main = 1;
+	__u64 at = buckets;
+	for (__u32 visit = 0; visit < CLASSIC_MAX_VISITS && at; visit++) {
+		http_header_scan(at, HTTP_HEADER_SLOTS_CLASSIC, 16, 8 + 8 * 16, 24, out);
+		__u64 overflow = read_u64_at(at, CLASSIC_OVERFLOW);
+		if (overflow)
+			at = overflow;
+		else if (next_main < (1u << b))
+			at = buckets + (__u64)(next_main++) * CLASSIC_BUCKET_SIZE;
+		else
+			at = 0;
 	}
 }
 
-/* Slot i of a Swiss group sits at 8 + i*40: its key, then its value. */
-static __always_inline void http_header_swiss_group(__u64 group, struct http_header_values *out)
-{
-	__u64 ctrl = 0;
-	if (!group || bpf_probe_read_user(&ctrl, sizeof(ctrl), (const void *)group))
-		return;
-	for (int slot = 0; slot < 8; slot++) {
-		/* the high bit of a control byte marks an empty or deleted slot */
-		if (!((ctrl >> (slot * 8)) & 0x80))
-			http_header_match(group + 8 + slot * SWISS_SLOT_SIZE, group + 8 + slot * SWISS_SLOT_SIZE + 16, out);
-	}
-}
-
+/* A Swiss group: a control word, then 8 slots of key and value (40 bytes each). */
 static __always_inline void http_header_swiss(const struct go_map_offsets *o, __u64 m, struct http_header_values *out)
 {
 	__u64 dir = read_u64_at(m, o->swiss_dir_ptr);
@@ -131,7 +151,7 @@ static __always_inline void http_header_swiss(const struct go_map_offsets *o, __
 	if (!dir)
 		return;
 	if (dir_len == 0) { /* a small map: dirPtr is its one group */
-		http_header_swiss_group(dir, out);
+		http_header_scan(dir, HTTP_HEADER_SLOTS_SWISS, SWISS_SLOT_SIZE, 8 + 16, SWISS_SLOT_SIZE, out);
 		return;
 	}
 	for (__u32 t = 0; t < SWISS_MAX_TABLES; t++) {
@@ -143,7 +163,8 @@ static __always_inline void http_header_swiss(const struct go_map_offsets *o, __
 		for (__u32 g = 0; g < SWISS_MAX_GROUPS; g++) {
 			if (!groups || g > mask)
 				break;
-			http_header_swiss_group(groups + g * SWISS_GROUP_SIZE, out);
+			http_header_scan(groups + g * SWISS_GROUP_SIZE, HTTP_HEADER_SLOTS_SWISS, SWISS_SLOT_SIZE, 8 + 16,
+					 SWISS_SLOT_SIZE, out);
 		}
 	}
 }
