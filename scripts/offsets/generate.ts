@@ -157,8 +157,12 @@ const TARGETS: Target[] = [
     "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tconn, _ := pgx.Connect(context.Background(), os.Args[1])\n\t\tsink = append(sink, db, conn, &pgx.Batch{})"),
   moduleTarget("github.com/jackc/pgconn", fieldsOf("github.com/jackc/pgconn"), "v1.0.0", ['"github.com/jackc/pgconn"'],
     "\t\tsink = append(sink, &pgconn.Config{Host: os.Args[1]}, &pgconn.PgError{Code: os.Args[2]})"),
-  moduleTarget("github.com/go-sql-driver/mysql", fieldsOf("github.com/go-sql-driver/mysql"), "v1.4.0", ['"github.com/go-sql-driver/mysql"'],
-    "\t\tsink = append(sink, &mysql.MySQLError{Number: uint16(len(os.Args))})"),
+  // go-sql-driver/mysql: its error; the connector sql.Open gets from the registered driver (v1.5.0 on; absent
+  // before) keeps the parsed *Config (the server's address, the database)
+  moduleTarget("github.com/go-sql-driver/mysql", fieldsOf("github.com/go-sql-driver/mysql"), "v1.4.0",
+    ['"database/sql"', '"github.com/go-sql-driver/mysql"'],
+    "\t\tdb, _ := sql.Open(\"mysql\", os.Args[1])\n\t\tcfg, _ := mysql.ParseDSN(os.Args[2])\n" +
+      "\t\tsink = append(sink, db, cfg, &mysql.MySQLError{Number: uint16(len(os.Args))})"),
   // x/net's own HTTP/2 server (http2.ConfigureServer), whose ResponseWriter the net/http server probe reads;
   // tagged releases only (binaries built from a pseudo-version get its offsets from their DWARF)
   moduleTarget("golang.org/x/net", fieldsOf("golang.org/x/net"), "v0.1.0", ['"net/http"', '"golang.org/x/net/http2"'],

@@ -6,8 +6,9 @@
  *   DB.connector (driver.Connector)  sql.Open with a driver that is not a driver.DriverContext wraps the DSN in
  *                                    database/sql.dsnConnector{dsn string, driver driver.Driver}; the others
  *                                    (pgx's stdlib, go-sql-driver/mysql) return their own connector: the driver
- *                                    is named; pgx's keeps the DSN in driverConnector.name, read when the
- *                                    binary's DWARF has its offset.
+ *                                    is named; pgx's keeps the DSN in driverConnector.name, go-sql-driver's
+ *                                    (v1.5.0 on) the parsed DSN in connector.cfg (*Config: Net, Addr, DBName),
+ *                                    read through offsets from the binary's DWARF or the offsets table.
  *
  * The driver comes from the dynamic type's package name ("*pq.Driver" -> pq), confirmed by the module being in
  * the binary's build info; when the connector cannot be read, from the one SQL driver module the binary has.
@@ -40,6 +41,11 @@ export interface SourceOffsets {
   /** the DSN string in pgx's stdlib connector */
   pgx5_connector_name?: number;
   pgx4_connector_name?: number;
+  /** go-sql-driver/mysql: connector.cfg (*Config) and the Config's Net, Addr and DBName strings */
+  mysql_connector_cfg?: number;
+  mysql_config_net?: number;
+  mysql_config_addr?: number;
+  mysql_config_dbname?: number;
 }
 
 interface Driver {
@@ -129,6 +135,26 @@ export function parseDsn(system: string, dsn: string): Location {
   return out;
 }
 
+/**
+ * What go-sql-driver/mysql's parsed Config says: a TCP address ("tcp", "tcp4", "tcp6"; the driver has added the
+ * port) gives server.address and server.port, a Unix socket its path as server.address (semantic conventions:
+ * "IP address or Unix domain socket name") and no port; a network registered by the application
+ * (mysql.RegisterDialContext) says nothing about the server.
+ */
+export function mysqlLocation(net: string | undefined, addr: string | undefined, dbName: string | undefined): Location {
+  const out: Location = dbName ? { namespace: dbName } : {};
+  if (!addr) return out;
+  if (net === "unix") return { ...out, serverAddress: addr };
+  if (net !== "tcp" && net !== "tcp4" && net !== "tcp6") return out;
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  const host = m ? m[1] ?? m[2] : addr;
+  const port = m ? Number(m[3]) : undefined;
+  return {
+    ...out, ...(host ? { serverAddress: host } : {}),
+    ...(port !== undefined && Number.isInteger(port) && port > 0 && port < 65536 ? { serverPort: port } : {}),
+  };
+}
+
 const MAX_DSN = 4096;
 
 function readU64(mem: TargetMemory, addr: number): number | undefined {
@@ -171,6 +197,15 @@ export function readPgxSource(mem: TargetMemory | undefined, offsets: SourceOffs
   return { system, ...(database ? { namespace: database } : {}), ...(host ? { serverAddress: host } : {}), ...(port ? { serverPort: port } : {}) };
 }
 
+/** go-sql-driver/mysql's connector at `connector`: its *Config's Net, Addr and DBName. */
+function readMysqlConfig(mem: TargetMemory, offsets: SourceOffsets, connector: number): Location {
+  if (offsets.mysql_connector_cfg === undefined) return {};
+  const cfg = readU64(mem, connector + offsets.mysql_connector_cfg);
+  if (!cfg) return {};
+  const str = (off: number | undefined): string | undefined => (off === undefined ? undefined : readString(mem, cfg + off));
+  return mysqlLocation(str(offsets.mysql_config_net), str(offsets.mysql_config_addr), str(offsets.mysql_config_dbname));
+}
+
 /** What the DB whose DB.connector is `connectorIface` talks to. */
 export function readDataSource(mem: TargetMemory | undefined, offsets: SourceOffsets, connectorIface: GoIface, modules: readonly string[]): DataSource {
   const fallback = systemOfModules(modules) ?? OTHER_SQL;
@@ -178,6 +213,7 @@ export function readDataSource(mem: TargetMemory | undefined, offsets: SourceOff
   if (!mem || !connector) return { system: fallback };
   if (connector.type !== "sql.dsnConnector" && connector.type !== "*sql.dsnConnector") {
     const system = systemOfType(connector.type, modules) ?? fallback;
+    if (connector.type === "*mysql.connector") return { system, ...readMysqlConfig(mem, offsets, connector.data) };
     const nameAt = connector.type === "*stdlib.driverConnector" ? offsets.pgx5_connector_name ?? offsets.pgx4_connector_name : undefined;
     const dsn = nameAt === undefined ? undefined : readString(mem, connector.data + nameAt);
     return { system, ...(dsn ? parseDsn(system, dsn) : {}) };

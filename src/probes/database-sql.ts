@@ -93,7 +93,7 @@ export const SOURCE_FIELDS = {
 
 /**
  * Drivers' own connectors that keep the data source name: from the binary's DWARF, else the offsets table (pgx
- * v5's releases; v4 from DWARF only).
+ * v5's and v4's releases).
  */
 export const DRIVER_FIELDS = {
   pgx5_connector_name: "github.com/jackc/pgx/v5/stdlib.driverConnector.name",
@@ -104,9 +104,22 @@ export const DRIVER_MODULES: Record<keyof typeof DRIVER_FIELDS, string> = {
   pgx4_connector_name: "github.com/jackc/pgx/v4",
 };
 
+const MYSQL = "github.com/go-sql-driver/mysql";
+/**
+ * go-sql-driver/mysql's connector (v1.5.0 on; v1.4 is opened through database/sql's dsnConnector) keeps the
+ * parsed DSN: connector.cfg (*Config) and its Net, Addr and DBName. From DWARF, else the offsets table.
+ */
+export const MYSQL_SOURCE_FIELDS = {
+  mysql_connector_cfg: `${MYSQL}.connector.cfg`,
+  mysql_config_net: `${MYSQL}.Config.Net`,
+  mysql_config_addr: `${MYSQL}.Config.Addr`,
+  mysql_config_dbname: `${MYSQL}.Config.DBName`,
+} as const;
+
 /** read in user space: every key that is not a member of the kernel's config */
 export const USER_SPACE_KEYS: ReadonlySet<string> = new Set([
-  ...Object.keys(SOURCE_FIELDS), ...Object.keys(PGX_SOURCE_FIELDS), ...Object.keys(DRIVER_FIELDS), ...Object.keys(ERROR_CODE_FIELDS),
+  ...Object.keys(SOURCE_FIELDS), ...Object.keys(PGX_SOURCE_FIELDS), ...Object.keys(DRIVER_FIELDS), ...Object.keys(MYSQL_SOURCE_FIELDS),
+  ...Object.keys(ERROR_CODE_FIELDS),
 ]);
 
 /**
@@ -169,12 +182,13 @@ const SPEC: ProbeSpec = {
   function: QUERY_DC,
   absent: "it uses neither database/sql nor pgx",
   fields: {
-    ...FIELDS, ...PGX_FIELDS, ...PGX4_FIELDS, ...SOURCE_FIELDS, ...PGX_SOURCE_FIELDS, ...DRIVER_FIELDS,
+    ...FIELDS, ...PGX_FIELDS, ...PGX4_FIELDS, ...SOURCE_FIELDS, ...PGX_SOURCE_FIELDS, ...DRIVER_FIELDS, ...MYSQL_SOURCE_FIELDS,
     ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.field])),
   },
   optional: OPTIONAL,
   modules: {
     ...DRIVER_MODULES, ...PGX4_MODULES, ...Object.fromEntries([...Object.keys(PGX_FIELDS), ...Object.keys(PGX_SOURCE_FIELDS)].map((k) => [k, PGX5])),
+    ...Object.fromEntries(Object.keys(MYSQL_SOURCE_FIELDS).map((k) => [k, MYSQL])),
     ...Object.fromEntries(Object.entries(ERROR_CODE_FIELDS).map(([k, f]) => [k, f.module])),
   },
 };

@@ -84,6 +84,9 @@ export function startPostgres(): Postgres {
 export interface Mariadb extends DatabaseServer {
   /** go-sql-driver/mysql DSN for database "app", user root without a password */
   dsn: string;
+  /** the server's Unix socket, and a DSN for database "app" through it */
+  socket: string;
+  socketDsn: string;
 }
 
 export async function startMariadb(): Promise<Mariadb> {
@@ -110,6 +113,8 @@ export async function startMariadb(): Promise<Mariadb> {
       return {
         port,
         dsn: `root@tcp(127.0.0.1:${port})/app`,
+        socket: join(dir, "sock"),
+        socketDsn: `root@unix(${join(dir, "sock")})/app`,
         stop: async () => {
           await server.stop("SIGTERM", 30_000);
           rmSync(dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { decodeStatement, toSpanRecord, type DatabaseEvent } from "../../src/probes/database-sql.ts";
 import { responseStatusCode } from "../../src/probes/database-sql-errors.ts";
-import { parseDsn, systemOfModules, systemOfType } from "../../src/probes/database-sql-source.ts";
+import { mysqlLocation, parseDsn, readDataSource, systemOfModules, systemOfType } from "../../src/probes/database-sql-source.ts";
 import type { TargetMemory } from "../../src/gobin/runtime-types.ts";
 import { parseStatement } from "../../src/probes/sql-statement.ts";
 
@@ -93,6 +93,52 @@ describe("data source names", () => {
   });
 });
 
+/** a tiny address space: values placed at addresses, and runtime type names by address */
+function memory(words: Record<number, Uint8Array>, names: Record<number, string> = {}): TargetMemory {
+  return {
+    read: (addr, n) => {
+      for (const [base, bytes] of Object.entries(words)) {
+        const o = addr - Number(base);
+        if (o >= 0 && o + n <= bytes.length) return bytes.slice(o, o + n);
+      }
+      return undefined;
+    },
+    typeName: (a) => names[a],
+  };
+}
+const u64 = (...vs: number[]) => new Uint8Array(new BigUint64Array(vs.map(BigInt)).buffer);
+
+describe("go-sql-driver/mysql's parsed config", () => {
+  test.each([
+    ["tcp", "db.internal:3307", "shop", { serverAddress: "db.internal", serverPort: 3307, namespace: "shop" }],
+    ["tcp6", "[::1]:3306", "", { serverAddress: "::1", serverPort: 3306 }],
+    ["tcp4", "10.0.0.5:3306", "x", { serverAddress: "10.0.0.5", serverPort: 3306, namespace: "x" }],
+    // semantic conventions: a Unix domain socket's name is the server's address; it has no port
+    ["unix", "/run/mysqld/mysqld.sock", "shop", { serverAddress: "/run/mysqld/mysqld.sock", namespace: "shop" }],
+    // a dialer the application registered: its address means nothing to us
+    ["cloudsql", "project:region:instance", "shop", { namespace: "shop" }],
+    [undefined, undefined, undefined, {}],
+  ])("%s %s %s", (net, addr, db, want) => {
+    expect(mysqlLocation(net, addr, db)).toEqual(want);
+  });
+
+  test("read from the target's memory: DB.connector -> *mysql.connector -> cfg -> Net, Addr, DBName", () => {
+    const text = (s: string) => new TextEncoder().encode(s);
+    const mem = memory({
+      0x1000: u64(0x2000, 0), // connector {cfg *Config, ...}
+      0x2000: u64(0, 0, 0, 0, 0x3000, 3, 0x3100, 14, 0x3200, 3), // Config: Net at 32, Addr at 48, DBName at 64
+      0x3000: text("tcp"), 0x3100: text("127.0.0.1:3307"), 0x3200: text("app"),
+      0x8000: u64(0, 0x9000), // the connector's itab: its type at +8
+    }, { 0x9000: "*mysql.connector" });
+    const offsets = { mysql_connector_cfg: 0, mysql_config_net: 32, mysql_config_addr: 48, mysql_config_dbname: 64 };
+    const connector = { tab: 0x8000n, data: 0x1000n };
+    const modules = ["github.com/go-sql-driver/mysql"];
+    expect(readDataSource(mem, offsets, connector, modules)).toEqual({ system: "mysql", serverAddress: "127.0.0.1", serverPort: 3307, namespace: "app" });
+    // without the connector's offset (neither DWARF nor the table): the driver only
+    expect(readDataSource(mem, {}, connector, modules)).toEqual({ system: "mysql" });
+  });
+});
+
 describe("drivers", () => {
   const modules = ["github.com/jackc/pgx/v5", "github.com/lib/pq", "github.com/mattn/go-sqlite3"];
   test.each([
@@ -116,20 +162,6 @@ describe("drivers", () => {
 });
 
 describe("the database's code in a driver's error", () => {
-  /** a tiny address space: values placed at addresses */
-  function memory(words: Record<number, Uint8Array>): TargetMemory {
-    return {
-      read: (addr, n) => {
-        for (const [base, bytes] of Object.entries(words)) {
-          const o = addr - Number(base);
-          if (o >= 0 && o + n <= bytes.length) return bytes.slice(o, o + n);
-        }
-        return undefined;
-      },
-      typeName: () => undefined,
-    };
-  }
-  const u64 = (...vs: number[]) => new Uint8Array(new BigUint64Array(vs.map(BigInt)).buffer);
   const offsets = { pq_error_code: 16, mysql_error_number: 0, sqlite3_error_code: 0 };
 
   test("a SQLSTATE string field", () => {

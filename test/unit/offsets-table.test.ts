@@ -116,7 +116,7 @@ test("the database/sql fields equal the DWARF of a program that uses database/sq
 
 test.each([
   // pgx: its database/sql driver's and its own API's fields (the driver uses the API)
-  ["the SQL drivers", "http-db", { cgo: true }, ["github.com/lib/pq", "github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"], 10],
+  ["the SQL drivers", "http-db", { cgo: true }, ["github.com/lib/pq", "github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"], 14],
   ["x/net's HTTP/2 server", "http2-server", { goVersion: "1.22.12" }, ["golang.org/x/net"], 2],
   ["pgx v4 (its database/sql driver uses its API) and its pgconn", "pgx4-stdlib", {}, ["github.com/jackc/pgx/v4", "github.com/jackc/pgconn"], 8],
 ] as const)("%s: the third-party fields equal the DWARF of test/fixtures/%s, at the versions it requires", (_what, fixture, build, modules, count) => {
