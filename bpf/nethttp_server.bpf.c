@@ -234,11 +234,11 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 		e->parent_remote = 1;
 	}
 	gotel_start_span(&e->sc, remote);
-	gotel_track(tgid, f->ctx, &e->sc);
 
 	/* morestack re-runs the prologue, so the entry may fire twice for one call: overwrite (also x/net's
 	 * stream span when its handler is serverHandler.ServeHTTP) */
-	gotel_inflight_put(&nethttp_server_inflight, tgid, g, f);
+	if (gotel_inflight_put(&nethttp_server_inflight, tgid, g, f) == 0)
+		gotel_track(tgid, f->ctx, &e->sc);
 	return 0;
 }
 

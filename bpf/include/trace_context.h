@@ -45,15 +45,21 @@ struct gotel_ctx_key {
 };
 
 /* Records a call in flight in a HASH map (not LRU: a live entry is never evicted); a full map loses the span,
- * and that is counted. */
-static __always_inline void gotel_inflight_put(void *map, __u32 tgid, __u64 goroutine, const void *value)
+ * and that is counted. 0 when recorded. */
+static __always_inline int gotel_inflight_put(void *map, __u32 tgid, __u64 goroutine, const void *value)
 {
 	struct gotel_ctx_key k = {.tgid = tgid, .ctx = goroutine};
-	if (bpf_map_update_elem(map, &k, value, BPF_ANY))
+	if (bpf_map_update_elem(map, &k, value, BPF_ANY)) {
 		gotel_count(GOTEL_COUNTER_INFLIGHT_LOST);
+		return -1;
+	}
+	return 0;
 }
 
-/* LRU: a context whose span never ended (the process died mid-request) ages out instead of filling the map. */
+/* LRU: a context whose span never ended (the process died mid-request) ages out instead of filling the map.
+ * Only spans recorded in flight are tracked here, and the in-flight map of server spans is a HASH map no
+ * larger than this one: so the LRU only ever ages out such leftovers, never the context of a live span (a
+ * request that does not fit is counted as INFLIGHT_LOST instead). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
