@@ -5,7 +5,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { GotelError } from "../errors.ts";
-import { readBuildInfo, type BuildInfo, type GoModule } from "./buildinfo.ts";
+import { goRelease, readBuildInfo, type BuildInfo, type GoModule } from "./buildinfo.ts";
 import { readStructFieldOffsets, type FieldOffset } from "./dwarf.ts";
 import { ElfFile, ET_DYN } from "./elf.ts";
 import { readFunctions, type FunctionTable, type GoFunction } from "./functions.ts";
@@ -39,9 +39,14 @@ export class GoExecutable {
     return new GoExecutable(name, ElfFile.parse(bytes, name));
   }
 
-  /** "1.23.12" (without the "go" prefix and any suffix) */
+  /** "1.23.12" (without the "go" prefix and any suffix); a development toolchain's series, "1.25" */
   get goVersion(): string {
-    return /^go(\d+\.\d+(?:\.\d+)?)/.exec(this.buildInfo.goVersion)?.[1] ?? this.buildInfo.goVersion;
+    return goRelease(this.buildInfo.goVersion)?.version ?? this.buildInfo.goVersion;
+  }
+
+  /** Built by a development toolchain (Go's own tip), whose structs no release's offsets table describes. */
+  get goDevel(): boolean {
+    return goRelease(this.buildInfo.goVersion)?.devel ?? false;
   }
 
   get arch(): "amd64" | "arm64" {
@@ -75,7 +80,7 @@ export class GoExecutable {
 
   /** The module a package path belongs to ("std" for the standard library), with its version. */
   moduleVersion(modulePath: string): string | undefined {
-    if (modulePath === "std") return this.goVersion;
+    if (modulePath === "std") return this.goDevel ? `${this.goVersion}-devel` : this.goVersion;
     const m = this.buildInfo.deps.find((d) => d.path === modulePath) ?? (this.buildInfo.main.path === modulePath ? this.buildInfo.main : undefined);
     return m ? effectiveVersion(m) : undefined;
   }

@@ -28,6 +28,14 @@ export interface BuildInfo {
   settings: [string, string][];
 }
 
+/** The release a Go version string names: "go1.23.12 X:nocoverageredesign" -> 1.23.12; a development
+ * toolchain's "devel go1.24-8a0e2f6f4d Mon …" (Go <= 1.23) or "go1.25-devel_abc123 Thu …" (Go >= 1.24) ->
+ * 1.24 / 1.25, with `devel` set: its structs may differ from every release of that series. */
+export function goRelease(goVersion: string): { version: string; devel: boolean } | undefined {
+  const m = /^(devel )?go(\d+\.\d+(?:\.\d+)?)(-devel)?/.exec(goVersion);
+  return m ? { version: m[2]!, devel: m[1] !== undefined || m[3] !== undefined } : undefined;
+}
+
 export class BuildInfoError extends ElfError {
   constructor(file: string, problem: string, hint?: string) {
     super(file, problem, hint);

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BuildInfo, BuildInfoError, type GoModule, readBuildInfo } from "../../src/gobin/buildinfo.ts";
+import { type BuildInfo, BuildInfoError, type GoModule, goRelease, readBuildInfo } from "../../src/gobin/buildinfo.ts";
+import { lookupOffsetInterpolated } from "../../src/offsets/table.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import { GotelError } from "../../src/errors.ts";
 import { buildGoFixture, ROOT, variantName } from "../support/go.ts";
@@ -103,6 +104,31 @@ describe("build info equals `go version -m`", () => {
     expect(info).toEqual(goVersionM(path));
     expect(info.main.version).toMatch(/^v0\.0\.0-\d{14}-[0-9a-f]{12}\+dirty$/);
     expect(info.settings).toContainEqual(["vcs.modified", "true"]);
+  });
+});
+
+describe("the Go release a version string names", () => {
+  test.each([
+    ["go1.23.12", "1.23.12", false],
+    ["go1.21.0", "1.21.0", false],
+    ["go1.20", "1.20", false],
+    ["go1.23.4 X:nocoverageredesign", "1.23.4", false],
+    ["go1.24.2 X:noswissmap,nosynctest", "1.24.2", false],
+    ["devel go1.22-8a0e2f6f4d Mon Oct 2 16:42:47 2023 +0000", "1.22", true],
+    ["go1.25-devel_0afbeb5102 Mon Jun 2 09:31:15 2025 -0700", "1.25", true],
+  ])("%s -> %s (devel: %p)", (raw, version, devel) => {
+    expect(goRelease(raw)).toEqual({ version, devel });
+  });
+
+  test("not a Go version: undefined", () => {
+    expect(goRelease("gccgo (GCC) 12.2.0")).toBeUndefined();
+    expect(goRelease("")).toBeUndefined();
+  });
+
+  test("a development toolchain's std version is in no table row, and is not interpolated", () => {
+    for (const v of ["1.22-devel", "1.25-devel"]) {
+      expect(lookupOffsetInterpolated("std", v, "amd64", "net/http.Request.Method")).toEqual({ unknown: "version-not-built" });
+    }
   });
 });
 
