@@ -2,7 +2,7 @@
  * Distributed traces end to end: real Go services calling each other (test/fixtures/http-chain: a client
  * program -> service A -> service B), the compiled gotel attached to all of them with `run`, and what a real
  * OpenTelemetry Collector received. Parents inside a process (handler goroutine, worker goroutine, fan-out
- * with a derived context), incoming traceparent/tracestate, context.Background(), the application's own
+ * with a derived context, errgroup), incoming traceparent/tracestate, context.Background(), the application's own
  * traceparent, and — where the kernel allows bpf_probe_write_user — the traceparent gotel writes on the wire.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -119,6 +119,21 @@ describe.each([OLDEST, NEWEST])("services built with Go %s", (goVersion) => {
     expect(r.status).toBe(200);
     const saw = JSON.parse(r.body) as BSaw[];
     const { aServer, aClients, bServer } = await spansOf("/fanout", 2);
+    for (const s of saw) {
+      const client = aClients.find((c) => c.attributes["url.full"] === `${chain.b.base}/work?id=${s.id}`)!;
+      const server = INJECTION ? bServer.find((b) => b.parentSpanId === client.spanId)! : bServer[0]!;
+      expectCallToB(aServer, client, server, s);
+    }
+  });
+
+  test("three calls from the goroutines of an errgroup.WithContext(r.Context()) are all children", async () => {
+    collector.clear();
+    const r = await get(`${chain.a.base}/errgroup?id=eg`);
+    expect(r.status).toBe(200);
+    const saw = JSON.parse(r.body) as BSaw[];
+    expect(saw.map((s) => s.id).sort()).toEqual(["eg-0", "eg-1", "eg-2"]);
+    const { aServer, aClients, bServer } = await spansOf("/errgroup", 3);
+    expect(aServer.parentSpanId).toBe("");
     for (const s of saw) {
       const client = aClients.find((c) => c.attributes["url.full"] === `${chain.b.base}/work?id=${s.id}`)!;
       const server = INJECTION ? bServer.find((b) => b.parentSpanId === client.spanId)! : bServer[0]!;

@@ -29,7 +29,9 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
   let links: UprobeLinks[] = [];
   let spans: RingBufferReader;
   let writes: RingBufferReader;
+  /** the client spans and A's server spans that reached the ring buffer */
   const records: SpanRecord[] = [];
+  const serverRecords: SpanRecord[] = [];
   const written: Write[] = [];
   let a: Awaited<ReturnType<typeof startServer>>;
   let b: Awaited<ReturnType<typeof startServer>>;
@@ -56,7 +58,9 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
       links.push(...prepared.attach(a.proc.pid, `/proc/${a.proc.pid}/exe`));
     }
     spans = new RingBufferReader(server.object.obj.map("events"), (v) => {
-      if (v.getUint32(0, true) === probe.eventType) records.push(probe.record(v, a.proc.pid, (ns) => ns));
+      const type = v.getUint32(0, true);
+      if (type === probe.eventType) records.push(probe.record(v, a.proc.pid, (ns) => ns));
+      else if (type === server.eventType) serverRecords.push(server.record(v, a.proc.pid, (ns) => ns));
     });
     const layout = new StructView(probe.object.obj.btf().structLayout("inject_write"));
     const [addr, size, bytes] = [layout.u64("addr"), layout.u32("size"), layout.offset("bytes")];
@@ -74,22 +78,30 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
     await b?.proc.stop();
   });
 
-  async function request(path: string, headers: Record<string, string> = {}): Promise<{ span: SpanRecord; writes: Write[] }> {
+  /** One request to A: its client span, A's server span (whose child it must be) and the injection's writes. */
+  async function request(path: string, headers: Record<string, string> = {}): Promise<{ span: SpanRecord; server: SpanRecord; writes: Write[] }> {
     records.length = 0;
+    serverRecords.length = 0;
     written.length = 0;
     const r = await fetch(`${a.base}${path}`, { headers });
     expect(r.status).toBe(200);
     await r.arrayBuffer();
-    expect(await waitFor(() => spans.drain() + writes.drain() >= 0 && records.length === 1, 5000)).toBe(true);
+    expect(await waitFor(() => spans.drain() + writes.drain() >= 0 && records.length === 1 && serverRecords.length === 1, 5000)).toBe(true);
     writes.drain();
-    return { span: records[0]!, writes: [...written] };
+    const [span, server] = [records[0]!, serverRecords[0]!];
+    // the client span is the child of A's server span for this request
+    expect(server.attributes["url.path"]).toBe(path.split("?")[0]);
+    expect(span.traceId).toBe(server.traceId);
+    expect(span.parentSpanId).toBe(server.spanId);
+    expect(span.spanId).not.toBe(server.spanId);
+    return { span, server, writes: [...written] };
   }
 
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
   test("the client span's traceparent is appended to the request's header block, then the buffer's length grows by it", async () => {
-    const { span, writes: w } = await request("/inline?id=dry");
-    expect(span.parentSpanId).toBeDefined(); // the child of A's server span
+    const { span, server, writes: w } = await request("/inline?id=dry");
+    expect(server.parentSpanId).toBeUndefined(); // no incoming traceparent: A's server span is a root
     expect(w).toHaveLength(2);
     const line = `Traceparent: 00-${span.traceId}-${span.spanId}-01\r\n`;
     expect(text(w[0]!.bytes)).toBe(line);
@@ -113,21 +125,29 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
 
   test("a tracestate from the incoming request follows the traceparent", async () => {
     const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    const { span, writes: w } = await request("/inline?id=dry-ts", { traceparent: `00-${trace}-00f067aa0ba902b7-01`, tracestate: "vendor=abc,x=y" });
+    const { span, server, writes: w } = await request("/inline?id=dry-ts", { traceparent: `00-${trace}-00f067aa0ba902b7-01`, tracestate: "vendor=abc,x=y" });
     expect(span.traceId).toBe(trace);
+    expect(server.parentSpanId).toBe("00f067aa0ba902b7");
     expect(text(w[0]!.bytes)).toBe(`Traceparent: 00-${trace}-${span.spanId}-01\r\nTracestate: vendor=abc,x=y\r\n`);
   });
 
   test("an unsampled incoming parent is propagated as unsampled, and no span is sent", async () => {
     records.length = 0;
+    serverRecords.length = 0;
     written.length = 0;
     const trace = "5bf92f3577b34da6a3ce929d0e0e4736";
     const r = await fetch(`${a.base}/inline?id=dry-unsampled`, { headers: { traceparent: `00-${trace}-00f067aa0ba902b7-00` } });
+    expect(r.status).toBe(200);
     await r.arrayBuffer();
     expect(await waitFor(() => writes.drain() >= 0 && written.length >= 2, 5000)).toBe(true);
+    // both spans ended before A answered (the client's when B's answer came back, the server's at the start of
+    // finishRequest, before the buffered answer is flushed): had either been sent, it would be here
     spans.drain();
-    expect(text(written[0]!.bytes)).toMatch(new RegExp(`^Traceparent: 00-${trace}-[0-9a-f]{16}-00\\r\\n$`));
+    const line = text(written[0]!.bytes);
+    expect(line).toMatch(new RegExp(`^Traceparent: 00-${trace}-[0-9a-f]{16}-00\\r\\n$`));
+    expect(line).not.toContain("00f067aa0ba902b7"); // the client span's own id, not the incoming parent's
     expect(records).toEqual([]);
+    expect(serverRecords).toEqual([]);
   });
 
   test("a request whose application set traceparent itself gets nothing", async () => {

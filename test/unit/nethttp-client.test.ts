@@ -80,6 +80,11 @@ describe("sampling constants", () => {
     expect(traceConstants({ ...on, sampler: "always_off" })).toMatchObject({ gotel_sampler_root: 1, gotel_sampler_parent_based: 0 });
     expect(traceConstants({ ...on, sampler: "traceidratio", ratio: 0.25 })).toMatchObject({ gotel_sampler_root: 2, gotel_sampler_ratio_bound: 1n << 61n });
     expect(traceConstants({ ...on, sampler: "parentbased_traceidratio", ratio: 1 })).toMatchObject({ gotel_sampler_root: 0, gotel_sampler_parent_based: 1 });
+    expect(traceConstants({ ...on, sampler: "parentbased_traceidratio", ratio: 0.25 })).toMatchObject({
+      gotel_sampler_root: 2, gotel_sampler_parent_based: 1, gotel_sampler_ratio_bound: 1n << 61n,
+    });
+    expect(traceConstants({ ...on, sampler: "parentbased_always_off" })).toMatchObject({ gotel_sampler_root: 1, gotel_sampler_parent_based: 1 });
+    expect(traceConstants({ ...on, sampler: "always_on" })).toMatchObject({ gotel_sampler_root: 0, gotel_sampler_parent_based: 0 });
     expect(traceConstants({ ...on, sampler: "always_on", injectAllowed: false }).gotel_propagation).toBe(1);
     expect(traceConstants({ ...on, sampler: "always_on", tracecontext: false }).gotel_propagation).toBe(0);
   });
