@@ -164,6 +164,7 @@ export class Agent {
         attached.push(probe);
         log.info("attached", {
           pid, exe: exePath, go: exe.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
+          ...(prepared.offsetsNote ? { offsetsNote: prepared.offsetsNote } : {}),
           ...(prepared.note ? { note: prepared.note } : {}),
         });
       } catch (e) {

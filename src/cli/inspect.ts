@@ -114,7 +114,8 @@ export function formatReport(r: InspectReport): string {
   lines.push(mods.length ? "  instrumentable modules:" : "  instrumentable modules: none that this gotel knows");
   for (const [p, v] of mods) lines.push(`    ${p} ${v}`);
   for (const i of r.instrumentations) {
-    lines.push(`  ${i.status === "ready" ? "ready  " : "skipped"} ${i.name}: ${i.reason}${i.offsetsSource ? ` (offsets: ${i.offsetsSource})` : ""}`);
+    const offsets = i.offsetsSource ? ` (offsets: ${i.offsetsSource}${i.offsetsNote ? `: ${i.offsetsNote}` : ""})` : "";
+    lines.push(`  ${i.status === "ready" ? "ready  " : "skipped"} ${i.name}: ${i.reason}${offsets}`);
   }
   for (const f of r.functions ?? []) {
     lines.push(f.found

@@ -6,6 +6,7 @@ import type { SpanRecord } from "../traces/span.ts";
 import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type Client, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
 import { responseStatusCode, type ErrorCodeOffsets } from "./database-sql-errors.ts";
 import { readDataSource, readPgxSource, type DataSource, type GoIface, type SourceOffsets } from "./database-sql-source.ts";
+import { offsetsOrigin } from "./plan.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { errorTypeName, spanContextDecoder, unfinishedSpan } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
@@ -58,7 +59,7 @@ export class DatabaseSqlProbe implements SpanProbe {
     const modules = exe.buildInfo.deps.map((d) => d.path);
     const state = (): ProcessState => ({ offsets: user, modules, pgxModule: r.pgxModule, sources: new Map() });
     return {
-      offsetsSource: r.plan.offsetsSource,
+      ...offsetsOrigin(r.plan),
       sites: Object.values(r.programs).reduce((n, s) => n + s.length, 0),
       attach: (tgid, path) => {
         this.processes.set(tgid, state());

@@ -11,7 +11,7 @@ import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { ERROR_CODE_FIELDS } from "./database-sql-errors.ts";
 import { driversIn, type DataSource } from "./database-sql-source.ts";
-import { fieldNeeds, planProbe, type ProbePlan, type ProbeSpec } from "./plan.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type ProbePlan, type ProbeSpec } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import { recordContext, utf8, type SpanEventContext } from "./span-event.ts";
 import { parseStatementCached } from "./sql-statement.ts";
@@ -233,7 +233,7 @@ export function readiness(exe: GoExecutable): Readiness {
     status: "ready",
     reason: `${short.join(", ")}: entry and ${[RETURN_PROGRAM, PGX_RETURN_PROGRAM, PGX_BATCH_CLOSE_PROGRAM].reduce((n, p) => n + (r.programs[p]?.length ?? 0), 0)} return sites; ` +
       (drivers.length ? `drivers ${drivers.join(", ")}` : "no SQL driver gotel knows (spans say other_sql)"),
-    offsetsSource: r.plan.offsetsSource,
+    ...offsetsOrigin(r.plan),
   };
 }
 

@@ -4,6 +4,7 @@ import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./nethttp-client.ts";
+import { offsetsOrigin } from "./plan.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
@@ -47,7 +48,7 @@ export class NethttpClientProbe implements SpanProbe {
       ...(inject ? { [PROGRAMS.inject]: [inject.offset] } : {}),
     };
     return {
-      offsetsSource: p.offsetsSource,
+      ...offsetsOrigin(p),
       sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
       attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs),
     };

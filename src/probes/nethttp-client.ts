@@ -6,7 +6,7 @@
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { SpanRecord } from "../traces/span.ts";
 import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
-import { fieldNeeds, planProbe, type PlanResult, type ProbeSpec } from "./plan.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "./plan.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { Readiness } from "./registry.ts";
 import { recordContext, type SpanEventContext } from "./span-event.ts";
@@ -69,7 +69,7 @@ export function readiness(exe: GoExecutable): Readiness {
     status: "ready",
     reason: `${ROUND_TRIP}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}` +
       (inject ? `; traceparent injection at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found: no traceparent injection`),
-    offsetsSource: r.plan.offsetsSource,
+    ...offsetsOrigin(r.plan),
   };
 }
 

@@ -5,6 +5,7 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "./go-panic.ts";
 import { H2_WRITER_TYPES, type H2Server, degraded, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
+import { offsetsOrigin } from "./plan.ts";
 import { ProbeObject, type LoadOptions } from "./probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "./span-event.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
@@ -59,7 +60,7 @@ export class NethttpServerProbe implements SpanProbe {
       xnet: has("xnet_writer_rws", "xnet_rws_status"),
     };
     return {
-      offsetsSource: p.offsetsSource,
+      ...offsetsOrigin(p),
       sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
       note: degraded(exe, p.offsets),
       attach: (tgid, path) => {

@@ -9,7 +9,7 @@ import type { GoExecutable } from "../gobin/analyze.ts";
 import type { GoFunction } from "../gobin/functions.ts";
 import { bundledTable } from "../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
-import { fieldNeeds, planProbe, type PlanResult, type ProbePlan, type ProbeSpec } from "./plan.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbePlan, type ProbeSpec } from "./plan.ts";
 import type { Readiness } from "./registry.ts";
 import type { SpanRecord, SpanRecordEvent } from "../traces/span.ts";
 import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
@@ -172,7 +172,7 @@ export function readiness(exe: GoExecutable): Readiness {
   return {
     status: "ready",
     reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"}; ${serverPrograms(exe, r.plan).ends}${xnet}${note ? `; ${note}` : ""}`,
-    offsetsSource: r.plan.offsetsSource,
+    ...offsetsOrigin(r.plan),
   };
 }
 

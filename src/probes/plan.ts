@@ -4,7 +4,7 @@
  */
 import type { GoExecutable, ProbeSites } from "../gobin/analyze.ts";
 import { resolveOffsets, type FieldNeed, type TableLookup } from "../offsets/resolver.ts";
-import type { OffsetsSource } from "./registry.ts";
+import type { OffsetsSource, Readiness } from "./registry.ts";
 
 /** Go versions whose register ABI and struct layouts gotel knows */
 export const MIN_GO: [number, number] = [1, 19];
@@ -16,6 +16,8 @@ export interface ProbePlan {
   /** config struct member -> offset; undefined = the field does not exist in this version */
   offsets: Record<string, number | undefined>;
   offsetsSource: OffsetsSource;
+  /** table-interpolated: which built versions stood in for the binary's ("Go 1.23.5 is not in the table; …") */
+  offsetsNote?: string;
 }
 
 /** `absent`: the binary does not have the probed function at all (it does not use that library): not a problem */
@@ -53,5 +55,10 @@ export function planProbe(exe: GoExecutable, spec: ProbeSpec, table: TableLookup
   if ("skipped" in r) return r;
   const extra: ProbePlan["extra"] = {};
   for (const [program, fn] of Object.entries(spec.extra ?? {})) extra[program] = exe.entrySite(fn);
-  return { plan: { sites, extra, offsets: r.offsets, offsetsSource: r.source } };
+  return { plan: { sites, extra, offsets: r.offsets, offsetsSource: r.source, ...(r.note ? { offsetsNote: r.note } : {}) } };
+}
+
+/** Where a plan's offsets came from, as readiness (inspect) and the `attached` log line show it. */
+export function offsetsOrigin(plan: ProbePlan): Required<Pick<Readiness, "offsetsSource">> & Pick<Readiness, "offsetsNote"> {
+  return { offsetsSource: plan.offsetsSource, ...(plan.offsetsNote ? { offsetsNote: plan.offsetsNote } : {}) };
 }

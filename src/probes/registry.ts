@@ -16,6 +16,8 @@ export interface Readiness {
   /** why it is skipped, or what it will probe */
   reason: string;
   offsetsSource?: OffsetsSource;
+  /** table-interpolated: which built versions of the table stood in for the binary's */
+  offsetsNote?: string;
 }
 
 export interface Instrumentation {

@@ -9,6 +9,8 @@ import type { OffsetsSource } from "./registry.ts";
 
 export interface Prepared {
   offsetsSource: OffsetsSource;
+  /** table-interpolated: which built versions stood in for the binary's, for the log */
+  offsetsNote?: string;
   /** probe sites, for the log */
   sites: number;
   /** what its spans will lack in this binary (missing optional offsets), for the log */

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { GOTEL } from "../support/cli.ts";
 import { pidOf } from "../support/chain.ts";
 import { Collector, SPAN_KIND, STATUS_CODE, describeSpans, useCollector } from "../support/collector.ts";
-import { buildGoFixture, type GoBuild } from "../support/go.ts";
+import { buildGoFixture, withGoVersion, type GoBuild } from "../support/go.ts";
 import { Proc, startServer } from "../support/processes.ts";
 
 const sharedCollector = useCollector();
@@ -17,10 +17,16 @@ beforeAll(() => {
   collector = sharedCollector();
 });
 
-const VARIANTS: GoBuild[] = [
+/** claims: the Go version the binary's build info is patched to say */
+const VARIANTS: (GoBuild & { claims?: string })[] = [
   ...["1.19.13", "1.21.13", "1.24.13", "1.27.4"].map((goVersion) => ({ goVersion, stripped: false })),
   { goVersion: "1.19.13", stripped: true }, { goVersion: "1.27.4", stripped: true },
+  // a patch release that is not on the module proxy, so not in the table: between 1.23.4 and 1.23.6, which agree
+  { goVersion: "1.23.12", stripped: true, claims: "go1.23.5" },
 ];
+const label = (v: (typeof VARIANTS)[number]): string =>
+  `Go ${v.goVersion}${v.stripped ? " stripped" : ""}${v.claims ? `, build info claiming ${v.claims}` : ""}`;
+const INTERPOLATED = 'offsets=table-interpolated offsetsNote="Go 1.23.5 is not in the table; using 1.23.4 and 1.23.6, which agree"';
 
 /** [span name, db.query.text] in the order /run makes them */
 const EXPECTED: [string, string | undefined][] = [
@@ -30,9 +36,10 @@ const EXPECTED: [string, string | undefined][] = [
   ["SELECT d", "SELECT n FROM d"], ["DELETE e", "DELETE FROM e"], ["SELECT missing", "SELECT n FROM missing"],
 ];
 
-describe.each(VARIANTS)("Go $goVersion (stripped: $stripped)", (build) => {
+describe.each(VARIANTS.map((v) => ({ ...v, label: label(v) })))("$label", ({ claims, label: _, ...build }) => {
   test("every probed path gives its span, under the request's server span", async () => {
-    const exe = buildGoFixture("sql-fake", build);
+    const built = buildGoFixture("sql-fake", build);
+    const exe = claims ? withGoVersion(built, claims) : built;
     const target = await startServer(exe, ["127.0.0.1:0"]);
     const gotel = new Proc([GOTEL, "run", "--pid", String(target.proc.pid)], {
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100",
@@ -40,7 +47,16 @@ describe.each(VARIANTS)("Go $goVersion (stripped: $stripped)", (build) => {
     });
     try {
       const line = await gotel.waitForLine(new RegExp(`attached pid=${target.proc.pid} .*instrumentation=database/sql`), 20_000);
-      expect(line).toContain(`offsets=${build.stripped ? "table" : "dwarf"}`);
+      if (claims) {
+        // the log says which built versions stood in, for each instrumentation
+        expect(line).toContain(` go=1.23.5 instrumentation=database/sql sites=`);
+        expect(line).toContain(INTERPOLATED);
+        const server = await gotel.waitForLine(new RegExp(`attached pid=${target.proc.pid} .*instrumentation="net/http server"`), 20_000);
+        expect(server).toContain(INTERPOLATED);
+      } else {
+        expect(line).toContain(`offsets=${build.stripped ? "table" : "dwarf"}`);
+        expect(line).not.toContain("offsetsNote=");
+      }
       const r = await fetch(`${target.base}/run`);
       expect(await r.text()).toBe("ok");
       const pid = target.proc.pid;

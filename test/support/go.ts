@@ -1,6 +1,7 @@
 /** Builds Go programs from test/fixtures/ for the tests (never committed binaries), cached in build/fixtures. */
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { ElfFile } from "../../src/gobin/elf.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 
@@ -63,6 +64,44 @@ export function buildGoFixture(name: string, b: GoBuild = {}): string {
     stderr: "pipe",
   });
   if (r.exitCode !== 0) throw new Error(`go build of test/fixtures/${name} (${variantName(b)}) failed: ${r.stderr.toString()}`);
+  renameSync(tmp, out);
+  return out;
+}
+
+/**
+ * A copy of a Go executable whose build info claims another Go version (e.g. a patch release the offsets table
+ * does not have), written next to it. Go >= 1.18 keeps the version inline in `.go.buildinfo`, after the 32-byte
+ * header, as a uvarint length and the bytes, followed by the module information likewise: the version is
+ * rewritten and the module information moved to follow it. Nothing else in the binary changes.
+ */
+export function withGoVersion(exe: string, goVersion: string): string {
+  const bytes = Buffer.from(readFileSync(exe));
+  const info = ElfFile.parse(new Uint8Array(bytes), exe).section(".go.buildinfo");
+  if (!info) throw new Error(`${exe}: no .go.buildinfo section`);
+  const blob = bytes.subarray(info.offset, info.offset + info.size);
+  const header = blob.indexOf(Buffer.from("\xff Go buildinf:", "latin1"));
+  if (header < 0 || (blob[header + 15]! & 2) === 0) throw new Error(`${exe}: no inline build info (Go >= 1.18)`);
+  const uvarint = (at: number): [value: number, size: number] => {
+    let v = 0;
+    for (let i = 0; ; i++) {
+      v += (blob[at + i]! & 0x7f) * 2 ** (7 * i);
+      if (blob[at + i]! < 0x80) return [v, i + 1];
+    }
+  };
+  const at = header + 32;
+  const [oldLen, oldSize] = uvarint(at);
+  const modinfoAt = at + oldSize + oldLen;
+  const [modLen, modSize] = uvarint(modinfoAt);
+  const modinfo = Buffer.from(blob.subarray(modinfoAt, modinfoAt + modSize + modLen));
+  const version = Buffer.from(goVersion);
+  if (version.length >= 0x80 || at + 1 + version.length + modinfo.length > blob.length) throw new Error(`${exe}: no room for ${goVersion}`);
+  blob.fill(0, at, modinfoAt + modinfo.length);
+  blob[at] = version.length;
+  version.copy(blob, at + 1);
+  modinfo.copy(blob, at + 1 + version.length);
+  const out = `${exe}-as-${goVersion}`;
+  const tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  writeFileSync(tmp, bytes, { mode: 0o755 });
   renameSync(tmp, out);
   return out;
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { formatReport, inspectExecutable } from "../../src/cli/inspect.ts";
 import type { Instrumentation } from "../../src/probes/registry.ts";
 import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
-import { buildGoFixture, ROOT, variantName } from "../support/go.ts";
+import { buildGoFixture, ROOT, variantName, withGoVersion } from "../support/go.ts";
 import { sampleVariants } from "../support/matrix.ts";
 
 function goVersionOf(path: string): string {
@@ -74,6 +74,39 @@ describe("a program that uses database/sql with a cgo driver (test/fixtures/http
       name: "database/sql", status: "ready", offsetsSource: stripped ? "table" : "dwarf",
       reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback, pgx\.\(\*Conn\)\.Query, pgx\.\(\*Conn\)\.Exec: entry and \d+ return sites; drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
     });
+  }, 300_000);
+});
+
+describe("a stripped binary of a Go patch release the table does not have (go1.23.5: not on the module proxy)", () => {
+  // test/fixtures/sql-fake built stripped with Go 1.23.12, its build info claiming go1.23.5; the table has
+  // 1.23.4 and 1.23.6, whose offsets agree for every field the probes read
+  const patched = () => withGoVersion(buildGoFixture("sql-fake", { goVersion: "1.23.12", stripped: true }), "go1.23.5");
+  const note = "Go 1.23.5 is not in the table; using 1.23.4 and 1.23.6, which agree";
+
+  test("each ready instrumentation says table-interpolated, and which built versions stood in", () => {
+    const r = inspectExecutable(patched());
+    expect(r.goVersion).toBe("go1.23.5");
+    expect(r.instrumentations.map(({ name, status, offsetsSource, offsetsNote }) => ({ name, status, offsetsSource, offsetsNote }))).toEqual([
+      { name: "net/http server", status: "ready", offsetsSource: "table-interpolated", offsetsNote: note },
+      { name: "net/http client", status: "skipped", offsetsSource: undefined, offsetsNote: undefined },
+      { name: "database/sql", status: "ready", offsetsSource: "table-interpolated", offsetsNote: note },
+    ]);
+  }, 300_000);
+
+  test("gotel inspect: the note in the text and as offsetsNote in --json", () => {
+    const text = runCommand([GOTEL, "inspect", patched()]);
+    expect(text.code).toBe(0);
+    const ready = text.stdout.split("\n").filter((l) => l.startsWith("  ready "));
+    expect(ready).toHaveLength(2);
+    for (const l of ready) expect(l).toEndWith(` (offsets: table-interpolated: ${note})`);
+    const json = runCommand([GOTEL, "inspect", "--json", patched()]);
+    expect(json.code).toBe(0);
+    const j = JSON.parse(json.stdout) as { instrumentations: Record<string, unknown>[] };
+    expect(j.instrumentations.filter((i) => i.status === "ready").map((i) => [i.name, i.offsetsSource, i.offsetsNote])).toEqual([
+      ["net/http server", "table-interpolated", note], ["database/sql", "table-interpolated", note],
+    ]);
+    // the reason stays what it is for any source
+    expect(j.instrumentations.every((i) => !String(i.reason).includes("1.23.4"))).toBe(true);
   }, 300_000);
 });
 
