@@ -1,7 +1,8 @@
 /**
  * The bundled struct-offsets table (src/offsets/table.json, made by scripts/offsets/generate.ts): well-formed,
- * complete for the net/http server probe's fields for every version it lists, equal to the DWARF of real fixture
- * builds, and never answering for a version that was not built (except the documented interpolation).
+ * complete for every field every probe declares, for every module, version and architecture it lists, equal to
+ * the DWARF of real fixture builds, and never answering for a version that was not built (except the documented
+ * interpolation).
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -14,7 +15,7 @@ import {
   type OffsetsTable,
 } from "../../src/offsets/table.ts";
 import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
-import { fieldsOf } from "../../src/probes/registry.ts";
+import { fieldsOf, INSTRUMENTATIONS } from "../../src/probes/registry.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { GO_VERSIONS } from "../support/matrix.ts";
 
@@ -44,16 +45,39 @@ describe("the bundled table", () => {
     }
   });
 
-  test("is complete for every field of every probe, for every version it lists", () => {
+  test("std: the fields every supported Go version has are offsets, never absent, in every version it lists", () => {
     for (const arch of ARCHES) {
       for (const v of builtVersions(STD, arch)) {
-        for (const f of PROBE_FIELDS) {
-          const r = lookupOffset(STD, v, arch, f);
-          if ("unknown" in r) throw new Error(`${f} ${v} ${arch}: ${r.unknown}`);
-        }
         for (const f of ALWAYS) expect({ v, arch, f, r: lookupOffset(STD, v, arch, f) }).toMatchObject({ r: { offset: expect.any(Number) } });
       }
     }
+  });
+
+  // every module a probe reads fields of: the table has it for both architectures, and for every version it
+  // lists an answer (an offset, or the field's absence recorded) for every field any probe declares for it
+  const DECLARED = [...new Set(INSTRUMENTATIONS.flatMap((i) => i.needs).map((n) => n.module))].sort();
+  /** modules whose fields come from DWARF only (scripts/offsets/generate.ts says why) */
+  const DWARF_ONLY = ["github.com/mattn/go-sqlite3", "modernc.org/sqlite"];
+  test("covers every module a probe reads fields of, except the DWARF-only ones, and nothing else", () => {
+    expect(DECLARED).toContain(STD);
+    expect(Object.keys(TABLE.modules).sort()).toEqual(DECLARED.filter((m) => !DWARF_ONLY.includes(m)));
+  });
+  test.each(DECLARED.filter((m) => !DWARF_ONLY.includes(m)))("is complete for every field any probe declares for %s, for every version and arch it lists", (module) => {
+    const fields = fieldsOf(module);
+    expect(fields.length).toBeGreaterThan(0);
+    let answers = 0;
+    for (const arch of ARCHES) {
+      const versions = builtVersions(module, arch);
+      expect({ module, arch, built: versions.length > 0 }).toEqual({ module, arch, built: true });
+      for (const v of versions) {
+        for (const f of fields) {
+          const r = lookupOffset(module, v, arch, f);
+          if ("unknown" in r) throw new Error(`${module}: ${f} ${v} ${arch}: ${r.unknown}`);
+          answers++;
+        }
+      }
+    }
+    expect(answers).toBe(fields.length * (builtVersions(module, "amd64").length + builtVersions(module, "arm64").length));
   });
 
   test("version-dependent fields appear where Go's history says", () => {
