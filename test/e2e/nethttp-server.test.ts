@@ -7,8 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import pkg from "../../package.json" with { type: "json" };
 import { ElfFile } from "../../src/gobin/elf.ts";
-import { Collector, useCollector, type ReceivedSpan } from "../support/collector.ts";
+import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type Attributes, type ReceivedSpan } from "../support/collector.ts";
 import { GOTEL } from "../support/cli.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { waitFor } from "../support/kernel.ts";
@@ -43,6 +44,58 @@ function byPath(spans: ReceivedSpan[], path: string): ReceivedSpan {
   return s[0]!;
 }
 
+/** The resource DESIGN.md asks for, for a process of `exe` built with Go `goVersion`. */
+function processResource(exe: string, pid: number, goVersion: string): Attributes {
+  return {
+    "service.name": basename(exe),
+    "process.pid": BigInt(pid),
+    "process.executable.path": exe,
+    "process.runtime.name": "go",
+    "process.runtime.version": `go${goVersion}`,
+    "telemetry.sdk.language": "go",
+    "telemetry.sdk.name": "opentelemetry",
+    // the OpenTelemetry JS SDK builds and exports the spans: its version, as package.json pins it
+    "telemetry.sdk.version": pkg.dependencies["@opentelemetry/sdk-trace-base"],
+    "telemetry.distro.name": "gotel",
+    "telemetry.distro.version": pkg.version,
+  };
+}
+
+interface Target { exe: string; goVersion: string; pid: number; port: number }
+
+/**
+ * The span of one request `s` to `target`: a root SERVER span with exactly these attributes (http.route only
+ * when `want.route` is given), scope and resource, inside the window the client observed.
+ */
+function expectServerSpan(span: ReceivedSpan, s: Sent, target: Target, want: { name: string; status: bigint; route?: string }): void {
+  expect(span.name).toBe(want.name);
+  expect(span.kind).toBe(SPAN_KIND.SERVER);
+  expect(span.parentSpanId).toBe("");
+  expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
+  expect(span.spanId).toMatch(/^[0-9a-f]{16}$/);
+  const { "network.peer.port": peerPort, ...rest } = span.attributes;
+  expect(typeof peerPort === "bigint" && peerPort > 0n).toBe(true);
+  expect(rest).toEqual({
+    "http.request.method": s.method,
+    "url.path": s.path,
+    "url.scheme": "http",
+    "http.response.status_code": want.status,
+    ...(want.route !== undefined ? { "http.route": want.route } : {}),
+    "network.protocol.version": "1.1",
+    "server.address": "127.0.0.1",
+    "server.port": BigInt(target.port),
+    "network.peer.address": "127.0.0.1",
+    "user_agent.original": "gotel-e2e/1.0",
+  });
+  expect(span.status.code).toBe(want.status >= 500n ? STATUS_CODE.ERROR : STATUS_CODE.UNSET);
+  expect(span.scope.name).toBe("go.opentelemetry.io/auto/net/http");
+  expect(span.resource).toEqual(processResource(target.exe, target.pid, target.goVersion));
+  // inside the window the client observed, to within the clock-offset slack
+  expect(span.startTimeUnixNano).toBeGreaterThanOrEqual(s.before - SLACK_NS);
+  expect(span.endTimeUnixNano).toBeLessThanOrEqual(s.after + SLACK_NS);
+  expect(span.endTimeUnixNano).toBeGreaterThanOrEqual(span.startTimeUnixNano);
+}
+
 describe.each([
   ["1.22.12", false], ["1.24.13", false], ["1.27.4", false],
   // stripped (-ldflags=-s -w): functions from .gopclntab, offsets from gotel's table; traced exactly the same
@@ -75,49 +128,14 @@ describe.each([
     await Bun.sleep(300);
     expect(collector.spans().length).toBe(4);
 
-    const expected: Record<string, { name: string; method: string; status: bigint; route: string; error: boolean }> = {
-      "/users/42": { name: "GET /users/{id}", method: "GET", status: 200n, route: "/users/{id}", error: false },
-      "/orders": { name: "POST /orders", method: "POST", status: 201n, route: "/orders", error: false },
-      "/fail": { name: "GET /fail", method: "GET", status: 500n, route: "/fail", error: true },
-      "/healthz": { name: "GET /healthz", method: "GET", status: 200n, route: "/healthz", error: false },
+    const expected: Record<string, { name: string; status: bigint; route: string }> = {
+      "/users/42": { name: "GET /users/{id}", status: 200n, route: "/users/{id}" },
+      "/orders": { name: "POST /orders", status: 201n, route: "/orders" },
+      "/fail": { name: "GET /fail", status: 500n, route: "/fail" },
+      "/healthz": { name: "GET /healthz", status: 200n, route: "/healthz" },
     };
-    for (const s of sent) {
-      const span = byPath(spans, s.path);
-      const want = expected[s.path]!;
-      expect(span.name).toBe(want.name);
-      expect(span.kind).toBe(2); // SERVER
-      expect(span.parentSpanId).toBe("");
-      expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
-      expect(span.spanId).toMatch(/^[0-9a-f]{16}$/);
-      const { "network.peer.port": peerPort, ...rest } = span.attributes;
-      expect(typeof peerPort === "bigint" && peerPort > 0n).toBe(true);
-      expect(rest).toEqual({
-        "http.request.method": want.method,
-        "url.path": s.path,
-        "url.scheme": "http",
-        "http.response.status_code": want.status,
-        "http.route": want.route,
-        "network.protocol.version": "1.1",
-        "server.address": "127.0.0.1",
-        "server.port": BigInt(server.port),
-        "network.peer.address": "127.0.0.1",
-        "user_agent.original": "gotel-e2e/1.0",
-      });
-      expect(span.status.code).toBe(want.error ? 2 : 0);
-      expect(span.scope.name).toBe("go.opentelemetry.io/auto/net/http");
-      expect(span.resource).toMatchObject({
-        "service.name": basename(exe),
-        "process.pid": BigInt(server.proc.pid),
-        "process.runtime.name": "go",
-        "process.runtime.version": `go${goVersion}`,
-        "telemetry.distro.name": "gotel",
-        "telemetry.sdk.language": "go",
-      });
-      // inside the window the client observed, to within the clock-offset slack
-      expect(span.startTimeUnixNano).toBeGreaterThanOrEqual(s.before - SLACK_NS);
-      expect(span.endTimeUnixNano).toBeLessThanOrEqual(s.after + SLACK_NS);
-      expect(span.endTimeUnixNano).toBeGreaterThanOrEqual(span.startTimeUnixNano);
-    }
+    const target = { exe, goVersion, pid: server.proc.pid, port: server.port };
+    for (const s of sent) expectServerSpan(byPath(spans, s.path), s, target, expected[s.path]!);
     expect(new Set(spans.map((s) => s.traceId)).size).toBe(4);
   }, 60_000);
 
@@ -212,23 +230,115 @@ describe.each([
   }, 30_000);
 });
 
-describe("framework router (chi)", () => {
-  test("spans are named by method; url.path is the request path", async () => {
-    const server = await startServer(buildGoFixture("http-chi", { goVersion: "1.27.4" }));
+describe("framework routers on net/http", () => {
+  // their routes are not ServeMux patterns: the span is named by the method and has no http.route (see README)
+  test.each([
+    ["chi", "http-chi", "/items/7"],
+    ["gin", "http-gin", "/users/7"],
+    ["gorilla/mux", "http-gorilla", "/users/7"],
+  ])("%s: one SERVER span per request, named by the method; url.path is the request path", async (_framework, fixture, path) => {
+    const goVersion = "1.27.4";
+    const exe = buildGoFixture(fixture, { goVersion });
+    const server = await startServer(exe);
     const gotel = await runGotel(["--pid", String(server.proc.pid)], gotelEnv(), server.proc.pid);
     try {
       collector.clear();
-      await send(server.base, "GET", "/items/7");
-      const [span] = await collector.waitForSpans(1, 10_000);
-      expect(span!.name).toBe("GET");
-      expect(span!.attributes["url.path"]).toBe("/items/7");
-      expect(span!.attributes["http.route"]).toBeUndefined();
-      expect(span!.attributes["http.response.status_code"]).toBe(200n);
+      const s = await send(server.base, "GET", path);
+      expect(s.status).toBe(200);
+      await collector.waitForSpans(1, 10_000);
+      await Bun.sleep(300);
+      const spans = collector.spans();
+      expect(spans.length).toBe(1);
+      expectServerSpan(spans[0]!, s, { exe, goVersion, pid: server.proc.pid, port: server.port }, { name: "GET", status: 200n });
     } finally {
       await gotel.stop();
       await server.proc.stop();
     }
+  }, 180_000);
+});
+
+describe("targets: upstream's variables and repeated --pid", () => {
+  const goVersion = "1.27.4";
+  const spanOrigins = (spans: ReceivedSpan[]) => spans.map((s) => [s.attributes["url.path"], s.resource["process.pid"]]).sort();
+
+  test("OTEL_GO_AUTO_TARGET_PID: the process it names", async () => {
+    const server = await startServer(buildGoFixture("http-server", { goVersion }));
+    const gotel = await runGotel([], gotelEnv({ OTEL_GO_AUTO_TARGET_PID: String(server.proc.pid) }), server.proc.pid);
+    try {
+      expect(await gotel.waitForLine(/gotel is running /)).toEndWith(" targets=1");
+      collector.clear();
+      await send(server.base, "GET", "/users/env-pid");
+      expect(spanOrigins(await collector.waitForSpans(1, 10_000))).toEqual([["/users/env-pid", BigInt(server.proc.pid)]]);
+    } finally {
+      expect(await gotel.stop()).toBe(0);
+      await server.proc.stop();
+    }
+  }, 60_000);
+
+  test("OTEL_GO_AUTO_TARGET_EXE: every process of that executable, also one started later", async () => {
+    const exe = buildGoFixture("http-server", { goVersion });
+    const first = await startServer(exe);
+    const gotel = await runGotel([], gotelEnv({ OTEL_GO_AUTO_TARGET_EXE: exe }), first.proc.pid);
+    const second = await startServer(exe);
+    try {
+      await gotel.waitForLine(new RegExp(`attached pid=${second.proc.pid} `), 2_000);
+      collector.clear();
+      await send(first.base, "GET", "/users/env-exe-1");
+      await send(second.base, "GET", "/users/env-exe-2");
+      expect(spanOrigins(await collector.waitForSpans(2, 10_000))).toEqual([
+        ["/users/env-exe-1", BigInt(first.proc.pid)],
+        ["/users/env-exe-2", BigInt(second.proc.pid)],
+      ]);
+    } finally {
+      expect(await gotel.stop()).toBe(0);
+      await first.proc.stop();
+      await second.proc.stop();
+    }
+  }, 60_000);
+
+  test("--pid twice: one gotel run traces two processes of different executables and Go versions", async () => {
+    const a = await startServer(buildGoFixture("http-server", { goVersion: "1.22.12" }));
+    const b = await startServer(buildGoFixture("http-server", { goVersion }));
+    const gotel = await runGotel(["--pid", String(a.proc.pid), "--pid", String(b.proc.pid)], gotelEnv(), a.proc.pid);
+    try {
+      await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} `));
+      expect(await gotel.waitForLine(/gotel is running /)).toEndWith(" targets=2");
+      collector.clear();
+      await send(a.base, "GET", "/users/a");
+      await send(b.base, "GET", "/users/b");
+      const spans = await collector.waitForSpans(2, 10_000);
+      expect(spans.map((s) => [s.name, s.attributes["url.path"], s.resource["process.pid"], s.resource["process.runtime.version"]]).sort()).toEqual([
+        ["GET /users/{id}", "/users/a", BigInt(a.proc.pid), "go1.22.12"],
+        ["GET /users/{id}", "/users/b", BigInt(b.proc.pid), `go${goVersion}`],
+      ]);
+    } finally {
+      expect(await gotel.stop()).toBe(0);
+      await a.proc.stop();
+      await b.proc.stop();
+    }
   }, 120_000);
+
+  test("--pid wins over OTEL_GO_AUTO_TARGET_PID", async () => {
+    const exe = buildGoFixture("http-server", { goVersion });
+    const flagged = await startServer(exe);
+    const other = await startServer(exe);
+    const gotel = await runGotel(["--pid", String(flagged.proc.pid)], gotelEnv({ OTEL_GO_AUTO_TARGET_PID: String(other.proc.pid) }), flagged.proc.pid);
+    try {
+      // every --pid target is attached before this line
+      expect(await gotel.waitForLine(/gotel is running /)).toEndWith(" targets=1");
+      expect(gotel.countLines(new RegExp(`pid=${other.proc.pid} `))).toBe(0);
+      collector.clear();
+      await send(other.base, "GET", "/users/other");
+      await send(flagged.base, "GET", "/users/flagged");
+      await collector.waitForSpans(1, 10_000);
+      await Bun.sleep(300);
+      expect(spanOrigins(collector.spans())).toEqual([["/users/flagged", BigInt(flagged.proc.pid)]]);
+    } finally {
+      expect(await gotel.stop()).toBe(0);
+      await flagged.proc.stop();
+      await other.proc.stop();
+    }
+  }, 60_000);
 });
 
 describe("OTLP protocols", () => {

@@ -47,6 +47,76 @@ test("trace --duration ends the session on time with its summary", async () => {
   expect(g.stderr.at(-1)).toBe("1 spans, 1 traces, 0 dropped");
 }, 60_000);
 
+test("without a terminal the default format is jsonl", async () => {
+  const g = new Proc([GOTEL, "trace", "--pid", String(server.proc.pid), "--count", "1"]);
+  await g.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 20_000);
+  await fetch(server.base + "/users/default");
+  expect(await g.wait(10_000)).toBe(0);
+  expect(g.stdout.map((l) => JSON.parse(l) as Record<string, unknown>).map((s) => [s.name, (s.attributes as Record<string, unknown>)["url.path"]])).toEqual([
+    ["GET /users/{id}", "/users/default"],
+  ]);
+  expect(g.stderr.at(-1)).toBe("1 spans, 1 traces, 0 dropped");
+}, 60_000);
+
+const DURATION = String.raw`\d+(?:\.\d+)?(?:ns|µs|ms|s)`;
+
+/**
+ * The trees of two one-span traces (GET /users/7, then GET /fail) among `lines`, which may hold gotel's log lines
+ * too: exact apart from the time of day, the durations and the trace ids; a trace of one span lasts as long as it.
+ */
+function expectTwoTrees(lines: string[]): void {
+  const tree = lines.filter((l) => !/^\d{4}-\d\d-\d\dT/.test(l) && !/ dropped$/.test(l));
+  const durations: string[][] = [];
+  const normalised = tree.map((l) => {
+    const found = [...l.matchAll(new RegExp(` +(${DURATION})  `, "g"))].map((m) => m[1]!);
+    if (found.length) durations.push(found);
+    return l
+      .replace(/^\d\d:\d\d:\d\d\.\d{3}  /, "TIME  ")
+      .replace(new RegExp(` +${DURATION}  `, "g"), "  DUR  ")
+      .replace(/trace [0-9a-f]{32}$/, "trace ID");
+  });
+  const bar = "█".repeat(24);
+  expect(normalised).toEqual([
+    "TIME  http-server  GET /users/{id}  DUR  1 span  trace ID",
+    `  GET /users/{id}  srv  DUR  ${bar}  200 /users/7`,
+    "",
+    "TIME  http-server  GET /fail  DUR  1 span  trace ID",
+    `  GET /fail  srv  DUR  ${bar}  500 ERROR`,
+    "",
+  ]);
+  expect(durations.map((d) => d.length)).toEqual([1, 1, 1, 1]);
+  expect(durations[1]).toEqual(durations[0]!);
+  expect(durations[3]).toEqual(durations[2]!);
+}
+
+async function sendTwo(): Promise<void> {
+  expect((await fetch(server.base + "/users/7")).status).toBe(200);
+  expect((await fetch(server.base + "/fail")).status).toBe(500);
+}
+
+test("trace --format tree: one tree per trace with durations and a waterfall, no colors on a pipe", async () => {
+  const g = new Proc([GOTEL, "trace", "--pid", String(server.proc.pid), "--format", "tree", "--count", "2"]);
+  await g.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 20_000);
+  await sendTwo();
+  expect(await g.wait(10_000)).toBe(0);
+  expect(g.stdout.join("\n")).not.toContain("\x1b[");
+  expectTwoTrees(g.stdout);
+  expect(g.stderr.at(-1)).toBe("2 spans, 2 traces, 0 dropped");
+}, 60_000);
+
+test("on a terminal (a pseudo-terminal from script(1)) the default is the tree, in color", async () => {
+  // script runs gotel on a pty: stdout and stderr both go to it and come back here as script's stdout
+  const g = new Proc(["script", "-qec", `${GOTEL} trace --pid ${server.proc.pid} --count 2`, "/dev/null"]);
+  await g.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 20_000);
+  await sendTwo();
+  expect(await g.wait(10_000)).toBe(0);
+  const raw = g.stdout.join("\n");
+  expect(raw).toContain("\x1b[1mhttp-server  GET /users/{id}\x1b[0m"); // the header's service and name in bold
+  const lines = g.stdout.map((l) => l.replace(/\r$/, "").replace(/\x1b\[[0-9;]*m/g, ""));
+  expectTwoTrees(lines);
+  expect(lines.filter((l) => l !== "").at(-1)).toBe("2 spans, 2 traces, 0 dropped");
+}, 60_000);
+
 test("OTEL_TRACES_EXPORTER=console prints spans on stdout", async () => {
   const g = new Proc([GOTEL, "run", "--pid", String(server.proc.pid)], { OTEL_TRACES_EXPORTER: "console", OTEL_BSP_SCHEDULE_DELAY: "100" });
   await g.waitForLine(new RegExp(`attached pid=${server.proc.pid} `), 20_000);

@@ -4,10 +4,13 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
-import { ROOT } from "../support/go.ts";
+import { buildGoFixture, ROOT } from "../support/go.ts";
 import { requireRoot } from "../support/kernel.ts";
+import { startServer } from "../support/processes.ts";
 
 const REJECTED = join(ROOT, "build/test-bpf", process.arch, "rejected.bpf.o");
+/** runs the rest of the command line as nobody:nogroup, without supplementary groups or inheritable capabilities */
+const UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"];
 let scratch: string;
 
 beforeAll(() => {
@@ -87,7 +90,7 @@ describe("gotel doctor (compiled binary)", () => {
   });
 
   test("as an unprivileged user: BPF permission fails with what to grant, exit 1", () => {
-    const r = runCommand(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", GOTEL, "doctor"]);
+    const r = runCommand([...UNPRIVILEGED, GOTEL, "doctor"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe("");
     const line = r.stdout.split("\n").find((l) => l.includes(" BPF permission "));
@@ -98,7 +101,7 @@ describe("gotel doctor (compiled binary)", () => {
 
 describe("gotel version and bad command lines (compiled binary)", () => {
   test("version with an empty environment, also unprivileged", () => {
-    for (const prefix of [[], ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]]) {
+    for (const prefix of [[], UNPRIVILEGED]) {
       const r = runCommand([...prefix, GOTEL, "version"]);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
@@ -120,6 +123,22 @@ describe("gotel version and bad command lines (compiled binary)", () => {
     expect(b.code).toBe(2);
     expect(expectOneLineError(b)).toBe("gotel: Unknown option '--frob'; see `gotel help`");
   });
+});
+
+describe("gotel run (compiled binary)", () => {
+  test("run --pid of a real Go process as an unprivileged user: one line naming what is missing and what to grant, exit 1", async () => {
+    const server = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+    try {
+      const r = runCommand([...UNPRIVILEGED, GOTEL, "run", "--pid", String(server.proc.pid)]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(expectOneLineError(r)).toMatch(
+        /^gotel: bpf_object__load failed for \w+\.bpf\.o: Operation not permitted: .*\(EPERM\); run gotel as root, or grant it CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE \(CAP_SYS_ADMIN on kernels before 5\.8\)$/,
+      );
+    } finally {
+      await server.proc.stop();
+    }
+  }, 120_000);
 });
 
 // gotel from source: the compiled binary cannot be run under Bun's profiler
