@@ -104,7 +104,7 @@ export class Agent {
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {
-    const mode = preferredAttachMode();
+    const mode = preferredAttachMode(opts.env.GOTEL_UPROBE_ATTACH);
     let agent: Agent | undefined;
     const set = loadProbes(opts.env, mode, (tgid) => agent?.memory(tgid));
     agent = new Agent(opts, set);

@@ -76,6 +76,9 @@ const propagators = v.pipe(
 );
 
 const pid = v.pipe(trimmed, v.regex(/^[1-9]\d*$/), v.transform(Number));
+/** how uprobes attach: `auto` uses uprobe.multi where the kernel has it (6.6+); `classic` is what older kernels get */
+const ATTACH = ["auto", "classic", "multi"] as const;
+const attach = v.pipe(trimmed, v.toLowerCase(), v.picklist(ATTACH));
 
 interface Spec<S extends v.GenericSchema<string, unknown>, F extends string | undefined = string | undefined> {
   schema: S;
@@ -96,6 +99,7 @@ const variables = {
   OTEL_GO_AUTO_PARSE_DB_STATEMENT: spec(boolean, "true or false", "false"),
   OTEL_GO_AUTO_TARGET_EXE: spec(trimmed, "the path of an executable"),
   OTEL_GO_AUTO_TARGET_PID: spec(pid, "a process id"),
+  GOTEL_UPROBE_ATTACH: spec(attach, `one of ${ATTACH.join(", ")}`, "auto"),
   OTEL_SERVICE_NAME: spec(trimmed, "a service name"),
   OTEL_RESOURCE_ATTRIBUTES: spec(keyValueList, "key=value pairs separated by commas (values %-encoded)"),
   OTEL_TRACES_EXPORTER: spec(exporter, "one of otlp, console, none", "otlp"),

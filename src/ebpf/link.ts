@@ -6,6 +6,7 @@
  * The program must have been loaded from the matching section (`uprobe.multi` vs `uprobe`).
  */
 import type { Pointer } from "bun:ffi";
+import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
 import { BpfError, ENOENT, ESRCH } from "./errors.ts";
 import { cstr, libbpf, pointer, strerror } from "./libbpf.ts";
@@ -103,6 +104,11 @@ export function uprobeMultiSupported(): boolean {
   return multiSupport;
 }
 
-export function preferredAttachMode(): AttachMode {
+/** uprobe.multi where the kernel has it, unless asked for one mode (`GOTEL_UPROBE_ATTACH`). */
+export function preferredAttachMode(asked: AttachMode | "auto" = "auto"): AttachMode {
+  if (asked === "multi" && !uprobeMultiSupported()) {
+    throw new GotelError("GOTEL_UPROBE_ATTACH=multi: this kernel has no uprobe.multi links (Linux 6.6+)", "use auto or classic; `gotel doctor` shows what the kernel has");
+  }
+  if (asked !== "auto") return asked;
   return uprobeMultiSupported() ? "multi" : "classic";
 }

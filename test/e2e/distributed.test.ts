@@ -33,10 +33,13 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<{
   return { status: r.status, body: await r.text() };
 }
 
-describe.each([OLDEST, NEWEST])("services built with Go %s", (goVersion) => {
+// `classic`: one uprobe per site, as on kernels before 6.6 (no uprobe.multi), where most fleets still are
+describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("services built with Go %s (uprobe attach: %s)", (goVersion, attach) => {
   let chain: Chain;
   beforeAll(async () => {
-    chain = await startChain(collector, goVersion);
+    chain = await startChain(collector, goVersion, { GOTEL_UPROBE_ATTACH: attach });
+    const running = await chain.gotel.waitForLine(/gotel is running/, 5_000);
+    expect(running).toMatch(attach === "classic" ? /attach=classic/ : /attach=(multi|classic)/);
   }, 300_000);
   afterAll(() => stopChain(chain));
 

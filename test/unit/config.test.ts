@@ -8,7 +8,14 @@ describe("environment configuration", () => {
       OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: false, OTEL_GO_AUTO_PARSE_DB_STATEMENT: false,
       OTEL_BSP_SCHEDULE_DELAY: 5000, OTEL_BSP_EXPORT_TIMEOUT: 30000, OTEL_BSP_MAX_QUEUE_SIZE: 2048, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 512,
       OTEL_TRACES_SAMPLER: "parentbased_always_on", OTEL_TRACES_SAMPLER_ARG: 1, OTEL_PROPAGATORS: ["tracecontext", "baggage"],
+      GOTEL_UPROBE_ATTACH: "auto",
     });
+  });
+
+  test("uprobe attach mode", () => {
+    expect(readEnv({ GOTEL_UPROBE_ATTACH: " Classic " }).GOTEL_UPROBE_ATTACH).toBe("classic");
+    expect(readEnv({ GOTEL_UPROBE_ATTACH: "multi" }).GOTEL_UPROBE_ATTACH).toBe("multi");
+    expect(() => readEnv({ GOTEL_UPROBE_ATTACH: "uretprobe" })).toThrow('GOTEL_UPROBE_ATTACH="uretprobe" is not valid: expected one of auto, classic, multi');
   });
 
   test("database statement switches", () => {
