@@ -8,6 +8,7 @@ import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from "@open
 import type { Resource } from "@opentelemetry/resources";
 import type { EnvConfig } from "./config/env.ts";
 import { ProcessWatcher, type TargetSpec } from "./discovery/watcher.ts";
+import { requirePrivileges } from "./ebpf/kernel-checks.ts";
 import { preferredAttachMode, type UprobeLinks } from "./ebpf/link.ts";
 import { monotonicNs } from "./ebpf/libc.ts";
 import { uintBytes, type BpfMap } from "./ebpf/map.ts";
@@ -104,6 +105,7 @@ export class Agent {
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {
+    requirePrivileges();
     const mode = preferredAttachMode(opts.env.GOTEL_UPROBE_ATTACH);
     let agent: Agent | undefined;
     const set = loadProbes(opts.env, mode, (tgid) => agent?.memory(tgid));

@@ -50,10 +50,20 @@ export function effectiveCapabilities(status = readFileSync("/proc/self/status",
   return new Set(Object.entries(CAPS).filter(([, bit]) => (eff >> BigInt(bit)) & 1n).map(([n]) => n));
 }
 
-function checkPrivileges(): Check {
+function privileges(): { ok: boolean; have: string } {
   const caps = effectiveCapabilities();
   const ok = caps.has("CAP_SYS_ADMIN") || (caps.has("CAP_BPF") && caps.has("CAP_PERFMON"));
-  const have = caps.size ? [...caps].sort().join(", ") : "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN";
+  return { ok, have: caps.size ? [...caps].sort().join(", ") : "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN" };
+}
+
+/** Before loading anything: without the privileges, say so plainly instead of through libbpf's EPERM. */
+export function requirePrivileges(): void {
+  const { ok, have } = privileges();
+  if (!ok) throw new GotelError(`not allowed to load eBPF programs (effective capabilities: ${have})`, PRIVILEGE_HINT);
+}
+
+function checkPrivileges(): Check {
+  const { ok, have } = privileges();
   return {
     name: "BPF permission", required: true, status: ok ? "ok" : "fail",
     detail: `effective capabilities: ${have}`,

@@ -133,7 +133,7 @@ describe("gotel run (compiled binary)", () => {
       expect(r.code).toBe(1);
       expect(r.stdout).toBe("");
       expect(expectOneLineError(r)).toMatch(
-        /^gotel: bpf_object__load failed for \w+\.bpf\.o: Operation not permitted: .*\(EPERM\); run gotel as root, or grant it CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE \(CAP_SYS_ADMIN on kernels before 5\.8\)$/,
+        /^gotel: not allowed to load eBPF programs \(effective capabilities: none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN\); run gotel as root, or grant it CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE \(CAP_SYS_ADMIN on kernels before 5\.8\)$/,
       );
     } finally {
       await server.proc.stop();
