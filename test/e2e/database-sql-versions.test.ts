@@ -33,7 +33,12 @@ const EXPECTED: [string, string | undefined][] = [
   ["SELECT a", "SELECT n FROM a"], ["INSERT b", "INSERT INTO b VALUES (1)"],
   ["BEGIN", undefined], ["UPDATE c", "UPDATE c SET x = 1"], ["COMMIT", undefined],
   ["BEGIN", undefined], ["ROLLBACK", undefined],
-  ["SELECT d", "SELECT n FROM d"], ["DELETE e", "DELETE FROM e"], ["SELECT missing", "SELECT n FROM missing"],
+  ["SELECT d", "SELECT n FROM d"], ["DELETE e", "DELETE FROM e"],
+  // db.Conn(ctx): its QueryContext and ExecContext
+  ["SELECT f", "SELECT n FROM f"], ["UPDATE g", "UPDATE g SET x = 2"],
+  // tx.Stmt(sel) (the DB's statement, in the transaction) and tx.PrepareContext: Stmt.QueryContext / ExecContext
+  ["BEGIN", undefined], ["SELECT d", "SELECT n FROM d"], ["INSERT h", "INSERT INTO h VALUES (2)"], ["COMMIT", undefined],
+  ["SELECT missing", "SELECT n FROM missing"],
 ];
 
 describe.each(VARIANTS.map((v) => ({ ...v, label: label(v) })))("$label", ({ claims, label: _, ...build }) => {

@@ -3,7 +3,8 @@
  * server (Debian's, through pgx and lib/pq), a real MariaDB (go-sql-driver/mysql) and SQLite
  * (mattn/go-sqlite3, cgo), traced by the compiled gotel
  * with `run`, and what a real OpenTelemetry Collector received: span names, attributes, statement text and
- * parsing on and off, error status, transactions, prepared statements, and the parent of every DB span.
+ * parsing on and off, error status, transactions, prepared statements (also in a transaction), a dedicated
+ * connection (db.Conn), and the parent of every DB span.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -191,6 +192,19 @@ describe.each(DRIVERS)("$driver: statements captured and parsed", (d) => {
     expect(db.map((x) => x.name)).toEqual(["SELECT users", "UPDATE accounts"]);
     expect(db[0]!.attributes).toEqual(attrs("SELECT", "users", `SELECT count(*) FROM users WHERE id > ${d.ph}`));
     expect(db[1]!.attributes["db.query.text"]).toBe(`UPDATE accounts SET balance = balance WHERE id = ${d.ph}`);
+  });
+
+  test("db.Conn's QueryContext and ExecContext, tx.StmtContext and tx.PrepareContext: each statement once, with the DB's attributes", async () => {
+    const { status, db } = await request(s, "POST", "/paths", 6);
+    expect(status).toBe(200);
+    expect(db.map((x) => [x.name, x.attributes["db.query.text"]])).toEqual([
+      ["SELECT users", "SELECT count(*) FROM users"], ["UPDATE accounts", "UPDATE accounts SET balance = balance + 1 WHERE id = 1"],
+      ["BEGIN", undefined], ["SELECT users", `SELECT name FROM users WHERE id = ${d.ph}`],
+      ["UPDATE accounts", `UPDATE accounts SET balance = balance - 1 WHERE id = ${d.ph}`], ["COMMIT", undefined],
+    ]);
+    expect(db[3]!.attributes).toEqual(attrs("SELECT", "users", `SELECT name FROM users WHERE id = ${d.ph}`));
+    expect(db[1]!.attributes).toEqual(attrs("UPDATE", "accounts", "UPDATE accounts SET balance = balance + 1 WHERE id = 1"));
+    expect(db.every((x) => x.status.code === STATUS_CODE.UNSET)).toBe(true);
   });
 
   test("a statement longer than the limit is cut at 4096 bytes without splitting a character", async () => {
