@@ -1,5 +1,5 @@
 /** Builds Go programs from test/fixtures/ for the tests (never committed binaries), cached in build/fixtures. */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ElfFile } from "../../src/gobin/elf.ts";
 
@@ -27,7 +27,6 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Builds (or reuses) test/fixtures/<name> in the given way; returns the executable's path. */
 /**
  * The go command: the one on PATH, unless scripts/setup.sh had to fetch a newer toolchain into
  * build/go-toolchain/ because the machine's go is older than 1.21 (Debian 12's golang-go is 1.19).
@@ -39,11 +38,13 @@ export function goCommand(): string {
   return newest ? join(dir, newest, "bin/go") : "go";
 }
 
+/** Builds (or reuses) test/fixtures/<name> in the given way; returns the executable's path. */
 export function buildGoFixture(name: string, b: GoBuild = {}): string {
   const src = join(ROOT, "test/fixtures", name);
   const outDir = join(ROOT, "build/fixtures", `${name}-${variantName(b)}`);
   const out = join(outDir, name);
-  if (existsSync(out) && statSync(out).mtimeMs >= newestMtime(src)) return out;
+  const sourceTime = newestMtime(src);
+  if (existsSync(out) && statSync(out).mtimeMs >= sourceTime) return out;
   mkdirSync(outDir, { recursive: true });
   // build next to the target and rename: several test files (and processes) may build the same variant at once
   const tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -64,6 +65,8 @@ export function buildGoFixture(name: string, b: GoBuild = {}): string {
     stderr: "pipe",
   });
   if (r.exitCode !== 0) throw new Error(`go build of test/fixtures/${name} (${variantName(b)}) failed: ${r.stderr.toString()}`);
+  // dated as the sources it was built from: a source edited during the build makes it stale, not current
+  utimesSync(tmp, new Date(sourceTime), new Date(sourceTime));
   renameSync(tmp, out);
   return out;
 }

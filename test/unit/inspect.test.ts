@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatReport, inspectExecutable } from "../../src/cli/inspect.ts";
+import { ElfFile } from "../../src/gobin/elf.ts";
 import type { Instrumentation } from "../../src/probes/registry.ts";
 import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
 import { buildGoFixture, ROOT, variantName, withGoVersion } from "../support/go.ts";
@@ -110,6 +111,21 @@ describe("a stripped binary of a Go patch release the table does not have (go1.2
   }, 300_000);
 });
 
+describe("a stripped binary built by a development Go toolchain", () => {
+  // build info rewritten to what tip toolchains write (without the commit date, and the hash cut, to fit in the
+  // section): its structs are no release's, so no table row is used
+  test.each([
+    ["1.22.12", "devel go1.22-8a0e", "1.22-devel"],
+    ["1.27.4", "go1.27-devel_0afbeb", "1.27-devel"],
+  ])("Go %s claiming %s: skipped, naming the development version", (goVersion, claimed, series) => {
+    const r = inspectExecutable(withGoVersion(buildGoFixture("http-server", { goVersion, stripped: true }), claimed));
+    expect(r.goVersion).toBe(claimed);
+    const server = r.instrumentations.find((i) => i.name === "net/http server")!;
+    expect(server.status).toBe("skipped");
+    expect(server.reason).toStartWith(`no offset for net/http.Request.Method in Go ${series} (amd64): `);
+  }, 300_000);
+});
+
 describe("instrumentations and modules", () => {
   const fake = (name: string, module: string): Instrumentation => ({
     name, module, needs: [], readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
@@ -186,12 +202,32 @@ describe("gotel inspect (compiled binary)", () => {
   const dir = mkdtempSync(join(tmpdir(), "gotel-inspect-"));
   const truncated = join(dir, "truncated");
   writeFileSync(truncated, readFileSync(buildGoFixture("uprobe-target")).subarray(0, 100_000));
+  /** a copy of exe with bytes changed by edit(bytes, elf) */
+  const mangled = (name: string, exe: string, edit: (b: Buffer, elf: ElfFile) => void): string => {
+    const b = Buffer.from(readFileSync(exe));
+    edit(b, ElfFile.parse(new Uint8Array(b), exe));
+    writeFileSync(join(dir, name), b);
+    return join(dir, name);
+  };
+  const plain = buildGoFixture("uprobe-target");
+  const stripped = buildGoFixture("http-server", { goVersion: "1.27.4", stripped: true });
+  const pclntab = (elf: ElfFile) => elf.section(".gopclntab")!.offset;
+  const noBuildInfo = mangled("no-buildinfo", plain, (b) => { b[b.indexOf("\xff Go buildinf:", 0, "latin1") + 3]! ^= 0xff; });
+  const shoffOut = mangled("shoff-out", plain, (b) => b.writeBigUInt64LE(BigInt(b.length * 4), 0x28));
+  const badMagic = mangled("pclntab-magic", stripped, (b, elf) => { b[pclntab(elf)]! ^= 0xff; });
+  const badTables = mangled("pclntab-tables", stripped, (b, elf) => {
+    for (let i = pclntab(elf) + 64; i < pclntab(elf) + 4096; i += 7) b[i]! ^= 0x5a;
+  });
   const bad: [string, string[], RegExp][] = [
     ["a missing path", ["/nonexistent/app"], /^gotel: \/nonexistent\/app: no such file$/],
     ["a directory", ["/tmp"], /^gotel: \/tmp: is a directory, not an executable$/],
     ["a non-ELF file", [join(ROOT, "package.json")], /^gotel: .*package\.json: not an ELF file; pass an executable built for Linux$/],
     ["a non-Go ELF", ["/bin/true"], /^gotel: \/bin\/true: not a Go executable/],
     ["a truncated Go binary", [truncated], /^gotel: .*truncated: .*(truncated|corrupt|outside the file)/],
+    ["a Go binary whose build info is mangled", [noBuildInfo], /^gotel: .*no-buildinfo: not a Go executable \(no Go build info\)/],
+    ["section headers pointing past the end", [shoffOut], /^gotel: .*shoff-out: section header table lies outside the file \(truncated or corrupt\)$/],
+    ["a stripped binary whose .gopclntab magic is flipped", [badMagic], /^gotel: .*pclntab-magic: \.gopclntab: unknown magic 0x[0-9a-f]+$/],
+    ["a stripped binary whose .gopclntab tables are scribbled over", [badTables], /^gotel: .*pclntab-tables: \.gopclntab: /],
     ["a pid that does not exist", ["--pid", "99999999"], /^gotel: process 99999999 does not exist; check the pid \(it may have exited\)$/],
   ];
   for (const [what, args, line] of bad) {
