@@ -3,10 +3,10 @@
  * (internal/runtime/maps) from 1.24. Only this map type is read, so its slot layout follows from Go's rules: a
  * string key is 16 bytes, a []string value 24.
  *
- * The walks are bounded: up to 64 classic buckets, main and overflow (B <= 5: net/textproto sizes the map for
- * the request's header lines, so ~200 headers; a bucket that hashing filled overflows into a chained bucket,
- * which a 13-header request already does ~1 time in 4), or 32 Swiss groups in each of up to 2 tables (~220
- * headers; a small map of <= 8 headers is one group). A header beyond that is not found: the span lacks
+ * The walks are bounded: up to 32 classic buckets (B <= 5: net/textproto sizes the map for the request's header
+ * lines, so ~200 headers) and 3 overflow buckets chained to each (a bucket that hashing filled overflows into a
+ * chained one, which a 13-header request already does ~1 time in 4; a fourth is vanishingly rare), or 32 Swiss
+ * groups in each of up to 2 tables (~220 headers; a small map of <= 8 headers is one group). A header beyond that is not found: the span lacks
  * user_agent.original, or its incoming parent. Entries of a classic map caught in the middle of growing (only
  * when a header block did not fit in the reader's buffer, so textproto guessed its size too small) that are
  * still in the old bucket array are not seen either.
@@ -48,7 +48,7 @@ struct http_header_values {
 #define CLASSIC_OVERFLOW (8 + 8 * 16 + 8 * 24)         /* after tophash, keys, values: the overflow pointer */
 #define CLASSIC_BUCKET_SIZE (CLASSIC_OVERFLOW + 8)
 #define CLASSIC_MAX_B 5
-#define CLASSIC_MAX_VISITS 64                         /* buckets read, main and overflow */
+#define CLASSIC_MAX_OVERFLOW 3                        /* overflow buckets followed from each main bucket */
 #define CLASSIC_MIN_TOPHASH 5                          /* below: an empty slot */
 #define SWISS_SLOT_SIZE (16 + 24)
 #define SWISS_GROUP_SIZE (8 + 8 * SWISS_SLOT_SIZE)    /* control word, 8 slots */
@@ -122,24 +122,24 @@ static __always_inline void http_header_scan(__u64 at, __u32 kind, __u64 key_str
 	}
 }
 
-/* Visits each main bucket and the overflow chain hanging off it, in one bounded loop. */
+/* Visits each main bucket and the overflow chain hanging off it. Two nested loops with constant bounds, not
+ * one loop choosing "overflow or next bucket" each time: that choice made a counter whose every value the
+ * kernel's verifier explored separately (kernel 6.1 gave up at 1M instructions). */
 static __always_inline void http_header_classic(const struct go_map_offsets *o, __u64 hmap, struct http_header_values *out)
 {
 	__u8 b = 0;
 	__u64 buckets = read_u64_at(hmap, o->hmap_buckets);
 	if (bpf_probe_read_user(&b, 1, (const void *)(hmap + o->hmap_b)) || !buckets || b > CLASSIC_MAX_B)
 		return;
-	__u32 next_main = 1;
-	__u64 at = buckets;
-	for (__u32 visit = 0; visit < CLASSIC_MAX_VISITS && at; visit++) {
-		http_header_scan(at, HTTP_HEADER_SLOTS_CLASSIC, 16, 8 + 8 * 16, 24, out);
-		__u64 overflow = read_u64_at(at, CLASSIC_OVERFLOW);
-		if (overflow)
-			at = overflow;
-		else if (next_main < (1u << b))
-			at = buckets + (__u64)(next_main++) * CLASSIC_BUCKET_SIZE;
-		else
-			at = 0;
+	__u32 n = 1u << b;
+	for (__u32 i = 0; i < (1u << CLASSIC_MAX_B); i++) {
+		if (i >= n)
+			break;
+		__u64 at = buckets + (__u64)i * CLASSIC_BUCKET_SIZE;
+		for (int chain = 0; chain <= CLASSIC_MAX_OVERFLOW && at; chain++) {
+			http_header_scan(at, HTTP_HEADER_SLOTS_CLASSIC, 16, 8 + 8 * 16, 24, out);
+			at = read_u64_at(at, CLASSIC_OVERFLOW);
+		}
 	}
 }
 
@@ -169,17 +169,50 @@ static __always_inline void http_header_swiss(const struct go_map_offsets *o, __
 	}
 }
 
-/* Finds the headers we read in the Header map at `header` (a map pointer). */
-static __always_inline void http_header_find(const struct go_map_offsets *o, __u64 header, struct http_header_values *out)
+/* The walk's input and output. It runs in a global function, which the kernel verifies on its own, once: its
+ * loops then cannot multiply the states of what the probe does after it (before, kernel 6.1's verifier gave up
+ * on the server's entry program at 1M instructions). A global function takes no pointer to the caller's stack
+ * before kernel 5.12, so both sides meet in this per-CPU map (a probe runs to its end on one CPU). */
+struct http_header_walk {
+	struct go_map_offsets o;
+	__u64 header;
+	struct http_header_values out;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct http_header_walk);
+} http_header_walks SEC(".maps");
+
+__attribute__((noinline)) int http_header_walk(__u32 slot)
 {
-	if (!header)
-		return;
+	struct http_header_walk *w = bpf_map_lookup_elem(&http_header_walks, &slot);
+	if (!w || !w->header)
+		return 0;
+	const struct go_map_offsets *o = &w->o;
 	if (o->hmap_b != GOTEL_OFFSET_ABSENT && o->hmap_buckets != GOTEL_OFFSET_ABSENT)
-		http_header_classic(o, header, out);
+		http_header_classic(o, w->header, &w->out);
 	else if (o->swiss_dir_ptr != GOTEL_OFFSET_ABSENT && o->swiss_dir_len != GOTEL_OFFSET_ABSENT &&
 		 o->swiss_table_groups != GOTEL_OFFSET_ABSENT && o->swiss_groups_data != GOTEL_OFFSET_ABSENT &&
 		 o->swiss_groups_mask != GOTEL_OFFSET_ABSENT)
-		http_header_swiss(o, header, out);
+		http_header_swiss(o, w->header, &w->out);
+	return 0;
+}
+
+/* Finds the headers we read in the Header map at `header` (a map pointer). */
+static __always_inline void http_header_find(const struct go_map_offsets *o, __u64 header, struct http_header_values *out)
+{
+	__u32 slot = 0;
+	struct http_header_walk *w = bpf_map_lookup_elem(&http_header_walks, &slot);
+	if (!header || !w)
+		return;
+	w->o = *o;
+	w->header = header;
+	__builtin_memset(&w->out, 0, sizeof(w->out));
+	http_header_walk(slot);
+	*out = w->out;
 }
 
 /* Copies the first value of the []string at value_addr; returns the string's full length (may exceed cap). */
