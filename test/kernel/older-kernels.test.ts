@@ -1,0 +1,90 @@
+/**
+ * gotel on kernels older than this machine's: Debian's cloud kernels 6.1 (Debian 12's own: no uprobe.multi, so
+ * classic links) and 5.10 (the oldest LTS gotel supports), booted in qemu (scripts/build-kernels.sh) with the
+ * compiled gotel and real Go services in an initramfs. Each VM runs `gotel doctor` (every eBPF program through
+ * that kernel's verifier) and `gotel trace` over service A (Go 1.27) calling service B (Go 1.19) on loopback.
+ * These kernels boot without lockdown, so unlike this machine they let gotel write `traceparent` into A's
+ * outgoing request: the one place bpf_probe_write_user is checked on the wire.
+ */
+import { describe, expect, test } from "bun:test";
+import { randomHex } from "../support/chain.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { kernelAvailable, runInVm, withLibraries } from "../support/vm.ts";
+import { GOTEL } from "../support/cli.ts";
+
+interface JsonSpan {
+  traceId: string; spanId: string; parentSpanId?: string; name: string; kind: string;
+  attributes: Record<string, unknown>; resource: Record<string, unknown>;
+}
+
+const TRACE_ID = randomHex(16);
+const PARENT = randomHex(8);
+
+/** B, then A calling B, then `gotel trace` on both; two requests to A (the second with a traceparent). */
+const SCRIPT = `
+/gotel doctor > /tmp/doctor.txt 2>&1; echo "@@doctor-rc $?"; sed 's/^/@@doctor /' /tmp/doctor.txt
+/b backend 127.0.0.1:8081 > /tmp/b.log 2>&1 &
+B=$!
+/a frontend 127.0.0.1:8080 http://127.0.0.1:8081 > /tmp/a.log 2>&1 &
+A=$!
+sleep 1
+/gotel trace --pid $A --pid $B --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
+T=$!
+i=0; while [ $i -lt 300 ] && [ "$(grep -c 'attached pid=' /tmp/trace.err)" -lt 4 ]; do sleep 0.2; i=$((i+1)); done
+echo "@@answer $(wget -q -O - 'http://127.0.0.1:8080/inline?id=vm-1')"
+echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01' 'http://127.0.0.1:8080/inline?id=vm-2')"
+sleep 2
+kill -INT $T; wait $T; echo "@@trace-rc $?"
+sed 's/^/@@span /' /tmp/spans.jsonl; sed 's/^/@@log /' /tmp/trace.err
+`;
+
+/** what the script printed after "@@tag " (the console may put a terminal's escape codes in front) */
+const tagged = (lines: string[], tag: string) =>
+  lines.map((l) => l.indexOf(`@@${tag} `)).flatMap((at, i) => (at < 0 ? [] : [lines[i]!.slice(at + tag.length + 3)]));
+
+describe.each(["6.1", "5.10"])("Linux %s in a VM", (kernel) => {
+  test("doctor passes; A -> B traced with parents, an incoming traceparent continued, traceparent written on the wire", async () => {
+    const missing = kernelAvailable(kernel);
+    if (missing) throw new Error(`cannot boot Linux ${kernel}: ${missing}`);
+    const files = [
+      ...withLibraries(GOTEL, "/gotel"),
+      { path: "/a", from: buildGoFixture("http-chain", { goVersion: "1.27.4" }) },
+      { path: "/b", from: buildGoFixture("http-chain", { goVersion: "1.19.13" }) },
+    ];
+    const lines = await runInVm(kernel, files, SCRIPT);
+    const console_ = () => lines.filter((l) => l.includes("@@")).join("\n");
+    expect(tagged(lines, "kernel")[0], console_()).toStartWith(`${kernel}.`);
+    expect(tagged(lines, "doctor-rc"), console_()).toEqual(["0"]);
+    const doctor = tagged(lines, "doctor");
+    expect(doctor.find((l) => l.includes("uprobe.multi"))).toMatch(/^\s+warn\s+uprobe\.multi\s+not supported: classic uprobes are used/);
+    expect(doctor.find((l) => l.includes("context propagation"))).toMatch(/^\s+ok\s+context propagation\s+bpf_probe_write_user is allowed/);
+    expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
+
+    const spans = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
+    const pid = (s: JsonSpan) => Number(s.resource["process.pid"]);
+    const answers = tagged(lines, "answer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string });
+    expect(answers.map((a) => [a.id, a.bodyOk])).toEqual([["vm-1", true], ["vm-2", true]]);
+    expect(spans, console_()).toHaveLength(6); // per request: A's server and client spans, B's server span
+
+    for (const [i, answer] of answers.entries()) {
+      const client = spans.find((s) => s.kind === "CLIENT" && s.attributes["url.full"] === `http://127.0.0.1:8081/work?id=${answer.id}`)!;
+      expect(client, console_()).toBeDefined();
+      const aServer = spans.find((s) => s.spanId === client.parentSpanId)!;
+      expect(aServer.kind).toBe("SERVER");
+      expect(aServer.name).toBe("GET");
+      expect(aServer.attributes["url.path"]).toBe("/inline");
+      expect(pid(aServer)).toBe(pid(client));
+      expect(aServer.traceId).toBe(client.traceId);
+      if (i === 1) {
+        expect(aServer.traceId).toBe(TRACE_ID);
+        expect(aServer.parentSpanId).toBe(PARENT);
+      }
+      // what B received on the wire, and B's span continuing it
+      expect(answer.traceparent).toEqual([`00-${client.traceId}-${client.spanId}-01`]);
+      const bServer = spans.find((s) => s.kind === "SERVER" && pid(s) !== pid(client) && s.parentSpanId === client.spanId)!;
+      expect(bServer, console_()).toBeDefined();
+      expect(bServer.traceId).toBe(client.traceId);
+      expect(bServer.attributes["url.path"]).toBe("/work");
+    }
+  }, 300_000);
+});
