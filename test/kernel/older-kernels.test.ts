@@ -1,15 +1,16 @@
 /**
  * gotel on kernels older than this machine's: Debian's cloud kernels 6.1 (Debian 12's own: no uprobe.multi, so
- * classic links) and 5.10 (the oldest LTS gotel supports), booted in qemu (scripts/build-kernels.sh) with the
+ * classic links) and 5.10 (the oldest LTS gotel supports), and 6.1 for arm64 with gotel's arm64 build, booted in qemu (scripts/build-kernels.sh) with the
  * compiled gotel and real Go services in an initramfs. Each VM runs `gotel doctor` (every eBPF program through
  * that kernel's verifier) and `gotel trace` over service A (Go 1.27) calling service B (Go 1.19) on loopback.
  * These kernels boot without lockdown, so unlike this machine they let gotel write `traceparent` into A's
  * outgoing request: the one place bpf_probe_write_user is checked on the wire.
  */
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { randomHex } from "../support/chain.ts";
-import { buildGoFixture } from "../support/go.ts";
-import { kernelAvailable, runInVm, withLibraries } from "../support/vm.ts";
+import { buildGoFixture, ROOT } from "../support/go.ts";
+import { isArm64, kernelAvailable, runInVm, withArm64Libraries, withLibraries } from "../support/vm.ts";
 import { GOTEL } from "../support/cli.ts";
 
 interface JsonSpan {
@@ -42,18 +43,24 @@ sed 's/^/@@span /' /tmp/spans.jsonl; sed 's/^/@@log /' /tmp/trace.err
 const tagged = (lines: string[], tag: string) =>
   lines.map((l) => l.indexOf(`@@${tag} `)).flatMap((at, i) => (at < 0 ? [] : [lines[i]!.slice(at + tag.length + 3)]));
 
-describe.each(["6.1", "5.10"])("Linux %s in a VM", (kernel) => {
+/** gotel and the two services as the VM's architecture needs them */
+function vmFiles(kernel: string) {
+  const goarch = isArm64(kernel) ? "arm64" as const : undefined;
+  return [
+    ...(goarch ? withArm64Libraries(join(ROOT, "dist/gotel-linux-arm64"), "/gotel") : withLibraries(GOTEL, "/gotel")),
+    { path: "/a", from: buildGoFixture("http-chain", { goVersion: "1.27.4", goarch }) },
+    { path: "/b", from: buildGoFixture("http-chain", { goVersion: "1.19.13", goarch }) },
+  ];
+}
+
+// 6.1-arm64: the arm64 build (its libbpf, eBPF objects, Go register ABI and RET sites) on an arm64 kernel, emulated
+describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
   test("doctor passes; A -> B traced with parents, an incoming traceparent continued, traceparent written on the wire", async () => {
     const missing = kernelAvailable(kernel);
     if (missing) throw new Error(`cannot boot Linux ${kernel}: ${missing}`);
-    const files = [
-      ...withLibraries(GOTEL, "/gotel"),
-      { path: "/a", from: buildGoFixture("http-chain", { goVersion: "1.27.4" }) },
-      { path: "/b", from: buildGoFixture("http-chain", { goVersion: "1.19.13" }) },
-    ];
-    const lines = await runInVm(kernel, files, SCRIPT);
+    const lines = await runInVm(kernel, vmFiles(kernel), SCRIPT, 540_000);
     const console_ = () => lines.filter((l) => l.includes("@@")).join("\n");
-    expect(tagged(lines, "kernel")[0], console_()).toStartWith(`${kernel}.`);
+    expect(tagged(lines, "kernel")[0], console_()).toStartWith(`${kernel.replace("-arm64", "")}.`);
     expect(tagged(lines, "doctor-rc"), console_()).toEqual(["0"]);
     const doctor = tagged(lines, "doctor");
     expect(doctor.find((l) => l.includes("uprobe.multi"))).toMatch(/^\s+warn\s+uprobe\.multi\s+not supported: classic uprobes are used/);
@@ -86,5 +93,5 @@ describe.each(["6.1", "5.10"])("Linux %s in a VM", (kernel) => {
       expect(bServer.traceId).toBe(client.traceId);
       expect(bServer.attributes["url.path"]).toBe("/work");
     }
-  }, 300_000);
+  }, 600_000);
 });

@@ -1,5 +1,5 @@
 /**
- * Boots another Linux kernel in a qemu VM (KVM when /dev/kvm is there) with an initramfs holding the files a
+ * Boots another Linux kernel (amd64 or arm64) in a qemu VM with an initramfs holding the files a
  * test gives and a shell script as /init, and returns what the VM printed on its serial console. The kernels
  * and busybox come from scripts/build-kernels.sh (Debian's cloud kernels), qemu from the machine's packages.
  * No disk, no network but loopback: the script runs, prints, and powers the VM off.
@@ -58,6 +58,18 @@ export function withLibraries(path: string, at: string): VmFile[] {
   return [{ path: at, from: path }, ...libs.map((l) => ({ path: l, from: realpathSync(l) }))];
 }
 
+/** ARM64 glibc, from the cross toolchain scripts/fetch-cross.sh unpacks, for an arm64 program (no ldd for it). */
+export function withArm64Libraries(path: string, at: string): VmFile[] {
+  const lib = join(ROOT, "build/cross/usr/aarch64-linux-gnu/lib");
+  const r = Bun.spawnSync(["readelf", "-d", path], { stdout: "pipe" });
+  const needed = [...r.stdout.toString().matchAll(/Shared library: \[([^\]]+)\]/g)].map((m) => m[1]!);
+  return [
+    { path: at, from: path },
+    ...needed.map((n) => ({ path: `/lib/aarch64-linux-gnu/${n}`, from: realpathSync(join(lib, n)) })),
+    { path: "/lib/ld-linux-aarch64.so.1", from: realpathSync(join(lib, "ld-linux-aarch64.so.1")) },
+  ];
+}
+
 /** busybox as /bin/busybox, and /init: mounts what gotel needs, brings loopback up, runs `script`, powers off. */
 function bootFiles(kernel: string, script: string): VmFile[] {
   const init = `#!/bin/busybox sh
@@ -74,9 +86,13 @@ poweroff -f
   return [{ path: "/bin/busybox", from: join(KERNELS_DIR, kernel, "busybox") }, { path: "/init", content: init }];
 }
 
+/** build/kernels/<name>: "-arm64" ones are booted by qemu-system-aarch64 (emulated), the others by qemu-system-x86_64 */
+export const isArm64 = (kernel: string): boolean => kernel.endsWith("-arm64");
+
 export function kernelAvailable(kernel: string): string | undefined {
   if (!existsSync(join(KERNELS_DIR, kernel, "vmlinuz"))) return `build/kernels/${kernel} is missing (scripts/build-kernels.sh fetches it)`;
-  if (!Bun.which("qemu-system-x86_64")) return "qemu-system-x86_64 is missing (scripts/build-kernels.sh installs it)";
+  const qemu = isArm64(kernel) ? "qemu-system-aarch64" : "qemu-system-x86_64";
+  if (!Bun.which(qemu)) return `${qemu} is missing (scripts/build-kernels.sh installs it)`;
   return undefined;
 }
 
@@ -88,10 +104,12 @@ export async function runInVm(kernel: string, files: VmFile[], script: string, t
     writeFileSync(initrd, Bun.gzipSync(new Uint8Array(initramfs([...bootFiles(kernel, script), ...files])), { level: 1 }));
     // KVM nested in these VMs fails on the guest kernel's first cmpxchg16b ("emulation failure"): emulate
     const kvm = process.env.GOTEL_VM_KVM === "1" && existsSync("/dev/kvm");
+    const machine = isArm64(kernel)
+      ? ["qemu-system-aarch64", "-M", "virt", "-cpu", "max"]
+      : ["qemu-system-x86_64", ...(kvm ? ["-enable-kvm", "-cpu", "host,arch-capabilities=off"] : ["-cpu", "max"])];
     const proc = Bun.spawn([
-      "qemu-system-x86_64", ...(kvm ? ["-enable-kvm", "-cpu", "host,arch-capabilities=off"] : ["-cpu", "max"]), "-m", "2048", "-smp", "2",
-      "-nographic", "-no-reboot", "-kernel", join(KERNELS_DIR, kernel, "vmlinuz"), "-initrd", initrd,
-      "-append", "console=ttyS0 rdinit=/init panic=-1 quiet loglevel=1",
+      ...machine, "-m", "2048", "-smp", "2", "-nographic", "-no-reboot", "-kernel", join(KERNELS_DIR, kernel, "vmlinuz"),
+      "-initrd", initrd, "-append", `console=${isArm64(kernel) ? "ttyAMA0" : "ttyS0"} rdinit=/init panic=-1 quiet loglevel=1`,
     ], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
     const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
