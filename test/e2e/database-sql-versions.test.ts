@@ -10,6 +10,7 @@ import { pidOf } from "../support/chain.ts";
 import { Collector, SPAN_KIND, STATUS_CODE, describeSpans, useCollector } from "../support/collector.ts";
 import { buildGoFixture, withGoVersion, type GoBuild } from "../support/go.ts";
 import { Proc, startServer } from "../support/processes.ts";
+import { SQL_FAKE_SPANS as EXPECTED } from "../support/sql-fake.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
@@ -27,19 +28,6 @@ const VARIANTS: (GoBuild & { claims?: string })[] = [
 const label = (v: (typeof VARIANTS)[number]): string =>
   `Go ${v.goVersion}${v.stripped ? " stripped" : ""}${v.claims ? `, build info claiming ${v.claims}` : ""}`;
 const INTERPOLATED = 'offsets=table-interpolated offsetsNote="Go 1.23.5 is not in the table; using 1.23.4 and 1.23.6, which agree"';
-
-/** [span name, db.query.text] in the order /run makes them */
-const EXPECTED: [string, string | undefined][] = [
-  ["SELECT a", "SELECT n FROM a"], ["INSERT b", "INSERT INTO b VALUES (1)"],
-  ["BEGIN", undefined], ["UPDATE c", "UPDATE c SET x = 1"], ["COMMIT", undefined],
-  ["BEGIN", undefined], ["ROLLBACK", undefined],
-  ["SELECT d", "SELECT n FROM d"], ["DELETE e", "DELETE FROM e"],
-  // db.Conn(ctx): its QueryContext and ExecContext
-  ["SELECT f", "SELECT n FROM f"], ["UPDATE g", "UPDATE g SET x = 2"],
-  // tx.Stmt(sel) (the DB's statement, in the transaction) and tx.PrepareContext: Stmt.QueryContext / ExecContext
-  ["BEGIN", undefined], ["SELECT d", "SELECT n FROM d"], ["INSERT h", "INSERT INTO h VALUES (2)"], ["COMMIT", undefined],
-  ["SELECT missing", "SELECT n FROM missing"],
-];
 
 describe.each(VARIANTS.map((v) => ({ ...v, label: label(v) })))("$label", ({ claims, label: _, ...build }) => {
   test("every probed path gives its span, under the request's server span", async () => {

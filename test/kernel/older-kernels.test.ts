@@ -2,7 +2,8 @@
  * gotel on kernels older than this machine's: Debian's cloud kernels 6.1 (Debian 12's own: no uprobe.multi, so
  * classic links) and 5.10 (the oldest LTS gotel supports), and 6.1 for arm64 with gotel's arm64 build, booted in qemu (scripts/build-kernels.sh) with the
  * compiled gotel and real Go services in an initramfs. Each VM runs `gotel doctor` (every eBPF program through
- * that kernel's verifier) and `gotel trace` over service A (Go 1.27) calling service B (Go 1.19) on loopback.
+ * that kernel's verifier) and `gotel trace` over service A (Go 1.27) calling service B (Go 1.19) on loopback, and
+ * over test/fixtures/sql-fake running every database/sql path gotel probes.
  * These kernels boot without lockdown, so unlike this machine they let gotel write `traceparent` into A's
  * outgoing request: the one place bpf_probe_write_user is checked on the wire.
  */
@@ -10,12 +11,13 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { randomHex } from "../support/chain.ts";
 import { buildGoFixture, ROOT } from "../support/go.ts";
+import { SQL_FAKE_SPANS } from "../support/sql-fake.ts";
 import { isArm64, kernelAvailable, runInVm, withArm64Libraries, withLibraries } from "../support/vm.ts";
 import { GOTEL } from "../support/cli.ts";
 
 interface JsonSpan {
-  traceId: string; spanId: string; parentSpanId?: string; name: string; kind: string;
-  attributes: Record<string, unknown>; resource: Record<string, unknown>;
+  traceId: string; spanId: string; parentSpanId?: string; name: string; kind: string; startTimeUnixNano: string;
+  attributes: Record<string, unknown>; resource: Record<string, unknown>; status: { code: string };
 }
 
 const TRACE_ID = randomHex(16);
@@ -28,12 +30,16 @@ const SCRIPT = `
 B=$!
 /a frontend 127.0.0.1:8080 http://127.0.0.1:8081 > /tmp/a.log 2>&1 &
 A=$!
+/sql 127.0.0.1:8082 > /tmp/sql.log 2>&1 &
+S=$!
 sleep 1
-/gotel trace --pid $A --pid $B --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
+OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
+  /gotel trace --pid $A --pid $B --pid $S --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
 T=$!
-i=0; while [ $i -lt 300 ] && [ "$(grep -c 'attached pid=' /tmp/trace.err)" -lt 4 ]; do sleep 0.2; i=$((i+1)); done
+i=0; while [ $i -lt 300 ] && [ "$(grep -c 'attached pid=' /tmp/trace.err)" -lt 6 ]; do sleep 0.2; i=$((i+1)); done
 echo "@@answer $(wget -q -O - 'http://127.0.0.1:8080/inline?id=vm-1')"
 echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01' 'http://127.0.0.1:8080/inline?id=vm-2')"
+echo "@@sql $(wget -q -O - 'http://127.0.0.1:8082/run')"
 sleep 2
 kill -INT $T; wait $T; echo "@@trace-rc $?"
 sed 's/^/@@span /' /tmp/spans.jsonl; sed 's/^/@@log /' /tmp/trace.err
@@ -50,12 +56,13 @@ function vmFiles(kernel: string) {
     ...(goarch ? withArm64Libraries(join(ROOT, "dist/gotel-linux-arm64"), "/gotel") : withLibraries(GOTEL, "/gotel")),
     { path: "/a", from: buildGoFixture("http-chain", { goVersion: "1.27.4", goarch }) },
     { path: "/b", from: buildGoFixture("http-chain", { goVersion: "1.19.13", goarch }) },
+    { path: "/sql", from: buildGoFixture("sql-fake", { goVersion: "1.27.4", goarch }) },
   ];
 }
 
 // 6.1-arm64: the arm64 build (its libbpf, eBPF objects, Go register ABI and RET sites) on an arm64 kernel, emulated
 describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
-  test("doctor passes; A -> B traced with parents, an incoming traceparent continued, traceparent written on the wire", async () => {
+  test("doctor passes; A -> B traced with parents, an incoming traceparent continued, traceparent written on the wire; every database/sql path", async () => {
     const missing = kernelAvailable(kernel);
     if (missing) throw new Error(`cannot boot Linux ${kernel}: ${missing}`);
     const lines = await runInVm(kernel, vmFiles(kernel), SCRIPT, 540_000);
@@ -67,8 +74,10 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     expect(doctor.find((l) => l.includes("context propagation"))).toMatch(/^\s+ok\s+context propagation\s+bpf_probe_write_user is allowed/);
     expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
 
-    const spans = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
+    const all = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
     const pid = (s: JsonSpan) => Number(s.resource["process.pid"]);
+    const sqlPid = all.find((s) => s.resource["process.executable.path"] === "/sql")?.resource["process.pid"];
+    const spans = all.filter((s) => s.resource["process.pid"] !== sqlPid);
     const answers = tagged(lines, "answer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string });
     expect(answers.map((a) => [a.id, a.bodyOk])).toEqual([["vm-1", true], ["vm-2", true]]);
     expect(spans, console_()).toHaveLength(6); // per request: A's server and client spans, B's server span
@@ -93,5 +102,15 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       expect(bServer.traceId).toBe(client.traceId);
       expect(bServer.attributes["url.path"]).toBe("/work");
     }
+
+    // every database/sql path gotel probes (query, exec, transactions, Conn, prepared statements, an error)
+    expect(tagged(lines, "sql")).toEqual(["ok"]);
+    const sql = all.filter((s) => s.resource["process.pid"] === sqlPid);
+    const server = sql.find((s) => s.kind === "SERVER")!;
+    const db = sql.filter((s) => s.kind === "CLIENT").sort((a, b) => (BigInt(a.startTimeUnixNano) < BigInt(b.startTimeUnixNano) ? -1 : 1));
+    expect(sql, console_()).toHaveLength(1 + SQL_FAKE_SPANS.length);
+    expect(db.map((s) => [s.name, s.attributes["db.query.text"]])).toEqual(SQL_FAKE_SPANS);
+    expect(db.every((s) => s.parentSpanId === server.spanId && s.traceId === server.traceId)).toBe(true);
+    expect(db.at(-1)!.status.code).toBe("ERROR");
   }, 600_000);
 });
