@@ -36,7 +36,7 @@ sleep 1
 OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
   /gotel trace --pid $A --pid $B --pid $S --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
 T=$!
-i=0; while [ $i -lt 300 ] && [ "$(grep -c 'attached pid=' /tmp/trace.err)" -lt 6 ]; do sleep 0.2; i=$((i+1)); done
+i=0; while [ $i -lt 300 ] && ! grep -q 'gotel is running' /tmp/trace.err; do sleep 0.2; i=$((i+1)); done
 echo "@@answer $(wget -q -O - 'http://127.0.0.1:8080/inline?id=vm-1')"
 echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01' 'http://127.0.0.1:8080/inline?id=vm-2')"
 echo "@@sql $(wget -q -O - 'http://127.0.0.1:8082/run')"
@@ -73,6 +73,7 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     expect(doctor.find((l) => l.includes("uprobe.multi"))).toMatch(/^\s+warn\s+uprobe\.multi\s+not supported: classic uprobes are used/);
     expect(doctor.find((l) => l.includes("context propagation"))).toMatch(/^\s+ok\s+context propagation\s+bpf_probe_write_user is allowed/);
     expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
+    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=3$/);
 
     const all = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
     const pid = (s: JsonSpan) => Number(s.resource["process.pid"]);
