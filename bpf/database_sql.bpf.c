@@ -34,7 +34,7 @@
  *       sends the queued statements; they run as the results are read. Its span ends at a RET of the results'
  *       Close() error (batchResults, and v5's pipelineBatchResults; error 1-2), on the same goroutine
  * pgx v4 (github.com/jackc/pgx/v4) has the same four, except that Exec's CommandTag is a []byte: error 4-5.
- * are probed the same way (QueryRow goes through Query; Begin, Commit and Rollback run Exec("begin"), …). pgx's
+ * QueryRow goes through Query; Begin, Commit and Rollback run Exec("begin"), …. pgx's
  * database/sql driver calls them too, inside database/sql's own call: a goroutine with a database/sql call in
  * flight makes no pgx span, so each statement is one span. Each kind of call has its own return program, which
  * ends only a span of its kind.
@@ -59,7 +59,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* which API made the call */
 enum database_sql_client {
 	DATABASE_SQL_CLIENT_STDLIB = 0, /* database/sql */
-	DATABASE_SQL_CLIENT_PGX = 1,    /* github.com/jackc/pgx/v5's Conn */
+	DATABASE_SQL_CLIENT_PGX = 1,    /* pgx's own Conn (v5 or v4) */
 };
 
 /* what a span stands for; user space names the span after it when the statement is not parsed */

@@ -287,8 +287,9 @@ static __always_inline int finish_request(const void *ctx, __u64 only_writer, __
 	return 0;
 }
 
-/* HTTP/1: (*response).finishRequest, right after the handler returned */
-static __always_inline int on_finish_request(const void *ctx)
+/* Called with the request's writer as arg 1 right after its handler returned: HTTP/1's
+ * (*response).finishRequest, and x/net's (*responseWriter).handlerDone (the fallback for x/net's stream) */
+static __always_inline int on_writer_done(const void *ctx)
 {
 	__u64 w = go_arg(ctx, 1);
 	return w ? finish_request(ctx, w, 0) : 0;
@@ -300,23 +301,10 @@ static __always_inline int on_connection_done(const void *ctx)
 	return finish_request(ctx, 0, 1);
 }
 
-/* HTTP/2's stream closure: the handler returned or panicked */
-static __always_inline int on_stream_done(const void *ctx)
+/* The handler returned or panicked: HTTP/2's stream closure, or (the fallback) a RET of ServeHTTP */
+static __always_inline int on_handler_done(const void *ctx)
 {
 	return finish_request(ctx, 0, 0);
-}
-
-/* the fallback: a RET of ServeHTTP */
-static __always_inline int on_return(const void *ctx)
-{
-	return finish_request(ctx, 0, 0);
-}
-
-/* the fallback for x/net's stream: its (*responseWriter).handlerDone */
-static __always_inline int on_xnet_handler_done(const void *ctx)
-{
-	__u64 w = go_arg(ctx, 1);
-	return w ? finish_request(ctx, w, 0) : 0;
 }
 
 /* runtime.gopanic: a request in flight on this goroutine notes the panic value (the latest one, if several) */
@@ -350,11 +338,11 @@ static __always_inline int on_recovered(const void *ctx)
 }
 
 GOTEL_UPROBE(nethttp_server_entry, on_entry)
-GOTEL_UPROBE(nethttp_server_return, on_return)
+GOTEL_UPROBE(nethttp_server_return, on_handler_done)
 GOTEL_UPROBE(nethttp_server_xnet_stream, on_xnet_stream)
-GOTEL_UPROBE(nethttp_server_xnet_done, on_xnet_handler_done)
-GOTEL_UPROBE(nethttp_server_finish, on_finish_request)
+GOTEL_UPROBE(nethttp_server_xnet_done, on_writer_done)
+GOTEL_UPROBE(nethttp_server_finish, on_writer_done)
 GOTEL_UPROBE(nethttp_server_connection_done, on_connection_done)
-GOTEL_UPROBE(nethttp_server_stream_done, on_stream_done)
+GOTEL_UPROBE(nethttp_server_stream_done, on_handler_done)
 GOTEL_UPROBE(nethttp_server_panic, on_panic)
 GOTEL_UPROBE(nethttp_server_recovered, on_recovered)

@@ -26,6 +26,7 @@ const PARENT = randomHex(8);
 /** B, then A calling B, then `gotel trace` on both; two requests to A (the second with a traceparent). */
 const SCRIPT = `
 /gotel doctor > /tmp/doctor.txt 2>&1; echo "@@doctor-rc $?"; sed 's/^/@@doctor /' /tmp/doctor.txt
+GOTEL_UPROBE_ATTACH=multi /gotel run --pid 1 > /tmp/multi.out 2>&1; echo "@@multi-rc $?"; sed 's/^/@@multi /' /tmp/multi.out
 /b backend 127.0.0.1:8081 > /tmp/b.log 2>&1 &
 B=$!
 /a frontend 127.0.0.1:8080 http://127.0.0.1:8081 > /tmp/a.log 2>&1 &
@@ -72,6 +73,11 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     const doctor = tagged(lines, "doctor");
     expect(doctor.find((l) => l.includes("uprobe.multi"))).toMatch(/^\s+warn\s+uprobe\.multi\s+not supported: classic uprobes are used/);
     expect(doctor.find((l) => l.includes("context propagation"))).toMatch(/^\s+ok\s+context propagation\s+bpf_probe_write_user is allowed/);
+    // asking for uprobe.multi where the kernel has none: one line, before anything is attached
+    expect(tagged(lines, "multi-rc")).toEqual(["1"]);
+    expect(tagged(lines, "multi")).toEqual([
+      "gotel: GOTEL_UPROBE_ATTACH=multi: this kernel has no uprobe.multi links (Linux 6.6+); use auto or classic; `gotel doctor` shows what the kernel has",
+    ]);
     expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
     expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=3$/);
 
