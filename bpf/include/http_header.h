@@ -50,6 +50,7 @@ struct http_header_values {
 #define CLASSIC_MAX_B 5
 #define CLASSIC_MAX_OVERFLOW 3                        /* overflow buckets followed from each main bucket */
 #define CLASSIC_MIN_TOPHASH 5                          /* below: an empty slot */
+#define CLASSIC_EMPTY_REST 0                           /* empty, and so is every later slot and overflow bucket */
 #define SWISS_SLOT_SIZE (16 + 24)
 #define SWISS_GROUP_SIZE (8 + 8 * SWISS_SLOT_SIZE)    /* control word, 8 slots */
 #define SWISS_MAX_TABLES 2
@@ -107,19 +108,20 @@ __attribute__((noinline)) __u32 http_header_slots(__u64 first_key, __u64 stride,
 }
 
 /* Records where the headers found in the bucket/group at `at` keep their values: keys from at + 8, `key_stride`
- * apart; values from at + `values`, `value_stride` apart. */
-static __always_inline void http_header_scan(__u64 at, __u32 kind, __u64 key_stride, __u64 values, __u64 value_stride,
-					     struct http_header_values *out)
+ * apart; values from at + `values`, `value_stride` apart. Returns its tag bytes (0 when unreadable). */
+static __always_inline __u64 http_header_scan(__u64 at, __u32 kind, __u64 key_stride, __u64 values, __u64 value_stride,
+					      struct http_header_values *out)
 {
 	__u64 tags = 0;
 	if (!at || bpf_probe_read_user(&tags, sizeof(tags), (const void *)at))
-		return;
+		return 0;
 	__u32 found = http_header_slots(at + 8, key_stride, tags, kind);
 	for (int h = 0; h < HTTP_HEADER_COUNT; h++) {
 		__u32 slot = (found >> (h * 4)) & 0xf;
 		if (slot)
 			out->at[h] = at + values + (slot - 1) * value_stride;
 	}
+	return tags;
 }
 
 /* Visits each main bucket and the overflow chain hanging off it. Two nested loops with constant bounds, not
@@ -137,7 +139,11 @@ static __always_inline void http_header_classic(const struct go_map_offsets *o, 
 			break;
 		__u64 at = buckets + (__u64)i * CLASSIC_BUCKET_SIZE;
 		for (int chain = 0; chain <= CLASSIC_MAX_OVERFLOW && at; chain++) {
-			http_header_scan(at, HTTP_HEADER_SLOTS_CLASSIC, 16, 8 + 8 * 16, 24, out);
+			__u64 tags = http_header_scan(at, HTTP_HEADER_SLOTS_CLASSIC, 16, 8 + 8 * 16, 24, out);
+			/* last slot emptyRest (0): nothing further in this bucket or its overflows, so no overflow
+			 * pointer to read (a map of a few headers: the one bucket, one read less per request) */
+			if ((tags >> 56) == CLASSIC_EMPTY_REST)
+				break;
 			at = read_u64_at(at, CLASSIC_OVERFLOW);
 		}
 	}
