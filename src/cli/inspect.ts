@@ -1,7 +1,9 @@
 import { readlinkSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { GoExecutable } from "../gobin/analyze.ts";
+import { FieldNameError, splitFieldName } from "../gobin/dwarf.ts";
 import { GotelError } from "../errors.ts";
-import { INSTRUMENTATIONS, type Instrumentation, type Readiness } from "../probes/registry.ts";
+import { INSTRUMENTATIONS, notInstrumented, type Instrumentation, type NotInstrumented, type Readiness } from "../probes/registry.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
 /** What `inspect --json` prints; field names are a stable contract. */
@@ -16,6 +18,8 @@ export interface InspectReport {
   mainModule: string;
   /** the modules gotel can instrument that this binary contains: path -> version */
   modules: Record<string, string>;
+  /** the libraries of the binary a user would expect traced that gotel does not instrument (yet), with what that means */
+  notInstrumented: NotInstrumented[];
   instrumentations: ({ name: string } & Readiness)[];
   /** --function: probe sites as file offsets (hex) */
   functions?: { name: string; found: boolean; entry?: string; entryEmulated?: boolean; returns?: string[] }[];
@@ -60,6 +64,9 @@ export function inspectExecutable(path: string, req: InspectRequest = {}): Inspe
     const v = exe.moduleVersion(i.module);
     if (v !== undefined) modules[i.module] = v;
   }
+  const readiness = timed("instrumentations", () =>
+    instrumentations.filter((i) => exe.moduleVersion(i.module) !== undefined).map((i) => ({ name: i.name, ...i.readiness(exe) })),
+  );
   const report: InspectReport = {
     path,
     goVersion: exe.buildInfo.goVersion,
@@ -70,9 +77,8 @@ export function inspectExecutable(path: string, req: InspectRequest = {}): Inspe
     cgo: timed("functions", () => exe.cgo),
     mainModule: exe.buildInfo.main.path || exe.buildInfo.path,
     modules,
-    instrumentations: timed("instrumentations", () =>
-      instrumentations.filter((i) => exe.moduleVersion(i.module) !== undefined).map((i) => ({ name: i.name, ...i.readiness(exe) })),
-    ),
+    notInstrumented: notInstrumented(exe, instrumentations, (name) => readiness.some((r) => r.name === name && r.status === "ready")),
+    instrumentations: readiness,
   };
   if (req.functions?.length) {
     report.functions = timed("probe-sites", () => req.functions!.map((name) => {
@@ -113,6 +119,8 @@ export function formatReport(r: InspectReport): string {
   const mods = Object.entries(r.modules);
   lines.push(mods.length ? "  instrumentable modules:" : "  instrumentable modules: none that this gotel knows");
   for (const [p, v] of mods) lines.push(`    ${p} ${v}`);
+  if (r.notInstrumented.length) lines.push("  modules gotel does not instrument:");
+  for (const m of r.notInstrumented) lines.push(`    ${m.module} ${m.version}: ${m.note}`);
   for (const i of r.instrumentations) {
     const offsets = i.offsetsSource ? ` (offsets: ${i.offsetsSource}${i.offsetsNote ? `: ${i.offsetsNote}` : ""})` : "";
     lines.push(`  ${i.status === "ready" ? "ready  " : "skipped"} ${i.name}: ${i.reason}${offsets}`);
@@ -127,14 +135,43 @@ export function formatReport(r: InspectReport): string {
   return lines.join("\n");
 }
 
+const INSPECT_FLAGS = {
+  pid: { type: "string" },
+  json: { type: "boolean" },
+  timings: { type: "boolean" },
+  function: { type: "string", multiple: true },
+  field: { type: "string", multiple: true },
+} as const;
+
+/** A flag that takes one value given twice (`--json --json`, `--pid 1 --pid 2`) is a mistake, not the last one winning. */
+function refuseRepeatedFlags(args: string[]): void {
+  const multiple = new Set(Object.entries(INSPECT_FLAGS).flatMap(([name, o]) => ("multiple" in o && o.multiple ? [name] : [])));
+  const { tokens } = parseArgs({ args, options: INSPECT_FLAGS, strict: false, allowPositionals: true, tokens: true });
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== "option" || multiple.has(t.name)) continue;
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given more than once`);
+    seen.add(t.name);
+  }
+}
+
+/** Every --field as import/path.Type.field and every --function non-empty, before any file is read. */
+function checkNames(functions: readonly string[], fields: readonly string[]): void {
+  for (const f of functions) if (f.trim() === "") throw new UsageError("--function needs a function name, e.g. net/http.serverHandler.ServeHTTP");
+  for (const f of fields) {
+    try {
+      splitFieldName(f);
+    } catch (e) {
+      if (e instanceof FieldNameError) throw new UsageError(`--field needs the form pkg.Type.field (e.g. net/http.Request.Method), got '${f}'`);
+      throw e;
+    }
+  }
+}
+
 export function inspectCommand(args: string[]): number {
-  const { values, positionals } = parseFlags(args, {
-    pid: { type: "string" },
-    json: { type: "boolean" },
-    timings: { type: "boolean" },
-    function: { type: "string", multiple: true },
-    field: { type: "string", multiple: true },
-  }, true);
+  const { values, positionals } = parseFlags(args, INSPECT_FLAGS, true);
+  refuseRepeatedFlags(args);
+  checkNames(values.function ?? [], values.field ?? []);
   if (values.pid !== undefined && positionals.length > 0) throw new UsageError("give either a path or --pid, not both");
   const path = values.pid !== undefined ? executableOfPid(values.pid) : positionals[0];
   if (path === undefined) throw new UsageError("inspect needs the path of a Go executable, or --pid N");

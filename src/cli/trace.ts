@@ -7,6 +7,7 @@ import { Agent } from "../agent.ts";
 import type { EnvConfig } from "../config/env.ts";
 import { spanExporter } from "../export/exporter.ts";
 import { TraceOutput, type TraceFormat } from "./trace-output.ts";
+import { refuseUntraceable } from "./preflight.ts";
 import { TARGET_FLAGS, targetSpec } from "./targets.ts";
 import { stopSignal } from "./signals.ts";
 import { parseFlags, UsageError } from "./usage.ts";
@@ -35,6 +36,7 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
   const tty = process.stdout.isTTY === true;
   const format = (values.format ?? (tty ? "tree" : "jsonl")) as TraceFormat;
   if (format !== "tree" && format !== "jsonl") throw new UsageError(`--format is tree or jsonl, got '${values.format}'`);
+  refuseUntraceable(targets);
 
   const output = new TraceOutput({ format, write: (t) => process.stdout.write(t), color: tty && !process.env.NO_COLOR });
   const otlp = values.otlp ? spanExporter(env) : undefined;

@@ -8,6 +8,9 @@ import type { FieldNeed } from "../offsets/resolver.ts";
 import * as databaseSql from "./database-sql.ts";
 import * as nethttpClient from "./nethttp-client.ts";
 import * as nethttpServer from "./nethttp-server.ts";
+import { librariesNotInstrumented, type NotInstrumented } from "./not-instrumented.ts";
+
+export { moduleList, UNINSTRUMENTED_LIBRARIES, type NotInstrumented, type UninstrumentedLibrary } from "./not-instrumented.ts";
 
 export type OffsetsSource = "dwarf" | "table" | "table-interpolated";
 
@@ -40,4 +43,20 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
 /** Every field of `module` ("std" or a module path) that some instrumentation reads: what the offsets table covers. */
 export function fieldsOf(module: string): string[] {
   return [...new Set(INSTRUMENTATIONS.flatMap((i) => i.needs).filter((n) => n.module === module).map((n) => n.field))];
+}
+
+/**
+ * The libraries of `exe` a user would expect traced that no registered instrumentation covers
+ * (not-instrumented.ts), each with what that means. `ready` says whether an instrumentation would attach (the
+ * agent knows from its probes); by default its readiness is asked, only when a framework on net/http is there.
+ */
+export function notInstrumented(
+  exe: GoExecutable,
+  instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS,
+  ready?: (instrumentation: string) => boolean,
+): NotInstrumented[] {
+  return librariesNotInstrumented(exe, {
+    instrumented: new Set(instrumentations.map((i) => i.module)),
+    ready: ready ?? ((name) => instrumentations.find((i) => i.name === name)?.readiness(exe).status === "ready"),
+  });
 }

@@ -1,0 +1,61 @@
+/**
+ * Before `run` or `trace` loads anything into the kernel: when the targets are only pids (nothing to wait for) and
+ * not one of those processes can be instrumented — not a Go program, or a Go program none of whose libraries
+ * gotel instruments — say why in one line at once instead of running with nothing attached. Whether a process
+ * can be instrumented is what the registry's readiness says, as the agent decides it when attaching. A pid that
+ * cannot be told about here (gone, unreadable) is left to the agent, which has its own errors for those.
+ */
+import { closeSync, openSync } from "node:fs";
+import { readProcessResult, readStatus } from "../discovery/proc.ts";
+import type { TargetSpec } from "../discovery/watcher.ts";
+import { GotelError } from "../errors.ts";
+import { GoExecutable } from "../gobin/analyze.ts";
+import { INSTRUMENTATIONS, notInstrumented, type Instrumentation } from "../probes/registry.ts";
+
+/** Why process `given` cannot be instrumented, or undefined when it can (or this cannot tell). */
+export function whyNotTraceable(given: number, instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS): string | undefined {
+  const pid = readStatus(given)?.tgid;
+  if (pid === undefined) return undefined;
+  const r = readProcessResult(pid, { nsPid: false });
+  if (!r.ok) return undefined;
+  const file = `/proc/${pid}/exe`;
+  try {
+    closeSync(openSync(file, "r"));
+  } catch {
+    return undefined;
+  }
+  const name = `process ${pid}${pid !== given ? ` (of thread ${given})` : ""} (${r.info.exePath})`;
+  let exe: GoExecutable;
+  try {
+    exe = GoExecutable.open(file);
+  } catch (e) {
+    let message = e instanceof GotelError ? e.message : String(e);
+    if (message.startsWith(`${file}: `)) message = message.slice(file.length + 2);
+    const notGo = "not a Go executable";
+    return message.startsWith(notGo)
+      ? `${name} is not a Go program${message.slice(notGo.length)}`
+      : `${name}: its executable cannot be read as a Go program (${message})`;
+  }
+  const reasons: string[] = [];
+  for (const i of instrumentations) {
+    if (exe.moduleVersion(i.module) === undefined) continue;
+    const r = i.readiness(exe);
+    if (r.status === "ready") return undefined;
+    if (!reasons.includes(r.reason)) reasons.push(r.reason);
+  }
+  const libs = notInstrumented(exe, instrumentations, () => false);
+  const why = libs.length ? libs.map((l) => `${l.module} ${l.version}: ${l.note}`) : reasons;
+  return `${name} is a Go program in which gotel instruments nothing: ${why.join(", ") || "no library gotel knows"}`;
+}
+
+/** Throws, naming every pid and why, when the targets are pids only and none of them can be instrumented. */
+export function refuseUntraceable(targets: TargetSpec, instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS): void {
+  if (targets.exes.length > 0 || targets.all || targets.pids.length === 0) return;
+  const why: string[] = [];
+  for (const pid of targets.pids) {
+    const reason = whyNotTraceable(pid, instrumentations);
+    if (reason === undefined) return;
+    why.push(reason);
+  }
+  throw new GotelError(`nothing to trace: ${why.join("; ")}`, "`gotel inspect --pid N` shows what gotel instruments in a Go program");
+}
