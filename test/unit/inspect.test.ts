@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatReport, inspectExecutable } from "../../src/cli/inspect.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
-import type { Instrumentation } from "../../src/probes/registry.ts";
+import { notInstrumented, type Instrumentation } from "../../src/probes/registry.ts";
+import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
 import { buildGoFixture, ROOT, variantName, withGoVersion } from "../support/go.ts";
 import { sampleVariants } from "../support/matrix.ts";
@@ -14,6 +15,9 @@ function goVersionOf(path: string): string {
   const r = Bun.spawnSync(["go", "version", path], { env: { ...process.env, GOTOOLCHAIN: "local" } });
   return r.stdout.toString().trim().split(" ").at(1) ?? "";
 }
+
+/** a router on net/http whose server instrumentation is ready */
+const CHI_NOTE = "its routes are not read (its requests are traced by the net/http server instrumentation, without its route: no http.route)";
 
 describe("inspect over the fixture matrix", () => {
   for (const v of sampleVariants()) {
@@ -31,6 +35,7 @@ describe("inspect over the fixture matrix", () => {
         cgo: v.cgo === true,
         mainModule: "gotel.test/gobinsample",
         modules: { std: v.goVersion },
+        notInstrumented: [{ module: "github.com/go-chi/chi/v5", version: "v5.0.11", note: CHI_NOTE }],
       });
       // stripped binaries get their offsets from the bundled table, which has every version of the matrix
       expect(instrumentations).toEqual([{
@@ -142,6 +147,9 @@ describe("instrumentations and modules", () => {
       { name: "chi routes", status: "ready", reason: "would probe 1.23.12", offsetsSource: "dwarf" },
     ]);
     expect(formatReport(r)).toContain("  ready   chi routes: would probe 1.23.12 (offsets: dwarf)");
+    // an instrumentation registered for a module takes it off the list of those gotel does not instrument
+    expect(r.notInstrumented).toEqual([]);
+    expect(inspectExecutable(path).notInstrumented.map((m) => m.module)).toEqual(["github.com/go-chi/chi/v5"]);
   });
 });
 
@@ -153,7 +161,7 @@ describe("gotel inspect (compiled binary)", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(j).sort()).toEqual(["arch", "cgo", "dwarf", "goVersion", "instrumentations", "mainModule", "modules", "path", "pie", "stripped"]);
+    expect(Object.keys(j).sort()).toEqual(["arch", "cgo", "dwarf", "goVersion", "instrumentations", "mainModule", "modules", "notInstrumented", "path", "pie", "stripped"]);
     expect(j).toMatchObject({ goVersion: "go1.27.4", arch: "amd64", stripped: true, pie: true, cgo: false });
   });
 
@@ -170,6 +178,8 @@ describe("gotel inspect (compiled binary)", () => {
       "  cgo           no",
       "  instrumentable modules:",
       "    std 1.27.4",
+      "  modules gotel does not instrument:",
+      `    github.com/go-chi/chi/v5 v5.0.11: ${CHI_NOTE}`,
       expect.stringMatching(/^  ready   net\/http server: net\/http\.serverHandler\.ServeHTTP: entry \(emulated\); ends at the entries of \(\*response\)\.finishRequest, \(\*conn\)\.serve\.func1 and 2 HTTP\/2 stream closures \(no return probes\); panics at runtime\.gopanic and runtime\.recovery; x\/net's HTTP\/2 streams start at \(\*serverConn\)\.runHandler \(offsets: table\)$/),
       "  skipped net/http client: net/http.(*Transport).roundTrip is not in the binary (it sends no HTTP requests)",
       "  skipped database/sql: database/sql.(*DB).queryDC is not in the binary (it uses neither database/sql nor pgx)",
@@ -239,9 +249,89 @@ describe("gotel inspect (compiled binary)", () => {
     });
   }
 
+  const usage: [string, string[], string][] = [
+    ["--field without a type", ["--field", "badformat", sample()], "gotel: --field needs the form pkg.Type.field (e.g. net/http.Request.Method), got 'badformat'; see `gotel help`"],
+    ["--field without a package", ["--field", "Request.Method", sample()], "gotel: --field needs the form pkg.Type.field (e.g. net/http.Request.Method), got 'Request.Method'; see `gotel help`"],
+    ["--field ending in a dot", ["--field", "net/http.Request.", sample()], "gotel: --field needs the form pkg.Type.field (e.g. net/http.Request.Method), got 'net/http.Request.'; see `gotel help`"],
+    ["a bad --field after a good one", ["--field", "net/http.Request.Method", "--field", "x", sample()], "gotel: --field needs the form pkg.Type.field (e.g. net/http.Request.Method), got 'x'; see `gotel help`"],
+    ["an empty --function", ["--function", "", sample()], "gotel: --function needs a function name, e.g. net/http.serverHandler.ServeHTTP; see `gotel help`"],
+    ["a blank --function", ["--function", "  ", sample()], "gotel: --function needs a function name, e.g. net/http.serverHandler.ServeHTTP; see `gotel help`"],
+    ["--json twice", ["--json", "--json", sample()], "gotel: --json is given more than once; see `gotel help`"],
+    ["--timings twice", ["--timings", sample(), "--timings"], "gotel: --timings is given more than once; see `gotel help`"],
+    ["--pid twice", ["--pid", "1", "--pid=2"], "gotel: --pid is given more than once; see `gotel help`"],
+    ["two executables", [sample(), sample()], "gotel: inspect takes one executable; see `gotel help`"],
+    ["a path and --pid", ["--pid", "1", sample()], "gotel: give either a path or --pid, not both; see `gotel help`"],
+    ["a pid that is not a number", ["--pid", "abc"], "gotel: --pid needs a process id, got 'abc'; see `gotel help`"],
+  ];
+  test.each(usage)("%s: one line, exit 2", (_what, args, line) => {
+    const r = runCommand([GOTEL, "inspect", ...args]);
+    expect(expectOneLineError(r)).toBe(line);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+  });
+
+  test("--function and --field may be repeated", () => {
+    const r = runCommand([GOTEL, "inspect", "--json", "--function", "main.main", "--function", "runtime.main", "--field", "net/http.Request.Method", "--field", "net/url.URL.Path", sample()]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as { functions: { name: string }[]; fields: unknown };
+    expect(j.functions.map((f) => f.name)).toEqual(["main.main", "runtime.main"]);
+    expect(j.fields).toBeNull(); // stripped: no DWARF
+  });
+
   test("usage mistakes exit 2", () => {
     expect(runCommand([GOTEL, "inspect"]).code).toBe(2);
     expect(expectOneLineError(runCommand([GOTEL, "inspect"]))).toBe("gotel: inspect needs the path of a Go executable, or --pid N; see `gotel help`");
     expect(runCommand([GOTEL, "inspect", "--pid", "abc"]).code).toBe(2);
   });
+});
+
+describe("libraries gotel does not instrument (yet)", () => {
+  const GRPC = { module: "google.golang.org/grpc", version: "v1.77.0", note: "not instrumented yet (its calls make no spans)" };
+  const REDIS = { module: "github.com/redis/go-redis/v9", version: "v9.7.0", note: "not instrumented yet (its commands make no spans)" };
+  const KAFKA = { module: "github.com/segmentio/kafka-go", version: "v0.4.47", note: "not instrumented yet (producing and consuming messages make no spans)" };
+
+  test.each([
+    ["grpc-server", false, [GRPC]],
+    ["grpc-server", true, [GRPC]],
+    ["redis-kafka", false, [REDIS, KAFKA]],
+    ["redis-kafka", true, [REDIS, KAFKA]],
+  ] as const)("%s (stripped: %p): named in notInstrumented, and nothing gotel instruments applies", (fixture, stripped, expected) => {
+    const r = inspectExecutable(buildGoFixture(fixture, { stripped }));
+    expect(r.notInstrumented).toEqual([...expected]);
+    expect(r.modules).toEqual({ std: expect.any(String) });
+    expect(r.instrumentations.map((i) => i.status)).toEqual(["skipped", "skipped", "skipped"]);
+  }, 300_000);
+
+  test("gotel inspect of the gRPC server: text", () => {
+    const exe = buildGoFixture("grpc-server");
+    const r = runCommand([GOTEL, "inspect", exe]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n");
+    const at = lines.indexOf("  modules gotel does not instrument:");
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at - 2]).toBe("  instrumentable modules:");
+    expect(lines[at + 1]).toBe("    google.golang.org/grpc v1.77.0: not instrumented yet (its calls make no spans)");
+    expect(lines[at + 2]).toStartWith("  skipped net/http server: ");
+  }, 300_000);
+
+  test("gotel inspect --json of go-redis and kafka-go: notInstrumented, modules unchanged", () => {
+    const r = runCommand([GOTEL, "inspect", "--json", buildGoFixture("redis-kafka", { stripped: true })]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(j.notInstrumented).toEqual([REDIS, KAFKA]);
+    expect(Object.keys(j.modules as object)).toEqual(["std"]);
+  }, 300_000);
+
+  test("a router on net/http: traced by the server instrumentation, its routes not read — unless that instrumentation is skipped", () => {
+    const exe = GoExecutable.open(buildGoFixture("http-gin"));
+    const gin = { module: "github.com/gin-gonic/gin", version: "v1.10.1" };
+    expect(notInstrumented(exe)).toEqual([{ ...gin, note: CHI_NOTE }]);
+    expect(notInstrumented(exe, undefined, () => false)).toEqual([{
+      ...gin, note: "not instrumented; its requests go through net/http, whose server instrumentation does not apply to this binary (see its skip reason)",
+    }]);
+  }, 300_000);
+
+  test("a program with none of those libraries lists none", () => {
+    expect(inspectExecutable(buildGoFixture("http-server")).notInstrumented).toEqual([]);
+  }, 300_000);
 });
