@@ -7,9 +7,12 @@ import { Metadata } from "@grpc/grpc-js";
 import { OTLPTraceExporter as GrpcExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { OTLPTraceExporter as HttpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as HttpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
+import { CompressionAlgorithm, OTLPExporterError } from "@opentelemetry/otlp-exporter-base";
 import { ConsoleSpanExporter, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import http from "node:http";
+import https from "node:https";
 import type { EnvConfig } from "../config/env.ts";
+import type { DescribedExporter } from "./pipeline.ts";
 
 export type OtlpProtocol = "http/protobuf" | "http/json" | "grpc";
 
@@ -20,6 +23,12 @@ export interface OtlpSettings {
   headers: Record<string, string>;
   timeoutMillis: number;
   compression: "gzip" | "none";
+  /**
+   * Exports the exporter lets wait for the receiver at once; above it an export fails at once. A stop flushes the
+   * whole queue in parallel batches, so this is the queue's number of batches (the SDK's default, 30, is less
+   * than a full default queue).
+   */
+  concurrencyLimit: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -38,31 +47,70 @@ export function otlpSettings(env: EnvConfig): OtlpSettings {
     headers: { ...env.OTEL_EXPORTER_OTLP_HEADERS, ...env.OTEL_EXPORTER_OTLP_TRACES_HEADERS },
     timeoutMillis: env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? env.OTEL_EXPORTER_OTLP_TIMEOUT ?? DEFAULT_TIMEOUT_MS,
     compression: env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? env.OTEL_EXPORTER_OTLP_COMPRESSION ?? "none",
+    concurrencyLimit: Math.ceil(env.OTEL_BSP_MAX_QUEUE_SIZE / Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE)) + 1,
   };
 }
 
-export function otlpExporter(s: OtlpSettings): SpanExporter {
+/**
+ * An http(s) agent that remembers the last HTTP status the receiver answered. The exporter reports a retryable
+ * status (429, 502, 503, 504) that it gave up on without the status itself; this is how the warning can name it.
+ */
+function statusAgent(protocol: string, seen: { status?: number }): http.Agent {
+  const Agent = protocol === "https:" ? https.Agent : http.Agent;
+  return new (class extends Agent {
+    addRequest(req: http.ClientRequest, options: http.RequestOptions): void {
+      req.once("response", (res: http.IncomingMessage) => (seen.status = res.statusCode));
+      // addRequest is not in @types/node's Agent, but every http.Agent has it
+      (Agent.prototype as unknown as { addRequest: (r: http.ClientRequest, o: http.RequestOptions) => void }).addRequest.call(this, req, options);
+    }
+  })({ keepAlive: true });
+}
+
+/** A failed export's error, in words: what the receiver (or the network) did. */
+export function describeExportError(error: Error | undefined, s: Pick<OtlpSettings, "timeoutMillis">, lastStatus?: number): string {
+  if (!error) return "export failed";
+  const code = (error as { code?: unknown }).code;
+  const message = error.message ?? "";
+  if (code === "ECONNREFUSED" || /ECONNREFUSED/.test(message)) return "connection refused";
+  if (code === "ECONNRESET" || /ECONNRESET|socket hang up/i.test(message)) return "connection reset by the receiver";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || /ENOTFOUND|EAI_AGAIN/.test(message)) return "receiver's host name not found";
+  if (/timed? ?out|DEADLINE_EXCEEDED|^Timeout$/i.test(message)) return `timeout: no answer within ${s.timeoutMillis} ms`;
+  if (error instanceof OTLPExporterError && typeof code === "number") return `HTTP ${code}${message ? ` ${message}` : ""}`;
+  if (/retryable status/.test(message)) return lastStatus ? `HTTP ${lastStatus}, still after retries` : "a retryable HTTP status (429, 502, 503 or 504), still after retries";
+  if (/Concurrent export limit/.test(message)) return "too many exports already waiting for the receiver";
+  return message.split("\n")[0]!.slice(0, 160) || error.name;
+}
+
+export function otlpExporter(s: OtlpSettings): DescribedExporter {
   const compression = s.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
+  const seen: { status?: number } = {};
+  const described = (exporter: SpanExporter): DescribedExporter => ({
+    exporter,
+    destination: s.url,
+    describeFailure: (e) => describeExportError(e, s, seen.status),
+  });
+  const common = { url: s.url, compression, timeoutMillis: s.timeoutMillis, concurrencyLimit: s.concurrencyLimit };
+  const overHttp = { ...common, headers: s.headers, httpAgentOptions: (p: string) => statusAgent(p, seen) };
   switch (s.protocol) {
     case "grpc": {
       const metadata = new Metadata();
       for (const [k, v] of Object.entries(s.headers)) metadata.set(k, v);
-      return new GrpcExporter({ url: s.url, metadata, compression, timeoutMillis: s.timeoutMillis });
+      return described(new GrpcExporter({ ...common, metadata }));
     }
     case "http/json":
-      return new HttpJsonExporter({ url: s.url, headers: s.headers, compression, timeoutMillis: s.timeoutMillis });
+      return described(new HttpJsonExporter(overHttp));
     case "http/protobuf":
-      return new HttpProtoExporter({ url: s.url, headers: s.headers, compression, timeoutMillis: s.timeoutMillis });
+      return described(new HttpProtoExporter(overHttp));
   }
 }
 
 /** The exporter for OTEL_TRACES_EXPORTER, or undefined for `none`. */
-export function spanExporter(env: EnvConfig): SpanExporter | undefined {
+export function spanExporter(env: EnvConfig): DescribedExporter | undefined {
   switch (env.OTEL_TRACES_EXPORTER) {
     case "none":
       return undefined;
     case "console":
-      return new ConsoleSpanExporter();
+      return { exporter: new ConsoleSpanExporter(), destination: "console", describeFailure: (e) => e?.message ?? "export failed" };
     case "otlp":
       return otlpExporter(otlpSettings(env));
   }

@@ -1,0 +1,41 @@
+/**
+ * The accounting of a whole session, for the final `stopped` line of run and exec: where every span went. The
+ * parts add up: spans = exported + dropped + export_failed + unsampled (or + discarded, when nothing exports).
+ */
+import type { AgentStats } from "../agent.ts";
+import { formatReasons } from "../export/warnings.ts";
+
+type Fields = Record<string, string | number | bigint>;
+
+/** Lost before any exporter's queue, by reason, nonzero only. */
+function dropReasons(s: AgentStats, queueFull: number): Record<string, number> {
+  const all: Record<string, number> = {
+    "kernel ring buffer full": s.drops.ringBufferFull,
+    "in-flight map full": s.drops.inFlightFull,
+    "ring buffer read batch full": s.drops.readBatchFull,
+    "process no longer traced": s.drops.targetGone,
+    "export queue full": queueFull,
+  };
+  return Object.fromEntries(Object.entries(all).filter(([, n]) => n > 0));
+}
+
+export function droppedBeforeExport(s: AgentStats): number {
+  return s.drops.ringBufferFull + s.drops.inFlightFull + s.drops.readBatchFull + s.drops.targetGone;
+}
+
+/** Fields of the `stopped` line; `s.exports` has at most one exporter here (run, exec). */
+export function stoppedFields(s: AgentStats): Fields {
+  const e = s.exports[0];
+  const reasons = dropReasons(s, e?.queueFull ?? 0);
+  const dropped = Object.values(reasons).reduce((a, b) => a + b, 0);
+  const fields: Fields = { spans: s.spans };
+  if (e) Object.assign(fields, { exported: e.exported, dropped, export_failed: e.exportFailed });
+  else Object.assign(fields, { discarded: s.spans - dropped - s.unsampled, dropped });
+  fields.unsampled = s.unsampled;
+  if (dropped > 0) fields.dropped_reasons = formatReasons(reasons);
+  if (e && e.exportFailed > 0) fields.export_failed_reasons = formatReasons(e.failures);
+  if (e) fields.to = e.destination;
+  else fields.exporter = "none";
+  Object.assign(fields, { events: s.events, injected: s.injected, not_injected: s.notInjected });
+  return fields;
+}
