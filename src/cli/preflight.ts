@@ -24,7 +24,7 @@ export function whyNotTraceable(given: number, instrumentations: readonly Instru
   } catch {
     return undefined;
   }
-  const name = `process ${pid}${pid !== given ? ` (of thread ${given})` : ""} (${r.info.exePath})`;
+  const name = `process ${pid} (${r.info.exePath}${pid !== given ? `, the process of thread ${given}` : ""})`;
   let exe: GoExecutable;
   try {
     exe = GoExecutable.open(file);

@@ -52,7 +52,7 @@ describe("whyNotTraceable", () => {
   test("a thread's id is its process", () => {
     const tid = readdirSync(`/proc/${grpc.pid}/task`).map(Number).find((t) => t !== grpc.pid)!;
     expect(tid).toBeGreaterThan(0);
-    expect(whyNotTraceable(tid)).toStartWith(`process ${grpc.pid} (of thread ${tid}) (${grpcExe}) is a Go program in which gotel instruments nothing: `);
+    expect(whyNotTraceable(tid)).toStartWith(`process ${grpc.pid} (${grpcExe}, the process of thread ${tid}) is a Go program in which gotel instruments nothing: `);
   });
 
   test("an HTTP server can be traced; a pid that does not exist is left to the agent", () => {

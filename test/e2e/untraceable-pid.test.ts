@@ -1,0 +1,108 @@
+/**
+ * `trace --pid` / `run --pid` of processes gotel cannot instrument (a non-Go one, a gRPC-only Go server, a Go
+ * program on go-redis and kafka-go): one line saying why, exit 1, at once — before any eBPF object is loaded.
+ * With one traceable pid among them gotel goes ahead, and the attach log names the libraries it does not
+ * instrument.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, readlinkSync } from "node:fs";
+import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { requireRoot } from "../support/kernel.ts";
+import { Proc, startServer } from "../support/processes.ts";
+
+let sleep: Proc;
+let grpc: Proc;
+let redisKafka: ReturnType<typeof Bun.spawn>;
+let http: Proc;
+let grpcExe: string;
+let redisKafkaExe: string;
+
+beforeAll(async () => {
+  requireRoot();
+  grpcExe = buildGoFixture("grpc-server");
+  redisKafkaExe = buildGoFixture("redis-kafka");
+  sleep = new Proc(["sleep", "600"]);
+  grpc = (await startServer(grpcExe)).proc;
+  http = (await startServer(buildGoFixture("http-gin"))).proc;
+  redisKafka = Bun.spawn([redisKafkaExe], { stdin: "pipe", stdout: "ignore" });
+  await Bun.sleep(100);
+}, 300_000);
+afterAll(async () => {
+  redisKafka?.kill();
+  await Promise.all([sleep?.stop(), grpc?.stop(), http?.stop()]);
+});
+
+const GRPC = "google.golang.org/grpc v1.77.0: not instrumented yet (its calls make no spans)";
+const REDIS_KAFKA = "github.com/redis/go-redis/v9 v9.7.0: not instrumented yet (its commands make no spans), " +
+  "github.com/segmentio/kafka-go v0.4.47: not instrumented yet (producing and consuming messages make no spans)";
+const HINT = "; `gotel inspect --pid N` shows what gotel instruments in a Go program";
+const ENV = { PATH: "/usr/bin:/bin", OTEL_TRACES_EXPORTER: "none" };
+
+/** gotel's one line for the given command, its exit code and how long it took */
+function refused(cmd: string[], env: Record<string, string> = ENV): { line: string; code: number; ms: number } {
+  const t0 = performance.now();
+  const r = runCommand([GOTEL, ...cmd], { env });
+  const ms = performance.now() - t0;
+  expect(r.stdout).toBe("");
+  return { line: expectOneLineError(r), code: r.code, ms };
+}
+
+describe.each(["trace", "run"])("gotel %s --pid", (command) => {
+  const cases: [string, () => string[], () => string][] = [
+    ["a non-Go process", () => ["--pid", String(sleep.pid)],
+      () => `gotel: nothing to trace: process ${sleep.pid} (${readlinkSync(`/proc/${sleep.pid}/exe`)}) is not a Go program (no Go build info)${HINT}`],
+    ["a gRPC-only Go server", () => ["--pid", String(grpc.pid)],
+      () => `gotel: nothing to trace: process ${grpc.pid} (${grpcExe}) is a Go program in which gotel instruments nothing: ${GRPC}${HINT}`],
+    ["a Go program on go-redis and kafka-go", () => ["--pid", String(redisKafka.pid)],
+      () => `gotel: nothing to trace: process ${redisKafka.pid} (${redisKafkaExe}) is a Go program in which gotel instruments nothing: ${REDIS_KAFKA}${HINT}`],
+    ["a thread of the gRPC server", () => ["--pid", String(thread(grpc.pid))],
+      () => `gotel: nothing to trace: process ${grpc.pid} (${grpcExe}, the process of thread ${thread(grpc.pid)}) is a Go program in which gotel instruments nothing: ${GRPC}${HINT}`],
+    ["the three of them", () => ["--pid", String(sleep.pid), "--pid", String(grpc.pid), "--pid", String(redisKafka.pid)],
+      () => `gotel: nothing to trace: process ${sleep.pid} (${readlinkSync(`/proc/${sleep.pid}/exe`)}) is not a Go program (no Go build info); ` +
+        `process ${grpc.pid} (${grpcExe}) is a Go program in which gotel instruments nothing: ${GRPC}; ` +
+        `process ${redisKafka.pid} (${redisKafkaExe}) is a Go program in which gotel instruments nothing: ${REDIS_KAFKA}${HINT}`],
+  ];
+  test.each(cases)("%s: one line saying why, exit 1, within a second", (_what, args, line) => {
+    const r = refused([command, ...args(), ...(command === "trace" ? ["--duration", "30s"] : [])]);
+    expect(r.line).toBe(line());
+    expect(r.code).toBe(1);
+    expect(r.ms).toBeLessThan(1000);
+  });
+
+  test("OTEL_GO_AUTO_TARGET_PID of the gRPC server: the same", () => {
+    const r = refused([command], { ...ENV, OTEL_GO_AUTO_TARGET_PID: String(grpc.pid) });
+    expect(r.line).toBe(`gotel: nothing to trace: process ${grpc.pid} (${grpcExe}) is a Go program in which gotel instruments nothing: ${GRPC}${HINT}`);
+    expect(r.code).toBe(1);
+  });
+});
+
+test("run --pid of the gRPC server and of a gin server: goes ahead; the attach log names what it does not instrument in each", async () => {
+  const g = new Proc([GOTEL, "run", "--pid", String(grpc.pid), "--pid", String(http.pid)], ENV);
+  try {
+    await g.waitForLine(/gotel is running/, 20_000);
+    const skip = await g.waitForLine(new RegExp(`not tracing a process: .* pid=${grpc.pid} `));
+    expect(skip).toMatch(new RegExp(`warn  not tracing a process: gotel does not instrument its libraries yet pid=${grpc.pid} exe=\\S+ modules="google\\.golang\\.org/grpc v1\\.77\\.0"$`));
+    expect(g.countLines(new RegExp(`attached pid=${http.pid} `))).toBeGreaterThan(0);
+    // gin's requests are traced through net/http; gin itself is named once
+    expect(g.countLines(new RegExp(`info  not instrumented pid=${http.pid} exe=\\S+ modules="github\\.com/gin-gonic/gin v1\\.10\\.1"$`))).toBe(1);
+  } finally {
+    expect(await g.stop()).toBe(0);
+  }
+}, 60_000);
+
+test("run --exe of the gRPC server waits for processes (no pre-flight refusal) and names gRPC when it skips it", async () => {
+  const g = new Proc([GOTEL, "run", "--exe", grpcExe], ENV);
+  try {
+    const skip = await g.waitForLine(/not tracing a process: /, 20_000);
+    expect(skip).toMatch(/gotel does not instrument its libraries yet pid=\d+ exe=\S+ modules="google\.golang\.org\/grpc v1\.77\.0"$/);
+    await g.waitForLine(/gotel is running/, 20_000);
+  } finally {
+    expect(await g.stop()).toBe(0);
+  }
+}, 60_000);
+
+/** a thread of pid other than its leader */
+function thread(pid: number): number {
+  return readdirSync(`/proc/${pid}/task`).map(Number).find((t) => t !== pid)!;
+}
