@@ -3,11 +3,11 @@
  * is analysed and planned; the probes attach to it in the one loaded object set; the ring buffer's events
  * become spans with the process's resource; the SDK's BatchSpanProcessor exports them.
  */
-import { readFileSync, readlinkSync } from "node:fs";
-import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import type { Resource } from "@opentelemetry/resources";
 import type { EnvConfig } from "./config/env.ts";
 import { ProcessWatcher, type TargetSpec } from "./discovery/watcher.ts";
+import { LinkReaper } from "./ebpf/link-reaper.ts";
 import { requirePrivileges } from "./ebpf/kernel-checks.ts";
 import { preferredAttachMode, type UprobeLinks } from "./ebpf/link.ts";
 import { monotonicNs } from "./ebpf/libc.ts";
@@ -15,11 +15,14 @@ import { uintBytes, type BpfMap } from "./ebpf/map.ts";
 import { RingBufferReader } from "./ebpf/ring-buffer.ts";
 import { StructView } from "./ebpf/struct-view.ts";
 import { GotelError } from "./errors.ts";
+import { ExportPipeline, type DescribedExporter, type ExportCounts } from "./export/pipeline.ts";
+import { RateLimitedWarning } from "./export/warnings.ts";
 import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
 import { PT_LOAD } from "./gobin/elf.ts";
 import { GoTypeNames, loadBias, ProcessMemory, typesBase, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
+import { moduleList, notInstrumented } from "./probes/registry.ts";
 import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
@@ -29,8 +32,8 @@ export interface AgentOptions {
   env: EnvConfig;
   /** processes to find and follow; none for `exec`, which attaches to its one child itself */
   targets?: TargetSpec;
-  /** each gets its own BatchSpanProcessor; `delayMs` overrides OTEL_BSP_SCHEDULE_DELAY (a terminal wants spans soon) */
-  exporters: { exporter: SpanExporter; delayMs?: number }[];
+  /** each gets its own queue (ExportPipeline); `delayMs` overrides OTEL_BSP_SCHEDULE_DELAY (a terminal wants spans soon) */
+  exporters: { exporter: DescribedExporter; delayMs?: number }[];
   /** called for every span before export (trace sessions count and stop on it) */
   onSpan?: (span: SpanRecord) => void;
 }
@@ -48,14 +51,32 @@ interface Target {
   memoryFile?: ProcessMemory;
 }
 
+/** Spans lost before any exporter's queue, by reason. */
+export interface Drops {
+  /** the kernel's ring buffer had no room for the span */
+  ringBufferFull: number;
+  /** a map of calls in flight was full when the call started */
+  inFlightFull: number;
+  /** one read of the ring buffer had more than the reader's buffer holds */
+  readBatchFull: number;
+  /** the span's process was no longer a target when its event was read */
+  targetGone: number;
+}
+
+/**
+ * Where every span went. `spans` counts each span once, when it is decided (ended in the kernel, or dropped or
+ * unsampled there); for each exporter, spans - unsampled - dropped = exported + queueFull + exportFailed.
+ */
 export interface AgentStats {
   spans: number;
   /** events read from the ring buffer */
   events: number;
-  /** spans lost: the ring buffer was full, an in-flight map was full, or a batch in user space was */
-  dropped: bigint;
+  /** lost before reaching the exporters, by reason */
+  drops: Drops;
   /** spans not sent because their trace was not sampled */
-  unsampled: bigint;
+  unsampled: number;
+  /** per exporter: exported, dropped at its queue, failed (with reasons) */
+  exports: ExportCounts[];
   /** traceparent headers written into outgoing requests, and requests left alone (app's own header, no room) */
   injected: bigint;
   notInjected: bigint;
@@ -64,13 +85,21 @@ export interface AgentStats {
 
 export class Agent {
   private readonly targets = new Map<number, Target>();
-  private readonly processors: SpanProcessor[];
+  private readonly pipelines: ExportPipeline[];
   private readonly clock = new KernelClock();
   private readonly reader: RingBufferReader;
   private readonly watcher: ProcessWatcher | undefined;
+  /** spans that reached user space as records (emitted, or of a target already gone) */
   private spans = 0;
+  private targetGone = 0;
   private stopped = false;
   private finalStats: AgentStats | undefined;
+  private readonly reaper = new LinkReaper();
+  private readonly kernelDropWarning = new RateLimitedWarning("spans dropped before reaching gotel's export queue", {
+    hint: "see the final 'stopped' line for totals",
+  });
+  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0 };
+  private lossTimer: ReturnType<typeof setInterval> | undefined;
 
   private readonly byEventType: Map<number, SpanProbe>;
   private readonly counters: BpfMap;
@@ -84,11 +113,11 @@ export class Agent {
   private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
     this.probes = set.probes;
     const env = opts.env;
-    this.processors = opts.exporters.map(({ exporter, delayMs }) => new BatchSpanProcessor(exporter, {
+    this.pipelines = opts.exporters.map(({ exporter, delayMs }) => new ExportPipeline(exporter, {
       scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
       exportTimeoutMillis: env.OTEL_BSP_EXPORT_TIMEOUT,
       maxQueueSize: env.OTEL_BSP_MAX_QUEUE_SIZE,
-      maxExportBatchSize: Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE),
+      maxExportBatchSize: env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     }));
     const obj = set.owner.object.obj;
     this.reader = new RingBufferReader(obj.map("events"), (v) => this.onEvent(v));
@@ -111,6 +140,7 @@ export class Agent {
     const set = loadProbes(opts.env, mode, (tgid) => agent?.memory(tgid));
     agent = new Agent(opts, set);
     agent.reader.start();
+    agent.lossTimer = setInterval(() => agent?.warnAboutDrops(), 1000);
     try {
       await agent.watcher?.start();
     } catch (e) {
@@ -122,20 +152,47 @@ export class Agent {
   }
 
   get stats(): AgentStats {
-    if (this.finalStats) return this.finalStats;
-    const count = (name: string) => {
-      const i = this.counterIndex.get(`GOTEL_COUNTER_${name}`);
-      return i === undefined ? 0n : this.counters.sumPerCpuU64(uintBytes(i, 4));
-    };
+    return this.finalStats ?? this.currentStats();
+  }
+
+  private kernelCount(name: string): number {
+    const i = this.counterIndex.get(`GOTEL_COUNTER_${name}`);
+    return i === undefined ? 0 : Number(this.counters.sumPerCpuU64(uintBytes(i, 4)));
+  }
+
+  private drops(): Drops {
     return {
-      spans: this.spans,
+      ringBufferFull: this.kernelCount("RINGBUF_FULL"),
+      inFlightFull: this.kernelCount("INFLIGHT_LOST"),
+      readBatchFull: Number(this.reader.droppedInBatch),
+      targetGone: this.targetGone,
+    };
+  }
+
+  private currentStats(): AgentStats {
+    const drops = this.drops();
+    const unsampled = this.kernelCount("UNSAMPLED");
+    return {
+      spans: this.spans + drops.targetGone + drops.ringBufferFull + drops.inFlightFull + drops.readBatchFull + unsampled,
       events: this.reader.delivered,
-      dropped: count("RINGBUF_FULL") + count("INFLIGHT_LOST") + this.reader.droppedInBatch,
-      unsampled: count("UNSAMPLED"),
-      injected: count("INJECTED"),
-      notInjected: count("INJECT_PRESENT") + count("INJECT_NO_ROOM"),
+      drops,
+      unsampled,
+      exports: this.pipelines.map((p) => p.stats),
+      injected: BigInt(this.kernelCount("INJECTED")),
+      notInjected: BigInt(this.kernelCount("INJECT_PRESENT") + this.kernelCount("INJECT_NO_ROOM")),
       targets: this.targets.size,
     };
+  }
+
+  /** Losses before the exporters' queues (theirs warn by themselves), at most one line per 10 s. */
+  private warnAboutDrops(): void {
+    const now = this.drops();
+    const reasons: [keyof Drops, string][] = [
+      ["ringBufferFull", "kernel ring buffer full"], ["inFlightFull", "in-flight map full"],
+      ["readBatchFull", "ring buffer read batch full"], ["targetGone", "process no longer traced"],
+    ];
+    for (const [key, reason] of reasons) this.kernelDropWarning.add(now[key] - this.lastDrops[key], reason);
+    this.lastDrops = now;
   }
 
   /**
@@ -154,10 +211,14 @@ export class Agent {
       return false;
     }
     const ready = this.prepare(exe, pid, exePath);
+    const unseen = moduleList(notInstrumented(exe, undefined, (name) => ready.some((r) => r.probe.name === name)));
     if (ready.length === 0) {
-      log.warn("not tracing a process: no instrumentation applies to it", { pid, exe: exePath });
+      log.warn(unseen ? "not tracing a process: gotel does not instrument its libraries yet" : "not tracing a process: no instrumentation applies to it", {
+        pid, exe: exePath, ...(unseen ? { modules: unseen } : {}),
+      });
       return false;
     }
+    if (unseen) log.info("not instrumented", { pid, exe: exePath, modules: unseen });
     const links: UprobeLinks[] = [];
     const attached: SpanProbe[] = [];
     for (const { probe, prepared } of ready) {
@@ -216,14 +277,20 @@ export class Agent {
     return t.memory;
   }
 
-  /** exited: the process is gone; the calls it still had in flight become spans (see unfinishedSpan) */
+  /**
+   * exited: the process is gone; the calls it still had in flight become spans (see unfinishedSpan). Its probes
+   * cannot fire any more, so their links are handed to the reaper, which destroys them in the background: the
+   * kernel takes ~40 ms per link to detach, and many processes exiting at once must not stall the others' spans.
+   */
   private detach(pid: number, why: string, exited = false): void {
     const t = this.targets.get(pid);
     if (!t) return;
     // spans already in the ring buffer still belong to this process
     this.reader.drain();
     const unfinished = exited ? this.reportUnfinished(pid, t) : 0;
-    for (const l of t.links) l.destroy();
+    // an exec keeps the pid: a new image of the same file would still fire the old links, so those go now
+    if (exited && !existsSync(`/proc/${pid}`)) this.reaper.add(t.links);
+    else for (const l of t.links) l.destroy();
     for (const p of t.probes) p.forget(pid);
     t.memoryFile?.close();
     this.targets.delete(pid);
@@ -247,7 +314,11 @@ export class Agent {
     const probe = this.byEventType.get(v.getUint32(this.headerType, true));
     const tgid = v.getUint32(this.headerTgid, true);
     const target = this.targets.get(tgid);
-    if (!probe || !target) return;
+    if (!probe) return;
+    if (!target) {
+      this.targetGone++;
+      return;
+    }
     this.emit(probe.record(v, tgid, this.toUnixNs), target);
   }
 
@@ -255,7 +326,7 @@ export class Agent {
     this.spans++;
     this.opts.onSpan?.(record);
     const span = toReadableSpan(record, target.resource);
-    for (const p of this.processors) p.onEnd(span);
+    for (const p of this.pipelines) p.add(span);
   }
 
   /** Detaches everything, exports every span still queued, and frees the kernel objects. */
@@ -263,10 +334,14 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     this.watcher?.stop();
+    clearInterval(this.lossTimer);
     for (const pid of [...this.targets.keys()]) this.detach(pid, "gotel is stopping");
+    this.reaper.finish();
     this.reader.close();
-    this.finalStats = this.stats;
-    await Promise.all(this.processors.map((p) => p.shutdown()));
+    const counted = this.currentStats();
+    this.kernelDropWarning.flush();
+    await Promise.all(this.pipelines.map((p) => p.shutdown()));
+    this.finalStats = { ...counted, exports: this.pipelines.map((p) => p.stats) };
     // the first object owns the shared maps: close it last
     for (const p of [...this.probes].reverse()) p.close();
   }

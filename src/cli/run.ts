@@ -3,6 +3,7 @@ import type { EnvConfig } from "../config/env.ts";
 import { spanExporter } from "../export/exporter.ts";
 import { log } from "../log.ts";
 import { refuseUntraceable } from "./preflight.ts";
+import { stoppedFields } from "./stop-report.ts";
 import { TARGET_FLAGS, targetSpec } from "./targets.ts";
 import { stopSignal } from "./signals.ts";
 import { parseFlags } from "./usage.ts";
@@ -16,9 +17,6 @@ export async function runCommand(args: string[], env: EnvConfig): Promise<number
   const agent = await Agent.start({ env, targets, exporters: exporter ? [{ exporter }] : [] });
   await signalled;
   await agent.stop();
-  const s = agent.stats;
-  log.info("stopped", {
-    spans: s.spans, events: s.events, dropped: s.dropped, unsampled: s.unsampled, injected: s.injected, not_injected: s.notInjected,
-  });
+  log.info("stopped", stoppedFields(agent.stats));
   return 0;
 }
