@@ -465,7 +465,8 @@ describe("a stripped binary whose Go version gotel's table does not have", () =>
     const exe = join(dir, "http-server");
     writeFileSync(exe, patched, { mode: 0o755 });
     const server = await startServer(exe);
-    const gotel = new Proc([GOTEL, "run", "--pid", String(server.proc.pid)], gotelEnv());
+    // --exe: gotel keeps following the executable (with --pid alone it would refuse at once: nothing to trace)
+    const gotel = new Proc([GOTEL, "run", "--exe", exe], gotelEnv());
     try {
       const line = await gotel.waitForLine(/net\/http server instrumentation skipped/, 20_000);
       expect(line).toContain(`pid=${server.proc.pid}`);
@@ -498,9 +499,9 @@ describe("bad input", () => {
     expect(g.stderr.filter((l) => l.startsWith("gotel: "))).toEqual(["gotel: process 99999999 does not exist; check the pid"]);
   });
 
-  test("a non-Go target: it is reported and skipped", async () => {
+  test("a non-Go target: it is reported and skipped (--exe; --pid refuses it at once, see untraceable-pid)", async () => {
     const sleeper = new Proc(["/bin/sleep", "30"]);
-    const g = new Proc([GOTEL, "run", "--pid", String(sleeper.pid)], gotelEnv());
+    const g = new Proc([GOTEL, "run", "--exe", "/bin/sleep"], gotelEnv());
     try {
       await g.waitForLine(/not tracing a process: its executable cannot be read as a Go program/, 10_000);
     } finally {
