@@ -282,19 +282,21 @@ export class Agent {
    * cannot fire any more, so their links are handed to the reaper, which destroys them in the background: the
    * kernel takes ~40 ms per link to detach, and many processes exiting at once must not stall the others' spans.
    */
-  private detach(pid: number, why: string, exited = false): void {
+  private detach(pid: number, why: string, exited = false): Promise<void> {
     const t = this.targets.get(pid);
-    if (!t) return;
+    if (!t) return Promise.resolve();
     // spans already in the ring buffer still belong to this process
     this.reader.drain();
     const unfinished = exited ? this.reportUnfinished(pid, t) : 0;
     // an exec keeps the pid: a new image of the same file would still fire the old links, so those go now
+    let released = Promise.resolve();
     if (exited && !existsSync(`/proc/${pid}`)) this.reaper.add(t.links);
-    else for (const l of t.links) l.destroy();
+    else released = Promise.all(t.links.map((l) => l.release())).then(() => undefined);
     for (const p of t.probes) p.forget(pid);
     t.memoryFile?.close();
     this.targets.delete(pid);
     log.info("detached", { pid, exe: t.exePath, reason: why, ...(unfinished ? { unfinished } : {}) });
+    return released;
   }
 
   /** Spans of the calls the exited process had in flight, ended now: gotel sees an exit within a scan or two. */
@@ -335,13 +337,15 @@ export class Agent {
     this.stopped = true;
     this.watcher?.stop();
     clearInterval(this.lossTimer);
-    for (const pid of [...this.targets.keys()]) this.detach(pid, "gotel is stopping");
-    this.reaper.finish();
+    // live targets first: after this no span can start or end, so the last read below is really the last
+    await Promise.all([...this.targets.keys()].map((pid) => this.detach(pid, "gotel is stopping")));
     this.reader.close();
     const counted = this.currentStats();
     this.kernelDropWarning.flush();
     await Promise.all(this.pipelines.map((p) => p.shutdown()));
     this.finalStats = { ...counted, exports: this.pipelines.map((p) => p.stats) };
+    // links of processes that already exited cannot fire: they wait until the spans are out
+    await this.reaper.finish();
     // the first object owns the shared maps: close it last
     for (const p of [...this.probes].reverse()) p.close();
   }

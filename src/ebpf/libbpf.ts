@@ -52,6 +52,8 @@ const symbols = {
   bpf_map__delete_elem: { args: [ptr, ptr, usize, u64], returns: i32 },
   bpf_map__get_next_key: { args: [ptr, ptr, ptr, usize], returns: i32 },
   bpf_link__destroy: { args: [ptr], returns: i32 },
+  bpf_link__fd: { args: [ptr], returns: i32 },
+  bpf_link__disconnect: { args: [ptr], returns: none },
   gotel_set_log: { args: [fn], returns: none },
   gotel_open_mem: { args: [ptr, usize, ptr, u32, ptr], returns: ptr },
   gotel_attach_uprobe: { args: [ptr, i32, ptr, usize, u64, ptr], returns: ptr },
