@@ -39,7 +39,9 @@ function stopped(pid: number): boolean {
 
 export async function execCommand(args: string[], env: EnvConfig): Promise<number> {
   const cmd = args[0] === "--" ? args.slice(1) : args;
-  if (cmd.length === 0 || cmd[0] === undefined) throw new UsageError("exec needs a command: gotel exec -- CMD ARGS…");
+  if (cmd.length === 0 || cmd[0] === undefined || cmd[0] === "") throw new UsageError("exec needs a command: gotel exec -- CMD ARGS…");
+  // exec has no options of its own: `gotel exec --verbose prog` is a mistake, not a program named --verbose
+  if (args[0] !== "--" && cmd[0].startsWith("-")) throw new UsageError(`exec takes no option '${cmd[0]}'; put the program after '--': gotel exec -- CMD ARGS…`);
   const program = resolveCommand(cmd[0]);
   // installed first: a signal that comes while attaching is held and forwarded once the program runs
   const pending: NodeJS.Signals[] = [];

@@ -7,17 +7,38 @@ import { inspectCommand } from "./inspect.ts";
 import { runCommand } from "./run.ts";
 import { execCommand } from "./exec.ts";
 import { traceCommand } from "./trace.ts";
-import { USAGE, UsageError } from "./usage.ts";
+import { commandUsage, isCommand, USAGE, UsageError, wantsHelp } from "./usage.ts";
 import { versionCommand } from "./version.ts";
 
+/** `gotel <command> --help` / `-h`, and `gotel help <command>`: the command's usage, before anything else is read. */
+function helpRequested(command: string | undefined, rest: string[]): string | undefined {
+  if (command === "help" || command === "--help" || command === "-h") {
+    const [topic, ...more] = rest;
+    if (topic === undefined) return USAGE;
+    if (more.length > 0) throw new UsageError("help takes one command name");
+    if (!isCommand(topic)) throw new UsageError(`unknown command '${topic}'`);
+    return commandUsage(topic);
+  }
+  if (!isCommand(command)) return undefined;
+  // exec's arguments are the program's: only `gotel exec --help` itself asks for help
+  const asks = command === "exec" ? rest[0] === "--help" || rest[0] === "-h" : wantsHelp(rest);
+  return asks ? commandUsage(command) : undefined;
+}
+
 async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const help = helpRequested(command, rest);
+  if (help !== undefined) {
+    console.log(help);
+    return 0;
+  }
   const env = readEnv();
   setLogLevel(env.OTEL_LOG_LEVEL);
-  const [command, ...rest] = argv;
   switch (command) {
     case "version":
+      return versionCommand(rest);
     case "--version":
-      return versionCommand();
+      return versionCommand([]);
     case "doctor":
       return doctorCommand(rest, env);
     case "inspect":
@@ -29,11 +50,8 @@ async function run(argv: string[]): Promise<number> {
     case "exec":
       return execCommand(rest, env);
     case undefined:
-    case "help":
-    case "--help":
-    case "-h":
       console.log(USAGE);
-      return command === undefined ? 2 : 0;
+      return 2;
     default:
       throw new UsageError(`unknown command '${command}'`);
   }

@@ -14,11 +14,24 @@ import { parseFlags, UsageError } from "./usage.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** "30s", "1.5m", "500ms", "10" (seconds) -> ms */
+/** A JS timer holds a signed 32-bit count of milliseconds (about 596 hours); a longer one would fire at once. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** "30s", "1.5m", "500ms", "10" (seconds) -> ms, from 1 ms to MAX_DURATION_MS */
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   if (!m || Number(m[1]) <= 0) throw new UsageError(`--duration needs a positive duration like 30s, 2m or 500ms, got '${text}'`);
-  return Number(m[1]) * UNITS[m[2] ?? "s"]!;
+  const ms = Number(m[1]) * UNITS[m[2] ?? "s"]!;
+  if (ms < 1) throw new UsageError(`--duration needs at least 1ms, got '${text}'`);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`--duration is at most 596h (${MAX_DURATION_MS} ms), got '${text}'`);
+  return Math.round(ms);
+}
+
+/** "--count N": a whole number of spans, 1 to 2^53-1 */
+export function parseCount(text: string): number {
+  const n = /^[1-9]\d*$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--count needs a positive whole number of spans, got '${text}'`);
+  return n;
 }
 
 export async function traceCommand(args: string[], env: EnvConfig): Promise<number> {
@@ -29,10 +42,9 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
     format: { type: "string" },
     otlp: { type: "boolean" },
   });
-  const targets = targetSpec(values, env);
   const durationMs = values.duration !== undefined ? parseDuration(values.duration) : undefined;
-  if (values.count !== undefined && !/^[1-9]\d*$/.test(values.count)) throw new UsageError(`--count needs a positive number, got '${values.count}'`);
-  const count = values.count !== undefined ? Number(values.count) : undefined;
+  const count = values.count !== undefined ? parseCount(values.count) : undefined;
+  const targets = targetSpec(values, env);
   const tty = process.stdout.isTTY === true;
   const format = (values.format ?? (tty ? "tree" : "jsonl")) as TraceFormat;
   if (format !== "tree" && format !== "jsonl") throw new UsageError(`--format is tree or jsonl, got '${values.format}'`);
@@ -44,6 +56,8 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
   const finished = new Promise<void>((resolve) => (finish = resolve));
   let seen = 0;
   void stopSignal().then(() => finish());
+  // --duration counts from now: attaching to many processes (--all) takes a while and is part of the session
+  const timer = durationMs !== undefined ? setTimeout(finish, durationMs) : undefined;
   const agent = await Agent.start({
     env,
     targets,
@@ -52,7 +66,6 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
       if (count !== undefined && ++seen >= count) finish();
     },
   });
-  const timer = durationMs !== undefined ? setTimeout(finish, durationMs) : undefined;
   await finished;
   clearTimeout(timer);
   await agent.stop();
