@@ -5,7 +5,8 @@
  * CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first without gotel, then with `gotel run`
  * attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector (the test one,
  * scripts/build-collector.sh). Prints the server's CPU µs per request and requests/s for both, their ratios,
- * and gotel's own CPU µs per span and peak RSS.
+ * gotel's own CPU µs per span and peak RSS, and the spans its `stopped` line reports lost out of those it made
+ * (the whole run: warm-up and measured phase) with the default queue settings.
  *
  *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH]   (needs apt-get install wrk nghttp2-client)
  *
@@ -163,7 +164,7 @@ if (BEFORE) console.log(`before: ${BEFORE}; after: ${builds.at(-1)!.path}`);
 
 async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: string, traced: number[]) {
   const gotel = new Proc([gotelPath, "run", ...traced.flatMap((p) => ["--pid", String(p)])], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_LOG_LEVEL: "warn", ...sc.env,
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, ...sc.env,
   });
   await Bun.sleep(1500);
   const load = sc.load ?? wrk;
@@ -172,7 +173,10 @@ async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: st
   const rss = peakRssMb(gotel.pid);
   await gotel.stop();
   await Bun.sleep(500); // the probes are gone
-  return { ...m, rss };
+  // what the stopped line says was lost on the way to the collector (queue full, ring buffer full, export failed)
+  const stopped = gotel.stderr.find((l) => / stopped /.test(l)) ?? "";
+  const count = (k: string) => Number(new RegExp(` ${k}=(\\d+)`).exec(stopped)?.[1] ?? NaN);
+  return { ...m, rss, spans: count("spans"), lost: count("dropped") + count("export_failed") };
 }
 
 const cell = (v: string, ratio?: number): string => `${v.padStart(9)}${ratio === undefined ? "      " : ` ${ratio.toFixed(2).padStart(4)}x`}`;
@@ -192,5 +196,6 @@ for (const sc of scenarios) {
   row("requests/s", without.rps.toFixed(0), measured.map((m) => cell(m.rps.toFixed(0), m.rps / without.rps)));
   row("gotel CPU µs/span", "", measured.map((m) => cell((m.gotelUs / m.requests / spansPerRequest).toFixed(1))));
   row("gotel peak RSS MB", "", measured.map((m) => cell(m.rss.toFixed(0))));
+  row("spans lost / made", "", measured.map((m) => cell(`${m.lost}/${m.spans}`)));
 }
 await collector.stop();

@@ -165,7 +165,7 @@ const variables = {
   OTEL_PROPAGATORS: spec(propagators, `a comma-separated list of ${PROPAGATORS.join(", ")} (gotel propagates W3C tracecontext)`, "tracecontext,baggage"),
   OTEL_BSP_SCHEDULE_DELAY: spec(milliseconds, `a delay in milliseconds from 1 to ${MAX_TIMER_MS}`, "5000"),
   OTEL_BSP_EXPORT_TIMEOUT: spec(milliseconds, `a timeout in milliseconds from 1 to ${MAX_TIMER_MS}`, "30000"),
-  OTEL_BSP_MAX_QUEUE_SIZE: spec(spans, `a number of spans from 1 to ${MAX_SPANS}`, "2048"),
+  OTEL_BSP_MAX_QUEUE_SIZE: spec(spans, `a number of spans from 1 to ${MAX_SPANS}`, "16384"),
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: spec(spans, `a number of spans from 1 to ${MAX_SPANS}`, "512"),
 } as const;
 
