@@ -6,12 +6,14 @@
  * corrupt or hostile file can neither crash gotel nor make it allocate gigabytes.
  */
 import * as zlib from "node:zlib";
-import { ElfError, type ElfFile, type Section } from "./elf.ts";
+import { ElfError, type ElfFile, type Section, sectionLabel } from "./elf.ts";
 
 /** A debug section that cannot be decompressed: corrupt header or stream, unknown or unsafe compression. */
 export class DebugSectionError extends ElfError {
-  constructor(file: string, readonly section: string, problem: string, hint?: string) {
-    super(file, `section ${section}: ${problem}`, hint);
+  readonly section: string;
+  constructor(file: string, s: Section, problem: string, hint?: string) {
+    super(file, `${sectionLabel(s)}: ${problem}`, hint);
+    this.section = s.name;
     this.name = "DebugSectionError";
   }
 }
@@ -60,19 +62,19 @@ function readDebugSection(elf: ElfFile, name: string): Uint8Array | undefined {
 }
 
 function decompressChdr(elf: ElfFile, s: Section, data: Uint8Array): Uint8Array {
-  if (data.byteLength < CHDR_SIZE) throw new DebugSectionError(elf.name, s.name, "compression header is truncated");
+  if (data.byteLength < CHDR_SIZE) throw new DebugSectionError(elf.name, s, "compression header is truncated");
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const type = dv.getUint32(0, true);
   const size = safeSize(elf, s, dv.getBigUint64(8, true), data.byteLength - CHDR_SIZE);
   const stream = data.subarray(CHDR_SIZE);
   if (type === ELFCOMPRESS_ZLIB) return inflate(elf, s, stream, size, "zlib");
   if (type === ELFCOMPRESS_ZSTD) return inflate(elf, s, stream, size, "zstd");
-  throw new DebugSectionError(elf.name, s.name, `unknown compression type ${type}`, "expected zlib (1) or zstd (2)");
+  throw new DebugSectionError(elf.name, s, `unknown compression type ${type}`, "expected zlib (1) or zstd (2)");
 }
 
 function decompressZdebug(elf: ElfFile, s: Section, data: Uint8Array): Uint8Array {
   const magic = data.byteLength >= ZDEBUG_HEADER_SIZE && data[0] === 0x5a && data[1] === 0x4c && data[2] === 0x49 && data[3] === 0x42;
-  if (!magic) throw new DebugSectionError(elf.name, s.name, 'missing "ZLIB" header (truncated or corrupt)');
+  if (!magic) throw new DebugSectionError(elf.name, s, 'missing "ZLIB" header (truncated or corrupt)');
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const size = safeSize(elf, s, dv.getBigUint64(4, false), data.byteLength - ZDEBUG_HEADER_SIZE);
   return inflate(elf, s, data.subarray(ZDEBUG_HEADER_SIZE), size, "zlib");
@@ -82,7 +84,7 @@ function safeSize(elf: ElfFile, s: Section, declared: bigint, compressed: number
   const limit = Math.min(MAX_SIZE, Math.max(compressed, 1) * MAX_RATIO);
   if (declared > BigInt(limit)) {
     throw new DebugSectionError(
-      elf.name, s.name,
+      elf.name, s,
       `declared uncompressed size ${declared} is implausible for ${compressed} compressed bytes (limit ${limit})`,
       "the file is corrupt",
     );
@@ -93,7 +95,7 @@ function safeSize(elf: ElfFile, s: Section, declared: bigint, compressed: number
 function inflate(elf: ElfFile, s: Section, stream: Uint8Array, size: number, kind: "zlib" | "zstd"): Uint8Array {
   // older runtimes lack zstd (Bun has it since 1.2.x)
   if (kind === "zstd" && typeof zlib.zstdDecompressSync !== "function") {
-    throw new DebugSectionError(elf.name, s.name, "is zstd-compressed and this runtime cannot decompress zstd", "rebuild with -ldflags=-compressdwarf=false, or use objcopy --decompress-debug-sections");
+    throw new DebugSectionError(elf.name, s, "is zstd-compressed and this runtime cannot decompress zstd", "rebuild with -ldflags=-compressdwarf=false, or use objcopy --decompress-debug-sections");
   }
   let out: Uint8Array;
   try {
@@ -102,10 +104,14 @@ function inflate(elf: ElfFile, s: Section, stream: Uint8Array, size: number, kin
     out = kind === "zlib" ? zlib.inflateSync(stream, opts) : zlib.zstdDecompressSync(stream, opts);
   } catch (e) {
     const why = String((e as Error)?.message ?? e).replace(/\s+/g, " ");
-    throw new DebugSectionError(elf.name, s.name, `${kind} data is corrupt or larger than declared (${why})`, "the file is corrupt");
+    // the inflater stopped at maxOutputLength (Bun: "Cannot create a Buffer larger than N bytes")
+    if ((e as { code?: string })?.code === "ERR_BUFFER_TOO_LARGE" || /larger than|maxOutputLength/i.test(why)) {
+      throw new DebugSectionError(elf.name, s, `its ${kind} data is larger than declared: it inflates past the ${size} bytes its compression header gives`, "the file is corrupt");
+    }
+    throw new DebugSectionError(elf.name, s, `its ${kind} data is corrupt (${why})`, "the file is corrupt");
   }
   if (out.byteLength !== size) {
-    throw new DebugSectionError(elf.name, s.name, `inflated to ${out.byteLength} bytes but the header declares ${size}`, "the file is corrupt");
+    throw new DebugSectionError(elf.name, s, `inflated to ${out.byteLength} bytes but the header declares ${size}`, "the file is corrupt");
   }
   return out;
 }

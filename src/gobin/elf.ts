@@ -24,6 +24,8 @@ export const SHT_NOBITS = 8;
 const STT_FUNC = 2;
 
 export interface Section {
+  /** its place in the section header table: "section header 12 (.gopclntab)" in messages */
+  index: number;
   name: string;
   type: number;
   flags: bigint;
@@ -53,6 +55,15 @@ export interface ElfSymbol {
   sectionIndex: number;
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const PHDR_SIZE = 56;
+const SHDR_SIZE = 64;
+
+/** "section header 12 (.gopclntab)": how messages name a section, so that a user can find it with readelf -S. */
+export function sectionLabel(s: Pick<Section, "index" | "name">): string {
+  return `section header ${s.index}${s.name ? ` (${s.name})` : ""}`;
+}
+
 export class ElfFile {
   readonly machine: number;
   readonly type: number;
@@ -66,12 +77,12 @@ export class ElfFile {
     if (bytes.byteLength < 4 || bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46) {
       throw new ElfError(name, "not an ELF file", "pass an executable built for Linux");
     }
-    if (bytes.byteLength < 64) throw new ElfError(name, "truncated ELF header");
+    if (bytes.byteLength < 64) throw new ElfError(name, `ELF header is truncated (the file has ${bytes.byteLength} bytes, the header 64)`);
     if (bytes[4] !== 2) throw new ElfError(name, "not a 64-bit ELF file; gotel supports amd64 and arm64");
     if (bytes[5] !== 1) throw new ElfError(name, "not a little-endian ELF file; gotel supports amd64 and arm64");
-    this.type = this.u16(16);
-    this.machine = this.u16(18);
-    this.entry = this.u64(24);
+    this.type = this.dv.getUint16(16, true);
+    this.machine = this.dv.getUint16(18, true);
+    this.entry = Number(this.dv.getBigUint64(24, true)); // informational: nothing gotel reads depends on it
     this.segments = this.readSegments();
     this.sections = this.readSections();
   }
@@ -89,70 +100,85 @@ export class ElfFile {
     return this.machine === EM_X86_64 ? "amd64" : this.machine === EM_AARCH64 ? "arm64" : undefined;
   }
 
-  private check(off: number, len: number, what: string): void {
-    if (!Number.isSafeInteger(off) || off < 0 || len < 0 || off + len > this.bytes.byteLength) {
-      throw new ElfError(this.name, `${what} lies outside the file (truncated or corrupt)`);
-    }
+  private within(off: number, len: number): boolean {
+    return Number.isSafeInteger(off) && Number.isSafeInteger(len) && off >= 0 && len >= 0 && off + len <= this.bytes.byteLength;
   }
-  private u16(off: number): number {
-    this.check(off, 2, "header field");
-    return this.dv.getUint16(off, true);
+
+  /** A 64-bit field read as a number; `what` names it for the message when it cannot be an offset, size or address. */
+  private u64(off: number, what: string): number {
+    return this.safe(this.dv.getBigUint64(off, true), what);
   }
-  private u32(off: number): number {
-    this.check(off, 4, "header field");
-    return this.dv.getUint32(off, true);
-  }
-  private u64(off: number): number {
-    this.check(off, 8, "header field");
-    const v = this.dv.getBigUint64(off, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfError(this.name, `value 0x${v.toString(16)} is out of range`);
+
+  private safe(v: bigint, what: string): number {
+    if (v > MAX_SAFE) throw new ElfError(this.name, `${what} is 0x${v.toString(16)}, beyond any file or address space (corrupt)`);
     return Number(v);
   }
 
+  private pastEnd(what: string, off: number, len: number): ElfError {
+    return new ElfError(this.name, `${what} points past the end of the file (offset 0x${off.toString(16)}, ${len} bytes; the file has ${this.bytes.byteLength}: truncated?)`);
+  }
+
   private readSegments(): Segment[] {
-    const phoff = this.u64(32);
-    const phentsize = this.u16(54);
-    const phnum = this.u16(56);
+    const phoff = this.u64(32, "ELF header: the program header table offset (e_phoff)");
+    const phentsize = this.dv.getUint16(54, true);
+    const phnum = this.dv.getUint16(56, true);
     if (phnum === 0) return [];
-    if (phentsize < 56) throw new ElfError(this.name, "corrupt program header size");
-    this.check(phoff, phnum * phentsize, "program header table");
+    if (phentsize < PHDR_SIZE) throw new ElfError(this.name, `ELF header: program header size (e_phentsize) is ${phentsize}, less than ${PHDR_SIZE}`);
+    if (!this.within(phoff, phnum * phentsize)) throw new ElfError(this.name, "program header table lies outside the file (truncated or corrupt)");
     const out: Segment[] = [];
     for (let i = 0; i < phnum; i++) {
       const p = phoff + i * phentsize;
-      out.push({
-        type: this.u32(p), flags: this.u32(p + 4), offset: this.u64(p + 8), vaddr: this.u64(p + 16),
-        filesz: this.u64(p + 32), memsz: this.u64(p + 40),
-      });
+      const what = (field: string) => `program header ${i}: ${field}`;
+      const seg: Segment = {
+        type: this.dv.getUint32(p, true), flags: this.dv.getUint32(p + 4, true), offset: this.u64(p + 8, what("p_offset")),
+        vaddr: this.u64(p + 16, what("p_vaddr")), filesz: this.u64(p + 32, what("p_filesz")), memsz: this.u64(p + 40, what("p_memsz")),
+      };
+      // a loaded segment's bytes are what virtual addresses map to: they must all be in the file
+      if (seg.type === PT_LOAD && !this.within(seg.offset, seg.filesz)) throw this.pastEnd(`program header ${i} (PT_LOAD)`, seg.offset, seg.filesz);
+      if (seg.type === PT_LOAD && !Number.isSafeInteger(seg.vaddr + Math.max(seg.filesz, seg.memsz))) {
+        throw new ElfError(this.name, `program header ${i} (PT_LOAD): its address range 0x${seg.vaddr.toString(16)} + 0x${seg.memsz.toString(16)} wraps around (corrupt)`);
+      }
+      out.push(seg);
     }
     return out;
   }
 
   private readSections(): Section[] {
-    const shoff = this.u64(40);
-    const shentsize = this.u16(58);
-    const shnum = this.u16(60);
-    const shstrndx = this.u16(62);
+    const shoff = this.u64(40, "ELF header: the section header table offset (e_shoff)");
+    const shentsize = this.dv.getUint16(58, true);
+    const shnum = this.dv.getUint16(60, true);
+    const shstrndx = this.dv.getUint16(62, true);
     if (shnum === 0 || shoff === 0) return [];
-    if (shentsize < 64) throw new ElfError(this.name, "corrupt section header size");
-    this.check(shoff, shnum * shentsize, "section header table");
-    const raw: Section[] = [];
-    for (let i = 0; i < shnum; i++) {
-      const s = shoff + i * shentsize;
-      raw.push({
-        name: String(this.u32(s)), type: this.u32(s + 4), flags: this.dv.getBigUint64(s + 8, true), addr: this.u64(s + 16),
-        offset: this.u64(s + 24), size: this.u64(s + 32), link: this.u32(s + 40), entsize: this.u64(s + 56),
-      });
+    if (shentsize < SHDR_SIZE) throw new ElfError(this.name, `ELF header: section header size (e_shentsize) is ${shentsize}, less than ${SHDR_SIZE}`);
+    if (!this.within(shoff, shnum * shentsize)) throw new ElfError(this.name, "section header table lies outside the file (truncated or corrupt)");
+    const at = (i: number) => shoff + i * shentsize;
+    const strtab = shstrndx < shnum ? this.rawSection(at(shstrndx), shstrndx, "") : undefined;
+    if (!strtab) throw new ElfError(this.name, `ELF header: the section name table index (e_shstrndx) is ${shstrndx}, but there are ${shnum} sections`);
+    if (strtab.type !== SHT_NOBITS && !this.within(strtab.offset, strtab.size)) {
+      throw this.pastEnd(`${sectionLabel(strtab)}, the section name table,`, strtab.offset, strtab.size);
     }
-    const strtab = raw[shstrndx];
-    if (!strtab) throw new ElfError(this.name, "corrupt section name table index");
-    for (const s of raw) s.name = this.cstring(strtab, Number(s.name));
-    return raw;
+    const out: Section[] = [];
+    for (let i = 0; i < shnum; i++) {
+      const nameOff = this.dv.getUint32(at(i), true);
+      const name = this.cstring(strtab, nameOff, () => `section header ${i}: its name offset ${nameOff} is past the end of the section name table (${strtab.size} bytes)`);
+      out.push(this.rawSection(at(i), i, name));
+    }
+    return out;
   }
 
-  private cstring(table: Section, off: number): string {
-    if (off >= table.size) throw new ElfError(this.name, "string table offset out of range");
+  private rawSection(s: number, index: number, name: string): Section {
+    const what = (field: string) => `${sectionLabel({ index, name })}: ${field}`;
+    return {
+      index, name, type: this.dv.getUint32(s + 4, true), flags: this.dv.getBigUint64(s + 8, true), addr: this.u64(s + 16, what("sh_addr")),
+      offset: this.u64(s + 24, what("sh_offset")), size: this.u64(s + 32, what("sh_size")), link: this.dv.getUint32(s + 40, true),
+      entsize: Number(this.dv.getBigUint64(s + 56, true)), // informational: readers use their own record sizes
+    };
+  }
+
+  private cstring(table: Section, off: number, tooFar: () => string): string {
+    if (off >= table.size) throw new ElfError(this.name, tooFar());
     const start = table.offset + off;
-    this.check(start, 1, "string table");
+    if (!this.within(start, 1)) throw this.pastEnd(sectionLabel(table), table.offset, table.size);
     const limit = Math.min(table.offset + table.size, this.bytes.byteLength);
     let end = start;
     while (end < limit && this.bytes[end] !== 0) end++;
@@ -166,7 +192,7 @@ export class ElfFile {
   /** The bytes of a section as stored in the file. */
   sectionData(s: Section): Uint8Array {
     if (s.type === SHT_NOBITS) return new Uint8Array(0);
-    this.check(s.offset, s.size, `section ${s.name}`);
+    if (!this.within(s.offset, s.size)) throw this.pastEnd(sectionLabel(s), s.offset, s.size);
     return this.bytes.subarray(s.offset, s.offset + s.size);
   }
 
@@ -175,17 +201,19 @@ export class ElfFile {
     const s = this.section(table);
     if (!s || (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM)) return [];
     const strtab = this.sections[s.link];
-    if (!strtab) throw new ElfError(this.name, `${table} links to a missing string table`);
+    if (!strtab) throw new ElfError(this.name, `${sectionLabel(s)}: its string table (sh_link) is section ${s.link}, but there are ${this.sections.length} sections`);
     const data = this.sectionData(s);
+    if (strtab.type !== SHT_NOBITS && !this.within(strtab.offset, strtab.size)) throw this.pastEnd(`${sectionLabel(strtab)}, the string table of ${table},`, strtab.offset, strtab.size);
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const out: ElfSymbol[] = [];
     for (let p = 24; p + 24 <= data.byteLength; p += 24) {
       const info = dv.getUint8(p + 4);
       const value = dv.getBigUint64(p + 8, true);
       const size = dv.getBigUint64(p + 16, true);
-      if (value > BigInt(Number.MAX_SAFE_INTEGER) || size > BigInt(Number.MAX_SAFE_INTEGER)) continue;
+      if (value > MAX_SAFE || size > MAX_SAFE) continue;
+      const nameOff = dv.getUint32(p, true);
       out.push({
-        name: this.cstring(strtab, dv.getUint32(p, true)),
+        name: this.cstring(strtab, nameOff, () => `symbol ${p / 24} of ${table}: its name offset ${nameOff} is past the end of ${strtab.name || "its string table"} (${strtab.size} bytes)`),
         value: Number(value), size: Number(size), type: info & 0xf, isFunction: (info & 0xf) === STT_FUNC,
         sectionIndex: dv.getUint16(p + 6, true),
       });

@@ -39,7 +39,7 @@ function symtabFunctions(elf: ElfFile): GoFunction[] | undefined {
     if (!s.isFunction || s.size === 0 || s.value < text.value || s.value >= etext.value || SECTION_SYMBOL.test(s.name)) continue;
     const fileOffset = elf.fileOffset(s.value);
     if (fileOffset === undefined || !executable(elf, s.value)) {
-      throw new PclntabError(elf.name, `function ${s.name} at 0x${s.value.toString(16)} is not in an executable segment`);
+      throw new PclntabError(elf.name, `.symtab: function ${s.name} at 0x${s.value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
     }
     out.push({ name: s.name, entry: s.value, end: s.value + s.size, fileOffset });
   }

@@ -71,6 +71,8 @@ const GO118: Layout = {
 const GO120: Layout = { ...GO118, func: { ...GO118.func, funcID: 40, size: 44 } }; // startLine i32 before funcID
 
 interface Header {
+  /** where the table is, for messages: ".gopclntab", or its file offset in a section-stripped file */
+  label: string;
   layout: Layout;
   /** vaddr of the header */
   addr: number;
@@ -95,7 +97,7 @@ export function readPclntab(elf: ElfFile): GoFunction[] {
   return entries.map((e, i) => {
     const fileOffset = elf.fileOffset(e.entry);
     if (fileOffset === undefined) {
-      throw new PclntabError(elf.name, `function ${e.name} at 0x${e.entry.toString(16)} is not in any loaded segment`);
+      throw new PclntabError(elf.name, `.gopclntab: function ${e.name} at 0x${e.entry.toString(16)} is outside every loaded segment (PT_LOAD program header)`);
     }
     return { name: names[i]!, entry: e.entry, end: e.end, fileOffset };
   });
@@ -104,7 +106,7 @@ export function readPclntab(elf: ElfFile): GoFunction[] {
 /** The raw rows, in table order (sorted by entry). */
 export function readPclntabEntries(elf: ElfFile): PclntabEntry[] {
   if (elf.machine !== EM_X86_64 && elf.machine !== EM_AARCH64) {
-    throw new PclntabError(elf.name, `unsupported machine ${elf.machine}`, "gotel reads amd64 and arm64 executables");
+    throw new PclntabError(elf.name, `ELF header: machine ${elf.machine} is neither amd64 nor arm64`, "gotel reads amd64 and arm64 executables");
   }
   const h = findHeader(elf);
   const textStart = h.layout === GO116 ? 0 : h.textStart !== 0 ? h.textStart : textStartFromModuledata(elf, h);
@@ -119,7 +121,7 @@ function findHeader(elf: ElfFile): Header {
   const named = elf.section(".gopclntab") ?? elf.section(".data.rel.ro.gopclntab");
   if (named && named.type !== SHT_NOBITS && named.size > 0) {
     const h = parseHeader(named.addr, elf.sectionData(named));
-    if (typeof h !== "string") return h;
+    if (typeof h !== "string") return { ...h, label: named.name };
     throw new PclntabError(elf.name, `${named.name}: ${h}`);
   }
   const b = elf.bytes;
@@ -131,7 +133,7 @@ function findHeader(elf: ElfFile): Header {
       // 0xffffff?? then two zero pad bytes; byte 7 is the pointer size
       if (b[p + 1] !== 0xff || b[p + 2] !== 0xff || b[p + 3] !== 0xff || b[p + 4] !== 0 || b[p + 5] !== 0) continue;
       const h = parseHeader(seg.vaddr + (p - seg.offset), b.subarray(p, end));
-      if (typeof h !== "string") return h;
+      if (typeof h !== "string") return { ...h, label: `the Go function table at file offset 0x${p.toString(16)}` };
       if (!h.startsWith("unknown magic") && !h.startsWith("implausible")) why ??= h;
     }
   }
@@ -139,7 +141,7 @@ function findHeader(elf: ElfFile): Header {
 }
 
 /** A plausible header, or why not. Every offset is checked against the bytes we have. */
-function parseHeader(addr: number, data: Uint8Array): Header | string {
+function parseHeader(addr: number, data: Uint8Array): Omit<Header, "label"> | string {
   if (data.byteLength < 8 + 8 * 8) return "truncated header";
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const magic = dv.getUint32(0, true);
@@ -188,7 +190,7 @@ function readEntries(elf: ElfFile, h: Header, textStart: number): PclntabEntry[]
   };
   const at = (i: number): number => {
     const v = word(h.pclnOffset + i * layout.entrySize);
-    if (v < 0) throw new PclntabError(elf.name, `function ${i}: address out of range`);
+    if (v < 0) throw new PclntabError(elf.name, `${h.label}: function ${i}: its address is out of range`);
     return v;
   };
   const names = new NameReader(elf, h);
@@ -197,11 +199,11 @@ function readEntries(elf: ElfFile, h: Header, textStart: number): PclntabEntry[]
   for (let i = 0; i < h.nfunc; i++) {
     const entry = next;
     next = at(i + 1);
-    if (next < entry) throw new PclntabError(elf.name, `function table is not sorted at entry ${i}`);
+    if (next < entry) throw new PclntabError(elf.name, `${h.label}: the function table is not sorted at entry ${i}`);
     const funcOff = word(h.pclnOffset + i * layout.entrySize + layout.entrySize / 2);
     const f = h.pclnOffset + funcOff;
-    if (funcOff < 0 || f + fl.size > h.data.byteLength) throw new PclntabError(elf.name, `function ${i}: record out of range`);
-    if (word(f) !== entry) throw new PclntabError(elf.name, `function ${i}: record does not match its table entry`);
+    if (funcOff < 0 || f + fl.size > h.data.byteLength) throw new PclntabError(elf.name, `${h.label}: function ${i}: its record lies past the end of the table`);
+    if (word(f) !== entry) throw new PclntabError(elf.name, `${h.label}: function ${i}: its record does not match its table entry`);
     const name = names.at(dv.getInt32(f + fl.nameOff, true), i);
     const size = codeSize(h, dv.getUint32(f + fl.pcsp, true), next - entry);
     out.push({
@@ -223,9 +225,9 @@ class NameReader {
   }
   at(nameOff: number, i: number): string {
     const start = this.h.funcnameOffset + nameOff;
-    if (nameOff < 0 || start >= this.end) throw new PclntabError(this.elf.name, `function ${i}: name offset out of range`);
+    if (nameOff < 0 || start >= this.end) throw new PclntabError(this.elf.name, `${this.h.label}: function ${i}: its name offset is outside funcnametab`);
     const rel = this.h.data.subarray(start, Math.min(this.end, start + this.budget)).indexOf(0);
-    if (rel < 0) throw new PclntabError(this.elf.name, `function ${i}: unterminated name (corrupt funcnametab)`);
+    if (rel < 0) throw new PclntabError(this.elf.name, `${this.h.label}: function ${i}: its name is unterminated (corrupt funcnametab)`);
     this.budget -= rel + 1;
     return decoder.decode(this.h.data.subarray(start, start + rel));
   }
@@ -397,7 +399,7 @@ class VaddrReader {
 
   ptr(vaddr: number): number | undefined {
     const off = this.elf.fileOffset(vaddr);
-    if (off === undefined || this.elf.fileOffset(vaddr + 7) !== off + 7) return undefined;
+    if (off === undefined || this.elf.fileOffset(vaddr + 7) !== off + 7 || off + 8 > this.elf.bytes.byteLength) return undefined;
     const v = new DataView(this.elf.bytes.buffer, this.elf.bytes.byteOffset + off, 8).getBigUint64(0, true);
     if (v === 0n) return this.relative().get(vaddr) ?? 0;
     return v > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(v);
