@@ -11,6 +11,7 @@ import type { EnvConfig } from "../config/env.ts";
 import { GotelError } from "../errors.ts";
 import { spanExporter } from "../export/exporter.ts";
 import { log } from "../log.ts";
+import { stoppedFields } from "./stop-report.ts";
 import { UsageError } from "./usage.ts";
 
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
@@ -71,5 +72,6 @@ export async function execCommand(args: string[], env: EnvConfig): Promise<numbe
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await agent.stop();
+    log.info("stopped", stoppedFields(agent.stats));
   }
 }

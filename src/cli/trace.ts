@@ -3,11 +3,13 @@
  * complete (a tree with a waterfall, or JSON lines), stop after --duration, --count spans or Ctrl-C, and end
  * with a one-line summary on stderr. OTLP export happens too with --otlp.
  */
-import { Agent } from "../agent.ts";
+import { Agent, type AgentStats } from "../agent.ts";
 import type { EnvConfig } from "../config/env.ts";
 import { spanExporter } from "../export/exporter.ts";
 import { TraceOutput, type TraceFormat } from "./trace-output.ts";
+import { formatReasons } from "../export/warnings.ts";
 import { refuseUntraceable } from "./preflight.ts";
+import { droppedBeforeExport } from "./stop-report.ts";
 import { TARGET_FLAGS, targetSpec } from "./targets.ts";
 import { stopSignal } from "./signals.ts";
 import { parseFlags, UsageError } from "./usage.ts";
@@ -32,6 +34,22 @@ export function parseCount(text: string): number {
   const n = /^[1-9]\d*$/.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!Number.isSafeInteger(n)) throw new UsageError(`--count needs a positive whole number of spans, got '${text}'`);
   return n;
+}
+
+/**
+ * "12 spans, 5 traces, 0 dropped" (what the terminal got, and what it did not), then the unsampled and, with
+ * --otlp, where the exported copies went: the same accounting as run's `stopped` line.
+ */
+function traceSummary(output: TraceOutput, s: AgentStats): string {
+  const [terminal, otlp] = s.exports;
+  const lost = droppedBeforeExport(s);
+  let line = output.summary(lost + (terminal ? terminal.queueFull + terminal.exportFailed : 0));
+  if (s.unsampled > 0) line += `, ${s.unsampled} unsampled`;
+  if (otlp) {
+    line += `; OTLP to ${otlp.destination}: ${otlp.exported} exported, ${lost + otlp.queueFull} dropped, ${otlp.exportFailed} failed`;
+    if (otlp.exportFailed > 0) line += ` (${formatReasons(otlp.failures)})`;
+  }
+  return line;
 }
 
 export async function traceCommand(args: string[], env: EnvConfig): Promise<number> {
@@ -61,7 +79,7 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
   const agent = await Agent.start({
     env,
     targets,
-    exporters: [{ exporter: output, delayMs: 100 }, ...(otlp ? [{ exporter: otlp }] : [])],
+    exporters: [{ exporter: { exporter: output, destination: "terminal", describeFailure: (e) => e?.message ?? "not printed" }, delayMs: 100 }, ...(otlp ? [{ exporter: otlp }] : [])],
     onSpan: () => {
       if (count !== undefined && ++seen >= count) finish();
     },
@@ -70,6 +88,6 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
   clearTimeout(timer);
   await agent.stop();
   await output.shutdown();
-  process.stderr.write(`${output.summary(Number(agent.stats.dropped))}\n`);
+  process.stderr.write(`${traceSummary(output, agent.stats)}\n`);
   return 0;
 }
