@@ -63,6 +63,14 @@ export interface Drops {
   targetGone: number;
 }
 
+/** How each kind of drop is named in warnings and in the final line. */
+export const DROP_REASONS: Readonly<Record<keyof Drops, string>> = {
+  ringBufferFull: "kernel ring buffer full",
+  inFlightFull: "in-flight map full",
+  readBatchFull: "ring buffer read batch full",
+  targetGone: "process no longer traced",
+};
+
 /**
  * Where every span went. `spans` counts each span once, when it is decided (ended in the kernel, or dropped or
  * unsampled there); for each exporter, spans - unsampled - dropped = exported + queueFull + exportFailed.
@@ -187,11 +195,9 @@ export class Agent {
   /** Losses before the exporters' queues (theirs warn by themselves), at most one line per 10 s. */
   private warnAboutDrops(): void {
     const now = this.drops();
-    const reasons: [keyof Drops, string][] = [
-      ["ringBufferFull", "kernel ring buffer full"], ["inFlightFull", "in-flight map full"],
-      ["readBatchFull", "ring buffer read batch full"], ["targetGone", "process no longer traced"],
-    ];
-    for (const [key, reason] of reasons) this.kernelDropWarning.add(now[key] - this.lastDrops[key], reason);
+    for (const [key, reason] of Object.entries(DROP_REASONS) as [keyof Drops, string][]) {
+      this.kernelDropWarning.add(now[key] - this.lastDrops[key], reason);
+    }
     this.lastDrops = now;
   }
 

@@ -2,25 +2,19 @@
  * The accounting of a whole session, for the final `stopped` line of run and exec: where every span went. The
  * parts add up: spans = exported + dropped + export_failed + unsampled (or + discarded, when nothing exports).
  */
-import type { AgentStats } from "../agent.ts";
+import { DROP_REASONS, type AgentStats, type Drops } from "../agent.ts";
 import { formatReasons } from "../export/warnings.ts";
 
 type Fields = Record<string, string | number | bigint>;
 
 /** Lost before any exporter's queue, by reason, nonzero only. */
 function dropReasons(s: AgentStats, queueFull: number): Record<string, number> {
-  const all: Record<string, number> = {
-    "kernel ring buffer full": s.drops.ringBufferFull,
-    "in-flight map full": s.drops.inFlightFull,
-    "ring buffer read batch full": s.drops.readBatchFull,
-    "process no longer traced": s.drops.targetGone,
-    "export queue full": queueFull,
-  };
-  return Object.fromEntries(Object.entries(all).filter(([, n]) => n > 0));
+  const all = Object.entries(DROP_REASONS).map(([key, reason]) => [reason, s.drops[key as keyof Drops]] as const);
+  return Object.fromEntries([...all, ["export queue full", queueFull] as const].filter(([, n]) => n > 0));
 }
 
 export function droppedBeforeExport(s: AgentStats): number {
-  return s.drops.ringBufferFull + s.drops.inFlightFull + s.drops.readBatchFull + s.drops.targetGone;
+  return Object.values(s.drops).reduce((a, b) => a + b, 0);
 }
 
 /** Fields of the `stopped` line; `s.exports` has at most one exporter here (run, exec). */
