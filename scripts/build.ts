@@ -29,9 +29,13 @@ function newest(paths: string[]): number {
   return Math.max(0, ...paths.filter(existsSync).map((p) => statSync(p).mtimeMs));
 }
 
-function filesIn(dir: string, suffix: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(suffix)).map((f) => join(dir, f)) : [];
+function filesIn(dir: string, suffix: string, recursive = false): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive, encoding: "utf8" }).filter((f) => f.endsWith(suffix)).sort().map((f) => join(dir, f));
 }
+
+/** gotel's own eBPF programs: doctor's self-test in bpf/, each instrumentation's in its folder */
+const PRODUCT_BPF = [...filesIn(join(ROOT, "bpf"), ".bpf.c"), ...filesIn(join(ROOT, "src/instrumentations"), ".bpf.c", true)];
 
 /** The host's multiarch include dir holds asm/types.h, which linux/bpf.h needs; it is the same for both targets. */
 function multiarchInclude(): string {
@@ -42,7 +46,7 @@ function multiarchInclude(): string {
 function buildBpf(sources: string[], outDir: string, arch: Arch): void {
   mkdirSync(outDir, { recursive: true });
   // test objects may #include a product program to build a variant of it
-  const headers = [...filesIn(join(ROOT, "bpf/include"), ".h"), ...filesIn(join(ROOT, "bpf"), ".bpf.c"), join(ROOT, "build/libbpf/include/bpf/libbpf_version.h")];
+  const headers = [...filesIn(join(ROOT, "bpf/include"), ".h"), ...PRODUCT_BPF, join(ROOT, "build/libbpf/include/bpf/libbpf_version.h")];
   for (const src of sources) {
     const out = join(outDir, src.split("/").pop()!.replace(/\.c$/, ".o"));
     if (existsSync(out) && statSync(out).mtimeMs >= newest([src, ...headers, import.meta.path])) continue;
@@ -85,7 +89,7 @@ function sourceFiles(dir: string): string[] {
 
 const only = process.argv[2];
 for (const arch of Object.keys(ARCHES) as Arch[]) {
-  buildBpf(filesIn(join(ROOT, "bpf"), ".bpf.c"), join(ROOT, "build/bpf", arch), arch);
+  buildBpf(PRODUCT_BPF, join(ROOT, "build/bpf", arch), arch);
 }
 buildBpf(filesIn(join(ROOT, "test/fixtures/bpf"), ".bpf.c"), join(ROOT, "build/test-bpf", HOST), HOST);
 if (only !== "bpf") {

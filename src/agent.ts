@@ -22,7 +22,7 @@ import { PT_LOAD } from "./gobin/elf.ts";
 import { GoTypeNames, loadBias, ProcessMemory, typesBase, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
-import { moduleList, notInstrumented } from "./probes/registry.ts";
+import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
@@ -127,7 +127,7 @@ export class Agent {
       maxQueueSize: env.OTEL_BSP_MAX_QUEUE_SIZE,
       maxExportBatchSize: env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     }));
-    const obj = set.owner.object.obj;
+    const obj = set.shared;
     this.reader = new RingBufferReader(obj.map("events"), (v) => this.onEvent(v));
     this.counters = obj.map("drops");
     this.counterIndex = obj.btf().enumValues("gotel_counter");
@@ -145,7 +145,7 @@ export class Agent {
     requirePrivileges();
     const mode = preferredAttachMode(opts.env.GOTEL_UPROBE_ATTACH);
     let agent: Agent | undefined;
-    const set = loadProbes(opts.env, mode, (tgid) => agent?.memory(tgid));
+    const set = loadProbes(opts.env, mode, (tgid) => agent?.memory(tgid), INSTRUMENTATIONS);
     agent = new Agent(opts, set);
     agent.reader.start();
     agent.lossTimer = setInterval(() => agent?.warnAboutDrops(), 1000);

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { GoExecutable } from "../gobin/analyze.ts";
 import { FieldNameError, splitFieldName } from "../gobin/dwarf.ts";
 import { GotelError } from "../errors.ts";
-import { INSTRUMENTATIONS, notInstrumented, type Instrumentation, type NotInstrumented, type Readiness } from "../probes/registry.ts";
+import { INSTRUMENTATIONS, notInstrumented, type Instrumentation, type NotInstrumented, type Readiness } from "../instrumentations/index.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
 /** What `inspect --json` prints; field names are a stable contract. */

@@ -10,7 +10,7 @@ import { readProcessResult, readStatus } from "../discovery/proc.ts";
 import type { TargetSpec } from "../discovery/watcher.ts";
 import { GotelError } from "../errors.ts";
 import { GoExecutable } from "../gobin/analyze.ts";
-import { INSTRUMENTATIONS, notInstrumented, type Instrumentation } from "../probes/registry.ts";
+import { INSTRUMENTATIONS, notInstrumented, type Instrumentation } from "../instrumentations/index.ts";
 
 /** Why process `given` cannot be instrumented, or undefined when it can (or this cannot tell). */
 export function whyNotTraceable(given: number, instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS): string | undefined {

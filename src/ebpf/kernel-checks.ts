@@ -161,7 +161,7 @@ function checkBpffs(): Check {
   };
 }
 
-/** Programs that call bpf_probe_write_user are named `…_inject…` (bpf/nethttp_client.bpf.c). */
+/** Programs that call bpf_probe_write_user are named `…_inject…` (src/instrumentations/nethttp-client/nethttp_client.bpf.c). */
 export const WRITES_USER_MEMORY = /_inject(_|$)/;
 
 /** Loads every program of an object that this kernel can run (uprobe.multi ones only where supported). */
@@ -202,6 +202,8 @@ export interface DoctorOptions {
   showVerifierLog: boolean;
   /** extra eBPF object files to try loading */
   objectFiles: { name: string; bytes: Uint8Array }[];
+  /** the registered instrumentations' objects: each must be embedded, and is named after its instrumentation */
+  instrumentations?: readonly { name: string; object: string }[];
 }
 
 export function runChecks(opts: DoctorOptions): Check[] {
@@ -217,9 +219,16 @@ export function runChecks(opts: DoctorOptions): Check[] {
   }
   checks.push(checkBtf(), checkLockdown(), checkBpffs());
   const ready = checks.every((c) => !c.required || c.status === "ok");
-  for (const name of embeddedObjectNames()) {
+  const embedded = embeddedObjectNames();
+  for (const name of embedded) {
+    const of = opts.instrumentations?.find((i) => i.object === name);
     const label = `eBPF object ${name}`;
-    checks.push(ready ? guarded(label, true, () => loadForCheck(readEmbeddedObject(name), `${name}.bpf.o`, opts.showVerifierLog)) : skip(label, true));
+    const load = () => `${of ? `${of.name}: ` : ""}${loadForCheck(readEmbeddedObject(name), `${name}.bpf.o`, opts.showVerifierLog)}`;
+    checks.push(ready ? guarded(label, true, load) : skip(label, true));
+  }
+  for (const i of opts.instrumentations ?? []) {
+    if (embedded.includes(i.object)) continue;
+    checks.push({ name: `eBPF object ${i.object}`, required: true, status: "fail", detail: `${i.name}: not embedded in this gotel`, hint: "rebuild gotel (npm run build)" });
   }
   for (const f of opts.objectFiles) {
     const label = `eBPF object ${f.name}`;

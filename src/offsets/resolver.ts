@@ -5,7 +5,9 @@
  * needs the field is skipped with a reason naming the field and the version — never a guess.
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
-import type { OffsetsSource } from "../probes/registry.ts";
+
+/** where a probe's offsets came from; `table-interpolated`: two built neighbours that agree stood in */
+export type OffsetsSource = "dwarf" | "table" | "table-interpolated";
 
 export type TableAnswer = { offset: number } | { absent: true } | { unknown: string };
 

@@ -16,7 +16,7 @@ export interface GoPanic {
   timeUnixNs: bigint;
 }
 
-/** the kernel copies this much of a string's bytes (PANIC_TEXT_MAX in bpf/nethttp_server.bpf.c) */
+/** the kernel copies this much of a string's bytes (PANIC_TEXT_MAX in src/instrumentations/nethttp-server/nethttp_server.bpf.c) */
 export const PANIC_TEXT_MAX = 128;
 
 /** types whose value begins with a string header (or is one), and what their Error() puts before it */

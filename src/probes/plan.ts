@@ -4,7 +4,8 @@
  */
 import type { GoExecutable, ProbeSites } from "../gobin/analyze.ts";
 import { resolveOffsets, type FieldNeed, type TableLookup } from "../offsets/resolver.ts";
-import type { OffsetsSource, Readiness } from "./registry.ts";
+import type { OffsetsSource } from "../offsets/resolver.ts";
+import type { Readiness } from "./instrumentation.ts";
 
 /** Go versions whose register ABI and struct layouts gotel knows */
 export const MIN_GO: [number, number] = [1, 19];

@@ -5,7 +5,8 @@
 import type { UprobeLinks } from "../ebpf/link.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import type { OffsetsSource } from "./registry.ts";
+import type { OffsetsSource } from "../offsets/resolver.ts";
+import type { ProbeObject } from "./probe-object.ts";
 
 export interface Prepared {
   offsetsSource: OffsetsSource;
@@ -24,6 +25,8 @@ export interface SpanProbe {
   readonly name: string;
   /** the enum gotel_event_type value of its events */
   readonly eventType: number;
+  /** its loaded eBPF object */
+  readonly object: ProbeObject;
   /** `absent`: the binary does not use this library, nothing to report loudly */
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
   forget(tgid: number): void;

@@ -26,7 +26,7 @@ const PARENT = randomHex(8);
 /** B, then A calling B, then `gotel trace` on both; two requests to A (the second with a traceparent). */
 const SCRIPT = `
 /gotel doctor > /tmp/doctor.txt 2>&1; echo "@@doctor-rc $?"; sed 's/^/@@doctor /' /tmp/doctor.txt
-GOTEL_UPROBE_ATTACH=multi /gotel run --pid 1 > /tmp/multi.out 2>&1; echo "@@multi-rc $?"; sed 's/^/@@multi /' /tmp/multi.out
+GOTEL_UPROBE_ATTACH=multi /gotel run --exe /bin/busybox > /tmp/multi.out 2>&1; echo "@@multi-rc $?"; sed 's/^/@@multi /' /tmp/multi.out
 /b backend 127.0.0.1:8081 > /tmp/b.log 2>&1 &
 B=$!
 /a frontend 127.0.0.1:8080 http://127.0.0.1:8081 > /tmp/a.log 2>&1 &

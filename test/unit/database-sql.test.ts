@@ -5,11 +5,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { decodeStatement, toSpanRecord, type DatabaseEvent } from "../../src/probes/database-sql.ts";
-import { responseStatusCode } from "../../src/probes/database-sql-errors.ts";
-import { mysqlLocation, parseDsn, readDataSource, systemOfModules, systemOfType } from "../../src/probes/database-sql-source.ts";
+import { decodeStatement, toSpanRecord, type DatabaseEvent } from "../../src/instrumentations/database-sql/plan.ts";
+import { responseStatusCode } from "../../src/instrumentations/database-sql/errors.ts";
+import { mysqlLocation, parseDsn, readDataSource, systemOfModules, systemOfType } from "../../src/instrumentations/database-sql/source.ts";
 import type { TargetMemory } from "../../src/gobin/runtime-types.ts";
-import { parseStatement } from "../../src/probes/sql-statement.ts";
+import { parseStatement } from "../../src/instrumentations/database-sql/statement.ts";
 
 describe("parseStatement", () => {
   test.each([

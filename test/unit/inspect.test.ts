@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatReport, inspectExecutable } from "../../src/cli/inspect.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
-import { notInstrumented, type Instrumentation } from "../../src/probes/registry.ts";
+import { notInstrumented, type Instrumentation } from "../../src/instrumentations/index.ts";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
 import { buildGoFixture, ROOT, variantName, withGoVersion } from "../support/go.ts";
@@ -134,7 +134,10 @@ describe("a stripped binary built by a development Go toolchain", () => {
 
 describe("instrumentations and modules", () => {
   const fake = (name: string, module: string): Instrumentation => ({
-    name, module, needs: [], readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
+    name, module, object: "none", needs: [], readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
+    load: () => {
+      throw new Error("inspect never loads an instrumentation");
+    },
   });
   const registry = [fake("net/http server", "std"), fake("chi routes", "github.com/go-chi/chi/v5"), fake("grpc", "google.golang.org/grpc")];
 

@@ -1,7 +1,7 @@
-/** The HTTP client span's shape (src/probes/nethttp-client.ts) and the sampling constants, as pure functions. */
+/** The HTTP client span's shape (src/instrumentations/nethttp-client/plan.ts) and the sampling constants, as pure functions. */
 import { describe, expect, test } from "bun:test";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { fullUrl, toSpanRecord, type ClientEvent } from "../../src/probes/nethttp-client.ts";
+import { fullUrl, toSpanRecord, type ClientEvent } from "../../src/instrumentations/nethttp-client/plan.ts";
 import { ratioBound, ratioSampled, traceConstants } from "../../src/traces/sampling.ts";
 
 const base: ClientEvent = {

@@ -1,5 +1,5 @@
 /**
- * The HTTP server span's status (src/probes/nethttp-server.ts) as a pure function, and the names of the
+ * The HTTP server span's status (src/instrumentations/nethttp-server/plan.ts) as a pure function, and the names of the
  * HTTP/2 ResponseWriter types that decide whose offsets read an HTTP/2 status, checked against the itab symbols
  * of a real binary (test/fixtures/http2-server: net/http's bundled server and golang.org/x/net's).
  */
@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import { GoTypeNames, typesBase, type TargetMemory } from "../../src/gobin/runtime-types.ts";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
-import { H2_WRITER_TYPES, PROGRAMS, degraded, plan, serverPrograms, streamDoneClosure, toSpanRecord, type ServerEvent } from "../../src/probes/nethttp-server.ts";
+import { H2_WRITER_TYPES, PROGRAMS, degraded, plan, serverPrograms, streamDoneClosure, toSpanRecord, type ServerEvent } from "../../src/instrumentations/nethttp-server/plan.ts";
 import type { GoFunction } from "../../src/gobin/functions.ts";
 import { itabTypeName } from "../../src/probes/span-event.ts";
 import { buildGoFixture } from "../support/go.ts";

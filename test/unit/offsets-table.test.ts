@@ -14,8 +14,8 @@ import {
   lookupOffset, lookupOffsetInterpolated, minorSeries, serializeTable, validateTable, type Arch, type Expanded,
   type OffsetsTable,
 } from "../../src/offsets/table.ts";
-import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/probes/database-sql.ts";
-import { fieldsOf, INSTRUMENTATIONS } from "../../src/probes/registry.ts";
+import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/instrumentations/database-sql/plan.ts";
+import { fieldsOf, INSTRUMENTATIONS } from "../../src/instrumentations/index.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { GO_VERSIONS } from "../support/matrix.ts";
 

@@ -1,20 +1,20 @@
 /**
- * database/sql client spans (bpf/database_sql.bpf.c): one CLIENT span per statement run through database/sql
+ * database/sql client spans (database_sql.bpf.c beside it): one CLIENT span per statement run through database/sql
  * (DB, Conn, Tx and Stmt; queries and execs) and per transaction BEGIN / COMMIT / ROLLBACK, the child of the
  * span of the context the call was given. This file: what the probe needs from a binary, and how an event
  * becomes a span under the semantic conventions for database client spans.
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
-import type { GoExecutable } from "../gobin/analyze.ts";
-import { bundledTable } from "../offsets/bundled.ts";
-import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
-import type { SpanRecord } from "../traces/span.ts";
-import { ERROR_CODE_FIELDS } from "./database-sql-errors.ts";
-import { driversIn, type DataSource } from "./database-sql-source.ts";
-import { fieldNeeds, offsetsOrigin, planProbe, type ProbePlan, type ProbeSpec } from "./plan.ts";
-import type { Readiness } from "./registry.ts";
-import { recordContext, utf8, type SpanEventContext } from "./span-event.ts";
-import { parseStatementCached } from "./sql-statement.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import { bundledTable } from "../../offsets/bundled.ts";
+import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { ERROR_CODE_FIELDS } from "./errors.ts";
+import { driversIn, type DataSource } from "./source.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type ProbePlan, type ProbeSpec } from "../../probes/plan.ts";
+import type { Readiness } from "../../probes/instrumentation.ts";
+import { recordContext, utf8, type SpanEventContext } from "../../probes/span-event.ts";
+import { parseStatementCached } from "./statement.ts";
 
 export const SCOPE = "go.opentelemetry.io/auto/database/sql";
 /** spans of pgx's own API, named as upstream names the scopes of third-party instrumentations */

@@ -7,8 +7,8 @@
  * SQLite drivers, whose stripped binaries get no code). A value that does not look like a code of its kind
  * (memory already reused) is dropped.
  */
-import type { TargetMemory } from "../gobin/runtime-types.ts";
-import { itabTypeName, utf8 } from "./span-event.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import { itabTypeName, utf8 } from "../../probes/span-event.ts";
 
 interface ErrorCodeField {
   /** the error's dynamic type as %T prints it */

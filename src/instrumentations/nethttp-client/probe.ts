@@ -1,13 +1,13 @@
-/** The loaded net/http client object (bpf/nethttp_client.bpf.c) as a SpanProbe. */
-import { StructView } from "../ebpf/struct-view.ts";
-import type { GoExecutable } from "../gobin/analyze.ts";
-import type { TargetMemory } from "../gobin/runtime-types.ts";
-import type { SpanRecord } from "../traces/span.ts";
-import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./nethttp-client.ts";
-import { offsetsOrigin } from "./plan.ts";
-import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "./span-event.ts";
-import type { Prepared, SpanProbe } from "./span-probe.ts";
+/** The loaded net/http client object (nethttp_client.bpf.c beside it) as a SpanProbe. */
+import { StructView } from "../../ebpf/struct-view.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
+import { offsetsOrigin } from "../../probes/plan.ts";
+import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
+import { errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
+import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
 
 export interface ClientLoadOptions extends LoadOptions {
   /** write traceparent into outgoing requests (the kernel allows bpf_probe_write_user and propagation is on) */

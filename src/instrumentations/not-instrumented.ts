@@ -1,7 +1,7 @@
 /**
  * Libraries a user would expect traced that gotel does not instrument yet, and what that means for their spans.
  * `gotel inspect` and the attach log name the ones a binary's build info lists, so that nothing is left unseen
- * in silence. The list shrinks by itself: an instrumentation registered for a module (registry.ts) takes that
+ * in silence. The list shrinks by itself: an instrumentation registered for a module (index.ts) takes that
  * module off it.
  */
 import type { GoExecutable } from "../gobin/analyze.ts";

@@ -1,24 +1,22 @@
 /**
- * net/http server spans (bpf/nethttp_server.bpf.c): one SERVER span per request served through
+ * net/http server spans (nethttp_server.bpf.c beside it): one SERVER span per request served through
  * net/http.serverHandler.ServeHTTP, which every net/http server and the frameworks on it (chi, gin,
  * gorilla/mux, …) go through. A span ends at the entry of what net/http runs right after the handler (no RET
  * probe: those are single-stepped, ~10x dearer); a handler that panics gets an ERROR span with the panic.
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
-import type { GoExecutable } from "../gobin/analyze.ts";
-import type { GoFunction } from "../gobin/functions.ts";
-import { bundledTable } from "../offsets/bundled.ts";
-import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
-import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbePlan, type ProbeSpec } from "./plan.ts";
-import type { Readiness } from "./registry.ts";
-import type { SpanRecord, SpanRecordEvent } from "../traces/span.ts";
-import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
-import { recordContext, type SpanEventContext } from "./span-event.ts";
-import type { GoPanic } from "./go-panic.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { GoFunction } from "../../gobin/functions.ts";
+import { bundledTable } from "../../offsets/bundled.ts";
+import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbePlan, type ProbeSpec } from "../../probes/plan.ts";
+import type { Readiness } from "../../probes/instrumentation.ts";
+import type { SpanRecord, SpanRecordEvent } from "../../traces/span.ts";
+import { KNOWN_METHODS, MAP_FIELDS, MAP_FIELD_KEYS, SCOPE, protocolVersion, splitHostPort } from "../http.ts";
+import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
+import type { GoPanic } from "../../probes/go-panic.ts";
 
 export const FUNCTION = "net/http.serverHandler.ServeHTTP";
-export const SCOPE = "go.opentelemetry.io/auto/net/http";
-
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {
   request_method: "net/http.Request.Method",
@@ -209,15 +207,6 @@ export interface ServerEvent extends SpanEventContext {
   panic?: GoPanic;
 }
 
-export const KNOWN_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"]);
-
-/** "host:port", "[v6]:port", "host" -> parts */
-export function splitHostPort(s: string): { host: string; port?: number } {
-  const m = /^\[([^\]]*)\](?::(\d+))?$/.exec(s) ?? /^([^:]*)(?::(\d+))?$/.exec(s);
-  if (!m) return { host: s };
-  return m[2] !== undefined ? { host: m[1] ?? "", port: Number(m[2]) } : { host: m[1] ?? "" };
-}
-
 /** A ServeMux pattern is "[METHOD ][HOST]/PATH"; http.route is its path. */
 export function routeOfPattern(pattern: string): string | undefined {
   const p = pattern.trim();
@@ -225,10 +214,6 @@ export function routeOfPattern(pattern: string): string | undefined {
   const afterMethod = p.includes(" ") ? p.slice(p.indexOf(" ") + 1).trim() : p;
   const slash = afterMethod.indexOf("/");
   return slash >= 0 ? afterMethod.slice(slash) : undefined;
-}
-
-export function protocolVersion(major: number, minor: number): string {
-  return major >= 2 ? String(major) : `${major}.${minor}`;
 }
 
 /** Semantic conventions for an HTTP server span. */

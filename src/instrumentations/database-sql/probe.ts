@@ -1,15 +1,15 @@
-/** The loaded database/sql object (bpf/database_sql.bpf.c) as a SpanProbe. */
-import { StructView } from "../ebpf/struct-view.ts";
-import type { GoExecutable } from "../gobin/analyze.ts";
-import type { TargetMemory } from "../gobin/runtime-types.ts";
-import type { SpanRecord } from "../traces/span.ts";
-import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type Client, type DatabaseEvent, type Operation, type StatementOptions } from "./database-sql.ts";
-import { responseStatusCode, type ErrorCodeOffsets } from "./database-sql-errors.ts";
-import { readDataSource, readPgxSource, type DataSource, type GoIface, type SourceOffsets } from "./database-sql-source.ts";
-import { offsetsOrigin } from "./plan.ts";
-import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { errorTypeName, spanContextDecoder, unfinishedSpan } from "./span-event.ts";
-import type { Prepared, SpanProbe } from "./span-probe.ts";
+/** The loaded database/sql object (database_sql.bpf.c beside it) as a SpanProbe. */
+import { StructView } from "../../ebpf/struct-view.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { decodeStatement, plan, toSpanRecord, USER_SPACE_KEYS, type Client, type DatabaseEvent, type Operation, type StatementOptions } from "./plan.ts";
+import { responseStatusCode, type ErrorCodeOffsets } from "./errors.ts";
+import { readDataSource, readPgxSource, type DataSource, type GoIface, type SourceOffsets } from "./source.ts";
+import { offsetsOrigin } from "../../probes/plan.ts";
+import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
+import { errorTypeName, spanContextDecoder, unfinishedSpan } from "../../probes/span-event.ts";
+import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
 
 export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
   /** a live target's memory, to name error types and read the DB's driver and data source */

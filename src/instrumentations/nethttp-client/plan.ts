@@ -1,22 +1,20 @@
 /**
- * net/http client spans (bpf/nethttp_client.bpf.c): one CLIENT span per request sent through
+ * net/http client spans (nethttp_client.bpf.c beside it): one CLIENT span per request sent through
  * net/http.(*Transport).roundTrip — http.Get, http.Client.Do and every client built on http.Transport — and
  * the W3C context written into HTTP/1 requests at net/http.Header.writeSubset.
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
-import type { SpanRecord } from "../traces/span.ts";
-import { MAP_FIELDS, MAP_FIELD_KEYS } from "./http-header-fields.ts";
-import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "./plan.ts";
-import type { GoExecutable } from "../gobin/analyze.ts";
-import type { Readiness } from "./registry.ts";
-import { recordContext, type SpanEventContext } from "./span-event.ts";
-import { KNOWN_METHODS, SCOPE, protocolVersion, splitHostPort } from "./nethttp-server.ts";
-import type { FieldNeed, TableLookup } from "../offsets/resolver.ts";
-import { bundledTable } from "../offsets/bundled.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { Readiness } from "../../probes/instrumentation.ts";
+import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
+import { KNOWN_METHODS, MAP_FIELDS, MAP_FIELD_KEYS, SCOPE, protocolVersion, splitHostPort } from "../http.ts";
+import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
+import { bundledTable } from "../../offsets/bundled.ts";
 
 export const ROUND_TRIP = "net/http.(*Transport).roundTrip";
 export const WRITE_HEADERS = "net/http.Header.writeSubset";
-export { SCOPE } from "./nethttp-server.ts";
 
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {

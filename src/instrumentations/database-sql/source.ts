@@ -13,8 +13,8 @@
  * The driver comes from the dynamic type's package name ("*pq.Driver" -> pq), confirmed by the module being in
  * the binary's build info; when the connector cannot be read, from the one SQL driver module the binary has.
  */
-import type { TargetMemory } from "../gobin/runtime-types.ts";
-import { itabTypeName, utf8 } from "./span-event.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import { itabTypeName, utf8 } from "../../probes/span-event.ts";
 
 export interface DataSource {
   /** semantic conventions' db.system.name: "postgresql", "mysql", "sqlite", …, "other_sql" */

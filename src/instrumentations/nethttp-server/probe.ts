@@ -1,14 +1,14 @@
-/** The loaded net/http server object (bpf/nethttp_server.bpf.c) as a SpanProbe. */
-import { StructView } from "../ebpf/struct-view.ts";
-import type { GoExecutable } from "../gobin/analyze.ts";
-import type { TargetMemory } from "../gobin/runtime-types.ts";
-import type { SpanRecord } from "../traces/span.ts";
-import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "./go-panic.ts";
-import { H2_WRITER_TYPES, type H2Server, degraded, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./nethttp-server.ts";
-import { offsetsOrigin } from "./plan.ts";
-import { ProbeObject, type LoadOptions } from "./probe-object.ts";
-import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "./span-event.ts";
-import type { Prepared, SpanProbe } from "./span-probe.ts";
+/** The loaded net/http server object (nethttp_server.bpf.c beside it) as a SpanProbe. */
+import { StructView } from "../../ebpf/struct-view.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "../../probes/go-panic.ts";
+import { H2_WRITER_TYPES, type H2Server, degraded, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./plan.ts";
+import { offsetsOrigin } from "../../probes/plan.ts";
+import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
+import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
+import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
 
 export interface ServerLoadOptions extends LoadOptions {
   /** a live target's memory, to tell which HTTP/2 ResponseWriter a request had */

@@ -1,0 +1,55 @@
+/**
+ * The one list of instrumentations. inspect, the loader (probes/probe-set.ts), the offsets generator, doctor and
+ * the README's "Adding an instrumentation" read it; adding one means its folder, an entry here, and its tests.
+ * The first entry's object owns the maps every object shares (ring buffer, counters, span contexts).
+ */
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { Instrumentation } from "../probes/instrumentation.ts";
+import * as databaseSql from "./database-sql/plan.ts";
+import { DatabaseSqlProbe } from "./database-sql/probe.ts";
+import * as nethttpClient from "./nethttp-client/plan.ts";
+import { NethttpClientProbe } from "./nethttp-client/probe.ts";
+import * as nethttpServer from "./nethttp-server/plan.ts";
+import { NethttpServerProbe } from "./nethttp-server/probe.ts";
+import { librariesNotInstrumented, type NotInstrumented } from "./not-instrumented.ts";
+
+export { moduleList, UNINSTRUMENTED_LIBRARIES, type NotInstrumented, type UninstrumentedLibrary } from "./not-instrumented.ts";
+export type { Instrumentation, Readiness } from "../probes/instrumentation.ts";
+
+export const INSTRUMENTATIONS: readonly Instrumentation[] = [
+  {
+    name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, needs: nethttpServer.NEEDS,
+    load: (ctx) => NethttpServerProbe.load({ ...ctx.object, memory: ctx.memory }),
+  },
+  {
+    name: "net/http client", module: "std", object: "nethttp_client", readiness: nethttpClient.readiness, needs: nethttpClient.NEEDS,
+    load: (ctx) => NethttpClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
+  },
+  {
+    name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, needs: databaseSql.NEEDS,
+    load: (ctx) => DatabaseSqlProbe.load({
+      ...ctx.object, memory: ctx.memory, includeText: ctx.env.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, parse: ctx.env.OTEL_GO_AUTO_PARSE_DB_STATEMENT,
+    }),
+  },
+];
+
+/** Every field of `module` ("std" or a module path) that some instrumentation reads: what the offsets table covers. */
+export function fieldsOf(module: string): string[] {
+  return [...new Set(INSTRUMENTATIONS.flatMap((i) => i.needs).filter((n) => n.module === module).map((n) => n.field))];
+}
+
+/**
+ * The libraries of `exe` a user would expect traced that no registered instrumentation covers
+ * (not-instrumented.ts), each with what that means. `ready` says whether an instrumentation would attach (the
+ * agent knows from its probes); by default its readiness is asked, only when a framework on net/http is there.
+ */
+export function notInstrumented(
+  exe: GoExecutable,
+  instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS,
+  ready?: (instrumentation: string) => boolean,
+): NotInstrumented[] {
+  return librariesNotInstrumented(exe, {
+    instrumented: new Set(instrumentations.map((i) => i.module)),
+    ready: ready ?? ((name) => instrumentations.find((i) => i.name === name)?.readiness(exe).status === "ready"),
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * The contract every instrumentation implements (src/instrumentations/<name>/, registered in
+ * src/instrumentations/index.ts). Without loading anything, it says whether it would attach to an executable and
+ * which struct fields it reads (inspect, the offsets generator); loaded, it is a SpanProbe (span-probe.ts): it
+ * prepares and attaches per process, turns its events into spans, ends what a dead process left in flight, and
+ * forgets a process.
+ */
+import type { EnvConfig } from "../config/env.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { TargetMemory } from "../gobin/runtime-types.ts";
+import type { FieldNeed, OffsetsSource } from "../offsets/resolver.ts";
+import type { LoadOptions } from "./probe-object.ts";
+import type { SpanProbe } from "./span-probe.ts";
+
+export interface Readiness {
+  status: "ready" | "skipped";
+  /** why it is skipped, or what it will probe */
+  reason: string;
+  offsetsSource?: OffsetsSource;
+  /** table-interpolated: which built versions of the table stood in for the binary's */
+  offsetsNote?: string;
+}
+
+/** What an instrumentation gets when it is loaded. */
+export interface LoadContext {
+  /** attach mode, verifier log, .rodata constants, and the object that owns the shared maps */
+  object: LoadOptions;
+  env: EnvConfig;
+  /** a live target's memory and runtime type names (error.type, a database's driver, HTTP/2 writers) */
+  memory: (tgid: number) => TargetMemory | undefined;
+  /** traceparent may be written into outgoing requests: propagation is on and the kernel allows it */
+  inject: boolean;
+}
+
+export interface Instrumentation {
+  /** e.g. "net/http server" */
+  name: string;
+  /** the module the instrumented package belongs to ("std" for the standard library) */
+  module: string;
+  /** its eBPF object: `<object>.bpf.c` in its folder, embedded as `<object>` */
+  object: string;
+  /** whether it would attach to this executable, and why not */
+  readiness(exe: GoExecutable): Readiness;
+  /** the struct fields it reads, of the standard library and of other modules */
+  needs: readonly FieldNeed[];
+  /** loads its object (once per agent) */
+  load(ctx: LoadContext): SpanProbe;
+}
+
+export type { OffsetsSource };
