@@ -22,7 +22,7 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
-import { fieldsOf } from "../../src/probes/registry.ts";
+import { fieldsOf } from "../../src/instrumentations/index.ts";
 import {
   ARCHES, STD, canonicalVersion, compactArch, compareVersions, expandArch, minorSeries, serializeTable, validateTable,
   type Arch, type Expanded, type OffsetsTable,
