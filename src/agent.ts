@@ -21,6 +21,7 @@ import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
 import { PT_LOAD } from "./gobin/elf.ts";
 import { GoTypeNames, loadBias, ProcessMemory, typesBase, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
+import type { CoreObject } from "./probes/core-object.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
@@ -117,9 +118,11 @@ export class Agent {
   private readonly toUnixNs = (ns: bigint): bigint => this.clock.toUnixNs(ns);
 
   private readonly probes: readonly SpanProbe[];
+  private readonly core: CoreObject;
 
   private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
     this.probes = set.probes;
+    this.core = set.core;
     const env = opts.env;
     this.pipelines = opts.exporters.map(({ exporter, delayMs }) => new ExportPipeline(exporter, {
       scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
@@ -127,7 +130,7 @@ export class Agent {
       maxQueueSize: env.OTEL_BSP_MAX_QUEUE_SIZE,
       maxExportBatchSize: env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     }));
-    const obj = set.shared;
+    const obj = set.core.obj;
     this.reader = new RingBufferReader(obj.map("events"), (v) => this.onEvent(v));
     this.counters = obj.map("drops");
     this.counterIndex = obj.btf().enumValues("gotel_counter");
@@ -299,6 +302,7 @@ export class Agent {
     if (exited && !existsSync(`/proc/${pid}`)) this.reaper.add(t.links);
     else released = Promise.all(t.links.map((l) => l.release())).then(() => undefined);
     for (const p of t.probes) p.forget(pid);
+    this.core.forget(pid);
     t.memoryFile?.close();
     this.targets.delete(pid);
     log.info("detached", { pid, exe: t.exePath, reason: why, ...(unfinished ? { unfinished } : {}) });
@@ -352,7 +356,8 @@ export class Agent {
     this.finalStats = { ...counted, exports: this.pipelines.map((p) => p.stats) };
     // links of processes that already exited cannot fire: they wait until the spans are out
     await this.reaper.finish();
-    // the first object owns the shared maps: close it last
-    for (const p of [...this.probes].reverse()) p.close();
+    for (const p of this.probes) p.close();
+    // the core owns the shared maps: closed last
+    this.core.close();
   }
 }

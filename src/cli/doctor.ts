@@ -25,7 +25,7 @@ export function doctorCommand(args: string[], env: EnvConfig): number {
   const { values } = parseFlags(args, { object: { type: "string", multiple: true } });
   const objectFiles = (values.object ?? []).map(readObjectFile);
   console.log(`gotel ${GOTEL_VERSION}, libbpf ${libbpf().version}, linux/${assetArch}`);
-  const checks = runChecks({ showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, objectFiles, instrumentations: INSTRUMENTATIONS });
+  const checks = runChecks({ showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, objectFiles, instrumentations: [{ name: "shared by every instrumentation", object: "core" }, ...INSTRUMENTATIONS] });
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) {
     console.log(`  ${MARK[c.status]}  ${c.name.padEnd(width)}  ${c.detail}${c.hint && c.status !== "ok" ? ` — ${c.hint}` : ""}`);

@@ -182,7 +182,7 @@ export function loadForCheck(bytes: Uint8Array, name: string, showVerifierLog: b
   });
   obj.close();
   const skipped = writers ? `; ${writers} that write traceparent not loaded (bpf_probe_write_user is denied)` : "";
-  return `${n} program${n === 1 ? "" : "s"} loaded${skipped}`;
+  return n === 0 ? "maps only, no programs" : `${n} program${n === 1 ? "" : "s"} loaded${skipped}`;
 }
 
 function describe(e: unknown): { detail: string; hint?: string } {

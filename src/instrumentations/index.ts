@@ -1,7 +1,8 @@
 /**
  * The one list of instrumentations. inspect, the loader (probes/probe-set.ts), the offsets generator, doctor and
  * the README's "Adding an instrumentation" read it; adding one means its folder, an entry here, and its tests.
- * The first entry's object owns the maps every object shares (ring buffer, counters, span contexts).
+ * The maps every object shares (ring buffer, counters, span contexts) belong to the core object
+ * (bpf/core.bpf.c), loaded before these.
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { Instrumentation } from "../probes/instrumentation.ts";

@@ -2,7 +2,7 @@
  * One instrumentation's eBPF object, loaded once and shared by every target process (DESIGN.md decision 2):
  * per process it writes the struct offsets into the object's config map (keyed by tgid) and attaches programs
  * at the process's probe sites with a pid filter. Objects share the ring buffer, the counters and the span
- * contexts: the first one loaded owns those maps and the others reuse them (see bpf/include/trace_context.h).
+ * contexts: the core object (core-object.ts) owns those maps and every instrumentation's object reuses them.
  * Maps named `<object>_*` other than its config and scratch maps are keyed by (tgid, pointer).
  */
 import { readEmbeddedObject } from "../ebpf/assets.ts";
@@ -12,7 +12,7 @@ import { uintBytes, type BpfMap } from "../ebpf/map.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { StructView } from "../ebpf/struct-view.ts";
 
-/** The maps every object declares and the first one loaded owns. */
+/** The maps every object declares and the core object owns. */
 export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx"] as const;
 
 const ABSENT = 0xffff_ffff_ffff_ffffn;
@@ -24,7 +24,7 @@ export interface LoadOptions {
   showVerifierLog: boolean;
   /** .rodata settings (sampling, propagation) */
   constants: Record<string, bigint | number>;
-  /** the object whose SHARED_MAPS this one uses; none for the first */
+  /** the object whose SHARED_MAPS this one uses (the core's); without one, this object owns its own */
   shareWith?: BpfObject;
   /** load the programs that write into the target (WRITES_USER_MEMORY): the kernel allows it and it is wanted */
   writeUser?: boolean;
@@ -125,6 +125,6 @@ export class ProbeObject {
 }
 
 /** The keys of a map keyed by (tgid, …) that belong to one process (collected first: callers delete them). */
-function processKeys(map: BpfMap, tgid: number): Uint8Array[] {
+export function processKeys(map: BpfMap, tgid: number): Uint8Array[] {
   return [...map.keys()].filter((k) => new DataView(k.buffer).getUint32(0, true) === tgid);
 }

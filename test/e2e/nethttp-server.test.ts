@@ -3,7 +3,7 @@
  * and what a real OpenTelemetry Collector received.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -493,10 +493,13 @@ describe("bad input", () => {
   });
 
   test("a pid that does not exist: one line, exit 1", async () => {
-    const g = new Proc([GOTEL, "run", "--pid", "99999999"], gotelEnv());
+    // a valid pid (at most pid_max) that no process has: a number above pid_max is a usage mistake (exit 2)
+    let pid = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8")) - 1;
+    while (existsSync(`/proc/${pid}`)) pid--;
+    const g = new Proc([GOTEL, "run", "--pid", String(pid)], gotelEnv());
     await waitFor(() => g.exitCode !== null, 10_000);
     expect(g.exitCode).toBe(1);
-    expect(g.stderr.filter((l) => l.startsWith("gotel: "))).toEqual(["gotel: process 99999999 does not exist; check the pid"]);
+    expect(g.stderr.filter((l) => l.startsWith("gotel: "))).toEqual([`gotel: process ${pid} does not exist; check the pid`]);
   });
 
   test("a non-Go target: it is reported and skipped (--exe; --pid refuses it at once, see untraceable-pid)", async () => {

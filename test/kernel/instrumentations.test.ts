@@ -1,0 +1,59 @@
+/**
+ * Every registered instrumentation (src/instrumentations/index.ts) is whole: its eBPF C in its own folder, its
+ * object built for both architectures and embedded, loaded by `gotel doctor` under its name, and listed by
+ * `gotel inspect --json`. Adding one to the list without the rest fails here.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { INSTRUMENTATIONS } from "../../src/instrumentations/index.ts";
+import { GOTEL, runCommand } from "../support/cli.ts";
+import { buildGoFixture, ROOT } from "../support/go.ts";
+import { requireRoot } from "../support/kernel.ts";
+
+const FOLDERS = join(ROOT, "src/instrumentations");
+
+let doctor: string[];
+let inspected: { name: string; status: string }[];
+
+beforeAll(() => {
+  requireRoot();
+  const r = runCommand([GOTEL, "doctor"]);
+  expect(r.code).toBe(0);
+  doctor = r.stdout.split("\n");
+  // programs that, between them, use every library the registered instrumentations cover
+  inspected = [buildGoFixture("http-db", { cgo: true }), buildGoFixture("http-chain")].flatMap((exe) => {
+    const i = runCommand([GOTEL, "inspect", "--json", exe]);
+    expect(i.code).toBe(0);
+    return (JSON.parse(i.stdout) as { instrumentations: { name: string; status: string }[] }).instrumentations;
+  });
+}, 300_000);
+
+test("the list has no two instrumentations with one name or one object", () => {
+  expect(new Set(INSTRUMENTATIONS.map((i) => i.name)).size).toBe(INSTRUMENTATIONS.length);
+  expect(new Set(INSTRUMENTATIONS.map((i) => i.object)).size).toBe(INSTRUMENTATIONS.length);
+});
+
+describe.each(INSTRUMENTATIONS.map((i) => [i.name, i] as const))("%s", (_name, instrumentation) => {
+  test("its eBPF C is in its own folder", () => {
+    const sources = readdirSync(FOLDERS, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(`/${instrumentation.object}.bpf.c`));
+    expect(sources).toHaveLength(1);
+  });
+
+  test("its object is built for x64 and arm64", () => {
+    for (const arch of ["x64", "arm64"]) expect(existsSync(join(ROOT, "build/bpf", arch, `${instrumentation.object}.bpf.o`))).toBe(true);
+  });
+
+  test("doctor loads it, under its instrumentation's name", () => {
+    const line = doctor.find((l) => l.includes(`eBPF object ${instrumentation.object} `));
+    expect(line).toMatch(new RegExp(`^\\s+ok\\s+eBPF object ${instrumentation.object}\\s+${instrumentation.name.replace("/", "\\/")}: \\d+ programs loaded`));
+  });
+
+  test("inspect --json lists it, ready for a program that uses its library", () => {
+    expect(inspected.filter((i) => i.name === instrumentation.name).map((i) => i.status)).toContain("ready");
+  });
+});
+
+test("doctor loads the core object that owns the shared maps", () => {
+  expect(doctor.find((l) => l.includes("eBPF object core "))).toMatch(/^\s+ok\s+eBPF object core\s+shared by every instrumentation: maps only, no programs$/);
+});
