@@ -12,13 +12,16 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-/* Which probe produced an event. Values are stable; user space reads them from BTF by name. */
+/* Which probe produced an event: the self-test's is fixed (user space reads it from BTF by name); every
+ * instrumentation's object is given its own at load, in gotel_event_type_id (src/probes/probe-set.ts numbers
+ * them by their place in src/instrumentations/index.ts), so adding an instrumentation touches no shared list. */
 enum gotel_event_type {
 	GOTEL_EVENT_SELFTEST = 1,
-	GOTEL_EVENT_NETHTTP_SERVER = 2,
-	GOTEL_EVENT_NETHTTP_CLIENT = 3,
-	GOTEL_EVENT_DATABASE_SQL = 4,
+	GOTEL_EVENT_FIRST_INSTRUMENTATION = 2,
 };
+
+/* This object's event type, rewritten by user space after open, before load. */
+volatile const __u32 gotel_event_type_id = 0;
 
 /* Indexes of the `drops` counters. User space reads the names from BTF; values are stable. */
 enum gotel_counter {

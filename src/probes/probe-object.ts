@@ -24,6 +24,8 @@ export interface LoadOptions {
   showVerifierLog: boolean;
   /** .rodata settings (sampling, propagation) */
   constants: Record<string, bigint | number>;
+  /** the type of this object's events (gotel_event_type_id), unique among the objects loaded */
+  eventType: number;
   /** the object whose SHARED_MAPS this one uses (the core's); without one, this object owns its own */
   shareWith?: BpfObject;
   /** load the programs that write into the target (WRITES_USER_MEMORY): the kernel allows it and it is wanted */
@@ -35,7 +37,14 @@ export interface LoadOptions {
 export class ProbeObject {
   private readonly configLayout: StructView;
 
-  private constructor(readonly obj: BpfObject, readonly mode: AttachMode, readonly name: string, private readonly configMap: string, private readonly perProcess: readonly string[]) {
+  private constructor(
+    readonly obj: BpfObject,
+    readonly mode: AttachMode,
+    readonly name: string,
+    readonly eventType: number,
+    private readonly configMap: string,
+    private readonly perProcess: readonly string[],
+  ) {
     this.configLayout = new StructView(obj.btf().structLayout(configMap));
   }
 
@@ -47,13 +56,14 @@ export class ProbeObject {
         p.autoload = multi === (opts.mode === "multi") && (opts.writeUser === true || !WRITES_USER_MEMORY.test(p.name));
       }
       const names = new Set(o.btf().datasecVariables(".rodata").map((v) => v.name));
-      o.setConstants(Object.fromEntries(Object.entries(opts.constants).filter(([k]) => names.has(k))));
+      const constants = { ...opts.constants, gotel_event_type_id: opts.eventType };
+      o.setConstants(Object.fromEntries(Object.entries(constants).filter(([k]) => names.has(k))));
       if (opts.shareWith) o.shareMaps(opts.shareWith, SHARED_MAPS);
     });
     try {
       const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
       // the shared span-context map is purged by the object that owns it
-      return new ProbeObject(obj, opts.mode, name, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
+      return new ProbeObject(obj, opts.mode, name, opts.eventType, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
     } catch (e) {
       obj.close();
       throw e;

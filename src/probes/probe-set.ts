@@ -33,8 +33,12 @@ export function loadProbes(
   const core = CoreObject.load(base);
   const probes: SpanProbe[] = [];
   try {
-    for (const i of instrumentations) {
-      probes.push(i.load({ object: { ...base, shareWith: core.obj }, env, memory, inject: tracecontext && injectAllowed }));
+    // event types from 2 (1 is the self-test's), by place in the list: bpf/include/event.h
+    const first = Number(core.obj.btf().enumValues("gotel_event_type").get("GOTEL_EVENT_FIRST_INSTRUMENTATION"));
+    if (!Number.isInteger(first)) throw new Error("core.bpf.o: no GOTEL_EVENT_FIRST_INSTRUMENTATION in its BTF");
+    for (const [n, i] of instrumentations.entries()) {
+      const object = { ...base, shareWith: core.obj, eventType: first + n };
+      probes.push(i.load({ object, env, memory, inject: tracecontext && injectAllowed }));
     }
   } catch (e) {
     for (const p of probes.reverse()) p.close();

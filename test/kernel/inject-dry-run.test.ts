@@ -46,9 +46,9 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
       mode: preferredAttachMode(), showVerifierLog: false,
       constants: traceConstants({ sampler: "parentbased_always_on", ratio: 1, tracecontext: true, injectAllowed: true }),
     };
-    server = NethttpServerProbe.load(base);
+    server = NethttpServerProbe.load({ ...base, eventType: 2 });
     probe = NethttpClientProbe.load({
-      ...base, inject: true, shareWith: server.object.obj,
+      ...base, eventType: 3, inject: true, shareWith: server.object.obj,
       bytes: new Uint8Array(readFileSync(join(ROOT, "build/test-bpf/x64/nethttp_client_dryrun.bpf.o"))),
     });
     const target = GoExecutable.open(`/proc/${a.proc.pid}/exe`);

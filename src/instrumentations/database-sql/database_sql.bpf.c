@@ -175,7 +175,7 @@ static __always_inline int start(const void *ctx, const struct database_sql_conf
 	}
 	struct database_sql_head *e = &f->head;
 	__u64 g = go_goroutine(ctx);
-	gotel_fill_header(&e->hdr, GOTEL_EVENT_DATABASE_SQL, g);
+	gotel_fill_header(&e->hdr, gotel_event_type_id, g);
 	e->operation = operation;
 	if (pgx_conn) {
 		e->client = DATABASE_SQL_CLIENT_PGX;

@@ -38,7 +38,7 @@ export class DatabaseSqlProbe implements SpanProbe {
 
   private constructor(readonly object: ProbeObject, private readonly opts: DatabaseLoadOptions) {
     const btf = object.obj.btf();
-    this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_DATABASE_SQL"));
+    this.eventType = object.eventType;
     const ops = btf.enumValues("database_sql_operation");
     const names = new Map<number, Operation>([...ops].map(([k, v]) => [Number(v), k.replace("DATABASE_SQL_", "") as Operation]));
     const pgx = Number(btf.enumValues("database_sql_client").get("DATABASE_SQL_CLIENT_PGX"));

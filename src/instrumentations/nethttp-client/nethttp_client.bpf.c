@@ -187,7 +187,7 @@ static __always_inline int on_entry(const void *ctx)
 	__u64 g = go_goroutine(ctx);
 	__u64 req = go_arg(ctx, 2);
 	struct nethttp_client_event *e = &f->event;
-	gotel_fill_header(&e->hdr, GOTEL_EVENT_NETHTTP_CLIENT, g);
+	gotel_fill_header(&e->hdr, gotel_event_type_id, g);
 	READ_STRING_FIELD(e->method, e->method_len, req, cfg->request_method);
 	read_url(cfg, e, read_u64_at(req, cfg->request_url));
 

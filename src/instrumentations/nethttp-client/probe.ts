@@ -25,7 +25,7 @@ export class NethttpClientProbe implements SpanProbe {
 
   private constructor(readonly object: ProbeObject, private readonly opts: ClientLoadOptions) {
     const btf = object.obj.btf();
-    this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_NETHTTP_CLIENT"));
+    this.eventType = object.eventType;
     this.decode = eventDecoder(new StructView(btf.structLayout("nethttp_client_event")));
   }
 

@@ -209,7 +209,7 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 	f->response_writer = rw;
 	f->ctx = read_u64_at(req, cfg->request_ctx + 8); /* the data word of the interface */
 	struct nethttp_server_event *e = &f->event;
-	gotel_fill_header(&e->hdr, GOTEL_EVENT_NETHTTP_SERVER, g);
+	gotel_fill_header(&e->hdr, gotel_event_type_id, g);
 
 	READ_STRING_FIELD(e->method, e->method_len, req, cfg->request_method);
 	READ_STRING_FIELD(e->host, e->host_len, req, cfg->request_host);

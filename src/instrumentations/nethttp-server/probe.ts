@@ -39,7 +39,7 @@ export class NethttpServerProbe implements SpanProbe {
 
   private constructor(readonly object: ProbeObject, private readonly opts: ServerLoadOptions) {
     const btf = object.obj.btf();
-    this.eventType = Number(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_NETHTTP_SERVER"));
+    this.eventType = object.eventType;
     const layout = new StructView(btf.structLayout("nethttp_server_event"));
     this.decode = eventDecoder(layout);
     this.abandonedOffset = layout.offset("abandoned", 4);
