@@ -198,4 +198,6 @@ for (const sc of scenarios) {
   row("gotel peak RSS MB", "", measured.map((m) => cell(m.rss.toFixed(0))));
   row("spans lost / made", "", measured.map((m) => cell(`${m.lost}/${m.spans}`)));
 }
+// what the collector wrote is not looked at, and parsing gigabytes of it at stop would only fail
+rmSync(join(collector.dir, "traces.jsonl"), { force: true });
 await collector.stop();
