@@ -7,35 +7,27 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
 import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
-import { buildGoFixture } from "../support/go.ts";
 import { requireRoot } from "../support/kernel.ts";
-import { Proc, startServer } from "../support/processes.ts";
+import { Proc } from "../support/processes.ts";
+import { GRPC_NOTE, REDIS_KAFKA_NOTE, startUntraceableTargets, stopUntraceableTargets, type UntraceableTargets } from "../support/untraceable.ts";
 
+let targets: UntraceableTargets | undefined;
 let sleep: Proc;
 let grpc: Proc;
-let redisKafka: ReturnType<typeof Bun.spawn>;
-let http: Proc;
 let grpcExe: string;
+let redisKafka: ReturnType<typeof Bun.spawn>;
 let redisKafkaExe: string;
+let http: Proc;
 
 beforeAll(async () => {
   requireRoot();
-  grpcExe = buildGoFixture("grpc-server");
-  redisKafkaExe = buildGoFixture("redis-kafka");
-  sleep = new Proc(["sleep", "600"]);
-  grpc = (await startServer(grpcExe)).proc;
-  http = (await startServer(buildGoFixture("http-gin"))).proc;
-  redisKafka = Bun.spawn([redisKafkaExe], { stdin: "pipe", stdout: "ignore" });
-  await Bun.sleep(100);
+  targets = await startUntraceableTargets("http-gin");
+  ({ sleep, grpc, grpcExe, redisKafka, redisKafkaExe, http } = targets);
 }, 300_000);
-afterAll(async () => {
-  redisKafka?.kill();
-  await Promise.all([sleep?.stop(), grpc?.stop(), http?.stop()]);
-});
+afterAll(() => stopUntraceableTargets(targets));
 
-const GRPC = "google.golang.org/grpc v1.77.0: not instrumented yet (its calls make no spans)";
-const REDIS_KAFKA = "github.com/redis/go-redis/v9 v9.7.0: not instrumented yet (its commands make no spans), " +
-  "github.com/segmentio/kafka-go v0.4.47: not instrumented yet (producing and consuming messages make no spans)";
+const GRPC = GRPC_NOTE;
+const REDIS_KAFKA = REDIS_KAFKA_NOTE;
 const HINT = "; `gotel inspect --pid N` shows what gotel instruments in a Go program";
 const ENV = { PATH: "/usr/bin:/bin", OTEL_TRACES_EXPORTER: "none" };
 

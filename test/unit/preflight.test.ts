@@ -6,31 +6,24 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
 import { refuseUntraceable, whyNotTraceable } from "../../src/cli/preflight.ts";
 import { GotelError } from "../../src/errors.ts";
-import { buildGoFixture } from "../support/go.ts";
-import { Proc, startServer } from "../support/processes.ts";
+import type { Proc } from "../support/processes.ts";
+import { GRPC_NOTE, REDIS_KAFKA_NOTE, startUntraceableTargets, stopUntraceableTargets, type UntraceableTargets } from "../support/untraceable.ts";
 
+let targets: UntraceableTargets | undefined;
 let sleep: Proc;
 let grpc: Proc;
-let redisKafka: ReturnType<typeof Bun.spawn>;
-let http: Proc;
 let grpcExe: string;
+let redisKafka: ReturnType<typeof Bun.spawn>;
 let redisKafkaExe: string;
+let http: Proc;
 
 beforeAll(async () => {
-  grpcExe = buildGoFixture("grpc-server");
-  redisKafkaExe = buildGoFixture("redis-kafka");
-  sleep = new Proc(["sleep", "600"]);
-  grpc = (await startServer(grpcExe)).proc;
-  http = (await startServer(buildGoFixture("http-server"))).proc;
-  redisKafka = Bun.spawn([redisKafkaExe], { stdin: "pipe", stdout: "ignore" });
-  await Bun.sleep(100);
+  targets = await startUntraceableTargets("http-server");
+  ({ sleep, grpc, grpcExe, redisKafka, redisKafkaExe, http } = targets);
 }, 300_000);
-afterAll(async () => {
-  redisKafka?.kill();
-  await Promise.all([sleep?.stop(), grpc?.stop(), http?.stop()]);
-});
+afterAll(() => stopUntraceableTargets(targets));
 
-const GRPC = "google.golang.org/grpc v1.77.0: not instrumented yet (its calls make no spans)";
+const GRPC = GRPC_NOTE;
 
 describe("whyNotTraceable", () => {
   test("a non-Go process", () => {
