@@ -31,7 +31,7 @@ describe("BTF of the built eBPF objects", () => {
       const btf = objectBtf(arch);
       expect(btf.enumValues("gotel_event_type").get("GOTEL_EVENT_SELFTEST")).toBe(1n);
       // raw .o: the variable is listed; libbpf fills in offsets at open (checked by the kernel tests)
-      expect(btf.datasecVariables(".rodata").map((v) => v.name).filter((n) => !n.startsWith("gotel_btf_"))).toEqual(["gotel_pidns_dev", "gotel_pidns_ino", "selftest_magic"]);
+      expect(btf.datasecVariables(".rodata").map((v) => v.name).filter((n) => !n.startsWith("gotel_btf_"))).toEqual(["gotel_event_type_id", "gotel_pidns_dev", "gotel_pidns_ino", "selftest_magic"]);
     });
   }
 
