@@ -98,7 +98,7 @@ export class Agent {
   private readonly clock = new KernelClock();
   private readonly reader: RingBufferReader;
   private readonly watcher: ProcessWatcher | undefined;
-  /** spans that reached user space as records (emitted, or of a target already gone) */
+  /** spans handed to the exporters (events of a process no longer traced are counted in targetGone) */
   private spans = 0;
   private targetGone = 0;
   private stopped = false;
