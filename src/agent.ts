@@ -290,8 +290,10 @@ export class Agent {
    * exited: the process is gone; the calls it still had in flight become spans (see unfinishedSpan). Its probes
    * cannot fire any more, so their links are handed to the reaper, which destroys them in the background: the
    * kernel takes ~40 ms per link to detach, and many processes exiting at once must not stall the others' spans.
+   * keepLinks: the links are the caller's to release (stop releases them after the last export); with the
+   * process forgotten in the maps its probes start no span and end none in flight.
    */
-  private detach(pid: number, why: string, exited = false): Promise<void> {
+  private detach(pid: number, why: string, exited = false, keepLinks?: UprobeLinks[]): Promise<void> {
     const t = this.targets.get(pid);
     if (!t) return Promise.resolve();
     // spans already in the ring buffer still belong to this process
@@ -299,7 +301,8 @@ export class Agent {
     const unfinished = exited ? this.reportUnfinished(pid, t) : 0;
     // an exec keeps the pid: a new image of the same file would still fire the old links, so those go now
     let released = Promise.resolve();
-    if (exited && !existsSync(`/proc/${pid}`)) this.reaper.add(t.links);
+    if (keepLinks) keepLinks.push(...t.links);
+    else if (exited && !existsSync(`/proc/${pid}`)) this.reaper.add(t.links);
     else released = Promise.all(t.links.map((l) => l.release())).then(() => undefined);
     for (const p of t.probes) p.forget(pid);
     this.core.forget(pid);
@@ -347,15 +350,19 @@ export class Agent {
     this.stopped = true;
     this.watcher?.stop();
     clearInterval(this.lossTimer);
-    // live targets first: after this no span can start or end, so the last read below is really the last
-    await Promise.all([...this.targets.keys()].map((pid) => this.detach(pid, "gotel is stopping")));
-    this.reader.close();
-    const counted = this.currentStats();
+    // every target forgotten in the kernel's maps: from here no span starts and none in flight ends
+    const links: UprobeLinks[] = [];
+    for (const pid of [...this.targets.keys()]) void this.detach(pid, "gotel is stopping", false, links);
+    this.reader.drain();
     this.kernelDropWarning.flush();
     await Promise.all(this.pipelines.map((p) => p.shutdown()));
-    this.finalStats = { ...counted, exports: this.pipelines.map((p) => p.stats) };
-    // links of processes that already exited cannot fire: they wait until the spans are out
+    // then the links (~40 ms of the kernel's each, 0.15-0.25 s per process): after the spans are out, so that
+    // a stop with many targets does not hold the last export back (a container's grace period is short)
+    await Promise.all(links.map((l) => l.release()));
     await this.reaper.finish();
+    // an event that slipped in between is of no target any more: counted as such, not lost in silence
+    this.reader.close();
+    this.finalStats = { ...this.currentStats(), exports: this.pipelines.map((p) => p.stats) };
     for (const p of this.probes) p.close();
     // the core owns the shared maps: closed last
     this.core.close();
