@@ -184,7 +184,7 @@ export class Agent {
     const drops = this.drops();
     const unsampled = this.kernelCount("UNSAMPLED");
     return {
-      spans: this.spans + drops.targetGone + drops.ringBufferFull + drops.inFlightFull + drops.readBatchFull + unsampled,
+      spans: this.spans + Object.values(drops).reduce((a, b) => a + b, 0) + unsampled,
       events: this.reader.delivered,
       drops,
       unsampled,
