@@ -46,7 +46,7 @@ function multiarchInclude(): string {
 function buildBpf(sources: string[], outDir: string, arch: Arch): void {
   mkdirSync(outDir, { recursive: true });
   // test objects may #include a product program to build a variant of it
-  const headers = [...filesIn(join(ROOT, "bpf/include"), ".h"), ...PRODUCT_BPF, join(ROOT, "build/libbpf/include/bpf/libbpf_version.h")];
+  const headers = [...filesIn(join(ROOT, "bpf/include"), ".h"), ...filesIn(join(ROOT, "src/instrumentations"), ".h", true), ...PRODUCT_BPF, join(ROOT, "build/libbpf/include/bpf/libbpf_version.h")];
   for (const src of sources) {
     const out = join(outDir, src.split("/").pop()!.replace(/\.c$/, ".o"));
     if (existsSync(out) && statSync(out).mtimeMs >= newest([src, ...headers, import.meta.path])) continue;

@@ -167,6 +167,12 @@ const TARGETS: Target[] = [
   // tagged releases only (binaries built from a pseudo-version get its offsets from their DWARF)
   moduleTarget("golang.org/x/net", fieldsOf("golang.org/x/net"), "v0.1.0", ['"net/http"', '"golang.org/x/net/http2"'],
     "\t\tsink = append(sink, http2.ConfigureServer(&http.Server{}, &http2.Server{}))"),
+  // grpc's server and client: its transport's streams, the status it sends and returns (with genproto's
+  // google.rpc.Status at the version grpc requires, and net.TCPAddr and errors.errorString, which no Go release
+  // changed: src/instrumentations/grpc)
+  moduleTarget("google.golang.org/grpc", fieldsOf("google.golang.org/grpc"), "v1.40.0", ['"context"', '"net"', '"google.golang.org/grpc"'],
+    "\t\ts := grpc.NewServer()\n\t\tlis, _ := net.Listen(\"tcp\", os.Args[1])\n\t\t_ = s.Serve(lis)\n" +
+      "\t\tcc, _ := grpc.Dial(os.Args[2], grpc.WithInsecure())\n\t\tsink = append(sink, cc.Invoke(context.Background(), os.Args[3], nil, nil))"),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo
   // builds, and the generator builds arm64 by cross-compiling without cgo) and modernc.org/sqlite (hundreds of
   // versions of a very large package).
@@ -227,7 +233,10 @@ function writeTable(): number {
     for (const arch of ARCHES) {
       const e = state.get(target.module)?.get(arch);
       if (!e || e.size === 0) continue;
-      (t.modules[target.module] ??= {})[arch] = compactArch(e, target.fields);
+      // a field no version has yet (a probe just started reading it) is left out until its versions are rebuilt,
+      // rather than dropping every version that lacks it
+      const known = target.fields.filter((f) => [...e.values()].some((m) => m.has(f)));
+      (t.modules[target.module] ??= {})[arch] = compactArch(e, known);
     }
   }
   // modules the generator no longer has targets for are kept as they were

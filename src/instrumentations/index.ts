@@ -7,6 +7,11 @@
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { Instrumentation } from "../probes/instrumentation.ts";
 import * as databaseSql from "./database-sql/plan.ts";
+import * as grpcClient from "./grpc/client-plan.ts";
+import { GrpcClientProbe } from "./grpc/client-probe.ts";
+import { GRPC } from "./grpc/grpc.ts";
+import * as grpcServer from "./grpc/server-plan.ts";
+import { GrpcServerProbe } from "./grpc/server-probe.ts";
 import { DatabaseSqlProbe } from "./database-sql/probe.ts";
 import * as nethttpClient from "./nethttp-client/plan.ts";
 import { NethttpClientProbe } from "./nethttp-client/probe.ts";
@@ -31,6 +36,14 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     load: (ctx) => DatabaseSqlProbe.load({
       ...ctx.object, memory: ctx.memory, includeText: ctx.env.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, parse: ctx.env.OTEL_GO_AUTO_PARSE_DB_STATEMENT,
     }),
+  },
+  {
+    name: "gRPC server", module: GRPC, object: "grpc_server", readiness: grpcServer.readiness, needs: grpcServer.NEEDS,
+    load: (ctx) => GrpcServerProbe.load({ ...ctx.object, memory: ctx.memory }),
+  },
+  {
+    name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, needs: grpcClient.NEEDS,
+    load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory }),
   },
 ];
 

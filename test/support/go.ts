@@ -15,10 +15,12 @@ export interface GoBuild {
   cgo?: boolean;
   /** -tags */
   tags?: string[];
+  /** -modfile: another go.mod in the fixture's directory (e.g. an older version of a library) */
+  modfile?: string;
 }
 
 export function variantName(b: GoBuild): string {
-  return [b.goVersion ?? "local", b.goarch ?? "amd64", b.stripped ? "stripped" : "symbols", b.pie ? "pie" : "exe", b.cgo ? "cgo" : "nocgo", ...(b.tags ?? [])].join("-");
+  return [b.goVersion ?? "local", b.goarch ?? "amd64", b.stripped ? "stripped" : "symbols", b.pie ? "pie" : "exe", b.cgo ? "cgo" : "nocgo", ...(b.tags ?? []), ...(b.modfile ? [b.modfile.replace(/\.mod$/, "")] : [])].join("-");
 }
 
 function newestMtime(dir: string): number {
@@ -52,6 +54,7 @@ export function buildGoFixture(name: string, b: GoBuild = {}): string {
   if (b.stripped) args.push("-ldflags=-s -w");
   if (b.pie) args.push("-buildmode=pie");
   if (b.tags?.length) args.push(`-tags=${b.tags.join(",")}`);
+  if (b.modfile) args.push(`-modfile=${b.modfile}`);
   const r = Bun.spawnSync(args, {
     cwd: src,
     env: {

@@ -1,0 +1,131 @@
+/**
+ * gRPC client spans (grpc_client.bpf.c beside it): one CLIENT span per RPC made through google.golang.org/grpc,
+ * unary and streaming alike, from newClientStream to the stream's finish (or to newClientStream's return when
+ * the call failed before it had a stream).
+ */
+import { SpanKind, type Attributes } from "@opentelemetry/api";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import { bundledTable } from "../../offsets/bundled.ts";
+import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type ProbeSpec } from "../../probes/plan.ts";
+import type { Readiness } from "../../probes/instrumentation.ts";
+import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { splitHostPort } from "../http.ts";
+import { GRPC, SCOPE, STATUS_FIELDS, UNKNOWN, grpcVersion, methodAttributes, outcome } from "./grpc.ts";
+
+export const NEW_CLIENT_STREAM = `${GRPC}.newClientStream`;
+const WITH_RETRY = `${GRPC}.(*clientStream).withRetry`;
+const FINISH = `${GRPC}.(*clientStream).finish`;
+
+/** C config field -> the Go struct field it holds the offset of */
+export const FIELDS = {
+  client_conn_target: `${GRPC}.ClientConn.target`,
+  error_string_s: "errors.errorString.s",
+  ...STATUS_FIELDS,
+} as const;
+
+/** errors.errorString (io.EOF's type) is the same in every Go release: read from grpc's entries in the table */
+const MODULES: Record<string, string> = Object.fromEntries(Object.keys(FIELDS).map((k) => [k, GRPC]));
+
+export const PROGRAMS = {
+  newStream: "grpc_client_new_stream", withRetry: "grpc_client_with_retry", finish: "grpc_client_finish",
+  newStreamReturn: "grpc_client_new_stream_return",
+} as const;
+
+const SPEC: ProbeSpec = {
+  function: NEW_CLIENT_STREAM, absent: "it makes no gRPC calls", fields: FIELDS, optional: new Set(), modules: MODULES,
+  extra: { [PROGRAMS.withRetry]: WITH_RETRY, [PROGRAMS.finish]: FINISH },
+};
+
+/** What the probe reads, for the offsets resolver and the table's generator. */
+export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
+
+export interface ClientPlan {
+  offsets: Record<string, number | undefined>;
+  programs: Record<string, number[]>;
+  offsetsSource: ReturnType<typeof offsetsOrigin>;
+  entryEmulated: boolean;
+}
+
+export function plan(exe: GoExecutable, table: TableLookup = bundledTable): ClientPlan | { skipped: string; absent?: true } {
+  const r = planProbe(exe, SPEC, table);
+  if ("skipped" in r) return r;
+  const v = grpcVersion(exe);
+  if ("skipped" in v) return v;
+  const [withRetry, finish] = [r.plan.extra[PROGRAMS.withRetry], r.plan.extra[PROGRAMS.finish]];
+  if (!withRetry || !finish) return { skipped: `${!withRetry ? WITH_RETRY : FINISH} is not in the binary: gotel cannot follow a call's stream` };
+  return {
+    offsets: r.plan.offsets,
+    programs: {
+      [PROGRAMS.newStream]: [r.plan.sites.entry.offset],
+      [PROGRAMS.withRetry]: [withRetry.offset],
+      [PROGRAMS.finish]: [finish.offset],
+      [PROGRAMS.newStreamReturn]: r.plan.sites.returns,
+    },
+    offsetsSource: offsetsOrigin(r.plan),
+    entryEmulated: r.plan.sites.entry.emulated,
+  };
+}
+
+export function readiness(exe: GoExecutable): Readiness {
+  const p = plan(exe);
+  if ("skipped" in p) return { status: "skipped", reason: p.skipped };
+  const n = p.programs[PROGRAMS.newStreamReturn]!.length;
+  return {
+    status: "ready",
+    reason: `${NEW_CLIENT_STREAM}: entry ${p.entryEmulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"} (calls that fail before their stream); ` +
+      "ends at (*clientStream).finish; no traceparent is written into calls yet",
+    ...p.offsetsSource,
+  };
+}
+
+/** The raw event as the kernel sent it. */
+export interface ClientEvent extends SpanEventContext {
+  method: string;
+  target: string;
+  /** the name of the error's Go type; undefined when the call ended without one */
+  errorType?: string;
+  /** read as if the error were a *status.Error */
+  code: number;
+  message: string;
+  /** read as if the error were an *errors.errorString */
+  errorText: string;
+}
+
+/**
+ * server.address and server.port from a dial target, as the conventions read gRPC's naming: host:port (with
+ * dns:// or passthrough:// before it), a unix socket's path; anything else is the whole target without a port.
+ */
+export function serverOfTarget(target: string): { address: string; port?: number } {
+  const unix = /^unix(?:-abstract)?:(?:\/\/)?(.+)$/.exec(target);
+  if (unix) return { address: unix[1]! };
+  const named = /^(?:dns|passthrough):(?:\/\/[^/]*\/)?(.+)$/.exec(target);
+  const hostPort = named ? named[1]! : /^[a-z][a-z0-9+.-]*:/i.test(target) && !/^[^:]+:\d+$/.test(target) ? undefined : target;
+  if (hostPort === undefined || hostPort.includes(",") || hostPort.includes("/")) return { address: target };
+  const { host, port } = splitHostPort(hostPort);
+  return host ? { address: host, ...(port !== undefined ? { port } : {}) } : { address: target };
+}
+
+/** The call's status code as grpc's status.Code(err) gives it. */
+function codeOf(e: ClientEvent): number {
+  if (e.errorType === undefined) return 0;
+  if (e.errorType === "*status.Error") return e.code;
+  if (e.errorType === "*errors.errorString" && e.errorText === "EOF") return 0; // io.EOF: the stream ended well
+  return UNKNOWN;
+}
+
+/** Semantic conventions for a gRPC client span. */
+export function toSpanRecord(e: ClientEvent): SpanRecord {
+  const { name, attributes: methodAttrs } = methodAttributes(e.method, true);
+  const attributes: Attributes = { ...methodAttrs };
+  const server = serverOfTarget(e.target);
+  attributes["server.address"] = server.address;
+  if (server.port !== undefined) attributes["server.port"] = server.port;
+  const code = codeOf(e);
+  const o = outcome(code, e.errorType === "*status.Error" ? e.message : "", "client");
+  Object.assign(attributes, o.attributes);
+  // an error that is not a gRPC status: its Go type says what it was
+  if (code === UNKNOWN && e.errorType !== "*status.Error" && e.errorType) attributes["error.type"] = e.errorType;
+  return { ...recordContext(e), name, kind: SpanKind.CLIENT, attributes, status: o.status, scope: SCOPE };
+}

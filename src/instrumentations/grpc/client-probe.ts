@@ -1,0 +1,78 @@
+/** The loaded gRPC client object (grpc_client.bpf.c beside it) as a SpanProbe. */
+import { StructView } from "../../ebpf/struct-view.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
+import { errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
+import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { plan, toSpanRecord, type ClientEvent } from "./client-plan.ts";
+
+export interface ClientLoadOptions extends LoadOptions {
+  /** a live target's memory, to name error types */
+  memory?: (tgid: number) => TargetMemory | undefined;
+}
+
+type RawEvent = Omit<ClientEvent, "errorType"> & { errorTypeAddress: bigint };
+
+export class GrpcClientProbe implements SpanProbe {
+  readonly name = "gRPC client";
+  readonly eventType: number;
+  private readonly decode: (v: DataView) => RawEvent;
+
+  private constructor(readonly object: ProbeObject, private readonly opts: ClientLoadOptions) {
+    this.eventType = object.eventType;
+    this.decode = eventDecoder(new StructView(object.obj.btf().structLayout("grpc_client_event")));
+  }
+
+  static load(opts: ClientLoadOptions): GrpcClientProbe {
+    return new GrpcClientProbe(ProbeObject.load("grpc_client", opts), opts);
+  }
+
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
+    const p = plan(exe);
+    if ("skipped" in p) return p;
+    return {
+      ...p.offsetsSource,
+      sites: Object.values(p.programs).reduce((n, s) => n + s.length, 0),
+      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, p.programs),
+    };
+  }
+
+  forget(tgid: number): void {
+    this.object.forget(tgid);
+  }
+
+  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
+    return this.object.inflightEvents(tgid, "event", endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
+  }
+
+  record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
+    const { errorTypeAddress, ...e } = this.decode(v);
+    const errorType = errorTypeName(this.opts.memory?.(tgid), errorTypeAddress);
+    return toSpanRecord({ ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}
+
+function eventDecoder(s: StructView): (v: DataView) => RawEvent {
+  const context = spanContextDecoder(s);
+  const [method, target, message, errorText] = [
+    stringField(s, "method", "method_len"), stringField(s, "target", "target_len"),
+    stringField(s, "message", "message_len"), stringField(s, "error_text", "error_text_len"),
+  ];
+  const code = i64Field(s, "code");
+  const errorType = s.u64("error_type");
+  return (v) => ({
+    ...context(v),
+    method: method(v),
+    target: target(v),
+    code: code(v),
+    message: message(v),
+    errorText: errorText(v),
+    errorTypeAddress: errorType(v),
+  });
+}

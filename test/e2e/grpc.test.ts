@@ -1,0 +1,206 @@
+/**
+ * gRPC end to end: the fixture test/fixtures/grpc-service (grpc's interop TestService and an HTTP front that
+ * calls it over one connection) traced by gotel, built with the newest grpc and with the oldest gotel
+ * supports (v1.40.0 with Go 1.19), stripped and not; what a real OpenTelemetry Collector received, selected by
+ * the fixture's pid. The fixture's gRPC client and server are the same process: without writing into the
+ * process (this machine's kernel forbids it) the server span of a call is a root of its own, unless the
+ * call carries a traceparent in its metadata.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SPAN_KIND, STATUS_CODE, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
+import { buildGoFixture, type GoBuild } from "../support/go.ts";
+import { waitFor } from "../support/kernel.ts";
+import { Proc, runGotel, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+beforeAll(() => {
+  collector = sharedCollector();
+});
+
+const env = (): Record<string, string> => ({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
+const SERVICE = "grpc.testing.TestService";
+const NAMED = (method: string): Record<string, string> => ({
+  "rpc.system.name": "grpc", "rpc.system": "grpc", "rpc.method": `${SERVICE}/${method}`, "rpc.service": SERVICE,
+});
+const status = (name: string, code: number): Record<string, string | bigint> => ({ "rpc.response.status_code": name, "rpc.grpc.status_code": BigInt(code) });
+
+interface Service {
+  proc: Proc;
+  base: string;
+  grpcPort: number;
+}
+
+async function startService(exe: string): Promise<Service> {
+  const s = await startServer(exe);
+  const line = await s.proc.waitForLine(/^grpc /);
+  return { proc: s.proc, base: s.base, grpcPort: Number(line.split(":").pop()) };
+}
+
+describe.each([
+  ["grpc v1.85.0, the local Go", {}],
+  ["grpc v1.85.0, the local Go, stripped (offsets from the table)", { stripped: true }],
+  ["grpc v1.85.0, Go 1.27.4", { goVersion: "1.27.4" }],
+  ["grpc v1.40.0, Go 1.19.13", { goVersion: "1.19.13", modfile: "go.v140.mod" }],
+  ["grpc v1.40.0, Go 1.19.13, stripped", { goVersion: "1.19.13", modfile: "go.v140.mod", stripped: true }],
+] as [string, GoBuild][])("%s", (_, build) => {
+  let service: Service;
+  let gotel: Proc;
+
+  beforeAll(async () => {
+    service = await startService(buildGoFixture("grpc-service", build));
+    gotel = await runGotel(["--pid", String(service.proc.pid)], env(), service.proc.pid);
+  }, 300_000);
+  afterAll(async () => {
+    await gotel?.stop();
+    await service?.proc.stop();
+  });
+
+  const mine = (): ReceivedSpan[] => collector.spans().filter((s) => s.resource["process.pid"] === BigInt(service.proc.pid));
+
+  /** one /call; the spans it made: the HTTP front's, the gRPC client's and the gRPC server's (and any more) */
+  async function call(query: string, spans = 3): Promise<{ answer: string; http: ReceivedSpan; client: ReceivedSpan; server: ReceivedSpan; all: ReceivedSpan[] }> {
+    collector.clear();
+    const answer = await (await fetch(`${service.base}/call?${query}`)).text();
+    expect(await waitFor(() => mine().length >= spans, 10_000)).toBe(true);
+    await Bun.sleep(300); // nothing more arrives
+    const all = mine();
+    expect(all.length).toBe(spans);
+    const one = (kind: number, name?: string): ReceivedSpan => {
+      const s = all.filter((x) => x.kind === kind && (name === undefined || x.scope.name.includes(name)));
+      expect(s.length).toBe(1);
+      return s[0]!;
+    };
+    return { answer, http: one(SPAN_KIND.SERVER, "net/http"), client: one(SPAN_KIND.CLIENT, "grpc"), server: one(SPAN_KIND.SERVER, "grpc"), all };
+  }
+
+  test("a unary call: CLIENT span the child of the HTTP handler's span, SERVER span with its peer, every attribute", async () => {
+    const { answer, http, client, server } = await call("kind=unary");
+    expect(answer).toBe("0 ");
+    expect(client).toMatchObject({ name: `${SERVICE}/UnaryCall`, traceId: http.traceId, parentSpanId: http.spanId, status: { code: STATUS_CODE.UNSET } });
+    expect(client.attributes).toEqual({ ...NAMED("UnaryCall"), "server.address": "127.0.0.1", "server.port": BigInt(service.grpcPort), ...status("OK", 0) });
+    expect(server).toMatchObject({ name: `${SERVICE}/UnaryCall`, parentSpanId: "", status: { code: STATUS_CODE.UNSET } });
+    const { "network.peer.port": peerPort, ...rest } = server.attributes;
+    expect(typeof peerPort === "bigint" && peerPort > 0n).toBe(true);
+    expect(rest).toEqual({ ...NAMED("UnaryCall"), "network.peer.address": "127.0.0.1", ...status("OK", 0) });
+    // the server's span lies within the client's
+    expect(server.startTimeUnixNano >= client.startTimeUnixNano && server.endTimeUnixNano <= client.endTimeUnixNano).toBe(true);
+  }, 30_000);
+
+  test.each([
+    [5, "NOT_FOUND", false], [13, "INTERNAL", true], [14, "UNAVAILABLE", true],
+  ])("status %d: the client's span is an ERROR with the message; the server's only for a server failure", async (code, name, serverError) => {
+    const { answer, client, server } = await call(`kind=unary&code=${code}&msg=asked+for+${name}`);
+    expect(answer).toBe(`${code} asked for ${name}`);
+    expect(client.status).toEqual({ code: STATUS_CODE.ERROR, message: `asked for ${name}` });
+    expect(client.attributes).toMatchObject({ ...status(name, code), "error.type": name });
+    expect(server.attributes).toMatchObject(status(name, code));
+    if (serverError) {
+      expect(server.status).toEqual({ code: STATUS_CODE.ERROR, message: `asked for ${name}` });
+      expect(server.attributes["error.type"]).toBe(name);
+    } else {
+      expect(server.status).toEqual({ code: STATUS_CODE.UNSET });
+      expect(server.attributes).not.toHaveProperty("error.type");
+    }
+  }, 30_000);
+
+  test("deadline exceeded and cancellation end the client's span with that status", async () => {
+    const late = await call("kind=unary&sleep=2000&deadline=100");
+    expect(late.answer).toBe("4 context deadline exceeded");
+    expect(late.client.status).toEqual({ code: STATUS_CODE.ERROR, message: "context deadline exceeded" });
+    expect(late.client.attributes).toMatchObject({ ...status("DEADLINE_EXCEEDED", 4), "error.type": "DEADLINE_EXCEEDED" });
+    // the server's handler saw its context end: by its own copy of the deadline, or the client's reset first
+    expect(["DEADLINE_EXCEEDED", "CANCELLED"]).toContain(String(late.server.attributes["rpc.response.status_code"]));
+    expect(Number(late.client.endTimeUnixNano - late.client.startTimeUnixNano) / 1e6).toBeLessThan(1000);
+
+    const cancelled = await call("kind=unary&sleep=2000&cancel=100");
+    expect(cancelled.answer).toBe("1 context canceled");
+    expect(cancelled.client.status).toEqual({ code: STATUS_CODE.ERROR, message: "context canceled" });
+    expect(cancelled.client.attributes).toMatchObject({ ...status("CANCELLED", 1), "error.type": "CANCELLED" });
+    expect(cancelled.server.attributes).toMatchObject(status("CANCELLED", 1));
+    expect(cancelled.server.status).toEqual({ code: STATUS_CODE.UNSET });
+  }, 30_000);
+
+  test.each([
+    ["server-stream", "StreamingOutputCall"], ["client-stream", "StreamingInputCall"], ["bidi", "FullDuplexCall"],
+  ])("%s with 5 messages: one span per side, from the stream's start to its status", async (kind, method) => {
+    const { answer, http, client, server } = await call(`kind=${kind}&n=5`);
+    expect(answer).toBe("0 ");
+    expect(client).toMatchObject({ name: `${SERVICE}/${method}`, parentSpanId: http.spanId, status: { code: STATUS_CODE.UNSET } });
+    expect(client.attributes).toEqual({ ...NAMED(method), "server.address": "127.0.0.1", "server.port": BigInt(service.grpcPort), ...status("OK", 0) });
+    expect(server).toMatchObject({ name: `${SERVICE}/${method}`, status: { code: STATUS_CODE.UNSET } });
+    expect(server.attributes).toMatchObject({ ...NAMED(method), ...status("OK", 0) });
+    expect(client.endTimeUnixNano).toBeGreaterThanOrEqual(server.endTimeUnixNano);
+  }, 30_000);
+
+  test("a stream that ends with an error status", async () => {
+    const { client, server } = await call("kind=server-stream&n=2&code=13&msg=broken");
+    expect(client.status).toEqual({ code: STATUS_CODE.ERROR, message: "broken" });
+    expect(server.status).toEqual({ code: STATUS_CODE.ERROR, message: "broken" });
+    expect(server.attributes).toMatchObject(status("INTERNAL", 13));
+  }, 30_000);
+
+  test("a method the server does not have: the server's span is _OTHER, the client's keeps the name it called", async () => {
+    const { client, server } = await call("kind=unknown");
+    expect(client.name).toBe(`${SERVICE}/NoSuchMethod`);
+    expect(client.attributes).toMatchObject({ "rpc.method": `${SERVICE}/NoSuchMethod`, ...status("UNIMPLEMENTED", 12) });
+    expect(server).toMatchObject({ name: "grpc", status: { code: STATUS_CODE.ERROR, message: `unknown method NoSuchMethod for service ${SERVICE}` } });
+    expect(server.attributes).toEqual({
+      "rpc.system.name": "grpc", "rpc.system": "grpc", "rpc.method": "_OTHER", "rpc.method_original": `${SERVICE}/NoSuchMethod`,
+      "network.peer.address": "127.0.0.1", "network.peer.port": server.attributes["network.peer.port"]!, ...status("UNIMPLEMENTED", 12), "error.type": "UNIMPLEMENTED",
+    });
+  }, 30_000);
+
+  test("a traceparent (and tracestate) in the call's metadata: the server's span continues it", async () => {
+    const traceId = "0af7651916cd43dd8448eb211c80319c";
+    const { server, client } = await call(`kind=unary&parent=background&traceparent=00-${traceId}-b7ad6b7169203331-01&tracestate=vendor%3Dvalue`);
+    expect(server).toMatchObject({ traceId, parentSpanId: "b7ad6b7169203331", traceState: "vendor=value" });
+    expect(server.flags & 0x300).toBe(0x300); // the parent is remote
+    expect(client.parentSpanId).toBe(""); // made with context.Background()
+  }, 30_000);
+
+  test("an HTTP call made with the handler's context is the gRPC server span's child", async () => {
+    const { all, server } = await call(`kind=unary&httpget=${encodeURIComponent(`${service.base}/ping`)}`, 5);
+    const httpClient = all.filter((s) => s.kind === SPAN_KIND.CLIENT && s.scope.name.includes("net/http"));
+    expect(httpClient.length).toBe(1);
+    expect(httpClient[0]).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId, attributes: { "url.full": `${service.base}/ping` } });
+    expect(all.filter((s) => s.attributes["url.path"] === "/ping").length).toBe(1);
+  }, 30_000);
+
+  test("200 concurrent calls on one connection: 200 spans per side, none lost, none twice", async () => {
+    collector.clear();
+    expect(await (await fetch(`${service.base}/concurrent?n=200`)).text()).toBe("200");
+    const count = (kind: number): number => mine().filter((s) => s.kind === kind && s.name === `${SERVICE}/UnaryCall`).length;
+    await waitFor(() => count(SPAN_KIND.CLIENT) >= 200 && count(SPAN_KIND.SERVER) >= 200, 15_000);
+    await Bun.sleep(300);
+    const spans = mine().filter((s) => s.name === `${SERVICE}/UnaryCall`);
+    expect([count(SPAN_KIND.CLIENT), count(SPAN_KIND.SERVER)]).toEqual([200, 200]);
+    expect(new Set(spans.map((s) => s.spanId)).size).toBe(400);
+    expect(spans.every((s) => s.parentSpanId === "" && s.attributes["rpc.response.status_code"] === "OK")).toBe(true);
+  }, 60_000);
+});
+
+test("calls in flight when the process exits become unfinished ERROR spans, on both sides", async () => {
+  const service = await startService(buildGoFixture("grpc-service"));
+  const gotel = await runGotel(["--pid", String(service.proc.pid)], env(), service.proc.pid);
+  try {
+    collector.clear();
+    void fetch(`${service.base}/call?kind=bidi&n=1&sleep=30000`).catch(() => undefined);
+    await Bun.sleep(500);
+    await service.proc.stop("SIGKILL");
+    const mine = (): ReceivedSpan[] => collector.spans().filter((s) => s.resource["process.pid"] === BigInt(service.proc.pid));
+    // the HTTP front's request, and the call's two sides
+    expect(await waitFor(() => mine().length >= 3, 10_000)).toBe(true);
+    await Bun.sleep(300);
+    expect(mine().length).toBe(3);
+    const grpc = mine().filter((s) => s.name === `${SERVICE}/FullDuplexCall`);
+    expect(grpc.map((s) => s.kind).sort()).toEqual([SPAN_KIND.SERVER, SPAN_KIND.CLIENT]);
+    for (const s of grpc) {
+      expect(s.status).toEqual({ code: STATUS_CODE.ERROR, message: "unfinished: the process exited before the call returned" });
+      expect(s.attributes["error.type"]).toBe("process_exited");
+    }
+  } finally {
+    await gotel.stop();
+    await service.proc.stop();
+  }
+}, 60_000);
