@@ -1,12 +1,14 @@
 /**
- * Processes gotel cannot instrument, and one it can, for the tests of `--pid` pre-flight refusals: a non-Go
- * process, a gRPC-only Go server, a Go program on go-redis and kafka-go, and an HTTP server.
+ * Processes gotel cannot instrument, and ones it can, for the tests of `--pid` pre-flight refusals: a non-Go
+ * process and a Go program on go-redis and kafka-go (not instrumented yet); an HTTP server and a gRPC-only
+ * server (traced).
  */
 import { buildGoFixture } from "./go.ts";
 import { Proc, startServer } from "./processes.ts";
 
 export interface UntraceableTargets {
   sleep: Proc;
+  /** traceable: a gRPC-only server */
   grpc: Proc;
   grpcExe: string;
   /** runs until its stdin closes */
@@ -16,7 +18,6 @@ export interface UntraceableTargets {
   http: Proc;
 }
 
-export const GRPC_NOTE = "google.golang.org/grpc v1.77.0: not instrumented yet (its calls make no spans)";
 export const REDIS_KAFKA_NOTE = "github.com/redis/go-redis/v9 v9.7.0: not instrumented yet (its commands make no spans), " +
   "github.com/segmentio/kafka-go v0.4.47: not instrumented yet (producing and consuming messages make no spans)";
 
