@@ -190,6 +190,9 @@ function keyAttributes(span: ReadableSpan): Piece[] {
     const code = Number(status);
     pieces.push({ text: status, style: code >= 500 ? "red" : code >= 400 ? "yellow" : undefined });
   }
+  // a gRPC call's status: OK plain, a server's failure red, any other code yellow
+  const rpcStatus = str(a["rpc.response.status_code"]);
+  if (rpcStatus) pieces.push({ text: rpcStatus, style: rpcStatus === "OK" ? undefined : span.status.code === SpanStatusCode.ERROR ? "red" : "yellow" });
   const notInName = (v: string | undefined) => v !== undefined && v !== "" && !span.name.includes(v);
   const target = [str(a["http.route"]), str(a["url.path"])].find(notInName);
   if (target) pieces.push({ text: target });
@@ -198,7 +201,7 @@ function keyAttributes(span: ReadableSpan): Piece[] {
     if (notInName(v)) pieces.push({ text: v! });
   }
   const errorType = str(a["error.type"]);
-  if (errorType && errorType !== status) pieces.push({ text: `err=${errorType}`, style: "red" });
+  if (errorType && errorType !== status && errorType !== rpcStatus) pieces.push({ text: `err=${errorType}`, style: "red" });
   if (span.status.code === SpanStatusCode.ERROR) {
     const message = span.status.message ? `: ${clean(span.status.message)}` : "";
     pieces.push({ text: `ERROR${message}`, style: "red" });

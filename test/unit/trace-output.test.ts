@@ -193,6 +193,22 @@ describe("tree", () => {
     expect(h.text).toBe(TREE);
   });
 
+  test("gRPC calls show their status code; error.type is not repeated", () => {
+    const h = harness();
+    const grpc = (id: string, parent: string | undefined, kind: SpanKind, code: string, error: boolean) => span({
+      id, ...(parent ? { parent } : {}), name: "helloworld.Greeter/SayHello", kind, start: 0, end: 2_000,
+      attributes: { "rpc.method": "helloworld.Greeter/SayHello", "rpc.response.status_code": code, ...(code === "OK" ? {} : { "error.type": code }) },
+      status: error ? { code: SpanStatusCode.ERROR, message: "no such user" } : { code: SpanStatusCode.UNSET },
+    });
+    h.send(grpc("00000000000000d2", "00000000000000d1", SpanKind.SERVER, "NOT_FOUND", false), grpc("00000000000000d1", undefined, SpanKind.CLIENT, "NOT_FOUND", true));
+    h.clock.t += 500;
+    h.send();
+    expect(h.text.split("\n").slice(1, 3)).toEqual([
+      "  helloworld.Greeter/SayHello     cli   2.00ms  ████████████████████████  NOT_FOUND ERROR: no such user",
+      "  └─ helloworld.Greeter/SayHello  srv   2.00ms  ████████████████████████  NOT_FOUND",
+    ]);
+  });
+
   test("the waterfall of a known layout", () => {
     const ms = 1_000_000n;
     expect(waterfall(0n, 24n * ms, 0n, 24n * ms)).toBe("████████████████████████");
