@@ -1,7 +1,8 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for four scenarios (server spans only,
+ * What gotel costs Go HTTP services, measured side by side in one run, for five scenarios (server spans only,
  * over HTTP/1.1 and over HTTP/2 with TLS; a server that calls another service: server + client spans; a server
- * that queries SQLite: server + SQL spans, statements captured and parsed): the measured server (pinned to
+ * that queries SQLite: server + SQL spans, statements captured and parsed; a server that makes a unary gRPC
+ * call: server + gRPC client + gRPC server spans): the measured server (pinned to
  * CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first without gotel, then with `gotel run`
  * attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector (the test one,
  * scripts/build-collector.sh). Prints the server's CPU µs per request and requests/s for both, their ratios,
@@ -150,6 +151,18 @@ const scenarios: Scenario[] = [
           rmSync(dir, { recursive: true, force: true });
         },
       };
+    },
+  },
+  {
+    // one unary gRPC call per request over one HTTP/2 connection, to a gRPC server in the same process: the
+    // front's server span, the call's CLIENT span and its SERVER span
+    name: "gRPC client + server spans: GET /call making one unary call (test/fixtures/grpc-service, grpc v1.85)",
+    spansPerRequest: 3,
+    async start() {
+      const exe = buildGoFixture("grpc-service");
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
+      const pid = childOf(server.proc);
+      return { pid, url: `${server.base}/call?kind=unary&parent=request`, traced: [pid], stop: async () => void (await server.proc.stop()) };
     },
   },
 ];
