@@ -18,7 +18,6 @@ export interface UninstrumentedLibrary {
   onNetHttpServer?: true;
 }
 
-const CALLS = "not instrumented yet (its calls make no spans)";
 const COMMANDS = "not instrumented yet (its commands make no spans)";
 const MESSAGES = "not instrumented yet (producing and consuming messages make no spans)";
 const OPERATIONS = "not instrumented yet (its operations make no spans)";
@@ -28,7 +27,6 @@ const ROUTES_READY = "its routes are not read (its requests are traced by the ne
 const ROUTES_SKIPPED = "not instrumented; its requests go through net/http, whose server instrumentation does not apply to this binary (see its skip reason)";
 
 export const UNINSTRUMENTED_LIBRARIES: readonly UninstrumentedLibrary[] = [
-  { module: "google.golang.org/grpc", note: CALLS },
   { module: "github.com/redis/go-redis/v9", note: COMMANDS },
   { module: "github.com/go-redis/redis/v9", note: COMMANDS },
   { module: "github.com/go-redis/redis/v8", note: COMMANDS },
