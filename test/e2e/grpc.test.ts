@@ -108,8 +108,10 @@ describe.each([
 
   test("deadline exceeded and cancellation end the client's span with that status", async () => {
     const late = await call("kind=unary&sleep=1000&deadline=100");
-    expect(late.answer).toBe("4 context deadline exceeded");
-    expect(late.client.status).toEqual({ code: STATUS_CODE.ERROR, message: "context deadline exceeded" });
+    // the message is the client's own ("context deadline exceeded") or, when the server's copy of the deadline
+    // fired first and it reset the stream, that reset's: the span says what the application got
+    expect(late.answer).toMatch(/^4 (context deadline exceeded|stream terminated by RST_STREAM with error code: CANCEL)$/);
+    expect(late.client.status).toEqual({ code: STATUS_CODE.ERROR, message: late.answer.slice(2) });
     expect(late.client.attributes).toMatchObject({ ...status("DEADLINE_EXCEEDED", 4), "error.type": "DEADLINE_EXCEEDED" });
     expect(Number(late.client.endTimeUnixNano - late.client.startTimeUnixNano) / 1e6).toBeLessThan(900);
 
