@@ -13,6 +13,9 @@ const queue: { name: string; v: GoBuild }[] = [
   ...[{ goVersion: "1.22.12" }, { goVersion: "1.22.12", stripped: true }, { goVersion: "1.24.13" }, { goVersion: "1.27.4" }, { goVersion: "1.27.4", stripped: true }]
     .map((v) => ({ name: "http2-server", v })),
   { name: "h2-legacy", v: { goVersion: "1.19.13" } }, { name: "h2-legacy", v: { goVersion: "1.21.13" } },
+  // gRPC (test/e2e/grpc.test.ts): the newest grpc, and v1.40.0 with Go 1.19
+  ...[{}, { stripped: true }, { goVersion: "1.27.4" }, { goVersion: "1.19.13", modfile: "go.v140.mod" }, { goVersion: "1.19.13", modfile: "go.v140.mod", stripped: true }]
+    .map((v) => ({ name: "grpc-service", v })),
   ...sampleVariants().map((v) => ({ name: "gobin-sample", v })),
 ];
 const total = queue.length;
