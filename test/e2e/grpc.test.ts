@@ -38,12 +38,13 @@ async function startService(exe: string): Promise<Service> {
 }
 
 describe.each([
-  ["grpc v1.85.0, the local Go", {}],
-  ["grpc v1.85.0, the local Go, stripped (offsets from the table)", { stripped: true }],
-  ["grpc v1.85.0, Go 1.27.4", { goVersion: "1.27.4" }],
-  ["grpc v1.40.0, Go 1.19.13", { goVersion: "1.19.13", modfile: "go.v140.mod" }],
-  ["grpc v1.40.0, Go 1.19.13, stripped", { goVersion: "1.19.13", modfile: "go.v140.mod", stripped: true }],
-] as [string, GoBuild][])("%s", (_, build) => {
+  // the last column: the fixture also serves through grpc's ServeHTTP (net/http's unencrypted HTTP/2, Go >= 1.24)
+  ["grpc v1.85.0, the local Go", {}, true],
+  ["grpc v1.85.0, the local Go, stripped (offsets from the table)", { stripped: true }, true],
+  ["grpc v1.85.0, Go 1.27.4", { goVersion: "1.27.4" }, true],
+  ["grpc v1.40.0, Go 1.19.13", { goVersion: "1.19.13", modfile: "go.v140.mod" }, false],
+  ["grpc v1.40.0, Go 1.19.13, stripped", { goVersion: "1.19.13", modfile: "go.v140.mod", stripped: true }, false],
+] as [string, GoBuild, boolean][])("%s", (_, build, servesHttp) => {
   let service: Service;
   let gotel: Proc;
 
@@ -175,6 +176,21 @@ describe.each([
     expect(httpClient[0]).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId, attributes: { "url.full": `${service.base}/ping` } });
     expect(all.filter((s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === "/ping").length).toBe(1);
   }, 30_000);
+
+  if (servesHttp) {
+    test("grpc's ServeHTTP transport behind net/http: the gRPC SERVER span is the child of the HTTP request's span", async () => {
+      const { answer, client, all } = await call("kind=unary&code=5&msg=via+net%2Fhttp&via=servehttp", 4);
+      expect(answer).toBe("5 via net/http");
+      const servers = all.filter((s) => s.kind === SPAN_KIND.SERVER && s.scope.name.includes("grpc"));
+      const http = all.filter((s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === `/${SERVICE}/UnaryCall`);
+      expect([servers.length, http.length]).toEqual([1, 1]);
+      expect(http[0]).toMatchObject({ name: "POST", attributes: { "network.protocol.version": "2", "http.response.status_code": 200n } });
+      expect(servers[0]).toMatchObject({ parentSpanId: http[0]!.spanId, traceId: http[0]!.traceId, name: `${SERVICE}/UnaryCall` });
+      // the peer is the HTTP span's: grpc's handler transport is not read for it
+      expect(servers[0]!.attributes).toEqual({ ...NAMED("UnaryCall"), ...status("NOT_FOUND", 5) });
+      expect(client.attributes).toMatchObject({ "server.address": "127.0.0.1", ...status("NOT_FOUND", 5) });
+    }, 30_000);
+  }
 
   test("200 concurrent calls on one connection: 200 spans per side, none lost, none twice", async () => {
     collector.clear();
