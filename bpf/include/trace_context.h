@@ -236,17 +236,23 @@ static __always_inline void gotel_hex(char *dst, const __u8 *src, const int n)
 	}
 }
 
-/* Writes the 55-byte traceparent of sc to dst. */
-static __always_inline void gotel_format_traceparent(char *dst, const struct gotel_span_context *sc)
+/* Writes the 55-byte traceparent of these IDs and flags to dst. */
+static __always_inline void gotel_format_traceparent_of(char *dst, const __u8 *trace_id, const __u8 *span_id, const __u8 *flags)
 {
 	dst[0] = '0';
 	dst[1] = '0';
 	dst[2] = '-';
-	gotel_hex(dst + 3, sc->trace_id, 16);
+	gotel_hex(dst + 3, trace_id, 16);
 	dst[35] = '-';
-	gotel_hex(dst + 36, sc->span_id, 8);
+	gotel_hex(dst + 36, span_id, 8);
 	dst[52] = '-';
-	gotel_hex(dst + 53, &sc->flags, 1);
+	gotel_hex(dst + 53, flags, 1);
+}
+
+/* Writes the 55-byte traceparent of sc to dst. */
+static __always_inline void gotel_format_traceparent(char *dst, const struct gotel_span_context *sc)
+{
+	gotel_format_traceparent_of(dst, sc->trace_id, sc->span_id, &sc->flags);
 }
 
 /* A tracestate longer than we keep loses whole list members from its end (W3C's rule), never half of one. */

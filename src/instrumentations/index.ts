@@ -43,7 +43,7 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   },
   {
     name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, needs: grpcClient.NEEDS,
-    load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory }),
+    load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
   },
 ];
 

@@ -1,7 +1,8 @@
 /**
  * gRPC client spans (grpc_client.bpf.c beside it): one CLIENT span per RPC made through google.golang.org/grpc,
  * unary and streaming alike, from newClientStream to the stream's finish (or to newClientStream's return when
- * the call failed before it had a stream).
+ * the call failed before it had a stream); and, where the kernel allows writing into the target, the call's
+ * traceparent added to its HEADERS as grpc's loopy writer HPACK-encodes them.
  */
 import { SpanKind, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable } from "../../gobin/analyze.ts";
@@ -12,30 +13,49 @@ import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { splitHostPort } from "../http.ts";
-import { GRPC, SCOPE, STATUS_FIELDS, UNKNOWN, grpcVersion, methodAttributes, outcome } from "./grpc.ts";
+import { GRPC, SCOPE, STATUS_FIELDS, TRANSPORT_PREFIX, UNKNOWN, grpcVersion, methodAttributes, outcome } from "./grpc.ts";
 
 export const NEW_CLIENT_STREAM = `${GRPC}.newClientStream`;
 const WITH_RETRY = `${GRPC}.(*clientStream).withRetry`;
 const FINISH = `${GRPC}.(*clientStream).finish`;
 
+/** injection: where a call's header fields are made (its RETs), encoded, and each field written */
+const CREATE_HEADER_FIELDS = `${TRANSPORT_PREFIX}.(*http2Client).createHeaderFields`;
+const WRITE_HEADER = `${TRANSPORT_PREFIX}.(*loopyWriter).writeHeader`;
+const WRITE_FIELD = "golang.org/x/net/http2/hpack.(*Encoder).WriteField";
+
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {
   client_conn_target: `${GRPC}.ClientConn.target`,
   error_string_s: "errors.errorString.s",
+  loopy_hbuf: `${TRANSPORT_PREFIX}.loopyWriter.hBuf`,
+  buffer_buf: "bytes.Buffer.buf",
+  header_field_name: "golang.org/x/net/http2/hpack.HeaderField.Name",
+  header_field_sensitive: "golang.org/x/net/http2/hpack.HeaderField.Sensitive",
   ...STATUS_FIELDS,
 } as const;
 
-/** errors.errorString (io.EOF's type) is the same in every Go release: read from grpc's entries in the table */
-const MODULES: Record<string, string> = Object.fromEntries(Object.keys(FIELDS).map((k) => [k, GRPC]));
+/** only injection reads these: without them, calls carry no traceparent */
+const INJECT_FIELDS = ["loopy_hbuf", "buffer_buf", "header_field_name", "header_field_sensitive"];
+
+/**
+ * errors.errorString (io.EOF's type) and bytes.Buffer are the same in every Go release: read from grpc's entries
+ * in the table; hpack's HeaderField is x/net's.
+ */
+const MODULES: Record<string, string> = Object.fromEntries(
+  Object.keys(FIELDS).map((k) => [k, k.startsWith("header_field_") ? "golang.org/x/net" : GRPC]),
+);
 
 export const PROGRAMS = {
   newStream: "grpc_client_new_stream", withRetry: "grpc_client_with_retry", finish: "grpc_client_finish",
   newStreamReturn: "grpc_client_new_stream_return",
+  // write into the target: loaded only where the kernel allows it (src/ebpf/kernel-checks.ts)
+  injectFields: "grpc_client_inject_fields", injectHeader: "grpc_client_inject_header", injectField: "grpc_client_inject_field",
 } as const;
 
 const SPEC: ProbeSpec = {
-  function: NEW_CLIENT_STREAM, absent: "it makes no gRPC calls", fields: FIELDS, optional: new Set(), modules: MODULES,
-  extra: { [PROGRAMS.withRetry]: WITH_RETRY, [PROGRAMS.finish]: FINISH },
+  function: NEW_CLIENT_STREAM, absent: "it makes no gRPC calls", fields: FIELDS, optional: new Set(INJECT_FIELDS), modules: MODULES,
+  extra: { [PROGRAMS.withRetry]: WITH_RETRY, [PROGRAMS.finish]: FINISH, [PROGRAMS.injectHeader]: WRITE_HEADER, [PROGRAMS.injectField]: WRITE_FIELD },
 };
 
 /** What the probe reads, for the offsets resolver and the table's generator. */
@@ -44,6 +64,8 @@ export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 export interface ClientPlan {
   offsets: Record<string, number | undefined>;
   programs: Record<string, number[]>;
+  /** the injection's programs, attached where the kernel allows writing; undefined when this binary lacks a part */
+  inject?: Record<string, number[]>;
   offsetsSource: ReturnType<typeof offsetsOrigin>;
   entryEmulated: boolean;
 }
@@ -55,14 +77,21 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Clie
   if ("skipped" in v) return v;
   const [withRetry, finish] = [r.plan.extra[PROGRAMS.withRetry], r.plan.extra[PROGRAMS.finish]];
   if (!withRetry || !finish) return { skipped: `${!withRetry ? WITH_RETRY : FINISH} is not in the binary: gotel cannot follow a call's stream` };
+  const { header_field_sensitive: sensitive, ...offsets } = r.plan.offsets;
+  // hpack.HeaderField is {Name, Value string; Sensitive bool}: its size is Sensitive's offset rounded up to 8
+  const config = { ...offsets, header_field_size: sensitive === undefined ? undefined : Math.ceil((sensitive + 1) / 8) * 8 };
+  const fields = exe.probeSites(CREATE_HEADER_FIELDS)?.returns;
+  const [header, field] = [r.plan.extra[PROGRAMS.injectHeader], r.plan.extra[PROGRAMS.injectField]];
+  const injects = fields?.length && header && field && INJECT_FIELDS.every((k) => r.plan.offsets[k] !== undefined);
   return {
-    offsets: r.plan.offsets,
+    offsets: config,
     programs: {
       [PROGRAMS.newStream]: [r.plan.sites.entry.offset],
       [PROGRAMS.withRetry]: [withRetry.offset],
       [PROGRAMS.finish]: [finish.offset],
       [PROGRAMS.newStreamReturn]: r.plan.sites.returns,
     },
+    ...(injects ? { inject: { [PROGRAMS.injectFields]: fields, [PROGRAMS.injectHeader]: [header.offset], [PROGRAMS.injectField]: [field.offset] } } : {}),
     offsetsSource: offsetsOrigin(r.plan),
     entryEmulated: r.plan.sites.entry.emulated,
   };
@@ -75,7 +104,8 @@ export function readiness(exe: GoExecutable): Readiness {
   return {
     status: "ready",
     reason: `${NEW_CLIENT_STREAM}: entry ${p.entryEmulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"} (calls that fail before their stream); ` +
-      "ends at (*clientStream).finish; no traceparent is written into calls yet",
+      "ends at (*clientStream).finish; " +
+      (p.inject ? "traceparent injection into the HEADERS at (*loopyWriter).writeHeader" : "createHeaderFields, writeHeader, hpack's WriteField or their offsets not found: no traceparent injection"),
     ...p.offsetsSource,
   };
 }

@@ -9,6 +9,8 @@ import type { SpanRecord } from "../../traces/span.ts";
 import { plan, toSpanRecord, type ClientEvent } from "./client-plan.ts";
 
 export interface ClientLoadOptions extends LoadOptions {
+  /** write traceparent into calls' HEADERS (the kernel allows bpf_probe_write_user and propagation is on) */
+  inject: boolean;
   /** a live target's memory, to name error types */
   memory?: (tgid: number) => TargetMemory | undefined;
 }
@@ -26,16 +28,18 @@ export class GrpcClientProbe implements SpanProbe {
   }
 
   static load(opts: ClientLoadOptions): GrpcClientProbe {
-    return new GrpcClientProbe(ProbeObject.load("grpc_client", opts), opts);
+    return new GrpcClientProbe(ProbeObject.load("grpc_client", { ...opts, writeUser: opts.inject }), opts);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const p = plan(exe);
     if ("skipped" in p) return p;
+    const programs = { ...p.programs, ...(this.opts.inject ? p.inject : {}) };
     return {
       ...p.offsetsSource,
-      sites: Object.values(p.programs).reduce((n, s) => n + s.length, 0),
-      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, p.programs),
+      sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
+      ...(this.opts.inject && !p.inject ? { note: "no traceparent injection: createHeaderFields, writeHeader, hpack's WriteField or their offsets not found" } : {}),
+      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs),
     };
   }
 

@@ -13,6 +13,17 @@
  *   every RET of newClientStream                             err = result words 3-4
  *       ends a call that failed before its stream existed (no resolved address before the deadline, a
  *       closing connection): its span was never re-keyed. The one probe here that is single-stepped.
+ *
+ * Context injection (DESIGN.md decision 9), only where the kernel allows writing into the target: grpc
+ * builds a call's header fields in (*http2Client).createHeaderFields on the call's goroutine (inside
+ * withRetry, which notes the call's span for its goroutine), and its loopy writer goroutine HPACK-encodes
+ * them in (*loopyWriter).writeHeader into its bytes.Buffer, one (*hpack.Encoder).WriteField per field. A RET
+ * probe of createHeaderFields ties the slice of fields to the span (unless the application put a traceparent
+ * in the metadata itself); writeHeader's entry finds it by that slice; at the first WriteField of a field that
+ * is not a pseudo-header (HTTP/2 wants those first) a literal header field "traceparent: …" (HPACK, not
+ * indexed, so the encoder's dynamic table is untouched) is appended to the buffer when it has room, and the
+ * buffer's length grown by it; the encoder writes the field after it and grpc sends the block as it finds it.
+ * The buffer's bytes are not scanned by the garbage collector, and nothing outside its length is touched.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -23,6 +34,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "inject.h"
 #include "grpc_status.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -34,6 +46,10 @@ char LICENSE[] SEC("license") = "GPL";
 struct grpc_client_config {
 	__u64 client_conn_target; /* grpc.ClientConn.target (string: the dial target) */
 	__u64 error_string_s;     /* errors.errorString.s: io.EOF's text */
+	__u64 loopy_hbuf;         /* transport.loopyWriter.hBuf (*bytes.Buffer): where the header block is encoded */
+	__u64 buffer_buf;         /* bytes.Buffer.buf ([]byte) */
+	__u64 header_field_name;  /* x/net hpack.HeaderField.Name */
+	__u64 header_field_size;  /* the size of an hpack.HeaderField: the slice's stride */
 	struct grpc_status_offsets status;
 };
 
@@ -60,6 +76,20 @@ struct grpc_client_inflight {
 
 GOTEL_BTF_TYPE(grpc_client_event, struct grpc_client_event);
 
+/* what a call's traceparent is made of */
+struct grpc_inject_context {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 flags;
+	__u8 pad[7];
+};
+
+/* a header block to inject into: the context, and the loopy writer's encoding buffer */
+struct grpc_inject_pending {
+	struct grpc_inject_context sc;
+	__u64 buffer;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -75,21 +105,53 @@ struct {
 	__type(value, struct grpc_client_inflight);
 } grpc_client_inflight SEC(".maps");
 
+/* Injection (LRU: what a call never reaches ages out): (tgid, goroutine) -> the call whose stream it is making;
+ * (tgid, header fields' array) -> its context until the loopy writer encodes them; (tgid, loopy goroutine) ->
+ * the block being encoded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct grpc_inject_context);
+} grpc_client_current SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct grpc_inject_context);
+} grpc_client_fields SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct grpc_inject_pending);
+} grpc_client_pending SEC(".maps");
+
+struct scratch {
+	struct grpc_client_inflight inflight;
+	char literal[128];
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct grpc_client_inflight);
+	__type(value, struct scratch);
 } grpc_client_scratch SEC(".maps");
+
+/* "traceparent" as an HPACK literal header field without indexing, new name (RFC 7541 6.2.2): 0x00, the name's
+ * length and bytes, the value's length (< 127: one byte, no Huffman) and bytes */
+#define INJECT_LEN (1 + 1 + 11 + 1 + GOTEL_TRACEPARENT_LEN)
+#define HEADER_FIELDS_MAX 32
 
 static __always_inline int on_new_stream(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct grpc_client_config *cfg = bpf_map_lookup_elem(&grpc_client_config, &tgid);
 	__u32 zero = 0;
-	struct grpc_client_inflight *f = bpf_map_lookup_elem(&grpc_client_scratch, &zero);
-	if (!cfg || !f)
+	struct scratch *s = bpf_map_lookup_elem(&grpc_client_scratch, &zero);
+	if (!cfg || !s)
 		return 0;
+	struct grpc_client_inflight *f = &s->inflight;
 	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
 	__u64 g = go_goroutine(ctx);
 	struct grpc_client_event *e = &f->event;
@@ -104,18 +166,34 @@ static __always_inline int on_new_stream(const void *ctx)
 	return 0;
 }
 
+/* The goroutine is about to make (or retry) the stream of the call cs: note its context for createHeaderFields. */
+static __always_inline void note_current(__u32 tgid, __u64 g, __u64 cs)
+{
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = cs};
+	struct grpc_client_inflight *f = bpf_map_lookup_elem(&grpc_client_inflight, &key);
+	if (!f)
+		return;
+	struct grpc_inject_context sc = {.flags = f->event.sc.flags};
+	__builtin_memcpy(sc.trace_id, f->event.sc.trace_id, 16);
+	__builtin_memcpy(sc.span_id, f->event.sc.span_id, 8);
+	struct gotel_ctx_key current = {.tgid = tgid, .ctx = g};
+	bpf_map_update_elem(&grpc_client_current, &current, &sc, BPF_ANY);
+}
+
 static __always_inline int on_with_retry(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
-	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	__u64 g = go_goroutine(ctx), cs = go_arg(ctx, 1);
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = g};
 	struct grpc_client_inflight *f = bpf_map_lookup_elem(&grpc_client_inflight, &key);
-	if (!f || f->stream)
-		return 0;
-	__u64 cs = go_arg(ctx, 1);
-	f->stream = cs;
-	/* a retry later on another goroutine finds no entry under its goroutine: only this first call moves it */
-	gotel_inflight_put(&grpc_client_inflight, tgid, cs, f);
-	bpf_map_delete_elem(&grpc_client_inflight, &key);
+	if (f && !f->stream) {
+		f->stream = cs;
+		/* a retry later on another goroutine finds no entry under its goroutine: only this first call moves it */
+		gotel_inflight_put(&grpc_client_inflight, tgid, cs, f);
+		bpf_map_delete_elem(&grpc_client_inflight, &key);
+	}
+	if (gotel_propagation & GOTEL_PROPAGATION_INJECT)
+		note_current(tgid, g, cs);
 	return 0;
 }
 
@@ -167,7 +245,107 @@ static __always_inline int on_new_stream_return(const void *ctx)
 	return 0;
 }
 
+static __always_inline int name_is_traceparent(__u64 ptr, __s64 len)
+{
+	char buf[11] = {};
+	if (len != 11 || bpf_probe_read_user(buf, sizeof(buf), (const void *)ptr))
+		return 0;
+	const char want[] = "traceparent";
+	for (int i = 0; i < 11; i++)
+		if (buf[i] != want[i])
+			return 0;
+	return 1;
+}
+
+/* RET of createHeaderFields: result = the fields (ptr, len, cap), error */
+static __always_inline int on_header_fields(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key current = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	struct grpc_inject_context *sc = bpf_map_lookup_elem(&grpc_client_current, &current);
+	struct grpc_client_config *cfg = bpf_map_lookup_elem(&grpc_client_config, &tgid);
+	__u64 fields = go_arg(ctx, 1);
+	__s64 n = go_arg(ctx, 2);
+	if (!sc || !cfg || !fields || !cfg->header_field_size || cfg->header_field_name == GOTEL_OFFSET_ABSENT)
+		return 0;
+	for (int i = 0; i < HEADER_FIELDS_MAX && i < n; i++) {
+		struct go_string name = {};
+		if (bpf_probe_read_user(&name, sizeof(name), (const void *)(fields + i * cfg->header_field_size + cfg->header_field_name)))
+			break;
+		if (name_is_traceparent(name.ptr, name.len)) {
+			/* the application propagates itself: its header wins */
+			gotel_count(GOTEL_COUNTER_INJECT_PRESENT);
+			return 0;
+		}
+	}
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = fields};
+	bpf_map_update_elem(&grpc_client_fields, &k, sc, BPF_ANY);
+	return 0;
+}
+
+/* writeHeader(l, streamID, endStream, hf, onWrite): l = 1, hf = 4-6; on the loopy writer's goroutine */
+static __always_inline int on_write_header(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key loopy = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	bpf_map_delete_elem(&grpc_client_pending, &loopy);
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 4)};
+	struct grpc_inject_context *sc = bpf_map_lookup_elem(&grpc_client_fields, &k);
+	struct grpc_client_config *cfg = bpf_map_lookup_elem(&grpc_client_config, &tgid);
+	if (!sc || !cfg)
+		return 0;
+	struct grpc_inject_pending p = {.sc = *sc, .buffer = read_u64_at(go_arg(ctx, 1), cfg->loopy_hbuf)};
+	bpf_map_delete_elem(&grpc_client_fields, &k);
+	if (p.buffer)
+		bpf_map_update_elem(&grpc_client_pending, &loopy, &p, BPF_ANY);
+	return 0;
+}
+
+/* (*hpack.Encoder).WriteField(e, f): f.Name = 2-3; before the block's first field that is not a pseudo-header */
+static __always_inline int on_write_field(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key loopy = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	struct grpc_inject_pending *p = bpf_map_lookup_elem(&grpc_client_pending, &loopy);
+	if (!p)
+		return 0;
+	char first = 0;
+	if ((__s64)go_arg(ctx, 3) > 0 && bpf_probe_read_user(&first, 1, (const void *)go_arg(ctx, 2)) == 0 && first == ':')
+		return 0;
+	struct grpc_client_config *cfg = bpf_map_lookup_elem(&grpc_client_config, &tgid);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&grpc_client_scratch, &zero);
+	struct go_slice buf = {};
+	__u64 at = p->buffer;
+	if (!cfg || !s || cfg->buffer_buf == GOTEL_OFFSET_ABSENT ||
+	    bpf_probe_read_user(&buf, sizeof(buf), (const void *)(at + cfg->buffer_buf)) ||
+	    !buf.ptr || buf.len < 0 || buf.len + INJECT_LEN > buf.cap) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
+		bpf_map_delete_elem(&grpc_client_pending, &loopy);
+		return 0;
+	}
+	char *l = s->literal;
+	l[0] = 0;
+	l[1] = 11;
+	__builtin_memcpy(l + 2, "traceparent", 11);
+	l[13] = GOTEL_TRACEPARENT_LEN;
+	gotel_format_traceparent_of(l + 14, p->sc.trace_id, p->sc.span_id, &p->sc.flags);
+	bpf_map_delete_elem(&grpc_client_pending, &loopy);
+	/* the bytes first, then the length that makes them part of the block */
+	__s64 grown = buf.len + INJECT_LEN;
+	if (inject_write_user((void *)(buf.ptr + buf.len), l, INJECT_LEN) ||
+	    inject_write_user((void *)(at + cfg->buffer_buf + 8), &grown, sizeof(grown))) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
+		return 0;
+	}
+	gotel_count(GOTEL_COUNTER_INJECTED);
+	return 0;
+}
+
 GOTEL_UPROBE(grpc_client_new_stream, on_new_stream)
 GOTEL_UPROBE(grpc_client_with_retry, on_with_retry)
 GOTEL_UPROBE(grpc_client_finish, on_finish)
 GOTEL_UPROBE(grpc_client_new_stream_return, on_new_stream_return)
+GOTEL_UPROBE(grpc_client_inject_fields, on_header_fields)
+GOTEL_UPROBE(grpc_client_inject_header, on_write_header)
+GOTEL_UPROBE(grpc_client_inject_field, on_write_field)

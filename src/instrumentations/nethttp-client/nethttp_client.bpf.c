@@ -24,6 +24,7 @@
 #include "probe.h"
 #include "http_header.h"
 #include "trace_context.h"
+#include "inject.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -121,35 +122,6 @@ struct {
 	__type(value, struct scratch);
 } nethttp_client_scratch SEC(".maps");
 
-#ifdef GOTEL_INJECT_DRY_RUN
-/* A test build (test/fixtures/bpf/nethttp_client_dryrun.bpf.c) for kernels that forbid bpf_probe_write_user:
- * every write the injection would make goes to inject_writes instead, so tests check its address and bytes. */
-struct inject_write {
-	__u64 addr;
-	__u32 size;
-	__u32 pad;
-	char bytes[1024];
-};
-GOTEL_BTF_TYPE(inject_write, struct inject_write);
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 18);
-} inject_writes SEC(".maps");
-
-static __always_inline long inject_write_user(void *dst, const void *src, __u32 size)
-{
-	struct inject_write *w = bpf_ringbuf_reserve(&inject_writes, sizeof(*w), 0);
-	if (!w)
-		return -1;
-	w->addr = (__u64)dst;
-	w->size = size;
-	bpf_probe_read_kernel(w->bytes, size & 1023, src);
-	bpf_ringbuf_submit(w, 0);
-	return 0;
-}
-#else
-#define inject_write_user bpf_probe_write_user
-#endif
 
 static __always_inline void read_url(struct nethttp_client_config *cfg, struct nethttp_client_event *e, __u64 url)
 {
