@@ -37,6 +37,7 @@ S=$!
 /grpc > /tmp/grpc.log 2>&1 &
 G=$!
 sleep 1
+i=0; while [ $i -lt 100 ] && ! grep -q '^listening ' /tmp/grpc.log; do sleep 0.2; i=$((i+1)); done
 GRPC_HTTP=$(sed -n 's/^listening //p' /tmp/grpc.log)
 OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
   /gotel trace --pid $A --pid $B --pid $S --pid $G --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
@@ -50,7 +51,7 @@ echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=unary&code=5&msg=vm")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=bidi&n=3")"
 sleep 2
 kill -INT $T; wait $T; echo "@@trace-rc $?"
-sed 's/^/@@span /' /tmp/spans.jsonl; sed 's/^/@@log /' /tmp/trace.err
+sed 's/^/@@span /' /tmp/spans.jsonl; sed 's/^/@@log /' /tmp/trace.err; sed 's/^/@@grpclog /' /tmp/grpc.log
 `;
 
 /** what the script printed after "@@tag " (the console may put a terminal's escape codes in front) */
@@ -132,7 +133,7 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     // gRPC: per call the HTTP front's span, its gRPC CLIENT child, and the gRPC SERVER span, which continues
     // the traceparent written into the call's HEADERS — except on the connection's first call (EmptyCall), when
     // the loopy writer's HPACK buffer has no room yet
-    expect(tagged(lines, "grpc")).toEqual(["0 ", "5 vm", "0 "]);
+    expect(tagged(lines, "grpc"), tagged(lines, "grpclog").join("\n")).toEqual(["0 ", "5 vm", "0 "]);
     const grpc = all.filter((s) => s.resource["process.pid"] === grpcPid);
     expect(grpc, console_()).toHaveLength(9);
     const empty = grpc.filter((s) => s.name === "grpc.testing.TestService/EmptyCall");
