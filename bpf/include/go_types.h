@@ -43,4 +43,16 @@ struct go_iface {
 			? go_read_bytes(dst, cap, __s.ptr, __s.len) : 0u;                   \
 	})
 
+/* Whether the Go string (ptr, len) in the target is want (a constant of want_len <= 16 bytes). */
+static __always_inline int go_string_is(__u64 ptr, __s64 len, const char *want, const int want_len)
+{
+	char buf[16] = {};
+	if (len != want_len || want_len > 16 || bpf_probe_read_user(buf, want_len, (const void *)ptr))
+		return 0;
+	for (int i = 0; i < want_len; i++)
+		if (buf[i] != want[i])
+			return 0;
+	return 1;
+}
+
 #endif

@@ -245,18 +245,6 @@ static __always_inline int on_new_stream_return(const void *ctx)
 	return 0;
 }
 
-static __always_inline int name_is_traceparent(__u64 ptr, __s64 len)
-{
-	char buf[11] = {};
-	if (len != 11 || bpf_probe_read_user(buf, sizeof(buf), (const void *)ptr))
-		return 0;
-	const char want[] = "traceparent";
-	for (int i = 0; i < 11; i++)
-		if (buf[i] != want[i])
-			return 0;
-	return 1;
-}
-
 /* RET of createHeaderFields: result = the fields (ptr, len, cap), error */
 static __always_inline int on_header_fields(const void *ctx)
 {
@@ -272,7 +260,7 @@ static __always_inline int on_header_fields(const void *ctx)
 		struct go_string name = {};
 		if (bpf_probe_read_user(&name, sizeof(name), (const void *)(fields + i * cfg->header_field_size + cfg->header_field_name)))
 			break;
-		if (name_is_traceparent(name.ptr, name.len)) {
+		if (go_string_is(name.ptr, name.len, "traceparent", 11)) {
 			/* the application propagates itself: its header wins */
 			gotel_count(GOTEL_COUNTER_INJECT_PRESENT);
 			return 0;
@@ -296,6 +284,12 @@ static __always_inline int on_write_header(const void *ctx)
 		return 0;
 	struct grpc_inject_pending p = {.sc = *sc, .buffer = read_u64_at(go_arg(ctx, 1), cfg->loopy_hbuf)};
 	bpf_map_delete_elem(&grpc_client_fields, &k);
+	/* a request's block starts with :method; anything else (a response whose fields reuse the memory of a call
+	 * that never reached here) is left alone */
+	struct go_string first = {};
+	if (bpf_probe_read_user(&first, sizeof(first), (const void *)(k.ctx + cfg->header_field_name)) ||
+	    !go_string_is(first.ptr, first.len, ":method", 7))
+		return 0;
 	if (p.buffer)
 		bpf_map_update_elem(&grpc_client_pending, &loopy, &p, BPF_ANY);
 	return 0;

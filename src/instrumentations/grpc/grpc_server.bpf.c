@@ -122,17 +122,6 @@ struct {
 	__type(value, struct scratch);
 } grpc_server_scratch SEC(".maps");
 
-static __always_inline int name_is(const char *name, __s64 len, const char *want, const int want_len)
-{
-	char buf[12] = {};
-	if (len != want_len || bpf_probe_read_user(buf, want_len, name))
-		return 0;
-	for (int i = 0; i < want_len; i++)
-		if (buf[i] != want[i])
-			return 0;
-	return 1;
-}
-
 /* operateHeaders: the W3C context among the stream's header fields (HTTP/2 names are lowercase) */
 static __always_inline int on_headers(const void *ctx)
 {
@@ -159,9 +148,9 @@ static __always_inline int on_headers(const void *ctx)
 		struct go_string name = {};
 		if (bpf_probe_read_user(&name, sizeof(name), (const void *)(f + cfg->header_field_name)))
 			break;
-		if (name_is((const char *)name.ptr, name.len, "traceparent", 11))
+		if (go_string_is(name.ptr, name.len, "traceparent", 11))
 			bpf_probe_read_user(&traceparent, sizeof(traceparent), (const void *)(f + cfg->header_field_value));
-		else if (name_is((const char *)name.ptr, name.len, "tracestate", 10))
+		else if (go_string_is(name.ptr, name.len, "tracestate", 10))
 			bpf_probe_read_user(&tracestate, sizeof(tracestate), (const void *)(f + cfg->header_field_value));
 	}
 	if (!traceparent.ptr)
