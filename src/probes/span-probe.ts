@@ -7,6 +7,7 @@ import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import type { OffsetsSource } from "../offsets/resolver.ts";
 import type { ProbeObject } from "./probe-object.ts";
+import { unfinishedSpan } from "./span-event.ts";
 
 export interface Prepared {
   offsetsSource: OffsetsSource;
@@ -35,4 +36,38 @@ export interface SpanProbe {
   /** the spans of the process's calls still in flight when it exited, ended at endNs (kernel time); before forget */
   unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[];
   close(): void;
+}
+
+/**
+ * A SpanProbe over one ProbeObject, with the per-process chores every instrumentation shares: forgetting a
+ * process's entries, turning its calls still in flight (the object's `<name>_inflight` map, the event at
+ * `inflightEvent`) into unfinished spans, closing the object. An instrumentation adds its plan and its decoding.
+ */
+export abstract class ObjectSpanProbe implements SpanProbe {
+  abstract readonly name: string;
+  readonly eventType: number;
+
+  protected constructor(readonly object: ProbeObject, private readonly inflightEvent = "event") {
+    this.eventType = object.eventType;
+  }
+
+  abstract prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
+  abstract record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord;
+
+  forget(tgid: number): void {
+    this.object.forget(tgid);
+  }
+
+  unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[] {
+    return this.object.inflightEvents(tgid, this.inflightEvent, endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}
+
+/** How many probe sites a program -> sites plan attaches, for the log. */
+export function siteCount(programs: Record<string, readonly number[]>): number {
+  return Object.values(programs).reduce((n, s) => n + s.length, 0);
 }

@@ -11,7 +11,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { preferredAttachMode, type UprobeLinks } from "../../src/ebpf/link.ts";
 import { RingBufferReader } from "../../src/ebpf/ring-buffer.ts";
-import { StructView } from "../../src/ebpf/struct-view.ts";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { ProcessMemory } from "../../src/gobin/runtime-types.ts";
 import { GrpcClientProbe } from "../../src/instrumentations/grpc/client-probe.ts";
@@ -19,10 +18,9 @@ import { GrpcServerProbe } from "../../src/instrumentations/grpc/server-probe.ts
 import { traceConstants } from "../../src/traces/sampling.ts";
 import type { SpanRecord } from "../../src/traces/span.ts";
 import { buildGoFixture, ROOT, type GoBuild } from "../support/go.ts";
+import { injectWritesReader, type InjectWrite } from "../support/inject-writes.ts";
 import { requireRoot, waitFor } from "../support/kernel.ts";
 import { startServer } from "../support/processes.ts";
-
-interface Write { addr: bigint; bytes: Uint8Array }
 
 /** HPACK literal header field without indexing, new name (RFC 7541 6.2.2): "traceparent", then the value */
 const literal = (value: string): number[] => [0x00, 11, ...Buffer.from("traceparent"), value.length, ...Buffer.from(value)];
@@ -37,7 +35,7 @@ describe.each([
   let writes: RingBufferReader;
   const clients: SpanRecord[] = [];
   const servers: SpanRecord[] = [];
-  const written: Write[] = [];
+  const written: InjectWrite[] = [];
   let service: Awaited<ReturnType<typeof startServer>>;
 
   beforeAll(async () => {
@@ -66,11 +64,7 @@ describe.each([
       if (type === client.eventType) clients.push(client.record(v, pid, (ns) => ns));
       else if (type === server.eventType) servers.push(server.record(v, pid, (ns) => ns));
     });
-    const layout = new StructView(client.object.obj.btf().structLayout("inject_write"));
-    const [addr, size, bytes] = [layout.u64("addr"), layout.u32("size"), layout.offset("bytes")];
-    writes = new RingBufferReader(client.object.obj.map("inject_writes"), (v) => {
-      written.push({ addr: addr(v), bytes: new Uint8Array(v.buffer.slice(v.byteOffset + bytes, v.byteOffset + bytes + size(v))) });
-    });
+    writes = injectWritesReader(client.object, written);
   }, 300_000);
   afterAll(async () => {
     for (const l of links) l.destroy();
@@ -82,7 +76,7 @@ describe.each([
   });
 
   /** One call: its client span, its server span and the injection's writes. */
-  async function call(query: string): Promise<{ span: SpanRecord; server: SpanRecord; writes: Write[] }> {
+  async function call(query: string): Promise<{ span: SpanRecord; server: SpanRecord; writes: InjectWrite[] }> {
     clients.length = 0;
     servers.length = 0;
     written.length = 0;

@@ -10,7 +10,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RingBufferReader } from "../../src/ebpf/ring-buffer.ts";
 import { preferredAttachMode, type UprobeLinks } from "../../src/ebpf/link.ts";
-import { StructView } from "../../src/ebpf/struct-view.ts";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { ProcessMemory } from "../../src/gobin/runtime-types.ts";
 import { NethttpClientProbe } from "../../src/instrumentations/nethttp-client/probe.ts";
@@ -18,10 +17,9 @@ import { NethttpServerProbe } from "../../src/instrumentations/nethttp-server/pr
 import { traceConstants } from "../../src/traces/sampling.ts";
 import type { SpanRecord } from "../../src/traces/span.ts";
 import { buildGoFixture, ROOT } from "../support/go.ts";
+import { injectWritesReader, type InjectWrite } from "../support/inject-writes.ts";
 import { requireRoot, waitFor } from "../support/kernel.ts";
 import { startServer } from "../support/processes.ts";
-
-interface Write { addr: bigint; bytes: Uint8Array }
 
 describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go %s", (goVersion) => {
   let server: NethttpServerProbe;
@@ -32,7 +30,7 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
   /** the client spans and A's server spans that reached the ring buffer */
   const records: SpanRecord[] = [];
   const serverRecords: SpanRecord[] = [];
-  const written: Write[] = [];
+  const written: InjectWrite[] = [];
   let a: Awaited<ReturnType<typeof startServer>>;
   let b: Awaited<ReturnType<typeof startServer>>;
 
@@ -62,11 +60,7 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
       if (type === probe.eventType) records.push(probe.record(v, a.proc.pid, (ns) => ns));
       else if (type === server.eventType) serverRecords.push(server.record(v, a.proc.pid, (ns) => ns));
     });
-    const layout = new StructView(probe.object.obj.btf().structLayout("inject_write"));
-    const [addr, size, bytes] = [layout.u64("addr"), layout.u32("size"), layout.offset("bytes")];
-    writes = new RingBufferReader(probe.object.obj.map("inject_writes"), (v) => {
-      written.push({ addr: addr(v), bytes: new Uint8Array(v.buffer.slice(v.byteOffset + bytes, v.byteOffset + bytes + size(v))) });
-    });
+    writes = injectWritesReader(probe.object, written);
   }, 300_000);
   afterAll(async () => {
     for (const l of links) l.destroy();
@@ -79,7 +73,7 @@ describe.each(["1.19.13", "1.27.4"])("injection dry run, services built with Go 
   });
 
   /** One request to A: its client span, A's server span (whose child it must be) and the injection's writes. */
-  async function request(path: string, headers: Record<string, string> = {}): Promise<{ span: SpanRecord; server: SpanRecord; writes: Write[] }> {
+  async function request(path: string, headers: Record<string, string> = {}): Promise<{ span: SpanRecord; server: SpanRecord; writes: InjectWrite[] }> {
     records.length = 0;
     serverRecords.length = 0;
     written.length = 0;

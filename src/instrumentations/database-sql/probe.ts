@@ -8,8 +8,8 @@ import { responseStatusCode, type ErrorCodeOffsets } from "./errors.ts";
 import { readDataSource, readPgxSource, type DataSource, type GoIface, type SourceOffsets } from "./source.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
-import { errorTypeName, spanContextDecoder, unfinishedSpan } from "../../probes/span-event.ts";
-import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
+import { errorTypeName, spanContextDecoder } from "../../probes/span-event.ts";
+import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 
 export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
   /** a live target's memory, to name error types and read the DB's driver and data source */
@@ -30,15 +30,15 @@ interface ProcessState {
   sources: Map<bigint, { tab: bigint; source: DataSource }>;
 }
 
-export class DatabaseSqlProbe implements SpanProbe {
+export class DatabaseSqlProbe extends ObjectSpanProbe {
   readonly name = "database/sql";
-  readonly eventType: number;
   private readonly decode: (v: DataView) => RawEvent;
   private readonly processes = new Map<number, ProcessState>();
 
-  private constructor(readonly object: ProbeObject, private readonly opts: DatabaseLoadOptions) {
+  private constructor(object: ProbeObject, private readonly opts: DatabaseLoadOptions) {
+    // the in-flight head is the event up to its statement, whose text is gone with the process
+    super(object, "head");
     const btf = object.obj.btf();
-    this.eventType = object.eventType;
     const ops = btf.enumValues("database_sql_operation");
     const names = new Map<number, Operation>([...ops].map(([k, v]) => [Number(v), k.replace("DATABASE_SQL_", "") as Operation]));
     const pgx = Number(btf.enumValues("database_sql_client").get("DATABASE_SQL_CLIENT_PGX"));
@@ -60,7 +60,7 @@ export class DatabaseSqlProbe implements SpanProbe {
     const state = (): ProcessState => ({ offsets: user, modules, pgxModule: r.pgxModule, sources: new Map() });
     return {
       ...offsetsOrigin(r.plan),
-      sites: Object.values(r.programs).reduce((n, s) => n + s.length, 0),
+      sites: siteCount(r.programs),
       attach: (tgid, path) => {
         this.processes.set(tgid, state());
         return this.object.attach(tgid, path, kernel, r.programs);
@@ -68,14 +68,9 @@ export class DatabaseSqlProbe implements SpanProbe {
     };
   }
 
-  forget(tgid: number): void {
+  override forget(tgid: number): void {
     this.processes.delete(tgid);
-    this.object.forget(tgid);
-  }
-
-  /** the in-flight head is the event up to its statement, whose text is gone with the process */
-  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
-    return this.object.inflightEvents(tgid, "head", endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
+    super.forget(tgid);
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
@@ -107,10 +102,6 @@ export class DatabaseSqlProbe implements SpanProbe {
       : readDataSource(memory, p.offsets, connector, p.modules);
     p.sources.set(connector.data, { tab: connector.tab, source });
     return source;
-  }
-
-  close(): void {
-    this.object.close();
   }
 }
 

@@ -13,22 +13,22 @@ import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { splitHostPort } from "../http.ts";
-import { GRPC, SCOPE, STATUS_FIELDS, TRANSPORT_PREFIX, UNKNOWN, grpcVersion, methodAttributes, outcome } from "./grpc.ts";
+import { GRPC, SCOPE, STATUS_FIELDS, TRANSPORT, UNKNOWN, grpcVersion, methodAttributes, outcome } from "./grpc.ts";
 
 export const NEW_CLIENT_STREAM = `${GRPC}.newClientStream`;
 const WITH_RETRY = `${GRPC}.(*clientStream).withRetry`;
 const FINISH = `${GRPC}.(*clientStream).finish`;
 
 /** injection: where a call's header fields are made (its RETs), encoded, and each field written */
-const CREATE_HEADER_FIELDS = `${TRANSPORT_PREFIX}.(*http2Client).createHeaderFields`;
-const WRITE_HEADER = `${TRANSPORT_PREFIX}.(*loopyWriter).writeHeader`;
+const CREATE_HEADER_FIELDS = `${TRANSPORT}.(*http2Client).createHeaderFields`;
+const WRITE_HEADER = `${TRANSPORT}.(*loopyWriter).writeHeader`;
 const WRITE_FIELD = "golang.org/x/net/http2/hpack.(*Encoder).WriteField";
 
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {
   client_conn_target: `${GRPC}.ClientConn.target`,
   error_string_s: "errors.errorString.s",
-  loopy_hbuf: `${TRANSPORT_PREFIX}.loopyWriter.hBuf`,
+  loopy_hbuf: `${TRANSPORT}.loopyWriter.hBuf`,
   buffer_buf: "bytes.Buffer.buf",
   header_field_name: "golang.org/x/net/http2/hpack.HeaderField.Name",
   header_field_sensitive: "golang.org/x/net/http2/hpack.HeaderField.Sensitive",

@@ -3,8 +3,8 @@ import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
-import { errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
-import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
+import { errorTypeName, i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
+import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { plan, toSpanRecord, type ClientEvent } from "./client-plan.ts";
 
@@ -17,13 +17,12 @@ export interface ClientLoadOptions extends LoadOptions {
 
 type RawEvent = Omit<ClientEvent, "errorType"> & { errorTypeAddress: bigint };
 
-export class GrpcClientProbe implements SpanProbe {
+export class GrpcClientProbe extends ObjectSpanProbe {
   readonly name = "gRPC client";
-  readonly eventType: number;
   private readonly decode: (v: DataView) => RawEvent;
 
-  private constructor(readonly object: ProbeObject, private readonly opts: ClientLoadOptions) {
-    this.eventType = object.eventType;
+  private constructor(object: ProbeObject, private readonly opts: ClientLoadOptions) {
+    super(object);
     this.decode = eventDecoder(new StructView(object.obj.btf().structLayout("grpc_client_event")));
   }
 
@@ -37,28 +36,16 @@ export class GrpcClientProbe implements SpanProbe {
     const programs = { ...p.programs, ...(this.opts.inject ? p.inject : {}) };
     return {
       ...p.offsetsSource,
-      sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
+      sites: siteCount(programs),
       ...(this.opts.inject && !p.inject ? { note: "no traceparent injection: createHeaderFields, writeHeader, hpack's WriteField or their offsets not found" } : {}),
       attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs),
     };
-  }
-
-  forget(tgid: number): void {
-    this.object.forget(tgid);
-  }
-
-  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
-    return this.object.inflightEvents(tgid, "event", endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
     const { errorTypeAddress, ...e } = this.decode(v);
     const errorType = errorTypeName(this.opts.memory?.(tgid), errorTypeAddress);
     return toSpanRecord({ ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
-  }
-
-  close(): void {
-    this.object.close();
   }
 }
 

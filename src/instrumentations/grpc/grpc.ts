@@ -16,7 +16,7 @@ export const MIN_GRPC = "v1.40.0";
 /** upstream's instrumentation scope for gRPC */
 export const SCOPE = "go.opentelemetry.io/auto/google.golang.org/grpc";
 
-const TRANSPORT = "google.golang.org/grpc/internal/transport";
+export const TRANSPORT = "google.golang.org/grpc/internal/transport";
 const STATUS = "google.golang.org/grpc/internal/status";
 /** genproto's google.rpc.Status; read from the DWARF, or from the table built with grpc's own required genproto
  * (its generated layout — state, sizeCache, unknownFields, Code, Message — is the same in every genproto since
@@ -29,8 +29,6 @@ export const STATUS_FIELDS = {
   "status.spb_code": `${SPB}.Status.Code`,
   "status.spb_message": `${SPB}.Status.Message`,
 } as const;
-
-export const TRANSPORT_PREFIX = TRANSPORT;
 
 /** grpc's version in the binary, when it is a release gotel knows how to read (>= MIN_GRPC); else why not. */
 export function grpcVersion(exe: GoExecutable): { version: string } | { skipped: string } {

@@ -15,8 +15,8 @@
  *       closing connection): its span was never re-keyed. The one probe here that is single-stepped.
  *
  * Context injection (DESIGN.md decision 9), only where the kernel allows writing into the target: grpc
- * builds a call's header fields in (*http2Client).createHeaderFields on the call's goroutine (inside
- * withRetry, which notes the call's span for its goroutine), and its loopy writer goroutine HPACK-encodes
+ * builds a call's header fields in (*http2Client).createHeaderFields on the call's goroutine (inside the
+ * first withRetry, which notes the call's span for its goroutine), and its loopy writer goroutine HPACK-encodes
  * them in (*loopyWriter).writeHeader into its bytes.Buffer, one (*hpack.Encoder).WriteField per field. A RET
  * probe of createHeaderFields ties the slice of fields to the span (unless the application put a traceparent
  * in the metadata itself); writeHeader's entry finds it by that slice; at the first WriteField of a field that
@@ -166,34 +166,31 @@ static __always_inline int on_new_stream(const void *ctx)
 	return 0;
 }
 
-/* The goroutine is about to make (or retry) the stream of the call cs: note its context for createHeaderFields. */
-static __always_inline void note_current(__u32 tgid, __u64 g, __u64 cs)
+/* The goroutine is about to make the call's first stream: note its context for createHeaderFields. */
+static __always_inline void note_current(struct gotel_ctx_key *goroutine, const struct gotel_span_context *call)
 {
-	struct gotel_ctx_key key = {.tgid = tgid, .ctx = cs};
-	struct grpc_client_inflight *f = bpf_map_lookup_elem(&grpc_client_inflight, &key);
-	if (!f)
-		return;
-	struct grpc_inject_context sc = {.flags = f->event.sc.flags};
-	__builtin_memcpy(sc.trace_id, f->event.sc.trace_id, 16);
-	__builtin_memcpy(sc.span_id, f->event.sc.span_id, 8);
-	struct gotel_ctx_key current = {.tgid = tgid, .ctx = g};
-	bpf_map_update_elem(&grpc_client_current, &current, &sc, BPF_ANY);
+	struct grpc_inject_context sc = {.flags = call->flags};
+	__builtin_memcpy(sc.trace_id, call->trace_id, 16);
+	__builtin_memcpy(sc.span_id, call->span_id, 8);
+	bpf_map_update_elem(&grpc_client_current, goroutine, &sc, BPF_ANY);
 }
 
 static __always_inline int on_with_retry(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
-	__u64 g = go_goroutine(ctx), cs = go_arg(ctx, 1);
-	struct gotel_ctx_key key = {.tgid = tgid, .ctx = g};
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
 	struct grpc_client_inflight *f = bpf_map_lookup_elem(&grpc_client_inflight, &key);
-	if (f && !f->stream) {
-		f->stream = cs;
-		/* a retry later on another goroutine finds no entry under its goroutine: only this first call moves it */
-		gotel_inflight_put(&grpc_client_inflight, tgid, cs, f);
-		bpf_map_delete_elem(&grpc_client_inflight, &key);
-	}
+	/* later calls (each SendMsg and RecvMsg, on any goroutine) find no entry under their goroutine: only the
+	 * first moves it. The context noted for the goroutine serves the streams made inside this first call,
+	 * transparent retries included; an attempt a later SendMsg or RecvMsg retries goes without it */
+	if (!f || f->stream)
+		return 0;
+	__u64 cs = go_arg(ctx, 1);
+	f->stream = cs;
 	if (gotel_propagation & GOTEL_PROPAGATION_INJECT)
-		note_current(tgid, g, cs);
+		note_current(&key, &f->event.sc);
+	gotel_inflight_put(&grpc_client_inflight, tgid, cs, f);
+	bpf_map_delete_elem(&grpc_client_inflight, &key);
 	return 0;
 }
 

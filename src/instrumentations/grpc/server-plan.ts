@@ -12,25 +12,25 @@ import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec }
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { GRPC, SCOPE, STATUS_FIELDS, TRANSPORT_PREFIX, grpcVersion, methodAttributes, outcome } from "./grpc.ts";
+import { GRPC, SCOPE, STATUS_FIELDS, TRANSPORT, grpcVersion, methodAttributes, outcome } from "./grpc.ts";
 
 export const HANDLE_STREAM = `${GRPC}.(*Server).handleStream`;
-const OPERATE_HEADERS = `${TRANSPORT_PREFIX}.(*http2Server).operateHeaders`;
+const OPERATE_HEADERS = `${TRANSPORT}.(*http2Server).operateHeaders`;
 /** where the status is written: renamed writeStatus in v1.69; grpc's ServeHTTP transport has its own */
 const WRITE_STATUS = [
-  `${TRANSPORT_PREFIX}.(*http2Server).WriteStatus`, `${TRANSPORT_PREFIX}.(*http2Server).writeStatus`,
-  `${TRANSPORT_PREFIX}.(*serverHandlerTransport).WriteStatus`, `${TRANSPORT_PREFIX}.(*serverHandlerTransport).writeStatus`,
+  `${TRANSPORT}.(*http2Server).WriteStatus`, `${TRANSPORT}.(*http2Server).writeStatus`,
+  `${TRANSPORT}.(*serverHandlerTransport).WriteStatus`, `${TRANSPORT}.(*serverHandlerTransport).writeStatus`,
 ];
 
 const XNET = "golang.org/x/net";
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {
-  stream_method: `${TRANSPORT_PREFIX}.Stream.method`,
-  stream_ctx: `${TRANSPORT_PREFIX}.Stream.ctx`,
-  stream_id: `${TRANSPORT_PREFIX}.Stream.id`,
-  server_stream_stream: `${TRANSPORT_PREFIX}.ServerStream.Stream`,
-  http2_server_remote_addr: `${TRANSPORT_PREFIX}.http2Server.remoteAddr`,
-  http2_server_peer: `${TRANSPORT_PREFIX}.http2Server.peer`,
+  stream_method: `${TRANSPORT}.Stream.method`,
+  stream_ctx: `${TRANSPORT}.Stream.ctx`,
+  stream_id: `${TRANSPORT}.Stream.id`,
+  server_stream_stream: `${TRANSPORT}.ServerStream.Stream`,
+  http2_server_remote_addr: `${TRANSPORT}.http2Server.remoteAddr`,
+  http2_server_peer: `${TRANSPORT}.http2Server.peer`,
   peer_addr: `${GRPC}/peer.Peer.Addr`,
   tcp_addr_ip: "net.TCPAddr.IP",
   tcp_addr_port: "net.TCPAddr.Port",

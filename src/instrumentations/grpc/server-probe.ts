@@ -3,8 +3,8 @@ import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
-import { i64Field, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
-import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
+import { i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
+import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { ipString } from "./ip.ts";
 import { plan, toSpanRecord, type ServerEvent } from "./server-plan.ts";
@@ -20,13 +20,12 @@ type RawEvent = Omit<ServerEvent, "peer"> & { transportType: bigint; peerType: b
 const HTTP2_TRANSPORT = "*transport.http2Server";
 const TCP_ADDR = "*net.TCPAddr";
 
-export class GrpcServerProbe implements SpanProbe {
+export class GrpcServerProbe extends ObjectSpanProbe {
   readonly name = "gRPC server";
-  readonly eventType: number;
   private readonly decode: (v: DataView) => RawEvent;
 
-  private constructor(readonly object: ProbeObject, private readonly opts: ServerLoadOptions) {
-    this.eventType = object.eventType;
+  private constructor(object: ProbeObject, private readonly opts: ServerLoadOptions) {
+    super(object);
     this.decode = eventDecoder(new StructView(object.obj.btf().structLayout("grpc_server_event")));
   }
 
@@ -39,18 +38,10 @@ export class GrpcServerProbe implements SpanProbe {
     if ("skipped" in p) return p;
     return {
       ...p.offsetsSource,
-      sites: Object.values(p.programs).reduce((n, s) => n + s.length, 0),
+      sites: siteCount(p.programs),
       ...(p.extracts ? {} : { note: "no incoming traceparent: operateHeaders or x/net's frame offsets were not found" }),
       attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, p.programs),
     };
-  }
-
-  forget(tgid: number): void {
-    this.object.forget(tgid);
-  }
-
-  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
-    return this.object.inflightEvents(tgid, "event", endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
@@ -64,10 +55,6 @@ export class GrpcServerProbe implements SpanProbe {
       startNs: toUnixNs(e.startNs),
       endNs: toUnixNs(e.endNs),
     });
-  }
-
-  close(): void {
-    this.object.close();
   }
 }
 

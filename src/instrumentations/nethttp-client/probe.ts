@@ -6,8 +6,8 @@ import type { SpanRecord } from "../../traces/span.ts";
 import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
-import { errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
-import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
+import { errorTypeName, i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
+import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 
 export interface ClientLoadOptions extends LoadOptions {
   /** write traceparent into outgoing requests (the kernel allows bpf_probe_write_user and propagation is on) */
@@ -18,14 +18,13 @@ export interface ClientLoadOptions extends LoadOptions {
 
 type RawEvent = Omit<ClientEvent, "errorType"> & { errorTypeAddress: bigint };
 
-export class NethttpClientProbe implements SpanProbe {
+export class NethttpClientProbe extends ObjectSpanProbe {
   readonly name = "net/http client";
-  readonly eventType: number;
   private readonly decode: (v: DataView) => RawEvent;
 
-  private constructor(readonly object: ProbeObject, private readonly opts: ClientLoadOptions) {
+  private constructor(object: ProbeObject, private readonly opts: ClientLoadOptions) {
+    super(object);
     const btf = object.obj.btf();
-    this.eventType = object.eventType;
     this.decode = eventDecoder(new StructView(btf.structLayout("nethttp_client_event")));
   }
 
@@ -49,27 +48,15 @@ export class NethttpClientProbe implements SpanProbe {
     };
     return {
       ...offsetsOrigin(p),
-      sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
+      sites: siteCount(programs),
       attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs),
     };
-  }
-
-  forget(tgid: number): void {
-    this.object.forget(tgid);
-  }
-
-  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
-    return this.object.inflightEvents(tgid, "event", endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
     const { errorTypeAddress, ...e } = this.decode(v);
     const errorType = errorTypeName(this.opts.memory?.(tgid), errorTypeAddress);
     return toSpanRecord({ ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
-  }
-
-  close(): void {
-    this.object.close();
   }
 }
 

@@ -8,7 +8,7 @@ import { H2_WRITER_TYPES, type H2Server, degraded, plan, serverPrograms, toSpanR
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
-import type { Prepared, SpanProbe } from "../../probes/span-probe.ts";
+import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 
 export interface ServerLoadOptions extends LoadOptions {
   /** a live target's memory, to tell which HTTP/2 ResponseWriter a request had */
@@ -28,18 +28,17 @@ type H2Readable = Record<H2Server, boolean>;
 /** distinct ResponseWriter itabs remembered per process (a program has a handful) */
 const MAX_WRITER_ITABS = 64;
 
-export class NethttpServerProbe implements SpanProbe {
+export class NethttpServerProbe extends ObjectSpanProbe {
   readonly name = "net/http server";
-  readonly eventType: number;
   private readonly decode: (v: DataView) => RawEvent;
   private readonly abandonedOffset: number;
   /** tgid -> HTTP/2 ResponseWriter itab -> whose writer it is (undefined: neither server gotel knows) */
   private readonly h2Writers = new Map<number, Map<bigint, H2Server | undefined>>();
   private readonly h2Readable = new Map<number, H2Readable>();
 
-  private constructor(readonly object: ProbeObject, private readonly opts: ServerLoadOptions) {
+  private constructor(object: ProbeObject, private readonly opts: ServerLoadOptions) {
+    super(object);
     const btf = object.obj.btf();
-    this.eventType = object.eventType;
     const layout = new StructView(btf.structLayout("nethttp_server_event"));
     this.decode = eventDecoder(layout);
     this.abandonedOffset = layout.offset("abandoned", 4);
@@ -61,7 +60,7 @@ export class NethttpServerProbe implements SpanProbe {
     };
     return {
       ...offsetsOrigin(p),
-      sites: Object.values(programs).reduce((n, s) => n + s.length, 0),
+      sites: siteCount(programs),
       note: degraded(exe, p.offsets),
       attach: (tgid, path) => {
         this.h2Readable.set(tgid, readable);
@@ -70,14 +69,14 @@ export class NethttpServerProbe implements SpanProbe {
     };
   }
 
-  forget(tgid: number): void {
-    this.object.forget(tgid);
+  override forget(tgid: number): void {
+    super.forget(tgid);
     this.h2Writers.delete(tgid);
     this.h2Readable.delete(tgid);
   }
 
   /** abandoned, so that no status code is made up: the handler never finished */
-  unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
+  override unfinished(tgid: number, endNs: bigint, toUnixNs: (ns: bigint) => bigint): SpanRecord[] {
     return this.object.inflightEvents(tgid, "event", endNs).map((v) => {
       v.setUint32(this.abandonedOffset, 1, true);
       return unfinishedSpan(this.record(v, tgid, toUnixNs));
@@ -114,10 +113,6 @@ export class NethttpServerProbe implements SpanProbe {
     const server = H2_WRITER_TYPES.get(itabTypeName(this.opts.memory?.(tgid), itab) ?? "");
     if (writers.size < MAX_WRITER_ITABS) writers.set(itab, server);
     return server;
-  }
-
-  close(): void {
-    this.object.close();
   }
 }
 
