@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "event.h"
+#include "trace_context.h"
 
 #ifdef GOTEL_INJECT_DRY_RUN
 struct inject_write {
@@ -39,5 +40,26 @@ static __always_inline long inject_write_user(void *dst, const void *src, __u32 
 #else
 #define inject_write_user bpf_probe_write_user
 #endif
+
+/* What an outgoing call's traceparent is made of, kept from its start until its headers are encoded. */
+struct inject_context {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 flags;
+	__u8 pad[7];
+};
+
+/* An HPACK literal header field without indexing, new name (RFC 7541 6.2.2): "traceparent: 00-…". Not indexed,
+ * so the encoder's and the peer's dynamic tables stay as they were; valid anywhere after the pseudo-headers. */
+#define INJECT_HPACK_LEN (1 + 1 + 11 + 1 + GOTEL_TRACEPARENT_LEN)
+
+static __always_inline void inject_hpack_traceparent(char *l, const struct inject_context *sc)
+{
+	l[0] = 0;
+	l[1] = 11;
+	__builtin_memcpy(l + 2, "traceparent", 11);
+	l[13] = GOTEL_TRACEPARENT_LEN;
+	gotel_format_traceparent_of(l + 14, sc->trace_id, sc->span_id, &sc->flags);
+}
 
 #endif

@@ -9,7 +9,7 @@ import { goRelease, readBuildInfo, type BuildInfo, type GoModule } from "./build
 import { readStructFieldOffsets, type FieldOffset } from "./dwarf.ts";
 import { ElfFile, ET_DYN } from "./elf.ts";
 import { readFunctions, type FunctionTable, type GoFunction } from "./functions.ts";
-import { entryProbeSite, findReturnSites } from "./return-sites.ts";
+import { entryProbeSite, findCallSites, findReturnSites } from "./return-sites.ts";
 
 /** Go executables bigger than this are refused rather than read into memory. */
 const MAX_EXECUTABLE_BYTES = 2 * 1024 ** 3;
@@ -104,6 +104,14 @@ export class GoExecutable {
     if (!fn) return undefined;
     const entry = entryProbeSite(this.elf, fn);
     return { offset: entry.offset, emulated: entry.emulated };
+  }
+
+  /** File offsets of the direct calls from `caller` to `callee`; undefined when the binary lacks either. */
+  callSites(caller: string, callee: string): number[] | undefined {
+    const from = this.functions().get(caller);
+    const to = this.functions().get(callee);
+    if (!from || !to) return undefined;
+    return findCallSites(this.elf, from, to.entry);
   }
 
   /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */

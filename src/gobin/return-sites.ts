@@ -1,6 +1,8 @@
 /**
  * Probe sites inside one function: the file offset of every near RET (return probes are uprobes on RETs, never
- * uretprobes: DESIGN.md decision 1) and the cheapest place for the entry probe (decision 8).
+ * uretprobes: DESIGN.md decision 1), the cheapest place for the entry probe (decision 8), and its direct calls
+ * of another function (a probe on the CALL/BL sees the callee's arguments in their registers; the kernel
+ * emulates both).
  *
  * amd64: the function is decoded with our own instruction-length decoder from its entry to its end. Go functions
  * are code only, with one known exception: crypto/internal/boring/sig's marker functions jump over inline data.
@@ -42,6 +44,20 @@ export function findReturnSites(elf: ElfFile, fn: FunctionRange): number[] {
       return x86Returns(elf, fn, code).map((p) => base + p);
     case "arm64":
       return arm64Returns(code).map((p) => base + p);
+    default:
+      throw new ProbeSiteError(elf.name, fn.name, `unsupported machine ${elf.machine}`, "gotel supports amd64 and arm64 executables");
+  }
+}
+
+/** File offsets of every direct call (amd64 CALL rel32, arm64 BL) from fn to the function at `callee`. */
+export function findCallSites(elf: ElfFile, fn: FunctionRange, callee: number): number[] {
+  const { code, base } = functionCode(elf, fn);
+  const target = callee - fn.entry; // relative to fn's first byte, as decoded branch targets are
+  switch (elf.arch) {
+    case "amd64":
+      return x86Calls(elf, fn, code, target).map((p) => base + p);
+    case "arm64":
+      return arm64Calls(code, target).map((p) => base + p);
     default:
       throw new ProbeSiteError(elf.name, fn.name, `unsupported machine ${elf.machine}`, "gotel supports amd64 and arm64 executables");
   }
@@ -104,6 +120,23 @@ function x86Returns(elf: ElfFile, fn: FunctionRange, code: Uint8Array): number[]
   }
   if (!desync && targets.every((t) => starts[t] === 1)) return rets;
   return x86ReachableReturns(elf, fn, code);
+}
+
+function x86Calls(elf: ElfFile, fn: FunctionRange, code: Uint8Array, target: number): number[] {
+  const calls: number[] = [];
+  let p = 0;
+  while (p < code.length) {
+    try {
+      decodeInstruction(code, p, code.length, scratch);
+    } catch (e) {
+      if (!(e instanceof X86DecodeError)) throw e;
+      if (isPadding(code, p)) break;
+      throw new ProbeSiteError(elf.name, fn.name, `undecodable instruction at +0x${p.toString(16)} (${e.message})`, "the symbol's size or address may be wrong", e);
+    }
+    if (scratch.flow === "call" && scratch.target === target) calls.push(p);
+    p += scratch.length;
+  }
+  return calls;
 }
 
 /** INT3, NOP or zero filler up to the end */
@@ -214,6 +247,18 @@ function arm64Returns(code: Uint8Array): number[] {
     if ((word(code, p) & 0xfffffc1f) >>> 0 === 0xd65f0000) rets.push(p);
   }
   return rets;
+}
+
+/** BL imm26: a signed word offset from the instruction */
+function arm64Calls(code: Uint8Array, target: number): number[] {
+  const calls: number[] = [];
+  for (let p = 0; p + 4 <= code.length; p += 4) {
+    const w = word(code, p);
+    if (((w & 0xfc000000) >>> 0) !== 0x94000000) continue;
+    const imm = w & 0x03ffffff;
+    if (p + (imm >= 0x02000000 ? imm - 0x04000000 : imm) * 4 === target) calls.push(p);
+  }
+  return calls;
 }
 
 /**

@@ -18,12 +18,10 @@ import { GrpcServerProbe } from "../../src/instrumentations/grpc/server-probe.ts
 import { traceConstants } from "../../src/traces/sampling.ts";
 import type { SpanRecord } from "../../src/traces/span.ts";
 import { buildGoFixture, ROOT, type GoBuild } from "../support/go.ts";
-import { injectWritesReader, type InjectWrite } from "../support/inject-writes.ts";
+import { hpackTraceparent, injectWritesReader, type InjectWrite } from "../support/inject-writes.ts";
 import { requireRoot, waitFor } from "../support/kernel.ts";
 import { startServer } from "../support/processes.ts";
 
-/** HPACK literal header field without indexing, new name (RFC 7541 6.2.2): "traceparent", then the value */
-const literal = (value: string): number[] => [0x00, 11, ...Buffer.from("traceparent"), value.length, ...Buffer.from(value)];
 
 describe.each([
   ["grpc v1.85.0", {}], ["grpc v1.40.0 (Go 1.19)", { goVersion: "1.19.13", modfile: "go.v140.mod" }],
@@ -95,7 +93,7 @@ describe.each([
     const { span, writes: w } = await call(`kind=${kind}&parent=background`);
     expect(w).toHaveLength(2);
     const value = `00-${span.traceId}-${span.spanId}-01`;
-    expect([...w[0]!.bytes]).toEqual(literal(value));
+    expect([...w[0]!.bytes]).toEqual(hpackTraceparent(value));
     // the second write is the bytes.Buffer's length: the block so far plus the literal
     expect(w[1]!.bytes).toHaveLength(8);
     const n = Number(new DataView(w[1]!.bytes.buffer).getBigInt64(0, true));

@@ -4,9 +4,10 @@
  * compiled gotel and real Go services in an initramfs. Each VM runs `gotel doctor` (every eBPF program through
  * that kernel's verifier) and `gotel trace` over service A (Go 1.27) calling service B (Go 1.19) on loopback, and
  * over test/fixtures/sql-fake running every database/sql path gotel probes, and over test/fixtures/grpc-service
- * (grpc v1.85) making gRPC calls to itself, whose server spans continue the traceparent gotel wrote into them.
+ * (grpc v1.85) making gRPC calls to itself, whose server spans continue the traceparent gotel wrote into them,
+ * and over two more A (Go 1.19 and 1.27) calling a B over HTTP/2 (TLS) with net/http's own HTTP/2 client.
  * These kernels boot without lockdown, so unlike this machine they let gotel write `traceparent` into A's
- * outgoing request: the one place bpf_probe_write_user is checked on the wire.
+ * outgoing requests: the one place bpf_probe_write_user is checked on the wire.
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -36,15 +37,23 @@ A=$!
 S=$!
 /grpc > /tmp/grpc.log 2>&1 &
 G=$!
+/a backend-h2 127.0.0.1:8083 > /tmp/b2.log 2>&1 &
+B2=$!
+/b frontend 127.0.0.1:8084 https://127.0.0.1:8083 > /tmp/a19.log 2>&1 &
+A19=$!
+/a frontend 127.0.0.1:8085 https://127.0.0.1:8083 > /tmp/a27.log 2>&1 &
+A27=$!
+echo "@@h2pids $B2 $A19 $A27"
 sleep 1
 i=0; while [ $i -lt 100 ] && ! grep -q '^listening ' /tmp/grpc.log; do sleep 0.2; i=$((i+1)); done
 GRPC_HTTP=$(sed -n 's/^listening //p' /tmp/grpc.log)
 OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
-  /gotel trace --pid $A --pid $B --pid $S --pid $G --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
+  /gotel trace --pid $A --pid $B --pid $S --pid $G --pid $B2 --pid $A19 --pid $A27 --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
 T=$!
 i=0; while [ $i -lt 300 ] && ! grep -q 'gotel is running' /tmp/trace.err; do sleep 0.2; i=$((i+1)); done
 echo "@@answer $(wget -q -O - 'http://127.0.0.1:8080/inline?id=vm-1')"
 echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01' 'http://127.0.0.1:8080/inline?id=vm-2')"
+for port in 8084 8085; do for n in 1 2; do echo "@@h2answer $(wget -q -O - "http://127.0.0.1:$port/inline?id=h2-$port-$n")"; done; done
 echo "@@sql $(wget -q -O - 'http://127.0.0.1:8082/run')"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=empty")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=unary&code=5&msg=vm")"
@@ -88,13 +97,14 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       "gotel: GOTEL_UPROBE_ATTACH=multi: this kernel has no uprobe.multi links (Linux 6.6+); use auto or classic; `gotel doctor` shows what the kernel has",
     ]);
     expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
-    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=4$/);
+    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=7$/);
 
     const all = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
     const pid = (s: JsonSpan) => Number(s.resource["process.pid"]);
     const sqlPid = all.find((s) => s.resource["process.executable.path"] === "/sql")?.resource["process.pid"];
     const grpcPid = all.find((s) => s.resource["process.executable.path"] === "/grpc")?.resource["process.pid"];
-    const spans = all.filter((s) => s.resource["process.pid"] !== sqlPid && s.resource["process.pid"] !== grpcPid);
+    const h2Pids = tagged(lines, "h2pids")[0]!.split(" ").map(Number);
+    const spans = all.filter((s) => s.resource["process.pid"] !== sqlPid && s.resource["process.pid"] !== grpcPid && !h2Pids.includes(pid(s)));
     const answers = tagged(lines, "answer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string });
     expect(answers.map((a) => [a.id, a.bodyOk])).toEqual([["vm-1", true], ["vm-2", true]]);
     expect(spans, console_()).toHaveLength(6); // per request: A's server and client spans, B's server span
@@ -118,6 +128,23 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       expect(bServer, console_()).toBeDefined();
       expect(bServer.traceId).toBe(client.traceId);
       expect(bServer.attributes["url.path"]).toBe("/work");
+    }
+
+    // HTTP/2: net/http's own client (bundled in Go 1.19, net/http/internal/http2 in 1.27) — every request, the
+    // first on its connection too, carries the client span's traceparent in its HEADERS frame
+    const [b2] = h2Pids;
+    const h2Answers = tagged(lines, "h2answer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string; proto: string });
+    expect(h2Answers.map((a) => [a.id, a.proto, a.bodyOk]), console_()).toEqual(
+      ["8084-1", "8084-2", "8085-1", "8085-2"].map((id) => [`h2-${id}`, "HTTP/2.0", true]),
+    );
+    for (const answer of h2Answers) {
+      const client = all.find((s) => s.kind === "CLIENT" && s.attributes["url.full"] === `https://127.0.0.1:8083/work?id=${answer.id}`)!;
+      expect(client, console_()).toBeDefined();
+      expect(client.attributes["network.protocol.version"]).toBe("2");
+      expect(answer.traceparent).toEqual([`00-${client.traceId}-${client.spanId}-01`]);
+      const bServer = all.find((s) => s.kind === "SERVER" && pid(s) === b2 && s.parentSpanId === client.spanId)!;
+      expect(bServer, console_()).toBeDefined();
+      expect(bServer.traceId).toBe(client.traceId);
     }
 
     // every database/sql path gotel probes (query, exec, transactions, Conn, prepared statements, an error)

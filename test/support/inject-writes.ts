@@ -16,3 +16,6 @@ export function injectWritesReader(object: ProbeObject, into: InjectWrite[]): Ri
     into.push({ addr: addr(v), bytes: new Uint8Array(v.buffer.slice(v.byteOffset + bytes, v.byteOffset + bytes + size(v))) });
   });
 }
+
+/** HPACK literal header field without indexing, new name (RFC 7541 6.2.2): "traceparent", then the value */
+export const hpackTraceparent = (value: string): number[] => [0x00, 11, ...Buffer.from("traceparent"), value.length, ...Buffer.from(value)];

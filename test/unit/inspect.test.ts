@@ -62,7 +62,13 @@ describe("a program that serves and sends HTTP (test/fixtures/http-chain)", () =
       { name: "net/http server", status: "ready", reason: expect.stringMatching(/^net\/http\.serverHandler\.ServeHTTP: /), offsetsSource: source },
       {
         name: "net/http client", status: "ready", offsetsSource: source,
-        reason: expect.stringMatching(/^net\/http\.\(\*Transport\)\.roundTrip: entry \(emulated\) and \d+ return sites; traceparent injection at net\/http\.Header\.writeSubset$/),
+        reason: expect.stringMatching(new RegExp(
+          "^net/http\\.\\(\\*Transport\\)\\.roundTrip: entry \\(emulated\\) and \\d+ return sites; traceparent injection at net/http\\.Header\\.writeSubset; " +
+          // Go 1.27's HTTP/2 client reads one field the offsets table does not have yet
+          (stripped && goVersion === "1.27.4"
+            ? "HTTP/2: no traceparent injection \\(no offset for net/http/internal/http2\\.ClientRequest\\.Header \\(it is read from the binary's DWARF only\\)\\)$"
+            : "HTTP/2: into the HEADERS frame$"),
+        )),
       },
       {
         name: "database/sql", status: "skipped",

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Decoder, DecoderError, DecoderOptions, EncodingKind, FlowControl, Instruction, Mnemonic } from "iced-x86";
 import { ElfFile, type ElfSymbol } from "../../src/gobin/elf.ts";
-import { entryProbeSite, findReturnSites, type FunctionRange } from "../../src/gobin/return-sites.ts";
+import { entryProbeSite, findCallSites, findReturnSites, type FunctionRange } from "../../src/gobin/return-sites.ts";
 import { decodeInstruction, newInstruction } from "../../src/gobin/x86-length.ts";
 import { buildGoFixture, variantName, type GoBuild } from "../support/go.ts";
 import { sampleVariants, type Variant } from "../support/matrix.ts";
@@ -262,6 +262,31 @@ describe.each(arm64.map((v) => [variantName(v), v] as const))("arm64 %s", (_name
     const memmove = functions(elf).find((f) => f.name === "runtime.memmove")!;
     expect(entryProbeSite(elf, memmove)).toMatchObject({ offset: elf.fileOffset(memmove.entry), emulated: true }); // CBZ
   }, 120_000);
+});
+
+// the calls HTTP/2 client injection probes (src/instrumentations/nethttp-client), in net/http's bundled client
+// (Go 1.19) and in net/http/internal/http2 (1.27), for both architectures
+describe.each([
+  ["1.19.13", "amd64", "net/http.(*http2ClientConn).writeHeaders"], ["1.27.4", "amd64", "net/http/internal/http2.(*ClientConn).writeHeaders"],
+  ["1.19.13", "arm64", "net/http.(*http2ClientConn).writeHeaders"], ["1.27.4", "arm64", "net/http/internal/http2.(*ClientConn).writeHeaders"],
+] as const)("call sites, Go %s %s", (goVersion, goarch, caller) => {
+  test("the calls of a function from another are the CALL/BL instructions go tool objdump shows for it", () => {
+    const v: Variant = { goVersion, goarch };
+    const path = buildGoFixture("http-chain", v);
+    const b = readFileSync(path);
+    const elf = ElfFile.parse(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), path);
+    const fns = functions(elf);
+    const from = fns.find((f) => f.name === caller)!;
+    const callees = objdump(path, v, `^${caller.replace(/[.*()\/]/g, "\\$&")}$`).get(caller)!
+      .flatMap(([at, text]) => (/^(CALL|BL) (\S+)\(SB\)$/.exec(text) ? [[at, /^(?:CALL|BL) (\S+)\(SB\)$/.exec(text)![1]!] as const] : []));
+    expect(callees.map(([, name]) => name)).toContain("bufio.(*Writer).Flush");
+    for (const name of new Set(callees.map(([, n]) => n))) {
+      const to = fns.find((f) => f.name === name);
+      if (!to) continue; // an ABI wrapper or a symbol objdump names differently
+      const want = callees.filter(([, n]) => n === name).map(([at]) => at - from.entry + elf.fileOffset(from.entry)!);
+      expect([name, findCallSites(elf, from, to.entry)]).toEqual([name, want]);
+    }
+  }, 300_000);
 });
 
 test("a function whose range is not in the file is a typed error", () => {

@@ -76,17 +76,9 @@ struct grpc_client_inflight {
 
 GOTEL_BTF_TYPE(grpc_client_event, struct grpc_client_event);
 
-/* what a call's traceparent is made of */
-struct grpc_inject_context {
-	__u8 trace_id[16];
-	__u8 span_id[8];
-	__u8 flags;
-	__u8 pad[7];
-};
-
 /* a header block to inject into: the context, and the loopy writer's encoding buffer */
 struct grpc_inject_pending {
-	struct grpc_inject_context sc;
+	struct inject_context sc;
 	__u64 buffer;
 };
 
@@ -112,13 +104,13 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct gotel_ctx_key);
-	__type(value, struct grpc_inject_context);
+	__type(value, struct inject_context);
 } grpc_client_current SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct gotel_ctx_key);
-	__type(value, struct grpc_inject_context);
+	__type(value, struct inject_context);
 } grpc_client_fields SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -138,9 +130,6 @@ struct {
 	__type(value, struct scratch);
 } grpc_client_scratch SEC(".maps");
 
-/* "traceparent" as an HPACK literal header field without indexing, new name (RFC 7541 6.2.2): 0x00, the name's
- * length and bytes, the value's length (< 127: one byte, no Huffman) and bytes */
-#define INJECT_LEN (1 + 1 + 11 + 1 + GOTEL_TRACEPARENT_LEN)
 #define HEADER_FIELDS_MAX 32
 
 static __always_inline int on_new_stream(const void *ctx)
@@ -169,7 +158,7 @@ static __always_inline int on_new_stream(const void *ctx)
 /* The goroutine is about to make the call's first stream: note its context for createHeaderFields. */
 static __always_inline void note_current(struct gotel_ctx_key *goroutine, const struct gotel_span_context *call)
 {
-	struct grpc_inject_context sc = {.flags = call->flags};
+	struct inject_context sc = {.flags = call->flags};
 	__builtin_memcpy(sc.trace_id, call->trace_id, 16);
 	__builtin_memcpy(sc.span_id, call->span_id, 8);
 	bpf_map_update_elem(&grpc_client_current, goroutine, &sc, BPF_ANY);
@@ -247,7 +236,7 @@ static __always_inline int on_header_fields(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_ctx_key current = {.tgid = tgid, .ctx = go_goroutine(ctx)};
-	struct grpc_inject_context *sc = bpf_map_lookup_elem(&grpc_client_current, &current);
+	struct inject_context *sc = bpf_map_lookup_elem(&grpc_client_current, &current);
 	struct grpc_client_config *cfg = bpf_map_lookup_elem(&grpc_client_config, &tgid);
 	__u64 fields = go_arg(ctx, 1);
 	__s64 n = go_arg(ctx, 2);
@@ -275,7 +264,7 @@ static __always_inline int on_write_header(const void *ctx)
 	struct gotel_ctx_key loopy = {.tgid = tgid, .ctx = go_goroutine(ctx)};
 	bpf_map_delete_elem(&grpc_client_pending, &loopy);
 	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 4)};
-	struct grpc_inject_context *sc = bpf_map_lookup_elem(&grpc_client_fields, &k);
+	struct inject_context *sc = bpf_map_lookup_elem(&grpc_client_fields, &k);
 	struct grpc_client_config *cfg = bpf_map_lookup_elem(&grpc_client_config, &tgid);
 	if (!sc || !cfg)
 		return 0;
@@ -310,21 +299,17 @@ static __always_inline int on_write_field(const void *ctx)
 	__u64 at = p->buffer;
 	if (!cfg || !s || cfg->buffer_buf == GOTEL_OFFSET_ABSENT ||
 	    bpf_probe_read_user(&buf, sizeof(buf), (const void *)(at + cfg->buffer_buf)) ||
-	    !buf.ptr || buf.len < 0 || buf.len + INJECT_LEN > buf.cap) {
+	    !buf.ptr || buf.len < 0 || buf.len + INJECT_HPACK_LEN > buf.cap) {
 		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
 		bpf_map_delete_elem(&grpc_client_pending, &loopy);
 		return 0;
 	}
 	char *l = s->literal;
-	l[0] = 0;
-	l[1] = 11;
-	__builtin_memcpy(l + 2, "traceparent", 11);
-	l[13] = GOTEL_TRACEPARENT_LEN;
-	gotel_format_traceparent_of(l + 14, p->sc.trace_id, p->sc.span_id, &p->sc.flags);
+	inject_hpack_traceparent(l, &p->sc);
 	bpf_map_delete_elem(&grpc_client_pending, &loopy);
 	/* the bytes first, then the length that makes them part of the block */
-	__s64 grown = buf.len + INJECT_LEN;
-	if (inject_write_user((void *)(buf.ptr + buf.len), l, INJECT_LEN) ||
+	__s64 grown = buf.len + INJECT_HPACK_LEN;
+	if (inject_write_user((void *)(buf.ptr + buf.len), l, INJECT_HPACK_LEN) ||
 	    inject_write_user((void *)(at + cfg->buffer_buf + 8), &grown, sizeof(grown))) {
 		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
 		return 0;

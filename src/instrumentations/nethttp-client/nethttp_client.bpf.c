@@ -10,9 +10,23 @@
  * into the connection's *bufio.Writer, on the connection's write goroutine. The entry records the span under
  * the request's Header map; a uprobe at writeSubset's entry, when it finds that map, appends
  * "Traceparent: …\r\n" (and "Tracestate: …\r\n") to the writer's buffer and advances its length — Go memory is
- * only written there, with bpf_probe_write_user, and only when the buffer has room. That program is loaded only
- * where the kernel allows the helper (lockdown none) and propagation is on. HTTP/2 requests are encoded by
- * hpack from the Header map and get no header (adding one would need memory allocated in the target).
+ * only written there, with bpf_probe_write_user, and only when the buffer has room. Those programs are loaded
+ * only where the kernel allows the helper (lockdown none) and propagation is on.
+ *
+ * HTTP/2 (net/http's own client: bundled as http2* before Go 1.27, net/http/internal/http2 from 1.27): a
+ * request's header block is HPACK-encoded into the connection's bytes.Buffer, which holds just what the largest
+ * block so far needed (often 64 bytes: no room). So the field is added to the HEADERS frame instead, in the
+ * connection's 4 KB *bufio.Writer, where the framer has just put it, before the flush that sends it. With the
+ * connection's write lock held, on the request's goroutine:
+ *   (*clientStream).encodeAndWriteHeaders(cs, req)         notes the request's span for the goroutine (found
+ *                                                          by its Header map, as for HTTP/1), or forgets one;
+ *   (*ClientConn).writeHeaders(cc, streamID, endStream, maxFrameSize, hdrs)
+ *                                                          notes the stream, the block's length, the frame limit;
+ *   its call of bufio.(*Writer).Flush (a probe on the CALL, emulated, the writer in the first argument register)
+ *       when the buffer ends with exactly that HEADERS frame (length, type, END_HEADERS, not padded, stream id)
+ *       and both it and the frame limit have room: appends an HPACK literal "traceparent" to the block, patches
+ *       the frame's 24-bit length, then grows the writer's length. A block split into CONTINUATION frames, a
+ *       frame already flushed or any mismatch: nothing is written (counted as no room).
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -52,6 +66,7 @@ struct nethttp_client_config {
 	__u64 bufio_writer_err;      /* bufio.Writer.err (error) */
 	__u64 bufio_writer_buf;      /* bufio.Writer.buf ([]byte) */
 	__u64 bufio_writer_n;        /* bufio.Writer.n (int) */
+	__u64 h2_request_header;     /* net/http/internal/http2.ClientRequest.Header (map; Go >= 1.27) */
 	struct go_map_offsets map;
 };
 
@@ -107,6 +122,20 @@ struct {
 	__type(key, struct gotel_ctx_key);
 	__type(value, struct gotel_span_context);
 } nethttp_client_inject SEC(".maps");
+
+/* (tgid, goroutine) -> an HTTP/2 request whose HEADERS frame is being written */
+struct nethttp_client_h2_pending {
+	struct inject_context sc;
+	__u32 stream;   /* 0 until writeHeaders */
+	__u32 block;    /* the header block's length */
+	__u64 max_frame;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct nethttp_client_h2_pending);
+} nethttp_client_h2_pending SEC(".maps");
 
 #define INJECT_TRACEPARENT_LEN (13 + GOTEL_TRACEPARENT_LEN + 2)  /* "Traceparent: " value "\r\n" */
 #define INJECT_MAX (INJECT_TRACEPARENT_LEN + 12 + GOTEL_TRACESTATE_MAX + 2)
@@ -291,6 +320,108 @@ static __always_inline int on_write_headers(const void *ctx)
 	return 0;
 }
 
+/*   func (cs *clientStream) encodeAndWriteHeaders(req *Request) error          (*ClientRequest from Go 1.27)
+ *   Go ABI: cs = arg 1, req = arg 2. */
+static __always_inline int on_h2_encode(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key g = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	struct nethttp_client_config *cfg = bpf_map_lookup_elem(&nethttp_client_config, &tgid);
+	if (!cfg)
+		return 0;
+	__u64 header_at = cfg->h2_request_header != GOTEL_OFFSET_ABSENT ? cfg->h2_request_header : cfg->request_header;
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = read_u64_at(go_arg(ctx, 2), header_at)};
+	struct gotel_span_context *sc = k.ctx ? bpf_map_lookup_elem(&nethttp_client_inject, &k) : 0;
+	if (!sc) {
+		bpf_map_delete_elem(&nethttp_client_h2_pending, &g);
+		return 0;
+	}
+	struct nethttp_client_h2_pending p = {.sc.flags = sc->flags};
+	__builtin_memcpy(p.sc.trace_id, sc->trace_id, 16);
+	__builtin_memcpy(p.sc.span_id, sc->span_id, 8);
+	bpf_map_update_elem(&nethttp_client_h2_pending, &g, &p, BPF_ANY);
+	return 0;
+}
+
+/*   func (cc *ClientConn) writeHeaders(streamID uint32, endStream bool, maxFrameSize int, hdrs []byte) error
+ *   Go ABI: cc = 1, streamID = 2, endStream = 3, maxFrameSize = 4, hdrs = 5-7. */
+static __always_inline int on_h2_write_headers(const void *ctx)
+{
+	struct gotel_ctx_key g = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
+	struct nethttp_client_h2_pending *p = bpf_map_lookup_elem(&nethttp_client_h2_pending, &g);
+	if (!p)
+		return 0;
+	p->stream = (__u32)go_arg(ctx, 2);
+	p->block = (__u32)go_arg(ctx, 6);
+	p->max_frame = go_arg(ctx, 4);
+	return 0;
+}
+
+#define H2_FRAME_HEADER_LEN 9
+#define H2_FRAME_HEADERS 0x1
+#define H2_FLAG_END_HEADERS 0x4
+#define H2_FLAG_PADDED 0x8
+#define H2_FLAG_PRIORITY 0x20
+
+/* at writeHeaders' call of (*bufio.Writer).Flush: w = arg 1 */
+static __always_inline int on_h2_flush(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key g = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	struct nethttp_client_h2_pending *found = bpf_map_lookup_elem(&nethttp_client_h2_pending, &g);
+	if (!found)
+		return 0;
+	struct nethttp_client_h2_pending p = *found;
+	bpf_map_delete_elem(&nethttp_client_h2_pending, &g);
+	struct nethttp_client_config *cfg = bpf_map_lookup_elem(&nethttp_client_config, &tgid);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&nethttp_client_scratch, &zero);
+	__u64 w = go_arg(ctx, 1);
+	if (!cfg || !s || !w || !p.stream)
+		return 0;
+
+	struct go_iface err = {};
+	struct go_slice buf = {};
+	__s64 n = -1;
+	if (bpf_probe_read_user(&err, sizeof(err), (const void *)(w + cfg->bufio_writer_err)) ||
+	    bpf_probe_read_user(&buf, sizeof(buf), (const void *)(w + cfg->bufio_writer_buf)) ||
+	    bpf_probe_read_user(&n, sizeof(n), (const void *)(w + cfg->bufio_writer_n)))
+		return 0;
+	__s64 start = n - H2_FRAME_HEADER_LEN - (__s64)p.block;
+	__u8 f[H2_FRAME_HEADER_LEN] = {};
+	if (err.tab || !buf.ptr || buf.len != buf.cap || start < 0 || n > buf.len ||
+	    bpf_probe_read_user(f, sizeof(f), (const void *)(buf.ptr + start))) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
+		return 0;
+	}
+	__u32 length = ((__u32)f[0] << 16) | ((__u32)f[1] << 8) | f[2];
+	__u32 stream = (((__u32)f[5] << 24) | ((__u32)f[6] << 16) | ((__u32)f[7] << 8) | f[8]) & 0x7fffffff;
+	__u32 grown_length = length + INJECT_HPACK_LEN;
+	/* exactly this request's HEADERS frame, whole, last in the buffer; room in the buffer and under the frame limit */
+	if (length != p.block || f[3] != H2_FRAME_HEADERS || stream != p.stream ||
+	    (f[4] & (H2_FLAG_END_HEADERS | H2_FLAG_PADDED | H2_FLAG_PRIORITY)) != H2_FLAG_END_HEADERS ||
+	    grown_length > p.max_frame || n + INJECT_HPACK_LEN > buf.len) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
+		return 0;
+	}
+	char *l = s->line;
+	inject_hpack_traceparent(l, &p.sc);
+	__u8 patched[3] = {grown_length >> 16, grown_length >> 8, grown_length};
+	__s64 grown = n + INJECT_HPACK_LEN;
+	/* the bytes, the frame's length that covers them, then the writer's length that sends them */
+	if (inject_write_user((void *)(buf.ptr + n), l, INJECT_HPACK_LEN) ||
+	    inject_write_user((void *)(buf.ptr + start), patched, sizeof(patched)) ||
+	    inject_write_user((void *)(w + cfg->bufio_writer_n), &grown, sizeof(grown))) {
+		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
+		return 0;
+	}
+	gotel_count(GOTEL_COUNTER_INJECTED);
+	return 0;
+}
+
 GOTEL_UPROBE(nethttp_client_entry, on_entry)
 GOTEL_UPROBE(nethttp_client_return, on_return)
 GOTEL_UPROBE(nethttp_client_inject_entry, on_write_headers)
+GOTEL_UPROBE(nethttp_client_inject_h2_encode, on_h2_encode)
+GOTEL_UPROBE(nethttp_client_inject_h2_headers, on_h2_write_headers)
+GOTEL_UPROBE(nethttp_client_inject_h2_flush, on_h2_flush)

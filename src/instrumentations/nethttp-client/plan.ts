@@ -1,7 +1,8 @@
 /**
  * net/http client spans (nethttp_client.bpf.c beside it): one CLIENT span per request sent through
  * net/http.(*Transport).roundTrip — http.Get, http.Client.Do and every client built on http.Transport — and
- * the W3C context written into HTTP/1 requests at net/http.Header.writeSubset.
+ * the W3C context written into HTTP/1 requests at net/http.Header.writeSubset, into HTTP/2 requests' HEADERS
+ * frames by net/http's own HTTP/2 client (the C file says how).
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { SpanRecord } from "../../traces/span.ts";
@@ -15,6 +16,20 @@ import { bundledTable } from "../../offsets/bundled.ts";
 
 export const ROUND_TRIP = "net/http.(*Transport).roundTrip";
 export const WRITE_HEADERS = "net/http.Header.writeSubset";
+
+/**
+ * net/http's own HTTP/2 client: bundled into net/http before Go 1.27 (encodeAndWriteHeaders takes the
+ * *http.Request), net/http/internal/http2 from 1.27 (it takes a *ClientRequest, whose Header is the request's
+ * map; that offset comes from DWARF only: the offsets table does not have it yet).
+ */
+const H2_CLIENTS: readonly { encode: string; writeHeaders: string; requestHeader?: string }[] = [
+  { encode: "net/http.(*http2clientStream).encodeAndWriteHeaders", writeHeaders: "net/http.(*http2ClientConn).writeHeaders" },
+  {
+    encode: "net/http/internal/http2.(*clientStream).encodeAndWriteHeaders", writeHeaders: "net/http/internal/http2.(*ClientConn).writeHeaders",
+    requestHeader: "net/http/internal/http2.ClientRequest.Header",
+  },
+];
+const FLUSH = "bufio.(*Writer).Flush";
 
 /** C config field -> the Go struct field it holds the offset of */
 export const FIELDS = {
@@ -41,7 +56,10 @@ export const FIELDS = {
 /** Without the map fields the application's own traceparent cannot be seen, so nothing is injected. */
 const OPTIONAL: ReadonlySet<string> = MAP_FIELD_KEYS;
 
-export const PROGRAMS = { entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry" } as const;
+export const PROGRAMS = {
+  entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry",
+  h2Encode: "nethttp_client_inject_h2_encode", h2Headers: "nethttp_client_inject_h2_headers", h2Flush: "nethttp_client_inject_h2_flush",
+} as const;
 
 const SPEC: ProbeSpec = {
   function: ROUND_TRIP,
@@ -58,15 +76,41 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Plan
   return planProbe(exe, SPEC, table);
 }
 
+export const H2_ABSENT = "no HTTP/2 client in the binary";
+
+/**
+ * Where HTTP/2 requests get their traceparent (program -> file offsets), or why they cannot: the binary has no
+ * HTTP/2 client (a program that never sends HTTP/2), or not the shape the probes expect.
+ */
+export function h2InjectionSites(exe: GoExecutable): { sites: Record<string, number[]>; offsets: { h2_request_header?: number } } | { missing: string } {
+  const h2 = H2_CLIENTS.find((c) => exe.functions().get(c.encode));
+  if (!h2) return { missing: H2_ABSENT };
+  const encode = exe.entrySite(h2.encode);
+  const headers = exe.entrySite(h2.writeHeaders);
+  const flush = exe.callSites(h2.writeHeaders, FLUSH) ?? [];
+  if (!encode || !headers || flush.length !== 1) {
+    return { missing: `${h2.writeHeaders} ${headers ? `makes ${flush.length} calls of ${FLUSH}, not one` : "is not in the binary"}` };
+  }
+  const offsets: { h2_request_header?: number } = {};
+  if (h2.requestHeader) {
+    const o = exe.dwarfFieldOffsets([h2.requestHeader])?.get(h2.requestHeader);
+    if (!o || !("offset" in o)) return { missing: `no offset for ${h2.requestHeader} (it is read from the binary's DWARF only)` };
+    offsets.h2_request_header = o.offset;
+  }
+  return { sites: { [PROGRAMS.h2Encode]: [encode.offset], [PROGRAMS.h2Headers]: [headers.offset], [PROGRAMS.h2Flush]: flush }, offsets };
+}
+
 export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
   const { sites } = r.plan;
   const inject = r.plan.extra[PROGRAMS.inject];
+  const h2 = h2InjectionSites(exe);
   return {
     status: "ready",
     reason: `${ROUND_TRIP}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}` +
-      (inject ? `; traceparent injection at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found: no traceparent injection`),
+      (inject ? `; traceparent injection at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found: no traceparent injection`) +
+      ("sites" in h2 ? "; HTTP/2: into the HEADERS frame" : `; HTTP/2: no traceparent injection (${h2.missing})`),
     ...offsetsOrigin(r.plan),
   };
 }

@@ -3,7 +3,7 @@ import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { PROGRAMS, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
+import { H2_ABSENT, PROGRAMS, h2InjectionSites, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
@@ -41,15 +41,19 @@ export class NethttpClientProbe extends ObjectSpanProbe {
     if ("skipped" in r) return r;
     const p = r.plan;
     const inject = this.opts.inject ? p.extra[PROGRAMS.inject] : undefined;
+    const h2 = this.opts.inject ? h2InjectionSites(exe) : undefined;
     const programs: Record<string, number[]> = {
       [PROGRAMS.entry]: [p.sites.entry.offset],
       [PROGRAMS.return]: p.sites.returns,
       ...(inject ? { [PROGRAMS.inject]: [inject.offset] } : {}),
+      ...(h2 && "sites" in h2 ? h2.sites : {}),
     };
+    const h2Note = h2 && "missing" in h2 && h2.missing !== H2_ABSENT ? { note: `HTTP/2 requests get no traceparent: ${h2.missing}` } : {};
     return {
       ...offsetsOrigin(p),
+      ...h2Note,
       sites: siteCount(programs),
-      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs),
+      attach: (tgid, path) => this.object.attach(tgid, path, { ...p.offsets, h2_request_header: h2 && "sites" in h2 ? h2.offsets.h2_request_header : undefined }, programs),
     };
   }
 
