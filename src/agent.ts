@@ -18,13 +18,13 @@ import { GotelError } from "./errors.ts";
 import { ExportPipeline, type DescribedExporter, type ExportCounts } from "./export/pipeline.ts";
 import { RateLimitedWarning } from "./export/warnings.ts";
 import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
-import { PT_LOAD } from "./gobin/elf.ts";
-import { GoTypeNames, loadBias, ProcessMemory, typesBase, type TargetMemory } from "./gobin/runtime-types.ts";
+import { GoTypeNames, loadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
-import type { Prepared, SpanProbe } from "./probes/span-probe.ts";
+import { PlanCache, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
+import type { SpanProbe } from "./probes/span-probe.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
 import { toReadableSpan, type SpanRecord } from "./traces/span.ts";
@@ -119,6 +119,7 @@ export class Agent {
 
   private readonly probes: readonly SpanProbe[];
   private readonly core: CoreObject;
+  private readonly plans = new PlanCache((file) => this.planFile(file));
 
   private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
     this.probes = set.probes;
@@ -210,17 +211,21 @@ export class Agent {
    */
   attach(pid: number, exePath: string, file = `/proc/${pid}/exe`): boolean {
     if (this.stopped || this.targets.has(pid)) return false;
-    let exe: GoExecutable;
+    let plans: ExecutablePlans;
     try {
-      exe = GoExecutable.open(file);
+      plans = this.plans.get(file).plans;
     } catch (e) {
       log.warn("not tracing a process: its executable cannot be read as a Go program", {
         pid, exe: exePath, reason: e instanceof GotelError ? e.message : String(e),
       });
       return false;
     }
-    const ready = this.prepare(exe, pid, exePath);
-    const unseen = moduleList(notInstrumented(exe, undefined, (name) => ready.some((r) => r.probe.name === name)));
+    for (const { probe, reason, absent } of plans.skipped) {
+      const fields = { pid, exe: exePath, reason };
+      if (absent) log.info(`${probe.name} instrumentation skipped`, fields);
+      else log.warn(`${probe.name} instrumentation skipped`, fields);
+    }
+    const { ready, unseen } = plans;
     if (ready.length === 0) {
       log.warn(unseen ? "not tracing a process: gotel does not instrument its libraries yet" : "not tracing a process: no instrumentation applies to it", {
         pid, exe: exePath, ...(unseen ? { modules: unseen } : {}),
@@ -235,7 +240,7 @@ export class Agent {
         links.push(...prepared.attach(pid, file));
         attached.push(probe);
         log.info("attached", {
-          pid, exe: exePath, go: exe.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
+          pid, exe: exePath, go: plans.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
           ...(prepared.offsetsNote ? { offsetsNote: prepared.offsetsNote } : {}),
           ...(prepared.note ? { note: prepared.note } : {}),
         });
@@ -245,28 +250,19 @@ export class Agent {
     }
     if (attached.length === 0) return false;
     const resource = processResource(
-      { pid, executablePath: exePath, goVersion: exe.buildInfo.goVersion },
+      { pid, executablePath: exePath, goVersion: plans.buildGoVersion },
       { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
     );
-    const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
-    this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: typesBase(exe.elf, exe.goVersion), lowestLoad });
+    this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: plans.typesBase, lowestLoad: plans.lowestLoad });
     return true;
   }
 
-  /** The probes that can attach to this executable; the others say why not (quietly when it lacks their library). */
-  private prepare(exe: GoExecutable, pid: number, exePath: string): { probe: SpanProbe; prepared: Prepared }[] {
-    const ready: { probe: SpanProbe; prepared: Prepared }[] = [];
-    for (const probe of this.probes) {
-      const prepared = probe.prepare(exe);
-      if (!("skipped" in prepared)) {
-        ready.push({ probe, prepared });
-        continue;
-      }
-      const fields = { pid, exe: exePath, reason: prepared.skipped };
-      if (prepared.absent) log.info(`${probe.name} instrumentation skipped`, fields);
-      else log.warn(`${probe.name} instrumentation skipped`, fields);
-    }
-    return ready;
+  /** Reads an executable once per file identity: the probes' plans, then the executable is let go. */
+  private planFile(file: string): ExecutablePlans {
+    const exe = GoExecutable.open(file);
+    const plans = planExecutable(exe, this.probes);
+    const unseen = moduleList(notInstrumented(exe, undefined, (name) => plans.ready.some((r) => r.probe.name === name)));
+    return unseen ? { ...plans, unseen } : plans;
   }
 
   /** A target's memory, and the names of Go types at its runtime addresses (cached), when it can be read. */

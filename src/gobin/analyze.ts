@@ -135,6 +135,10 @@ export function effectiveVersion(m: GoModule): string {
   return m.replace?.version && m.replace.version !== "" ? m.replace.version : m.version;
 }
 
+/**
+ * The executable's bytes, read whole. (Not Bun.mmap: it opens the file for writing, which a running executable
+ * refuses with ETXTBSY.)
+ */
 function readExecutable(path: string): Uint8Array {
   let fd: number;
   try {
@@ -148,14 +152,18 @@ function readExecutable(path: string): Uint8Array {
     const st = fstatSync(fd);
     if (st.isDirectory()) throw new GotelError(`${path}: is a directory, not an executable`);
     if (st.size > MAX_EXECUTABLE_BYTES) throw new GotelError(`${path}: ${st.size} bytes is too big for a Go executable`);
-    const bytes = new Uint8Array(st.size);
-    for (let off = 0; off < st.size; ) {
-      const n = readSync(fd, bytes, off, st.size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return bytes;
+    return readAll(fd, st.size);
   } finally {
     closeSync(fd);
   }
+}
+
+function readAll(fd: number, size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let off = 0; off < size; ) {
+    const n = readSync(fd, bytes, off, size - off, off);
+    if (n === 0) break;
+    off += n;
+  }
+  return bytes;
 }

@@ -56,6 +56,10 @@ export interface ElfSymbol {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** one decoder for every name: a decoder per string costs native memory the GC frees late (~0.7 KB each) */
+const UTF8 = new TextDecoder();
+/** the high half of Number.MAX_SAFE_INTEGER: a 64-bit value whose high half is at most this is safe */
+const SAFE_HIGH = 0x1f_ffff;
 const PHDR_SIZE = 56;
 const SHDR_SIZE = 64;
 
@@ -71,9 +75,12 @@ export class ElfFile {
   readonly sections: readonly Section[];
   readonly segments: readonly Segment[];
   private readonly dv: DataView;
+  /** the same bytes, for decoding names straight from the file */
+  private readonly buffer: Buffer;
 
   private constructor(readonly bytes: Uint8Array, readonly name: string) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.byteLength < 4 || bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46) {
       throw new ElfError(name, "not an ELF file", "pass an executable built for Linux");
     }
@@ -180,9 +187,12 @@ export class ElfFile {
     const start = table.offset + off;
     if (!this.within(start, 1)) throw this.pastEnd(sectionLabel(table), table.offset, table.size);
     const limit = Math.min(table.offset + table.size, this.bytes.byteLength);
+    const b = this.bytes;
     let end = start;
-    while (end < limit && this.bytes[end] !== 0) end++;
-    return new TextDecoder().decode(this.bytes.subarray(start, end));
+    let ascii = true;
+    for (; end < limit && b[end] !== 0; end++) if (b[end]! >= 0x80) ascii = false;
+    // Go's names are ASCII but for rare Unicode identifiers: one-byte strings, with no copy of the bytes first
+    return ascii ? this.buffer.toString("latin1", start, end) : UTF8.decode(b.subarray(start, end));
   }
 
   section(name: string): Section | undefined {
@@ -208,13 +218,15 @@ export class ElfFile {
     const out: ElfSymbol[] = [];
     for (let p = 24; p + 24 <= data.byteLength; p += 24) {
       const info = dv.getUint8(p + 4);
-      const value = dv.getBigUint64(p + 8, true);
-      const size = dv.getBigUint64(p + 16, true);
-      if (value > MAX_SAFE || size > MAX_SAFE) continue;
+      // 64-bit fields as two halves: no BigInt per symbol (71,000 symbols in a 57 MB service)
+      const [valueHi, sizeHi] = [dv.getUint32(p + 12, true), dv.getUint32(p + 20, true)];
+      if (valueHi > SAFE_HIGH || sizeHi > SAFE_HIGH) continue;
+      const value = valueHi * 2 ** 32 + dv.getUint32(p + 8, true);
+      const size = sizeHi * 2 ** 32 + dv.getUint32(p + 16, true);
       const nameOff = dv.getUint32(p, true);
       out.push({
         name: this.cstring(strtab, nameOff, () => `symbol ${p / 24} of ${table}: its name offset ${nameOff} is past the end of ${strtab.name || "its string table"} (${strtab.size} bytes)`),
-        value: Number(value), size: Number(size), type: info & 0xf, isFunction: (info & 0xf) === STT_FUNC,
+        value, size, type: info & 0xf, isFunction: (info & 0xf) === STT_FUNC,
         sectionIndex: dv.getUint16(p + 6, true),
       });
     }

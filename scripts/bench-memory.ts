@@ -1,0 +1,87 @@
+/**
+ * gotel's own memory while it attaches and once attached: peak RSS (VmHWM) and RSS after attaching, for
+ *   - one small target (test/fixtures/http-server, 8 MB) left idle,
+ *   - four processes of test/fixtures/big-service (a ~57 MB executable with gRPC, the OpenTelemetry SDK and a
+ *     Kubernetes client) attached at once,
+ *   - 50 processes of the small target attached at once.
+ * The spans go nowhere (OTEL_TRACES_EXPORTER=none): this is about reading executables and attaching.
+ *
+ *   sudo bun scripts/bench-memory.ts [--before PATH] [runs]
+ *
+ * --before PATH measures another gotel binary (an earlier build) in the same run, side by side. Each number is
+ * the median of `runs` (default 3) fresh agents.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildGoFixture, ROOT } from "../test/support/go.ts";
+
+const args = process.argv.slice(2);
+const beforeAt = args.indexOf("--before");
+const BEFORE = beforeAt >= 0 ? args.splice(beforeAt, 2)[1] : undefined;
+if (beforeAt >= 0 && !BEFORE) {
+  console.error("bench-memory: --before needs the path of a gotel binary");
+  process.exit(2);
+}
+const RUNS = Number(args[0] ?? 3);
+
+function statusKb(pid: number, field: "VmHWM" | "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : NaN;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+/** Starts `n` processes of `exe` (each listens on a port of its own choosing); returns their pids. */
+function startTargets(exe: string, n: number, argv: string[] = []): Bun.Subprocess[] {
+  return Array.from({ length: n }, () => Bun.spawn([exe, ...argv], { stdout: "ignore", stderr: "ignore" }));
+}
+
+/** One agent on the given pids until it says it is running, then 2 s idle: its peak and settled RSS in MB. */
+async function measure(gotel: string, pids: number[]): Promise<{ peak: number; rss: number; ms: number }> {
+  const t0 = performance.now();
+  const agent = Bun.spawn([gotel, "run", ...pids.flatMap((p) => ["--pid", String(p)])], {
+    env: { ...process.env, OTEL_TRACES_EXPORTER: "none", OTEL_LOG_LEVEL: "info" }, stdout: "ignore", stderr: "pipe",
+  });
+  const reader = agent.stderr.getReader();
+  let text = "";
+  while (!text.includes("gotel is running")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`gotel exited before it was running:\n${text}`);
+    text += new TextDecoder().decode(value);
+  }
+  const ms = performance.now() - t0;
+  await Bun.sleep(2000);
+  const out = { peak: statusKb(agent.pid, "VmHWM") / 1024, rss: statusKb(agent.pid, "VmRSS") / 1024, ms };
+  agent.kill("SIGTERM");
+  await agent.exited;
+  return out;
+}
+
+const small = buildGoFixture("http-server");
+const big = buildGoFixture("big-service");
+const scenarios: { label: string; exe: string; n: number; argv?: string[] }[] = [
+  { label: "1 small target, idle", exe: small, n: 1, argv: ["127.0.0.1:0"] },
+  { label: "4 x big-service at once", exe: big, n: 4 },
+  { label: "50 small targets at once", exe: small, n: 50, argv: ["127.0.0.1:0"] },
+];
+const builds = [...(BEFORE ? [{ label: "before", path: BEFORE }] : []), { label: BEFORE ? "after" : "gotel", path: join(ROOT, "dist/gotel") }];
+
+console.log(`gotel's memory, median of ${RUNS} agents per cell (peak = VmHWM while attaching; rss = 2 s after "running")`);
+console.log(`${"scenario".padEnd(28)} ${builds.map((b) => `${b.label}: peak / rss / to running`.padEnd(38)).join(" ")}`);
+for (const s of scenarios) {
+  const targets = startTargets(s.exe, s.n, s.argv);
+  await Bun.sleep(1500);
+  const cells: string[] = [];
+  for (const b of builds) {
+    const runs = [];
+    for (let i = 0; i < RUNS; i++) runs.push(await measure(b.path, targets.map((t) => t.pid)));
+    const [peak, rss, ms] = [median(runs.map((r) => r.peak)), median(runs.map((r) => r.rss)), median(runs.map((r) => r.ms))];
+    cells.push(`${peak.toFixed(0).padStart(4)} MB / ${rss.toFixed(0).padStart(4)} MB / ${ms.toFixed(0).padStart(5)} ms`.padEnd(38));
+  }
+  console.log(`${s.label.padEnd(28)} ${cells.join(" ")}`);
+  for (const t of targets) t.kill();
+  await Promise.all(targets.map((t) => t.exited));
+}
