@@ -46,7 +46,8 @@ export function buildGoFixture(name: string, b: GoBuild = {}): string {
   const outDir = join(ROOT, "build/fixtures", `${name}-${variantName(b)}`);
   const out = join(outDir, name);
   const sourceTime = newestMtime(src);
-  if (existsSync(out) && statSync(out).mtimeMs >= sourceTime) return out;
+  // whole milliseconds: utimesSync below keeps no more, and a checkout's files carry fractions of one
+  if (existsSync(out) && Math.floor(statSync(out).mtimeMs) >= Math.floor(sourceTime)) return out;
   mkdirSync(outDir, { recursive: true });
   // build next to the target and rename: several test files (and processes) may build the same variant at once
   const tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
