@@ -260,9 +260,13 @@ export class Agent {
   /** Reads an executable once per file identity: the probes' plans, then the executable is let go. */
   private planFile(file: string): ExecutablePlans {
     const exe = GoExecutable.open(file);
-    const plans = planExecutable(exe, this.probes);
-    const unseen = moduleList(notInstrumented(exe, undefined, (name) => plans.ready.some((r) => r.probe.name === name)));
-    return unseen ? { ...plans, unseen } : plans;
+    try {
+      const plans = planExecutable(exe, this.probes);
+      const unseen = moduleList(notInstrumented(exe, undefined, (name) => plans.ready.some((r) => r.probe.name === name)));
+      return unseen ? { ...plans, unseen } : plans;
+    } finally {
+      exe.close();
+    }
   }
 
   /** A target's memory, and the names of Go types at its runtime addresses (cached), when it can be read. */

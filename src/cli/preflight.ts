@@ -36,16 +36,20 @@ export function whyNotTraceable(given: number, instrumentations: readonly Instru
       ? `${name} is not a Go program${message.slice(notGo.length)}`
       : `${name}: its executable cannot be read as a Go program (${message})`;
   }
-  const reasons: string[] = [];
-  for (const i of instrumentations) {
-    if (exe.moduleVersion(i.module) === undefined) continue;
-    const r = i.readiness(exe);
-    if (r.status === "ready") return undefined;
-    if (!reasons.includes(r.reason)) reasons.push(r.reason);
+  try {
+    const reasons: string[] = [];
+    for (const i of instrumentations) {
+      if (exe.moduleVersion(i.module) === undefined) continue;
+      const r = i.readiness(exe);
+      if (r.status === "ready") return undefined;
+      if (!reasons.includes(r.reason)) reasons.push(r.reason);
+    }
+    const libs = notInstrumented(exe, instrumentations, () => false);
+    const why = libs.length ? libs.map((l) => `${l.module} ${l.version}: ${l.note}`) : reasons;
+    return `${name} is a Go program in which gotel instruments nothing: ${why.join(", ") || "no library gotel knows"}`;
+  } finally {
+    exe.close();
   }
-  const libs = notInstrumented(exe, instrumentations, () => false);
-  const why = libs.length ? libs.map((l) => `${l.module} ${l.version}: ${l.note}`) : reasons;
-  return `${name} is a Go program in which gotel instruments nothing: ${why.join(", ") || "no library gotel knows"}`;
 }
 
 /** Throws, naming every pid and why, when the targets are pids only and none of them can be instrumented. */

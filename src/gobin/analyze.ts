@@ -26,13 +26,28 @@ export class GoExecutable {
   readonly buildInfo: BuildInfo;
   private functionTable: FunctionTable | undefined;
 
-  private constructor(readonly path: string, readonly elf: ElfFile) {
+  private constructor(readonly path: string, readonly elf: ElfFile, private readonly file?: FileReader) {
     this.buildInfo = readBuildInfo(elf);
   }
 
-  /** Reads and checks an executable; throws a GotelError with one line for anything that is not a Go program. */
+  /**
+   * Opens and checks an executable; throws a GotelError with one line for anything that is not a Go program.
+   * Its bytes are read as analysis asks for them (headers, symbols, pclntab, DWARF, code around probe sites),
+   * not whole: close() when done with it.
+   */
   static open(path: string): GoExecutable {
-    return new GoExecutable(path, ElfFile.parse(readExecutable(path), path));
+    const file = FileReader.open(path);
+    try {
+      return new GoExecutable(path, ElfFile.parse(file.bytes, path, file), file);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  /** Lets the file go; nothing more of it can be read (what was read stays). */
+  close(): void {
+    this.file?.close();
   }
 
   static fromBytes(bytes: Uint8Array, name: string): GoExecutable {
@@ -123,7 +138,7 @@ export class GoExecutable {
 /** Whether a file is a Go executable gotel can read (for `--all`); never throws. */
 export function isGoExecutable(path: string): boolean {
   try {
-    GoExecutable.open(path);
+    GoExecutable.open(path).close();
     return true;
   } catch {
     return false;
@@ -135,35 +150,69 @@ export function effectiveVersion(m: GoModule): string {
   return m.replace?.version && m.replace.version !== "" ? m.replace.version : m.version;
 }
 
-/**
- * The executable's bytes, read whole. (Not Bun.mmap: it opens the file for writing, which a running executable
- * refuses with ETXTBSY.)
- */
-function readExecutable(path: string): Uint8Array {
-  let fd: number;
+const CHUNK = 64 * 1024;
+/** Closes what a reader forgot to close, when its executable is collected. */
+const unclosed = new FinalizationRegistry<number>((fd) => {
   try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (e as Error).message;
-    throw new GotelError(`${path}: ${why}`, code === "EACCES" ? "run gotel as a user that can read it" : undefined);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new GotelError(`${path}: is a directory, not an executable`);
-    if (st.size > MAX_EXECUTABLE_BYTES) throw new GotelError(`${path}: ${st.size} bytes is too big for a Go executable`);
-    return readAll(fd, st.size);
-  } finally {
     closeSync(fd);
-  }
-}
+  } catch { /* already closed */ }
+});
 
-function readAll(fd: number, size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let off = 0; off < size; ) {
-    const n = readSync(fd, bytes, off, size - off, off);
-    if (n === 0) break;
-    off += n;
+/**
+ * An executable's bytes, read by 64 KiB chunks as they are first needed into an array of the file's size (its
+ * untouched pages cost no memory). The file stays open until close(): /proc/PID/exe keeps naming the file the
+ * process runs, and a running executable cannot be written to (ETXTBSY), so later reads see the same file.
+ * (Not Bun.mmap: it opens the file for writing, which a running executable refuses.)
+ */
+class FileReader {
+  private readonly loaded: Uint8Array;
+  private fd: number | undefined;
+
+  private constructor(private readonly path: string, fd: number, readonly bytes: Uint8Array) {
+    this.fd = fd;
+    this.loaded = new Uint8Array(Math.ceil(bytes.byteLength / CHUNK));
+    unclosed.register(this, fd, this);
   }
-  return bytes;
+
+  static open(path: string): FileReader {
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (e as Error).message;
+      throw new GotelError(`${path}: ${why}`, code === "EACCES" ? "run gotel as a user that can read it" : undefined);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) throw new GotelError(`${path}: is a directory, not an executable`);
+      if (st.size > MAX_EXECUTABLE_BYTES) throw new GotelError(`${path}: ${st.size} bytes is too big for a Go executable`);
+      return new FileReader(path, fd, new Uint8Array(st.size));
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  load(from: number, to: number): void {
+    for (let c = Math.floor(from / CHUNK); c * CHUNK < to; c++) {
+      if (this.loaded[c]) continue;
+      if (this.fd === undefined) throw new GotelError(`${this.path}: read after the executable was closed (a gotel bug)`);
+      const start = c * CHUNK;
+      const end = Math.min(start + CHUNK, this.bytes.byteLength);
+      for (let off = start; off < end; ) {
+        const n = readSync(this.fd, this.bytes, off, end - off, off);
+        if (n === 0) throw new GotelError(`${this.path}: the file ends at ${off} bytes, before its size said (${this.bytes.byteLength}): it changed while gotel read it`);
+        off += n;
+      }
+      this.loaded[c] = 1;
+    }
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    unclosed.unregister(this);
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
 }

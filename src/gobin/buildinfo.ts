@@ -89,7 +89,7 @@ function findBlob(elf: ElfFile): { data: Uint8Array; addr: number } | undefined 
     if (p.type !== PT_LOAD || (p.flags & 2) === 0) continue;
     const end = Math.min(p.offset + p.filesz, elf.bytes.byteLength);
     if (p.offset >= end) continue;
-    const found = searchMagic(elf.bytes.subarray(p.offset, end), p.vaddr);
+    const found = searchMagic(elf.range(p.offset, end - p.offset), p.vaddr);
     if (found) return found;
   }
   return undefined;
@@ -136,7 +136,7 @@ class Pointers {
     for (const p of this.elf.segments) {
       if (p.type !== PT_LOAD || vaddr < p.vaddr || vaddr + len > p.vaddr + p.filesz) continue;
       const off = p.offset + (vaddr - p.vaddr);
-      return off + len <= this.elf.bytes.byteLength ? this.elf.bytes.subarray(off, off + len) : undefined;
+      return off + len <= this.elf.bytes.byteLength ? this.elf.range(off, len) : undefined;
     }
     return undefined;
   }

@@ -55,6 +55,11 @@ export interface ElfSymbol {
   sectionIndex: number;
 }
 
+/** Fills the file's bytes [from, to) into the array the ElfFile reads. */
+export interface Loader {
+  load(from: number, to: number): void;
+}
+
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** one decoder for every name: a decoder per string costs native memory the GC frees late (~0.7 KB each) */
 const UTF8 = new TextDecoder();
@@ -78,9 +83,10 @@ export class ElfFile {
   /** the same bytes, for decoding names straight from the file */
   private readonly buffer: Buffer;
 
-  private constructor(readonly bytes: Uint8Array, readonly name: string) {
+  private constructor(readonly bytes: Uint8Array, readonly name: string, private readonly loader?: Loader) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.ensure(0, Math.min(64, bytes.byteLength));
     if (bytes.byteLength < 4 || bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46) {
       throw new ElfError(name, "not an ELF file", "pass an executable built for Linux");
     }
@@ -94,9 +100,13 @@ export class ElfFile {
     this.sections = this.readSections();
   }
 
-  static parse(bytes: Uint8Array, name: string): ElfFile {
+  /**
+   * `loader`, when given, fills `bytes` (zeroes until then, which cost no memory) by ranges as they are first
+   * read: a file is then only read where analysis looks (headers, symbols, pclntab, DWARF, code at probe sites).
+   */
+  static parse(bytes: Uint8Array, name: string, loader?: Loader): ElfFile {
     try {
-      return new ElfFile(bytes, name);
+      return new ElfFile(bytes, name, loader);
     } catch (e) {
       if (e instanceof ElfError) throw e;
       throw new ElfError(name, `corrupt ELF file (${(e as Error).message})`);
@@ -109,6 +119,18 @@ export class ElfFile {
 
   private within(off: number, len: number): boolean {
     return Number.isSafeInteger(off) && Number.isSafeInteger(len) && off >= 0 && len >= 0 && off + len <= this.bytes.byteLength;
+  }
+
+  /** Makes bytes[off, off+len) hold the file's bytes (clamped to the file). */
+  ensure(off: number, len: number): void {
+    const end = Math.min(off + len, this.bytes.byteLength);
+    if (this.loader && off < end) this.loader.load(Math.max(0, off), end);
+  }
+
+  /** The file's bytes [off, off+len), clamped to the file's end. */
+  range(off: number, len: number): Uint8Array {
+    this.ensure(off, len);
+    return this.bytes.subarray(off, Math.min(off + len, this.bytes.byteLength));
   }
 
   /** A 64-bit field read as a number; `what` names it for the message when it cannot be an offset, size or address. */
@@ -128,6 +150,7 @@ export class ElfFile {
   private readSegments(): Segment[] {
     const phoff = this.u64(32, "ELF header: the program header table offset (e_phoff)");
     const phentsize = this.dv.getUint16(54, true);
+    this.ensure(phoff, this.dv.getUint16(56, true) * phentsize);
     const phnum = this.dv.getUint16(56, true);
     if (phnum === 0) return [];
     if (phentsize < PHDR_SIZE) throw new ElfError(this.name, `ELF header: program header size (e_phentsize) is ${phentsize}, less than ${PHDR_SIZE}`);
@@ -158,12 +181,14 @@ export class ElfFile {
     if (shnum === 0 || shoff === 0) return [];
     if (shentsize < SHDR_SIZE) throw new ElfError(this.name, `ELF header: section header size (e_shentsize) is ${shentsize}, less than ${SHDR_SIZE}`);
     if (!this.within(shoff, shnum * shentsize)) throw new ElfError(this.name, "section header table lies outside the file (truncated or corrupt)");
+    this.ensure(shoff, shnum * shentsize);
     const at = (i: number) => shoff + i * shentsize;
     const strtab = shstrndx < shnum ? this.rawSection(at(shstrndx), shstrndx, "") : undefined;
     if (!strtab) throw new ElfError(this.name, `ELF header: the section name table index (e_shstrndx) is ${shstrndx}, but there are ${shnum} sections`);
     if (strtab.type !== SHT_NOBITS && !this.within(strtab.offset, strtab.size)) {
       throw this.pastEnd(`${sectionLabel(strtab)}, the section name table,`, strtab.offset, strtab.size);
     }
+    if (strtab.type !== SHT_NOBITS) this.ensure(strtab.offset, strtab.size);
     const out: Section[] = [];
     for (let i = 0; i < shnum; i++) {
       const nameOff = this.dv.getUint32(at(i), true);
@@ -203,7 +228,7 @@ export class ElfFile {
   sectionData(s: Section): Uint8Array {
     if (s.type === SHT_NOBITS) return new Uint8Array(0);
     if (!this.within(s.offset, s.size)) throw this.pastEnd(sectionLabel(s), s.offset, s.size);
-    return this.bytes.subarray(s.offset, s.offset + s.size);
+    return this.range(s.offset, s.size);
   }
 
   /** Symbols of `.symtab` (or `.dynsym`), empty when the file has none. */
@@ -214,6 +239,7 @@ export class ElfFile {
     if (!strtab) throw new ElfError(this.name, `${sectionLabel(s)}: its string table (sh_link) is section ${s.link}, but there are ${this.sections.length} sections`);
     const data = this.sectionData(s);
     if (strtab.type !== SHT_NOBITS && !this.within(strtab.offset, strtab.size)) throw this.pastEnd(`${sectionLabel(strtab)}, the string table of ${table},`, strtab.offset, strtab.size);
+    if (strtab.type !== SHT_NOBITS) this.ensure(strtab.offset, strtab.size);
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const out: ElfSymbol[] = [];
     for (let p = 24; p + 24 <= data.byteLength; p += 24) {
@@ -237,7 +263,7 @@ export class ElfFile {
   bytesAt(vaddr: number, n: number): Uint8Array | undefined {
     const off = this.fileOffset(vaddr);
     if (off === undefined || this.fileOffset(vaddr + n - 1) !== off + n - 1 || off + n > this.bytes.byteLength) return undefined;
-    return this.bytes.subarray(off, off + n);
+    return this.range(off, n);
   }
 
   /** The file offset of a virtual address in a loaded segment, or undefined if no segment maps it. */

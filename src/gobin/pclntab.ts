@@ -129,6 +129,7 @@ function findHeader(elf: ElfFile): Header {
   for (const seg of elf.segments) {
     if (seg.type !== PT_LOAD) continue;
     const end = Math.min(seg.offset + seg.filesz, b.byteLength);
+    elf.ensure(seg.offset, end - seg.offset);
     for (let p = seg.offset + ((4 - (seg.offset % 4)) % 4); p + 16 <= end; p += 4) {
       // 0xffffff?? then two zero pad bytes; byte 7 is the pointer size
       if (b[p + 1] !== 0xff || b[p + 2] !== 0xff || b[p + 3] !== 0xff || b[p + 4] !== 0 || b[p + 5] !== 0) continue;
@@ -400,7 +401,8 @@ class VaddrReader {
   ptr(vaddr: number): number | undefined {
     const off = this.elf.fileOffset(vaddr);
     if (off === undefined || this.elf.fileOffset(vaddr + 7) !== off + 7 || off + 8 > this.elf.bytes.byteLength) return undefined;
-    const v = new DataView(this.elf.bytes.buffer, this.elf.bytes.byteOffset + off, 8).getBigUint64(0, true);
+    const w = this.elf.range(off, 8);
+    const v = new DataView(w.buffer, w.byteOffset, 8).getBigUint64(0, true);
     if (v === 0n) return this.relative().get(vaddr) ?? 0;
     return v > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(v);
   }
@@ -414,6 +416,7 @@ class VaddrReader {
     for (const seg of this.elf.segments) {
       if (seg.type !== PT_LOAD || (seg.flags & PF_W) === 0) continue;
       const end = Math.min(seg.offset + seg.filesz, b.byteLength);
+      this.elf.ensure(seg.offset, end - seg.offset);
       for (let p = seg.offset + ((8 - (seg.vaddr % 8)) % 8); p + 8 <= end; p += 8) {
         if (dv.getUint32(p, true) === lo && dv.getUint32(p + 4, true) === hi) yield seg.vaddr + (p - seg.offset);
       }

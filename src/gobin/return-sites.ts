@@ -90,7 +90,7 @@ function functionCode(elf: ElfFile, fn: FunctionRange): { code: Uint8Array; base
   if (base === undefined || last === undefined || last - base !== fn.end - 1 - fn.entry) {
     throw new ProbeSiteError(elf.name, fn.name, `0x${fn.entry.toString(16)}-0x${fn.end.toString(16)} is not code stored in the file`, "the symbol table does not match the file (truncated or corrupt?)");
   }
-  return { code: elf.bytes.subarray(base, last + 1), base };
+  return { code: elf.range(base, last + 1 - base), base };
 }
 
 // ---- amd64 -------------------------------------------------------------------------------------------------
