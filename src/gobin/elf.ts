@@ -21,7 +21,7 @@ export const PF_X = 1;
 export const SHT_SYMTAB = 2;
 export const SHT_DYNSYM = 11;
 export const SHT_NOBITS = 8;
-const STT_FUNC = 2;
+export const STT_FUNC = 2;
 
 export interface Section {
   /** its place in the section header table: "section header 12 (.gopclntab)" in messages */
@@ -58,6 +58,18 @@ export interface ElfSymbol {
 /** Fills the file's bytes [from, to) into the array the ElfFile reads. */
 export interface Loader {
   load(from: number, to: number): void;
+}
+
+/** One symbol while walking a table (ElfFile.walkSymbols): valid only during the visit. */
+export interface SymbolRecord {
+  value: number;
+  size: number;
+  /** STT_* */
+  type: number;
+  sectionIndex: number;
+  name(): string;
+  /** the name equals this ASCII string, compared in the file without decoding it */
+  nameIs(name: string): boolean;
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -233,30 +245,55 @@ export class ElfFile {
 
   /** Symbols of `.symtab` (or `.dynsym`), empty when the file has none. */
   symbols(table: ".symtab" | ".dynsym" = ".symtab"): ElfSymbol[] {
+    const out: ElfSymbol[] = [];
+    this.walkSymbols(table, (r) => {
+      out.push({ name: r.name(), value: r.value, size: r.size, type: r.type, isFunction: r.type === STT_FUNC, sectionIndex: r.sectionIndex });
+    });
+    return out;
+  }
+
+  /**
+   * Each symbol of `.symtab` (or `.dynsym`) through one reused record whose name is decoded only when asked:
+   * readers that keep a few of 70,000 symbols make no object and no string for the others. Returns whether the
+   * table exists.
+   */
+  walkSymbols(table: ".symtab" | ".dynsym", visit: (r: SymbolRecord) => void): boolean {
     const s = this.section(table);
-    if (!s || (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM)) return [];
+    if (!s || (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM)) return false;
     const strtab = this.sections[s.link];
     if (!strtab) throw new ElfError(this.name, `${sectionLabel(s)}: its string table (sh_link) is section ${s.link}, but there are ${this.sections.length} sections`);
     const data = this.sectionData(s);
     if (strtab.type !== SHT_NOBITS && !this.within(strtab.offset, strtab.size)) throw this.pastEnd(`${sectionLabel(strtab)}, the string table of ${table},`, strtab.offset, strtab.size);
     if (strtab.type !== SHT_NOBITS) this.ensure(strtab.offset, strtab.size);
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const out: ElfSymbol[] = [];
-    for (let p = 24; p + 24 <= data.byteLength; p += 24) {
-      const info = dv.getUint8(p + 4);
-      // 64-bit fields as two halves: no BigInt per symbol (71,000 symbols in a 57 MB service)
+    let p = 0;
+    const tooFar = (nameOff: number) => `symbol ${p / 24} of ${table}: its name offset ${nameOff} is past the end of ${strtab.name || "its string table"} (${strtab.size} bytes)`;
+    const r: SymbolRecord = {
+      value: 0, size: 0, type: 0, sectionIndex: 0,
+      name: () => {
+        const nameOff = dv.getUint32(p, true);
+        return this.cstring(strtab, nameOff, () => tooFar(nameOff));
+      },
+      nameIs: (name) => {
+        const nameOff = dv.getUint32(p, true);
+        if (nameOff >= strtab.size) throw new ElfError(this.name, tooFar(nameOff));
+        const at = strtab.offset + nameOff;
+        if (at + name.length >= this.bytes.byteLength || this.bytes[at + name.length] !== 0) return false;
+        for (let i = 0; i < name.length; i++) if (this.bytes[at + i] !== name.charCodeAt(i)) return false;
+        return true;
+      },
+    };
+    for (p = 24; p + 24 <= data.byteLength; p += 24) {
+      // 64-bit fields as two halves: no BigInt per symbol
       const [valueHi, sizeHi] = [dv.getUint32(p + 12, true), dv.getUint32(p + 20, true)];
       if (valueHi > SAFE_HIGH || sizeHi > SAFE_HIGH) continue;
-      const value = valueHi * 2 ** 32 + dv.getUint32(p + 8, true);
-      const size = sizeHi * 2 ** 32 + dv.getUint32(p + 16, true);
-      const nameOff = dv.getUint32(p, true);
-      out.push({
-        name: this.cstring(strtab, nameOff, () => `symbol ${p / 24} of ${table}: its name offset ${nameOff} is past the end of ${strtab.name || "its string table"} (${strtab.size} bytes)`),
-        value, size, type: info & 0xf, isFunction: (info & 0xf) === STT_FUNC,
-        sectionIndex: dv.getUint16(p + 6, true),
-      });
+      r.value = valueHi * 2 ** 32 + dv.getUint32(p + 8, true);
+      r.size = sizeHi * 2 ** 32 + dv.getUint32(p + 16, true);
+      r.type = dv.getUint8(p + 4) & 0xf;
+      r.sectionIndex = dv.getUint16(p + 6, true);
+      visit(r);
     }
-    return out;
+    return true;
   }
 
   /** n bytes of the file at a virtual address, or undefined when a loaded segment does not hold them all. */

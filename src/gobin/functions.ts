@@ -3,7 +3,7 @@
  * from `.gopclntab`, which even a stripped Go binary keeps. Either way every function carries the file offset a
  * uprobe needs.
  */
-import { type ElfFile, type ElfSymbol, PF_X, PT_LOAD } from "./elf.ts";
+import { type ElfFile, PF_X, PT_LOAD, STT_FUNC } from "./elf.ts";
 import { type GoFunction, PclntabError, readPclntab } from "./pclntab.ts";
 
 export type { GoFunction } from "./pclntab.ts";
@@ -28,21 +28,25 @@ export function readFunctions(elf: ElfFile): FunctionTable {
  * `pkg(.text)` section symbols of internally linked C objects. Undefined when there is no `.symtab` (or no Go text markers in it).
  */
 function symtabFunctions(elf: ElfFile): GoFunction[] | undefined {
-  const syms = elf.symbols();
-  if (syms.length === 0) return undefined;
-  const marker = (name: string): ElfSymbol | undefined => syms.find((s) => s.name === name);
-  const text = marker("runtime.text");
-  const etext = marker("runtime.etext");
-  if (!text || !etext || etext.value < text.value) return undefined;
+  let text: number | undefined;
+  let etext: number | undefined;
+  const has = elf.walkSymbols(".symtab", (r) => {
+    if (text === undefined && r.nameIs("runtime.text")) text = r.value;
+    else if (etext === undefined && r.nameIs("runtime.etext")) etext = r.value;
+  });
+  if (!has || text === undefined || etext === undefined || etext < text) return undefined;
+  const [lo, hi] = [text, etext];
   const out: GoFunction[] = [];
-  for (const s of syms) {
-    if (!s.isFunction || s.size === 0 || s.value < text.value || s.value >= etext.value || SECTION_SYMBOL.test(s.name)) continue;
-    const fileOffset = elf.fileOffset(s.value);
-    if (fileOffset === undefined || !executable(elf, s.value)) {
-      throw new PclntabError(elf.name, `.symtab: function ${s.name} at 0x${s.value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
+  elf.walkSymbols(".symtab", (r) => {
+    if (r.type !== STT_FUNC || r.size === 0 || r.value < lo || r.value >= hi) return;
+    const name = r.name();
+    if (SECTION_SYMBOL.test(name)) return;
+    const fileOffset = elf.fileOffset(r.value);
+    if (fileOffset === undefined || !executable(elf, r.value)) {
+      throw new PclntabError(elf.name, `.symtab: function ${name} at 0x${r.value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
     }
-    out.push({ name: s.name, entry: s.value, end: s.value + s.size, fileOffset });
-  }
+    out.push({ name, entry: r.value, end: r.value + r.size, fileOffset });
+  });
   return out.sort((a, b) => a.entry - b.entry);
 }
 
