@@ -39,7 +39,8 @@ function startTargets(exe: string, n: number, argv: string[] = []): Bun.Subproce
   return Array.from({ length: n }, () => Bun.spawn([exe, ...argv], { stdout: "ignore", stderr: "ignore" }));
 }
 
-/** One agent on the given pids until it says it is running, then 2 s idle: its peak and settled RSS in MB. */
+/** One agent on the given pids until it says it is running, then 10 s idle (Bun hands freed memory back to the
+ * system a few seconds after a collection): its peak and settled RSS in MB. */
 async function measure(gotel: string, pids: number[]): Promise<{ peak: number; rss: number; ms: number }> {
   const t0 = performance.now();
   const agent = Bun.spawn([gotel, "run", ...pids.flatMap((p) => ["--pid", String(p)])], {
@@ -53,7 +54,7 @@ async function measure(gotel: string, pids: number[]): Promise<{ peak: number; r
     text += new TextDecoder().decode(value);
   }
   const ms = performance.now() - t0;
-  await Bun.sleep(2000);
+  await Bun.sleep(10_000);
   const out = { peak: statusKb(agent.pid, "VmHWM") / 1024, rss: statusKb(agent.pid, "VmRSS") / 1024, ms };
   agent.kill("SIGTERM");
   await agent.exited;
@@ -69,7 +70,7 @@ const scenarios: { label: string; exe: string; n: number; argv?: string[] }[] = 
 ];
 const builds = [...(BEFORE ? [{ label: "before", path: BEFORE }] : []), { label: BEFORE ? "after" : "gotel", path: join(ROOT, "dist/gotel") }];
 
-console.log(`gotel's memory, median of ${RUNS} agents per cell (peak = VmHWM while attaching; rss = 2 s after "running")`);
+console.log(`gotel's memory, median of ${RUNS} agents per cell (peak = VmHWM while attaching; rss = 10 s after "running")`);
 console.log(`${"scenario".padEnd(28)} ${builds.map((b) => `${b.label}: peak / rss / to running`.padEnd(38)).join(" ")}`);
 for (const s of scenarios) {
   const targets = startTargets(s.exe, s.n, s.argv);

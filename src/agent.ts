@@ -266,6 +266,9 @@ export class Agent {
       return unseen ? { ...plans, unseen } : plans;
     } finally {
       exe.close();
+      // the executable's function table and DWARF (~100 MB for a big service) are garbage now: let them go
+      // before the next executable is read, not whenever the heap next fills
+      Bun.gc(true);
     }
   }
 

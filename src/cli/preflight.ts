@@ -58,7 +58,12 @@ export function refuseUntraceable(targets: TargetSpec, instrumentations: readonl
   const why: string[] = [];
   for (const pid of targets.pids) {
     const reason = whyNotTraceable(pid, instrumentations);
-    if (reason === undefined) return;
+    if (reason === undefined) {
+      // what reading the executable left behind (its function table, its DWARF: ~100 MB for a big service) goes
+      // now, before the agent reads it again for its plans: the two would otherwise add up in the peak
+      Bun.gc(true);
+      return;
+    }
     why.push(reason);
   }
   throw new GotelError(`nothing to trace: ${why.join("; ")}`, "`gotel inspect --pid N` shows what gotel instruments in a Go program");
