@@ -268,7 +268,9 @@ export class Agent {
       exe.close();
       // the executable's function table and DWARF (~100 MB for a big service) are garbage now: let them go
       // before the next executable is read, not whenever the heap next fills
+      const t0 = performance.now();
       Bun.gc(true);
+      log.debug("planned an executable; its analysis collected", { file, gcMs: Math.round(performance.now() - t0) });
     }
   }
 

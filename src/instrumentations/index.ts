@@ -24,25 +24,25 @@ export type { Instrumentation, Readiness } from "../probes/instrumentation.ts";
 
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
-    name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, needs: nethttpServer.NEEDS,
+    name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, present: nethttpServer.present, needs: nethttpServer.NEEDS,
     load: (ctx) => NethttpServerProbe.load({ ...ctx.object, memory: ctx.memory }),
   },
   {
-    name: "net/http client", module: "std", object: "nethttp_client", readiness: nethttpClient.readiness, needs: nethttpClient.NEEDS,
+    name: "net/http client", module: "std", object: "nethttp_client", readiness: nethttpClient.readiness, present: nethttpClient.present, needs: nethttpClient.NEEDS,
     load: (ctx) => NethttpClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
   },
   {
-    name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, needs: databaseSql.NEEDS,
+    name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, present: databaseSql.present, needs: databaseSql.NEEDS,
     load: (ctx) => DatabaseSqlProbe.load({
       ...ctx.object, memory: ctx.memory, includeText: ctx.env.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, parse: ctx.env.OTEL_GO_AUTO_PARSE_DB_STATEMENT,
     }),
   },
   {
-    name: "gRPC server", module: GRPC, object: "grpc_server", readiness: grpcServer.readiness, needs: grpcServer.NEEDS,
+    name: "gRPC server", module: GRPC, object: "grpc_server", readiness: grpcServer.readiness, present: grpcServer.present, needs: grpcServer.NEEDS,
     load: (ctx) => GrpcServerProbe.load({ ...ctx.object, memory: ctx.memory }),
   },
   {
-    name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, needs: grpcClient.NEEDS,
+    name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, present: grpcClient.present, needs: grpcClient.NEEDS,
     load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
   },
 ];

@@ -41,6 +41,8 @@ export interface Instrumentation {
   object: string;
   /** whether it would attach to this executable, and why not */
   readiness(exe: GoExecutable): Readiness;
+  /** the executable has the code it instruments at all: its object is loaded for the first one that does */
+  present(exe: GoExecutable): boolean;
   /** the struct fields it reads, of the standard library and of other modules */
   needs: readonly FieldNeed[];
   /** loads its object (once per agent) */

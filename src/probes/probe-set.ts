@@ -1,7 +1,9 @@
 /**
- * The core object, then every instrumentation's object, each loaded once for the agent: the core owns the maps
- * all objects share (ring buffer, counters, span contexts), the instrumentations reuse them. Settings that the
- * kernel applies (sampling, propagation) are written into each object before load.
+ * The core object, loaded at start, then every instrumentation's object, loaded once for the agent when the first
+ * executable that has the code it instruments is planned (objects no target needs cost neither start-up time,
+ * 10–50 ms each through the verifier, nor memory): the core owns the maps all objects share (ring buffer,
+ * counters, span contexts), the instrumentations reuse them. Settings that the kernel applies (sampling,
+ * propagation) are written into each object before load.
  */
 import type { EnvConfig } from "../config/env.ts";
 import { lockdownMode, probeWriteUserAllowed } from "../ebpf/kernel-checks.ts";
@@ -10,8 +12,11 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { CoreObject } from "./core-object.ts";
-import type { Instrumentation } from "./instrumentation.ts";
-import type { SpanProbe } from "./span-probe.ts";
+import { GotelError } from "../errors.ts";
+import type { GoExecutable } from "../gobin/analyze.ts";
+import type { SpanRecord } from "../traces/span.ts";
+import type { Instrumentation, LoadContext } from "./instrumentation.ts";
+import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface ProbeSet {
   /** owns the shared maps: the ring buffer ("events"), the counters ("drops"), the span contexts; their BTF */
@@ -38,7 +43,7 @@ export function loadProbes(
     if (!Number.isInteger(first)) throw new Error("core.bpf.o: no GOTEL_EVENT_FIRST_INSTRUMENTATION in its BTF");
     for (const [n, i] of instrumentations.entries()) {
       const object = { ...base, shareWith: core.obj, eventType: first + n };
-      probes.push(i.load({ object, env, memory, inject: tracecontext && injectAllowed }));
+      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed }));
     }
   } catch (e) {
     for (const p of probes.reverse()) p.close();
@@ -53,4 +58,54 @@ export function loadProbes(
     });
   }
   return { core, probes };
+}
+
+/** An instrumentation as a SpanProbe whose object is loaded by the first prepare() of a binary that needs it. */
+class LazyProbe implements SpanProbe {
+  private probe: SpanProbe | undefined;
+  /** why loading failed: not tried again */
+  private failed: string | undefined;
+
+  constructor(private readonly instrumentation: Instrumentation, private readonly ctx: LoadContext) {}
+
+  get name(): string {
+    return this.instrumentation.name;
+  }
+
+  get eventType(): number {
+    return this.ctx.object.eventType;
+  }
+
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
+    if (this.probe) return this.probe.prepare(exe);
+    if (this.failed) return { skipped: this.failed };
+    if (!this.instrumentation.present(exe)) {
+      const r = this.instrumentation.readiness(exe); // says why, as the loaded probe would (cheap: it stops there)
+      if (r.status === "skipped") return { skipped: r.reason, absent: true };
+    }
+    try {
+      this.probe = this.instrumentation.load(this.ctx);
+    } catch (e) {
+      this.failed = `its eBPF object ${this.instrumentation.object}.bpf.o could not be loaded: ${e instanceof GotelError ? e.oneLine : String(e)}`;
+      return { skipped: this.failed };
+    }
+    return this.probe.prepare(exe);
+  }
+
+  forget(tgid: number): void {
+    this.probe?.forget(tgid);
+  }
+
+  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord {
+    if (!this.probe) throw new Error(`${this.name}: an event before its object was loaded`);
+    return this.probe.record(v, tgid, toUnixNs);
+  }
+
+  unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[] {
+    return this.probe?.unfinished(tgid, endNs, toUnixNs) ?? [];
+  }
+
+  close(): void {
+    this.probe?.close();
+  }
 }

@@ -26,8 +26,6 @@ export interface SpanProbe {
   readonly name: string;
   /** the enum gotel_event_type value of its events */
   readonly eventType: number;
-  /** its loaded eBPF object */
-  readonly object: ProbeObject;
   /** `absent`: the binary does not use this library, nothing to report loudly */
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
   forget(tgid: number): void;

@@ -140,7 +140,7 @@ describe("a stripped binary built by a development Go toolchain", () => {
 
 describe("instrumentations and modules", () => {
   const fake = (name: string, module: string): Instrumentation => ({
-    name, module, object: "none", needs: [], readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }),
+    name, module, object: "none", needs: [], readiness: (exe) => ({ status: "ready", reason: `would probe ${exe.goVersion}`, offsetsSource: "dwarf" }), present: () => true,
     load: () => {
       throw new Error("inspect never loads an instrumentation");
     },

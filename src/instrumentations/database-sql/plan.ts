@@ -196,6 +196,9 @@ const SPEC: ProbeSpec = {
 /** What the probe reads (in the kernel and in user space), for the offsets resolver and the table's generator. */
 export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 
+/** The binary uses database/sql or pgx at all (whether the object is worth loading). */
+export const present = (exe: GoExecutable): boolean => [QUERY_DC, PGX_QUERY, PGX4_QUERY].some((f) => exe.functions().get(f) !== undefined);
+
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): DatabasePlan | { skipped: string; absent?: true } {
   // a program on pgx's own API (pgxpool) may not have database/sql at all
   const main = exe.functions().get(QUERY_DC) ? QUERY_DC : [PGX_QUERY, PGX4_QUERY].find((f) => exe.functions().get(f)) ?? QUERY_DC;

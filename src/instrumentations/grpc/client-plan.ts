@@ -61,6 +61,9 @@ const SPEC: ProbeSpec = {
 /** What the probe reads, for the offsets resolver and the table's generator. */
 export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 
+/** The binary makes gRPC calls at all (whether the object is worth loading). */
+export const present = (exe: GoExecutable): boolean => exe.functions().get(NEW_CLIENT_STREAM) !== undefined;
+
 export interface ClientPlan {
   offsets: Record<string, number | undefined>;
   programs: Record<string, number[]>;

@@ -70,6 +70,9 @@ const SPEC: ProbeSpec = {
 /** What the probe reads, for the offsets resolver and the table's generator. */
 export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 
+/** The binary serves gRPC at all (whether the object is worth loading). */
+export const present = (exe: GoExecutable): boolean => exe.functions().get(HANDLE_STREAM) !== undefined;
+
 /** enum grpc_stream_embed (grpc_server.bpf.c) */
 const STREAM_EMBED = { isStream: 0, pointer: 1, value: 2 } as const;
 

@@ -72,6 +72,9 @@ const SPEC: ProbeSpec = {
 /** What the probe reads, for the offsets resolver and the table's generator. */
 export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
 
+/** The binary sends HTTP with net/http at all (whether the object is worth loading). */
+export const present = (exe: GoExecutable): boolean => exe.functions().get(ROUND_TRIP) !== undefined;
+
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
   return planProbe(exe, SPEC, table);
 }
