@@ -70,6 +70,9 @@ const GO118: Layout = {
 };
 const GO120: Layout = { ...GO118, func: { ...GO118.func, funcID: 40, size: 44 } }; // startLine i32 before funcID
 
+/** enough bytes for any layout's header (8 + 8 words) */
+const HEADER_READ = 8 + 8 * 8;
+
 interface Header {
   /** where the table is, for messages: ".gopclntab", or its file offset in a section-stripped file */
   label: string;
@@ -108,19 +111,26 @@ export function readPclntabEntries(elf: ElfFile): PclntabEntry[] {
   if (elf.machine !== EM_X86_64 && elf.machine !== EM_AARCH64) {
     throw new PclntabError(elf.name, `ELF header: machine ${elf.machine} is neither amd64 nor arm64`, "gotel reads amd64 and arm64 executables");
   }
-  const h = findHeader(elf);
+  const h = findHeader(elf, true);
   const textStart = h.layout === GO116 ? 0 : h.textStart !== 0 ? h.textStart : textStartFromModuledata(elf, h);
   return readEntries(elf, h, textStart);
 }
 
 // ---- locating the header ----------------------------------------------------------------------------------
 
-function findHeader(elf: ElfFile): Header {
+/** whole: read all of the table (the function table needs it); else only its header (moduledata needs that). */
+function findHeader(elf: ElfFile, whole: boolean): Header {
   // internally linked: .gopclntab (PIE before 1.26: .data.rel.ro.gopclntab); externally linked PIE before 1.26
   // merges it into .data.rel.ro, and a section-stripped file has no names at all: then search the loaded segments.
   const named = elf.section(".gopclntab") ?? elf.section(".data.rel.ro.gopclntab");
   if (named && named.type !== SHT_NOBITS && named.size > 0) {
-    const h = parseHeader(named.addr, elf.sectionData(named));
+    let data: Uint8Array;
+    if (whole) data = elf.sectionData(named);
+    else {
+      elf.ensure(named.offset, HEADER_READ); // the rest is read where it is used
+      data = elf.bytes.subarray(named.offset, Math.min(named.offset + named.size, elf.bytes.byteLength));
+    }
+    const h = parseHeader(named.addr, data);
     if (typeof h !== "string") return { ...h, label: named.name };
     throw new PclntabError(elf.name, `${named.name}: ${h}`);
   }
@@ -330,6 +340,8 @@ const MD = { pcHeader: 0, funcnametab: 8, ftab: 128, ftabLen: 136, minpc: 160, m
 
 /** The address of runtime.firstmoduledata and its text start, found through the pclntab header it points at. */
 function findModuledata(elf: ElfFile, h: Header, mem: VaddrReader): { md: number; text: number } | undefined {
+  const at = elf.fileOffset(h.addr);
+  if (at !== undefined) for (const o of [h.pclnOffset, h.pclnOffset + h.nfunc * 8]) elf.ensure(at + o, 4); // only header read
   const firstOff = h.dv.getUint32(h.pclnOffset, true);
   const lastOff = h.dv.getUint32(h.pclnOffset + h.nfunc * 8, true);
   const textOf = (md: number): number | undefined => {
@@ -371,7 +383,7 @@ function textStartFromModuledata(elf: ElfFile, h: Header): number {
 export function moduledataTypes(elf: ElfFile, goMinor: number): number | undefined {
   let h: Header;
   try {
-    h = findHeader(elf);
+    h = findHeader(elf, false);
   } catch {
     return undefined;
   }
