@@ -86,7 +86,7 @@ export class GoExecutable {
 
   /** Linked with C code: the runtime/cgo package is in the binary. */
   get cgo(): boolean {
-    return this.functions().all().some((f) => f.name.startsWith("runtime/cgo.") || f.name === "_cgo_init");
+    return this.functions().get("_cgo_init") !== undefined || this.functions().withPrefix("runtime/cgo.").length > 0;
   }
 
   setting(key: string): string | undefined {

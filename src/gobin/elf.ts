@@ -70,6 +70,8 @@ export interface SymbolRecord {
   name(): string;
   /** the name equals this ASCII string, compared in the file without decoding it */
   nameIs(name: string): boolean;
+  /** where the name's bytes start in the file (NUL-terminated, in its string table, which is read) */
+  nameOffset(): number;
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -281,6 +283,11 @@ export class ElfFile {
         if (at + name.length >= this.bytes.byteLength || this.bytes[at + name.length] !== 0) return false;
         for (let i = 0; i < name.length; i++) if (this.bytes[at + i] !== name.charCodeAt(i)) return false;
         return true;
+      },
+      nameOffset: () => {
+        const nameOff = dv.getUint32(p, true);
+        if (nameOff >= strtab.size) throw new ElfError(this.name, tooFar(nameOff));
+        return strtab.offset + nameOff;
       },
     };
     for (p = 24; p + 24 <= data.byteLength; p += 24) {

@@ -12,42 +12,154 @@ export interface FunctionTable {
   source: "symtab" | "pclntab";
   /** The function of that name (the lowest-addressed one if several share it, as closures of generics can). */
   get(name: string): GoFunction | undefined;
+  /** the functions whose names start with `prefix`, by entry */
+  withPrefix(prefix: string): GoFunction[];
   /** every function, sorted by entry */
   all(): GoFunction[];
 }
 
 export function readFunctions(elf: ElfFile): FunctionTable {
-  const fromSymtab = symtabFunctions(elf);
-  if (fromSymtab) return table("symtab", fromSymtab);
-  return table("pclntab", readPclntab(elf));
+  return SymtabFunctions.read(elf) ?? table("pclntab", readPclntab(elf));
 }
 
 /**
  * Go's functions in `.symtab`: FUNC symbols inside Go's text (runtime.text..runtime.etext), which leaves out the C
  * code of externally linked binaries, zero-size symbols (boundary markers, labels in C assembly), and the
- * `pkg(.text)` section symbols of internally linked C objects. Undefined when there is no `.symtab` (or no Go text markers in it).
+ * `pkg(.text)` section symbols of internally linked C objects. Kept as columns with a hash index over the names'
+ * bytes in `.strtab`: a 57 MB service has 60,000 functions, and a plan asks for a few dozen, so no string and no
+ * object is made for the others (that took ~35 MB of heap while it was built).
  */
-function symtabFunctions(elf: ElfFile): GoFunction[] | undefined {
-  let text: number | undefined;
-  let etext: number | undefined;
-  const has = elf.walkSymbols(".symtab", (r) => {
-    if (text === undefined && r.nameIs("runtime.text")) text = r.value;
-    else if (etext === undefined && r.nameIs("runtime.etext")) etext = r.value;
-  });
-  if (!has || text === undefined || etext === undefined || etext < text) return undefined;
-  const [lo, hi] = [text, etext];
-  const out: GoFunction[] = [];
-  elf.walkSymbols(".symtab", (r) => {
-    if (r.type !== STT_FUNC || r.size === 0 || r.value < lo || r.value >= hi) return;
-    const name = r.name();
-    if (SECTION_SYMBOL.test(name)) return;
-    const fileOffset = elf.fileOffset(r.value);
-    if (fileOffset === undefined || !executable(elf, r.value)) {
-      throw new PclntabError(elf.name, `.symtab: function ${name} at 0x${r.value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
+class SymtabFunctions implements FunctionTable {
+  readonly source = "symtab";
+  private readonly made = new Map<number, GoFunction>();
+  private everything: GoFunction[] | undefined;
+
+  private constructor(
+    private readonly bytes: Uint8Array,
+    /** by entry: entry, end, file offset, where the name starts in the file, its length */
+    private readonly entry: Float64Array,
+    private readonly end: Float64Array,
+    private readonly fileOffset: Float64Array,
+    private readonly nameAt: Float64Array,
+    private readonly nameLen: Uint32Array,
+    /** open addressing over name hashes: function index + 1, 0 = empty */
+    private readonly index: Uint32Array,
+  ) {}
+
+  /** Undefined when there is no `.symtab` (or no Go text markers in it). */
+  static read(elf: ElfFile): SymtabFunctions | undefined {
+    let text: number | undefined;
+    let etext: number | undefined;
+    const has = elf.walkSymbols(".symtab", (r) => {
+      if (text === undefined && r.nameIs("runtime.text")) text = r.value;
+      else if (etext === undefined && r.nameIs("runtime.etext")) etext = r.value;
+    });
+    if (!has || text === undefined || etext === undefined || etext < text) return undefined;
+    const [lo, hi] = [text, etext];
+    const b = elf.bytes;
+    const rows: number[] = []; // entry, size, name offset, name length: four numbers per function
+    elf.walkSymbols(".symtab", (r) => {
+      if (r.type !== STT_FUNC || r.size === 0 || r.value < lo || r.value >= hi) return;
+      const at = r.nameOffset();
+      let len = 0;
+      while (at + len < b.byteLength && b[at + len] !== 0) len++;
+      if (b[at + len - 1] === 0x29 /* ')' */ && SECTION_SYMBOL.test(r.name())) return;
+      if (elf.fileOffset(r.value) === undefined || !executable(elf, r.value)) {
+        throw new PclntabError(elf.name, `.symtab: function ${r.name()} at 0x${r.value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
+      }
+      rows.push(r.value, r.size, at, len);
+    });
+    const n = rows.length / 4;
+    const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => rows[x * 4]! - rows[y * 4]!);
+    const [entry, end, fileOffset, nameAt] = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
+    const nameLen = new Uint32Array(n);
+    for (const [i, k] of order.entries()) {
+      entry[i] = rows[k * 4]!;
+      end[i] = rows[k * 4]! + rows[k * 4 + 1]!;
+      fileOffset[i] = elf.fileOffset(entry[i]!)!;
+      nameAt[i] = rows[k * 4 + 2]!;
+      nameLen[i] = rows[k * 4 + 3]!;
     }
-    out.push({ name, entry: r.value, end: r.value + r.size, fileOffset });
-  });
-  return out.sort((a, b) => a.entry - b.entry);
+    const t = new SymtabFunctions(b, entry, end, fileOffset, nameAt, nameLen, new Uint32Array(slots(n)));
+    for (let i = 0; i < n; i++) t.insert(i); // by entry: a name's first function is its lowest-addressed
+    return t;
+  }
+
+  get(name: string): GoFunction | undefined {
+    const key = utf8(name);
+    const mask = this.index.length - 1;
+    for (let s = hashBytes(key, 0, key.length) & mask; this.index[s] !== 0; s = (s + 1) & mask) {
+      const i = this.index[s]! - 1;
+      if (this.nameLen[i] === key.length && this.sameBytes(this.nameAt[i]!, key)) return this.fn(i);
+    }
+    return undefined;
+  }
+
+  withPrefix(prefix: string): GoFunction[] {
+    const key = utf8(prefix);
+    const out: GoFunction[] = [];
+    for (let i = 0; i < this.entry.length; i++) if (this.nameLen[i]! >= key.length && this.sameBytes(this.nameAt[i]!, key)) out.push(this.fn(i));
+    return out;
+  }
+
+  all(): GoFunction[] {
+    this.everything ??= Array.from(this.entry, (_, i) => this.fn(i));
+    return this.everything;
+  }
+
+  private insert(i: number): void {
+    const mask = this.index.length - 1;
+    const at = this.nameAt[i]!;
+    const len = this.nameLen[i]!;
+    let s = hashBytes(this.bytes, at, at + len) & mask;
+    for (; this.index[s] !== 0; s = (s + 1) & mask) {
+      const j = this.index[s]! - 1;
+      if (this.nameLen[j] === len && this.sameAt(this.nameAt[j]!, at, len)) return;
+    }
+    this.index[s] = i + 1;
+  }
+
+  private sameAt(a: number, b: number, len: number): boolean {
+    for (let k = 0; k < len; k++) if (this.bytes[a + k] !== this.bytes[b + k]) return false;
+    return true;
+  }
+
+  /** the name at `at` starts with (or, compared up to its length, is) these bytes */
+  private sameBytes(at: number, key: Uint8Array): boolean {
+    for (let k = 0; k < key.length; k++) if (this.bytes[at + k] !== key[k]) return false;
+    return true;
+  }
+
+  private fn(i: number): GoFunction {
+    let f = this.made.get(i);
+    if (!f) {
+      const at = this.nameAt[i]!;
+      f = { name: UTF8.decode(this.bytes.subarray(at, at + this.nameLen[i]!)), entry: this.entry[i]!, end: this.end[i]!, fileOffset: this.fileOffset[i]! };
+      this.made.set(i, f);
+    }
+    return f;
+  }
+}
+
+const UTF8 = new TextDecoder();
+const ENCODER = new TextEncoder();
+
+function utf8(s: string): Uint8Array {
+  return ENCODER.encode(s);
+}
+
+/** a power of two at least twice n */
+function slots(n: number): number {
+  let s = 16;
+  while (s < 2 * n) s *= 2;
+  return s;
+}
+
+/** FNV-1a over bytes[from, to) */
+function hashBytes(bytes: Uint8Array, from: number, to: number): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < to; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
 }
 
 /** `runtime/cgo(.text.unlikely)`: the linker's symbol for a section of an internally linked C object */
@@ -62,6 +174,7 @@ function table(source: FunctionTable["source"], fns: GoFunction[]): FunctionTabl
   for (const f of fns) if (!byName.has(f.name)) byName.set(f.name, f);
   return {
     source,
+    withPrefix: (prefix) => fns.filter((f) => f.name.startsWith(prefix)),
     get(name) {
       const f = byName.get(name);
       if (f || source === "symtab" || !name.endsWith(".abi0")) return f;

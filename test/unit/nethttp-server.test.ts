@@ -113,7 +113,12 @@ describe("where a request ends: the functions net/http runs after its handler", 
     const hidden = "net/http.(*response).finishRequest";
     const real = exe.functions();
     const without = {
-      functions: () => ({ ...real, get: (n: string) => (n === hidden ? undefined : real.get(n)), all: () => real.all().filter((f) => f.name !== hidden) }),
+      functions: () => ({
+        source: real.source,
+        get: (n: string) => (n === hidden ? undefined : real.get(n)),
+        withPrefix: (p: string) => real.withPrefix(p).filter((f) => f.name !== hidden),
+        all: () => real.all().filter((f) => f.name !== hidden),
+      }),
       entrySite: (n: string) => (n === hidden ? undefined : exe.entrySite(n)),
     } as unknown as GoExecutable;
     const { programs, ends } = serverPrograms(without, r.plan);

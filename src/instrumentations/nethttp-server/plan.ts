@@ -126,7 +126,7 @@ export function serverPrograms(exe: GoExecutable, plan: ProbePlan): ServerProgra
   const site = (name: string): number | undefined => exe.entrySite(name)?.offset;
   const [finish, connectionDone, panic, recovered] = [FINISH_REQUEST, CONNECTION_DONE, GOPANIC, RECOVERY].map(site);
   const runHandlers = RUN_HANDLERS.filter((f) => exe.functions().get(f));
-  const closures = runHandlers.map((f) => streamDoneClosure(exe.functions().all(), f));
+  const closures = runHandlers.map((f) => streamDoneClosure(exe.functions().withPrefix(`${f}.func`), f));
   const streamDone = closures.map((c) => (c ? site(c.name) : undefined));
   if (finish !== undefined && connectionDone !== undefined && panic !== undefined && recovered !== undefined && streamDone.every((o) => o !== undefined)) {
     return {
