@@ -86,7 +86,7 @@ class SymtabFunctions implements FunctionTable {
   }
 
   get(name: string): GoFunction | undefined {
-    const key = utf8(name);
+    const key = ENCODER.encode(name);
     const mask = this.index.length - 1;
     for (let s = hashBytes(key, 0, key.length) & mask; this.index[s] !== 0; s = (s + 1) & mask) {
       const i = this.index[s]! - 1;
@@ -96,7 +96,7 @@ class SymtabFunctions implements FunctionTable {
   }
 
   withPrefix(prefix: string): GoFunction[] {
-    const key = utf8(prefix);
+    const key = ENCODER.encode(prefix);
     const out: GoFunction[] = [];
     for (let i = 0; i < this.entry.length; i++) if (this.nameLen[i]! >= key.length && this.sameBytes(this.nameAt[i]!, key)) out.push(this.fn(i));
     return out;
@@ -143,10 +143,6 @@ class SymtabFunctions implements FunctionTable {
 
 const UTF8 = new TextDecoder();
 const ENCODER = new TextEncoder();
-
-function utf8(s: string): Uint8Array {
-  return ENCODER.encode(s);
-}
 
 /** a power of two at least twice n */
 function slots(n: number): number {

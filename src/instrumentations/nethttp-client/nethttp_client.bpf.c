@@ -255,6 +255,18 @@ static __always_inline int on_return(const void *ctx)
 	return 0;
 }
 
+/* A *bufio.Writer as its owner leaves it between writes, before anything is written into it: no sticky error,
+ * a full-length buffer, a length within it. Non-zero when it cannot be read or does not look like one. */
+static __always_inline int read_bufio_writer(const struct nethttp_client_config *cfg, __u64 w, struct go_slice *buf, __s64 *n)
+{
+	struct go_iface err = {};
+	if (bpf_probe_read_user(&err, sizeof(err), (const void *)(w + cfg->bufio_writer_err)) ||
+	    bpf_probe_read_user(buf, sizeof(*buf), (const void *)(w + cfg->bufio_writer_buf)) ||
+	    bpf_probe_read_user(n, sizeof(*n), (const void *)(w + cfg->bufio_writer_n)))
+		return -1;
+	return err.tab || !buf->ptr || buf->len != buf->cap || *n < 0 || *n > buf->len;
+}
+
 /*   func (h Header) writeSubset(w io.Writer, exclude map[string]bool, trace *httptrace.ClientTrace) error
  *   Go ABI: h = arg 1, w = args 2-3 (itab, data). */
 static __always_inline int on_write_headers(const void *ctx)
@@ -272,16 +284,10 @@ static __always_inline int on_write_headers(const void *ctx)
 		return 0;
 
 	/* Request.write hands writeSubset the connection's *bufio.Writer (it wraps any writer that is not an
-	 * io.ByteWriter in one); check that it looks like one before writing: no sticky error, a full-length
-	 * buffer, a length within it. */
-	struct go_iface err = {};
+	 * io.ByteWriter in one) */
 	struct go_slice buf = {};
 	__s64 n = -1;
-	if (bpf_probe_read_user(&err, sizeof(err), (const void *)(w + cfg->bufio_writer_err)) ||
-	    bpf_probe_read_user(&buf, sizeof(buf), (const void *)(w + cfg->bufio_writer_buf)) ||
-	    bpf_probe_read_user(&n, sizeof(n), (const void *)(w + cfg->bufio_writer_n)))
-		return 0;
-	if (err.tab || !buf.ptr || buf.len != buf.cap || n < 0 || n > buf.len) {
+	if (read_bufio_writer(cfg, w, &buf, &n)) {
 		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
 		return 0;
 	}
@@ -380,16 +386,11 @@ static __always_inline int on_h2_flush(const void *ctx)
 	if (!cfg || !s || !w || !p.stream)
 		return 0;
 
-	struct go_iface err = {};
 	struct go_slice buf = {};
 	__s64 n = -1;
-	if (bpf_probe_read_user(&err, sizeof(err), (const void *)(w + cfg->bufio_writer_err)) ||
-	    bpf_probe_read_user(&buf, sizeof(buf), (const void *)(w + cfg->bufio_writer_buf)) ||
-	    bpf_probe_read_user(&n, sizeof(n), (const void *)(w + cfg->bufio_writer_n)))
-		return 0;
-	__s64 start = n - H2_FRAME_HEADER_LEN - (__s64)p.block;
+	__s64 start = -1;
 	__u8 f[H2_FRAME_HEADER_LEN] = {};
-	if (err.tab || !buf.ptr || buf.len != buf.cap || start < 0 || n > buf.len ||
+	if (read_bufio_writer(cfg, w, &buf, &n) || (start = n - H2_FRAME_HEADER_LEN - (__s64)p.block) < 0 ||
 	    bpf_probe_read_user(f, sizeof(f), (const void *)(buf.ptr + start))) {
 		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
 		return 0;
