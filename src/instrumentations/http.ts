@@ -10,11 +10,32 @@ export const SCOPE = "go.opentelemetry.io/auto/net/http";
 /** the methods of RFC 9110 and RFC 5789 (and QUERY); any other is reported as `_OTHER` */
 export const KNOWN_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"]);
 
-/** "host:port", "[v6]:port", "host" -> parts */
+/**
+ * "host:port", "[v6]:port", "host", "[v6]" -> parts; anything else (a bare IPv6 address, a port that is not
+ * digits) is all host. Runs twice per server span, so without regular expressions.
+ */
 export function splitHostPort(s: string): { host: string; port?: number } {
-  const m = /^\[([^\]]*)\](?::(\d+))?$/.exec(s) ?? /^([^:]*)(?::(\d+))?$/.exec(s);
-  if (!m) return { host: s };
-  return m[2] !== undefined ? { host: m[1] ?? "", port: Number(m[2]) } : { host: m[1] ?? "" };
+  if (s.charCodeAt(0) === 0x5b /* [ */) {
+    const close = s.indexOf("]");
+    if (close > 0 && close === s.length - 1) return { host: s.slice(1, close) };
+    if (close > 0 && s.charCodeAt(close + 1) === 0x3a /* : */ && allDigits(s, close + 2)) {
+      return { host: s.slice(1, close), port: Number(s.slice(close + 2)) };
+    }
+  }
+  const colon = s.indexOf(":");
+  if (colon < 0) return { host: s };
+  if (s.indexOf(":", colon + 1) < 0 && allDigits(s, colon + 1)) return { host: s.slice(0, colon), port: Number(s.slice(colon + 1)) };
+  return { host: s };
+}
+
+/** s[from..] is one or more ASCII digits */
+function allDigits(s: string, from: number): boolean {
+  if (from >= s.length) return false;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }
 
 /** Request.ProtoMajor/ProtoMinor -> `network.protocol.version`: "1.1", "2" */

@@ -20,16 +20,37 @@ export interface SpanEventContext {
   endNs: bigint;
 }
 
-/** one decoder for every event string: bytes that are not UTF-8 become U+FFFD */
+/** one decoder for strings that are not in an event's view: bytes that are not UTF-8 become U+FFFD */
 export const utf8 = new TextDecoder("utf-8", { fatal: false });
 
-/** "00".."ff": IDs are converted for every span, and toString(16).padStart was a quarter of the decoding */
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+/** Node's Buffer methods (Bun has them too) that @types/node does not declare */
+type Slicing = Buffer & { utf8Slice(start: number, end: number): string; hexSlice(start: number, end: number): string };
+let slicedBuffer: ArrayBufferLike | undefined;
+let slicing: Slicing | undefined;
 
+/**
+ * One Buffer over the memory of an event's view. Events are views into one reused batch buffer, so one Buffer
+ * serves every string of every event: Buffer's native slicing is ~2.5x cheaper than a TextDecoder on a new
+ * Uint8Array, and ~4x cheaper than joining hex digits (measured on Bun 1.4, both run for every span).
+ */
+function slicingOf(v: DataView): Slicing {
+  if (v.buffer !== slicedBuffer || !slicing) {
+    slicedBuffer = v.buffer;
+    slicing = Buffer.from(v.buffer) as Slicing;
+  }
+  return slicing;
+}
+
+/** UTF-8 text at `off` in an event's view; bytes that are not UTF-8 become U+FFFD. */
+export function decodeUtf8(v: DataView, off: number, n: number): string {
+  const start = v.byteOffset + off;
+  return slicingOf(v).utf8Slice(start, start + n);
+}
+
+/** n bytes at `off` in an event's view as lowercase hex digits (trace and span IDs) */
 export function hexBytes(v: DataView, off: number, n: number): string {
-  let s = "";
-  for (let i = 0; i < n; i++) s += HEX[v.getUint8(off + i)]!;
-  return s;
+  const start = v.byteOffset + off;
+  return slicingOf(v).hexSlice(start, start + n);
 }
 
 /** A char array and its length member; the record may be shorter than the struct (a cut tracestate). */
@@ -37,10 +58,7 @@ export function stringField(s: StructView, field: string, lenField: string): (v:
   const off = s.offset(field);
   const cap = s.layout.fields.get(field)?.size ?? 0;
   const len = s.u32(lenField);
-  return (v) => {
-    const n = Math.max(0, Math.min(len(v), cap, v.byteLength - off));
-    return utf8.decode(new Uint8Array(v.buffer, v.byteOffset + off, n));
-  };
+  return (v) => decodeUtf8(v, off, Math.max(0, Math.min(len(v), cap, v.byteLength - off)));
 }
 
 export function i64Field(s: StructView, field: string): (v: DataView) => number {
@@ -56,15 +74,15 @@ export function spanContextDecoder(s: StructView): (v: DataView) => SpanEventCon
   const traceState = stringField(s, "sc.tracestate", "sc.tracestate_len");
   const start = s.u64("hdr.start_ns");
   const end = s.u64("hdr.end_ns");
+  // one shape for every event (no spread of optional members): decoding runs for every span
   return (v) => {
-    const parentSpanId = v.getBigUint64(parent, true) === 0n ? undefined : hexBytes(v, parent, 8);
-    const ts = traceState(v);
+    const hasParent = v.getBigUint64(parent, true) !== 0n;
     return {
       traceId: hexBytes(v, traceId, 16),
       spanId: hexBytes(v, spanId, 8),
-      ...(parentSpanId ? { parentSpanId } : {}),
-      parentIsRemote: parentSpanId !== undefined && remote(v) !== 0,
-      ...(ts ? { traceState: ts } : {}),
+      parentSpanId: hasParent ? hexBytes(v, parent, 8) : undefined,
+      parentIsRemote: hasParent && remote(v) !== 0,
+      traceState: traceState(v) || undefined,
       startNs: start(v),
       endNs: end(v),
     };
@@ -76,8 +94,9 @@ export function recordContext(e: SpanEventContext): Pick<SpanRecord, "traceId" |
   return {
     traceId: e.traceId,
     spanId: e.spanId,
-    ...(e.parentSpanId ? { parentSpanId: e.parentSpanId, parentIsRemote: e.parentIsRemote } : {}),
-    ...(e.traceState ? { traceState: e.traceState } : {}),
+    parentSpanId: e.parentSpanId || undefined,
+    parentIsRemote: e.parentSpanId ? e.parentIsRemote : undefined,
+    traceState: e.traceState || undefined,
     startUnixNs: e.startNs,
     endUnixNs: e.endNs,
   };

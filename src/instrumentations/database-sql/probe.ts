@@ -16,7 +16,8 @@ export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
 }
 
-type RawEvent = Omit<DatabaseEvent, "errorType" | "responseStatusCode"> & { errorTypeAddress: bigint; errorData: bigint; connector: GoIface };
+/** the event as decoded; `record` completes it in place (no copies: this runs for every span) */
+type RawEvent = DatabaseEvent & { errorTypeAddress: bigint; errorData: bigint; connector: GoIface };
 
 const MAX_SOURCES = 1024;
 
@@ -74,19 +75,14 @@ export class DatabaseSqlProbe extends ObjectSpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { errorTypeAddress, errorData, connector, ...e } = this.decode(v);
+    const e = this.decode(v);
     const memory = this.opts.memory?.(tgid);
-    const errorType = errorTypeName(memory, errorTypeAddress);
-    const offsets = this.processes.get(tgid)?.offsets ?? {};
-    const code = errorType === undefined ? undefined : responseStatusCode(memory, offsets, errorType, Number(errorData));
-    return toSpanRecord(
-      {
-        ...e, ...(errorType ? { errorType } : {}), ...(code ? { responseStatusCode: code } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs),
-        ...(e.client === "pgx" ? { pgxModule: this.processes.get(tgid)?.pgxModule } : {}),
-      },
-      this.source(tgid, e.client, connector, memory),
-      this.opts,
-    );
+    e.errorType = errorTypeName(memory, e.errorTypeAddress);
+    if (e.errorType !== undefined) e.responseStatusCode = responseStatusCode(memory, this.processes.get(tgid)?.offsets ?? {}, e.errorType, Number(e.errorData)) || undefined;
+    if (e.client === "pgx") e.pgxModule = this.processes.get(tgid)?.pgxModule;
+    e.startNs = toUnixNs(e.startNs);
+    e.endNs = toUnixNs(e.endNs);
+    return toSpanRecord(e, this.source(tgid, e.client, e.connector, memory), this.opts);
   }
 
   /** connector: a DB's connector, or for pgx (tab 0) its Conn's *ConnConfig */

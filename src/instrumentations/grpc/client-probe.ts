@@ -15,7 +15,8 @@ export interface ClientLoadOptions extends LoadOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
 }
 
-type RawEvent = Omit<ClientEvent, "errorType"> & { errorTypeAddress: bigint };
+/** the event as decoded; `record` completes it in place (no copies: this runs for every span) */
+type RawEvent = ClientEvent & { errorTypeAddress: bigint };
 
 export class GrpcClientProbe extends ObjectSpanProbe {
   readonly name = "gRPC client";
@@ -43,9 +44,11 @@ export class GrpcClientProbe extends ObjectSpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { errorTypeAddress, ...e } = this.decode(v);
-    const errorType = errorTypeName(this.opts.memory?.(tgid), errorTypeAddress);
-    return toSpanRecord({ ...e, ...(errorType ? { errorType } : {}), startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs) });
+    const e = this.decode(v);
+    e.errorType = errorTypeName(this.opts.memory?.(tgid), e.errorTypeAddress);
+    e.startNs = toUnixNs(e.startNs);
+    e.endNs = toUnixNs(e.endNs);
+    return toSpanRecord(e);
   }
 }
 

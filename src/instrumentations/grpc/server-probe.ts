@@ -14,7 +14,8 @@ export interface ServerLoadOptions extends LoadOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
 }
 
-type RawEvent = Omit<ServerEvent, "peer"> & { transportType: bigint; peerType: bigint; peerIp: Uint8Array; peerPort: number };
+/** the event as decoded; `record` completes it in place (no copies: this runs for every span) */
+type RawEvent = ServerEvent & { transportType: bigint; peerType: bigint; peerIp: Uint8Array; peerPort: number };
 
 /** the transport whose peer the kernel reads, and the address type it understands */
 const HTTP2_TRANSPORT = "*transport.http2Server";
@@ -45,16 +46,14 @@ export class GrpcServerProbe extends ObjectSpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { transportType, peerType, peerIp, peerPort, ...e } = this.decode(v);
+    const e = this.decode(v);
     const memory = this.opts.memory?.(tgid);
     const name = (t: bigint): string | undefined => (t > 0n && t <= BigInt(Number.MAX_SAFE_INTEGER) ? memory?.typeName(Number(t)) : undefined);
-    const tcpPeer = name(transportType) === HTTP2_TRANSPORT && name(peerType) === TCP_ADDR && (peerIp.length === 4 || peerIp.length === 16);
-    return toSpanRecord({
-      ...e,
-      ...(tcpPeer ? { peer: { address: ipString(peerIp), port: peerPort } } : {}),
-      startNs: toUnixNs(e.startNs),
-      endNs: toUnixNs(e.endNs),
-    });
+    const tcpPeer = name(e.transportType) === HTTP2_TRANSPORT && name(e.peerType) === TCP_ADDR && (e.peerIp.length === 4 || e.peerIp.length === 16);
+    if (tcpPeer) e.peer = { address: ipString(e.peerIp), port: e.peerPort };
+    e.startNs = toUnixNs(e.startNs);
+    e.endNs = toUnixNs(e.endNs);
+    return toSpanRecord(e);
   }
 }
 

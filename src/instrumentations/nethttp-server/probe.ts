@@ -18,9 +18,8 @@ export interface ServerLoadOptions extends LoadOptions {
 /** what the kernel read at runtime.gopanic, before the type is named */
 interface RawPanic { type: bigint; ns: bigint; value: DataView; text: Uint8Array }
 
-type RawEvent = Omit<ServerEvent, "status" | "panic"> & {
-  status: number; statusXnet: number; writerItab: bigint; writerXnet: boolean; panic: RawPanic | undefined;
-};
+/** the event as decoded; `record` completes it in place into a ServerEvent (no copies: this runs for every span) */
+type RawEvent = ServerEvent & { statusXnet: number; writerItab: bigint; writerXnet: boolean; rawPanic: RawPanic | undefined };
 
 /** whose HTTP/2 writers this process's offsets can read */
 type H2Readable = Record<H2Server, boolean>;
@@ -84,13 +83,13 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 
   record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
-    const { writerItab, writerXnet, status, statusXnet, panic, ...e } = this.decode(v);
+    const e = this.decode(v);
     // HTTP/1 (every span of most services) takes the status as read; only HTTP/2 asks whose writer it was
-    const known = e.protoMajor !== 2 ? status : this.h2Status(tgid, writerXnet ? "xnet" : this.h2Server(tgid, writerItab), status, statusXnet);
-    return toSpanRecord({
-      ...e, status: known, startNs: toUnixNs(e.startNs), endNs: toUnixNs(e.endNs),
-      ...(panic ? { panic: this.goPanic(tgid, panic, toUnixNs) } : {}),
-    });
+    if (e.protoMajor === 2) e.status = this.h2Status(tgid, e.writerXnet ? "xnet" : this.h2Server(tgid, e.writerItab), e.status, e.statusXnet);
+    if (e.rawPanic) e.panic = this.goPanic(tgid, e.rawPanic, toUnixNs);
+    e.startNs = toUnixNs(e.startNs);
+    e.endNs = toUnixNs(e.endNs);
+    return toSpanRecord(e);
   }
 
   private goPanic(tgid: number, p: RawPanic, toUnixNs: (ns: bigint) => bigint): GoPanic {
@@ -100,7 +99,7 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 
   /** An HTTP/2 status as read through the offsets of the server whose writer the request had, if known. */
-  private h2Status(tgid: number, server: H2Server | undefined, std: number, xnet: number): number | undefined {
+  private h2Status(tgid: number, server: H2Server | undefined, std: number | undefined, xnet: number): number | undefined {
     if (!server || !this.h2Readable.get(tgid)?.[server]) return undefined;
     return server === "std" ? std : xnet;
   }
@@ -145,7 +144,7 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
     tls: tls(v) !== 0,
     userAgent: userAgent(v),
     abandoned: abandoned(v) !== 0,
-    panic: panic(v),
+    rawPanic: panic(v),
   });
 }
 
