@@ -9,7 +9,7 @@ import { decodeUtf8, hexBytes } from "../../src/probes/span-event.ts";
 import { processResource } from "../../src/traces/resource.ts";
 import { hrTime, toReadableSpan, type SpanRecord } from "../../src/traces/span.ts";
 
-const plainHrTime = (ns: bigint) => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+const plainHrTime = (ns: bigint): [number, number] => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
 
 test("hrTime equals BigInt division, for times in any order and far apart", () => {
   const now = 1_765_000_000_123_456_789n;
