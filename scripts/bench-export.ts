@@ -61,7 +61,7 @@ async function startSink(): Promise<{ url: string; stop: () => void }> {
 
 type Stage = "record" | "readable" | "queued" | "serialized" | OtlpProtocol;
 
-function exporterFor(stage: Stage, url: string): DescribedExporter | undefined {
+async function exporterFor(stage: Stage, url: string): Promise<DescribedExporter | undefined> {
   const answered = (serialize: boolean): SpanExporter => ({
     export: (spans: ReadableSpan[], done) => {
       if (serialize) ProtobufTraceSerializer.serializeRequest(spans);
@@ -82,7 +82,7 @@ function exporterFor(stage: Stage, url: string): DescribedExporter | undefined {
 }
 
 async function run(stage: Stage, url: string): Promise<{ usPerSpan: number; exported: number; spans: number }> {
-  const target = exporterFor(stage, url);
+  const target = await exporterFor(stage, url);
   const pipeline = target ? new ExportPipeline(target, QUEUE) : undefined;
   const perTick = Math.round((RATE * TICK_MS) / 1000);
   const ticks = Math.round((SECONDS * 1000) / TICK_MS);

@@ -73,6 +73,9 @@ async function compile(arch: Arch): Promise<string> {
     plugins: [assetsPlugin(arch, true)],
     minify: true,
     sourcemap: "none",
+    // compiled to JavaScriptCore bytecode at build time: `gotel version` went from ~90 to ~20 ms (parsing the bundle)
+    bytecode: true,
+    format: "esm",
   });
   if (!result.success) {
     for (const l of result.logs) console.error(l);

@@ -17,13 +17,13 @@ import { StructView } from "./ebpf/struct-view.ts";
 import { GotelError } from "./errors.ts";
 import { ExportPipeline, type DescribedExporter, type ExportCounts } from "./export/pipeline.ts";
 import { RateLimitedWarning } from "./export/warnings.ts";
-import { GoExecutable, isGoExecutable } from "./gobin/analyze.ts";
+import { isGoExecutable } from "./gobin/analyze.ts";
 import { GoTypeNames, loadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
-import { PlanCache, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
+import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
 import type { SpanProbe } from "./probes/span-probe.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
@@ -120,6 +120,8 @@ export class Agent {
   private readonly probes: readonly SpanProbe[];
   private readonly core: CoreObject;
   private readonly plans = new PlanCache((file) => this.planFile(file));
+  /** set while an executable's analysis is garbage not yet collected */
+  private analysisGarbage: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
     this.probes = set.probes;
@@ -259,19 +261,28 @@ export class Agent {
 
   /** Reads an executable once per file identity: the probes' plans, then the executable is let go. */
   private planFile(file: string): ExecutablePlans {
-    const exe = GoExecutable.open(file);
+    // the last executable's function table and DWARF (~100 MB for a big service) are garbage: let them go before
+    // this one is read, not whenever the heap next fills
+    if (this.analysisGarbage) this.collectAnalysis();
+    const exe = openExecutable(file);
     try {
       const plans = planExecutable(exe, this.probes);
       const unseen = moduleList(notInstrumented(exe, undefined, (name) => plans.ready.some((r) => r.probe.name === name)));
       return unseen ? { ...plans, unseen } : plans;
     } finally {
       exe.close();
-      // the executable's function table and DWARF (~100 MB for a big service) are garbage now: let them go
-      // before the next executable is read, not whenever the heap next fills
-      const t0 = performance.now();
-      Bun.gc(true);
-      log.debug("planned an executable; its analysis collected", { file, gcMs: Math.round(performance.now() - t0) });
+      // collected once the attaching in progress is done (a full collection is 10-20 ms of a start), or before the
+      // next executable is read, whichever comes first
+      this.analysisGarbage = setTimeout(() => this.collectAnalysis(), 0);
     }
+  }
+
+  private collectAnalysis(): void {
+    clearTimeout(this.analysisGarbage);
+    this.analysisGarbage = undefined;
+    const t0 = performance.now();
+    Bun.gc(true);
+    log.debug("an executable's analysis collected", { gcMs: Math.round(performance.now() - t0) });
   }
 
   /** A target's memory, and the names of Go types at its runtime addresses (cached), when it can be read. */
@@ -355,6 +366,7 @@ export class Agent {
     this.stopped = true;
     this.watcher?.stop();
     clearInterval(this.lossTimer);
+    clearTimeout(this.analysisGarbage);
     // every target forgotten in the kernel's maps: from here no span starts and none in flight ends
     const links: UprobeLinks[] = [];
     for (const pid of [...this.targets.keys()]) void this.detach(pid, "gotel is stopping", false, links);

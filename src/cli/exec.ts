@@ -50,7 +50,7 @@ export async function execCommand(args: string[], env: EnvConfig): Promise<numbe
     pending.push(sig);
   };
   for (const sig of FORWARDED) process.on(sig, (s: NodeJS.Signals) => forward(s));
-  const exporter = spanExporter(env);
+  const exporter = await spanExporter(env);
   const agent = await Agent.start({ env, exporters: exporter ? [{ exporter }] : [] });
   const child = Bun.spawn(["/bin/sh", "-c", 'kill -STOP $$ && exec "$0" "$@"', program, ...cmd.slice(1)], {
     stdin: "inherit", stdout: "inherit", stderr: "inherit",

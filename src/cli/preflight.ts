@@ -11,9 +11,17 @@ import type { TargetSpec } from "../discovery/watcher.ts";
 import { GotelError } from "../errors.ts";
 import { GoExecutable } from "../gobin/analyze.ts";
 import { INSTRUMENTATIONS, notInstrumented, type Instrumentation } from "../instrumentations/index.ts";
+import { lendExecutable } from "../probes/executable-plans.ts";
 
-/** Why process `given` cannot be instrumented, or undefined when it can (or this cannot tell). */
-export function whyNotTraceable(given: number, instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS): string | undefined {
+/**
+ * Why process `given` cannot be instrumented, or undefined when it can (or this cannot tell). `keep` takes the
+ * executable of one that can, analysed and still open, instead of closing it.
+ */
+export function whyNotTraceable(
+  given: number,
+  instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS,
+  keep?: (file: string, exe: GoExecutable) => void,
+): string | undefined {
   const pid = readStatus(given)?.tgid;
   if (pid === undefined) return undefined;
   const r = readProcessResult(pid, { nsPid: false });
@@ -36,19 +44,24 @@ export function whyNotTraceable(given: number, instrumentations: readonly Instru
       ? `${name} is not a Go program${message.slice(notGo.length)}`
       : `${name}: its executable cannot be read as a Go program (${message})`;
   }
+  let kept = false;
   try {
     const reasons: string[] = [];
     for (const i of instrumentations) {
       if (exe.moduleVersion(i.module) === undefined) continue;
       const r = i.readiness(exe);
-      if (r.status === "ready") return undefined;
+      if (r.status === "ready") {
+        if (keep) keep(file, exe);
+        kept = keep !== undefined;
+        return undefined;
+      }
       if (!reasons.includes(r.reason)) reasons.push(r.reason);
     }
     const libs = notInstrumented(exe, instrumentations, () => false);
     const why = libs.length ? libs.map((l) => `${l.module} ${l.version}: ${l.note}`) : reasons;
     return `${name} is a Go program in which gotel instruments nothing: ${why.join(", ") || "no library gotel knows"}`;
   } finally {
-    exe.close();
+    if (!kept) exe.close();
   }
 }
 
@@ -57,13 +70,9 @@ export function refuseUntraceable(targets: TargetSpec, instrumentations: readonl
   if (targets.exes.length > 0 || targets.all || targets.pids.length === 0) return;
   const why: string[] = [];
   for (const pid of targets.pids) {
-    const reason = whyNotTraceable(pid, instrumentations);
-    if (reason === undefined) {
-      // what reading the executable left behind (its function table, its DWARF: ~100 MB for a big service) goes
-      // now, before the agent reads it again for its plans: the two would otherwise add up in the peak
-      Bun.gc(true);
-      return;
-    }
+    // the first traceable target's executable, analysed, goes to the agent's planner instead of being read twice
+    const reason = whyNotTraceable(pid, instrumentations, lendExecutable);
+    if (reason === undefined) return;
     why.push(reason);
   }
   throw new GotelError(`nothing to trace: ${why.join("; ")}`, "`gotel inspect --pid N` shows what gotel instruments in a Go program");

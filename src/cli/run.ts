@@ -11,7 +11,7 @@ import { parseFlags } from "./usage.ts";
 export async function runCommand(args: string[], env: EnvConfig): Promise<number> {
   const { values } = parseFlags(args, TARGET_FLAGS);
   const targets = targetSpec(values, env);
-  const exporter = spanExporter(env);
+  const exporter = await spanExporter(env);
   refuseUntraceable(targets);
   const signalled = stopSignal();
   const agent = await Agent.start({ env, targets, exporters: exporter ? [{ exporter }] : [] });

@@ -69,7 +69,7 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
   refuseUntraceable(targets);
 
   const output = new TraceOutput({ format, write: (t) => process.stdout.write(t), color: tty && !process.env.NO_COLOR });
-  const otlp = values.otlp ? spanExporter(env) : undefined;
+  const otlp = values.otlp ? await spanExporter(env) : undefined;
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => (finish = resolve));
   let seen = 0;

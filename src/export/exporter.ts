@@ -2,9 +2,10 @@
  * The span exporter chosen by OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_*, built from the OpenTelemetry JS
  * exporters (we never encode OTLP ourselves). Signal-specific variables (…_TRACES_…) win over the generic
  * ones; a generic endpoint gets `/v1/traces` appended for the HTTP protocols, as the specification says.
+ *
+ * The gRPC exporter and @grpc/grpc-js are imported only when OTLP/gRPC is chosen: loading them took ~60 ms of
+ * every start of the compiled binary.
  */
-import { Metadata } from "@grpc/grpc-js";
-import { OTLPTraceExporter as GrpcExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { OTLPTraceExporter as HttpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as HttpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { CompressionAlgorithm, OTLPExporterError } from "@opentelemetry/otlp-exporter-base";
@@ -81,7 +82,7 @@ export function describeExportError(error: Error | undefined, s: Pick<OtlpSettin
   return message.split("\n")[0]!.slice(0, 160) || error.name;
 }
 
-export function otlpExporter(s: OtlpSettings): DescribedExporter {
+export async function otlpExporter(s: OtlpSettings): Promise<DescribedExporter> {
   const compression = s.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
   const seen: { status?: number } = {};
   const described = (exporter: SpanExporter): DescribedExporter => ({
@@ -93,6 +94,7 @@ export function otlpExporter(s: OtlpSettings): DescribedExporter {
   const overHttp = { ...common, headers: s.headers, httpAgentOptions: (p: string) => statusAgent(p, seen) };
   switch (s.protocol) {
     case "grpc": {
+      const [{ Metadata }, { OTLPTraceExporter: GrpcExporter }] = await Promise.all([import("@grpc/grpc-js"), import("@opentelemetry/exporter-trace-otlp-grpc")]);
       const metadata = new Metadata();
       for (const [k, v] of Object.entries(s.headers)) metadata.set(k, v);
       return described(new GrpcExporter({ ...common, metadata }));
@@ -105,7 +107,7 @@ export function otlpExporter(s: OtlpSettings): DescribedExporter {
 }
 
 /** The exporter for OTEL_TRACES_EXPORTER, or undefined for `none`. */
-export function spanExporter(env: EnvConfig): DescribedExporter | undefined {
+export async function spanExporter(env: EnvConfig): Promise<DescribedExporter | undefined> {
   switch (env.OTEL_TRACES_EXPORTER) {
     case "none":
       return undefined;

@@ -25,6 +25,8 @@ export interface ProbeSites {
 export class GoExecutable {
   readonly buildInfo: BuildInfo;
   private functionTable: FunctionTable | undefined;
+  /** DWARF answers by the list of fields asked: the preflight's readiness and the agent's plans ask the same */
+  private readonly dwarfAnswers = new Map<string, Map<string, FieldOffset> | undefined>();
 
   private constructor(readonly path: string, readonly elf: ElfFile, private readonly file?: FileReader) {
     this.buildInfo = readBuildInfo(elf);
@@ -131,7 +133,10 @@ export class GoExecutable {
 
   /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */
   dwarfFieldOffsets(fields: readonly string[]): Map<string, FieldOffset> | undefined {
-    return this.hasDwarf ? readStructFieldOffsets(this.elf, fields) : undefined;
+    if (!this.hasDwarf) return undefined;
+    const key = fields.join("\n");
+    if (!this.dwarfAnswers.has(key)) this.dwarfAnswers.set(key, readStructFieldOffsets(this.elf, fields));
+    return this.dwarfAnswers.get(key);
   }
 }
 

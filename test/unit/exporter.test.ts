@@ -25,9 +25,10 @@ describe("OTLP exporter settings from the environment", () => {
     })).toEqual({ protocol: "http/json", url: "http://localhost:4318/v1/traces", headers: { a: "1", b: "3" }, timeoutMillis: 2500, compression: "none", concurrencyLimit: 33 });
   });
 
-  test("OTEL_TRACES_EXPORTER picks the exporter", () => {
-    expect(spanExporter(readEnv({ OTEL_TRACES_EXPORTER: "none" }))).toBeUndefined();
-    expect(spanExporter(readEnv({ OTEL_TRACES_EXPORTER: "console" }))?.exporter.constructor.name).toBe("ConsoleSpanExporter");
-    expect(spanExporter(readEnv({}))?.exporter.constructor.name).toBe("OTLPTraceExporter");
+  test("OTEL_TRACES_EXPORTER picks the exporter", async () => {
+    expect(await spanExporter(readEnv({ OTEL_TRACES_EXPORTER: "none" }))).toBeUndefined();
+    expect((await spanExporter(readEnv({ OTEL_TRACES_EXPORTER: "console" })))?.exporter.constructor.name).toBe("ConsoleSpanExporter");
+    expect((await spanExporter(readEnv({})))?.exporter.constructor.name).toBe("OTLPTraceExporter");
+    expect((await spanExporter(readEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })))?.exporter.constructor.name).toBe("OTLPTraceExporter");
   });
 });
