@@ -34,8 +34,8 @@ function filesIn(dir: string, suffix: string, recursive = false): string[] {
   return readdirSync(dir, { recursive, encoding: "utf8" }).filter((f) => f.endsWith(suffix)).sort().map((f) => join(dir, f));
 }
 
-/** gotel's own eBPF programs: doctor's self-test in bpf/, each instrumentation's in its folder */
-const PRODUCT_BPF = [...filesIn(join(ROOT, "bpf"), ".bpf.c"), ...filesIn(join(ROOT, "src/instrumentations"), ".bpf.c", true)];
+/** gotel's own eBPF programs: the core and doctor's self-test in bpf/, each instrumentation's in its folder, propagation's */
+const PRODUCT_BPF = [...filesIn(join(ROOT, "bpf"), ".bpf.c"), ...filesIn(join(ROOT, "src/instrumentations"), ".bpf.c", true), ...filesIn(join(ROOT, "src/propagation"), ".bpf.c", true)];
 
 /** The host's multiarch include dir holds asm/types.h, which linux/bpf.h needs; it is the same for both targets. */
 function multiarchInclude(): string {

@@ -21,6 +21,7 @@ import { isGoExecutable } from "./gobin/analyze.ts";
 import { GoTypeNames, loadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
+import type { SameHostLinking } from "./propagation/same-host.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
@@ -119,6 +120,7 @@ export class Agent {
 
   private readonly probes: readonly SpanProbe[];
   private readonly core: CoreObject;
+  private readonly sameHost: SameHostLinking | undefined;
   private readonly plans = new PlanCache((file) => this.planFile(file));
   /** set while an executable's analysis is garbage not yet collected */
   private analysisGarbage: ReturnType<typeof setTimeout> | undefined;
@@ -126,6 +128,7 @@ export class Agent {
   private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
     this.probes = set.probes;
     this.core = set.core;
+    this.sameHost = set.sameHost;
     const env = opts.env;
     this.pipelines = opts.exporters.map(({ exporter, delayMs }) => new ExportPipeline(exporter, {
       scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
@@ -256,6 +259,7 @@ export class Agent {
       { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
     );
     this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: plans.typesBase, lowestLoad: plans.lowestLoad });
+    this.sameHost?.track(pid);
     return true;
   }
 
@@ -321,6 +325,7 @@ export class Agent {
     else if (exited && !existsSync(`/proc/${pid}`)) this.reaper.add(t.links);
     else released = Promise.all(t.links.map((l) => l.release())).then(() => undefined);
     for (const p of t.probes) p.forget(pid);
+    this.sameHost?.forget(pid);
     this.core.forget(pid);
     t.memoryFile?.close();
     this.targets.delete(pid);
@@ -381,6 +386,7 @@ export class Agent {
     this.reader.close();
     this.finalStats = { ...this.currentStats(), exports: this.pipelines.map((p) => p.stats) };
     for (const p of this.probes) p.close();
+    this.sameHost?.close();
     // the core owns the shared maps: closed last
     this.core.close();
   }

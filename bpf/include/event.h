@@ -32,6 +32,7 @@ enum gotel_counter {
 	GOTEL_COUNTER_INJECT_PRESENT = 4, /* not injected: the application had set traceparent itself */
 	GOTEL_COUNTER_INJECT_NO_ROOM = 5, /* not injected: no room in the request's write buffer, a writer that did not
 					   * look like a bufio.Writer, or a failed write */
+	GOTEL_COUNTER_LINKED_SAME_HOST = 6, /* server spans that continued a client span of this host (same_host.h) */
 	GOTEL_COUNTER_MAX = 8,
 };
 

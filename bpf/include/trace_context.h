@@ -76,6 +76,7 @@ enum gotel_sampler_root {
 enum gotel_propagation {
 	GOTEL_PROPAGATION_EXTRACT = 1, /* read traceparent/tracestate from incoming requests */
 	GOTEL_PROPAGATION_INJECT = 2,  /* write them into outgoing requests */
+	GOTEL_PROPAGATION_SAME_HOST = 4, /* link server spans to client spans of this host (same_host.h) */
 };
 GOTEL_BTF_TYPE(sampler_root, enum gotel_sampler_root);
 GOTEL_BTF_TYPE(propagation, enum gotel_propagation);

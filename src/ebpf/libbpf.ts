@@ -52,6 +52,8 @@ const symbols = {
   bpf_map__delete_elem: { args: [ptr, ptr, usize, u64], returns: i32 },
   bpf_map__get_next_key: { args: [ptr, ptr, ptr, usize], returns: i32 },
   bpf_link__destroy: { args: [ptr], returns: i32 },
+  bpf_program__attach: { args: [ptr], returns: ptr },
+  libbpf_get_error: { args: [ptr], returns: i64 },
   bpf_link__fd: { args: [ptr], returns: i32 },
   bpf_link__disconnect: { args: [ptr], returns: none },
   gotel_set_log: { args: [fn], returns: none },

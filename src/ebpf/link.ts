@@ -121,6 +121,17 @@ function attachMulti(prog: BpfProgram, sites: UprobeSites): UprobeLinks {
   return new UprobeLinks([link], "multi", offsets.length);
 }
 
+/** Attaches a kernel program where its section says (e.g. raw_tp/sys_enter); destroying the link detaches it. */
+export function attachBySection(prog: BpfProgram): UprobeLinks {
+  const { sym } = libbpf();
+  const link = pointer(sym.bpf_program__attach(prog.handle));
+  if (!link) {
+    const err = Number(sym.libbpf_get_error(null)) || -1;
+    throw new BpfError("bpf_program__attach", err, `program '${prog.name}' (${prog.section})`, strerror(err));
+  }
+  return new UprobeLinks([link], "classic", 1);
+}
+
 let multiSupport: boolean | undefined;
 
 /**

@@ -12,8 +12,11 @@ import { uintBytes, type BpfMap } from "../ebpf/map.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { StructView } from "../ebpf/struct-view.ts";
 
-/** The maps every object declares and the core object owns. */
-export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx"] as const;
+/**
+ * The maps the core object owns and the others reuse: every object declares the first three; the same-host
+ * linking maps (bpf/include/same_host.h) only the objects that include that header.
+ */
+export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_link_pending", "gotel_conn_links", "gotel_conn_reads", "gotel_link_tgids"] as const;
 
 const ABSENT = 0xffff_ffff_ffff_ffffn;
 /** GOTEL_FLAG_SAMPLED (bpf/include/trace_context.h): W3C trace-flags bit 0 */
@@ -58,7 +61,10 @@ export class ProbeObject {
       const names = new Set(o.btf().datasecVariables(".rodata").map((v) => v.name));
       const constants = { ...opts.constants, gotel_event_type_id: opts.eventType };
       o.setConstants(Object.fromEntries(Object.entries(constants).filter(([k]) => names.has(k))));
-      if (opts.shareWith) o.shareMaps(opts.shareWith, SHARED_MAPS);
+      if (opts.shareWith) {
+        const has = new Set(o.mapNames());
+        o.shareMaps(opts.shareWith, SHARED_MAPS.filter((m) => has.has(m)));
+      }
     });
     try {
       const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));

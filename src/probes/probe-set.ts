@@ -12,6 +12,7 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { CoreObject } from "./core-object.ts";
+import { SameHostLinking } from "../propagation/same-host.ts";
 import { GotelError } from "../errors.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
@@ -22,6 +23,8 @@ export interface ProbeSet {
   /** owns the shared maps: the ring buffer ("events"), the counters ("drops"), the span contexts; their BTF */
   core: CoreObject;
   probes: readonly SpanProbe[];
+  /** server spans continue client spans of this host; undefined when off or the kernel cannot */
+  sameHost?: SameHostLinking;
 }
 
 /** memory: a live target's memory and runtime type names (error.type, a database's driver, HTTP/2 writers) */
@@ -33,9 +36,11 @@ export function loadProbes(
 ): ProbeSet {
   const tracecontext = env.OTEL_PROPAGATORS.includes("tracecontext");
   const injectAllowed = probeWriteUserAllowed();
-  const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed });
-  const base = { mode, showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, constants };
-  const core = CoreObject.load(base);
+  const showVerifierLog = env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG;
+  const core = CoreObject.load({ showVerifierLog });
+  const sameHost = tracecontext && env.GOTEL_SAME_HOST_LINKING ? startSameHost(core, showVerifierLog) : undefined;
+  const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed, sameHost: sameHost !== undefined });
+  const base = { mode, showVerifierLog, constants };
   const probes: SpanProbe[] = [];
   try {
     // event types from 2 (1 is the self-test's), by place in the list: bpf/include/event.h
@@ -43,10 +48,11 @@ export function loadProbes(
     if (!Number.isInteger(first)) throw new Error("core.bpf.o: no GOTEL_EVENT_FIRST_INSTRUMENTATION in its BTF");
     for (const [n, i] of instrumentations.entries()) {
       const object = { ...base, shareWith: core.obj, eventType: first + n };
-      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed }));
+      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, sameHost: sameHost !== undefined }));
     }
   } catch (e) {
     for (const p of probes.reverse()) p.close();
+    sameHost?.close();
     core.close();
     throw e;
   }
@@ -54,10 +60,24 @@ export function loadProbes(
   else if (!injectAllowed) {
     log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
       lockdown: lockdownMode() ?? "unknown (securityfs not mounted)",
-      hint: "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
+      hint: sameHost
+        ? "spans are still produced; services on this host are linked through their connections (HTTP/1), others are not; boot with lockdown=none to allow it"
+        : "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
     });
   }
-  return { core, probes };
+  return { core, probes, ...(sameHost ? { sameHost } : {}) };
+}
+
+/** Same-host linking where the kernel has what it needs; where it has not, says why once and goes on without. */
+function startSameHost(core: CoreObject, showVerifierLog: boolean): SameHostLinking | undefined {
+  try {
+    const linking = SameHostLinking.start(core.obj, { showVerifierLog });
+    log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1)");
+    return linking;
+  } catch (e) {
+    log.info("same-host linking is off", { reason: e instanceof GotelError ? e.oneLine : String(e) });
+    return undefined;
+  }
 }
 
 /** An instrumentation as a SpanProbe whose object is loaded by the first prepare() of a binary that needs it. */

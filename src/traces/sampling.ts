@@ -13,6 +13,7 @@ export type SamplerName = (typeof SAMPLERS)[number];
 const ROOT = { always_on: 0, always_off: 1, traceidratio: 2 } as const;
 const EXTRACT = 1;
 const INJECT = 2;
+const SAME_HOST = 4;
 
 /** Go SDK: TraceIDRatioBased(f) samples when (big-endian trace_id[8:16]) >> 1 < uint64(f * 2^63). */
 export function ratioBound(ratio: number): bigint {
@@ -34,6 +35,8 @@ export interface TraceSettings {
   tracecontext: boolean;
   /** and the kernel may write into the target (lockdown none) */
   injectAllowed: boolean;
+  /** server spans may continue client spans of this host (src/propagation/same-host.ts is loaded) */
+  sameHost?: boolean;
 }
 
 /** The .rodata constants of every object that includes trace_context.h. */
@@ -45,6 +48,6 @@ export function traceConstants(s: TraceSettings): Record<string, bigint | number
     gotel_sampler_root: ROOT[always],
     gotel_sampler_parent_based: parentBased ? 1 : 0,
     gotel_sampler_ratio_bound: ratioBound(s.ratio),
-    gotel_propagation: s.tracecontext ? EXTRACT | (s.injectAllowed ? INJECT : 0) : 0,
+    gotel_propagation: s.tracecontext ? EXTRACT | (s.injectAllowed ? INJECT : 0) | (s.sameHost ? SAME_HOST : 0) : 0,
   };
 }

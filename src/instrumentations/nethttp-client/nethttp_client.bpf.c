@@ -39,6 +39,7 @@
 #include "http_header.h"
 #include "trace_context.h"
 #include "inject.h"
+#include "same_host.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -194,7 +195,8 @@ static __always_inline int on_entry(const void *ctx)
 
 	/* the header walk before the context walk: the verifier follows what comes after the walk once per exit */
 	f->header = read_u64_at(req, cfg->request_header);
-	int inject = (gotel_propagation & GOTEL_PROPAGATION_INJECT) && f->header;
+	/* the span is kept for the request's header writer to inject or, on the same host, to link */
+	int inject = (gotel_propagation & (GOTEL_PROPAGATION_INJECT | GOTEL_PROPAGATION_SAME_HOST)) && f->header;
 	if (inject) {
 		struct http_header_values h = {};
 		http_header_find(&cfg->map, f->header, &h);
@@ -326,6 +328,19 @@ static __always_inline int on_write_headers(const void *ctx)
 	return 0;
 }
 
+/* Same-host linking (same_host.h): the goroutine writing an HTTP/1 request's headers sends them next; its
+ * request's span is filed as pending for that send. Writes nothing: loaded where injection is refused too.
+ *   func (h Header) writeSubset(w io.Writer, exclude map[string]bool, trace *httptrace.ClientTrace) error */
+static __always_inline int on_link_headers(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 1)};
+	struct gotel_span_context *sc = bpf_map_lookup_elem(&nethttp_client_inject, &k);
+	if (sc)
+		gotel_link_pending_put(tgid, go_goroutine(ctx), sc);
+	return 0;
+}
+
 /*   func (cs *clientStream) encodeAndWriteHeaders(req *Request) error          (*ClientRequest from Go 1.27)
  *   Go ABI: cs = arg 1, req = arg 2. */
 static __always_inline int on_h2_encode(const void *ctx)
@@ -423,6 +438,7 @@ static __always_inline int on_h2_flush(const void *ctx)
 GOTEL_UPROBE(nethttp_client_entry, on_entry)
 GOTEL_UPROBE(nethttp_client_return, on_return)
 GOTEL_UPROBE(nethttp_client_inject_entry, on_write_headers)
+GOTEL_UPROBE(nethttp_client_link_headers, on_link_headers)
 GOTEL_UPROBE(nethttp_client_inject_h2_encode, on_h2_encode)
 GOTEL_UPROBE(nethttp_client_inject_h2_headers, on_h2_write_headers)
 GOTEL_UPROBE(nethttp_client_inject_h2_flush, on_h2_flush)

@@ -57,7 +57,7 @@ export const FIELDS = {
 const OPTIONAL: ReadonlySet<string> = MAP_FIELD_KEYS;
 
 export const PROGRAMS = {
-  entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry",
+  entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry", link: "nethttp_client_link_headers",
   h2Encode: "nethttp_client_inject_h2_encode", h2Headers: "nethttp_client_inject_h2_headers", h2Flush: "nethttp_client_inject_h2_flush",
 } as const;
 

@@ -1,0 +1,108 @@
+/* Same-host linking: a server span continues the client span of another traced process on this host, found
+ * through the TCP connection both ends share, without writing anything into either process (DESIGN.md
+ * decision 12; lockdown `integrity` refuses bpf_probe_write_user, this needs none of it).
+ *
+ *   client, HTTP/1: the goroutine that writes a request's headers (net/http.Header.writeSubset, on the
+ *     connection's write loop) records the request's span as pending under (tgid, goroutine);
+ *   kernel, tcp_sendmsg (src/propagation/same_host.bpf.c): the first send of that goroutine takes the pending
+ *     span and files it under the connection (client address:port, server address:port) — before its bytes
+ *     are queued, so before the server can read them;
+ *   kernel, tcp_recvmsg: a traced process's goroutine remembers the connection it last read from;
+ *   server, HTTP/1: the request's goroutine is the one that read it (net/http's conn.serve), so its last read
+ *     names the connection, and the span filed under it is the parent. The server takes it (deletes it): a
+ *     client span is the parent of one server span at most, never of a later request on a reused connection.
+ *
+ * HTTP/1 only: an HTTP/2 connection carries many requests at once, and its handlers do not run on the reading
+ * goroutine, so nothing is filed for HTTP/2 and an HTTP/2 server span never finds an entry. Maps are LRU and
+ * small: an entry lives from a request's send to its read.
+ */
+#ifndef GOTEL_SAME_HOST_H
+#define GOTEL_SAME_HOST_H
+
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+#include "trace_context.h"
+
+/* One TCP connection seen from its client: IPv4 addresses in the first 4 bytes. Ports in host order. */
+struct gotel_conn_key {
+	__u8 client_addr[16];
+	__u8 server_addr[16];
+	__u16 client_port;
+	__u16 server_port;
+	__u16 family;
+	__u16 pad;
+};
+
+/* (tgid, goroutine) -> the client span whose request that goroutine is about to send */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct gotel_span_context);
+} gotel_link_pending SEC(".maps");
+
+/* connection -> the client span of the request last sent on it, until the server's span takes it */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gotel_conn_key);
+	__type(value, struct gotel_span_context);
+} gotel_conn_links SEC(".maps");
+
+/* (tgid, goroutine) -> the connection that goroutine last read from */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct gotel_conn_key);
+} gotel_conn_reads SEC(".maps");
+
+/* the traced processes whose sends and reads are looked at (user space adds and removes them) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} gotel_link_tgids SEC(".maps");
+
+/* Client side: the span of the request this goroutine is writing, for the send that follows. */
+static __always_inline void gotel_link_pending_put(__u32 tgid, __u64 goroutine, const struct gotel_span_context *sc)
+{
+	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
+		return;
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = goroutine};
+	bpf_map_update_elem(&gotel_link_pending, &k, sc, BPF_ANY);
+}
+
+/* Server side: the client span filed under the connection this goroutine last read from, copied into out as a
+ * remote parent (IDs, flags, tracestate), and taken; 0 when there was one. With out NULL (the request had its
+ * own traceparent) it is only taken, so that no later request on the connection can find it. */
+static __always_inline int gotel_link_take(__u32 tgid, __u64 goroutine, struct gotel_span_context *out)
+{
+	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
+		return -1;
+	struct gotel_ctx_key rk = {.tgid = tgid, .ctx = goroutine};
+	struct gotel_conn_key *read = bpf_map_lookup_elem(&gotel_conn_reads, &rk);
+	if (!read)
+		return -1;
+	struct gotel_conn_key conn = *read;
+	struct gotel_span_context *sc = bpf_map_lookup_elem(&gotel_conn_links, &conn);
+	if (!sc)
+		return -1;
+	if (!out) {
+		bpf_map_delete_elem(&gotel_conn_links, &conn);
+		return 0;
+	}
+	__builtin_memcpy(out->trace_id, sc->trace_id, 16);
+	__builtin_memcpy(out->span_id, sc->span_id, 8);
+	out->flags = sc->flags;
+	out->tracestate_len = sc->tracestate_len;
+	if (out->tracestate_len)
+		bpf_probe_read_kernel(out->tracestate, sizeof(out->tracestate), sc->tracestate);
+	bpf_map_delete_elem(&gotel_conn_links, &conn);
+	gotel_count(GOTEL_COUNTER_LINKED_SAME_HOST);
+	return 0;
+}
+
+#endif
