@@ -6,6 +6,8 @@ import { runChecks, type Check } from "../ebpf/kernel-checks.ts";
 import { libbpf } from "../ebpf/libbpf.ts";
 import { GotelError } from "../errors.ts";
 import { INSTRUMENTATIONS } from "../instrumentations/index.ts";
+import { CoreObject } from "../probes/core-object.ts";
+import { SAME_HOST_OBJECT, SameHostLinking } from "../propagation/same-host.ts";
 import { GOTEL_VERSION } from "../version.ts";
 import { parseFlags } from "./usage.ts";
 
@@ -21,11 +23,39 @@ function readObjectFile(path: string): { name: string; bytes: Uint8Array } {
   }
 }
 
+/** Whether the same-host linking programs load and attach here (with a core object, as the agent does). */
+function checkSameHost(showVerifierLog: boolean, wanted: boolean): Check {
+  const name = "same-host linking";
+  try {
+    const core = CoreObject.load({ showVerifierLog });
+    try {
+      SameHostLinking.start(core.obj, { showVerifierLog }).close();
+    } finally {
+      core.close();
+    }
+    return {
+      name, required: false, status: wanted ? "ok" : "warn",
+      detail: `available${wanted ? "" : " but off (GOTEL_SAME_HOST_LINKING=false)"}: server spans continue the client spans of traced processes on this host (HTTP/1), nothing written into any process`,
+    };
+  } catch (e) {
+    return { name, required: false, status: "warn", detail: `not available: ${e instanceof GotelError ? e.message : String(e)}`, ...(e instanceof GotelError && e.hint ? { hint: e.hint } : {}) };
+  }
+}
+
 export function doctorCommand(args: string[], env: EnvConfig): number {
   const { values } = parseFlags(args, { object: { type: "string", multiple: true } });
   const objectFiles = (values.object ?? []).map(readObjectFile);
   console.log(`gotel ${GOTEL_VERSION}, libbpf ${libbpf().version}, linux/${assetArch}`);
-  const checks = runChecks({ showVerifierLog: env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG, objectFiles, instrumentations: [{ name: "shared by every instrumentation", object: "core" }, ...INSTRUMENTATIONS] });
+  const showVerifierLog = env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG;
+  const checks = runChecks({
+    showVerifierLog, objectFiles, optionalObjects: [SAME_HOST_OBJECT],
+    instrumentations: [{ name: "shared by every instrumentation", object: "core" }, ...INSTRUMENTATIONS],
+  });
+  const propagation = checks.findIndex((c) => c.name === "context propagation");
+  const ready = checks.every((c) => !c.required || c.status === "ok");
+  checks.splice(propagation + 1, 0, ready
+    ? checkSameHost(showVerifierLog, env.GOTEL_SAME_HOST_LINKING)
+    : { name: "same-host linking", required: false, status: "skip", detail: "skipped: needs the checks above to pass" });
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) {
     console.log(`  ${MARK[c.status]}  ${c.name.padEnd(width)}  ${c.detail}${c.hint && c.status !== "ok" ? ` — ${c.hint}` : ""}`);

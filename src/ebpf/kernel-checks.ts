@@ -144,7 +144,7 @@ function checkLockdown(): Check {
     detail: writeOk
       ? `bpf_probe_write_user is allowed${where}: traceparent is written into outgoing HTTP/1 requests`
       : `bpf_probe_write_user is denied${where || " (kernel lockdown, or no CAP_SYS_ADMIN)"}: traceparent injection is off`,
-    hint: writeOk ? undefined : "spans are still produced, but services are not linked; boot with lockdown=none to allow propagation",
+    hint: writeOk ? undefined : "spans are still produced; services are linked only where the paths below allow; boot with lockdown=none to allow writing",
   };
 }
 
@@ -200,6 +200,8 @@ function guarded(name: string, required: boolean, run: () => string): Check {
 
 export interface DoctorOptions {
   showVerifierLog: boolean;
+  /** embedded objects whose feature is optional: checked by the caller, not as required objects here */
+  optionalObjects?: readonly string[];
   /** extra eBPF object files to try loading */
   objectFiles: { name: string; bytes: Uint8Array }[];
   /** the registered instrumentations' objects: each must be embedded, and is named after its instrumentation */
@@ -221,6 +223,7 @@ export function runChecks(opts: DoctorOptions): Check[] {
   const ready = checks.every((c) => !c.required || c.status === "ok");
   const embedded = embeddedObjectNames();
   for (const name of embedded) {
+    if (opts.optionalObjects?.includes(name)) continue;
     const of = opts.instrumentations?.find((i) => i.object === name);
     const label = `eBPF object ${name}`;
     const load = () => `${of ? `${of.name}: ` : ""}${loadForCheck(readEmbeddedObject(name), `${name}.bpf.o`, opts.showVerifierLog)}`;

@@ -14,7 +14,9 @@ import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { processKeys, SHARED_MAPS } from "../probes/probe-object.ts";
 
-const NAME = "same_host";
+/** the embedded object (same_host.bpf.c) */
+export const SAME_HOST_OBJECT = "same_host";
+const NAME = SAME_HOST_OBJECT;
 /** a raw tracepoint on system call entry */
 const PROGRAMS = ["same_host_syscall"] as const;
 

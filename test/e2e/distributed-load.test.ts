@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { INJECTION, pidOf, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { INJECTION, LINKED, pidOf, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { Collector, SPAN_KIND, useCollector } from "../support/collector.ts";
 
 const sharedCollector = useCollector();
@@ -65,8 +65,16 @@ test(`${REQUESTS} requests from ${CONCURRENCY} concurrent clients: intact answer
   expect(parents.size).toBe(REQUESTS);
   expect(bServer.filter((s) => s.attributes["url.path"] !== "/work")).toEqual([]);
   expect(new Set(bServer.map((s) => s.spanId)).size).toBe(REQUESTS);
-  if (INJECTION) {
+  if (LINKED) {
+    // each B span continues exactly its own request's client span: no cross-talk between concurrent connections
+    // (one parent each, and inside its parent's time: a B span given another request's client span would not be)
     const clientById = new Map(aClient.map((s) => [s.spanId, s]));
-    for (const b of bServer) expect(clientById.get(b.parentSpanId)?.traceId).toBe(b.traceId);
+    const misplaced: string[] = [];
+    for (const b of bServer) {
+      const c = clientById.get(b.parentSpanId);
+      if (c?.traceId !== b.traceId || b.startTimeUnixNano < c.startTimeUnixNano || b.endTimeUnixNano > c.endTimeUnixNano) misplaced.push(`${b.spanId} -> ${b.parentSpanId}`);
+    }
+    expect(misplaced).toEqual([]);
+    expect(new Set(bServer.map((s) => s.parentSpanId)).size).toBe(REQUESTS);
   }
 }, 180_000);

@@ -11,7 +11,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
-import { INJECTION, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { INJECTION, LINKED, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
 
@@ -79,12 +79,14 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
     expect(aClient.startTimeUnixNano).toBeGreaterThanOrEqual(aServer.startTimeUnixNano);
     expect(aClient.endTimeUnixNano).toBeLessThanOrEqual(aServer.endTimeUnixNano);
     expect(saw.bodyOk).toBe(true);
-    if (INJECTION) {
-      expect(saw.traceparent).toEqual([`00-${aClient.traceId}-${aClient.spanId}-01`]);
+    // on the wire only where gotel may write it; B continues A's client span either way where they are linked
+    expect(saw.traceparent).toEqual(INJECTION ? [`00-${aClient.traceId}-${aClient.spanId}-01`] : null);
+    if (LINKED) {
       expect(bServer.traceId).toBe(aClient.traceId);
       expect(bServer.parentSpanId).toBe(aClient.spanId);
+      expect(bServer.flags & 0x300).toBe(0x300); // OTLP: the parent is remote
+      expect(bServer.traceState).toBe(aClient.traceState);
     } else {
-      expect(saw.traceparent).toBeNull();
       expect(bServer.parentSpanId).toBe("");
       expect(bServer.traceId).not.toBe(aClient.traceId);
     }
@@ -124,7 +126,7 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
     const { aServer, aClients, bServer } = await spansOf("/fanout", 2);
     for (const s of saw) {
       const client = aClients.find((c) => c.attributes["url.full"] === `${chain.b.base}/work?id=${s.id}`)!;
-      const server = INJECTION ? bServer.find((b) => b.parentSpanId === client.spanId)! : bServer[0]!;
+      const server = LINKED ? bServer.find((b) => b.parentSpanId === client.spanId)! : bServer[0]!;
       expectCallToB(aServer, client, server, s);
     }
   });
@@ -139,7 +141,7 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
     expect(aServer.parentSpanId).toBe("");
     for (const s of saw) {
       const client = aClients.find((c) => c.attributes["url.full"] === `${chain.b.base}/work?id=${s.id}`)!;
-      const server = INJECTION ? bServer.find((b) => b.parentSpanId === client.spanId)! : bServer[0]!;
+      const server = LINKED ? bServer.find((b) => b.parentSpanId === client.spanId)! : bServer[0]!;
       expectCallToB(aServer, client, server, s);
     }
   });
@@ -215,7 +217,7 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
       }
       const serverById = new Map(aServer.map((s) => [s.spanId, s]));
       for (const c of aClient) expect(serverById.get(c.parentSpanId)?.traceId).toBe(c.traceId);
-      if (INJECTION) {
+      if (LINKED) {
         // one trace per request: client -> A server -> A client -> B server
         const clientById = new Map(clientSpans.map((s) => [s.spanId, s]));
         for (const s of aServer) expect(clientById.get(s.parentSpanId)?.traceId).toBe(s.traceId);

@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ratioSampled } from "../../src/traces/sampling.ts";
-import { INJECTION, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { INJECTION, LINKED, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { Collector, SPAN_KIND, useCollector, type ReceivedSpan } from "../support/collector.ts";
 
 const sharedCollector = useCollector();
@@ -201,8 +201,9 @@ describe("kernel sampling", () => {
     for (const s of spans) expect(unsampled.has(s.traceId)).toBe(false);
     expectChildrenOfRemoteParents(chain, spans, sampled);
 
-    // the roots: A's server span decides by its trace ID, its client span follows it; B sees A's traceparent
-    // where gotel may write it, else B's span is a root of its own, decided by its own trace ID
+    // the roots: A's server span decides by its trace ID, its client span follows it; B continues A's client span
+    // where they are linked (the traceparent gotel writes, or their connection on this host), else B's span is a
+    // root of its own, decided by its own trace ID
     const roots = spans.filter((s) => !sampled.has(s.traceId));
     const ids = (pid: number, kind: number) => roots.filter((s) => pidOf(s) === pid && s.kind === kind).map((s) => s.traceId).sort();
     const aRoots = roots.filter((s) => pidOf(s) === chain!.a.proc.pid && s.kind === SPAN_KIND.SERVER);
@@ -218,6 +219,13 @@ describe("kernel sampling", () => {
       const want = all.map((f) => f[1]!).filter((t) => ratioSampled(t, 0.25)).sort();
       expect(aServerIds).toEqual(want);
       expect(bServerIds).toEqual(want);
+    } else if (LINKED) {
+      // nothing on the wire; B follows A's decision through the connection, sampled or not
+      expect(saw.every((b) => b.traceparent === null)).toBe(true);
+      for (const t of aServerIds) expect(ratioSampled(t, 0.25)).toBe(true);
+      expect(aServerIds.length).toBeGreaterThanOrEqual(65);
+      expect(aServerIds.length).toBeLessThanOrEqual(135);
+      expect(bServerIds).toEqual(aServerIds);
     } else {
       // an unsampled root's trace ID is seen nowhere: every recorded one is one the ratio selects, and as many
       // as it should select (400 draws at p = 0.25: mean 100, sd 8.7; 4 sd either side)

@@ -8,9 +8,16 @@ import { Proc, startServer } from "./processes.ts";
  * Whether this kernel lets gotel write traceparent into requests, as `gotel doctor` reports it (lockdown
  * "integrity" — the mode of the VMs we test on — forbids bpf_probe_write_user).
  */
-const doctorLine = runCommand([GOTEL, "doctor"]).stdout.split("\n").find((l) => l.includes("context propagation")) ?? "";
+const doctor = runCommand([GOTEL, "doctor"]).stdout.split("\n");
+const doctorLine = doctor.find((l) => l.includes("context propagation")) ?? "";
+const sameHostLine = doctor.find((l) => l.includes("same-host linking")) ?? "";
 export const INJECTION = /^\s*ok\s/.test(doctorLine);
-if (!INJECTION) console.log(`traceparent injection is off on this kernel, so cross-process links are not asserted; gotel doctor: ${doctorLine.trim()}`);
+/** A and B are on one host and traced by one gotel: B's spans continue A's through their connection (HTTP/1) */
+export const SAME_HOST = /^\s*ok\s/.test(sameHostLine);
+/** B's server spans are the children of A's client spans: by the header gotel writes, or through the connection */
+export const LINKED = INJECTION || SAME_HOST;
+if (!INJECTION) console.log(`traceparent injection is off on this kernel; gotel doctor: ${doctorLine.trim()}`);
+if (!LINKED) console.log(`services are not linked on this kernel, so cross-process links are not asserted; gotel doctor: ${sameHostLine.trim()}`);
 
 export interface Chain {
   exe: string;
