@@ -90,6 +90,8 @@ export interface AgentStats {
   /** traceparent headers written into outgoing requests, and requests left alone (app's own header, no room) */
   injected: bigint;
   notInjected: bigint;
+  /** server spans that continued a client span of this host through their connection (same-host linking) */
+  linkedSameHost: bigint;
   targets: number;
 }
 
@@ -197,6 +199,7 @@ export class Agent {
       exports: this.pipelines.map((p) => p.stats),
       injected: BigInt(this.kernelCount("INJECTED")),
       notInjected: BigInt(this.kernelCount("INJECT_PRESENT") + this.kernelCount("INJECT_NO_ROOM")),
+      linkedSameHost: BigInt(this.kernelCount("LINKED_SAME_HOST")),
       targets: this.targets.size,
     };
   }

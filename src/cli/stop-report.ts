@@ -30,6 +30,6 @@ export function stoppedFields(s: AgentStats): Fields {
   if (e && e.exportFailed > 0) fields.export_failed_reasons = formatReasons(e.failures);
   if (e) fields.to = e.destination;
   else fields.exporter = "none";
-  Object.assign(fields, { events: s.events, injected: s.injected, not_injected: s.notInjected });
+  Object.assign(fields, { events: s.events, injected: s.injected, not_injected: s.notInjected, linked_same_host: s.linkedSameHost });
   return fields;
 }
