@@ -261,3 +261,38 @@ test("a call still waiting for its answer when its process is killed: it and its
     silent.close();
   }
 }, 60_000);
+
+test("HTTP/1 over TLS on this host: B's server span continues A's client span, linked or written as the kernel allows", async () => {
+  const exe = buildGoFixture("http-chain", { goVersion: NEWEST });
+  const b = await startServer(exe, ["backend-tls", "127.0.0.1:0"]);
+  const bURL = b.base.replace("http://", "https://");
+  const a = await startServer(exe, ["frontend", "127.0.0.1:0", bURL]);
+  const gotel = await runGotel(["--pid", String(a.proc.pid), "--pid", String(b.proc.pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
+  try {
+    await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*net/http server`), 20_000);
+    collector.clear();
+    for (let i = 0; i < 5; i++) {
+      const r = await get(`${a.base}/inline?id=tls-${i}`);
+      expect(r.status).toBe(200);
+      const saw = JSON.parse(r.body) as BSaw & { proto: string };
+      expect(saw.proto).toBe("HTTP/1.1");
+      expect(saw.bodyOk).toBe(true);
+    }
+    const spans = await collector.waitFor((all) => all.filter((s) => pidOf(s) === b.proc.pid).length >= 5 && all.length >= 15, "5 requests through B over TLS");
+    const aClients = spans.filter((s) => pidOf(s) === a.proc.pid && s.kind === SPAN_KIND.CLIENT);
+    const bServer = spans.filter((s) => pidOf(s) === b.proc.pid && s.kind === SPAN_KIND.SERVER);
+    expect([aClients.length, bServer.length, spans.length]).toEqual([5, 5, 15]);
+    for (const s of bServer) expect(s.attributes["url.scheme"]).toBe("https");
+    const clientById = new Map(aClients.map((c) => [c.spanId, c]));
+    if (LINKED) {
+      for (const s of bServer) expect(clientById.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+      expect(new Set(bServer.map((s) => s.parentSpanId)).size).toBe(5);
+    } else {
+      for (const s of bServer) expect(s.parentSpanId).toBe("");
+    }
+  } finally {
+    await gotel.stop();
+    await a.proc.stop();
+    await b.proc.stop();
+  }
+}, 60_000);

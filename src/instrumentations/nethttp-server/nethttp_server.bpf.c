@@ -231,11 +231,15 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 	struct gotel_span_context *remote = 0;
 	if ((gotel_propagation & GOTEL_PROPAGATION_EXTRACT) && read_incoming_context(s, &h, &e->sc) == 0)
 		remote = &e->sc;
-	/* no header (the client could not write one): the client span of this host that sent this request, if any */
-	if (remote)
-		gotel_link_take(tgid, g, 0);
-	else if (gotel_link_take(tgid, g, &e->sc) == 0)
-		remote = &e->sc;
+	/* no header (the client could not write one): the client span of this host that sent this request, if any.
+	 * HTTP/1 only: its request was read by this goroutine (an HTTP/2 handler's goroutine read nothing, and a
+	 * reused one may remember another connection). */
+	if (e->proto_major == 1) {
+		if (remote)
+			gotel_link_take(tgid, g, 0);
+		else if (gotel_link_take(tgid, g, &e->sc) == 0)
+			remote = &e->sc;
+	}
 	if (remote) {
 		__builtin_memcpy(e->parent_span_id, remote->span_id, 8);
 		e->parent_remote = 1;
