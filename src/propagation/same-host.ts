@@ -12,18 +12,27 @@ import { attachBySection, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
+import { log } from "../log.ts";
 import { processKeys, SHARED_MAPS } from "../probes/probe-object.ts";
 
 /** the embedded object (same_host.bpf.c) */
 export const SAME_HOST_OBJECT = "same_host";
 const NAME = SAME_HOST_OBJECT;
 /** a raw tracepoint on system call entry */
-const PROGRAMS = ["same_host_syscall"] as const;
+const PROGRAM = "same_host_syscall";
 
 export class SameHostLinking {
-  private constructor(private readonly obj: BpfObject, private readonly core: BpfObject, private readonly links: UprobeLinks[]) {}
+  /** attached while at least one process is tracked: an attached sys_enter tracepoint slows every system call on
+   * the host (~25 ns each here), so an agent with no target costs nothing */
+  private link: UprobeLinks | undefined;
+  private readonly tracked = new Set<number>();
 
-  /** Loads and attaches the tracepoint program; throws a GotelError saying why it cannot (no BTF, kernel before 5.15, …). */
+  private constructor(private readonly obj: BpfObject, private readonly core: BpfObject) {}
+
+  /**
+   * Loads the tracepoint program and attaches it once to see that the kernel allows it; throws a GotelError
+   * saying why it cannot (no kernel BTF, …).
+   */
   static start(core: BpfObject, opts: { showVerifierLog: boolean }): SameHostLinking {
     let obj: BpfObject;
     try {
@@ -34,33 +43,51 @@ export class SameHostLinking {
     } catch (e) {
       throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
     }
-    const links: UprobeLinks[] = [];
+    const linking = new SameHostLinking(obj, core);
     try {
-      for (const program of PROGRAMS) links.push(attachBySection(obj.program(program)));
+      linking.attach();
+      linking.detach();
     } catch (e) {
-      for (const l of links) l.destroy();
       obj.close();
       throw new GotelError(`its programs could not be attached (${e instanceof GotelError ? e.oneLine : String(e)})`, "gotel doctor says what the kernel allows", { cause: e });
     }
-    return new SameHostLinking(obj, core, links);
+    return linking;
   }
 
   /** Starts looking at a traced process's sends and reads. */
   track(tgid: number): void {
     this.core.map("gotel_link_tgids").update(uintBytes(tgid, 4), uintBytes(1, 4));
+    this.tracked.add(tgid);
+    if (this.link) return;
+    try {
+      this.attach();
+    } catch (e) {
+      log.warn("same-host linking could not attach its tracepoint: services on this host are not linked", { reason: e instanceof GotelError ? e.oneLine : String(e) });
+    }
   }
 
   /** Stops, and drops what the process left in the maps. */
   forget(tgid: number): void {
+    if (!this.tracked.delete(tgid)) return;
     this.core.map("gotel_link_tgids").delete(uintBytes(tgid, 4));
     for (const name of ["gotel_link_pending", "gotel_conn_reads"]) {
       const map = this.core.map(name);
       for (const k of processKeys(map, tgid)) map.delete(k);
     }
+    if (this.tracked.size === 0) this.detach();
   }
 
   close(): void {
-    for (const l of this.links.splice(0)) l.destroy();
+    this.detach();
     this.obj.close();
+  }
+
+  private attach(): void {
+    this.link = attachBySection(this.obj.program(PROGRAM));
+  }
+
+  private detach(): void {
+    this.link?.destroy();
+    this.link = undefined;
   }
 }
