@@ -23,8 +23,11 @@ function readObjectFile(path: string): { name: string; bytes: Uint8Array } {
   }
 }
 
-/** Whether the same-host linking programs load and attach here (with a core object, as the agent does). */
-function checkSameHost(showVerifierLog: boolean, wanted: boolean): Check {
+/**
+ * Whether the same-host linking programs load and attach here (with a core object, as the agent does); the agent
+ * uses them only where writing traceparent is refused.
+ */
+function checkSameHost(showVerifierLog: boolean, wanted: boolean, writing: boolean): Check {
   const name = "same-host linking";
   try {
     const core = CoreObject.load({ showVerifierLog });
@@ -33,9 +36,10 @@ function checkSameHost(showVerifierLog: boolean, wanted: boolean): Check {
     } finally {
       core.close();
     }
+    const why = !wanted ? " but off (GOTEL_SAME_HOST_LINKING=false)" : writing ? " but not used: traceparent is written here, which links HTTP/1 requests already" : "";
     return {
-      name, required: false, status: wanted ? "ok" : "warn",
-      detail: `available${wanted ? "" : " but off (GOTEL_SAME_HOST_LINKING=false)"}: server spans continue the client spans of traced processes on this host (HTTP/1), nothing written into any process`,
+      name, required: false, status: wanted || writing ? "ok" : "warn",
+      detail: `available${why}: server spans continue the client spans of traced processes on this host (HTTP/1), nothing written into any process`,
     };
   } catch (e) {
     return { name, required: false, status: "warn", detail: `not available: ${e instanceof GotelError ? e.message : String(e)}`, ...(e instanceof GotelError && e.hint ? { hint: e.hint } : {}) };
@@ -54,7 +58,7 @@ export function doctorCommand(args: string[], env: EnvConfig): number {
   const propagation = checks.findIndex((c) => c.name === "context propagation");
   const ready = checks.every((c) => !c.required || c.status === "ok");
   checks.splice(propagation + 1, 0, ready
-    ? checkSameHost(showVerifierLog, env.GOTEL_SAME_HOST_LINKING)
+    ? checkSameHost(showVerifierLog, env.GOTEL_SAME_HOST_LINKING, checks[propagation]?.status === "ok")
     : { name: "same-host linking", required: false, status: "skip", detail: "skipped: needs the checks above to pass" });
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) {

@@ -38,7 +38,9 @@ export function loadProbes(
   const injectAllowed = probeWriteUserAllowed();
   const showVerifierLog = env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG;
   const core = CoreObject.load({ showVerifierLog });
-  const sameHost = tracecontext && env.GOTEL_SAME_HOST_LINKING ? startSameHost(core, showVerifierLog) : undefined;
+  // where gotel may write traceparent, the header links every HTTP/1 request already: the tracepoint's cost on
+  // every system call of the host buys nothing there
+  const sameHost = tracecontext && env.GOTEL_SAME_HOST_LINKING && !injectAllowed ? startSameHost(core, showVerifierLog) : undefined;
   const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed, sameHost: sameHost !== undefined });
   const base = { mode, showVerifierLog, constants };
   const probes: SpanProbe[] = [];
