@@ -262,7 +262,8 @@ export class Agent {
       { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
     );
     this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: plans.typesBase, lowestLoad: plans.lowestLoad });
-    this.sameHost?.track(pid);
+    const roles = new Set(attached.map((p) => p.sameHost).filter((r) => r !== undefined));
+    if (roles.size) this.sameHost?.track(pid, roles);
     return true;
   }
 

@@ -58,7 +58,13 @@ struct {
 	__type(value, struct gotel_conn_key);
 } gotel_conn_reads SEC(".maps");
 
-/* the traced processes whose sends and reads are looked at (user space adds and removes them) */
+/* What of a traced process is looked at: its socket writes (an HTTP/1 client is attached), its reads (a server). */
+enum gotel_link_role {
+	GOTEL_LINK_SENDS = 1,
+	GOTEL_LINK_READS = 2,
+};
+
+/* traced process -> enum gotel_link_role bits (user space adds and removes them) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

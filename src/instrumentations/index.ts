@@ -26,10 +26,12 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, present: nethttpServer.present, needs: nethttpServer.NEEDS,
     load: (ctx) => NethttpServerProbe.load({ ...ctx.object, memory: ctx.memory }),
+    sameHost: "reads",
   },
   {
     name: "net/http client", module: "std", object: "nethttp_client", readiness: nethttpClient.readiness, present: nethttpClient.present, needs: nethttpClient.NEEDS,
     load: (ctx) => NethttpClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, sameHost: ctx.sameHost }),
+    sameHost: "sends",
   },
   {
     name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, present: databaseSql.present, needs: databaseSql.NEEDS,

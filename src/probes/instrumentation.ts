@@ -10,7 +10,7 @@ import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { FieldNeed, OffsetsSource } from "../offsets/resolver.ts";
 import type { LoadOptions } from "./probe-object.ts";
-import type { SpanProbe } from "./span-probe.ts";
+import type { SameHostRole, SpanProbe } from "./span-probe.ts";
 
 export interface Readiness {
   status: "ready" | "skipped";
@@ -49,6 +49,9 @@ export interface Instrumentation {
   needs: readonly FieldNeed[];
   /** loads its object (once per agent) */
   load(ctx: LoadContext): SpanProbe;
+  /** its part in same-host linking: the kernel looks at a traced process's socket writes, or reads, only where an
+   * attached instrumentation needs them */
+  sameHost?: SameHostRole;
 }
 
 export type { OffsetsSource };

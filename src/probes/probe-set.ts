@@ -17,7 +17,7 @@ import { GotelError } from "../errors.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import type { Instrumentation, LoadContext } from "./instrumentation.ts";
-import type { Prepared, SpanProbe } from "./span-probe.ts";
+import type { Prepared, SameHostRole, SpanProbe } from "./span-probe.ts";
 
 export interface ProbeSet {
   /** owns the shared maps: the ring buffer ("events"), the counters ("drops"), the span contexts; their BTF */
@@ -96,6 +96,10 @@ class LazyProbe implements SpanProbe {
 
   get eventType(): number {
     return this.ctx.object.eventType;
+  }
+
+  get sameHost(): SameHostRole | undefined {
+    return this.instrumentation.sameHost;
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {

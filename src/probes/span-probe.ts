@@ -21,11 +21,18 @@ export interface Prepared {
   attach(tgid: number, path: string): UprobeLinks[];
 }
 
+/** An instrumentation's part in same-host linking (src/propagation/same-host.ts): its HTTP/1 client's socket
+ * writes file its requests' spans ("sends"), its HTTP/1 server finds them through the connection it read
+ * ("reads"). */
+export type SameHostRole = "sends" | "reads";
+
 export interface SpanProbe {
   /** e.g. "net/http server" */
   readonly name: string;
   /** the enum gotel_event_type value of its events */
   readonly eventType: number;
+  /** its part in same-host linking, if any (Instrumentation.sameHost) */
+  readonly sameHost?: SameHostRole;
   /** `absent`: the binary does not use this library, nothing to report loudly */
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
   forget(tgid: number): void;

@@ -13,11 +13,15 @@ import { uintBytes } from "../ebpf/map.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
+import type { SameHostRole } from "../probes/span-probe.ts";
 import { processKeys, SHARED_MAPS } from "../probes/probe-object.ts";
 
 /** the embedded object (same_host.bpf.c) */
 export const SAME_HOST_OBJECT = "same_host";
 const NAME = SAME_HOST_OBJECT;
+/** enum gotel_link_role (bpf/include/same_host.h): which of a process's socket calls are looked at */
+const LINK_SENDS = 1;
+const LINK_READS = 2;
 /** a raw tracepoint on system call entry */
 const PROGRAM = "same_host_syscall";
 
@@ -54,9 +58,10 @@ export class SameHostLinking {
     return linking;
   }
 
-  /** Starts looking at a traced process's sends and reads. */
-  track(tgid: number): void {
-    this.core.map("gotel_link_tgids").update(uintBytes(tgid, 4), uintBytes(1, 4));
+  /** Starts looking at a traced process's socket writes (its HTTP/1 client) or reads (its HTTP/1 server). */
+  track(tgid: number, roles: ReadonlySet<SameHostRole>): void {
+    const flags = (roles.has("sends") ? LINK_SENDS : 0) | (roles.has("reads") ? LINK_READS : 0);
+    this.core.map("gotel_link_tgids").update(uintBytes(tgid, 4), uintBytes(flags, 4));
     this.tracked.add(tgid);
     if (this.link) return;
     try {

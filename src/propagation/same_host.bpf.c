@@ -169,7 +169,8 @@ int same_host_syscall(__u64 *args)
 	if (!send && !receive)
 		return 0;
 	__u32 tgid = gotel_current_tgid();
-	if (!bpf_map_lookup_elem(&gotel_link_tgids, &tgid))
+	__u32 *roles = bpf_map_lookup_elem(&gotel_link_tgids, &tgid);
+	if (!roles || !(*roles & (send ? GOTEL_LINK_SENDS : GOTEL_LINK_READS)))
 		return 0;
 	const struct gotel_user_regs *regs = (const void *)args[0];
 	__u64 g = 0, fd = 0;
