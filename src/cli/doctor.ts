@@ -58,7 +58,7 @@ export function doctorCommand(args: string[], env: EnvConfig): number {
   const propagation = checks.findIndex((c) => c.name === "context propagation");
   const ready = checks.every((c) => !c.required || c.status === "ok");
   checks.splice(propagation + 1, 0, ready
-    ? checkSameHost(showVerifierLog, env.GOTEL_SAME_HOST_LINKING, checks[propagation]?.status === "ok")
+    ? checkSameHost(showVerifierLog, env.GOTEL_SAME_HOST_LINKING, checks[propagation]?.status === "ok" && env.GOTEL_WRITE_TRACEPARENT)
     : { name: "same-host linking", required: false, status: "skip", detail: "skipped: needs the checks above to pass" });
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) {

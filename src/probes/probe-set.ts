@@ -35,10 +35,11 @@ export function loadProbes(
   instrumentations: readonly Instrumentation[],
 ): ProbeSet {
   const tracecontext = env.OTEL_PROPAGATORS.includes("tracecontext");
-  const injectAllowed = probeWriteUserAllowed();
+  // asked only when wanted: the question loads a program into the kernel
+  const injectAllowed = env.GOTEL_WRITE_TRACEPARENT && probeWriteUserAllowed();
   const showVerifierLog = env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG;
   const core = CoreObject.load({ showVerifierLog });
-  // where gotel may write traceparent, the header links every HTTP/1 request already: the tracepoint's cost on
+  // where gotel writes traceparent, the header links every HTTP/1 request already: the tracepoint's cost on
   // every system call of the host buys nothing there
   const sameHost = tracecontext && env.GOTEL_SAME_HOST_LINKING && !injectAllowed ? startSameHost(core, showVerifierLog) : undefined;
   const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed, sameHost: sameHost !== undefined });
@@ -59,6 +60,7 @@ export function loadProbes(
     throw e;
   }
   if (!tracecontext) log.info("trace context propagation is off (OTEL_PROPAGATORS has no tracecontext)");
+  else if (!env.GOTEL_WRITE_TRACEPARENT) log.info("traceparent is not written into outgoing requests (GOTEL_WRITE_TRACEPARENT=false)");
   else if (!injectAllowed) {
     log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
       lockdown: lockdownMode() ?? "unknown (securityfs not mounted)",

@@ -85,7 +85,7 @@ enum { NR_READ = 0, NR_WRITE = 1, NR_READV = 19, NR_WRITEV = 20, NR_SENDTO = 44,
 enum { NR_READ = 63, NR_WRITE = 64, NR_READV = 65, NR_WRITEV = 66, NR_SENDTO = 206, NR_RECVFROM = 207, NR_SENDMSG = 211, NR_RECVMSG = 212 };
 #endif
 
-/* The connection of sk, its local end as the client's (client_side) or as the server's; 0 for TCP over IP. */
+/* The connection of sk (an IPv4 or IPv6 socket), its local end as the client's (client_side) or the server's; 0 when it is one. */
 static __always_inline int connection(struct sock *sk, struct gotel_conn_key *k, int client_side)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
