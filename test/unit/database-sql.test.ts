@@ -35,6 +35,10 @@ describe("parseStatement", () => {
     ["DROP TABLE IF EXISTS app.widgets", "DROP TABLE", "app.widgets"],
     ["TRUNCATE TABLE logs", "TRUNCATE", "logs"],
     ["COPY users FROM STDIN", "COPY", "users"],
+    // SQLite takes a string literal where a table name belongs
+    ["INSERT INTO 'contacts' (name) VALUES ('a')", "INSERT", "contacts"],
+    ["SELECT * FROM 'main'.'it''s' WHERE x = 'FROM y'", "SELECT", "main.it's"],
+    ["CREATE TABLE 'notes' (id int)", "CREATE TABLE", "notes"],
   ])("%s", (sql, operation, collection) => {
     expect(parseStatement(sql)).toEqual({ operation, collection });
   });
@@ -45,11 +49,14 @@ describe("parseStatement", () => {
     ["CREATE INDEX i ON t (x)", "CREATE INDEX"],
     ["BEGIN", "BEGIN"],
     ["set search_path = app", "SET"],
+    ["PRAGMA journal_mode = WAL", "PRAGMA"],
+    ["EXPLAIN QUERY PLAN SELECT 1", "EXPLAIN"],
   ])("no table: %s", (sql, operation) => {
     expect(parseStatement(sql)).toEqual({ operation });
   });
 
-  test.each(["", "   ", "-- only a comment", "\u0000\u0001binary", "42"])("nothing to name: %j", (sql) => {
+  // a first word that begins no SQL statement is not an operation (the span keeps the driver call's name)
+  test.each(["", "   ", "-- only a comment", "\u0000\u0001binary", "42", "syntax error", "hello world FROM x", "'just a string'"])("nothing to name: %j", (sql) => {
     expect(parseStatement(sql)).toBeUndefined();
   });
 });

@@ -5,8 +5,10 @@
  * Not a SQL parser: a tokenizer that knows comments, string literals, quoted identifiers ("x", `x`, [x]) and
  * parentheses, and a few rules per statement kind. It reads the main statement (after any WITH clauses) and
  * takes the first table it names; when that is one of the statement's own CTEs, the first table the CTEs read
- * instead. Identifiers keep the application's case; quotes are removed; schema-qualified names stay whole.
- * Anything it does not recognise gives the leading keyword as the operation and no table.
+ * instead. Identifiers keep the application's case; quotes are removed; schema-qualified names stay whole; a
+ * string literal where a table is named is taken as its name, as SQLite does (`INSERT INTO 'contacts' …`).
+ * A statement of a kind it knows but does not parse gives its leading keyword as the operation and no table;
+ * one whose first word is no SQL statement (`syntax error`) gives nothing: that word is not an operation.
  */
 
 export interface ParsedStatement {
@@ -15,7 +17,7 @@ export interface ParsedStatement {
   collection?: string;
 }
 
-type Token = { kind: "word" | "ident" | "punct"; text: string; depth: number };
+type Token = { kind: "word" | "ident" | "string" | "punct"; text: string; depth: number };
 
 /** Splits into words (keywords and bare identifiers), quoted identifiers and punctuation; drops the rest. */
 function tokenize(sql: string, limit = 4096): Token[] {
@@ -29,7 +31,12 @@ function tokenize(sql: string, limit = 4096): Token[] {
     if (c === "-" && sql[i + 1] === "-") { i = lineEnd(sql, i); continue; }
     if (c === "#") { i = lineEnd(sql, i); continue; } // MySQL comment
     if (c === "/" && sql[i + 1] === "*") { const e = sql.indexOf("*/", i + 2); i = e < 0 ? n : e + 2; continue; }
-    if (c === "'") { i = quotedEnd(sql, i, "'"); continue; }
+    if (c === "'") {
+      const e = quotedEnd(sql, i, "'");
+      out.push({ kind: "string", text: sql.slice(i + 1, e - 1).replaceAll("''", "'"), depth });
+      i = e;
+      continue;
+    }
     if (c === "$") { // PostgreSQL dollar quoting: $tag$ ... $tag$ (a $1 placeholder is not one)
       const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
       if (m) { const e = sql.indexOf(m[0], i + m[0].length); i = e < 0 ? n : e + m[0].length; continue; }
@@ -162,6 +169,15 @@ const TARGET_KEYWORDS: Record<string, string[]> = {
   COPY: ["COPY"],
 };
 
+/** The first words of the statements of SQLite, PostgreSQL, MySQL/MariaDB and SQL Server that are not parsed further */
+const STATEMENTS = new Set([
+  "ANALYZE", "ATTACH", "BEGIN", "CALL", "CHECKPOINT", "CLOSE", "CLUSTER", "COMMENT", "COMMIT", "DEALLOCATE", "DECLARE",
+  "DESC", "DESCRIBE", "DETACH", "DISCARD", "DO", "END", "EXEC", "EXECUTE", "EXPLAIN", "FETCH", "FLUSH", "GRANT",
+  "HANDLER", "IMPORT", "KILL", "LISTEN", "LOAD", "LOCK", "MOVE", "NOTIFY", "OPTIMIZE", "PRAGMA", "PREPARE", "REFRESH",
+  "REINDEX", "RELEASE", "RENAME", "RESET", "REVOKE", "ROLLBACK", "SAVEPOINT", "SECURITY", "SET", "SHOW", "START",
+  "TABLE", "UNLISTEN", "UNLOCK", "USE", "VACUUM", "VALUES", "WITH",
+]);
+
 /** DDL: "CREATE TABLE x", "DROP INDEX x", "ALTER TABLE x": operation of two words, the object's name */
 const DDL = new Set(["CREATE", "DROP", "ALTER"]);
 const DDL_MODIFIERS = new Set(["OR", "REPLACE", "TEMPORARY", "TEMP", "UNLOGGED", "GLOBAL", "LOCAL", "UNIQUE", "MATERIALIZED", "CONCURRENTLY", "IF", "NOT", "EXISTS"]);
@@ -202,7 +218,7 @@ export function parseStatement(sql: string): ParsedStatement | undefined {
   }
 
   const keywords = TARGET_KEYWORDS[verb];
-  if (!keywords) return { operation: verb };
+  if (!keywords) return STATEMENTS.has(verb) ? { operation: verb } : undefined;
   const from = verb === "UPDATE" || verb === "COPY" || verb === "TRUNCATE" ? i : i + 1;
   let collection = tableAfter(tokens, from, keywords, depth);
   if (collection !== undefined && cteNames.has(collection.toLowerCase())) {
