@@ -18,16 +18,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector } from "../test/support/collector.ts";
-import { buildGoFixture, ROOT } from "../test/support/go.ts";
+import { buildGoFixture } from "../test/support/go.ts";
+import { gotelBuilds, statusKb } from "./lib/bench.ts";
 import { Proc, startServer } from "../test/support/processes.ts";
 
 const args = process.argv.slice(2);
-const beforeAt = args.indexOf("--before");
-const BEFORE = beforeAt >= 0 ? args.splice(beforeAt, 2)[1] : undefined;
-if (beforeAt >= 0 && !BEFORE) {
-  console.error("bench-http: --before needs the path of a gotel binary");
-  process.exit(2);
-}
+/** the gotel binaries measured, each against the same server */
+const builds = gotelBuilds("bench-http", args, "with gotel");
 const SECONDS = Number(args[0] ?? 8);
 const TICK_US = 1e6 / 100; // USER_HZ
 
@@ -37,10 +34,6 @@ function cpuUs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * TICK_US; // utime + stime
 }
 
-function peakRssMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
 function wrk(url: string, seconds: number): { requests: number; rps: number } {
   const r = Bun.spawnSync(["taskset", "-c", "1", "wrk", "-t1", "-c16", `-d${seconds}s`, url], { stdout: "pipe", stderr: "pipe" });
@@ -171,9 +164,7 @@ const collector = await Collector.start();
 const cpuInfo = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
 console.log(`machine: ${cpuInfo}, ${navigator.hardwareConcurrency} CPUs, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}`);
 console.log(`measured server pinned to CPU 0 (so GOMAXPROCS=1); wrk -t1 -c16 -d${SECONDS}s (HTTP/2: h2load -t1 -c16 -m10) on CPU 1`);
-/** the gotel binaries measured, each against the same server */
-const builds = [...(BEFORE ? [{ label: "before", path: BEFORE }] : []), { label: BEFORE ? "after" : "with gotel", path: join(ROOT, "dist/gotel") }];
-if (BEFORE) console.log(`before: ${BEFORE}; after: ${builds.at(-1)!.path}`);
+if (builds.length > 1) console.log(`before: ${builds[0]!.path}; after: ${builds[1]!.path}`);
 
 async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: string, traced: number[]) {
   const gotel = new Proc([gotelPath, "run", ...traced.flatMap((p) => ["--pid", String(p)])], {
@@ -183,7 +174,7 @@ async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: st
   const load = sc.load ?? wrk;
   load(url, 2);
   const m = measure(load, pid, url, gotel.pid);
-  const rss = peakRssMb(gotel.pid);
+  const rss = statusKb(gotel.pid, "VmHWM") / 1024;
   await gotel.stop();
   await Bun.sleep(500); // the probes are gone
   // what the stopped line says was lost on the way to the collector (queue full, ring buffer full, export failed)

@@ -11,23 +11,12 @@
  * --before PATH measures another gotel binary (an earlier build) in the same run, side by side. Each number is
  * the median of `runs` (default 3) fresh agents.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { buildGoFixture, ROOT } from "../test/support/go.ts";
+import { buildGoFixture } from "../test/support/go.ts";
+import { gotelBuilds, statusKb } from "./lib/bench.ts";
 
 const args = process.argv.slice(2);
-const beforeAt = args.indexOf("--before");
-const BEFORE = beforeAt >= 0 ? args.splice(beforeAt, 2)[1] : undefined;
-if (beforeAt >= 0 && !BEFORE) {
-  console.error("bench-memory: --before needs the path of a gotel binary");
-  process.exit(2);
-}
+const builds = gotelBuilds("bench-memory", args, "gotel");
 const RUNS = Number(args[0] ?? 3);
-
-function statusKb(pid: number, field: "VmHWM" | "VmRSS"): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) : NaN;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -68,7 +57,6 @@ const scenarios: { label: string; exe: string; n: number; argv?: string[] }[] = 
   { label: "4 x big-service at once", exe: big, n: 4 },
   { label: "50 small targets at once", exe: small, n: 50, argv: ["127.0.0.1:0"] },
 ];
-const builds = [...(BEFORE ? [{ label: "before", path: BEFORE }] : []), { label: BEFORE ? "after" : "gotel", path: join(ROOT, "dist/gotel") }];
 
 console.log(`gotel's memory, median of ${RUNS} agents per cell (peak = VmHWM while attaching; rss = 10 s after "running")`);
 console.log(`${"scenario".padEnd(28)} ${builds.map((b) => `${b.label}: peak / rss / to running`.padEnd(38)).join(" ")}`);
