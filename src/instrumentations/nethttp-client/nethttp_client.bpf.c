@@ -195,9 +195,10 @@ static __always_inline int on_entry(const void *ctx)
 
 	/* the header walk before the context walk: the verifier follows what comes after the walk once per exit */
 	f->header = read_u64_at(req, cfg->request_header);
-	/* the span is kept for the request's header writer to inject or, on the same host, to link */
+	/* the span is kept for the request's header writer to inject or, on the same host, to link. Only injection
+	 * looks for the application's own traceparent: a linked server prefers a header it reads to the link. */
 	int inject = (gotel_propagation & (GOTEL_PROPAGATION_INJECT | GOTEL_PROPAGATION_SAME_HOST)) && f->header;
-	if (inject) {
+	if (inject && (gotel_propagation & GOTEL_PROPAGATION_INJECT)) {
 		struct http_header_values h = {};
 		http_header_find(&cfg->map, f->header, &h);
 		if (h.at[HTTP_HEADER_TRACEPARENT]) {
