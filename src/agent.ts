@@ -25,7 +25,7 @@ import type { SameHostLinking } from "./propagation/same-host.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
-import type { SpanProbe } from "./probes/span-probe.ts";
+import { UnreadableSpanError, type SpanProbe } from "./probes/span-probe.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
 import { toReadableSpan, type SpanRecord } from "./traces/span.ts";
@@ -63,6 +63,8 @@ export interface Drops {
   readBatchFull: number;
   /** the span's process was no longer a target when its event was read */
   targetGone: number;
+  /** a span the application made through the OpenTelemetry API was bigger than an event carries, or unreadable */
+  unreadable: number;
 }
 
 /** How each kind of drop is named in warnings and in the final line. */
@@ -71,6 +73,7 @@ export const DROP_REASONS: Readonly<Record<keyof Drops, string>> = {
   inFlightFull: "in-flight map full",
   readBatchFull: "ring buffer read batch full",
   targetGone: "process no longer traced",
+  unreadable: "application span too large or unreadable",
 };
 
 /**
@@ -110,7 +113,9 @@ export class Agent {
   private readonly kernelDropWarning = new RateLimitedWarning("spans dropped before reaching gotel's export queue", {
     hint: "see the final 'stopped' line for totals",
   });
-  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0 };
+  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0 };
+  /** application spans user space could not read (the kernel counts those too large to send) */
+  private unreadable = 0;
   private lossTimer: ReturnType<typeof setInterval> | undefined;
 
   private readonly byEventType: Map<number, SpanProbe>;
@@ -185,6 +190,7 @@ export class Agent {
       inFlightFull: this.kernelCount("INFLIGHT_LOST"),
       readBatchFull: Number(this.reader.droppedInBatch),
       targetGone: this.targetGone,
+      unreadable: this.kernelCount("TOO_LARGE") + this.unreadable,
     };
   }
 
@@ -359,7 +365,16 @@ export class Agent {
       this.targetGone++;
       return;
     }
-    this.emit(probe.record(v, tgid, this.toUnixNs), target);
+    let record: SpanRecord | undefined;
+    try {
+      record = probe.record(v, tgid, this.toUnixNs);
+    } catch (e) {
+      if (!(e instanceof UnreadableSpanError)) throw e;
+      this.unreadable++;
+      log.debug("a span could not be read", { pid: tgid, instrumentation: probe.name, error: e.message });
+      return;
+    }
+    if (record) this.emit(record, target);
   }
 
   private emit(record: SpanRecord, target: Target): void {

@@ -33,6 +33,8 @@ enum gotel_counter {
 	GOTEL_COUNTER_INJECT_NO_ROOM = 5, /* not injected: no room in the request's write buffer, a writer that did not
 					   * look like a bufio.Writer, or a failed write */
 	GOTEL_COUNTER_LINKED_SAME_HOST = 6, /* server spans that continued a client span of this host (same_host.h) */
+	GOTEL_COUNTER_TOO_LARGE = 7,        /* a span the application made through the OpenTelemetry API was bigger
+					     * than an event carries, or unreadable (otel_api.bpf.c) */
 	GOTEL_COUNTER_MAX = 8,
 };
 

@@ -9,6 +9,11 @@
  * a parent (Background, TODO: the itab word is zero) or after GOTEL_CTX_WALK_MAX hops. A call made with
  * context.Background() never meets a recorded context and starts a new trace, as it would with the SDK.
  *
+ * Spans the application makes through the OpenTelemetry API are recorded under their span pointer, which the
+ * context carrying them holds as the value of a context.valueCtx {Context; key, val any}: for the processes in
+ * gotel_api_tgids the walk also looks up the data word of each context's val (+40). Whatever another context
+ * type holds there is never the address of a live span or context, so it finds nothing.
+ *
  * The map is shared by every object (user space reuses the first object's map) and keyed by (tgid, pointer):
  * one map serves every traced process.
  */
@@ -137,15 +142,31 @@ static __always_inline void gotel_start_span(struct gotel_span_context *sc, cons
 	sc->flags = (parent ? parent->flags & ~GOTEL_FLAG_SAMPLED : 0) | gotel_sampled(sc->trace_id, parent);
 }
 
+/* Processes whose application makes spans through the OpenTelemetry API (src/instrumentations/otel-api). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} gotel_api_tgids SEC(".maps");
+
+#define GOTEL_VALUE_CTX_VAL_DATA 40
+
 /* The span recorded for ctx or the nearest of its ancestors, or NULL. */
 static __always_inline struct gotel_span_context *gotel_find_parent(__u32 tgid, __u64 ctx)
 {
 	struct gotel_ctx_key k = {.tgid = tgid};
+	int values = bpf_map_lookup_elem(&gotel_api_tgids, &tgid) != NULL;
 	for (int i = 0; i < GOTEL_CTX_WALK_MAX && ctx; i++) {
 		k.ctx = ctx;
 		struct gotel_span_context *p = bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
 		if (p)
 			return p;
+		if (values && !bpf_probe_read_user(&k.ctx, sizeof(k.ctx), (const void *)(ctx + GOTEL_VALUE_CTX_VAL_DATA)) && k.ctx) {
+			p = bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
+			if (p)
+				return p;
+		}
 		/* the embedded parent Context: (itab, data). Background and TODO have none: their first word, read as an
 		 * itab, is zero (a zero-size struct at runtime.zerobase, or an emptyCtx int before Go 1.21) */
 		struct go_iface parent = {};

@@ -16,6 +16,8 @@ import { DatabaseSqlProbe } from "./database-sql/probe.ts";
 import * as nethttpClient from "./nethttp-client/plan.ts";
 import { NethttpClientProbe } from "./nethttp-client/probe.ts";
 import * as nethttpServer from "./nethttp-server/plan.ts";
+import * as otelApi from "./otel-api/plan.ts";
+import { OtelApiProbe } from "./otel-api/probe.ts";
 import { NethttpServerProbe } from "./nethttp-server/probe.ts";
 import { librariesNotInstrumented, type NotInstrumented } from "./not-instrumented.ts";
 
@@ -46,6 +48,10 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, present: grpcClient.present, needs: grpcClient.NEEDS,
     load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
+  },
+  {
+    name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: [],
+    load: (ctx) => OtelApiProbe.load(ctx.object),
   },
 ];
 

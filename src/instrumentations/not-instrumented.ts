@@ -21,7 +21,6 @@ export interface UninstrumentedLibrary {
 const COMMANDS = "not instrumented yet (its commands make no spans)";
 const MESSAGES = "not instrumented yet (producing and consuming messages make no spans)";
 const OPERATIONS = "not instrumented yet (its operations make no spans)";
-const OTEL_API = "not instrumented yet (spans the program makes through the OpenTelemetry Go API are not recorded by gotel nor joined to its traces)";
 const FASTHTTP = "not instrumented yet (it serves HTTP through fasthttp, not net/http: its requests make no spans)";
 const ROUTES_READY = "its routes are not read (its requests are traced by the net/http server instrumentation, without its route: no http.route)";
 const ROUTES_SKIPPED = "not instrumented; its requests go through net/http, whose server instrumentation does not apply to this binary (see its skip reason)";
@@ -42,8 +41,6 @@ export const UNINSTRUMENTED_LIBRARIES: readonly UninstrumentedLibrary[] = [
   { module: "go.mongodb.org/mongo-driver/v2", note: OPERATIONS },
   { module: "go.mongodb.org/mongo-driver", note: OPERATIONS },
   { module: "github.com/gocql/gocql", note: "not instrumented yet (its queries make no spans)" },
-  { module: "go.opentelemetry.io/otel", note: OTEL_API },
-  { module: "go.opentelemetry.io/auto/sdk", note: "not instrumented yet (spans the OpenTelemetry Go API hands to it are not recorded by gotel)" },
   { module: "github.com/gin-gonic/gin", note: ROUTES_READY, onNetHttpServer: true },
   { module: "github.com/labstack/echo/v4", note: ROUTES_READY, onNetHttpServer: true },
   { module: "github.com/go-chi/chi/v5", note: ROUTES_READY, onNetHttpServer: true },

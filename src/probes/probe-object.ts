@@ -13,10 +13,11 @@ import { BpfObject } from "../ebpf/object.ts";
 import { StructView } from "../ebpf/struct-view.ts";
 
 /**
- * The maps the core object owns and the others reuse: every object declares the first three; the same-host
- * linking maps (bpf/include/same_host.h) only the objects that include that header.
+ * The maps the core object owns and the others reuse: every object declares the first four; the same-host
+ * linking maps (bpf/include/same_host.h) only the objects that include that header. gotel_api_tgids: the
+ * processes whose spans the OpenTelemetry API instrumentation records under their span pointers.
  */
-export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_link_pending", "gotel_conn_links", "gotel_conn_reads", "gotel_link_tgids"] as const;
+export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_api_tgids", "gotel_link_pending", "gotel_conn_links", "gotel_conn_reads", "gotel_link_tgids"] as const;
 
 const ABSENT = 0xffff_ffff_ffff_ffffn;
 /** GOTEL_FLAG_SAMPLED (bpf/include/trace_context.h): W3C trace-flags bit 0 */
@@ -38,7 +39,8 @@ export interface LoadOptions {
 }
 
 export class ProbeObject {
-  private readonly configLayout: StructView;
+  /** undefined: the object reads no struct fields and has no config map */
+  private readonly configLayout: StructView | undefined;
 
   private constructor(
     readonly obj: BpfObject,
@@ -48,10 +50,11 @@ export class ProbeObject {
     private readonly configMap: string,
     private readonly perProcess: readonly string[],
   ) {
-    this.configLayout = new StructView(obj.btf().structLayout(configMap));
+    this.configLayout = [...obj.mapNames()].includes(configMap) ? new StructView(obj.btf().structLayout(configMap)) : undefined;
   }
 
-  /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
+  /** `name` is the object (bpf/<name>.bpf.c); its config map and struct, if it reads struct fields, are both
+   * named `<name>_config`. */
   static load(name: string, opts: LoadOptions): ProbeObject {
     const obj = BpfObject.openAndLoad(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
       for (const p of o.programs.values()) {
@@ -78,8 +81,8 @@ export class ProbeObject {
 
   /** Writes the process's offsets (config struct member -> offset, undefined = absent), then attaches each program. */
   attach(tgid: number, path: string, offsets: Record<string, number | undefined>, programs: Record<string, readonly number[]>): UprobeLinks[] {
-    const config = this.obj.map(this.configMap);
-    config.update(uintBytes(tgid, 4), this.configBytes(offsets));
+    const config = this.configLayout ? this.obj.map(this.configMap) : undefined;
+    config?.update(uintBytes(tgid, 4), this.configBytes(this.configLayout!, offsets));
     const links: UprobeLinks[] = [];
     try {
       for (const [program, sites] of Object.entries(programs)) {
@@ -89,7 +92,7 @@ export class ProbeObject {
       return links;
     } catch (e) {
       for (const l of links) l.destroy();
-      config.delete(uintBytes(tgid, 4));
+      config?.delete(uintBytes(tgid, 4));
       throw e;
     }
   }
@@ -119,18 +122,18 @@ export class ProbeObject {
 
   /** Drops a gone process's config and whatever its calls left in the maps keyed by (tgid, pointer). */
   forget(tgid: number): void {
-    this.obj.map(this.configMap).delete(uintBytes(tgid, 4));
+    if (this.configLayout) this.obj.map(this.configMap).delete(uintBytes(tgid, 4));
     for (const name of this.perProcess) {
       const map = this.obj.map(name);
       for (const k of processKeys(map, tgid)) map.delete(k);
     }
   }
 
-  private configBytes(offsets: Record<string, number | undefined>): Uint8Array {
-    const bytes = new Uint8Array(this.configLayout.layout.size);
+  private configBytes(layout: StructView, offsets: Record<string, number | undefined>): Uint8Array {
+    const bytes = new Uint8Array(layout.layout.size);
     const dv = new DataView(bytes.buffer);
     for (const [key, o] of Object.entries(offsets)) {
-      dv.setBigUint64(this.configLayout.offset(key, 8), o === undefined ? ABSENT : BigInt(o), true);
+      dv.setBigUint64(layout.offset(key, 8), o === undefined ? ABSENT : BigInt(o), true);
     }
     return bytes;
   }

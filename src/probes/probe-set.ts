@@ -124,7 +124,7 @@ class LazyProbe implements SpanProbe {
     this.probe?.forget(tgid);
   }
 
-  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord {
+  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined {
     if (!this.probe) throw new Error(`${this.name}: an event before its object was loaded`);
     return this.probe.record(v, tgid, toUnixNs);
   }

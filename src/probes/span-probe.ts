@@ -10,7 +10,8 @@ import type { ProbeObject } from "./probe-object.ts";
 import { unfinishedSpan } from "./span-event.ts";
 
 export interface Prepared {
-  offsetsSource: OffsetsSource;
+  /** none when the instrumentation reads no struct fields */
+  offsetsSource?: OffsetsSource;
   /** table-interpolated: which built versions stood in for the binary's, for the log */
   offsetsNote?: string;
   /** probe sites, for the log */
@@ -26,6 +27,9 @@ export interface Prepared {
  * ("reads"). */
 export type SameHostRole = "sends" | "reads";
 
+/** A span event that could not be read (a span the application marshalled that does not parse): lost, counted. */
+export class UnreadableSpanError extends Error {}
+
 export interface SpanProbe {
   /** e.g. "net/http server" */
   readonly name: string;
@@ -36,8 +40,9 @@ export interface SpanProbe {
   /** `absent`: the binary does not use this library, nothing to report loudly */
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
   forget(tgid: number): void;
-  /** the event as a span; times converted with toUnixNs */
-  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord;
+  /** the event as a span; times converted with toUnixNs. undefined: an event that is not a span (a control
+   * event). Throws UnreadableSpanError for a span it cannot read: counted as lost. */
+  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined;
   /** the spans of the process's calls still in flight when it exited, ended at endNs (kernel time); before forget */
   unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[];
   close(): void;
@@ -57,14 +62,17 @@ export abstract class ObjectSpanProbe implements SpanProbe {
   }
 
   abstract prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
-  abstract record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord;
+  abstract record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined;
 
   forget(tgid: number): void {
     this.object.forget(tgid);
   }
 
   unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[] {
-    return this.object.inflightEvents(tgid, this.inflightEvent, endNs).map((v) => unfinishedSpan(this.record(v, tgid, toUnixNs)));
+    return this.object.inflightEvents(tgid, this.inflightEvent, endNs).flatMap((v) => {
+      const r = this.record(v, tgid, toUnixNs);
+      return r ? [unfinishedSpan(r)] : [];
+    });
   }
 
   close(): void {

@@ -26,8 +26,23 @@ export interface SpanRecord {
   attributes: Attributes;
   status: { code: SpanStatusCode; message?: string };
   events?: SpanRecordEvent[];
+  links?: SpanRecordLink[];
+  /** what the application's SDK limits dropped (spans made through the OpenTelemetry API) */
+  dropped?: { attributes: number; events: number; links: number };
   /** instrumentation scope, upstream's names: go.opentelemetry.io/auto/<package> */
   scope: string;
+  /** the scope's version and schema URL when not gotel's own (a tracer the application named) */
+  scopeVersion?: string;
+  scopeSchemaUrl?: string;
+}
+
+export interface SpanRecordLink {
+  traceId: string;
+  spanId: string;
+  traceState?: string;
+  sampled: boolean;
+  attributes: Attributes;
+  droppedAttributes: number;
 }
 
 export interface SpanRecordEvent {
@@ -35,6 +50,7 @@ export interface SpanRecordEvent {
   /** wall-clock ns since the epoch */
   timeUnixNs: bigint;
   attributes: Attributes;
+  droppedAttributes?: number;
 }
 
 const NS_PER_S = 1_000_000_000n;
@@ -66,13 +82,28 @@ function hrDuration(start: HrTime, end: HrTime): HrTime {
 /** shared by every span that has none: the SDK's processors and exporters only read them */
 const NO_LINKS: ReadableSpan["links"] = [] as ReadableSpan["links"];
 const NO_EVENTS: ReadableSpan["events"] = [] as ReadableSpan["events"];
-/** one scope object per scope name: the exporter groups spans by scope object */
+/** one scope object per scope: the exporter groups spans by scope object */
 const scopes = new Map<string, ReadableSpan["instrumentationScope"]>();
 
-function scopeOf(name: string): ReadableSpan["instrumentationScope"] {
-  let scope = scopes.get(name);
-  if (!scope) scopes.set(name, (scope = Object.freeze({ name, version: GOTEL_VERSION })));
+function scopeOf(r: SpanRecord): ReadableSpan["instrumentationScope"] {
+  const own = r.scopeVersion === undefined && r.scopeSchemaUrl === undefined;
+  const key = own ? r.scope : `${r.scope}\0${r.scopeVersion ?? ""}\0${r.scopeSchemaUrl ?? ""}`;
+  let scope = scopes.get(key);
+  if (!scope) {
+    scope = own
+      ? { name: r.scope, version: GOTEL_VERSION }
+      : { name: r.scope, ...(r.scopeVersion ? { version: r.scopeVersion } : {}), ...(r.scopeSchemaUrl ? { schemaUrl: r.scopeSchemaUrl } : {}) };
+    scopes.set(key, Object.freeze(scope));
+  }
   return scope;
+}
+
+function linksOf(links: SpanRecordLink[]): ReadableSpan["links"] {
+  return links.map((l) => ({
+    context: { traceId: l.traceId, spanId: l.spanId, traceFlags: l.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true, traceState: l.traceState ? new TraceState(l.traceState) : undefined },
+    attributes: l.attributes,
+    droppedAttributesCount: l.droppedAttributes,
+  }));
 }
 
 export function toReadableSpan(r: SpanRecord, resource: Resource): ReadableSpan {
@@ -93,14 +124,14 @@ export function toReadableSpan(r: SpanRecord, resource: Resource): ReadableSpan 
     duration: hrDuration(startTime, endTime),
     status: r.status,
     attributes: r.attributes,
-    links: NO_LINKS,
-    events: r.events?.length ? r.events.map((e) => ({ name: e.name, time: hrTime(e.timeUnixNs), attributes: e.attributes, droppedAttributesCount: 0 })) : NO_EVENTS,
+    links: r.links?.length ? linksOf(r.links) : NO_LINKS,
+    events: r.events?.length ? r.events.map((e) => ({ name: e.name, time: hrTime(e.timeUnixNs), attributes: e.attributes, droppedAttributesCount: e.droppedAttributes ?? 0 })) : NO_EVENTS,
     ended: true,
     resource,
-    instrumentationScope: scopeOf(r.scope),
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
+    instrumentationScope: scopeOf(r),
+    droppedAttributesCount: r.dropped?.attributes ?? 0,
+    droppedEventsCount: r.dropped?.events ?? 0,
+    droppedLinksCount: r.dropped?.links ?? 0,
   };
 }
 

@@ -1,0 +1,176 @@
+/* Spans the application makes through the OpenTelemetry Go API. go.opentelemetry.io/auto/sdk (and its copy
+ * inside go.opentelemetry.io/otel/trace, autoTracer/autoSpan) is an SDK made for this: each Start calls a
+ * no-op (*tracer).start the agent probes, and each End marshals the whole span (name, kind, times, attributes,
+ * events, links, status, its tracer's name/version/schema URL) as OTLP/JSON into a buffer it hands to the no-op
+ * (*span).ended. The global tracer of go.opentelemetry.io/otel (>= v1.33.0) and the provider of a span-less
+ * context (otel/trace >= v1.35.1) send their spans there once a bool the library exports for the agent is true;
+ * user space sets it (otel-api/probe.ts).
+ *
+ *   (*tracer).start(t, ctx, spanPtr, psc, sampled, sc)     ctx = 2-3, spanPtr = 4
+ *       makes the span's context in the kernel (a child of the span recorded for ctx or an ancestor of it, else
+ *       a new trace, sampled like every root) and records it under spanPtr: in flight, and in the shared context
+ *       map, where calls made with a context holding the span find it (trace_context.h looks at the value of a
+ *       context.valueCtx for processes in gotel_api_tgids);
+ *   (*span).ended(s, buf)                                   s = 1, buf = 2-3
+ *       sends the span's context, its parent and the JSON; the rest is user space's.
+ *   (*tracer).newSpan(t, ctx, autoSpan, …) / noopSpan.tracerProvider(autoEnabled)   flag = 4 / 1
+ *       only where the binary has no symbol table: reports where the library's bool is, once per process.
+ *
+ * Nothing is written into the process here: where the kernel refuses bpf_probe_write_user (lockdown) the
+ * application sees a zero span context of its own spans, and gotel's IDs are the exported ones.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "go_abi.h"
+#include "go_types.h"
+#include "event.h"
+#include "probe.h"
+#include "trace_context.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* A span's JSON as the application marshalled it; a bigger one is lost and counted (GOTEL_COUNTER_TOO_LARGE). */
+#define JSON_MAX 16000
+
+enum otel_api_event_kind {
+	OTEL_API_SPAN = 1, /* a span ended */
+	OTEL_API_FLAG = 2, /* where the library's "auto-instrumentation attached" bool is (flag) */
+};
+GOTEL_BTF_TYPE(otel_api_event_kind, enum otel_api_event_kind);
+
+struct otel_api_event {
+	struct gotel_event_header hdr;
+	__u32 kind;             /* enum otel_api_event_kind */
+	__u32 json_len;
+	__u64 flag;             /* OTEL_API_FLAG: the bool's address */
+	__u8 parent_span_id[8]; /* zero: a root span */
+	struct gotel_span_context sc;
+	char json[JSON_MAX]; /* last: sent up to json_len */
+};
+GOTEL_BTF_TYPE(otel_api_event, struct otel_api_event);
+
+/* what start leaves for ended */
+struct otel_api_inflight {
+	__u8 parent_span_id[8];
+	__u64 start_ns;
+	struct gotel_span_context sc;
+};
+
+/* (tgid, span pointer) -> the span started there, until it ends. LRU: a span the application never ends ages
+ * out (the SDK would not export it either). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct otel_api_inflight);
+} otel_api_inflight SEC(".maps");
+
+/* (tgid, bool address) already reported */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct gotel_ctx_key);
+	__type(value, __u8);
+} otel_api_flags SEC(".maps");
+
+struct scratch {
+	struct otel_api_inflight inflight;
+	struct otel_api_event event;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} otel_api_scratch SEC(".maps");
+
+static __always_inline struct scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&otel_api_scratch, &zero);
+}
+
+static __always_inline int on_start(const void *ctx)
+{
+	struct scratch *s = scratch();
+	__u64 span = go_arg(ctx, 4);
+	if (!s || !span)
+		return 0;
+	__u32 tgid = gotel_current_tgid();
+	struct otel_api_inflight *f = &s->inflight;
+	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), sc.tracestate));
+	f->start_ns = bpf_ktime_get_ns();
+	struct gotel_span_context *parent = gotel_find_parent(tgid, go_arg(ctx, 3));
+	if (parent)
+		__builtin_memcpy(f->parent_span_id, parent->span_id, 8);
+	gotel_start_span(&f->sc, parent);
+	if (gotel_inflight_put(&otel_api_inflight, tgid, span, f))
+		return 0;
+	gotel_track(tgid, span, &f->sc);
+	return 0;
+}
+
+static __always_inline int on_ended(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_arg(ctx, 1)};
+	struct otel_api_inflight *f = bpf_map_lookup_elem(&otel_api_inflight, &key);
+	struct scratch *s = scratch();
+	if (!f || !s)
+		return 0; /* started before gotel attached: the application's context is not gotel's */
+	__u64 len = go_arg(ctx, 3);
+	if (!(f->sc.flags & GOTEL_FLAG_SAMPLED)) {
+		gotel_count(GOTEL_COUNTER_UNSAMPLED);
+	} else if (len == 0 || len > JSON_MAX) {
+		gotel_count(GOTEL_COUNTER_TOO_LARGE);
+	} else {
+		struct otel_api_event *e = &s->event;
+		gotel_fill_header(&e->hdr, gotel_event_type_id, go_goroutine(ctx));
+		e->hdr.start_ns = f->start_ns;
+		e->kind = OTEL_API_SPAN;
+		e->flag = 0;
+		__builtin_memcpy(e->parent_span_id, f->parent_span_id, 8);
+		bpf_probe_read_kernel(&e->sc, sizeof(e->sc), &f->sc);
+		if (bpf_probe_read_user(e->json, len, (const void *)go_arg(ctx, 2)) == 0) {
+			e->json_len = len;
+			gotel_emit(e, __builtin_offsetof(struct otel_api_event, json) + len);
+		} else {
+			gotel_count(GOTEL_COUNTER_TOO_LARGE);
+		}
+	}
+	gotel_untrack(tgid, key.ctx);
+	bpf_map_delete_elem(&otel_api_inflight, &key);
+	return 0;
+}
+
+/* Reports the bool at arg n once per process while it is false. */
+static __always_inline int report_flag(const void *ctx, const int n)
+{
+	__u64 flag = go_arg(ctx, n);
+	__u8 on = 1;
+	if (!flag || bpf_probe_read_user(&on, 1, (const void *)flag) || on)
+		return 0;
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = flag};
+	if (bpf_map_update_elem(&otel_api_flags, &key, &on, BPF_NOEXIST))
+		return 0;
+	struct scratch *s = scratch();
+	if (!s)
+		return 0;
+	struct otel_api_event *e = &s->event;
+	__builtin_memset(e, 0, __builtin_offsetof(struct otel_api_event, sc));
+	gotel_fill_header(&e->hdr, gotel_event_type_id, go_goroutine(ctx));
+	e->kind = OTEL_API_FLAG;
+	e->flag = flag;
+	gotel_emit(e, __builtin_offsetof(struct otel_api_event, sc));
+	return 0;
+}
+
+static __always_inline int on_new_span(const void *ctx) { return report_flag(ctx, 4); }
+static __always_inline int on_tracer_provider(const void *ctx) { return report_flag(ctx, 1); }
+
+GOTEL_UPROBE(otel_api_start, on_start)
+GOTEL_UPROBE(otel_api_ended, on_ended)
+GOTEL_UPROBE(otel_api_global_flag, on_new_span)
+GOTEL_UPROBE(otel_api_trace_flag, on_tracer_provider)

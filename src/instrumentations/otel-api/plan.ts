@@ -1,0 +1,96 @@
+/**
+ * Where the OpenTelemetry API instrumentation (otel_api.bpf.c beside it) attaches: the entry of the no-op start
+ * and ended functions of each copy of go.opentelemetry.io/auto/sdk's SDK the binary has, and the switches that
+ * send the API's spans there. No struct field is read: the span arrives marshalled by the application.
+ */
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import { goAtLeast, MIN_GO } from "../../probes/plan.ts";
+import type { Readiness } from "../../probes/instrumentation.ts";
+import { PT_LOAD } from "../../gobin/elf.ts";
+
+export const OTEL = "go.opentelemetry.io/otel";
+const SDK = "go.opentelemetry.io/auto/sdk";
+const TRACE = `${OTEL}/trace`;
+const GLOBAL = `${OTEL}/internal/global`;
+
+/** The SDKs that marshal a span for the agent: auto/sdk, and its copy in otel/trace (v1.35.1 on). */
+const SDKS = [
+  { name: "go.opentelemetry.io/auto/sdk", start: `${SDK}.(*tracer).start`, ended: `${SDK}.(*span).ended` },
+  { name: "otel/trace's autoTracer", start: `${TRACE}.(*autoTracer).start`, ended: `${TRACE}.(*autoSpan).ended` },
+] as const;
+
+/**
+ * The library's "an agent is attached" bools (`var autoInstEnabled = new(bool)`), documented as the agent's to set:
+ * while false, the global tracer (otel >= v1.33.0) and the provider of a context without a span (otel/trace >=
+ * v1.35.1) make non-recording spans. The variable holds the bool's address; in a binary without a symbol table
+ * the function that is handed that address reports it (its probe, `program`).
+ */
+const SWITCHES = [
+  { name: "the global tracer (otel.Tracer)", variable: `${GLOBAL}.autoInstEnabled`, reporter: `${GLOBAL}.(*tracer).newSpan`, program: "otel_api_global_flag" },
+  { name: "a context's span's provider", variable: `${TRACE}.autoInstEnabled`, reporter: `${TRACE}.noopSpan.tracerProvider`, program: "otel_api_trace_flag" },
+] as const;
+
+export const PROGRAMS = { start: "otel_api_start", ended: "otel_api_ended" } as const;
+
+export interface Switch {
+  name: string;
+  /** link-time address of the pointer variable, when the symbol table has it */
+  variable?: number;
+}
+
+export interface ApiPlan {
+  programs: Record<string, number[]>;
+  /** the SDKs probed, for the log */
+  sdks: string[];
+  switches: Switch[];
+  /** the lowest PT_LOAD address: with /proc/PID/maps, where a PIE binary's variables are */
+  lowestLoad: number;
+}
+
+export const present = (exe: GoExecutable): boolean => SDKS.some((s) => exe.functions().get(s.start) !== undefined);
+
+export function plan(exe: GoExecutable): ApiPlan | { skipped: string; absent?: true } {
+  if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
+  const sdks = SDKS.filter((s) => exe.entrySite(s.start) && exe.entrySite(s.ended));
+  if (sdks.length === 0) {
+    const otel = exe.moduleVersion(OTEL);
+    return otel
+      ? { skipped: `${OTEL} ${otel} hands its spans to no agent (that hook, go.opentelemetry.io/auto/sdk, came with v1.33.0)` }
+      : { skipped: `${SDK} is not in the binary (it does not use the OpenTelemetry Go API)`, absent: true };
+  }
+  const programs: Record<string, number[]> = {
+    [PROGRAMS.start]: sdks.map((s) => exe.entrySite(s.start)!.offset),
+    [PROGRAMS.ended]: sdks.map((s) => exe.entrySite(s.ended)!.offset),
+  };
+  const variables = symbolValues(exe, SWITCHES.map((s) => s.variable));
+  const switches: Switch[] = [];
+  for (const s of SWITCHES) {
+    const reporter = exe.entrySite(s.reporter);
+    if (!reporter) continue; // a release without this hook
+    const variable = variables.get(s.variable);
+    if (variable === undefined) programs[s.program] = [reporter.offset];
+    switches.push({ name: s.name, ...(variable === undefined ? {} : { variable }) });
+  }
+  const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
+  return { programs, sdks: sdks.map((s) => s.name), switches, lowestLoad };
+}
+
+/** The values of a few symbols of .symtab (none when stripped). */
+function symbolValues(exe: GoExecutable, names: readonly string[]): Map<string, number> {
+  const found = new Map<string, number>();
+  exe.elf.walkSymbols(".symtab", (r) => {
+    for (const n of names) if (r.value !== 0 && r.nameIs(n)) found.set(n, r.value);
+  });
+  return found;
+}
+
+export function readiness(exe: GoExecutable): Readiness {
+  const p = plan(exe);
+  if ("skipped" in p) return { status: "skipped", reason: p.skipped };
+  const switches = p.switches.map((s) => `${s.name} switched on ${s.variable === undefined ? "when its first span starts (no symbol table: that span is not recorded)" : "at attach"}`);
+  return {
+    status: "ready",
+    reason: `spans of ${p.sdks.join(" and ")} at its (*tracer).start and (*span).ended entries (no return probes)` +
+      (switches.length ? `; ${switches.join("; ")}` : "; no global tracer hook (go.opentelemetry.io/otel older than v1.33.0): only spans made through go.opentelemetry.io/auto/sdk itself"),
+  };
+}
