@@ -72,8 +72,8 @@ export interface ReceivedSpan {
   /** code: 0 unset, 1 ok, 2 error (STATUS_CODE); message only when non-empty */
   status: { code: number; message?: string };
   resource: Attributes;
-  /** version only when non-empty */
-  scope: { name: string; version?: string };
+  /** version and schemaUrl (the scope spans') only when non-empty */
+  scope: { name: string; version?: string; schemaUrl?: string };
 }
 
 // ---- OTLP JSON (ExportTraceServiceRequest / TracesData) -> ReceivedSpan[] ----------------------------------------
@@ -164,6 +164,8 @@ export function parseOtlpTracesJson(request: unknown): ReceivedSpan[] {
       const scope: ReceivedSpan["scope"] = { name: stringAt(scopeJson, "name") };
       const version = stringAt(scopeJson, "version");
       if (version !== "") scope.version = version;
+      const schemaUrl = stringAt(ss, "schemaUrl");
+      if (schemaUrl !== "") scope.schemaUrl = schemaUrl;
       for (const s of arrayAt(ss, "spans")) {
         if (!isObject(s)) continue;
         const statusJson = objectAt(s, "status");

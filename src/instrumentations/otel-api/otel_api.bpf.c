@@ -13,7 +13,7 @@
  *       context.valueCtx for processes in gotel_api_tgids);
  *   (*span).ended(s, buf)                                   s = 1, buf = 2-3
  *       sends the span's context, its parent and the JSON; the rest is user space's.
- *   (*tracer).newSpan(t, ctx, autoSpan, …) / noopSpan.tracerProvider(autoEnabled)   flag = 4 / 1
+ *   (*tracer).newSpan(t, ctx, autoSpan, …) / noopSpan.tracerProvider(autoEnabled)   flag = 4 / 3
  *       only where the binary has no symbol table: reports where the library's bool is, once per process.
  *
  * Nothing is written into the process here: where the kernel refuses bpf_probe_write_user (lockdown) the
@@ -168,7 +168,8 @@ static __always_inline int report_flag(const void *ctx, const int n)
 }
 
 static __always_inline int on_new_span(const void *ctx) { return report_flag(ctx, 4); }
-static __always_inline int on_tracer_provider(const void *ctx) { return report_flag(ctx, 1); }
+/* noopSpan embeds the interface embedded.Span: the receiver takes words 1-2 */
+static __always_inline int on_tracer_provider(const void *ctx) { return report_flag(ctx, 3); }
 
 GOTEL_UPROBE(otel_api_start, on_start)
 GOTEL_UPROBE(otel_api_ended, on_ended)

@@ -1,0 +1,191 @@
+/**
+ * The OpenTelemetry Go API end to end: test/fixtures/otel-api, whose handler makes its own spans (nested, every
+ * attribute type, an event, a recorded error, a link, statuses) and calls a database and an HTTP service inside
+ * them, traced by gotel; what a real OpenTelemetry Collector received, selected by the fixture's pid. Built with
+ * the newest otel and with the oldest gotel supports (v1.33.0, Go 1.22), stripped and not. This machine's
+ * kernel forbids writing into processes: the parents are made in the kernel, nothing is written but the
+ * library's own switch (through /proc/PID/mem).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { ElfFile } from "../../src/gobin/elf.ts";
+import { SPAN_KIND, STATUS_CODE, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
+import { buildGoFixture, type GoBuild } from "../support/go.ts";
+import { waitFor } from "../support/kernel.ts";
+import { Proc, runGotel, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+beforeAll(() => {
+  collector = sharedCollector();
+});
+
+const env = (): Record<string, string> => ({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
+const SCOPE = { name: "gotel.test/otel-api", version: "v1.2.3", schemaUrl: "https://opentelemetry.io/schemas/1.26.0" };
+/** the spans of one /work: its server span, the API's work, child and background, the query, the call and /leaf */
+const PER_REQUEST = 7;
+
+interface Traced {
+  proc: Proc;
+  base: string;
+  gotel: Proc;
+  mine(): ReceivedSpan[];
+}
+
+async function traced(build: GoBuild, mode: string, warmUp: boolean): Promise<Traced> {
+  const s = await startServer(buildGoFixture("otel-api", build), [mode, "127.0.0.1:0"]);
+  const gotel = await runGotel(["--pid", String(s.proc.pid)], env(), s.proc.pid);
+  const mine = (): ReceivedSpan[] => collector.spans().filter((x) => x.resource["process.pid"] === BigInt(s.proc.pid));
+  if (warmUp) {
+    // a stripped binary's global tracer is switched on by its first span, which is not recorded
+    await fetch(`${s.base}/work`);
+    await Bun.sleep(500);
+  }
+  return { proc: s.proc, base: s.base, gotel, mine };
+}
+
+async function stopAll(t: Traced | undefined): Promise<void> {
+  await t?.gotel.stop();
+  await t?.proc.stop();
+}
+
+function only(spans: ReceivedSpan[], pred: (s: ReceivedSpan) => boolean, what: string): ReceivedSpan {
+  const found = spans.filter(pred);
+  if (found.length !== 1) throw new Error(`${found.length} spans for ${what}: ${spans.map((s) => s.name).join(", ")}`);
+  return found[0]!;
+}
+
+async function oneRequest(t: Traced, expected = PER_REQUEST): Promise<ReceivedSpan[]> {
+  collector.clear();
+  expect((await fetch(`${t.base}/work`)).status).toBe(200);
+  expect(await waitFor(() => t.mine().length >= expected, 10_000)).toBe(true);
+  await Bun.sleep(300); // nothing more arrives
+  const all = t.mine();
+  expect(all.length).toBe(expected);
+  return all;
+}
+
+describe.each([
+  ["otel v1.47.0, the local Go", {}],
+  ["otel v1.47.0, the local Go, stripped", { stripped: true }],
+  ["otel v1.33.0, Go 1.22.12", { goVersion: "1.22.12", modfile: "go.v133.mod" }],
+  ["otel v1.33.0, Go 1.22.12, stripped", { goVersion: "1.22.12", modfile: "go.v133.mod", stripped: true }],
+] as [string, GoBuild][])("%s", (_, build) => {
+  const modes = build.modfile ? ["global", "sdk"] : ["global", "sdk", "noopspan"];
+
+  describe.each(modes)("the handler's tracer: %s", (mode) => {
+    let t: Traced;
+    beforeAll(async () => {
+      t = await traced(build, mode, build.stripped === true && mode !== "sdk");
+    }, 300_000);
+    afterAll(() => stopAll(t));
+
+    test("every API span with its name, kind, attributes, events, error, link, status and scope, in the request's trace", async () => {
+      const all = await oneRequest(t);
+      const server = only(all, (s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === "/work", "GET /work");
+      const work = only(all, (s) => s.name === "work", "work");
+      const child = only(all, (s) => s.name === "child", "child");
+      const background = only(all, (s) => s.name === "background", "background");
+      const query = only(all, (s) => s.scope.name.includes("database/sql"), "the query");
+      const call = only(all, (s) => s.kind === SPAN_KIND.CLIENT && s.scope.name.includes("net/http"), "the HTTP call");
+
+      for (const s of [work, child, background]) expect(s.scope).toEqual(SCOPE);
+      expect(work.kind).toBe(SPAN_KIND.INTERNAL);
+      expect(work.attributes).toEqual({
+        "a.bool": true, "a.int": -42n, "a.float": 2.5, "a.string": "hello",
+        "a.bools": [true, false], "a.ints": [1n, 2n, 3n], "a.floats": [0.5, 1.5], "a.strings": ["x", "y"],
+      });
+      expect(work.status).toEqual({ code: STATUS_CODE.OK });
+      expect(work.events).toEqual([]);
+
+      expect(child.kind).toBe(SPAN_KIND.CLIENT);
+      expect(child.attributes).toEqual({ late: "set after start" });
+      expect(child.status).toEqual({ code: STATUS_CODE.ERROR, message: "child failed" });
+      expect(child.events.map((e) => [e.name, e.attributes])).toEqual([
+        ["cache miss", { "cache.key": "items", "cache.size": 7n }],
+        ["exception", { "exception.type": "*errors.errorString", "exception.message": "boom" }],
+      ]);
+      expect(child.links).toEqual([{ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceState: "", attributes: { "link.why": "batch" } }]);
+
+      // server -> work -> child -> (query, call); background is a trace of its own
+      for (const s of [work, child, query, call]) expect(s.traceId).toBe(server.traceId);
+      expect(work.parentSpanId).toBe(server.spanId);
+      expect(child.parentSpanId).toBe(work.spanId);
+      expect(query.parentSpanId).toBe(child.spanId);
+      expect(call.parentSpanId).toBe(child.spanId);
+      expect(background.parentSpanId).toBe("");
+      expect(background.traceId).not.toBe(server.traceId);
+      // the application's own clock, inside its parent's time
+      expect(work.startTimeUnixNano).toBeGreaterThanOrEqual(server.startTimeUnixNano - 1_000_000n);
+      expect(child.startTimeUnixNano).toBeGreaterThanOrEqual(work.startTimeUnixNano);
+      expect(child.endTimeUnixNano).toBeLessThanOrEqual(work.endTimeUnixNano);
+    });
+
+    test("200 concurrent requests: every API span exactly once, each under its own request", async () => {
+      collector.clear();
+      const n = 200;
+      const answers = await Promise.all(Array.from({ length: n }, () => fetch(`${t.base}/work`).then((r) => r.status)));
+      expect(answers.every((s) => s === 200)).toBe(true);
+      expect(await waitFor(() => t.mine().length >= n * PER_REQUEST, 30_000)).toBe(true);
+      await Bun.sleep(500);
+      const all = t.mine();
+      expect(all.length).toBe(n * PER_REQUEST);
+      const servers = new Map(all.filter((s) => s.attributes["url.path"] === "/work").map((s) => [s.spanId, s]));
+      const works = all.filter((s) => s.name === "work");
+      const children = all.filter((s) => s.name === "child");
+      expect([servers.size, works.length, children.length, all.filter((s) => s.name === "background").length]).toEqual([n, n, n, n]);
+      expect(new Set(works.map((w) => w.parentSpanId)).size).toBe(n);
+      for (const w of works) expect(servers.get(w.parentSpanId)?.traceId).toBe(w.traceId);
+      const workIds = new Set(works.map((w) => w.spanId));
+      expect(children.every((c) => workIds.has(c.parentSpanId))).toBe(true);
+    }, 60_000);
+  });
+});
+
+describe("an application with an SDK of its own", () => {
+  let t: Traced;
+  beforeAll(async () => {
+    t = await traced({}, "recording", false);
+  }, 300_000);
+  afterAll(() => stopAll(t));
+
+  test("its spans are its SDK's: gotel records none of them, and its own spans are whole", async () => {
+    const all = await oneRequest(t, 4);
+    expect(all.filter((s) => s.scope.name === SCOPE.name)).toEqual([]);
+    const server = only(all, (s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === "/work", "GET /work");
+    const query = only(all, (s) => s.scope.name.includes("database/sql"), "the query");
+    expect(query.parentSpanId).toBe(server.spanId);
+  });
+});
+
+/** The bool the library's `autoInstEnabled` variable points to, read from the live process. */
+function librarySwitch(exe: string, pid: number): number {
+  const elf = ElfFile.parse(new Uint8Array(readFileSync(exe)), exe);
+  const symbol = elf.symbols().find((s) => s.name === "go.opentelemetry.io/otel/internal/global.autoInstEnabled");
+  if (!symbol) throw new Error(`${exe} has no autoInstEnabled symbol`);
+  const fd = openSync(`/proc/${pid}/mem`, "r");
+  try {
+    const word = new Uint8Array(8);
+    readSync(fd, word, 0, 8, symbol.value);
+    const bool = new Uint8Array(1);
+    readSync(fd, bool, 0, 1, Number(new DataView(word.buffer).getBigUint64(0, true)));
+    return bool[0]!;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test("the library's switch is on while gotel traces the process, and off again when it lets it go", async () => {
+  const exe = buildGoFixture("otel-api", {});
+  const s = await startServer(exe, ["global", "127.0.0.1:0"]);
+  try {
+    expect(librarySwitch(exe, s.proc.pid)).toBe(0);
+    const gotel = await runGotel(["--pid", String(s.proc.pid)], env(), s.proc.pid);
+    expect(librarySwitch(exe, s.proc.pid)).toBe(1);
+    expect(await gotel.stop()).toBe(0);
+    expect(librarySwitch(exe, s.proc.pid)).toBe(0);
+    expect((await fetch(`${s.base}/work`)).status).toBe(200); // and the program goes on as before
+  } finally {
+    await s.proc.stop();
+  }
+}, 120_000);
