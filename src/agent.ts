@@ -65,6 +65,8 @@ export interface Drops {
   targetGone: number;
   /** a span the application made through the OpenTelemetry API was bigger than an event carries, or unreadable */
   unreadable: number;
+  /** the application started a span through the OpenTelemetry API before gotel could switch the API on */
+  apiSwitchedOff: number;
 }
 
 /** How each kind of drop is named in warnings and in the final line. */
@@ -74,6 +76,7 @@ export const DROP_REASONS: Readonly<Record<keyof Drops, string>> = {
   readBatchFull: "ring buffer read batch full",
   targetGone: "process no longer traced",
   unreadable: "application span too large or unreadable",
+  apiSwitchedOff: "application span before its API was switched on",
 };
 
 /**
@@ -113,7 +116,7 @@ export class Agent {
   private readonly kernelDropWarning = new RateLimitedWarning("spans dropped before reaching gotel's export queue", {
     hint: "see the final 'stopped' line for totals",
   });
-  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0 };
+  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0 };
   /** application spans user space could not read (the kernel counts those too large to send) */
   private unreadable = 0;
   private lossTimer: ReturnType<typeof setInterval> | undefined;
@@ -191,6 +194,7 @@ export class Agent {
       readBatchFull: Number(this.reader.droppedInBatch),
       targetGone: this.targetGone,
       unreadable: this.kernelCount("TOO_LARGE") + this.unreadable,
+      apiSwitchedOff: this.kernelCount("API_OFF"),
     };
   }
 

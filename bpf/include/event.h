@@ -35,7 +35,9 @@ enum gotel_counter {
 	GOTEL_COUNTER_LINKED_SAME_HOST = 6, /* server spans that continued a client span of this host (same_host.h) */
 	GOTEL_COUNTER_TOO_LARGE = 7,        /* a span the application made through the OpenTelemetry API was bigger
 					     * than an event carries, or unreadable (otel_api.bpf.c) */
-	GOTEL_COUNTER_MAX = 8,
+	GOTEL_COUNTER_API_OFF = 8,          /* spans the application started through the OpenTelemetry API before gotel
+					     * could switch the API on (binaries without a symbol table: otel_api.bpf.c) */
+	GOTEL_COUNTER_MAX = 16,
 };
 
 struct gotel_event_header {

@@ -139,6 +139,17 @@ describe.each([
       const workIds = new Set(works.map((w) => w.spanId));
       expect(children.every((c) => workIds.has(c.parentSpanId))).toBe(true);
     }, 60_000);
+
+    test("the stop line accounts for the spans gotel could not record", async () => {
+      await t.gotel.stop();
+      const stopped = await t.gotel.waitForLine(/ stopped /);
+      if (build.stripped && mode === "global") {
+        // the warm-up's work, child and background started before gotel had read where the switch is
+        expect(stopped).toMatch(/ dropped=[123] .*dropped_reasons="application span before its API was switched on"/);
+      } else {
+        expect(stopped).toContain(" dropped=0 ");
+      }
+    });
   });
 });
 

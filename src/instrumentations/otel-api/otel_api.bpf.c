@@ -145,13 +145,17 @@ static __always_inline int on_ended(const void *ctx)
 	return 0;
 }
 
-/* Reports the bool at arg n once per process while it is false. */
-static __always_inline int report_flag(const void *ctx, const int n)
+/* Reports the bool at arg n once per process while it is false. Each newSpan until user space has set it starts
+ * a span the application does not record, counted (per_span); the tracers a provider hands out meanwhile make any
+ * number of them, which cannot be. */
+static __always_inline int report_flag(const void *ctx, const int n, const int per_span)
 {
 	__u64 flag = go_arg(ctx, n);
 	__u8 on = 1;
 	if (!flag || bpf_probe_read_user(&on, 1, (const void *)flag) || on)
 		return 0;
+	if (per_span)
+		gotel_count(GOTEL_COUNTER_API_OFF);
 	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = flag};
 	if (bpf_map_update_elem(&otel_api_flags, &key, &on, BPF_NOEXIST))
 		return 0;
@@ -167,9 +171,9 @@ static __always_inline int report_flag(const void *ctx, const int n)
 	return 0;
 }
 
-static __always_inline int on_new_span(const void *ctx) { return report_flag(ctx, 4); }
+static __always_inline int on_new_span(const void *ctx) { return report_flag(ctx, 4, 1); }
 /* noopSpan embeds the interface embedded.Span: the receiver takes words 1-2 */
-static __always_inline int on_tracer_provider(const void *ctx) { return report_flag(ctx, 3); }
+static __always_inline int on_tracer_provider(const void *ctx) { return report_flag(ctx, 3, 0); }
 
 GOTEL_UPROBE(otel_api_start, on_start)
 GOTEL_UPROBE(otel_api_ended, on_ended)
