@@ -149,6 +149,7 @@ const variables = {
   GOTEL_UPROBE_ATTACH: spec(attach, `one of ${ATTACH.join(", ")}`, "auto"),
   GOTEL_SAME_HOST_LINKING: spec(boolean, "true or false", "true"),
   GOTEL_WRITE_TRACEPARENT: spec(boolean, "true or false", "true"),
+  GOTEL_OTEL_API: spec(boolean, "true or false", "true"),
   OTEL_SERVICE_NAME: spec(trimmed, "a service name"),
   OTEL_RESOURCE_ATTRIBUTES: spec(keyValueList(false), "key=value pairs separated by commas (values %-encoded)"),
   OTEL_TRACES_EXPORTER: spec(exporter, "one of otlp, console, none", "otlp"),

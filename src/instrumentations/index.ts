@@ -51,7 +51,7 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   },
   {
     name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: [],
-    load: (ctx) => OtelApiProbe.load(ctx.object),
+    load: (ctx) => OtelApiProbe.load({ ...ctx.object, enabled: ctx.env.GOTEL_OTEL_API }),
   },
 ];
 

@@ -196,6 +196,11 @@ test("the library's switch is on while gotel traces the process, and off again w
     expect(await gotel.stop()).toBe(0);
     expect(librarySwitch(exe, s.proc.pid)).toBe(0);
     expect((await fetch(`${s.base}/work`)).status).toBe(200); // and the program goes on as before
+    // GOTEL_OTEL_API=false: the API is left alone
+    const off = await runGotel(["--pid", String(s.proc.pid)], { ...env(), GOTEL_OTEL_API: "false" }, s.proc.pid);
+    await off.waitForLine(/OpenTelemetry API instrumentation skipped .*GOTEL_OTEL_API=false/);
+    expect(librarySwitch(exe, s.proc.pid)).toBe(0);
+    expect(await off.stop()).toBe(0);
   } finally {
     await s.proc.stop();
   }

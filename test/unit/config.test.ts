@@ -9,6 +9,7 @@ describe("environment configuration", () => {
       OTEL_BSP_SCHEDULE_DELAY: 5000, OTEL_BSP_EXPORT_TIMEOUT: 30000, OTEL_BSP_MAX_QUEUE_SIZE: 16384, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 512,
       OTEL_TRACES_SAMPLER: "parentbased_always_on", OTEL_TRACES_SAMPLER_ARG: 1, OTEL_PROPAGATORS: ["tracecontext", "baggage"],
       GOTEL_UPROBE_ATTACH: "auto", GOTEL_SAME_HOST_LINKING: true, GOTEL_WRITE_TRACEPARENT: true,
+      GOTEL_OTEL_API: true,
     });
   });
 

@@ -21,20 +21,22 @@ export class OtelApiProbe extends ObjectSpanProbe {
   /** per process, the bools gotel set, to reset when it lets the process go */
   private readonly switched = new Map<number, Set<number>>();
 
-  private constructor(object: ProbeObject) {
+  private constructor(object: ProbeObject, private readonly enabled: boolean) {
     super(object);
     const s = new StructView(object.obj.btf().structLayout("otel_api_event"));
     this.context = spanContextDecoder(s);
     this.field = { kind: s.offset("kind", 4), jsonLen: s.offset("json_len", 4), json: s.offset("json"), flag: s.offset("flag", 8) };
   }
 
-  static load(opts: LoadOptions): OtelApiProbe {
-    return new OtelApiProbe(ProbeObject.load("otel_api", opts));
+  /** enabled: false (GOTEL_OTEL_API=false) leaves the API alone: no switch set, no span recorded */
+  static load(opts: LoadOptions & { enabled: boolean }): OtelApiProbe {
+    return new OtelApiProbe(ProbeObject.load("otel_api", opts), opts.enabled);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const p = plan(exe);
     if ("skipped" in p) return p;
+    if (!this.enabled) return { skipped: "off (GOTEL_OTEL_API=false): the application's OpenTelemetry API spans are not recorded" };
     const reported = p.switches.filter((s) => s.variable === undefined).map((s) => s.name);
     return {
       sites: siteCount(p.programs),
