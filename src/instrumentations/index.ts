@@ -50,8 +50,8 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
   },
   {
-    name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: [],
-    load: (ctx) => OtelApiProbe.load({ ...ctx.object, enabled: ctx.env.GOTEL_OTEL_API }),
+    name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,
+    load: (ctx) => OtelApiProbe.load({ ...ctx.object, enabled: ctx.env.GOTEL_OTEL_API, writeIds: ctx.writeAllowed }),
   },
 ];
 

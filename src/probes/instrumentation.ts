@@ -30,6 +30,8 @@ export interface LoadContext {
   memory: (tgid: number) => TargetMemory | undefined;
   /** traceparent may be written into outgoing requests: propagation is on and the kernel allows it */
   inject: boolean;
+  /** gotel may write into processes with bpf_probe_write_user: the kernel allows it and GOTEL_WRITE_TRACEPARENT is on */
+  writeAllowed: boolean;
   /** same-host linking is on (src/propagation/same-host.ts): clients file the spans of the requests they send */
   sameHost: boolean;
 }

@@ -5,7 +5,9 @@
  * that kernel's verifier) and `gotel trace` over service A (Go 1.27) calling service B (Go 1.19) on loopback, and
  * over test/fixtures/sql-fake running every database/sql path gotel probes, and over test/fixtures/grpc-service
  * (grpc v1.85) making gRPC calls to itself, whose server spans continue the traceparent gotel wrote into them,
- * and over two more A (Go 1.19 and 1.27) calling a B over HTTP/2 (TLS) with net/http's own HTTP/2 client.
+ * and over two more A (Go 1.19 and 1.27) calling a B over HTTP/2 (TLS) with net/http's own HTTP/2 client, and
+ * over test/fixtures/otel-api, whose handler makes spans through the OpenTelemetry API: there gotel writes its IDs
+ * into the application's spans, which the program prints.
  * These kernels boot without lockdown, so unlike this machine they let gotel write `traceparent` into A's
  * outgoing requests: the one place bpf_probe_write_user is checked on the wire.
  */
@@ -44,17 +46,20 @@ A19=$!
 /a frontend 127.0.0.1:8085 https://127.0.0.1:8083 > /tmp/a27.log 2>&1 &
 A27=$!
 echo "@@h2pids $B2 $A19 $A27"
+/otel global 127.0.0.1:8086 > /tmp/otel.log 2>&1 &
+O=$!
 sleep 1
 i=0; while [ $i -lt 100 ] && ! grep -q '^listening ' /tmp/grpc.log; do sleep 0.2; i=$((i+1)); done
 GRPC_HTTP=$(sed -n 's/^listening //p' /tmp/grpc.log)
 OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
-  /gotel trace --pid $A --pid $B --pid $S --pid $G --pid $B2 --pid $A19 --pid $A27 --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
+  /gotel trace --pid $A --pid $B --pid $S --pid $G --pid $B2 --pid $A19 --pid $A27 --pid $O --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
 T=$!
 i=0; while [ $i -lt 300 ] && ! grep -q 'gotel is running' /tmp/trace.err; do sleep 0.2; i=$((i+1)); done
 echo "@@answer $(wget -q -O - 'http://127.0.0.1:8080/inline?id=vm-1')"
 echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01' 'http://127.0.0.1:8080/inline?id=vm-2')"
 for port in 8084 8085; do for n in 1 2; do echo "@@h2answer $(wget -q -O - "http://127.0.0.1:$port/inline?id=h2-$port-$n")"; done; done
 echo "@@sql $(wget -q -O - 'http://127.0.0.1:8082/run')"
+echo "@@otel $(wget -q -O - 'http://127.0.0.1:8086/work')"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=empty")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=unary&code=5&msg=vm")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=bidi&n=3")"
@@ -76,6 +81,7 @@ function vmFiles(kernel: string) {
     { path: "/b", from: buildGoFixture("http-chain", { goVersion: "1.19.13", goarch }) },
     { path: "/sql", from: buildGoFixture("sql-fake", { goVersion: "1.27.4", goarch }) },
     { path: "/grpc", from: buildGoFixture("grpc-service", { goVersion: "1.27.4", goarch }) },
+    { path: "/otel", from: buildGoFixture("otel-api", { goVersion: "1.27.4", goarch }) },
   ];
 }
 
@@ -97,14 +103,15 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       "gotel: GOTEL_UPROBE_ATTACH=multi: this kernel has no uprobe.multi links (Linux 6.6+); use auto or classic; `gotel doctor` shows what the kernel has",
     ]);
     expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
-    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=7$/);
+    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=8$/);
 
     const all = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
     const pid = (s: JsonSpan) => Number(s.resource["process.pid"]);
     const sqlPid = all.find((s) => s.resource["process.executable.path"] === "/sql")?.resource["process.pid"];
     const grpcPid = all.find((s) => s.resource["process.executable.path"] === "/grpc")?.resource["process.pid"];
     const h2Pids = tagged(lines, "h2pids")[0]!.split(" ").map(Number);
-    const spans = all.filter((s) => s.resource["process.pid"] !== sqlPid && s.resource["process.pid"] !== grpcPid && !h2Pids.includes(pid(s)));
+    const otelPid = all.find((s) => s.resource["process.executable.path"] === "/otel")?.resource["process.pid"];
+    const spans = all.filter((s) => ![sqlPid, grpcPid, otelPid].includes(s.resource["process.pid"]) && !h2Pids.includes(pid(s)));
     const answers = tagged(lines, "answer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string });
     expect(answers.map((a) => [a.id, a.bodyOk])).toEqual([["vm-1", true], ["vm-2", true]]);
     expect(spans, console_()).toHaveLength(6); // per request: A's server and client spans, B's server span
@@ -177,5 +184,12 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       expect(server.attributes["network.peer.address"]).toBe("127.0.0.1");
       expect([server.traceId, server.parentSpanId], console_()).toEqual([client.traceId, client.spanId]);
     }
+    // the OpenTelemetry API: the IDs the program sees for its own spans are the ones exported
+    const otel = all.filter((s) => s.resource["process.pid"] === otelPid);
+    const [work, child] = ["work", "child"].map((n) => otel.find((s) => s.name === n));
+    expect(work, console_()).toBeDefined();
+    expect(tagged(lines, "otel"), console_()).toEqual([`${work!.traceId} ${work!.spanId} ${child?.spanId}`]);
+    expect(child?.parentSpanId).toBe(work!.spanId);
+    expect(otel.find((s) => s.spanId === work!.parentSpanId)?.attributes["url.path"]).toBe("/work");
   }, 600_000);
 });

@@ -16,8 +16,12 @@
  *   (*tracer).newSpan(t, ctx, autoSpan, …) / noopSpan.tracerProvider(autoEnabled)   flag = 4 / 3
  *       only where the binary has no symbol table: reports where the library's bool is, once per process.
  *
- * Nothing is written into the process here: where the kernel refuses bpf_probe_write_user (lockdown) the
- * application sees a zero span context of its own spans, and gotel's IDs are the exported ones.
+ * Where the kernel allows bpf_probe_write_user, otel_api_start_inject also writes the span's trace ID, span ID
+ * and flags into *sc, and its parent's into *psc: the SDK copies them into the span, so the application sees
+ * (span.SpanContext(), its logs) the IDs gotel exports. Plain bytes of trace.SpanContext in the caller's frame:
+ * nothing the garbage collector scans. `sampled` is left true: an unsampled span still reaches ended, where it
+ * is counted and its entries dropped. Where the kernel refuses (lockdown), the application sees a zero span
+ * context, and gotel's IDs are the exported ones.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -28,8 +32,23 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "inject.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* go.opentelemetry.io/otel/trace.SpanContext's fields, for the writes (absent: none) */
+struct otel_api_config {
+	__u64 span_context_trace_id;
+	__u64 span_context_span_id;
+	__u64 span_context_trace_flags;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct otel_api_config);
+} otel_api_config SEC(".maps");
 
 /* A span's JSON as the application marshalled it; a bigger one is lost and counted (GOTEL_COUNTER_TOO_LARGE). */
 #define JSON_MAX 16000
@@ -92,23 +111,67 @@ static __always_inline struct scratch *scratch(void)
 	return bpf_map_lookup_elem(&otel_api_scratch, &zero);
 }
 
-static __always_inline int on_start(const void *ctx)
+/* Makes the span's context and records it; the parent's context is copied to `parent` (zero IDs: none). NULL
+ * when nothing was recorded. */
+static __always_inline struct otel_api_inflight *start_span(const void *ctx, struct scratch *s, struct inject_context *parent)
 {
-	struct scratch *s = scratch();
 	__u64 span = go_arg(ctx, 4);
-	if (!s || !span)
-		return 0;
+	if (!span)
+		return NULL;
 	__u32 tgid = gotel_current_tgid();
 	struct otel_api_inflight *f = &s->inflight;
 	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), sc.tracestate));
 	f->start_ns = bpf_ktime_get_ns();
-	struct gotel_span_context *parent = gotel_find_parent(tgid, go_arg(ctx, 3));
-	if (parent)
-		__builtin_memcpy(f->parent_span_id, parent->span_id, 8);
-	gotel_start_span(&f->sc, parent);
+	struct gotel_span_context *p = gotel_find_parent(tgid, go_arg(ctx, 3));
+	if (p) {
+		__builtin_memcpy(f->parent_span_id, p->span_id, 8);
+		__builtin_memcpy(parent->trace_id, p->trace_id, 16);
+		__builtin_memcpy(parent->span_id, p->span_id, 8);
+		parent->flags = p->flags;
+	}
+	gotel_start_span(&f->sc, p);
 	if (gotel_inflight_put(&otel_api_inflight, tgid, span, f))
-		return 0;
+		return NULL;
 	gotel_track(tgid, span, &f->sc);
+	return f;
+}
+
+static __always_inline int on_start(const void *ctx)
+{
+	struct scratch *s = scratch();
+	struct inject_context parent = {};
+	if (s)
+		start_span(ctx, s, &parent);
+	return 0;
+}
+
+/* Writes IDs and flags into the trace.SpanContext at dst. */
+static __always_inline void write_span_context(__u64 dst, const struct otel_api_config *cfg, const __u8 *trace_id, const __u8 *span_id, __u8 flags)
+{
+	if (!dst || cfg->span_context_trace_id == GOTEL_OFFSET_ABSENT || cfg->span_context_span_id == GOTEL_OFFSET_ABSENT ||
+	    cfg->span_context_trace_flags == GOTEL_OFFSET_ABSENT)
+		return;
+	inject_write_user((void *)(dst + cfg->span_context_trace_id), trace_id, 16);
+	inject_write_user((void *)(dst + cfg->span_context_span_id), span_id, 8);
+	inject_write_user((void *)(dst + cfg->span_context_trace_flags), &flags, 1);
+}
+
+static __always_inline int on_start_inject(const void *ctx)
+{
+	struct scratch *s = scratch();
+	struct inject_context parent = {};
+	__u32 tgid = gotel_current_tgid();
+	struct otel_api_config *cfg = bpf_map_lookup_elem(&otel_api_config, &tgid);
+	if (!s || !cfg)
+		return 0;
+	struct otel_api_inflight *f = start_span(ctx, s, &parent);
+	if (!f)
+		return 0;
+	/* psc = 5, sc = 7 */
+	if (parent.span_id[0] | parent.span_id[1] | parent.span_id[2] | parent.span_id[3] | parent.span_id[4] | parent.span_id[5] |
+	    parent.span_id[6] | parent.span_id[7])
+		write_span_context(go_arg(ctx, 5), cfg, parent.trace_id, parent.span_id, parent.flags);
+	write_span_context(go_arg(ctx, 7), cfg, f->sc.trace_id, f->sc.span_id, f->sc.flags);
 	return 0;
 }
 
@@ -176,6 +239,7 @@ static __always_inline int on_new_span(const void *ctx) { return report_flag(ctx
 static __always_inline int on_tracer_provider(const void *ctx) { return report_flag(ctx, 3, 0); }
 
 GOTEL_UPROBE(otel_api_start, on_start)
+GOTEL_UPROBE(otel_api_start_inject, on_start_inject)
 GOTEL_UPROBE(otel_api_ended, on_ended)
 GOTEL_UPROBE(otel_api_global_flag, on_new_span)
 GOTEL_UPROBE(otel_api_trace_flag, on_tracer_provider)

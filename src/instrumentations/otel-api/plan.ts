@@ -1,10 +1,13 @@
 /**
  * Where the OpenTelemetry API instrumentation (otel_api.bpf.c beside it) attaches: the entry of the no-op start
  * and ended functions of each copy of go.opentelemetry.io/auto/sdk's SDK the binary has, and the switches that
- * send the API's spans there. No struct field is read: the span arrives marshalled by the application.
+ * send the API's spans there. The span arrives marshalled by the application; the only struct fields are
+ * trace.SpanContext's, for writing gotel's IDs into the application's span where the kernel allows it.
  */
 import type { GoExecutable } from "../../gobin/analyze.ts";
-import { goAtLeast, MIN_GO } from "../../probes/plan.ts";
+import { bundledTable } from "../../offsets/bundled.ts";
+import { resolveOffsets, type FieldNeed, type OffsetsSource, type TableLookup } from "../../offsets/resolver.ts";
+import { fieldNeeds, goAtLeast, MIN_GO } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { PT_LOAD } from "../../gobin/elf.ts";
 
@@ -30,7 +33,17 @@ const SWITCHES = [
   { name: "a context's span's provider", variable: `${TRACE}.autoInstEnabled`, reporter: `${TRACE}.noopSpan.tracerProvider`, program: "otel_api_trace_flag" },
 ] as const;
 
-export const PROGRAMS = { start: "otel_api_start", ended: "otel_api_ended" } as const;
+export const PROGRAMS = { start: "otel_api_start", startWriting: "otel_api_start_inject", ended: "otel_api_ended" } as const;
+
+/** C config field -> the Go struct field it holds the offset of: where the IDs are written */
+const FIELDS = {
+  span_context_trace_id: `${TRACE}.SpanContext.traceID`,
+  span_context_span_id: `${TRACE}.SpanContext.spanID`,
+  span_context_trace_flags: `${TRACE}.SpanContext.traceFlags`,
+} as const;
+
+/** What the writes read, for the offsets resolver and the table's generator: optional, as the writes are. */
+export const NEEDS: readonly FieldNeed[] = fieldNeeds({ fields: FIELDS, optional: new Set(Object.keys(FIELDS)), modules: Object.fromEntries(Object.keys(FIELDS).map((k) => [k, TRACE])) });
 
 export interface Switch {
   name: string;
@@ -39,7 +52,10 @@ export interface Switch {
 }
 
 export interface ApiPlan {
+  /** program -> sites; the start program is PROGRAMS.start, `writing` says where PROGRAMS.startWriting would go */
   programs: Record<string, number[]>;
+  /** where gotel's IDs can be written into the application's span: SpanContext's offsets were found */
+  writing?: { offsets: Record<string, number | undefined>; source: OffsetsSource };
   /** the SDKs probed, for the log */
   sdks: string[];
   switches: Switch[];
@@ -49,7 +65,7 @@ export interface ApiPlan {
 
 export const present = (exe: GoExecutable): boolean => SDKS.some((s) => exe.functions().get(s.start) !== undefined);
 
-export function plan(exe: GoExecutable): ApiPlan | { skipped: string; absent?: true } {
+export function plan(exe: GoExecutable, table: TableLookup = bundledTable): ApiPlan | { skipped: string; absent?: true } {
   if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
   const sdks = SDKS.filter((s) => exe.entrySite(s.start) && exe.entrySite(s.ended));
   if (sdks.length === 0) {
@@ -72,7 +88,9 @@ export function plan(exe: GoExecutable): ApiPlan | { skipped: string; absent?: t
     switches.push({ name: s.name, ...(variable === undefined ? {} : { variable }) });
   }
   const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
-  return { programs, sdks: sdks.map((s) => s.name), switches, lowestLoad };
+  const r = resolveOffsets(exe, NEEDS, table);
+  const writing = "offsets" in r && Object.values(r.offsets).every((o) => o !== undefined) ? { offsets: r.offsets, source: r.source } : undefined;
+  return { programs, ...(writing ? { writing } : {}), sdks: sdks.map((s) => s.name), switches, lowestLoad };
 }
 
 /** The values of a few symbols of .symtab (none when stripped). */
@@ -91,6 +109,8 @@ export function readiness(exe: GoExecutable): Readiness {
   return {
     status: "ready",
     reason: `spans of ${p.sdks.join(" and ")} at its (*tracer).start and (*span).ended entries (no return probes)` +
-      (switches.length ? `; ${switches.join("; ")}` : "; no global tracer hook (go.opentelemetry.io/otel older than v1.33.0): only spans made through go.opentelemetry.io/auto/sdk itself"),
+      (switches.length ? `; ${switches.join("; ")}` : "; no global tracer hook (go.opentelemetry.io/otel older than v1.33.0): only spans made through go.opentelemetry.io/auto/sdk itself") +
+      (p.writing ? "; gotel's IDs written into the application's spans where the kernel allows it" : "; the application's spans keep a zero span context (trace.SpanContext's offsets not found)"),
+    ...(p.writing ? { offsetsSource: p.writing.source } : {}),
   };
 }

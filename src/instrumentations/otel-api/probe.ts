@@ -7,9 +7,16 @@ import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { decodeUtf8, spanContextDecoder } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { plan } from "./plan.ts";
+import { PROGRAMS, plan } from "./plan.ts";
 import { parseSpanJson } from "./spans.ts";
 import { boolBehind, setBool } from "./switches.ts";
+
+export interface ApiLoadOptions extends LoadOptions {
+  /** false (GOTEL_OTEL_API=false): the API is left alone, no switch set, no span recorded */
+  enabled: boolean;
+  /** write gotel's IDs into the application's spans (the kernel allows bpf_probe_write_user) */
+  writeIds: boolean;
+}
 
 /** enum otel_api_event_kind */
 const KIND = { span: 1, flag: 2 } as const;
@@ -21,28 +28,35 @@ export class OtelApiProbe extends ObjectSpanProbe {
   /** per process, the bools gotel set, to reset when it lets the process go */
   private readonly switched = new Map<number, Set<number>>();
 
-  private constructor(object: ProbeObject, private readonly enabled: boolean) {
+  private constructor(object: ProbeObject, private readonly opts: ApiLoadOptions) {
     super(object);
     const s = new StructView(object.obj.btf().structLayout("otel_api_event"));
     this.context = spanContextDecoder(s);
     this.field = { kind: s.offset("kind", 4), jsonLen: s.offset("json_len", 4), json: s.offset("json"), flag: s.offset("flag", 8) };
   }
 
-  /** enabled: false (GOTEL_OTEL_API=false) leaves the API alone: no switch set, no span recorded */
-  static load(opts: LoadOptions & { enabled: boolean }): OtelApiProbe {
-    return new OtelApiProbe(ProbeObject.load("otel_api", opts), opts.enabled);
+  static load(opts: ApiLoadOptions): OtelApiProbe {
+    return new OtelApiProbe(ProbeObject.load("otel_api", { ...opts, writeUser: opts.writeIds }), opts);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const p = plan(exe);
     if ("skipped" in p) return p;
-    if (!this.enabled) return { skipped: "off (GOTEL_OTEL_API=false): the application's OpenTelemetry API spans are not recorded" };
+    if (!this.opts.enabled) return { skipped: "off (GOTEL_OTEL_API=false): the application's OpenTelemetry API spans are not recorded" };
     const reported = p.switches.filter((s) => s.variable === undefined).map((s) => s.name);
+    const writes = this.opts.writeIds ? p.writing : undefined;
+    const { [PROGRAMS.start]: starts, ...others } = p.programs;
+    const programs = { ...others, [writes ? PROGRAMS.startWriting : PROGRAMS.start]: starts! };
+    const notes = [
+      ...(reported.length ? [`no symbol table: ${reported.join(" and ")} switched on when its first span starts (that span is not recorded)`] : []),
+      ...(this.opts.writeIds && !writes ? ["the application's spans keep a zero span context: trace.SpanContext's offsets were not found"] : []),
+    ];
     return {
-      sites: siteCount(p.programs),
-      ...(reported.length ? { note: `no symbol table: ${reported.join(" and ")} switched on when its first span starts (that span is not recorded)` } : {}),
+      ...(writes ? { offsetsSource: writes.source } : {}),
+      sites: siteCount(programs),
+      ...(notes.length ? { note: notes.join("; ") } : {}),
       attach: (tgid, path) => {
-        const links = this.object.attach(tgid, path, {}, p.programs);
+        const links = this.object.attach(tgid, path, writes?.offsets ?? {}, programs);
         // children find API spans through their contexts' values from here on
         this.object.obj.map("gotel_api_tgids").update(uintBytes(tgid, 4), new Uint8Array([1]));
         for (const s of p.switches) {
