@@ -1,13 +1,13 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for five scenarios (server spans only,
+ * What gotel costs Go HTTP services, measured side by side in one run, for six scenarios (server spans only,
  * over HTTP/1.1 and over HTTP/2 with TLS; a server that calls another service: server + client spans; a server
  * that queries SQLite: server + SQL spans, statements captured and parsed; a server that makes a unary gRPC
- * call: server + gRPC client + gRPC server spans): the measured server (pinned to
- * CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first without gotel, then with `gotel run`
- * attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector (the test one,
- * scripts/build-collector.sh). Prints the server's CPU µs per request and requests/s for both, their ratios,
- * gotel's own CPU µs per span and peak RSS, and the spans its `stopped` line reports lost out of those it made
- * (the whole run: warm-up and measured phase) with the default queue settings.
+ * call: server + gRPC client + gRPC server spans; a server that makes ten spans through the OpenTelemetry API):
+ * the measured server (pinned to CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first
+ * without gotel, then with `gotel run` attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector
+ * (the test one, scripts/build-collector.sh). Prints the server's CPU µs per request and requests/s for both,
+ * their ratios, gotel's own CPU µs per span and peak RSS, and the spans its `stopped` line reports lost out of
+ * those it made (the whole run: warm-up and measured phase) with the default queue settings.
  *
  *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH]   (needs apt-get install wrk nghttp2-client)
  *
@@ -156,6 +156,19 @@ const scenarios: Scenario[] = [
       const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
       const pid = childOf(server.proc);
       return { pid, url: `${server.base}/call?kind=unary&parent=request`, traced: [pid], stop: async () => void (await server.proc.stop()) };
+    },
+  },
+  {
+    // ten spans made through the OpenTelemetry API's global tracer (no SDK installed) per request: without gotel
+    // they cost the no-op tracer nothing; with it the application's auto/sdk builds and marshals each, and
+    // gotel's two entry probes record it
+    name: "OpenTelemetry API spans: GET /steps making 10 spans with the global tracer (test/fixtures/otel-api)",
+    spansPerRequest: 11,
+    async start() {
+      const exe = buildGoFixture("otel-api");
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe, "global", "127.0.0.1:0"]);
+      const pid = childOf(server.proc);
+      return { pid, url: `${server.base}/steps`, traced: [pid], stop: async () => void (await server.proc.stop()) };
     },
   },
 ];

@@ -173,6 +173,10 @@ const TARGETS: Target[] = [
   moduleTarget("google.golang.org/grpc", fieldsOf("google.golang.org/grpc"), "v1.40.0", ['"context"', '"net"', '"google.golang.org/grpc"'],
     "\t\ts := grpc.NewServer()\n\t\tlis, _ := net.Listen(\"tcp\", os.Args[1])\n\t\t_ = s.Serve(lis)\n" +
       "\t\tcc, _ := grpc.Dial(os.Args[2], grpc.WithInsecure())\n\t\tsink = append(sink, cc.Invoke(context.Background(), os.Args[3], nil, nil))"),
+  // the OpenTelemetry Go API: trace.SpanContext, where gotel writes its IDs into the application's spans; from
+  // v1.33.0, the first release whose global tracer hands its spans to an agent (src/instrumentations/otel-api)
+  moduleTarget("go.opentelemetry.io/otel/trace", fieldsOf("go.opentelemetry.io/otel/trace"), "v1.33.0", ['"go.opentelemetry.io/otel/trace"'],
+    "\t\tsink = append(sink, trace.NewSpanContext(trace.SpanContextConfig{Remote: len(os.Args) > 100}))"),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo
   // builds, and the generator builds arm64 by cross-compiling without cgo) and modernc.org/sqlite (hundreds of
   // versions of a very large package).
