@@ -3,84 +3,98 @@
  * bpf_probe_write_user (this machine's lockdown): the object built with GOTEL_INJECT_DRY_RUN
  * (test/fixtures/bpf/otel_api_dryrun.bpf.c) runs the real otel_api_start_inject — the same probe site and
  * lookups — but sends each write to a ring buffer. That the program then sees those IDs is checked where the
- * kernel allows writing (test/kernel/older-kernels.test.ts). Real Go service (test/fixtures/otel-api), the
- * library API, a real kernel.
+ * kernel allows writing (test/kernel/older-kernels.test.ts). Real Go service (test/fixtures/otel-api, stripped
+ * and not: trace.SpanContext's offsets from DWARF, or from the table), the library API, a real kernel.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { preferredAttachMode, type UprobeLinks } from "../../src/ebpf/link.ts";
 import { RingBufferReader } from "../../src/ebpf/ring-buffer.ts";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { OtelApiProbe } from "../../src/instrumentations/otel-api/probe.ts";
+import type { OffsetsSource } from "../../src/offsets/resolver.ts";
 import { traceConstants } from "../../src/traces/sampling.ts";
 import type { SpanRecord } from "../../src/traces/span.ts";
-import { buildGoFixture, ROOT } from "../support/go.ts";
+import { buildGoFixture, ROOT, type GoBuild } from "../support/go.ts";
 import { injectWritesReader, type InjectWrite } from "../support/inject-writes.ts";
 import { requireRoot, waitFor } from "../support/kernel.ts";
 import { startServer } from "../support/processes.ts";
 
-let probe: OtelApiProbe;
-const links: UprobeLinks[] = [];
-let spans: RingBufferReader;
-let writes: RingBufferReader;
-const records: SpanRecord[] = [];
-const written: InjectWrite[] = [];
-let service: Awaited<ReturnType<typeof startServer>>;
+describe.each([
+  ["symbols and DWARF", {}, "dwarf"], ["stripped", { stripped: true }, "table"],
+] as [string, GoBuild, OffsetsSource][])("%s", (_, build, source) => {
+  let probe: OtelApiProbe;
+  const links: UprobeLinks[] = [];
+  let spans: RingBufferReader;
+  let writes: RingBufferReader;
+  const records: SpanRecord[] = [];
+  const written: InjectWrite[] = [];
+  let service: Awaited<ReturnType<typeof startServer>>;
 
-beforeAll(async () => {
-  requireRoot();
-  service = await startServer(buildGoFixture("otel-api"), ["global", "127.0.0.1:0"]);
-  const pid = service.proc.pid;
-  probe = OtelApiProbe.load({
-    mode: preferredAttachMode(), showVerifierLog: false, eventType: 2, enabled: true, writeIds: true,
-    constants: traceConstants({ sampler: "parentbased_always_on", ratio: 1, tracecontext: true, injectAllowed: true }),
-    bytes: new Uint8Array(readFileSync(join(ROOT, "build/test-bpf/x64/otel_api_dryrun.bpf.o"))),
+  beforeAll(async () => {
+    requireRoot();
+    service = await startServer(buildGoFixture("otel-api", build), ["global", "127.0.0.1:0"]);
+    const pid = service.proc.pid;
+    probe = OtelApiProbe.load({
+      mode: preferredAttachMode(), showVerifierLog: false, eventType: 2, enabled: true, writeIds: true,
+      constants: traceConstants({ sampler: "parentbased_always_on", ratio: 1, tracecontext: true, injectAllowed: true }),
+      bytes: new Uint8Array(readFileSync(join(ROOT, "build/test-bpf/x64/otel_api_dryrun.bpf.o"))),
+    });
+    const prepared = probe.prepare(GoExecutable.open(`/proc/${pid}/exe`));
+    if ("skipped" in prepared) throw new Error(prepared.skipped);
+    expect(prepared.offsetsSource).toBe(source); // SpanContext's offsets were found
+    links.push(...prepared.attach(pid, `/proc/${pid}/exe`));
+    spans = new RingBufferReader(probe.object.obj.map("events"), (v) => {
+      const r = probe.record(v, pid, (ns) => ns);
+      if (r) records.push(r);
+    });
+    writes = injectWritesReader(probe.object, written);
+  }, 300_000);
+  afterAll(async () => {
+    for (const l of links) l.destroy();
+    if (service) probe?.forget(service.proc.pid);
+    spans?.close();
+    writes?.close();
+    probe?.close();
+    await service?.proc.stop();
   });
-  const prepared = probe.prepare(GoExecutable.open(`/proc/${pid}/exe`));
-  if ("skipped" in prepared) throw new Error(prepared.skipped);
-  expect(prepared.note).toBeUndefined(); // SpanContext's offsets were found
-  links.push(...prepared.attach(pid, `/proc/${pid}/exe`));
-  spans = new RingBufferReader(probe.object.obj.map("events"), (v) => {
-    const r = probe.record(v, pid, (ns) => ns);
-    if (r) records.push(r);
+
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+
+  test("each span's trace ID, span ID and flags go to its SpanContext, its parent's to the parent's", async () => {
+    if (build.stripped) {
+      // the global tracer is switched on by its first span, which is not recorded
+      await fetch(`${service.base}/work`);
+      await Bun.sleep(300);
+      spans.drain();
+      writes.drain();
+      records.length = 0;
+      written.length = 0;
+    }
+    expect((await fetch(`${service.base}/work`)).status).toBe(200);
+    expect(await waitFor(() => spans.drain() >= 0 && records.length === 3, 5000)).toBe(true);
+    writes.drain();
+    const byName = new Map(records.map((r) => [r.name, r]));
+    const named = (n: string): SpanRecord => byName.get(n)!;
+    const [work, child, background] = [named("work"), named("child"), named("background")];
+    // writes come in threes: trace ID (16 bytes), span ID (8), flags (1), each at its field of one SpanContext
+    expect(written.length % 3).toBe(0);
+    const contexts: { at: bigint; ids: string }[] = [];
+    for (let i = 0; i < written.length; i += 3) {
+      const [t, s, f] = [written[i]!, written[i + 1]!, written[i + 2]!];
+      expect([t.bytes.length, s.bytes.length, f.bytes.length]).toEqual([16, 8, 1]);
+      expect([s.addr - t.addr, f.addr - t.addr]).toEqual([16n, 24n]); // trace.SpanContext{traceID, spanID, traceFlags}
+      expect([...f.bytes]).toEqual([1]);
+      contexts.push({ at: t.addr, ids: `${hex(t.bytes)}-${hex(s.bytes)}` });
+    }
+    // work and background are roots: their own context only; child's parent (work) first, then its own
+    expect(contexts.map((c) => c.ids)).toEqual([
+      `${work.traceId}-${work.spanId}`,
+      `${work.traceId}-${work.spanId}`, `${child.traceId}-${child.spanId}`,
+      `${background.traceId}-${background.spanId}`,
+    ]);
+    // the parent's and the child's go to two different variables of Start's frame
+    expect(contexts[1]!.at).not.toBe(contexts[2]!.at);
   });
-  writes = injectWritesReader(probe.object, written);
-}, 300_000);
-afterAll(async () => {
-  for (const l of links) l.destroy();
-  if (service) probe?.forget(service.proc.pid);
-  spans?.close();
-  writes?.close();
-  probe?.close();
-  await service?.proc.stop();
-});
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
-test("each span's trace ID, span ID and flags go to its SpanContext, its parent's to the parent's", async () => {
-  expect((await fetch(`${service.base}/work`)).status).toBe(200);
-  expect(await waitFor(() => spans.drain() >= 0 && records.length === 3, 5000)).toBe(true);
-  writes.drain();
-  const byName = new Map(records.map((r) => [r.name, r]));
-  const named = (n: string): SpanRecord => byName.get(n)!;
-  const [work, child, background] = [named("work"), named("child"), named("background")];
-  // writes come in threes: trace ID (16 bytes), span ID (8), flags (1), each at its field of one SpanContext
-  expect(written.length % 3).toBe(0);
-  const contexts: { at: bigint; ids: string }[] = [];
-  for (let i = 0; i < written.length; i += 3) {
-    const [t, s, f] = [written[i]!, written[i + 1]!, written[i + 2]!];
-    expect([t.bytes.length, s.bytes.length, f.bytes.length]).toEqual([16, 8, 1]);
-    expect([s.addr - t.addr, f.addr - t.addr]).toEqual([16n, 24n]); // trace.SpanContext{traceID, spanID, traceFlags}
-    expect([...f.bytes]).toEqual([1]);
-    contexts.push({ at: t.addr, ids: `${hex(t.bytes)}-${hex(s.bytes)}` });
-  }
-  // work and background are roots: their own context only; child's parent (work) first, then its own
-  expect(contexts.map((c) => c.ids)).toEqual([
-    `${work.traceId}-${work.spanId}`,
-    `${work.traceId}-${work.spanId}`, `${child.traceId}-${child.spanId}`,
-    `${background.traceId}-${background.spanId}`,
-  ]);
-  // the parent's and the child's go to two different variables of Start's frame
-  expect(contexts[1]!.at).not.toBe(contexts[2]!.at);
 });
