@@ -193,7 +193,8 @@ async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: st
   // what the stopped line says was lost on the way to the collector (queue full, ring buffer full, export failed)
   const stopped = gotel.stderr.find((l) => / stopped /.test(l)) ?? "";
   const count = (k: string) => Number(new RegExp(` ${k}=(\\d+)`).exec(stopped)?.[1] ?? NaN);
-  return { ...m, rss, spans: count("spans"), lost: count("dropped") + count("export_failed") };
+  const why = [...stopped.matchAll(/ (dropped_reasons|export_failed_reasons)=("[^"]*"|\S+)/g)].map((r) => `${r[1]}=${r[2]}`).join(" ");
+  return { ...m, rss, spans: count("spans"), lost: count("dropped") + count("export_failed"), why };
 }
 
 const cell = (v: string, ratio?: number): string => `${v.padStart(9)}${ratio === undefined ? "      " : ` ${ratio.toFixed(2).padStart(4)}x`}`;
@@ -214,6 +215,7 @@ for (const sc of scenarios) {
   row("gotel CPU µs/span", "", measured.map((m) => cell((m.gotelUs / m.requests / spansPerRequest).toFixed(1))));
   row("gotel peak RSS MB", "", measured.map((m) => cell(m.rss.toFixed(0))));
   row("spans lost / made", "", measured.map((m) => cell(`${m.lost}/${m.spans}`)));
+  for (const [i, m] of measured.entries()) if (m.lost > 0) console.log(`  lost ${builds[i]!.label}: ${m.why}`);
 }
 // what the collector wrote is not looked at, and parsing gigabytes of it at stop would only fail
 rmSync(join(collector.dir, "traces.jsonl"), { force: true });

@@ -63,8 +63,10 @@ static __always_inline int gotel_inflight_put(void *map, __u32 tgid, __u64 gorou
 
 /* LRU: a context whose span never ended (the process died mid-request) ages out instead of filling the map.
  * Only spans recorded in flight are tracked here, and the in-flight map of server spans is a HASH map no
- * larger than this one: so the LRU only ever ages out such leftovers, never the context of a live span (a
- * request that does not fit is counted as INFLIGHT_LOST instead). */
+ * larger than this one: so the LRU only ages out such leftovers, not the context of a live server span (a
+ * request that does not fit is counted as INFLIGHT_LOST instead) — unless spans the application makes through
+ * the OpenTelemetry API (also tracked here, under their span pointers) fill it too: with more than 8192 of
+ * both in flight at once the oldest can age out, and a call made under it then finds an older ancestor. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
