@@ -391,8 +391,11 @@ export function moduledataTypes(elf: ElfFile, goMinor: number): number | undefin
   const found = findModuledata(elf, h, mem);
   if (!found) return undefined;
   const types = mem.ptr(found.md + (goMinor >= 20 ? 296 : 280));
-  // it must point into a read-only loaded segment (what follows it changed in Go 1.27)
-  const seg = elf.segments.find((g) => g.type === PT_LOAD && (g.flags & PF_W) === 0 && types !== undefined && types >= g.vaddr && types < g.vaddr + g.memsz);
+  // it must point into read-only data (what follows it changed in Go 1.27): a read-only loaded segment, or the
+  // part of a writable one that is read-only once relocated (PT_GNU_RELRO: a PIE puts Go's type data, which
+  // holds pointers, in .data.rel.ro)
+  const within = (g: { vaddr: number; memsz: number }) => types !== undefined && types >= g.vaddr && types < g.vaddr + g.memsz;
+  const seg = elf.segments.find((g) => within(g) && (g.type === PT_GNU_RELRO || (g.type === PT_LOAD && (g.flags & PF_W) === 0)));
   return seg ? types : undefined;
 }
 
@@ -400,6 +403,7 @@ const R_X86_64_RELATIVE = 8;
 const R_AARCH64_RELATIVE = 1027;
 const SHT_RELA = 4;
 const PF_W = 2;
+const PT_GNU_RELRO = 0x6474e552;
 
 /**
  * 64-bit words at virtual addresses. In a PIE, Go's linker and GNU ld also store a relocated pointer in place, but

@@ -266,6 +266,17 @@ describe("statement switches (SQLite)", () => {
   }, 120_000);
 });
 
+test("PIE, cgo: error.type and its code read through Go's type data in .data.rel.ro", async () => {
+  const s = await startService(sqlite(), {}, { pie: true });
+  try {
+    const failed = await request(s, "GET", "/missing", 1);
+    expect(failed.db[0]!.attributes["error.type"]).toBe("sqlite3.Error");
+    expect(failed.db[0]!.attributes["db.response.status_code"]).toBe("1");
+  } finally {
+    await stopService(s);
+  }
+}, 300_000);
+
 test("stripped (no symbols, no DWARF), Go 1.22, cgo: offsets from the table, type names through runtime.firstmoduledata", async () => {
   const s = await startService(sqlite(), { OTEL_GO_AUTO_INCLUDE_DB_STATEMENT: "true", OTEL_GO_AUTO_PARSE_DB_STATEMENT: "true" }, { goVersion: "1.22.12", stripped: true });
   try {

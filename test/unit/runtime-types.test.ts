@@ -65,6 +65,14 @@ describe("runtime.types of a stripped binary comes from runtime.firstmoduledata"
     const stripped = buildGoFixture("http-db", { cgo: true, stripped: true });
     expect(typesBase(ElfFile.parse(new Uint8Array(readFileSync(stripped)), stripped), GoExecutable.open(stripped).goVersion)).toBe(want);
   }, 300_000);
+
+  test("a PIE linked externally: Go's type data is in .data.rel.ro (read-only once relocated, PT_GNU_RELRO)", () => {
+    const exe = buildGoFixture("http-db", { cgo: true, pie: true });
+    const elf = ElfFile.parse(new Uint8Array(readFileSync(exe)), exe);
+    const want = typesSymbol(exe)!;
+    expect(elf.section(".data.rel.ro")!.addr).toBeLessThanOrEqual(want); // the case this is about
+    expect(typesBase(elf, GoExecutable.open(exe).goVersion)).toBe(want);
+  }, 300_000);
 });
 
 test("the load bias comes from the executable's first mapping", () => {
