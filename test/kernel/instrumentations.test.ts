@@ -22,7 +22,8 @@ beforeAll(() => {
   expect(r.code).toBe(0);
   doctor = r.stdout.split("\n");
   // programs that, between them, use every library the registered instrumentations cover
-  inspected = [buildGoFixture("http-db", { cgo: true }), buildGoFixture("http-chain"), buildGoFixture("grpc-service")].flatMap((exe) => {
+  const programs = [buildGoFixture("http-db", { cgo: true }), buildGoFixture("http-chain"), buildGoFixture("grpc-service"), buildGoFixture("otel-api")];
+  inspected = programs.flatMap((exe) => {
     const i = runCommand([GOTEL, "inspect", "--json", exe]);
     expect(i.code).toBe(0);
     return (JSON.parse(i.stdout) as { instrumentations: { name: string; status: string }[] }).instrumentations;
