@@ -191,7 +191,7 @@ function keyAttributes(span: ReadableSpan): Piece[] {
     pieces.push({ text: status, style: code >= 500 ? "red" : code >= 400 ? "yellow" : undefined });
   }
   // a gRPC call's status: OK plain, a server's failure red, any other code yellow
-  const rpcStatus = str(a["rpc.response.status_code"]);
+  const rpcStatus = str(a["rpc.status_code"]);
   if (rpcStatus) pieces.push({ text: rpcStatus, style: rpcStatus === "OK" ? undefined : span.status.code === SpanStatusCode.ERROR ? "red" : "yellow" });
   const notInName = (v: string | undefined) => v !== undefined && v !== "" && !span.name.includes(v);
   const target = [str(a["http.route"]), str(a["url.path"])].find(notInName);

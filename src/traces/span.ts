@@ -8,6 +8,7 @@ import { TraceState } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { GOTEL_VERSION } from "../version.ts";
+import { SCHEMA_URL } from "./conventions.ts";
 
 export interface SpanRecord {
   /** 32 lowercase hex digits */
@@ -91,7 +92,7 @@ function scopeOf(r: SpanRecord): ReadableSpan["instrumentationScope"] {
   let scope = scopes.get(key);
   if (!scope) {
     scope = own
-      ? { name: r.scope, version: GOTEL_VERSION }
+      ? { name: r.scope, version: GOTEL_VERSION, schemaUrl: SCHEMA_URL }
       : { name: r.scope, ...(r.scopeVersion ? { version: r.scopeVersion } : {}), ...(r.scopeSchemaUrl ? { schemaUrl: r.scopeSchemaUrl } : {}) };
     scopes.set(key, Object.freeze(scope));
   }

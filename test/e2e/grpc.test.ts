@@ -23,7 +23,7 @@ const SERVICE = "grpc.testing.TestService";
 const NAMED = (method: string): Record<string, string> => ({
   "rpc.system.name": "grpc", "rpc.system": "grpc", "rpc.method": `${SERVICE}/${method}`, "rpc.service": SERVICE,
 });
-const status = (name: string, code: number): Record<string, string | bigint> => ({ "rpc.response.status_code": name, "rpc.grpc.status_code": BigInt(code) });
+const status = (name: string, code: number): Record<string, string | bigint> => ({ "rpc.status_code": name, "rpc.grpc.status_code": BigInt(code) });
 
 interface Service {
   proc: Proc;
@@ -126,7 +126,7 @@ describe.each([
     // it: which one depends on whether the client's reset or the server's own copy of the deadline came first,
     // and on grpc's release (v1.40 writes INTERNAL when the response can no longer be sent, some the handler's OK).
     for (const { server } of [late, cancelled]) {
-      expect(["CANCELLED", "DEADLINE_EXCEEDED", "INTERNAL", "OK"]).toContain(String(server.attributes["rpc.response.status_code"]));
+      expect(["CANCELLED", "DEADLINE_EXCEEDED", "INTERNAL", "OK"]).toContain(String(server.attributes["rpc.status_code"]));
       expect(Number(server.endTimeUnixNano - server.startTimeUnixNano) / 1e6).toBeGreaterThanOrEqual(1000);
     }
   }, 30_000);
@@ -201,7 +201,7 @@ describe.each([
     const spans = mine().filter((s) => s.name === `${SERVICE}/UnaryCall`);
     expect([count(SPAN_KIND.CLIENT), count(SPAN_KIND.SERVER)]).toEqual([200, 200]);
     expect(new Set(spans.map((s) => s.spanId)).size).toBe(400);
-    expect(spans.every((s) => s.parentSpanId === "" && s.attributes["rpc.response.status_code"] === "OK")).toBe(true);
+    expect(spans.every((s) => s.parentSpanId === "" && s.attributes["rpc.status_code"] === "OK")).toBe(true);
   }, 60_000);
 });
 

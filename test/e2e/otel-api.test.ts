@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { ElfFile } from "../../src/gobin/elf.ts";
+import { SCHEMA_URL } from "../../src/traces/conventions.ts";
 import { SPAN_KIND, STATUS_CODE, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
 import { buildGoFixture, type GoBuild } from "../support/go.ts";
 import { waitFor } from "../support/kernel.ts";
@@ -90,6 +91,8 @@ describe.each([
       const call = only(all, (s) => s.kind === SPAN_KIND.CLIENT && s.scope.name.includes("net/http"), "the HTTP call");
 
       for (const s of [work, child, background]) expect(s.scope).toEqual(SCOPE);
+      // gotel's own scopes name the conventions gotel follows
+      for (const s of [server, query, call]) expect(s.scope.schemaUrl).toBe(SCHEMA_URL);
       expect(work.kind).toBe(SPAN_KIND.INTERNAL);
       expect(work.attributes).toEqual({
         "a.bool": true, "a.int": -42n, "a.float": 2.5, "a.string": "hello",

@@ -179,7 +179,7 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       expect(client, console_()).toBeDefined();
       expect(server, console_()).toBeDefined();
       expect(grpc.find((s) => s.spanId === client.parentSpanId)?.attributes["url.path"]).toBe("/call");
-      expect([client.attributes["rpc.response.status_code"], server.attributes["rpc.response.status_code"]]).toEqual([code, code]);
+      expect([client.attributes["rpc.status_code"], server.attributes["rpc.status_code"]]).toEqual([code, code]);
       expect(client.status.code).toBe(code === "OK" ? "UNSET" : "ERROR");
       expect(server.attributes["network.peer.address"]).toBe("127.0.0.1");
       expect([server.traceId, server.parentSpanId], console_()).toEqual([client.traceId, client.spanId]);

@@ -50,11 +50,11 @@ describe("status codes", () => {
   });
   test("an error has error.type and the message as the status description; a non-error neither", () => {
     expect(outcome(5, "no such user", "client")).toEqual({
-      attributes: { "rpc.response.status_code": "NOT_FOUND", "rpc.grpc.status_code": 5, "error.type": "NOT_FOUND" },
+      attributes: { "rpc.status_code": "NOT_FOUND", "rpc.grpc.status_code": 5, "error.type": "NOT_FOUND" },
       status: { code: SpanStatusCode.ERROR, message: "no such user" },
     });
     expect(outcome(5, "no such user", "server")).toEqual({
-      attributes: { "rpc.response.status_code": "NOT_FOUND", "rpc.grpc.status_code": 5 }, status: { code: SpanStatusCode.UNSET },
+      attributes: { "rpc.status_code": "NOT_FOUND", "rpc.grpc.status_code": 5 }, status: { code: SpanStatusCode.UNSET },
     });
   });
 });
@@ -73,18 +73,18 @@ describe("client span", () => {
     expect(clientSpan(base)).toEqual({
       traceId: ids.traceId, spanId: ids.spanId, startUnixNs: 1_000n, endUnixNs: 2_000n,
       name: "helloworld.Greeter/SayHello", kind: SpanKind.CLIENT, scope: SCOPE, status: { code: SpanStatusCode.UNSET },
-      attributes: { ...named, "server.address": "localhost", "server.port": 50051, "rpc.response.status_code": "OK", "rpc.grpc.status_code": 0 },
+      attributes: { ...named, "server.address": "localhost", "server.port": 50051, "rpc.status_code": "OK", "rpc.grpc.status_code": 0 },
     });
   });
   test("a status error; io.EOF is OK; another error is UNKNOWN with its Go type", () => {
     expect(clientSpan({ ...base, errorType: "*status.Error", code: 4, message: "context deadline exceeded" })).toMatchObject({
       status: { code: SpanStatusCode.ERROR, message: "context deadline exceeded" },
-      attributes: { "rpc.response.status_code": "DEADLINE_EXCEEDED", "rpc.grpc.status_code": 4, "error.type": "DEADLINE_EXCEEDED" },
+      attributes: { "rpc.status_code": "DEADLINE_EXCEEDED", "rpc.grpc.status_code": 4, "error.type": "DEADLINE_EXCEEDED" },
     });
-    expect(clientSpan({ ...base, errorType: "*errors.errorString", errorText: "EOF", code: 77 }).attributes["rpc.response.status_code"]).toBe("OK");
+    expect(clientSpan({ ...base, errorType: "*errors.errorString", errorText: "EOF", code: 77 }).attributes["rpc.status_code"]).toBe("OK");
     const other = clientSpan({ ...base, errorType: "*net.OpError", code: 12345 });
     expect(other.status).toEqual({ code: SpanStatusCode.ERROR });
-    expect(other.attributes).toMatchObject({ "rpc.response.status_code": "UNKNOWN", "rpc.grpc.status_code": 2, "error.type": "*net.OpError" });
+    expect(other.attributes).toMatchObject({ "rpc.status_code": "UNKNOWN", "rpc.grpc.status_code": 2, "error.type": "*net.OpError" });
   });
 });
 
@@ -94,7 +94,7 @@ describe("server span", () => {
     expect(serverSpan({ ...base, peer: { address: "10.0.0.2", port: 41000 } })).toEqual({
       traceId: ids.traceId, spanId: ids.spanId, parentSpanId: "a7c6422e4d5d34b7", parentIsRemote: true, startUnixNs: 1_000n, endUnixNs: 2_000n,
       name: "helloworld.Greeter/SayHello", kind: SpanKind.SERVER, scope: SCOPE, status: { code: SpanStatusCode.UNSET },
-      attributes: { ...named, "network.peer.address": "10.0.0.2", "network.peer.port": 41000, "rpc.response.status_code": "OK", "rpc.grpc.status_code": 0 },
+      attributes: { ...named, "network.peer.address": "10.0.0.2", "network.peer.port": 41000, "rpc.status_code": "OK", "rpc.grpc.status_code": 0 },
     });
   });
   test("a method the server does not have is _OTHER; an Unimplemented handler keeps its name", () => {
@@ -105,7 +105,7 @@ describe("server span", () => {
   });
   test("no status seen (the process exited): no status attributes", () => {
     const s = serverSpan({ ...base, code: undefined });
-    expect(s.attributes).not.toHaveProperty("rpc.response.status_code");
+    expect(s.attributes).not.toHaveProperty("rpc.status_code");
     expect(s.status).toEqual({ code: SpanStatusCode.UNSET });
   });
 });

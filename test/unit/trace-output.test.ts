@@ -197,7 +197,7 @@ describe("tree", () => {
     const h = harness();
     const grpc = (id: string, parent: string | undefined, kind: SpanKind, code: string, error: boolean) => span({
       id, ...(parent ? { parent } : {}), name: "helloworld.Greeter/SayHello", kind, start: 0, end: 2_000,
-      attributes: { "rpc.method": "helloworld.Greeter/SayHello", "rpc.response.status_code": code, ...(code === "OK" ? {} : { "error.type": code }) },
+      attributes: { "rpc.method": "helloworld.Greeter/SayHello", "rpc.status_code": code, ...(code === "OK" ? {} : { "error.type": code }) },
       status: error ? { code: SpanStatusCode.ERROR, message: "no such user" } : { code: SpanStatusCode.UNSET },
     });
     h.send(grpc("00000000000000d2", "00000000000000d1", SpanKind.SERVER, "NOT_FOUND", false), grpc("00000000000000d1", undefined, SpanKind.CLIENT, "NOT_FOUND", true));

@@ -3,7 +3,7 @@
  * both read (grpc_status.h), the status codes and how the semantic conventions treat them, and the method name.
  *
  * Semantic conventions: v1.45.0's stable RPC conventions (rpc.system.name, rpc.method = "pkg.Service/Method",
- * rpc.response.status_code = "NOT_FOUND", error.type), plus the older experimental attributes the system gotel
+ * rpc.status_code = "NOT_FOUND", error.type), plus the older experimental attributes the system gotel
  * replaces emits (rpc.system, rpc.service, rpc.grpc.status_code), so dashboards built on those keep working.
  */
 import { SpanStatusCode } from "@opentelemetry/api";
@@ -59,7 +59,7 @@ export function outcome(code: number, message: string, side: "client" | "server"
   attributes: Record<string, string | number>;
   status: { code: SpanStatusCode; message?: string };
 } {
-  const attributes: Record<string, string | number> = { "rpc.response.status_code": codeName(code), "rpc.grpc.status_code": code };
+  const attributes: Record<string, string | number> = { "rpc.status_code": codeName(code), "rpc.grpc.status_code": code };
   const error = side === "client" ? code !== 0 : SERVER_ERRORS.has(code);
   if (!error) return { attributes, status: { code: SpanStatusCode.UNSET } };
   attributes["error.type"] = codeName(code);
