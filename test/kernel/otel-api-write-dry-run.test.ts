@@ -46,7 +46,7 @@ describe.each([
     expect(prepared.offsetsSource).toBe(source); // SpanContext's offsets were found
     links.push(...prepared.attach(pid, `/proc/${pid}/exe`));
     spans = new RingBufferReader(probe.object.obj.map("events"), (v) => {
-      const r = probe.record(v, pid, (ns) => ns);
+      const r = probe.record(v, pid);
       if (r) records.push(r);
     });
     writes = injectWritesReader(probe.object, written);

@@ -1,4 +1,5 @@
 /** The loaded OpenTelemetry API object (otel_api.bpf.c beside it) as a SpanProbe. */
+import type { UprobeLinks } from "../../ebpf/link.ts";
 import { uintBytes } from "../../ebpf/map.ts";
 import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
@@ -9,7 +10,7 @@ import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-pro
 import type { SpanRecord } from "../../traces/span.ts";
 import { PROGRAMS, plan } from "./plan.ts";
 import { parseSpanJson } from "./spans.ts";
-import { boolBehind, setBool } from "./switches.ts";
+import { ProcessSwitches } from "./switches.ts";
 
 export interface ApiLoadOptions extends LoadOptions {
   /** false (GOTEL_OTEL_API=false): the API is left alone, no switch set, no span recorded */
@@ -26,7 +27,7 @@ export class OtelApiProbe extends ObjectSpanProbe {
   private readonly context: ReturnType<typeof spanContextDecoder>;
   private readonly field: { kind: number; jsonLen: number; json: number; flag: number };
   /** per process, the bools gotel set, to reset when it lets the process go */
-  private readonly switched = new Map<number, Set<number>>();
+  private readonly switches = new Map<number, ProcessSwitches>();
 
   private constructor(object: ProbeObject, private readonly opts: ApiLoadOptions) {
     super(object);
@@ -56,36 +57,43 @@ export class OtelApiProbe extends ObjectSpanProbe {
       sites: siteCount(programs),
       ...(notes.length ? { note: notes.join("; ") } : {}),
       attach: (tgid, path) => {
-        const links = this.object.attach(tgid, path, writes?.offsets ?? {}, programs);
-        // children find API spans through their contexts' values from here on
-        this.object.obj.map("gotel_api_tgids").update(uintBytes(tgid, 4), new Uint8Array([1]));
+        // calls find API spans through their contexts' values from the first span on
+        const tgids = this.object.obj.map("gotel_api_tgids");
+        tgids.update(uintBytes(tgid, 4), new Uint8Array([1]));
+        let links: UprobeLinks[];
+        try {
+          links = this.object.attach(tgid, path, writes?.offsets ?? {}, programs);
+        } catch (e) {
+          tgids.delete(uintBytes(tgid, 4));
+          throw e;
+        }
+        const switches = this.switchesOf(tgid);
         for (const s of p.switches) {
           if (s.variable === undefined) continue;
-          const bool = boolBehind(tgid, s.variable, p.lowestLoad);
-          if (bool === undefined || !this.switchOn(tgid, bool)) log.warn("could not switch on the OpenTelemetry API's spans", { pid: tgid, for: s.name });
+          const bool = switches.boolBehind(s.variable, p.lowestLoad);
+          if (bool === undefined || !switches.set(bool, true)) log.warn("could not switch on the OpenTelemetry API's spans", { pid: tgid, for: s.name });
         }
         return links;
       },
     };
   }
 
-  private switchOn(tgid: number, bool: number): boolean {
-    if (!setBool(tgid, bool, true)) return false;
-    let set = this.switched.get(tgid);
-    if (!set) this.switched.set(tgid, (set = new Set()));
-    set.add(bool);
-    return true;
+  private switchesOf(tgid: number): ProcessSwitches {
+    let s = this.switches.get(tgid);
+    if (!s) this.switches.set(tgid, (s = new ProcessSwitches(tgid)));
+    return s;
   }
 
-  record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord | undefined {
+  /** The application's own wall-clock times are the span's: no conversion of kernel times. */
+  record(v: DataView, tgid: number): SpanRecord | undefined {
     const f = this.field;
     if (v.getUint32(f.kind, true) === KIND.flag) {
       const bool = Number(v.getBigUint64(f.flag, true));
-      if (!this.switched.get(tgid)?.has(bool) && !this.switchOn(tgid, bool)) log.warn("could not switch on the OpenTelemetry API's spans", { pid: tgid });
+      const switches = this.switchesOf(tgid);
+      if (!switches.has(bool) && !switches.set(bool, true)) log.warn("could not switch on the OpenTelemetry API's spans", { pid: tgid });
       return undefined;
     }
     const json = decodeUtf8(v, f.json, Math.min(v.getUint32(f.jsonLen, true), v.byteLength - f.json));
-    void toUnixNs; // the application's own wall-clock times are the span's
     return parseSpanJson(json, this.context(v));
   }
 
@@ -95,8 +103,8 @@ export class OtelApiProbe extends ObjectSpanProbe {
   }
 
   override forget(tgid: number): void {
-    for (const bool of this.switched.get(tgid) ?? []) setBool(tgid, bool, false);
-    this.switched.delete(tgid);
+    this.switches.get(tgid)?.reset();
+    this.switches.delete(tgid);
     this.object.obj.map("gotel_api_tgids").delete(uintBytes(tgid, 4));
     super.forget(tgid);
   }

@@ -4,42 +4,54 @@
  * lockdown refuses. Lockdown protects the kernel, not processes from root: a ptrace-capable agent may write a
  * process's memory. The library documents these bools as the agent's to set, and a one-byte store of a bool the
  * program only reads is safe at any moment. Reset to false when gotel lets the process go, so that it stops
- * marshalling spans nobody reads.
+ * marshalling spans nobody reads. The file stays open from the first write to the reset: it is bound to the
+ * process it was opened for, so a pid reused meanwhile by another program is never written.
  */
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync, readSync, writeSync } from "node:fs";
 import { loadBias } from "../../gobin/runtime-types.ts";
-import { readFileSync, readlinkSync } from "node:fs";
 
-function withMemory<T>(pid: number, use: (fd: number) => T): T | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(`/proc/${pid}/mem`, "r+");
-    return use(fd);
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
+export class ProcessSwitches {
+  private fd: number | undefined;
+  private readonly on = new Set<number>();
+
+  constructor(private readonly pid: number) {}
+
+  /** Sets the bool at address; false when the process is gone or its memory may not be written. */
+  set(address: number, on: boolean): boolean {
+    try {
+      this.fd ??= openSync(`/proc/${this.pid}/mem`, "r+");
+      if (writeSync(this.fd, new Uint8Array([on ? 1 : 0]), 0, 1, address) !== 1) return false;
+    } catch {
+      return false;
+    }
+    if (on) this.on.add(address);
+    else this.on.delete(address);
+    return true;
   }
-}
 
-/** Stores the bool at address; false when the process is gone or its memory may not be written. */
-export function setBool(pid: number, address: number, on: boolean): boolean {
-  return withMemory(pid, (fd) => writeSync(fd, new Uint8Array([on ? 1 : 0]), 0, 1, address) === 1) ?? false;
-}
-
-/** The bool a `var x = new(bool)` points to: its variable's link-time address moved by the process's load bias. */
-export function boolBehind(pid: number, variable: number, lowestLoad: number): number | undefined {
-  let bias: number | undefined;
-  try {
-    bias = loadBias(readFileSync(`/proc/${pid}/maps`, "utf8"), readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""), lowestLoad);
-  } catch {
-    return undefined;
+  has(address: number): boolean {
+    return this.on.has(address);
   }
-  if (bias === undefined) return undefined;
-  return withMemory(pid, (fd) => {
-    const b = new Uint8Array(8);
-    if (readSync(fd, b, 0, 8, variable + bias) !== 8) return undefined;
-    const p = new DataView(b.buffer).getBigUint64(0, true);
-    return p === 0n || p > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(p);
-  });
+
+  /** The bool a `var x = new(bool)` points to: its variable's link-time address moved by the process's load bias. */
+  boolBehind(variable: number, lowestLoad: number): number | undefined {
+    try {
+      const bias = loadBias(readFileSync(`/proc/${this.pid}/maps`, "utf8"), readlinkSync(`/proc/${this.pid}/exe`).replace(/ \(deleted\)$/, ""), lowestLoad);
+      if (bias === undefined) return undefined;
+      this.fd ??= openSync(`/proc/${this.pid}/mem`, "r+");
+      const b = new Uint8Array(8);
+      if (readSync(this.fd, b, 0, 8, variable + bias) !== 8) return undefined;
+      const p = new DataView(b.buffer).getBigUint64(0, true);
+      return p === 0n || p > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(p);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Sets every bool it set back to false (nothing happens if the process is gone), and lets the file go. */
+  reset(): void {
+    for (const address of [...this.on]) this.set(address, false);
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
 }
