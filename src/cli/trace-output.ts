@@ -86,7 +86,11 @@ export function spanToJson(span: ReadableSpan): Record<string, unknown> {
     startTimeUnixNano: hrTimeToNs(span.startTime).toString(),
     endTimeUnixNano: hrTimeToNs(span.endTime).toString(),
     attributes: jsonAttributes(span.attributes),
+    // what spans made through the OpenTelemetry API carry besides (events, links, their tracer's scope)
+    ...(span.events.length ? { events: span.events.map((e) => ({ name: e.name, timeUnixNano: hrTimeToNs(e.time).toString(), attributes: jsonAttributes(e.attributes ?? {}) })) } : {}),
+    ...(span.links.length ? { links: span.links.map((l) => ({ traceId: l.context.traceId, spanId: l.context.spanId, attributes: jsonAttributes(l.attributes ?? {}) })) } : {}),
     status,
+    scope: { name: span.instrumentationScope.name, ...(span.instrumentationScope.version ? { version: span.instrumentationScope.version } : {}) },
     resource: jsonAttributes(span.resource.attributes),
   };
 }

@@ -28,7 +28,7 @@ test("trace --format jsonl --count 3: one JSON object per span, then the summary
     ["GET /fail", "SERVER", 500, "ERROR"],
   ]);
   for (const s of spans) {
-    expect(Object.keys(s)).toEqual(["traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano", "endTimeUnixNano", "attributes", "status", "resource"]);
+    expect(Object.keys(s)).toEqual(["traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano", "endTimeUnixNano", "attributes", "status", "scope", "resource"]);
     expect(BigInt(s.endTimeUnixNano as string)).toBeGreaterThan(BigInt(s.startTimeUnixNano as string));
     expect((s.resource as Record<string, unknown>)["process.pid"]).toBe(server.proc.pid);
   }

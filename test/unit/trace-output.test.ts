@@ -156,7 +156,7 @@ describe("jsonl", () => {
     const h = harness({ format: "jsonl" });
     h.send(child, root);
     expect(h.results).toEqual([{ code: ExportResultCode.SUCCESS }]);
-    const resource = '"resource":{"service.name":"api","process.pid":4242}';
+    const resource = '"scope":{"name":"go.opentelemetry.io/auto/net/http"},"resource":{"service.name":"api","process.pid":4242}';
     expect(h.text).toBe(
       `{"traceId":"${TRACE}","spanId":"00000000000000b2","parentSpanId":"00f067aa0ba902b7","name":"GET","kind":"CLIENT",` +
         `"startTimeUnixNano":"1764000000123956789","endTimeUnixNano":"1764000000124956789","attributes":{},` +
@@ -180,6 +180,20 @@ describe("jsonl", () => {
       "CONSUMER",
     ]);
     expect(spanToJson(span({ id: "01", name: "x", start: 0, end: 1, status: { code: SpanStatusCode.OK } })).status).toEqual({ code: "OK" });
+  });
+
+  test("a span made through the OpenTelemetry API: its events, links and its tracer's scope", () => {
+    const s = {
+      ...span({ id: "01", name: "work", start: 0, end: 1 }),
+      events: [{ name: "exception", time: [1764000000, 5] as [number, number], attributes: { "exception.message": "boom" } }],
+      links: [{ context: { traceId: TRACE, spanId: "00000000000000b2", traceFlags: 1 }, attributes: { why: "batch" } }],
+      instrumentationScope: { name: "app/db", version: "v2.0.0" },
+    };
+    expect(spanToJson(s)).toMatchObject({
+      events: [{ name: "exception", timeUnixNano: "1764000000000000005", attributes: { "exception.message": "boom" } }],
+      links: [{ traceId: TRACE, spanId: "00000000000000b2", attributes: { why: "batch" } }],
+      scope: { name: "app/db", version: "v2.0.0" },
+    });
   });
 });
 
