@@ -11,8 +11,10 @@
  *
  * Spans the application makes through the OpenTelemetry API are recorded under their span pointer, which the
  * context carrying them holds as the value of a context.valueCtx {Context; key, val any}: for the processes in
- * gotel_api_tgids the walk also looks up the data word of each context's val (+40). Whatever another context
- * type holds there is never the address of a live span or context, so it finds nothing.
+ * gotel_api_tgids the walk also looks up the data word of a context's val (+40), when the words where key's
+ * and val's types would be (+16, +32) are both addresses of runtime type descriptors of that process (its
+ * [runtime.types, runtime.etypes)): a context of another type, or the memory past a smaller one, is not taken
+ * for a valueCtx.
  *
  * The map is shared by every object (user space reuses the first object's map) and keyed by (tgid, pointer):
  * one map serves every traced process.
@@ -144,27 +146,45 @@ static __always_inline void gotel_start_span(struct gotel_span_context *sc, cons
 	sc->flags = (parent ? parent->flags & ~GOTEL_FLAG_SAMPLED : 0) | gotel_sampled(sc->trace_id, parent);
 }
 
-/* Processes whose application makes spans through the OpenTelemetry API (src/instrumentations/otel-api). */
+/* Processes whose application makes spans through the OpenTelemetry API (src/instrumentations/otel-api), with
+ * where their runtime type descriptors are. */
+struct gotel_api_process {
+	__u64 types;  /* runtime.types, as loaded */
+	__u64 etypes; /* runtime.etypes */
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, struct gotel_api_process);
 } gotel_api_tgids SEC(".maps");
 
-#define GOTEL_VALUE_CTX_VAL_DATA 40
+#define GOTEL_VALUE_CTX_KEY 16
+
+/* The span pointer a context.valueCtx at ctx carries as its value, or 0 when ctx does not look like one. */
+static __always_inline __u64 gotel_context_value(const struct gotel_api_process *api, __u64 ctx)
+{
+	struct {
+		struct go_iface key, val; /* any: (type, data) */
+	} kv = {};
+	if (bpf_probe_read_user(&kv, sizeof(kv), (const void *)(ctx + GOTEL_VALUE_CTX_KEY)))
+		return 0;
+	if (kv.key.tab < api->types || kv.key.tab >= api->etypes || kv.val.tab < api->types || kv.val.tab >= api->etypes)
+		return 0;
+	return kv.val.data;
+}
 
 /* The span recorded for ctx or the nearest of its ancestors, or NULL. */
 static __always_inline struct gotel_span_context *gotel_find_parent(__u32 tgid, __u64 ctx)
 {
 	struct gotel_ctx_key k = {.tgid = tgid};
-	int values = bpf_map_lookup_elem(&gotel_api_tgids, &tgid) != NULL;
+	const struct gotel_api_process *api = bpf_map_lookup_elem(&gotel_api_tgids, &tgid);
 	for (int i = 0; i < GOTEL_CTX_WALK_MAX && ctx; i++) {
 		k.ctx = ctx;
 		struct gotel_span_context *p = bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
 		if (p)
 			return p;
-		if (values && !bpf_probe_read_user(&k.ctx, sizeof(k.ctx), (const void *)(ctx + GOTEL_VALUE_CTX_VAL_DATA)) && k.ctx) {
+		if (api && (k.ctx = gotel_context_value(api, ctx))) {
 			p = bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
 			if (p)
 				return p;

@@ -381,6 +381,14 @@ function textStartFromModuledata(elf: ElfFile, h: Header): number {
  * ecovctrs before it).
  */
 export function moduledataTypes(elf: ElfFile, goMinor: number): number | undefined {
+  return moduledataTypeRange(elf, goMinor)?.start;
+}
+
+/**
+ * [runtime.types, runtime.etypes): the module's type data, where every runtime type descriptor is. Link-time
+ * addresses.
+ */
+export function moduledataTypeRange(elf: ElfFile, goMinor: number): { start: number; end: number } | undefined {
   let h: Header;
   try {
     h = findHeader(elf, false);
@@ -390,13 +398,17 @@ export function moduledataTypes(elf: ElfFile, goMinor: number): number | undefin
   const mem = new VaddrReader(elf);
   const found = findModuledata(elf, h, mem);
   if (!found) return undefined;
-  const types = mem.ptr(found.md + (goMinor >= 20 ? 296 : 280));
+  const at = found.md + (goMinor >= 20 ? 296 : 280);
+  const types = mem.ptr(at);
+  // `types, etypes uintptr`; Go 1.27: `types, typedesclen, etypes uintptr`
+  const etypes = mem.ptr(at + (goMinor >= 27 ? 16 : 8));
   // it must point into read-only data (what follows it changed in Go 1.27): a read-only loaded segment, or the
   // part of a writable one that is read-only once relocated (PT_GNU_RELRO: a PIE puts Go's type data, which
   // holds pointers, in .data.rel.ro)
   const within = (g: { vaddr: number; memsz: number }) => types !== undefined && types >= g.vaddr && types < g.vaddr + g.memsz;
   const seg = elf.segments.find((g) => within(g) && (g.type === PT_GNU_RELRO || (g.type === PT_LOAD && (g.flags & PF_W) === 0)));
-  return seg ? types : undefined;
+  if (!seg || types === undefined || etypes === undefined || etypes <= types || etypes > seg.vaddr + seg.memsz) return undefined;
+  return { start: types, end: etypes };
 }
 
 const R_X86_64_RELATIVE = 8;

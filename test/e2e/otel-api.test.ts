@@ -36,6 +36,8 @@ interface Traced {
 async function traced(build: GoBuild, mode: string, warmUp: boolean): Promise<Traced> {
   const s = await startServer(buildGoFixture("otel-api", build), [mode, "127.0.0.1:0"]);
   const gotel = await runGotel(["--pid", String(s.proc.pid)], env(), s.proc.pid);
+  // every instrumentation attached (runGotel waits for the first one's line)
+  await gotel.waitForLine(/gotel is running/);
   const mine = (): ReceivedSpan[] => collector.spans().filter((x) => x.resource["process.pid"] === BigInt(s.proc.pid));
   if (warmUp) {
     // a stripped binary's global tracer is switched on by its first span, which is not recorded
@@ -69,6 +71,7 @@ async function oneRequest(t: Traced, expected = PER_REQUEST): Promise<ReceivedSp
 describe.each([
   ["otel v1.47.0, the local Go", {}],
   ["otel v1.47.0, the local Go, stripped", { stripped: true }],
+  ["otel v1.47.0, the local Go, PIE", { pie: true }],
   ["otel v1.33.0, Go 1.22.12", { goVersion: "1.22.12", modfile: "go.v133.mod" }],
   ["otel v1.33.0, Go 1.22.12, stripped", { goVersion: "1.22.12", modfile: "go.v133.mod", stripped: true }],
 ] as [string, GoBuild][])("%s", (_, build) => {
@@ -195,6 +198,7 @@ test("the library's switch is on while gotel traces the process, and off again w
   try {
     expect(librarySwitch(exe, s.proc.pid)).toBe(0);
     const gotel = await runGotel(["--pid", String(s.proc.pid)], env(), s.proc.pid);
+    await gotel.waitForLine(/gotel is running/);
     expect(librarySwitch(exe, s.proc.pid)).toBe(1);
     expect(await gotel.stop()).toBe(0);
     expect(librarySwitch(exe, s.proc.pid)).toBe(0);

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
-import { moduledataTypes } from "../../src/gobin/pclntab.ts";
+import { moduledataTypeRange, moduledataTypes } from "../../src/gobin/pclntab.ts";
 import { GoTypeNames, loadBias, ProcessMemory, typesBase } from "../../src/gobin/runtime-types.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { startServer } from "../support/processes.ts";
@@ -55,6 +55,14 @@ describe("runtime.types of a stripped binary comes from runtime.firstmoduledata"
     const section = (elf.section(".go.type") ?? elf.section(".rodata"))!.addr;
     expect(moduledataTypes(elf, Number(goVersion.split(".")[1]))).toBe(section);
     expect(typesBase(elf, goVersion)).toBe(section);
+    // and where it ends, as the unstripped build's own symbols say (Go 1.27 has no runtime.etypes symbol)
+    const unstripped = buildGoFixture("gobin-sample", { goVersion });
+    const u = ElfFile.parse(new Uint8Array(readFileSync(unstripped)), unstripped);
+    const symbol = (name: string) => u.symbols().find((s) => s.name === name)?.value;
+    const range = moduledataTypeRange(u, Number(goVersion.split(".")[1]))!;
+    expect(range.start).toBe(symbol("runtime.types")!);
+    if (symbol("runtime.etypes") !== undefined) expect(range.end).toBe(symbol("runtime.etypes")!);
+    expect(range.end).toBeGreaterThan(range.start + 100_000);
   });
 
   test("externally linked (cgo with a C library): Go's type data does not start .rodata", () => {

@@ -10,6 +10,7 @@ import { resolveOffsets, type FieldNeed, type OffsetsSource, type TableLookup } 
 import { fieldNeeds, goAtLeast, MIN_GO } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { PT_LOAD } from "../../gobin/elf.ts";
+import { moduledataTypeRange } from "../../gobin/pclntab.ts";
 
 export const OTEL = "go.opentelemetry.io/otel";
 const SDK = "go.opentelemetry.io/auto/sdk";
@@ -61,6 +62,8 @@ export interface ApiPlan {
   switches: Switch[];
   /** the lowest PT_LOAD address: with /proc/PID/maps, where a PIE binary's variables are */
   lowestLoad: number;
+  /** [runtime.types, runtime.etypes), link-time: how the kernel tells a context.valueCtx (trace_context.h) */
+  types: { start: number; end: number };
 }
 
 export const present = (exe: GoExecutable): boolean => SDKS.some((s) => exe.functions().get(s.start) !== undefined);
@@ -88,9 +91,11 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): ApiP
     switches.push({ name: s.name, ...(variable === undefined ? {} : { variable }) });
   }
   const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
+  const types = moduledataTypeRange(exe.elf, Number(/^1\.(\d+)/.exec(exe.goVersion)?.[1] ?? 0));
+  if (!types) return { skipped: "runtime.firstmoduledata was not found: gotel cannot tell which contexts carry the application's spans" };
   const r = resolveOffsets(exe, NEEDS, table);
   const writing = "offsets" in r && Object.values(r.offsets).every((o) => o !== undefined) ? { offsets: r.offsets, source: r.source } : undefined;
-  return { programs, ...(writing ? { writing } : {}), sdks: sdks.map((s) => s.name), switches, lowestLoad };
+  return { programs, ...(writing ? { writing } : {}), sdks: sdks.map((s) => s.name), switches, lowestLoad, types };
 }
 
 /** The values of a few symbols of .symtab (none when stripped). */

@@ -3,6 +3,7 @@ import type { UprobeLinks } from "../../ebpf/link.ts";
 import { uintBytes } from "../../ebpf/map.ts";
 import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
+import { GotelError } from "../../errors.ts";
 import { log } from "../../log.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { decodeUtf8, spanContextDecoder } from "../../probes/span-event.ts";
@@ -26,6 +27,8 @@ export class OtelApiProbe extends ObjectSpanProbe {
   readonly name = "OpenTelemetry API";
   private readonly context: ReturnType<typeof spanContextDecoder>;
   private readonly field: { kind: number; jsonLen: number; json: number; flag: number };
+  /** struct gotel_api_process (trace_context.h), the value of gotel_api_tgids */
+  private readonly processLayout: StructView;
   /** per process, the bools gotel set, to reset when it lets the process go */
   private readonly switches = new Map<number, ProcessSwitches>();
 
@@ -34,6 +37,15 @@ export class OtelApiProbe extends ObjectSpanProbe {
     const s = new StructView(object.obj.btf().structLayout("otel_api_event"));
     this.context = spanContextDecoder(s);
     this.field = { kind: s.offset("kind", 4), jsonLen: s.offset("json_len", 4), json: s.offset("json"), flag: s.offset("flag", 8) };
+    this.processLayout = new StructView(object.obj.btf().structLayout("gotel_api_process"));
+  }
+
+  private apiProcess(types: number, etypes: number): Uint8Array {
+    const b = new Uint8Array(this.processLayout.layout.size);
+    const dv = new DataView(b.buffer);
+    dv.setBigUint64(this.processLayout.offset("types", 8), BigInt(types), true);
+    dv.setBigUint64(this.processLayout.offset("etypes", 8), BigInt(etypes), true);
+    return b;
   }
 
   static load(opts: ApiLoadOptions): OtelApiProbe {
@@ -57,9 +69,12 @@ export class OtelApiProbe extends ObjectSpanProbe {
       sites: siteCount(programs),
       ...(notes.length ? { note: notes.join("; ") } : {}),
       attach: (tgid, path) => {
+        const switches = this.switchesOf(tgid);
+        const bias = switches.bias(p.lowestLoad);
+        if (bias === undefined) throw new GotelError(`pid ${tgid}: its executable's mapping was not found in /proc/${tgid}/maps`);
         // calls find API spans through their contexts' values from the first span on
         const tgids = this.object.obj.map("gotel_api_tgids");
-        tgids.update(uintBytes(tgid, 4), new Uint8Array([1]));
+        tgids.update(uintBytes(tgid, 4), this.apiProcess(p.types.start + bias, p.types.end + bias));
         let links: UprobeLinks[];
         try {
           links = this.object.attach(tgid, path, writes?.offsets ?? {}, programs);
@@ -67,10 +82,9 @@ export class OtelApiProbe extends ObjectSpanProbe {
           tgids.delete(uintBytes(tgid, 4));
           throw e;
         }
-        const switches = this.switchesOf(tgid);
         for (const s of p.switches) {
           if (s.variable === undefined) continue;
-          const bool = switches.boolBehind(s.variable, p.lowestLoad);
+          const bool = switches.boolBehind(s.variable + bias);
           if (bool === undefined || !switches.set(bool, true)) log.warn("could not switch on the OpenTelemetry API's spans", { pid: tgid, for: s.name });
         }
         return links;

@@ -33,14 +33,21 @@ export class ProcessSwitches {
     return this.on.has(address);
   }
 
-  /** The bool a `var x = new(bool)` points to: its variable's link-time address moved by the process's load bias. */
-  boolBehind(variable: number, lowestLoad: number): number | undefined {
+  /** How far the process's executable is loaded from its link-time addresses (0 unless PIE). */
+  bias(lowestLoad: number): number | undefined {
     try {
-      const bias = loadBias(readFileSync(`/proc/${this.pid}/maps`, "utf8"), readlinkSync(`/proc/${this.pid}/exe`).replace(/ \(deleted\)$/, ""), lowestLoad);
-      if (bias === undefined) return undefined;
+      return loadBias(readFileSync(`/proc/${this.pid}/maps`, "utf8"), readlinkSync(`/proc/${this.pid}/exe`).replace(/ \(deleted\)$/, ""), lowestLoad);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The bool a `var x = new(bool)` points to: its variable's address (as loaded). */
+  boolBehind(variable: number): number | undefined {
+    try {
       this.fd ??= openSync(`/proc/${this.pid}/mem`, "r+");
       const b = new Uint8Array(8);
-      if (readSync(this.fd, b, 0, 8, variable + bias) !== 8) return undefined;
+      if (readSync(this.fd, b, 0, 8, variable) !== 8) return undefined;
       const p = new DataView(b.buffer).getBigUint64(0, true);
       return p === 0n || p > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(p);
     } catch {
