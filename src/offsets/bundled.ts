@@ -14,7 +14,8 @@ export const bundledTable: TableLookup = {
   lookup(module, version, arch, field): TableAnswer {
     const r = lookupOffset(module, version, arch as Arch, field);
     if (!("unknown" in r)) return r;
-    return { unknown: r.unknown === "version-not-built" ? notBuilt(module, version, arch as Arch) : `gotel's offsets table has no entry for ${field}` };
+    if (r.unknown === "version-not-built") return { unknown: notBuilt(module, version, arch as Arch) };
+    return { unknown: `gotel's offsets table has no entry for ${field}`, fieldNotInTable: true };
   },
   lookupInterpolated(module, version, arch, field) {
     const r = lookupOffsetInterpolated(module, version, arch as Arch, field);

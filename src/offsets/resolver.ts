@@ -9,7 +9,8 @@ import type { GoExecutable } from "../gobin/analyze.ts";
 /** where a probe's offsets came from; `table-interpolated`: two built neighbours that agree stood in */
 export type OffsetsSource = "dwarf" | "table" | "table-interpolated";
 
-export type TableAnswer = { offset: number } | { absent: true } | { unknown: string };
+/** unknown: why, for the user; fieldNotInTable: the version is in the table, this field is not (added since) */
+export type TableAnswer = { offset: number } | { absent: true } | { unknown: string; fieldNotInTable?: true };
 
 /** The bundled table, behind an interface so the resolution rules can be tested on their own. */
 export interface TableLookup {
@@ -60,8 +61,9 @@ export function resolveOffsets(exe: GoExecutable, needs: readonly FieldNeed[], t
     let a: TableAnswer = table.lookup(n.module, version, exe.arch, n.field);
     if ("unknown" in a) {
       const near = table.lookupInterpolated(n.module, version, exe.arch, n.field);
-      if (!near && n.optional && n.module !== "std") {
-        // a third-party module the table does not cover: that optional field only comes from DWARF
+      if (!near && n.optional && (n.module !== "std" || a.fieldNotInTable)) {
+        // a third-party module the table does not cover, or a field added to a probe after the table was built
+        // for this Go release: that optional field only comes from DWARF
         offsets[n.key] = undefined;
         continue;
       }

@@ -8,7 +8,7 @@ const base: ClientEvent = {
   traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", parentSpanId: "a7c6422e4d5d34b7", parentIsRemote: false,
   startNs: 1_000n, endNs: 2_000n,
   method: "GET", scheme: "https", host: "api.example.com", path: "/v1/items", pathKind: "path", query: "", hasUser: false,
-  status: 200, protoMajor: 1, protoMinor: 1,
+  fragment: "", rawFragment: "", status: 200, protoMajor: 1, protoMinor: 1,
 };
 
 describe("url.full", () => {
@@ -27,6 +27,15 @@ describe("url.full", () => {
     expect(fullUrl({ ...base, path: "/a b/ü" })).toBe("https://api.example.com/a%20b/%C3%BC");
     expect(fullUrl({ ...base, path: "/a%2Fb", pathKind: "raw" })).toBe("https://api.example.com/a%2Fb");
     expect(fullUrl({ ...base, scheme: "mailto", host: "", path: "x@example.com", pathKind: "opaque" })).toBe("mailto:x@example.com");
+  });
+  test("the fragment is kept, as Go's URL.String() printed it for the same URLs (EscapedFragment)", () => {
+    expect(fullUrl({ ...base, query: "q=1", fragment: "sec 2/ü'!()*$&+,;=:@?~[]\"#%" }))
+      .toBe("https://api.example.com/v1/items?q=1#sec%202/%C3%BC%27!()*$&+,;=:@?~%5B%5D%22%23%25");
+    // parsed from "#a%2Fb": RawFragment is a valid encoding of Fragment, so it is kept
+    expect(fullUrl({ ...base, fragment: "a/b", rawFragment: "a%2Fb" })).toBe("https://api.example.com/v1/items#a%2Fb");
+    // parsed from "#part 2": RawFragment is set but not a valid encoding
+    expect(fullUrl({ ...base, fragment: "part 2", rawFragment: "part 2" })).toBe("https://api.example.com/v1/items#part%202");
+    expect(fullUrl({ ...base, scheme: "mailto", host: "", path: "x@example.com", pathKind: "opaque", fragment: "top" })).toBe("mailto:x@example.com#top");
   });
 });
 

@@ -61,6 +61,20 @@ describe("offsets resolution", () => {
     expect(resolveOffsets(chi, chiNeeds, table)).toEqual({ offsets: { ctx: undefined }, source: "table" });
   });
 
+  test("a standard-library field the table does not list for a version it has: none when optional, skipped when required", () => {
+    // a field added to a probe after the table was built (the table's answer for a version it has)
+    const table: TableLookup = {
+      lookup: (_m, version, _a, field) =>
+        field === "net/http.Request.Method" && version === "1.27.4" ? { offset: 0 } : { unknown: `gotel's offsets table has no entry for ${field}`, fieldNotInTable: true },
+      lookupInterpolated: () => undefined,
+    };
+    expect(resolveOffsets(stripped(), NEEDS, table)).toEqual({ offsets: { method: 0, pattern: undefined }, source: "table" });
+    const required: FieldNeed[] = [...NEEDS, { key: "url", field: "net/http.Request.URL", module: "std", optional: false }];
+    expect(resolveOffsets(stripped(), required, table)).toEqual({
+      skipped: "no offset for net/http.Request.URL in Go 1.27.4 (amd64): gotel's offsets table has no entry for net/http.Request.URL; the binary has no DWARF to read it from",
+    });
+  });
+
   test("a required field the version does not have: skipped", () => {
     const r = resolveOffsets(stripped(), NEEDS, fakeTable({ "1.27.4": { "net/http.Request.Method": { absent: true } } }));
     expect(r).toEqual({ skipped: "net/http.Request.Method does not exist in Go 1.27.4" });

@@ -48,6 +48,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define HOST_MAX 128
 #define PATH_MAX 256
 #define QUERY_MAX 256
+#define FRAGMENT_MAX 128
 
 struct nethttp_client_config {
 	__u64 request_method;        /* net/http.Request.Method (string) */
@@ -61,6 +62,8 @@ struct nethttp_client_config {
 	__u64 url_path;              /* net/url.URL.Path */
 	__u64 url_raw_path;          /* net/url.URL.RawPath */
 	__u64 url_raw_query;         /* net/url.URL.RawQuery */
+	__u64 url_fragment;          /* net/url.URL.Fragment */
+	__u64 url_raw_fragment;      /* net/url.URL.RawFragment */
 	__u64 response_status_code;  /* net/http.Response.StatusCode (int) */
 	__u64 response_proto_major;  /* net/http.Response.ProtoMajor (int) */
 	__u64 response_proto_minor;  /* net/http.Response.ProtoMinor (int) */
@@ -84,6 +87,8 @@ struct nethttp_client_event {
 	__u32 path_len;         /* of path, which holds URL.RawPath when set, else URL.Path */
 	__u32 path_raw;
 	__u32 query_len;
+	__u32 fragment_len;
+	__u32 raw_fragment_len;
 	__u32 opaque;           /* URL.Opaque is set: path holds it */
 	__u32 has_user;         /* the URL carries credentials (never read, only redacted) */
 	char method[METHOD_MAX];
@@ -91,6 +96,8 @@ struct nethttp_client_event {
 	char host[HOST_MAX];
 	char path[PATH_MAX];
 	char query[QUERY_MAX];
+	char fragment[FRAGMENT_MAX];
+	char raw_fragment[FRAGMENT_MAX];
 	struct gotel_span_context sc; /* last: sent up to its tracestate's length */
 };
 
@@ -158,6 +165,8 @@ static __always_inline void read_url(struct nethttp_client_config *cfg, struct n
 	READ_STRING_FIELD(e->scheme, e->scheme_len, url, cfg->url_scheme);
 	READ_STRING_FIELD(e->host, e->host_len, url, cfg->url_host);
 	READ_STRING_FIELD(e->query, e->query_len, url, cfg->url_raw_query);
+	READ_STRING_FIELD(e->fragment, e->fragment_len, url, cfg->url_fragment);
+	READ_STRING_FIELD(e->raw_fragment, e->raw_fragment_len, url, cfg->url_raw_fragment);
 	e->has_user = read_u64_at(url, cfg->url_user) != 0;
 	READ_STRING_FIELD(e->path, e->path_len, url, cfg->url_opaque);
 	if (e->path_len) {
@@ -183,8 +192,8 @@ static __always_inline int on_entry(const void *ctx)
 	if (!s)
 		return 0;
 	struct nethttp_client_inflight *f = &s->inflight;
-	/* the tracestate bytes past its length are never read: no need to clear them */
-	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.sc.tracestate));
+	/* the string buffers and the tracestate past their lengths are never read: only what precedes them is cleared */
+	__builtin_memset(f, 0, __builtin_offsetof(typeof(*f), event.method));
 
 	__u64 g = go_goroutine(ctx);
 	__u64 req = go_arg(ctx, 2);

@@ -44,6 +44,8 @@ export const FIELDS = {
   url_path: "net/url.URL.Path",
   url_raw_path: "net/url.URL.RawPath",
   url_raw_query: "net/url.URL.RawQuery",
+  url_fragment: "net/url.URL.Fragment",
+  url_raw_fragment: "net/url.URL.RawFragment",
   response_status_code: "net/http.Response.StatusCode",
   response_proto_major: "net/http.Response.ProtoMajor",
   response_proto_minor: "net/http.Response.ProtoMinor",
@@ -53,8 +55,11 @@ export const FIELDS = {
   ...MAP_FIELDS,
 } as const;
 
-/** Without the map fields the application's own traceparent cannot be seen, so nothing is injected. */
-const OPTIONAL: ReadonlySet<string> = MAP_FIELD_KEYS;
+/**
+ * Without the map fields the application's own traceparent cannot be seen, so nothing is injected. The fragment's
+ * fields are not in the offsets table yet: a stripped binary's url.full goes without its fragment.
+ */
+const OPTIONAL: ReadonlySet<string> = new Set([...MAP_FIELD_KEYS, "url_fragment", "url_raw_fragment"]);
 
 export const PROGRAMS = {
   entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry", link: "nethttp_client_link_headers",
@@ -128,6 +133,9 @@ export interface ClientEvent extends SpanEventContext {
   pathKind: "path" | "raw" | "opaque";
   query: string;
   hasUser: boolean;
+  /** URL.Fragment, and URL.RawFragment (its encoded form, when not the default one) */
+  fragment: string;
+  rawFragment: string;
   status: number;
   protoMajor: number;
   protoMinor: number;
@@ -145,18 +153,40 @@ function redactQuery(q: string): string {
   }).join("&");
 }
 
+/**
+ * URL.EscapedFragment: RawFragment when it is a valid encoding of Fragment, else Fragment escaped (every byte
+ * but these as %XX).
+ */
+function escapedFragment(fragment: string, raw: string): string {
+  if (raw && /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@[\]/?]|%[0-9A-Fa-f]{2})*$/.test(raw) && unescaped(raw) === fragment) return raw;
+  return fragment.replace(/[^A-Za-z0-9\-._~$&+,/:;=?@!()*]/g, (c) => [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join(""));
+}
+
+function unescaped(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Go's url.PathEscape rules for a path (what URL.EscapedPath does when RawPath is unset). */
 function escapePath(p: string): string {
   return p.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/g, (c) => encodeURIComponent(c));
 }
 
-/** url.full as net/url's URL.String() would write it, with credentials and signed query values redacted. */
-export function fullUrl(e: Pick<ClientEvent, "scheme" | "host" | "path" | "pathKind" | "query" | "hasUser">): string {
-  if (e.pathKind === "opaque") return `${e.scheme}:${e.path}${e.query ? `?${redactQuery(e.query)}` : ""}`;
+/**
+ * url.full as net/url's URL.String() would write it, with credentials and signed query values redacted, and the
+ * fragment, which the conventions keep when it is known (a client sends none: it is the request URL's own).
+ */
+export function fullUrl(e: Pick<ClientEvent, "scheme" | "host" | "path" | "pathKind" | "query" | "hasUser" | "fragment" | "rawFragment">): string {
+  const query = e.query ? `?${redactQuery(e.query)}` : "";
+  const fragment = e.fragment ? `#${escapedFragment(e.fragment, e.rawFragment)}` : "";
+  if (e.pathKind === "opaque") return `${e.scheme}:${e.path}${query}${fragment}`;
   const path = e.pathKind === "raw" ? e.path : escapePath(e.path);
   const slash = path && !path.startsWith("/") && e.host ? "/" : "";
   const user = e.hasUser ? "REDACTED:REDACTED@" : "";
-  return `${e.scheme}://${user}${e.host}${slash}${path}${e.query ? `?${redactQuery(e.query)}` : ""}`;
+  return `${e.scheme}://${user}${e.host}${slash}${path}${query}${fragment}`;
 }
 
 const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443 };

@@ -54,10 +54,13 @@ export class NethttpClientProbe extends ObjectSpanProbe {
       ...(link ? { [PROGRAMS.link]: [link.offset] } : {}),
       ...(h2 && "sites" in h2 ? h2.sites : {}),
     };
-    const h2Note = h2 && "missing" in h2 && h2.missing !== H2_ABSENT ? { note: `HTTP/2 requests get no traceparent: ${h2.missing}` } : {};
+    const notes = [
+      ...(h2 && "missing" in h2 && h2.missing !== H2_ABSENT ? [`HTTP/2 requests get no traceparent: ${h2.missing}`] : []),
+      ...(p.offsets.url_fragment === undefined ? ["url.full goes without the URL's fragment (url.URL.Fragment's offset is not in the table yet)"] : []),
+    ];
     return {
       ...offsetsOrigin(p),
-      ...h2Note,
+      ...(notes.length ? { note: notes.join("; ") } : {}),
       sites: siteCount(programs),
       attach: (tgid, path) => this.object.attach(tgid, path, { ...p.offsets, h2_request_header: h2 && "sites" in h2 ? h2.offsets.h2_request_header : undefined }, programs),
     };
@@ -74,9 +77,10 @@ export class NethttpClientProbe extends ObjectSpanProbe {
 
 function eventDecoder(s: StructView): (v: DataView) => RawEvent {
   const context = spanContextDecoder(s);
-  const [method, scheme, host, path, query] = [
+  const [method, scheme, host, path, query, fragment, rawFragment] = [
     stringField(s, "method", "method_len"), stringField(s, "scheme", "scheme_len"), stringField(s, "host", "host_len"),
-    stringField(s, "path", "path_len"), stringField(s, "query", "query_len"),
+    stringField(s, "path", "path_len"), stringField(s, "query", "query_len"), stringField(s, "fragment", "fragment_len"),
+    stringField(s, "raw_fragment", "raw_fragment_len"),
   ];
   const [pathRaw, opaque, hasUser] = [s.u32("path_raw"), s.u32("opaque"), s.u32("has_user")];
   const [status, major, minor] = [i64Field(s, "status"), i64Field(s, "proto_major"), i64Field(s, "proto_minor")];
@@ -90,6 +94,8 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
     pathKind: opaque(v) ? "opaque" : pathRaw(v) ? "raw" : "path",
     query: query(v),
     hasUser: hasUser(v) !== 0,
+    fragment: fragment(v),
+    rawFragment: rawFragment(v),
     status: status(v),
     protoMajor: major(v),
     protoMinor: minor(v),
