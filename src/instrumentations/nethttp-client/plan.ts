@@ -56,8 +56,8 @@ export const FIELDS = {
 } as const;
 
 /**
- * Without the map fields the application's own traceparent cannot be seen, so nothing is injected. The fragment's
- * fields are not in the offsets table yet: a stripped binary's url.full goes without its fragment.
+ * Without the map fields the application's own traceparent cannot be seen, so nothing is injected; without the
+ * fragment's, url.full goes without the URL's fragment.
  */
 const OPTIONAL: ReadonlySet<string> = new Set([...MAP_FIELD_KEYS, "url_fragment", "url_raw_fragment"]);
 

@@ -56,7 +56,7 @@ export class NethttpClientProbe extends ObjectSpanProbe {
     };
     const notes = [
       ...(h2 && "missing" in h2 && h2.missing !== H2_ABSENT ? [`HTTP/2 requests get no traceparent: ${h2.missing}`] : []),
-      ...(p.offsets.url_fragment === undefined ? ["url.full goes without the URL's fragment (url.URL.Fragment's offset is not in the table yet)"] : []),
+      ...(p.offsets.url_fragment === undefined ? ["url.full goes without the URL's fragment (url.URL.Fragment's offset was not found)"] : []),
     ];
     return {
       ...offsetsOrigin(p),
