@@ -3,7 +3,7 @@
  * is analysed and planned; the probes attach to it in the one loaded object set; the ring buffer's events
  * become spans with the process's resource; the SDK's BatchSpanProcessor exports them.
  */
-import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync } from "node:fs";
 import type { Resource } from "@opentelemetry/resources";
 import type { EnvConfig } from "./config/env.ts";
 import { ProcessWatcher, type TargetSpec } from "./discovery/watcher.ts";
@@ -18,7 +18,7 @@ import { GotelError } from "./errors.ts";
 import { ExportPipeline, type DescribedExporter, type ExportCounts } from "./export/pipeline.ts";
 import { RateLimitedWarning } from "./export/warnings.ts";
 import { isGoExecutable } from "./gobin/analyze.ts";
-import { GoTypeNames, loadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
+import { GoTypeNames, processLoadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import type { SameHostLinking } from "./propagation/same-host.ts";
@@ -308,10 +308,7 @@ export class Agent {
     const t = this.targets.get(pid);
     if (!t) return undefined;
     if (t.memory === undefined) {
-      let bias: number | undefined;
-      try {
-        bias = loadBias(readFileSync(`/proc/${pid}/maps`, "utf8"), readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""), t.lowestLoad);
-      } catch { /* the process is gone */ }
+      const bias = processLoadBias(pid, t.lowestLoad);
       t.memoryFile = new ProcessMemory(pid);
       const read = t.memoryFile.read;
       const names = bias === undefined || t.typesBase === undefined ? undefined : new GoTypeNames(t.typesBase + bias, read);

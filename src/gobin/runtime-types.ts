@@ -7,9 +7,9 @@
  * a flags byte, a uvarint length and the bytes; tflagExtraStar (abi.Type.TFlag at +20, bit 1) means the stored
  * name carries a '*' that is not part of it. Layout unchanged from Go 1.17 through 1.27 (64-bit).
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync, readSync } from "node:fs";
 import type { ElfFile } from "./elf.ts";
-import { moduledataTypes } from "./pclntab.ts";
+import { moduledataTypeRange, moduledataTypes } from "./pclntab.ts";
 
 const TYPE_TFLAG = 20;
 const TYPE_STR = 40;
@@ -31,8 +31,16 @@ export interface TargetMemory {
  * large binary costs tens of MB of heap for one address.
  */
 export function typesBase(elf: ElfFile, goVersion: string): number | undefined {
-  const minor = Number(/^1\.(\d+)/.exec(goVersion)?.[1] ?? 0);
-  return moduledataTypes(elf, minor) ?? (elf.section(".go.type") ?? elf.section(".rodata"))?.addr;
+  return moduledataTypes(elf, goMinor(goVersion)) ?? (elf.section(".go.type") ?? elf.section(".rodata"))?.addr;
+}
+
+/** [runtime.types, runtime.etypes) (link-time): where every runtime type descriptor of the module is. */
+export function typesRange(elf: ElfFile, goVersion: string): { start: number; end: number } | undefined {
+  return moduledataTypeRange(elf, goMinor(goVersion));
+}
+
+function goMinor(goVersion: string): number {
+  return Number(/^1\.(\d+)/.exec(goVersion)?.[1] ?? 0);
 }
 
 export class GoTypeNames {
@@ -113,4 +121,13 @@ export function loadBias(maps: string, exePath: string, lowestLoadVaddr: number)
     if (m && Number.parseInt(m[2]!, 16) === 0 && m[3] === exePath) return Number.parseInt(m[1]!, 16) - Math.floor(lowestLoadVaddr / 4096) * 4096;
   }
   return undefined;
+}
+
+/** loadBias of a live process, from its /proc files; undefined when it is gone or its executable is not mapped. */
+export function processLoadBias(pid: number, lowestLoadVaddr: number): number | undefined {
+  try {
+    return loadBias(readFileSync(`/proc/${pid}/maps`, "utf8"), readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ""), lowestLoadVaddr);
+  } catch {
+    return undefined;
+  }
 }

@@ -39,8 +39,7 @@ export interface LoadOptions {
 }
 
 export class ProbeObject {
-  /** undefined: the object reads no struct fields and has no config map */
-  private readonly configLayout: StructView | undefined;
+  private readonly configLayout: StructView;
 
   private constructor(
     readonly obj: BpfObject,
@@ -50,11 +49,10 @@ export class ProbeObject {
     private readonly configMap: string,
     private readonly perProcess: readonly string[],
   ) {
-    this.configLayout = [...obj.mapNames()].includes(configMap) ? new StructView(obj.btf().structLayout(configMap)) : undefined;
+    this.configLayout = new StructView(obj.btf().structLayout(configMap));
   }
 
-  /** `name` is the object (bpf/<name>.bpf.c); its config map and struct, if it reads struct fields, are both
-   * named `<name>_config`. */
+  /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
   static load(name: string, opts: LoadOptions): ProbeObject {
     const obj = BpfObject.openAndLoad(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
       for (const p of o.programs.values()) {
@@ -81,8 +79,8 @@ export class ProbeObject {
 
   /** Writes the process's offsets (config struct member -> offset, undefined = absent), then attaches each program. */
   attach(tgid: number, path: string, offsets: Record<string, number | undefined>, programs: Record<string, readonly number[]>): UprobeLinks[] {
-    const config = this.configLayout ? this.obj.map(this.configMap) : undefined;
-    config?.update(uintBytes(tgid, 4), this.configBytes(this.configLayout!, offsets));
+    const config = this.obj.map(this.configMap);
+    config.update(uintBytes(tgid, 4), this.configBytes(offsets));
     const links: UprobeLinks[] = [];
     try {
       for (const [program, sites] of Object.entries(programs)) {
@@ -92,7 +90,7 @@ export class ProbeObject {
       return links;
     } catch (e) {
       for (const l of links) l.destroy();
-      config?.delete(uintBytes(tgid, 4));
+      config.delete(uintBytes(tgid, 4));
       throw e;
     }
   }
@@ -122,18 +120,18 @@ export class ProbeObject {
 
   /** Drops a gone process's config and whatever its calls left in the maps keyed by (tgid, pointer). */
   forget(tgid: number): void {
-    if (this.configLayout) this.obj.map(this.configMap).delete(uintBytes(tgid, 4));
+    this.obj.map(this.configMap).delete(uintBytes(tgid, 4));
     for (const name of this.perProcess) {
       const map = this.obj.map(name);
       for (const k of processKeys(map, tgid)) map.delete(k);
     }
   }
 
-  private configBytes(layout: StructView, offsets: Record<string, number | undefined>): Uint8Array {
-    const bytes = new Uint8Array(layout.layout.size);
+  private configBytes(offsets: Record<string, number | undefined>): Uint8Array {
+    const bytes = new Uint8Array(this.configLayout.layout.size);
     const dv = new DataView(bytes.buffer);
     for (const [key, o] of Object.entries(offsets)) {
-      dv.setBigUint64(layout.offset(key, 8), o === undefined ? ABSENT : BigInt(o), true);
+      dv.setBigUint64(this.configLayout.offset(key, 8), o === undefined ? ABSENT : BigInt(o), true);
     }
     return bytes;
   }

@@ -10,7 +10,7 @@ import { resolveOffsets, type FieldNeed, type OffsetsSource, type TableLookup } 
 import { fieldNeeds, goAtLeast, MIN_GO } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { PT_LOAD } from "../../gobin/elf.ts";
-import { moduledataTypeRange } from "../../gobin/pclntab.ts";
+import { typesRange } from "../../gobin/runtime-types.ts";
 
 export const OTEL = "go.opentelemetry.io/otel";
 const SDK = "go.opentelemetry.io/auto/sdk";
@@ -91,7 +91,7 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): ApiP
     switches.push({ name: s.name, ...(variable === undefined ? {} : { variable }) });
   }
   const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
-  const types = moduledataTypeRange(exe.elf, Number(/^1\.(\d+)/.exec(exe.goVersion)?.[1] ?? 0));
+  const types = typesRange(exe.elf, exe.goVersion);
   if (!types) return { skipped: "runtime.firstmoduledata was not found: gotel cannot tell which contexts carry the application's spans" };
   const r = resolveOffsets(exe, NEEDS, table);
   const writing = "offsets" in r && Object.values(r.offsets).every((o) => o !== undefined) ? { offsets: r.offsets, source: r.source } : undefined;

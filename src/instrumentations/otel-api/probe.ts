@@ -4,6 +4,7 @@ import { uintBytes } from "../../ebpf/map.ts";
 import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { GotelError } from "../../errors.ts";
+import { processLoadBias } from "../../gobin/runtime-types.ts";
 import { log } from "../../log.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { decodeUtf8, spanContextDecoder } from "../../probes/span-event.ts";
@@ -70,7 +71,7 @@ export class OtelApiProbe extends ObjectSpanProbe {
       ...(notes.length ? { note: notes.join("; ") } : {}),
       attach: (tgid, path) => {
         const switches = this.switchesOf(tgid);
-        const bias = switches.bias(p.lowestLoad);
+        const bias = processLoadBias(tgid, p.lowestLoad);
         if (bias === undefined) throw new GotelError(`pid ${tgid}: its executable's mapping was not found in /proc/${tgid}/maps`);
         // calls find API spans through their contexts' values from the first span on
         const tgids = this.object.obj.map("gotel_api_tgids");

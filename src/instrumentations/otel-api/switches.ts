@@ -7,8 +7,7 @@
  * marshalling spans nobody reads. The file stays open from the first write to the reset: it is bound to the
  * process it was opened for, so a pid reused meanwhile by another program is never written.
  */
-import { closeSync, openSync, readFileSync, readlinkSync, readSync, writeSync } from "node:fs";
-import { loadBias } from "../../gobin/runtime-types.ts";
+import { closeSync, openSync, readSync, writeSync } from "node:fs";
 
 export class ProcessSwitches {
   private fd: number | undefined;
@@ -31,15 +30,6 @@ export class ProcessSwitches {
 
   has(address: number): boolean {
     return this.on.has(address);
-  }
-
-  /** How far the process's executable is loaded from its link-time addresses (0 unless PIE). */
-  bias(lowestLoad: number): number | undefined {
-    try {
-      return loadBias(readFileSync(`/proc/${this.pid}/maps`, "utf8"), readlinkSync(`/proc/${this.pid}/exe`).replace(/ \(deleted\)$/, ""), lowestLoad);
-    } catch {
-      return undefined;
-    }
   }
 
   /** The bool a `var x = new(bool)` points to: its variable's address (as loaded). */
