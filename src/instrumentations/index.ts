@@ -7,6 +7,8 @@
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { Instrumentation } from "../probes/instrumentation.ts";
 import * as databaseSql from "./database-sql/plan.ts";
+import { RouterProbe } from "./http-routes/probe.ts";
+import { ROUTERS, routerNeeds, routerPresent, routerReadiness } from "./http-routes/routers.ts";
 import * as grpcClient from "./grpc/client-plan.ts";
 import { GrpcClientProbe } from "./grpc/client-probe.ts";
 import { GRPC } from "./grpc/grpc.ts";
@@ -35,6 +37,11 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     load: (ctx) => NethttpClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, sameHost: ctx.sameHost }),
     sameHost: "sends",
   },
+  // routes of the routers on net/http's server: no spans of their own, http.route for the server's
+  ...ROUTERS.map((r): Instrumentation => ({
+    name: r.name, module: r.module, object: "http_routes", readiness: routerReadiness(r), present: routerPresent(r), needs: routerNeeds(r),
+    load: (ctx) => RouterProbe.load(r, ctx.object),
+  })),
   {
     name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, present: databaseSql.present, needs: databaseSql.NEEDS,
     load: (ctx) => DatabaseSqlProbe.load({

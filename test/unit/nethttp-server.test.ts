@@ -16,7 +16,7 @@ import { buildGoFixture } from "../support/go.ts";
 
 const base: ServerEvent = {
   traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", parentIsRemote: false, startNs: 1_000n, endNs: 2_000n,
-  method: "GET", path: "/users/7", host: "example.com:8443", remoteAddr: "10.0.0.9:51000", pattern: "GET /users/{id}",
+  method: "GET", path: "/users/7", host: "example.com:8443", remoteAddr: "10.0.0.9:51000", route: { kind: "servemux", text: "GET /users/{id}", pathLength: 8 },
   protoMajor: 2, protoMinor: 0, status: 200, tls: true, userAgent: "curl/8", abandoned: false,
 };
 

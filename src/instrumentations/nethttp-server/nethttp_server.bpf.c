@@ -51,6 +51,7 @@
 #include "http_header.h"
 #include "trace_context.h"
 #include "same_host.h"
+#include "http_route.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -58,7 +59,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define PATH_MAX 256
 #define HOST_MAX 128
 #define REMOTE_MAX 64
-#define PATTERN_MAX 128
 #define USER_AGENT_MAX 128
 #define PANIC_TEXT_MAX 128
 
@@ -110,12 +110,14 @@ struct nethttp_server_event {
 	__u32 host_len;
 	__u32 remote_len;
 	__u32 pattern_len;
+	__u32 route_kind;     /* enum gotel_http_route_kind: how pattern is to be read */
+	__u32 route_path_len; /* GOTEL_ROUTE_SERVEMUX: the length of the path the innermost ServeMux matched */
 	__u32 user_agent_len;
 	char method[METHOD_MAX];
 	char path[PATH_MAX];
 	char host[HOST_MAX];
 	char remote[REMOTE_MAX];
-	char pattern[PATTERN_MAX];
+	char pattern[2 * GOTEL_ROUTE_MAX]; /* the route, or the ServeMux pattern it comes from */
 	char user_agent[USER_AGENT_MAX];
 	struct gotel_span_context sc; /* last: sent up to its tracestate's length */
 };
@@ -248,6 +250,7 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 
 	/* morestack re-runs the prologue, so the entry may fire twice for one call: overwrite (also x/net's
 	 * stream span when its handler is serverHandler.ServeHTTP) */
+	gotel_http_route_clear(tgid, g);
 	if (gotel_inflight_put(&nethttp_server_inflight, tgid, g, f) == 0)
 		gotel_track(tgid, f->ctx, &e->sc);
 	return 0;
@@ -261,6 +264,31 @@ static __always_inline int on_entry(const void *ctx)
 static __always_inline int on_xnet_stream(const void *ctx)
 {
 	return start_request(ctx, go_arg(ctx, 3), 0, go_arg(ctx, 2));
+}
+
+/* The route a router noted on this goroutine (http_route.h); none noted: the ServeMux pattern of the request
+ * serverHandler got, as before any router probe. A ServeMux's note is its request (a copy, when a middleware
+ * made one): its pattern, and the length of the path it matched, which tells a prefix match. */
+static __always_inline void read_route(const struct nethttp_server_config *cfg, const struct nethttp_server_inflight *f,
+				       struct nethttp_server_event *e, __u64 goroutine)
+{
+	__u32 kind = 0;
+	__u64 req = 0;
+	e->pattern_len = gotel_http_route_take(gotel_current_tgid(), goroutine, e->pattern, &kind, &req);
+	e->route_kind = kind;
+	if (kind != GOTEL_ROUTE_SERVEMUX)
+		return;
+	if (!req)
+		req = f->request;
+	if (cfg->request_pattern != GOTEL_OFFSET_ABSENT) {
+		READ_STRING_FIELD(e->pattern, e->pattern_len, req, cfg->request_pattern);
+	} else {
+		__u64 pat = read_u64_at(req, cfg->request_pat);
+		READ_STRING_FIELD(e->pattern, e->pattern_len, pat, cfg->pattern_str);
+	}
+	if (e->pattern_len > GOTEL_ROUTE_MAX)
+		e->pattern_len = GOTEL_ROUTE_MAX;
+	e->route_path_len = read_u64_at(read_u64_at(req, cfg->request_url), cfg->url_path + 8);
 }
 
 /* Ends the request in flight on this goroutine (only_writer: only if it is served with that writer). */
@@ -286,12 +314,7 @@ static __always_inline int finish_request(const void *ctx, __u64 only_writer, __
 			e->status = read_u64_at(f->response_writer, cfg->response_status);
 		else if (e->proto_major == 2)
 			read_h2_status(cfg, f, e);
-		if (cfg->request_pattern != GOTEL_OFFSET_ABSENT) {
-			READ_STRING_FIELD(e->pattern, e->pattern_len, f->request, cfg->request_pattern);
-		} else {
-			__u64 pat = read_u64_at(f->request, cfg->request_pat);
-			READ_STRING_FIELD(e->pattern, e->pattern_len, pat, cfg->pattern_str);
-		}
+		read_route(cfg, f, e, key.ctx);
 	}
 	gotel_emit_span(e);
 	bpf_map_delete_elem(&nethttp_server_inflight, &key);

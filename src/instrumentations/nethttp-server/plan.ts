@@ -15,6 +15,7 @@ import type { SpanRecord, SpanRecordEvent } from "../../traces/span.ts";
 import { KNOWN_METHODS, MAP_FIELDS, MAP_FIELD_KEYS, SCOPE, protocolVersion, splitHostPort } from "../http.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
 import type { GoPanic } from "../../probes/go-panic.ts";
+import { routeOf, type RouteNote } from "../http-routes/route.ts";
 
 export const FUNCTION = "net/http.serverHandler.ServeHTTP";
 /** C config field -> the Go struct field it holds the offset of */
@@ -197,7 +198,8 @@ export interface ServerEvent extends SpanEventContext {
   path: string;
   host: string;
   remoteAddr: string;
-  pattern: string;
+  /** where its route was read (the ServeMux pattern, or a router's note) */
+  route: RouteNote;
   protoMajor: number;
   protoMinor: number;
   /** undefined when it could not be read (an HTTP/2 writer gotel has no layout for); 0 when none was written */
@@ -210,20 +212,11 @@ export interface ServerEvent extends SpanEventContext {
   panic?: GoPanic;
 }
 
-/** A ServeMux pattern is "[METHOD ][HOST]/PATH"; http.route is its path. */
-export function routeOfPattern(pattern: string): string | undefined {
-  const p = pattern.trim();
-  if (p === "") return undefined;
-  const afterMethod = p.includes(" ") ? p.slice(p.indexOf(" ") + 1).trim() : p;
-  const slash = afterMethod.indexOf("/");
-  return slash >= 0 ? afterMethod.slice(slash) : undefined;
-}
-
 /** Semantic conventions for an HTTP server span. */
 export function toSpanRecord(e: ServerEvent): SpanRecord {
   const known = KNOWN_METHODS.has(e.method);
   const method = known ? e.method : "_OTHER";
-  const route = routeOfPattern(e.pattern);
+  const route = routeOf(e.route);
   // a handler that writes nothing gets 200 from net/http after it returns; one that never returned gets none
   const status = e.status === 0 ? (e.abandoned || e.panic ? undefined : 200) : e.status;
   const attributes: Attributes = {

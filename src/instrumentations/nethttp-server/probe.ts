@@ -9,6 +9,7 @@ import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
+import type { RouteKind } from "../http-routes/route.ts";
 
 export interface ServerLoadOptions extends LoadOptions {
   /** a live target's memory, to tell which HTTP/2 ResponseWriter a request had */
@@ -39,7 +40,7 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     super(object);
     const btf = object.obj.btf();
     const layout = new StructView(btf.structLayout("nethttp_server_event"));
-    this.decode = eventDecoder(layout);
+    this.decode = eventDecoder(layout, routeKinds(btf.enumValues("gotel_http_route_kind")));
     this.abandonedOffset = layout.offset("abandoned", 4);
   }
 
@@ -115,7 +116,14 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 }
 
-function eventDecoder(s: StructView): (v: DataView) => RawEvent {
+/** enum gotel_http_route_kind's values -> their names as RouteKind ("GOTEL_ROUTE_SERVEMUX" -> "servemux") */
+function routeKinds(values: ReadonlyMap<string, bigint>): Map<number, RouteKind> {
+  const kinds = new Map<number, RouteKind>();
+  for (const [name, value] of values) kinds.set(Number(value), name.replace(/^GOTEL_ROUTE_/, "").toLowerCase() as RouteKind);
+  return kinds;
+}
+
+function eventDecoder(s: StructView, kinds: ReadonlyMap<number, RouteKind>): (v: DataView) => RawEvent {
   const context = spanContextDecoder(s);
   const tls = s.u32("tls");
   const [method, path, host, remote, pattern, userAgent] = [
@@ -127,6 +135,7 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
   const writerItab = s.u64("writer_itab");
   const writerXnet = s.u32("writer_xnet");
   const abandoned = s.u32("abandoned");
+  const [routeKind, routePathLength] = [s.u32("route_kind"), s.u32("route_path_len")];
   const panic = panicDecoder(s);
   return (v) => ({
     ...context(v),
@@ -134,7 +143,7 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
     path: path(v),
     host: host(v),
     remoteAddr: remote(v),
-    pattern: pattern(v),
+    route: { kind: kinds.get(routeKind(v)) ?? "none", text: pattern(v), pathLength: routePathLength(v) },
     protoMajor: major(v),
     protoMinor: minor(v),
     status: status(v),

@@ -1,0 +1,116 @@
+/**
+ * The routers whose routes gotel reads (http_routes.bpf.c says where and why there): each one an
+ * instrumentation of its own in index.ts, sharing that object. A router's requests are spans of the net/http
+ * server instrumentation either way; this adds their http.route and the span name `METHOD route`.
+ *
+ * Not here yet: echo (its Router.Find leaves a path on a 404 too, told apart only by the handler it picked) and
+ * julienschmidt/httprouter (its tree keeps no route template: one would be rebuilt from the nodes it walked).
+ */
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import { bundledTable } from "../../offsets/bundled.ts";
+import { resolveOffsets, type FieldNeed, type OffsetsSource, type TableLookup } from "../../offsets/resolver.ts";
+import { compareVersions } from "../../offsets/table.ts";
+import { MIN_GO, goAtLeast } from "../../probes/plan.ts";
+import type { Readiness } from "../../probes/instrumentation.ts";
+
+export interface Router {
+  /** the instrumentation's name, e.g. "gin routes" */
+  name: string;
+  /** "std" or the router's module path */
+  module: string;
+  /** program (http_routes.bpf.c) -> the function it probes at its entry; all of them are needed */
+  programs: Record<string, string>;
+  /** config member (struct http_routes_config) -> "import/path.Type.field"; all of them are needed */
+  fields: Record<string, string>;
+  /** the oldest release whose functions and fields are the ones above (older ones are skipped, said so) */
+  since?: string;
+}
+
+const GIN = "github.com/gin-gonic/gin";
+const CHI = "github.com/go-chi/chi/v5";
+const GORILLA = "github.com/gorilla/mux";
+
+export const SERVEMUX: Router = {
+  name: "ServeMux routes", module: "std",
+  programs: { http_route_servemux: "net/http.(*ServeMux).ServeHTTP" },
+  fields: {},
+};
+
+export const ROUTERS: readonly Router[] = [
+  SERVEMUX,
+  {
+    name: "gin routes", module: GIN, since: "v1.5.0",
+    programs: { http_route_gin: `${GIN}.(*Engine).handleHTTPRequest` },
+    fields: { gin_context_full_path: `${GIN}.Context.fullPath` },
+  },
+  {
+    name: "chi routes", module: CHI,
+    programs: { http_route_chi: `${CHI}.(*node).FindRoute` },
+    fields: { chi_context_route_pattern: `${CHI}.Context.routePattern`, chi_context_route_patterns: `${CHI}.Context.RoutePatterns` },
+  },
+  {
+    // from v1.7.0 routeRegexpGroup is passed by value (setMatch's m is its 7th argument word)
+    name: "gorilla/mux routes", module: GORILLA, since: "v1.7.0",
+    programs: { http_route_gorilla_router: `${GORILLA}.(*Router).ServeHTTP`, http_route_gorilla_match: `${GORILLA}.routeRegexpGroup.setMatch` },
+    fields: {
+      gorilla_match_route: `${GORILLA}.RouteMatch.Route`,
+      gorilla_route_conf: `${GORILLA}.Route.routeConf`,
+      gorilla_conf_regexp: `${GORILLA}.routeConf.regexp`,
+      gorilla_group_path: `${GORILLA}.routeRegexpGroup.path`,
+      gorilla_regexp_template: `${GORILLA}.routeRegexp.template`,
+    },
+  },
+];
+
+/** What a router's probes read, for the offsets resolver and the table's generator. */
+export function routerNeeds(router: Router): FieldNeed[] {
+  return Object.entries(router.fields).map(([key, field]) => ({ key, field, module: router.module, optional: false }));
+}
+
+export interface RouterPlan {
+  /** program -> its entry site */
+  programs: Record<string, number[]>;
+  offsets: Record<string, number | undefined>;
+  offsetsSource?: OffsetsSource;
+  offsetsNote?: string;
+  /** how the probes run, for inspect */
+  how: string;
+}
+
+export const routerPresent = (router: Router) => (exe: GoExecutable): boolean =>
+  Object.values(router.programs).some((f) => exe.functions().get(f) !== undefined);
+
+export function planRouter(exe: GoExecutable, router: Router, table: TableLookup = bundledTable): RouterPlan | { skipped: string; absent?: true } {
+  if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
+  const version = exe.moduleVersion(router.module);
+  if (version === undefined) return { skipped: `the binary does not contain ${router.module}`, absent: true };
+  if (router.since && compareVersions(version, router.since) < 0) {
+    return { skipped: `${router.module} ${version} is older than ${router.since}, the oldest release whose routes gotel reads` };
+  }
+  const programs: Record<string, number[]> = {};
+  const how: string[] = [];
+  for (const [program, fn] of Object.entries(router.programs)) {
+    const site = exe.entrySite(fn);
+    if (!site) return { skipped: `${fn} is not in the binary (not linked in, or inlined)`, ...(routerPresent(router)(exe) ? {} : { absent: true as const }) };
+    programs[program] = [site.offset];
+    how.push(`${fn} entry ${site.emulated ? "(emulated)" : "(single-stepped)"}`);
+  }
+  const needs = routerNeeds(router);
+  if (needs.length === 0) return { programs, offsets: {}, how: how.join("; ") };
+  const r = resolveOffsets(exe, needs, table);
+  if ("skipped" in r) return r;
+  return { programs, offsets: r.offsets, offsetsSource: r.source, ...(r.note ? { offsetsNote: r.note } : {}), how: how.join("; ") };
+}
+
+export function routerReadiness(router: Router) {
+  return (exe: GoExecutable): Readiness => {
+    const p = planRouter(exe, router);
+    if ("skipped" in p) return { status: "skipped", reason: p.skipped };
+    return {
+      status: "ready",
+      reason: `${p.how}: http.route for the server spans of its requests`,
+      ...(p.offsetsSource ? { offsetsSource: p.offsetsSource } : {}),
+      ...(p.offsetsNote ? { offsetsNote: p.offsetsNote } : {}),
+    };
+  };
+}
