@@ -1,6 +1,6 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for six scenarios (server spans only,
- * over HTTP/1.1 and over HTTP/2 with TLS; a server that calls another service: server + client spans; a server
+ * What gotel costs Go HTTP services, measured side by side in one run, for seven scenarios (server spans only,
+ * over HTTP/1.1, with a router's route, and over HTTP/2 with TLS; a server that calls another service: server + client spans; a server
  * that queries SQLite: server + SQL spans, statements captured and parsed; a server that makes a unary gRPC
  * call: server + gRPC client + gRPC server spans; a server that makes ten spans through the OpenTelemetry API):
  * the measured server (pinned to CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first
@@ -93,6 +93,18 @@ const scenarios: Scenario[] = [
       const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
       const pid = childOf(server.proc);
       return { pid, url: `${server.base}/users/42`, traced: [pid], stop: async () => void (await server.proc.stop()) };
+    },
+  },
+  {
+    // gin under a ServeMux prefix behind a request-copying middleware: the route probes of both routers run
+    // (ServeMux.ServeHTTP twice, gin's handleHTTPRequest once) and the span reads gin's route at its end
+    name: "server spans with routes: GET /gin/users/42, gin under a ServeMux prefix (test/fixtures/http-routers)",
+    spansPerRequest: 1,
+    async start() {
+      const exe = buildGoFixture("http-routers");
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe]);
+      const pid = childOf(server.proc);
+      return { pid, url: `${server.base}/gin/users/42`, traced: [pid], stop: async () => void (await server.proc.stop()) };
     },
   },
   {

@@ -177,6 +177,14 @@ const TARGETS: Target[] = [
   // v1.33.0, the first release whose global tracer hands its spans to an agent (src/instrumentations/otel-api)
   moduleTarget("go.opentelemetry.io/otel/trace", fieldsOf("go.opentelemetry.io/otel/trace"), "v1.33.0", ['"go.opentelemetry.io/otel/trace"'],
     "\t\tsink = append(sink, trace.NewSpanContext(trace.SpanContextConfig{Remote: len(os.Args) > 100}))"),
+  // routers whose matched route the net/http server span reads (src/instrumentations/http-routes); each from
+  // the oldest release with the fields and functions gotel reads (routers.ts)
+  moduleTarget("github.com/gin-gonic/gin", fieldsOf("github.com/gin-gonic/gin"), "v1.5.0", ['"github.com/gin-gonic/gin"'],
+    "\t\tsink = append(sink, gin.New(), &gin.Context{})"),
+  moduleTarget("github.com/go-chi/chi/v5", fieldsOf("github.com/go-chi/chi/v5"), "v5.0.0", ['"github.com/go-chi/chi/v5"'],
+    "\t\tsink = append(sink, chi.NewRouter(), chi.NewRouteContext())"),
+  moduleTarget("github.com/gorilla/mux", fieldsOf("github.com/gorilla/mux"), "v1.7.0", ['"net/http"', '"github.com/gorilla/mux"'],
+    "\t\tr := mux.NewRouter()\n\t\tr.HandleFunc(os.Args[1], nil)\n\t\tvar m mux.RouteMatch\n\t\tsink = append(sink, r.Match(&http.Request{}, &m), &m)"),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo
   // builds, and the generator builds arm64 by cross-compiling without cgo) and modernc.org/sqlite (hundreds of
   // versions of a very large package).

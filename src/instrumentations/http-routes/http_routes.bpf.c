@@ -1,10 +1,8 @@
 /* Routes of the routers on net/http's server: each router's probe notes where its matched route will be, for
  * the request being served on this goroutine (bpf/include/http_route.h says how the server span reads it).
  * Entry probes only, each at a function a router runs for every request before it calls the handler it chose;
- * the innermost router's note is the last one, and wins.
+ * the innermost router's note is the last one, and wins. (ServeMux's is the net/http server object's.)
  *
- *   net/http.(*ServeMux).ServeHTTP(mux, w ResponseWriter, r *Request)   r = arg 4: the request it sets Pattern
- *       on — a middleware's copy too, which the request serverHandler got never sees
  *   gin.(*Engine).handleHTTPRequest(engine, c *Context)                  c = arg 2: c.fullPath is set when a
  *       route matched, "" for a 404 (c was reset before)
  *   chi/v5.(*node).FindRoute(n, rctx *Context, method, path)            rctx = arg 2: shared by nested routers;
@@ -46,12 +44,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct http_routes_config);
 } http_routes_config SEC(".maps");
-
-static __always_inline int on_servemux(const void *ctx)
-{
-	gotel_http_route_note(gotel_current_tgid(), go_goroutine(ctx), GOTEL_ROUTE_SERVEMUX, go_arg(ctx, 4), 0, 0);
-	return 0;
-}
 
 static __always_inline int on_gin(const void *ctx)
 {
@@ -98,7 +90,6 @@ static __always_inline int on_gorilla_match(const void *ctx)
 	return 0;
 }
 
-GOTEL_UPROBE(http_route_servemux, on_servemux)
 GOTEL_UPROBE(http_route_gin, on_gin)
 GOTEL_UPROBE(http_route_chi, on_chi)
 GOTEL_UPROBE(http_route_gorilla_router, on_gorilla_router)

@@ -1,6 +1,6 @@
 /**
  * The routers whose routes gotel reads (http_routes.bpf.c says where and why there): each one an
- * instrumentation of its own in index.ts, sharing that object. A router's requests are spans of the net/http
+ * instrumentation of its own in index.ts, sharing that object. ServeMux's routes are the net/http server's. A router's requests are spans of the net/http
  * server instrumentation either way; this adds their http.route and the span name `METHOD route`.
  *
  * Not here yet: echo (its Router.Find leaves a path on a 404 too, told apart only by the handler it picked) and
@@ -16,7 +16,7 @@ import type { Readiness } from "../../probes/instrumentation.ts";
 export interface Router {
   /** the instrumentation's name, e.g. "gin routes" */
   name: string;
-  /** "std" or the router's module path */
+  /** the router's module path */
   module: string;
   /** program (http_routes.bpf.c) -> the function it probes at its entry; all of them are needed */
   programs: Record<string, string>;
@@ -30,14 +30,7 @@ const GIN = "github.com/gin-gonic/gin";
 const CHI = "github.com/go-chi/chi/v5";
 const GORILLA = "github.com/gorilla/mux";
 
-export const SERVEMUX: Router = {
-  name: "ServeMux routes", module: "std",
-  programs: { http_route_servemux: "net/http.(*ServeMux).ServeHTTP" },
-  fields: {},
-};
-
 export const ROUTERS: readonly Router[] = [
-  SERVEMUX,
   {
     name: "gin routes", module: GIN, since: "v1.5.0",
     programs: { http_route_gin: `${GIN}.(*Engine).handleHTTPRequest` },

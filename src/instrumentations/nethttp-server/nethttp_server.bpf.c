@@ -38,6 +38,10 @@
  * request ends unwound the handler. Both run only when a program panics.
  * Where those functions cannot be found, the span ends at every RET of ServeHTTP instead (user space decides).
  *
+ * Routes (http_route.h): a request's ServeMux pattern is read from the request the innermost ServeMux served,
+ * noted at the entry of (*ServeMux).ServeHTTP(mux, w, r) (r = arg 4), which is a copy when a middleware made
+ * one (r.WithContext): the request serverHandler got never has its Pattern then. Go >= 1.22 only (Pattern).
+ *
  * Struct offsets differ between Go versions; user space writes them per process into nethttp_server_config.
  */
 #include <linux/types.h>
@@ -321,6 +325,12 @@ static __always_inline int finish_request(const void *ctx, __u64 only_writer, __
 	return 0;
 }
 
+static __always_inline int on_servemux(const void *ctx)
+{
+	gotel_http_route_note(gotel_current_tgid(), go_goroutine(ctx), GOTEL_ROUTE_SERVEMUX, go_arg(ctx, 4), 0, 0);
+	return 0;
+}
+
 /* Called with the request's writer as arg 1 right after its handler returned: HTTP/1's
  * (*response).finishRequest, and x/net's (*responseWriter).handlerDone (the fallback for x/net's stream) */
 static __always_inline int on_writer_done(const void *ctx)
@@ -380,3 +390,4 @@ GOTEL_UPROBE(nethttp_server_connection_done, on_connection_done)
 GOTEL_UPROBE(nethttp_server_stream_done, on_handler_done)
 GOTEL_UPROBE(nethttp_server_panic, on_panic)
 GOTEL_UPROBE(nethttp_server_recovered, on_recovered)
+GOTEL_UPROBE(nethttp_server_servemux, on_servemux)

@@ -64,6 +64,8 @@ const OPTIONAL: ReadonlySet<string> = new Set([
 const XNET_RUN_HANDLER = "golang.org/x/net/http2.(*serverConn).runHandler";
 const XNET_HANDLER_DONE = "golang.org/x/net/http2.(*responseWriter).handlerDone";
 
+const SERVEMUX_SERVE = "net/http.(*ServeMux).ServeHTTP";
+
 const XNET = "golang.org/x/net";
 const MODULES: Record<string, string> = { xnet_writer_rws: XNET, xnet_rws_status: XNET };
 
@@ -81,6 +83,8 @@ export const PROGRAMS = {
   entry: "nethttp_server_entry", xnetStream: "nethttp_server_xnet_stream",
   finish: "nethttp_server_finish", connectionDone: "nethttp_server_connection_done", streamDone: "nethttp_server_stream_done",
   panic: "nethttp_server_panic", recovered: "nethttp_server_recovered",
+  // the request a ServeMux served (a middleware's copy too), whose Pattern is the route: Go >= 1.22
+  serveMux: "nethttp_server_servemux",
   // where the functions above cannot be found: every RET of ServeHTTP, and x/net's handlerDone
   return: "nethttp_server_return", xnetDone: "nethttp_server_xnet_done",
 } as const;
@@ -121,7 +125,9 @@ export interface ServerPrograms {
  * is missing (a Go release that renamed them), the span ends at ServeHTTP's RETs as before, said in `ends`.
  */
 export function serverPrograms(exe: GoExecutable, plan: ProbePlan): ServerPrograms {
-  const entry = { [PROGRAMS.entry]: [plan.sites.entry.offset] };
+  const serveMux = plan.extra[PROGRAMS.serveMux];
+  const patterns = plan.offsets.request_pattern !== undefined || plan.offsets.request_pat !== undefined;
+  const entry = { [PROGRAMS.entry]: [plan.sites.entry.offset], ...(serveMux && patterns ? { [PROGRAMS.serveMux]: [serveMux.offset] } : {}) };
   const xnet = xnetStreamSites(plan);
   const xnetStream: Record<string, number[]> = xnet ? { [PROGRAMS.xnetStream]: [xnet.stream] } : {};
   const site = (name: string): number | undefined => exe.entrySite(name)?.offset;
@@ -152,7 +158,7 @@ export function serverPrograms(exe: GoExecutable, plan: ProbePlan): ServerProgra
 
 const SPEC: ProbeSpec = {
   function: FUNCTION, absent: "it serves no HTTP", fields: FIELDS, optional: OPTIONAL, modules: MODULES,
-  extra: { [PROGRAMS.xnetStream]: XNET_RUN_HANDLER, [PROGRAMS.xnetDone]: XNET_HANDLER_DONE },
+  extra: { [PROGRAMS.xnetStream]: XNET_RUN_HANDLER, [PROGRAMS.xnetDone]: XNET_HANDLER_DONE, [PROGRAMS.serveMux]: SERVEMUX_SERVE },
 };
 
 /** What the probe reads, for the offsets resolver and the table's generator. */
