@@ -31,6 +31,8 @@ enum gotel_http_route_kind {
 	GOTEL_ROUTE_FIELD = 3,    /* the string field at ptr + off[0]: gin's Context.fullPath */
 	GOTEL_ROUTE_CHI = 4,      /* ptr: chi's *Context; its routePattern (off[0]) says whether the last router
 				   * matched, its RoutePatterns (off[1], []string) are the parts of every router */
+	GOTEL_ROUTE_ECHO = 5,     /* ptr: echo's *context; its path (off[0]) is the route unless its handler (off[1])
+				   * is still the not-found handler (not_found) its Reset put there */
 };
 
 GOTEL_BTF_TYPE(http_route_kind, enum gotel_http_route_kind);
@@ -40,6 +42,7 @@ struct gotel_http_route {
 	__u32 pad;
 	__u64 ptr;
 	__u64 off[2];
+	__u64 not_found;
 };
 
 struct {
@@ -54,11 +57,16 @@ struct {
 /* chi: at most this many routers' parts */
 #define GOTEL_ROUTE_PARTS 6
 
-static __always_inline void gotel_http_route_note(__u32 tgid, __u64 goroutine, __u32 kind, __u64 ptr, __u64 off0, __u64 off1)
+static __always_inline void gotel_http_route_note_all(__u32 tgid, __u64 goroutine, const struct gotel_http_route *r)
 {
 	struct gotel_ctx_key k = {.tgid = tgid, .ctx = goroutine};
+	bpf_map_update_elem(&gotel_http_routes, &k, r, BPF_ANY);
+}
+
+static __always_inline void gotel_http_route_note(__u32 tgid, __u64 goroutine, __u32 kind, __u64 ptr, __u64 off0, __u64 off1)
+{
 	struct gotel_http_route r = {.kind = kind, .ptr = ptr, .off = {off0, off1}};
-	bpf_map_update_elem(&gotel_http_routes, &k, &r, BPF_ANY);
+	gotel_http_route_note_all(tgid, goroutine, &r);
 }
 
 /* Appends up to GOTEL_ROUTE_MAX bytes of the Go string (ptr, len) to dst[2 * GOTEL_ROUTE_MAX] at *pos, if *pos
@@ -122,6 +130,11 @@ static __always_inline __u32 gotel_http_route_take(__u32 tgid, __u64 goroutine, 
 		break;
 	case GOTEL_ROUTE_CHI:
 		pos = gotel_route_chi(dst, &note);
+		break;
+	case GOTEL_ROUTE_ECHO:
+		if (bpf_probe_read_user(&s, sizeof(s), (const void *)(note.ptr + note.off[1])) == 0 && s.ptr != note.not_found &&
+		    bpf_probe_read_user(&s, sizeof(s), (const void *)(note.ptr + note.off[0])) == 0)
+			gotel_route_append(dst, &pos, s.ptr, s.len);
 		break;
 	}
 	return pos;

@@ -1,5 +1,5 @@
 /**
- * Routes end to end: one real service (test/fixtures/http-routers) with gin, chi and gorilla/mux each mounted
+ * Routes end to end: one real service (test/fixtures/http-routers) with gin, chi, echo and gorilla/mux each mounted
  * under a ServeMux prefix behind a middleware that copies the request, ServeMux patterns of its own and a router
  * gotel does not know; the oldest and newest release of each router gotel reads, stripped and not. Every
  * request's server span is checked exactly: its name and http.route (or their absence: a 404 of any router, a
@@ -25,6 +25,10 @@ const REQUESTS: [path: string, route: string | undefined, status: number][] = [
   ["/static/app.css", undefined, 200],
   // the inner ServeMux set its pattern on the middleware's copy of the request
   ["/copied/7", "/copied/{id}", 200],
+  ["/echo/users/7", "/echo/users/:id", 200],
+  ["/echo/files/a/b", "/echo/files/*", 200],
+  // echo's path on a 404 is the request's or a node's: not a route
+  ["/echo/nope", undefined, 404],
   ["/gin/users/7", "/gin/users/:id", 200],
   ["/gin/files/a/b", "/gin/files/*path", 200],
   ["/gin/nope", undefined, 404],
@@ -41,17 +45,17 @@ const REQUESTS: [path: string, route: string | undefined, status: number][] = [
 ];
 
 const BUILDS: [string, GoBuild & { goVersion: string }][] = [
-  ["newest releases (gin v1.12.0, chi v5.5.0, gorilla/mux v1.8.1), Go 1.27", { goVersion: "1.27.4" }],
+  ["newest releases (gin v1.12.0, chi v5.5.0, echo v4.16.6, gorilla/mux v1.8.1), Go 1.27", { goVersion: "1.27.4" }],
   ["newest releases, Go 1.27, stripped", { goVersion: "1.27.4", stripped: true }],
   ["newest releases, Go 1.27, stripped PIE", { goVersion: "1.27.4", stripped: true, pie: true }],
-  ["oldest releases (gin v1.5.0, chi v5.0.0, gorilla/mux v1.7.0), Go 1.22", { goVersion: "1.22.12", modfile: "go.oldest.mod" }],
+  ["oldest releases (gin v1.5.0, chi v5.0.0, echo v4.1.16, gorilla/mux v1.7.0), Go 1.22", { goVersion: "1.22.12", modfile: "go.oldest.mod" }],
   ["oldest releases, Go 1.22, stripped", { goVersion: "1.22.12", modfile: "go.oldest.mod", stripped: true }],
 ];
 
 /** ServeMux's routes are read by the net/http server instrumentation itself */
-const ROUTERS = ["gin routes", "chi routes", "gorilla/mux routes"];
+const ROUTERS = ["gin routes", "chi routes", "echo routes", "gorilla/mux routes"];
 
-describe("http.route of gin, chi, gorilla/mux and ServeMux, mounted and behind request-copying middleware", () => {
+describe("http.route of gin, chi, echo, gorilla/mux and ServeMux, mounted and behind request-copying middleware", () => {
   test.each(BUILDS)("%s", async (_name, build) => {
     const exe = buildGoFixture("http-routers", build);
     const server = await startServer(exe);
@@ -102,6 +106,6 @@ describe("inspect", () => {
       expect({ router, offsets: i?.offsetsSource }).toEqual({ router, offsets: "table" });
     }
     const listed = out.notInstrumented.map((n) => n.module);
-    for (const m of ["github.com/gin-gonic/gin", "github.com/go-chi/chi/v5", "github.com/gorilla/mux"]) expect(listed).not.toContain(m);
+    for (const m of ["github.com/gin-gonic/gin", "github.com/go-chi/chi/v5", "github.com/labstack/echo/v4", "github.com/gorilla/mux"]) expect(listed).not.toContain(m);
   }, 120_000);
 });

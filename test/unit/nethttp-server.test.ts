@@ -122,10 +122,21 @@ describe("where a request ends: the functions net/http runs after its handler", 
       entrySite: (n: string) => (n === hidden ? undefined : exe.entrySite(n)),
     } as unknown as GoExecutable;
     const { programs, ends } = serverPrograms(without, r.plan);
-    expect(Object.keys(programs).sort()).toEqual([PROGRAMS.entry, PROGRAMS.return, PROGRAMS.xnetDone, PROGRAMS.xnetStream].sort());
+    expect(Object.keys(programs).sort()).toEqual([PROGRAMS.entry, PROGRAMS.return, PROGRAMS.serveMux, PROGRAMS.xnetDone, PROGRAMS.xnetStream].sort());
     expect(programs[PROGRAMS.return]).toEqual(r.plan.sites.returns);
     expect(ends).toBe(`${r.plan.sites.returns.length} return site${r.plan.sites.returns.length === 1 ? "" : "s"} (not in the binary: ${hidden})`);
   });
+
+  test.each([["1.21.13", false], ["1.22.12", true], ["1.27.4", true]] as const)(
+    "Go %s: the request each ServeMux served is noted for its route: %p (Request.Pattern or pat, from Go 1.22)",
+    (goVersion, noted) => {
+      const exe = GoExecutable.open(buildGoFixture("http-server", { goVersion }));
+      const r = plan(exe);
+      if ("skipped" in r) throw new Error(r.skipped);
+      const { programs } = serverPrograms(exe, r.plan);
+      expect(programs[PROGRAMS.serveMux]).toEqual(noted ? [exe.entrySite("net/http.(*ServeMux).ServeHTTP")!.offset] : undefined);
+    },
+  );
 
   test("a closure picked by size, whatever the compiler named the wrapper", () => {
     const f = (name: string, size: number): GoFunction => ({ name, entry: 0x1000, end: 0x1000 + size, fileOffset: 0x1000 });

@@ -7,6 +7,9 @@
  *       route matched, "" for a 404 (c was reset before)
  *   chi/v5.(*node).FindRoute(n, rctx *Context, method, path)            rctx = arg 2: shared by nested routers;
  *       FindRoute clears routePattern and sets it on a match, appending it to RoutePatterns
+ *   echo/v4.(*Router).Find(r, method, path string, c Context)          c = args 6-7 (itab, data): Find sets
+ *       c.path to the matched route; a 404 leaves c.handler the not-found handler c.Reset put there right before
+ *       (c.path is then the request's path or a node's, not a route), so its value is noted now
  *   gorilla/mux.(*Router).ServeHTTP(r, w, req)                         a gorilla router handles it: nothing
  *       matched yet (a 404 under a ServeMux prefix has no route)
  *   gorilla/mux.routeRegexpGroup.setMatch(v routeRegexpGroup, req, m *RouteMatch, r *Route)
@@ -31,6 +34,8 @@ struct http_routes_config {
 	__u64 gin_context_full_path;      /* gin.Context.fullPath (string) */
 	__u64 chi_context_route_pattern;  /* chi.Context.routePattern (string) */
 	__u64 chi_context_route_patterns; /* chi.Context.RoutePatterns ([]string) */
+	__u64 echo_context_path;          /* echo.context.path (string) */
+	__u64 echo_context_handler;       /* echo.context.handler (HandlerFunc: a func value, one pointer) */
 	__u64 gorilla_match_route;        /* mux.RouteMatch.Route (*Route) */
 	__u64 gorilla_route_conf;         /* mux.Route.routeConf (embedded routeConf) */
 	__u64 gorilla_conf_regexp;        /* mux.routeConf.regexp (routeRegexpGroup, by value) */
@@ -64,6 +69,21 @@ static __always_inline int on_chi(const void *ctx)
 	return 0;
 }
 
+static __always_inline int on_echo(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct http_routes_config *cfg = bpf_map_lookup_elem(&http_routes_config, &tgid);
+	if (!cfg || cfg->echo_context_path == GOTEL_OFFSET_ABSENT || cfg->echo_context_handler == GOTEL_OFFSET_ABSENT)
+		return 0;
+	__u64 c = go_arg(ctx, 7);
+	struct gotel_http_route r = {
+		.kind = GOTEL_ROUTE_ECHO, .ptr = c, .off = {cfg->echo_context_path, cfg->echo_context_handler},
+		.not_found = read_u64_at(c, cfg->echo_context_handler),
+	};
+	gotel_http_route_note_all(tgid, go_goroutine(ctx), &r);
+	return 0;
+}
+
 static __always_inline int on_gorilla_router(const void *ctx)
 {
 	gotel_http_route_note(gotel_current_tgid(), go_goroutine(ctx), GOTEL_ROUTE_NONE, 0, 0, 0);
@@ -92,5 +112,6 @@ static __always_inline int on_gorilla_match(const void *ctx)
 
 GOTEL_UPROBE(http_route_gin, on_gin)
 GOTEL_UPROBE(http_route_chi, on_chi)
+GOTEL_UPROBE(http_route_echo, on_echo)
 GOTEL_UPROBE(http_route_gorilla_router, on_gorilla_router)
 GOTEL_UPROBE(http_route_gorilla_match, on_gorilla_match)

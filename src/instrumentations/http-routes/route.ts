@@ -5,7 +5,7 @@
  */
 
 /** How the route was read: enum gotel_http_route_kind's names, without the prefix */
-export type RouteKind = "servemux" | "none" | "string" | "field" | "chi";
+export type RouteKind = "servemux" | "none" | "string" | "field" | "chi" | "echo";
 
 /** What the server span carries about its route. */
 export interface RouteNote {
@@ -24,6 +24,7 @@ export function routeOf(note: RouteNote): string | undefined {
       return chiRoute(note.text);
     case "string":
     case "field":
+    case "echo":
       return note.text || undefined;
     case "none":
       return undefined;

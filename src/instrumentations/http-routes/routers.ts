@@ -3,8 +3,8 @@
  * instrumentation of its own in index.ts, sharing that object. ServeMux's routes are the net/http server's. A router's requests are spans of the net/http
  * server instrumentation either way; this adds their http.route and the span name `METHOD route`.
  *
- * Not here yet: echo (its Router.Find leaves a path on a 404 too, told apart only by the handler it picked) and
- * julienschmidt/httprouter (its tree keeps no route template: one would be rebuilt from the nodes it walked).
+ * Not here yet: echo v5, and julienschmidt/httprouter (its tree keeps no route template: one would be rebuilt
+ * from the nodes it walked).
  */
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
@@ -28,6 +28,7 @@ export interface Router {
 
 const GIN = "github.com/gin-gonic/gin";
 const CHI = "github.com/go-chi/chi/v5";
+const ECHO = "github.com/labstack/echo/v4";
 const GORILLA = "github.com/gorilla/mux";
 
 export const ROUTERS: readonly Router[] = [
@@ -40,6 +41,11 @@ export const ROUTERS: readonly Router[] = [
     name: "chi routes", module: CHI,
     programs: { http_route_chi: `${CHI}.(*node).FindRoute` },
     fields: { chi_context_route_pattern: `${CHI}.Context.routePattern`, chi_context_route_patterns: `${CHI}.Context.RoutePatterns` },
+  },
+  {
+    name: "echo routes", module: ECHO,
+    programs: { http_route_echo: `${ECHO}.(*Router).Find` },
+    fields: { echo_context_path: `${ECHO}.context.path`, echo_context_handler: `${ECHO}.context.handler` },
   },
   {
     // from v1.7.0 routeRegexpGroup is passed by value (setMatch's m is its 7th argument word)
