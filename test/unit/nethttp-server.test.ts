@@ -127,10 +127,10 @@ describe("where a request ends: the functions net/http runs after its handler", 
     expect(ends).toBe(`${r.plan.sites.returns.length} return site${r.plan.sites.returns.length === 1 ? "" : "s"} (not in the binary: ${hidden})`);
   });
 
-  test.each([["1.21.13", false], ["1.22.12", true], ["1.27.4", true]] as const)(
+  test.each([["1.19.13", false], ["1.22.12", true], ["1.27.4", true]] as const)(
     "Go %s: the request each ServeMux served is noted for its route: %p (Request.Pattern or pat, from Go 1.22)",
     (goVersion, noted) => {
-      const exe = GoExecutable.open(buildGoFixture("http-server", { goVersion }));
+      const exe = GoExecutable.open(buildGoFixture("http-chain", { goVersion }));
       const r = plan(exe);
       if ("skipped" in r) throw new Error(r.skipped);
       const { programs } = serverPrograms(exe, r.plan);
