@@ -224,9 +224,10 @@ export function runChecks(opts: DoctorOptions): Check[] {
   const embedded = embeddedObjectNames();
   for (const name of embedded) {
     if (opts.optionalObjects?.includes(name)) continue;
-    const of = opts.instrumentations?.find((i) => i.object === name);
+    // an object several instrumentations share (the routers') is named after all of them
+    const of = (opts.instrumentations ?? []).filter((i) => i.object === name).map((i) => i.name).join(", ");
     const label = `eBPF object ${name}`;
-    const load = () => `${of ? `${of.name}: ` : ""}${loadForCheck(readEmbeddedObject(name), `${name}.bpf.o`, opts.showVerifierLog)}`;
+    const load = () => `${of ? `${of}: ` : ""}${loadForCheck(readEmbeddedObject(name), `${name}.bpf.o`, opts.showVerifierLog)}`;
     checks.push(ready ? guarded(label, true, load) : skip(label, true));
   }
   for (const i of opts.instrumentations ?? []) {

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { INSTRUMENTATIONS } from "../../src/instrumentations/index.ts";
+import { ROUTERS } from "../../src/instrumentations/http-routes/routers.ts";
 import { GOTEL, runCommand } from "../support/cli.ts";
 import { buildGoFixture, ROOT } from "../support/go.ts";
 import { requireRoot } from "../support/kernel.ts";
@@ -22,7 +23,10 @@ beforeAll(() => {
   expect(r.code).toBe(0);
   doctor = r.stdout.split("\n");
   // programs that, between them, use every library the registered instrumentations cover
-  const programs = [buildGoFixture("http-db", { cgo: true }), buildGoFixture("http-chain"), buildGoFixture("grpc-service"), buildGoFixture("otel-api")];
+  const programs = [
+    buildGoFixture("http-db", { cgo: true }), buildGoFixture("http-chain"), buildGoFixture("grpc-service"), buildGoFixture("otel-api"),
+    buildGoFixture("http-routers", { goVersion: "1.27.4" }),
+  ];
   inspected = programs.flatMap((exe) => {
     const i = runCommand([GOTEL, "inspect", "--json", exe]);
     expect(i.code).toBe(0);
@@ -30,9 +34,13 @@ beforeAll(() => {
   });
 }, 300_000);
 
-test("the list has no two instrumentations with one name or one object", () => {
+test("the list has no two instrumentations with one name or one object, but the routers, which share theirs", () => {
   expect(new Set(INSTRUMENTATIONS.map((i) => i.name)).size).toBe(INSTRUMENTATIONS.length);
-  expect(new Set(INSTRUMENTATIONS.map((i) => i.object)).size).toBe(INSTRUMENTATIONS.length);
+  const routers = new Set(ROUTERS.map((r) => r.name));
+  const others = INSTRUMENTATIONS.filter((i) => !routers.has(i.name));
+  expect(new Set(others.map((i) => i.object)).size).toBe(others.length);
+  expect([...new Set(INSTRUMENTATIONS.filter((i) => routers.has(i.name)).map((i) => i.object))]).toEqual(["http_routes"]);
+  expect(others.map((i) => i.object)).not.toContain("http_routes");
 });
 
 describe.each(INSTRUMENTATIONS.map((i) => [i.name, i] as const))("%s", (_name, instrumentation) => {
@@ -47,7 +55,10 @@ describe.each(INSTRUMENTATIONS.map((i) => [i.name, i] as const))("%s", (_name, i
 
   test("doctor loads it, under its instrumentation's name", () => {
     const line = doctor.find((l) => l.includes(`eBPF object ${instrumentation.object} `));
-    expect(line).toMatch(new RegExp(`^\\s+ok\\s+eBPF object ${instrumentation.object}\\s+${instrumentation.name.replace("/", "\\/")}: \\d+ programs loaded`));
+    // a shared object is named after all its instrumentations
+    const names = INSTRUMENTATIONS.filter((i) => i.object === instrumentation.object).map((i) => i.name).join(", ");
+    expect(line).toMatch(new RegExp(`^\\s+ok\\s+eBPF object ${instrumentation.object}\\s+${names.replaceAll("/", "\\/")}: \\d+ programs loaded`));
+    expect(names).toContain(instrumentation.name);
   });
 
   test("inspect --json lists it, ready for a program that uses its library", () => {
