@@ -9,10 +9,11 @@
  * their ratios, gotel's own CPU µs per span and peak RSS, and the spans its `stopped` line reports lost out of
  * those it made (the whole run: warm-up and measured phase) with the default queue settings.
  *
- *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH]   (needs apt-get install wrk nghttp2-client)
+ *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH] [--only TEXT]   (needs wrk nghttp2-client)
  *
  * --before PATH measures another gotel binary (an earlier build) in the same run, between the two: before and
- * after side by side, each with its ratio to the server without gotel.
+ * after side by side, each with its ratio to the server without gotel. --only TEXT runs the scenarios whose name
+ * contains TEXT (repeatable), to repeat a noisy one.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +26,8 @@ import { Proc, startServer } from "../test/support/processes.ts";
 const args = process.argv.slice(2);
 /** the gotel binaries measured, each against the same server */
 const builds = gotelBuilds("bench-http", args, "with gotel");
+const only: string[] = [];
+for (let at = args.indexOf("--only"); at >= 0; at = args.indexOf("--only")) only.push(args.splice(at, 2)[1] ?? "");
 const SECONDS = Number(args[0] ?? 8);
 const TICK_US = 1e6 / 100; // USER_HZ
 
@@ -210,7 +213,7 @@ async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: st
 }
 
 const cell = (v: string, ratio?: number): string => `${v.padStart(9)}${ratio === undefined ? "      " : ` ${ratio.toFixed(2).padStart(4)}x`}`;
-for (const sc of scenarios) {
+for (const sc of scenarios.filter((s) => only.length === 0 || only.some((o) => s.name.includes(o)))) {
   const { pid, url, traced, stop } = await sc.start();
   const load = sc.load ?? wrk;
   load(url, 2); // warm up
