@@ -33,6 +33,9 @@ enum gotel_http_route_kind {
 				   * matched, its RoutePatterns (off[1], []string) are the parts of every router */
 	GOTEL_ROUTE_ECHO = 5,     /* ptr: echo's *context; its path (off[0]) is the route unless its handler (off[1])
 				   * is still the not-found handler (not_found) its Reset put there */
+	GOTEL_ROUTE_HTTPROUTER = 6, /* ptr: the root *node of julienschmidt/httprouter's tree it looked the path
+				     * (the Go string off[0], off[1]) up in; user space walks the tree (no template
+				     * is stored in it) */
 };
 
 GOTEL_BTF_TYPE(http_route_kind, enum gotel_http_route_kind);
@@ -123,6 +126,9 @@ static __always_inline __u32 gotel_http_route_take(__u32 tgid, __u64 goroutine, 
 	switch (note.kind) {
 	case GOTEL_ROUTE_STRING:
 		gotel_route_append(dst, &pos, note.ptr, note.off[0]);
+		break;
+	case GOTEL_ROUTE_HTTPROUTER:
+		gotel_route_append(dst, &pos, note.off[0], note.off[1]);
 		break;
 	case GOTEL_ROUTE_FIELD:
 		if (bpf_probe_read_user(&s, sizeof(s), (const void *)(note.ptr + note.off[0])) == 0)

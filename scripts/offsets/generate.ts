@@ -185,6 +185,8 @@ const TARGETS: Target[] = [
     "\t\tsink = append(sink, chi.NewRouter(), chi.NewRouteContext())"),
   moduleTarget("github.com/labstack/echo/v4", fieldsOf("github.com/labstack/echo/v4"), "v4.0.0", ['"net/http"', '"github.com/labstack/echo/v4"'],
     "\t\te := echo.New()\n\t\tsink = append(sink, e, e.NewContext(&http.Request{}, nil))"),
+  moduleTarget("github.com/julienschmidt/httprouter", fieldsOf("github.com/julienschmidt/httprouter"), "v1.2.0", ['"github.com/julienschmidt/httprouter"'],
+    "\t\tr := httprouter.New()\n\t\th, _, _ := r.Lookup(os.Args[1], os.Args[2])\n\t\tsink = append(sink, r, h)"),
   moduleTarget("github.com/gorilla/mux", fieldsOf("github.com/gorilla/mux"), "v1.7.0", ['"net/http"', '"github.com/gorilla/mux"'],
     "\t\tr := mux.NewRouter()\n\t\tr.HandleFunc(os.Args[1], nil)\n\t\tvar m mux.RouteMatch\n\t\tsink = append(sink, r.Match(&http.Request{}, &m), &m)"),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo

@@ -40,7 +40,7 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   // routes of the routers on net/http's server: no spans of their own, http.route for the server's
   ...ROUTERS.map((r): Instrumentation => ({
     name: r.name, module: r.module, object: "http_routes", readiness: routerReadiness(r), present: routerPresent(r), needs: routerNeeds(r),
-    load: (ctx) => RouterProbe.load(r, ctx.object),
+    load: (ctx) => RouterProbe.load(r, ctx.object, ctx.memory),
   })),
   {
     name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, present: databaseSql.present, needs: databaseSql.NEEDS,

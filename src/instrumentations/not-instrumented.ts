@@ -44,7 +44,6 @@ export const UNINSTRUMENTED_LIBRARIES: readonly UninstrumentedLibrary[] = [
   { module: "github.com/gin-gonic/gin", note: ROUTES_READY, onNetHttpServer: true },
   { module: "github.com/labstack/echo/v5", note: ROUTES_READY, onNetHttpServer: true },
   { module: "github.com/labstack/echo/v4", note: ROUTES_READY, onNetHttpServer: true },
-  { module: "github.com/julienschmidt/httprouter", note: ROUTES_READY, onNetHttpServer: true },
   { module: "github.com/go-chi/chi/v5", note: ROUTES_READY, onNetHttpServer: true },
   { module: "github.com/go-chi/chi", note: ROUTES_READY, onNetHttpServer: true },
   { module: "github.com/gorilla/mux", note: ROUTES_READY, onNetHttpServer: true },

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { walk } from "../../src/instrumentations/http-routes/httprouter-trees.ts";
 import { routeOf, routeOfPattern } from "../../src/instrumentations/http-routes/route.ts";
 
 describe("http.route from a ServeMux pattern", () => {
@@ -39,5 +40,43 @@ describe("http.route from a router's note", () => {
     expect(routeOf({ kind: "chi", text: "/", pathLength: 0 })).toBe("/");
     expect(routeOf({ kind: "chi", text: "/items/{id}", pathLength: 0 })).toBe("/items/{id}");
     expect(routeOf({ kind: "chi", text: "", pathLength: 0 })).toBeUndefined();
+  });
+});
+
+describe("httprouter: the route rebuilt by walking its tree as its getValue does", () => {
+  // the tree httprouter builds for GET /users/:id, /users/:id/books/:book, /src/*filepath, /about
+  type Node = { path: string; wildChild: boolean; type: number; indices: string; children: number[]; hasHandle: boolean };
+  const [STATIC, PARAM, CATCH_ALL] = [0, 2, 3];
+  const nodes = new Map<number, Node>([
+    [1, { path: "/", wildChild: false, type: 1, indices: "usa", children: [2, 6, 9], hasHandle: false }],
+    [2, { path: "users/", wildChild: true, type: STATIC, indices: "", children: [3], hasHandle: false }],
+    [3, { path: ":id", wildChild: false, type: PARAM, indices: "", children: [4], hasHandle: true }],
+    [4, { path: "/books/", wildChild: true, type: STATIC, indices: "", children: [5], hasHandle: false }],
+    [5, { path: ":book", wildChild: false, type: PARAM, indices: "", children: [], hasHandle: true }],
+    [6, { path: "src", wildChild: false, type: STATIC, indices: "/", children: [7], hasHandle: false }],
+    [7, { path: "", wildChild: true, type: CATCH_ALL, indices: "", children: [8], hasHandle: false }],
+    [8, { path: "/*filepath", wildChild: false, type: CATCH_ALL, indices: "", children: [], hasHandle: true }],
+    [9, { path: "about", wildChild: false, type: STATIC, indices: "", children: [], hasHandle: true }],
+  ]);
+  const route = (path: string) => walk(1, path, (a) => nodes.get(a));
+
+  test.each([
+    ["/users/7", "/users/:id"],
+    ["/users/7/books/9", "/users/:id/books/:book"],
+    ["/src/a/b.go", "/src/*filepath"],
+    ["/about", "/about"],
+    // no handle there, or no node: getValue finds none
+    ["/users/", undefined],
+    ["/users/7/books", undefined],
+    ["/users/7/books/9/x", undefined],
+    ["/nope", undefined],
+    ["/", undefined],
+    ["/aboutx", undefined],
+  ])("%p -> %p", (path, want) => {
+    expect(route(path)).toBe(want);
+  });
+
+  test("an unreadable node ends the walk with no route", () => {
+    expect(walk(1, "/users/7", (a) => (a === 3 ? undefined : nodes.get(a)))).toBeUndefined();
   });
 });

@@ -10,6 +10,10 @@
  *   echo/v4.(*Router).Find(r, method, path string, c Context)          c = args 6-7 (itab, data): Find sets
  *       c.path to the matched route; a 404 leaves c.handler the not-found handler c.Reset put there right before
  *       (c.path is then the request's path or a node's, not a route), so its value is noted now
+ *   httprouter.(*Router).ServeHTTP(r, w, req)                          an httprouter handles it: nothing matched
+ *       yet (a method without a tree looks nothing up)
+ *   httprouter.(*node).getValue(n, path string)                          n = arg 1, path = args 2-3: a lookup of
+ *       path in the tree of root n; the last one is the request's method's (a 405 looks in the others after)
  *   gorilla/mux.(*Router).ServeHTTP(r, w, req)                         a gorilla router handles it: nothing
  *       matched yet (a 404 under a ServeMux prefix has no route)
  *   gorilla/mux.routeRegexpGroup.setMatch(v routeRegexpGroup, req, m *RouteMatch, r *Route)
@@ -84,7 +88,14 @@ static __always_inline int on_echo(const void *ctx)
 	return 0;
 }
 
-static __always_inline int on_gorilla_router(const void *ctx)
+static __always_inline int on_httprouter_lookup(const void *ctx)
+{
+	gotel_http_route_note(gotel_current_tgid(), go_goroutine(ctx), GOTEL_ROUTE_HTTPROUTER, go_arg(ctx, 1), go_arg(ctx, 2), go_arg(ctx, 3));
+	return 0;
+}
+
+/* a router that matched nothing yet: gorilla's and httprouter's ServeHTTP */
+static __always_inline int on_router(const void *ctx)
 {
 	gotel_http_route_note(gotel_current_tgid(), go_goroutine(ctx), GOTEL_ROUTE_NONE, 0, 0, 0);
 	return 0;
@@ -113,5 +124,7 @@ static __always_inline int on_gorilla_match(const void *ctx)
 GOTEL_UPROBE(http_route_gin, on_gin)
 GOTEL_UPROBE(http_route_chi, on_chi)
 GOTEL_UPROBE(http_route_echo, on_echo)
-GOTEL_UPROBE(http_route_gorilla_router, on_gorilla_router)
+GOTEL_UPROBE(http_route_httprouter_router, on_router)
+GOTEL_UPROBE(http_route_httprouter_lookup, on_httprouter_lookup)
+GOTEL_UPROBE(http_route_gorilla_router, on_router)
 GOTEL_UPROBE(http_route_gorilla_match, on_gorilla_match)

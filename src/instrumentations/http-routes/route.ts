@@ -5,7 +5,7 @@
  */
 
 /** How the route was read: enum gotel_http_route_kind's names, without the prefix */
-export type RouteKind = "servemux" | "none" | "string" | "field" | "chi" | "echo";
+export type RouteKind = "servemux" | "none" | "string" | "field" | "chi" | "echo" | "httprouter";
 
 /** What the server span carries about its route. */
 export interface RouteNote {
@@ -14,6 +14,8 @@ export interface RouteNote {
   text: string;
   /** servemux: the length of the path the innermost ServeMux matched */
   pathLength: number;
+  /** httprouter: the root of the tree its path was looked up in (text: that path, until user space walks it) */
+  node?: number;
 }
 
 export function routeOf(note: RouteNote): string | undefined {
@@ -25,6 +27,7 @@ export function routeOf(note: RouteNote): string | undefined {
     case "string":
     case "field":
     case "echo":
+    case "httprouter":
       return note.text || undefined;
     case "none":
       return undefined;

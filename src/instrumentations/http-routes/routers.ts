@@ -3,8 +3,7 @@
  * instrumentation of its own in index.ts, sharing that object. ServeMux's routes are the net/http server's. A router's requests are spans of the net/http
  * server instrumentation either way; this adds their http.route and the span name `METHOD route`.
  *
- * Not here yet: echo v5, and julienschmidt/httprouter (its tree keeps no route template: one would be rebuilt
- * from the nodes it walked).
+ * Not here yet: echo v5 (another API), chi before v5.
  */
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
@@ -12,6 +11,8 @@ import { resolveOffsets, type FieldNeed, type OffsetsSource, type TableLookup } 
 import { compareVersions } from "../../offsets/table.ts";
 import { MIN_GO, goAtLeast } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
+import type { MemoryReader } from "../../gobin/runtime-types.ts";
+import { httpRouterTrees, type NodeOffsets } from "./httprouter-trees.ts";
 
 export interface Router {
   /** the instrumentation's name, e.g. "gin routes" */
@@ -22,6 +23,11 @@ export interface Router {
   programs: Record<string, string>;
   /** config member (struct http_routes_config) -> "import/path.Type.field"; all of them are needed */
   fields: Record<string, string>;
+  /** fields read in user space, not by the kernel (name -> "import/path.Type.field"); all of them are needed */
+  userFields?: Record<string, string>;
+  /** when its probes attach to a process: what user space needs of it (the fields above, its memory) */
+  attached?: (tgid: number, userOffsets: Record<string, number>, memory: () => MemoryReader | undefined) => void;
+  forgotten?: (tgid: number) => void;
   /** the oldest release whose functions and fields are the ones above (older ones are skipped, said so) */
   since?: string;
 }
@@ -30,6 +36,7 @@ const GIN = "github.com/gin-gonic/gin";
 const CHI = "github.com/go-chi/chi/v5";
 const ECHO = "github.com/labstack/echo/v4";
 const GORILLA = "github.com/gorilla/mux";
+const HTTPROUTER = "github.com/julienschmidt/httprouter";
 
 export const ROUTERS: readonly Router[] = [
   {
@@ -48,6 +55,18 @@ export const ROUTERS: readonly Router[] = [
     fields: { echo_context_path: `${ECHO}.context.path`, echo_context_handler: `${ECHO}.context.handler` },
   },
   {
+    // its tree is walked in user space (httprouter-trees.ts): the kernel notes which tree and path
+    name: "httprouter routes", module: HTTPROUTER,
+    programs: { http_route_httprouter_router: `${HTTPROUTER}.(*Router).ServeHTTP`, http_route_httprouter_lookup: `${HTTPROUTER}.(*node).getValue` },
+    fields: {},
+    userFields: {
+      path: `${HTTPROUTER}.node.path`, wildChild: `${HTTPROUTER}.node.wildChild`, nType: `${HTTPROUTER}.node.nType`,
+      indices: `${HTTPROUTER}.node.indices`, children: `${HTTPROUTER}.node.children`, handle: `${HTTPROUTER}.node.handle`,
+    },
+    attached: (tgid, offsets, memory) => httpRouterTrees.register(tgid, memory, nodeOffsets(offsets)),
+    forgotten: (tgid) => httpRouterTrees.forget(tgid),
+  },
+  {
     // from v1.7.0 routeRegexpGroup is passed by value (setMatch's m is its 7th argument word)
     name: "gorilla/mux routes", module: GORILLA, since: "v1.7.0",
     programs: { http_route_gorilla_router: `${GORILLA}.(*Router).ServeHTTP`, http_route_gorilla_match: `${GORILLA}.routeRegexpGroup.setMatch` },
@@ -63,13 +82,16 @@ export const ROUTERS: readonly Router[] = [
 
 /** What a router's probes read, for the offsets resolver and the table's generator. */
 export function routerNeeds(router: Router): FieldNeed[] {
-  return Object.entries(router.fields).map(([key, field]) => ({ key, field, module: router.module, optional: false }));
+  return Object.entries({ ...router.fields, ...router.userFields }).map(([key, field]) => ({ key, field, module: router.module, optional: false }));
 }
 
 export interface RouterPlan {
   /** program -> its entry site */
   programs: Record<string, number[]>;
+  /** the kernel's (http_routes_config) */
   offsets: Record<string, number | undefined>;
+  /** user space's (Router.userFields) */
+  userOffsets: Record<string, number>;
   offsetsSource?: OffsetsSource;
   offsetsNote?: string;
   /** how the probes run, for inspect */
@@ -95,10 +117,16 @@ export function planRouter(exe: GoExecutable, router: Router, table: TableLookup
     how.push(`${fn} entry ${site.emulated ? "(emulated)" : "(single-stepped)"}`);
   }
   const needs = routerNeeds(router);
-  if (needs.length === 0) return { programs, offsets: {}, how: how.join("; ") };
+  if (needs.length === 0) return { programs, offsets: {}, userOffsets: {}, how: how.join("; ") };
   const r = resolveOffsets(exe, needs, table);
   if ("skipped" in r) return r;
-  return { programs, offsets: r.offsets, offsetsSource: r.source, ...(r.note ? { offsetsNote: r.note } : {}), how: how.join("; ") };
+  const offsets: Record<string, number | undefined> = {};
+  const userOffsets: Record<string, number> = {};
+  for (const [key, o] of Object.entries(r.offsets)) {
+    if (key in router.fields) offsets[key] = o;
+    else if (o !== undefined) userOffsets[key] = o;
+  }
+  return { programs, offsets, userOffsets, offsetsSource: r.source, ...(r.note ? { offsetsNote: r.note } : {}), how: how.join("; ") };
 }
 
 export function routerReadiness(router: Router) {
@@ -112,4 +140,14 @@ export function routerReadiness(router: Router) {
       ...(p.offsetsNote ? { offsetsNote: p.offsetsNote } : {}),
     };
   };
+}
+
+/** httprouter's node offsets, by the names its userFields give them */
+function nodeOffsets(o: Record<string, number>): NodeOffsets {
+  const at = (k: keyof NodeOffsets): number => {
+    const v = o[k];
+    if (v === undefined) throw new Error(`httprouter routes: no offset for node.${k}`);
+    return v;
+  };
+  return { path: at("path"), wildChild: at("wildChild"), nType: at("nType"), indices: at("indices"), children: at("children"), handle: at("handle") };
 }

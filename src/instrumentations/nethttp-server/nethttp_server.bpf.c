@@ -99,6 +99,7 @@ struct nethttp_server_event {
 	__s64 status;      /* HTTP/1's; for HTTP/2 through net/http's own server's offsets */
 	__s64 status_xnet; /* HTTP/2: through golang.org/x/net's server's offsets */
 	__u64 writer_itab; /* HTTP/2: the ResponseWriter's itab, which tells whose writer it is */
+	__u64 route_node;  /* GOTEL_ROUTE_HTTPROUTER: the root of the tree the route's path was looked up in */
 	__u32 writer_xnet; /* the span is x/net's stream (runHandler): its writer is x/net's, no itab */
 	__u32 panic_text_len;
 	__s64 proto_major;
@@ -280,8 +281,10 @@ static __always_inline void read_route(const struct nethttp_server_config *cfg, 
 	__u64 req = 0;
 	e->pattern_len = gotel_http_route_take(gotel_current_tgid(), goroutine, e->pattern, &kind, &req);
 	e->route_kind = kind;
-	if (kind != GOTEL_ROUTE_SERVEMUX)
+	if (kind != GOTEL_ROUTE_SERVEMUX) {
+		e->route_node = req;
 		return;
+	}
 	if (!req)
 		req = f->request;
 	if (cfg->request_pattern != GOTEL_OFFSET_ABSENT) {

@@ -10,6 +10,7 @@ import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { RouteKind } from "../http-routes/route.ts";
+import { httpRouterTrees } from "../http-routes/httprouter-trees.ts";
 
 export interface ServerLoadOptions extends LoadOptions {
   /** a live target's memory, to tell which HTTP/2 ResponseWriter a request had */
@@ -88,6 +89,8 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     // HTTP/1 (every span of most services) takes the status as read; only HTTP/2 asks whose writer it was
     if (e.protoMajor === 2) e.status = this.h2Status(tgid, e.writerXnet ? "xnet" : this.h2Server(tgid, e.writerItab), e.status, e.statusXnet);
     if (e.rawPanic) e.panic = this.goPanic(tgid, e.rawPanic, toUnixNs);
+    // the path, looked up again in the tree it was looked up in; a 405 looked it up in other methods' trees after
+    if (e.route.kind === "httprouter") e.route.text = (e.status !== 405 && httpRouterTrees.route(tgid, e.route.node ?? 0, e.route.text)) || "";
     e.startNs = toUnixNs(e.startNs);
     e.endNs = toUnixNs(e.endNs);
     return toSpanRecord(e);
@@ -135,7 +138,7 @@ function eventDecoder(s: StructView, kinds: ReadonlyMap<number, RouteKind>): (v:
   const writerItab = s.u64("writer_itab");
   const writerXnet = s.u32("writer_xnet");
   const abandoned = s.u32("abandoned");
-  const [routeKind, routePathLength] = [s.u32("route_kind"), s.u32("route_path_len")];
+  const [routeKind, routePathLength, routeNode] = [s.u32("route_kind"), s.u32("route_path_len"), s.u64("route_node")];
   const panic = panicDecoder(s);
   return (v) => ({
     ...context(v),
@@ -143,7 +146,7 @@ function eventDecoder(s: StructView, kinds: ReadonlyMap<number, RouteKind>): (v:
     path: path(v),
     host: host(v),
     remoteAddr: remote(v),
-    route: { kind: kinds.get(routeKind(v)) ?? "none", text: pattern(v), pathLength: routePathLength(v) },
+    route: { kind: kinds.get(routeKind(v)) ?? "none", text: pattern(v), pathLength: routePathLength(v), node: Number(routeNode(v)) },
     protoMajor: major(v),
     protoMinor: minor(v),
     status: status(v),
