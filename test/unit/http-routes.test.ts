@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { walk } from "../../src/instrumentations/http-routes/httprouter-trees.ts";
+import { planRouter, ROUTERS } from "../../src/instrumentations/http-routes/routers.ts";
+import { buildGoFixture } from "../support/go.ts";
 import { routeOf, routeOfPattern } from "../../src/instrumentations/http-routes/route.ts";
 
 describe("http.route from a ServeMux pattern", () => {
@@ -79,4 +82,30 @@ describe("httprouter: the route rebuilt by walking its tree as its getValue does
   test("an unreadable node ends the walk with no route", () => {
     expect(walk(1, "/users/7", (a) => (a === 3 ? undefined : nodes.get(a)))).toBeUndefined();
   });
+});
+
+describe("which routers' routes a binary gets (test/fixtures/http-routers)", () => {
+  const byName = (name: string) => ROUTERS.find((r) => r.name === name)!;
+
+  test.each([false, true])("stripped: %p — every router ready, the kernel's offsets and user space's apart", (stripped) => {
+    const exe = GoExecutable.open(buildGoFixture("http-routers", { goVersion: "1.27.4", stripped }));
+    for (const router of ROUTERS) {
+      const p = planRouter(exe, router);
+      if ("skipped" in p) throw new Error(`${router.name}: ${p.skipped}`);
+      expect({ router: router.name, source: p.offsetsSource }).toEqual({ router: router.name, source: stripped ? "table" : "dwarf" });
+      expect(Object.keys(p.offsets).sort()).toEqual(Object.keys(router.fields).sort());
+      expect(Object.keys(p.userOffsets).sort()).toEqual(Object.keys(router.userFields ?? {}).sort());
+      expect(Object.keys(p.programs).sort()).toEqual(Object.keys(router.programs).sort());
+    }
+  }, 300_000);
+
+  test("a release older than a router's oldest is skipped, saying so; a binary without the router is absent", () => {
+    const exe = GoExecutable.open(buildGoFixture("http-routers", { goVersion: "1.27.4" }));
+    const older = Object.create(exe, { moduleVersion: { value: (m: string) => (m === "github.com/gorilla/mux" ? "v1.6.2" : exe.moduleVersion(m)) } }) as GoExecutable;
+    expect(planRouter(older, byName("gorilla/mux routes"))).toEqual({
+      skipped: "github.com/gorilla/mux v1.6.2 is older than v1.7.0, the oldest release whose routes gotel reads",
+    });
+    const plain = GoExecutable.open(buildGoFixture("http-server", { goVersion: "1.27.4" }));
+    expect(planRouter(plain, byName("gin routes"))).toEqual({ skipped: "the binary does not contain github.com/gin-gonic/gin", absent: true });
+  }, 300_000);
 });
