@@ -85,7 +85,8 @@ describe.each(modes)("uprobe on a Go function (%s attach)", (mode) => {
     // teardown: every kernel object is released and the target keeps working, unprobed
     probe.close();
     probe = undefined;
-    expect(openFds()).toEqual(fdsBefore);
+    // none left that the probe opened (an fd of the test process itself may close meanwhile: a finished child's pipe)
+    expect(openFds().filter((fd) => !fdsBefore.includes(fd))).toEqual([]);
     expect(await target.call("2 2")).toBe("8");
   });
 });
