@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 mkdir -p build
 log=build/test-output.txt
 
-if ! bash scripts/setup.sh || ! node_modules/.bin/bun scripts/build.ts || ! node_modules/.bin/bun scripts/build-fixtures.ts || ! bash scripts/build-collector.sh || ! bash scripts/build-databases.sh || ! bash scripts/build-kernels.sh; then
+if ! bash scripts/setup.sh || ! node_modules/.bin/bun scripts/build.ts || ! node_modules/.bin/bun scripts/build-fixtures.ts || ! bash scripts/build-collector.sh || ! bash scripts/build-databases.sh || ! bash scripts/build-kafka.sh || ! bash scripts/build-kernels.sh; then
   echo "setup or build failed (see above)"
   echo "0 passed, 1 failed"
   exit 1

@@ -67,6 +67,8 @@ export interface Drops {
   unreadable: number;
   /** the application started a span through the OpenTelemetry API before gotel could switch the API on */
   apiSwitchedOff: number;
+  /** messages of one batch past what a probe reads (kafka-go's WriteMessages): no span */
+  batchOverflow: number;
 }
 
 /** How each kind of drop is named in warnings and in the final line. */
@@ -77,6 +79,7 @@ export const DROP_REASONS: Readonly<Record<keyof Drops, string>> = {
   targetGone: "process no longer traced",
   unreadable: "application span too large or unreadable",
   apiSwitchedOff: "application span before its API was switched on",
+  batchOverflow: "message past a batch's first 16",
 };
 
 /**
@@ -116,7 +119,7 @@ export class Agent {
   private readonly kernelDropWarning = new RateLimitedWarning("spans dropped before reaching gotel's export queue", {
     hint: "see the final 'stopped' line for totals",
   });
-  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0 };
+  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0, batchOverflow: 0 };
   /** application spans user space could not read (the kernel counts those too large to send) */
   private unreadable = 0;
   private lossTimer: ReturnType<typeof setInterval> | undefined;
@@ -195,6 +198,7 @@ export class Agent {
       targetGone: this.targetGone,
       unreadable: this.kernelCount("TOO_LARGE") + this.unreadable,
       apiSwitchedOff: this.kernelCount("API_OFF"),
+      batchOverflow: this.kernelCount("BATCH_OVERFLOW"),
     };
   }
 

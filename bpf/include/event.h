@@ -37,6 +37,7 @@ enum gotel_counter {
 					     * than an event carries, or unreadable (otel_api.bpf.c) */
 	GOTEL_COUNTER_API_OFF = 8,          /* spans the application started through the OpenTelemetry API before gotel
 					     * could switch the API on (binaries without a symbol table: otel_api.bpf.c) */
+	GOTEL_COUNTER_BATCH_OVERFLOW = 9,   /* messages of one batch past what a probe reads: no span (kafka-go) */
 	GOTEL_COUNTER_MAX = 16,
 };
 
@@ -76,12 +77,17 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
-static __always_inline void gotel_count(enum gotel_counter c)
+static __always_inline void gotel_count_n(enum gotel_counter c, __u64 by)
 {
 	__u32 key = c;
 	__u64 *n = bpf_map_lookup_elem(&drops, &key);
 	if (n)
-		*n += 1;
+		*n += by;
+}
+
+static __always_inline void gotel_count(enum gotel_counter c)
+{
+	gotel_count_n(c, 1);
 }
 
 /* gotel's own PID namespace (stat -L /proc/self/ns/pid), set by user space before load. Processes are known

@@ -19,6 +19,8 @@ import * as nethttpClient from "./nethttp-client/plan.ts";
 import { NethttpClientProbe } from "./nethttp-client/probe.ts";
 import * as nethttpServer from "./nethttp-server/plan.ts";
 import * as otelApi from "./otel-api/plan.ts";
+import * as kafkaGoProducer from "./kafka-go/producer-plan.ts";
+import { KafkaGoProducerProbe } from "./kafka-go/producer-probe.ts";
 import { OtelApiProbe } from "./otel-api/probe.ts";
 import { NethttpServerProbe } from "./nethttp-server/probe.ts";
 import { librariesNotInstrumented, type NotInstrumented } from "./not-instrumented.ts";
@@ -55,6 +57,11 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, present: grpcClient.present, needs: grpcClient.NEEDS,
     load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
+  },
+  {
+    name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", readiness: kafkaGoProducer.readiness,
+    present: kafkaGoProducer.present, needs: kafkaGoProducer.NEEDS,
+    load: (ctx) => KafkaGoProducerProbe.load({ ...ctx.object, memory: ctx.memory }),
   },
   {
     name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,

@@ -18,6 +18,8 @@ const KEPT_DEPRECATED: Record<string, string> = {
   "rpc.system": "upstream's gRPC spans carry it (rpc.system.name is written too)",
   "rpc.service": "upstream's gRPC spans carry it (rpc.method holds pkg.Service/Method)",
   "rpc.grpc.status_code": "upstream's gRPC spans carry it (rpc.status_code is written too)",
+  "messaging.system": "upstream's Kafka spans carry it (messaging.system.name is written too)",
+  "messaging.kafka.message.key": "upstream's Kafka spans carry it (kafka.message.key is written too)",
 };
 
 /** name -> deprecated, from the package's declarations: each ATTR_ constant and the doc comment before it */

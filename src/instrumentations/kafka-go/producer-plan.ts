@@ -1,0 +1,106 @@
+/**
+ * segmentio/kafka-go producer spans (kafka_go_producer.bpf.c beside it): one PRODUCER span per message written
+ * with (*Writer).WriteMessages, per the messaging semantic conventions (v1.45.0): `send <topic>`,
+ * messaging.system.name=kafka, messaging.operation.type=send, messaging.operation.name=send,
+ * messaging.destination.name, kafka.message.key (when the key is text), messaging.batch.message_count
+ * (a call of more than one message), error.type and status ERROR when the write failed.
+ */
+import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import { bundledTable } from "../../offsets/bundled.ts";
+import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
+import type { Readiness } from "../../probes/instrumentation.ts";
+import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+
+export const KAFKA_GO = "github.com/segmentio/kafka-go";
+/** upstream's instrumentation scope */
+export const SCOPE = "go.opentelemetry.io/auto/github.com/segmentio/kafka-go";
+export const FUNCTION = `${KAFKA_GO}.(*Writer).WriteMessages`;
+
+export const FIELDS = {
+  writer_topic: `${KAFKA_GO}.Writer.Topic`,
+  message_topic: `${KAFKA_GO}.Message.Topic`,
+  message_key: `${KAFKA_GO}.Message.Key`,
+  message_time: `${KAFKA_GO}.Message.Time`,
+} as const;
+
+export const PROGRAMS = { entry: "kafka_go_producer_entry", return: "kafka_go_producer_return" } as const;
+
+const SPEC: ProbeSpec = {
+  function: FUNCTION, absent: "it produces no Kafka messages with kafka-go", fields: FIELDS, optional: new Set(),
+  modules: Object.fromEntries(Object.keys(FIELDS).map((k) => [k, KAFKA_GO])),
+};
+
+export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
+
+export const present = (exe: GoExecutable): boolean => exe.functions().get(FUNCTION) !== undefined;
+
+export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
+  return planProbe(exe, SPEC, table);
+}
+
+export function readiness(exe: GoExecutable): Readiness {
+  const r = plan(exe);
+  if ("skipped" in r) return { status: "skipped", reason: r.skipped };
+  const n = r.plan.sites.returns.length;
+  return {
+    status: "ready",
+    reason: `${FUNCTION}: entry ${r.plan.sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"}; one span per message (the first 16 of a call)`,
+    ...offsetsOrigin(r.plan),
+  };
+}
+
+/** One message's span as the kernel sent it. */
+export interface ProducerEvent extends SpanEventContext {
+  /** the Writer's topic, "" when each message names its own */
+  writerTopic: string;
+  messageTopic: string;
+  key: Uint8Array;
+  /** the key's length (more than key.length when it was cut) */
+  keySize: number;
+  /** messages in the call */
+  count: number;
+  /** the returned error's Go type, when the write failed */
+  errorType?: string;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The key as the conventions want it: only a key that is text, and whole */
+function textKey(key: Uint8Array, size: number): string | undefined {
+  if (size === 0 || key.length < size) return undefined;
+  try {
+    return strictUtf8.decode(key);
+  } catch {
+    return undefined;
+  }
+}
+
+export function toSpanRecord(e: ProducerEvent): SpanRecord {
+  const topic = e.writerTopic || e.messageTopic;
+  const attributes: Attributes = {
+    "messaging.system.name": "kafka",
+    // deprecated in v1.45.0 for the two beside them; upstream's spans carry them, so dashboards do
+    "messaging.system": "kafka",
+    "messaging.operation.type": "send",
+    "messaging.operation.name": "send",
+  };
+  if (topic) attributes["messaging.destination.name"] = topic;
+  const key = textKey(e.key, e.keySize);
+  if (key !== undefined) {
+    attributes["kafka.message.key"] = key;
+    attributes["messaging.kafka.message.key"] = key;
+  }
+  if (e.count > 1) attributes["messaging.batch.message_count"] = e.count;
+  if (e.errorType) attributes["error.type"] = e.errorType;
+  return {
+    ...recordContext(e),
+    name: topic ? `send ${topic}` : "send",
+    kind: SpanKind.PRODUCER,
+    attributes,
+    status: e.errorType ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
+    scope: SCOPE,
+  };
+}

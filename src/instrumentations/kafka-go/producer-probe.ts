@@ -1,0 +1,65 @@
+/** The loaded kafka-go producer object (kafka_go_producer.bpf.c beside it) as a SpanProbe. */
+import { StructView } from "../../ebpf/struct-view.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import { offsetsOrigin } from "../../probes/plan.ts";
+import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
+import { errorTypeName, spanContextDecoder, stringField } from "../../probes/span-event.ts";
+import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { PROGRAMS, plan, toSpanRecord, type ProducerEvent } from "./producer-plan.ts";
+
+export interface ProducerLoadOptions extends LoadOptions {
+  /** a live target's memory, to name error types */
+  memory?: (tgid: number) => TargetMemory | undefined;
+}
+
+type RawEvent = ProducerEvent & { errorTypeAddress: bigint };
+
+export class KafkaGoProducerProbe extends ObjectSpanProbe {
+  readonly name = "kafka-go producer";
+  private readonly decode: (v: DataView) => RawEvent;
+
+  private constructor(object: ProbeObject, private readonly opts: ProducerLoadOptions) {
+    super(object);
+    this.decode = eventDecoder(new StructView(object.obj.btf().structLayout("kafka_go_producer_event")));
+  }
+
+  static load(opts: ProducerLoadOptions): KafkaGoProducerProbe {
+    return new KafkaGoProducerProbe(ProbeObject.load("kafka_go_producer", opts), opts);
+  }
+
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
+    const r = plan(exe);
+    if ("skipped" in r) return r;
+    const p = r.plan;
+    const programs = { [PROGRAMS.entry]: [p.sites.entry.offset], [PROGRAMS.return]: p.sites.returns };
+    return { ...offsetsOrigin(p), sites: siteCount(programs), attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs) };
+  }
+
+  record(v: DataView, tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
+    const e = this.decode(v);
+    if (e.errorTypeAddress !== 0n) e.errorType = errorTypeName(this.opts.memory?.(tgid), e.errorTypeAddress) ?? "_OTHER";
+    e.startNs = toUnixNs(e.startNs);
+    e.endNs = toUnixNs(e.endNs);
+    return toSpanRecord(e);
+  }
+}
+
+function eventDecoder(s: StructView): (v: DataView) => RawEvent {
+  const context = spanContextDecoder(s);
+  const writerTopic = stringField(s, "topic", "topic_len");
+  const messageTopic = stringField(s, "message.topic", "message.topic_len");
+  const [keyAt, keyCap] = [s.offset("message.key"), 64];
+  const [keyLen, keySize, count] = [s.u32("message.key_len"), s.u32("message.key_size"), s.u32("count")];
+  const errorType = s.u64("error_type");
+  return (v) => ({
+    ...context(v),
+    writerTopic: writerTopic(v),
+    messageTopic: messageTopic(v),
+    key: new Uint8Array(v.buffer.slice(v.byteOffset + keyAt, v.byteOffset + keyAt + Math.min(keyLen(v), keyCap))),
+    keySize: keySize(v),
+    count: count(v),
+    errorTypeAddress: errorType(v),
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * kafka-go producer spans end to end: a real Apache Kafka broker (test/support/kafka.ts), a Go service
+ * (test/fixtures/kafka-go) writing messages from its HTTP handler with (*Writer).WriteMessages, the compiled
+ * gotel attached, and what a real OpenTelemetry Collector received. Stripped and not.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
+import { buildGoFixture } from "../support/go.ts";
+import { startKafka, type KafkaBroker } from "../support/kafka.ts";
+import { Proc, runGotel, startServer } from "../support/processes.ts";
+
+const sharedCollector = useCollector();
+let collector: Collector;
+let kafka: KafkaBroker;
+
+beforeAll(async () => {
+  collector = sharedCollector();
+  kafka = await startKafka();
+}, 120_000);
+
+afterAll(async () => {
+  await kafka?.stop();
+});
+
+const SCOPE = "go.opentelemetry.io/auto/github.com/segmentio/kafka-go";
+
+describe.each([false, true])("kafka-go v0.4.51 producer, Go 1.27 (stripped: %p)", (stripped) => {
+  let server: { proc: Proc; base: string };
+  let gotel: Proc;
+  let pid: number;
+  const topic = `orders-${stripped ? "s" : "n"}`;
+  const ours = (spans: ReceivedSpan[]) => spans.filter((s) => s.resource["process.pid"] === BigInt(pid));
+
+  beforeAll(async () => {
+    const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4", stripped });
+    const create = Bun.spawnSync([exe, "create", kafka.address, topic], { stdout: "pipe", stderr: "pipe" });
+    if (create.exitCode !== 0) throw new Error(`creating ${topic}: ${create.stderr}`);
+    server = await startServer(exe, ["serve", kafka.address]);
+    pid = server.proc.pid;
+    gotel = await runGotel(["--pid", String(pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
+    const attached = await gotel.waitForLine(new RegExp(`attached pid=${pid} .*instrumentation="kafka-go producer"`));
+    expect(attached).toContain(stripped ? "offsets=table" : "offsets=dwarf");
+  }, 300_000);
+
+  afterAll(async () => {
+    await gotel?.stop();
+    await server?.proc.stop();
+  });
+
+  async function produce(query: string): Promise<{ status: number; spans: ReceivedSpan[]; server: ReceivedSpan }> {
+    collector.clear();
+    const r = await fetch(`${server.base}/produce?${query}`);
+    await r.text();
+    const done = (s: ReceivedSpan[]) => ours(s).some((x) => x.kind === SPAN_KIND.SERVER);
+    await collector.waitFor(done, "the request's server span", 30_000);
+    await Bun.sleep(300);
+    const all = ours(collector.spans());
+    const servers = all.filter((s) => s.kind === SPAN_KIND.SERVER);
+    expect(servers.length).toBe(1);
+    return { status: r.status, spans: all.filter((s) => s.kind === SPAN_KIND.PRODUCER), server: servers[0]! };
+  }
+
+  test("three messages written from an HTTP handler: three PRODUCER spans, children of its server span", async () => {
+    const { status, spans, server } = await produce(`topic=${topic}&n=3&key=order`);
+    expect(status).toBe(200);
+    expect(spans.map((s) => s.attributes["messaging.kafka.message.key"]).sort()).toEqual(["order-0", "order-1", "order-2"]);
+    expect(new Set(spans.map((s) => s.spanId)).size).toBe(3);
+    for (const s of spans) {
+      expect(s.name).toBe(`send ${topic}`);
+      expect(s.traceId).toBe(server.traceId);
+      expect(s.parentSpanId).toBe(server.spanId);
+      expect(s.status.code).toBe(STATUS_CODE.UNSET);
+      expect(s.scope.name).toBe(SCOPE);
+      expect(s.attributes).toEqual({
+        "messaging.system.name": "kafka",
+        "messaging.system": "kafka",
+        "kafka.message.key": s.attributes["messaging.kafka.message.key"]!,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": topic,
+        "messaging.kafka.message.key": s.attributes["messaging.kafka.message.key"]!,
+        "messaging.batch.message_count": 3n,
+      });
+      // the span lasts the write: inside the request
+      expect(s.startTimeUnixNano).toBeGreaterThanOrEqual(server.startTimeUnixNano);
+      expect(s.endTimeUnixNano).toBeLessThanOrEqual(server.endTimeUnixNano);
+    }
+  }, 60_000);
+
+  test("one message: no batch count", async () => {
+    const { spans } = await produce(`topic=${topic}&n=1&key=single`);
+    expect(spans.map((s) => [s.name, s.attributes["messaging.kafka.message.key"], s.attributes["messaging.batch.message_count"]])).toEqual([
+      [`send ${topic}`, "single-0", undefined],
+    ]);
+  }, 60_000);
+
+  test("a write to a topic that does not exist (no auto-creation): its span is an ERROR with the error's type", async () => {
+    const { status, spans, server } = await produce("topic=no-such-topic&n=1&key=x&create=0");
+    expect(status).toBe(500);
+    expect(spans.length).toBe(1);
+    expect(spans[0]).toMatchObject({
+      name: "send no-such-topic", parentSpanId: server.spanId, status: { code: STATUS_CODE.ERROR },
+    });
+    expect(spans[0]!.attributes["error.type"]).toBe("kafka.Error");
+    expect(spans[0]!.attributes["messaging.destination.name"]).toBe("no-such-topic");
+  }, 60_000);
+
+  test("20 messages in one call: the first 16 have spans, the other 4 are counted with their reason at stop", async () => {
+    const { spans } = await produce(`topic=${topic}&n=20&key=big`);
+    expect(spans.map((s) => s.attributes["messaging.kafka.message.key"]).sort()).toEqual(
+      Array.from({ length: 16 }, (_, i) => `big-${i}`).sort(),
+    );
+    for (const s of spans) expect(s.attributes["messaging.batch.message_count"]).toBe(20n);
+    expect(await gotel.stop()).toBe(0);
+    const stopped = await gotel.waitForLine(/ stopped /);
+    expect(stopped).toMatch(/ dropped=4 .*dropped_reasons="message past a batch's first 16"/);
+  }, 60_000);
+});
