@@ -19,7 +19,7 @@ export interface UntraceableTargets {
 }
 
 export const REDIS_KAFKA_NOTE = "github.com/redis/go-redis/v9 v9.7.0: not instrumented yet (its commands make no spans), " +
-  "github.com/segmentio/kafka-go v0.4.47: not instrumented yet (producing and consuming messages make no spans)";
+  "github.com/segmentio/kafka-go v0.4.47: its consumers are not instrumented yet (reading messages makes no spans; writing them does)";
 
 export async function startUntraceableTargets(httpFixture: string): Promise<UntraceableTargets> {
   const grpcExe = buildGoFixture("grpc-server");

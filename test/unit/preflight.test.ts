@@ -33,7 +33,7 @@ describe("whyNotTraceable", () => {
     expect(whyNotTraceable(redisKafka.pid)).toBe(
       `process ${redisKafka.pid} (${redisKafkaExe}) is a Go program in which gotel instruments nothing: ` +
         "github.com/redis/go-redis/v9 v9.7.0: not instrumented yet (its commands make no spans), " +
-        "github.com/segmentio/kafka-go v0.4.47: not instrumented yet (producing and consuming messages make no spans)",
+        "github.com/segmentio/kafka-go v0.4.47: its consumers are not instrumented yet (reading messages makes no spans; writing them does)",
     );
   });
 
