@@ -1,7 +1,8 @@
 /**
  * The routers whose routes gotel reads (http_routes.bpf.c says where and why there): each one an
- * instrumentation of its own in index.ts, sharing that object. ServeMux's routes are the net/http server's. A router's requests are spans of the net/http
- * server instrumentation either way; this adds their http.route and the span name `METHOD route`.
+ * instrumentation of its own in index.ts, sharing that object; ServeMux's routes are the net/http server's own.
+ * A router's requests are spans of the net/http server instrumentation either way; this adds their http.route
+ * and the span name `METHOD route`.
  *
  * Not here yet: echo v5 (another API), chi before v5.
  */
