@@ -187,9 +187,11 @@ const TARGETS: Target[] = [
     "\t\te := echo.New()\n\t\tsink = append(sink, e, e.NewContext(&http.Request{}, nil))"),
   moduleTarget("github.com/julienschmidt/httprouter", fieldsOf("github.com/julienschmidt/httprouter"), "v1.2.0", ['"github.com/julienschmidt/httprouter"'],
     "\t\tr := httprouter.New()\n\t\th, _, _ := r.Lookup(os.Args[1], os.Args[2])\n\t\tsink = append(sink, r, h)"),
-  // kafka-go's producer (src/instrumentations/kafka-go): the Writer's topic, a Message's topic, key and last field
+  // kafka-go's producer and consumer (src/instrumentations/kafka-go): the Writer's topic; a Message's fields and
+  // headers; the Reader's group
   moduleTarget("github.com/segmentio/kafka-go", fieldsOf("github.com/segmentio/kafka-go"), "v0.4.11", ['"context"', '"github.com/segmentio/kafka-go"'],
-    "\t\tw := &kafka.Writer{Topic: os.Args[1]}\n\t\tsink = append(sink, w.WriteMessages(context.Background(), kafka.Message{Key: []byte(os.Args[2])}))"),
+    "\t\tw := &kafka.Writer{Topic: os.Args[1]}\n\t\tsink = append(sink, w.WriteMessages(context.Background(), kafka.Message{Key: []byte(os.Args[2])}))\n" +
+      "\t\tr := kafka.NewReader(kafka.ReaderConfig{GroupID: os.Args[3]})\n\t\tm, _ := r.FetchMessage(context.Background())\n\t\tsink = append(sink, r, m, m.Headers)"),
   moduleTarget("github.com/gorilla/mux", fieldsOf("github.com/gorilla/mux"), "v1.7.0", ['"net/http"', '"github.com/gorilla/mux"'],
     "\t\tr := mux.NewRouter()\n\t\tr.HandleFunc(os.Args[1], nil)\n\t\tvar m mux.RouteMatch\n\t\tsink = append(sink, r.Match(&http.Request{}, &m), &m)"),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo

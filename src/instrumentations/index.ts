@@ -21,6 +21,8 @@ import * as nethttpServer from "./nethttp-server/plan.ts";
 import * as otelApi from "./otel-api/plan.ts";
 import * as kafkaGoProducer from "./kafka-go/producer-plan.ts";
 import { KafkaGoProducerProbe } from "./kafka-go/producer-probe.ts";
+import * as kafkaGoConsumer from "./kafka-go/consumer-plan.ts";
+import { KafkaGoConsumerProbe } from "./kafka-go/consumer-probe.ts";
 import { OtelApiProbe } from "./otel-api/probe.ts";
 import { NethttpServerProbe } from "./nethttp-server/probe.ts";
 import { librariesNotInstrumented, type NotInstrumented } from "./not-instrumented.ts";
@@ -62,6 +64,11 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", readiness: kafkaGoProducer.readiness,
     present: kafkaGoProducer.present, needs: kafkaGoProducer.NEEDS,
     load: (ctx) => KafkaGoProducerProbe.load({ ...ctx.object, memory: ctx.memory }),
+  },
+  {
+    name: "kafka-go consumer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_consumer", readiness: kafkaGoConsumer.readiness,
+    present: kafkaGoConsumer.present, needs: kafkaGoConsumer.NEEDS,
+    load: (ctx) => KafkaGoConsumerProbe.load(ctx.object),
   },
   {
     name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,

@@ -16,8 +16,6 @@ export interface UninstrumentedLibrary {
   note: string;
   /** a router or framework on net/http's server: its requests are spans when that instrumentation applies */
   onNetHttpServer?: true;
-  /** a part of a library whose other part is instrumented: listed although an instrumentation names the module */
-  part?: true;
 }
 
 const COMMANDS = "not instrumented yet (its commands make no spans)";
@@ -34,7 +32,6 @@ export const UNINSTRUMENTED_LIBRARIES: readonly UninstrumentedLibrary[] = [
   { module: "github.com/go-redis/redis/v7", note: COMMANDS },
   { module: "github.com/go-redis/redis", note: COMMANDS },
   { module: "github.com/gomodule/redigo", note: COMMANDS },
-  { module: "github.com/segmentio/kafka-go", note: "its consumers are not instrumented yet (reading messages makes no spans; writing them does)", part: true },
   { module: "github.com/IBM/sarama", note: MESSAGES },
   { module: "github.com/Shopify/sarama", note: MESSAGES },
   { module: "github.com/twmb/franz-go", note: MESSAGES },
@@ -78,7 +75,7 @@ export function librariesNotInstrumented(exe: GoExecutable, opts: NotInstrumente
   const out: NotInstrumented[] = [];
   let serverReady: boolean | undefined;
   for (const lib of opts.libraries ?? UNINSTRUMENTED_LIBRARIES) {
-    if (opts.instrumented.has(lib.module) && !lib.part) continue;
+    if (opts.instrumented.has(lib.module)) continue;
     const version = exe.moduleVersion(lib.module);
     if (version === undefined) continue;
     let note = lib.note;

@@ -1,13 +1,15 @@
 /**
- * kafka-go producer spans end to end: a real Apache Kafka broker (test/support/kafka.ts), a Go service
- * (test/fixtures/kafka-go) writing messages from its HTTP handler with (*Writer).WriteMessages, the compiled
- * gotel attached, and what a real OpenTelemetry Collector received. Stripped and not.
+ * kafka-go spans end to end: a real Apache Kafka broker (test/support/kafka.ts), a Go service
+ * (test/fixtures/kafka-go) writing messages from its HTTP handler with (*Writer).WriteMessages, a consumer in a
+ * group reading them with FetchMessage in another process, the compiled gotel attached to both, and what a real
+ * OpenTelemetry Collector received. Stripped and not.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { startKafka, type KafkaBroker } from "../support/kafka.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
+import { GOTEL } from "../support/cli.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
@@ -24,7 +26,7 @@ afterAll(async () => {
 
 const SCOPE = "go.opentelemetry.io/auto/github.com/segmentio/kafka-go";
 
-describe.each([false, true])("kafka-go v0.4.51 producer, Go 1.27 (stripped: %p)", (stripped) => {
+describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripped) => {
   let server: { proc: Proc; base: string };
   let gotel: Proc;
   let pid: number;
@@ -115,4 +117,48 @@ describe.each([false, true])("kafka-go v0.4.51 producer, Go 1.27 (stripped: %p)"
     const stopped = await gotel.waitForLine(/ stopped /);
     expect(stopped).toMatch(/ dropped=4 .*dropped_reasons="message past a batch's first 16"/);
   }, 60_000);
+
+  test("a consumer in a group, another process: one CONSUMER span per message, the producer's traceparent continued and linked", async () => {
+    const flows = `flows-${stripped ? "s" : "n"}`;
+    const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4", stripped });
+    expect(Bun.spawnSync([exe, "create", kafka.address, flows]).exitCode).toBe(0);
+    const remote = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" };
+    const tp = `00-${remote.traceId}-${remote.spanId}-01`;
+    // the application writes the header itself (here the kernel forbids gotel to): two messages with, one without
+    for (const q of [`topic=${flows}&n=2&key=with&traceparent=${tp}`, `topic=${flows}&n=1&key=without`]) {
+      expect((await fetch(`${server.base}/produce?${q}`)).status).toBe(200);
+    }
+    collector.clear();
+    const group = `group-${stripped ? "s" : "n"}`;
+    // exec: attached before the consumer's first fetch
+    const consumer = new Proc([GOTEL, "exec", "--", exe, "consume", kafka.address, flows, group, "3"], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100",
+    });
+    expect(await consumer.proc.exited).toBe(0);
+    await Bun.sleep(100); // its output pumped
+    expect(consumer.stdout).toEqual(["with-0 value 0", "with-1 value 1", "without-0 value 0"]);
+    const spans = (await collector.waitFor((s) => s.filter((x) => x.kind === SPAN_KIND.CONSUMER).length >= 3, "3 consumer spans", 10_000))
+      .filter((s) => s.kind === SPAN_KIND.CONSUMER);
+    await Bun.sleep(300);
+    expect(collector.spans().filter((s) => s.kind === SPAN_KIND.CONSUMER).length).toBe(3);
+    const byKey = new Map(spans.map((s) => [s.attributes["kafka.message.key"], s]));
+    for (const [key, offset] of [["with-0", 0n], ["with-1", 1n], ["without-0", 2n]] as const) {
+      const s = byKey.get(key)!;
+      expect(s.name).toBe(`process ${flows}`);
+      expect(s.scope.name).toBe(SCOPE);
+      expect(s.attributes).toEqual({
+        "messaging.system.name": "kafka", "messaging.system": "kafka",
+        "messaging.operation.type": "process", "messaging.operation.name": "process",
+        "messaging.destination.name": flows, "messaging.destination.partition.id": "0", "kafka.offset": offset,
+        "kafka.message.key": key, "messaging.kafka.message.key": key, "messaging.consumer.group.name": group,
+      });
+    }
+    for (const key of ["with-0", "with-1"]) {
+      const s = byKey.get(key)!;
+      expect({ traceId: s.traceId, parent: s.parentSpanId, links: s.links.map((l) => [l.traceId, l.spanId]) })
+        .toEqual({ traceId: remote.traceId, parent: remote.spanId, links: [[remote.traceId, remote.spanId]] });
+    }
+    expect(byKey.get("without-0")).toMatchObject({ parentSpanId: "", links: [] });
+    expect(consumer.stderr.find((l) => / stopped /.test(l))).toContain(" dropped=0 ");
+  }, 150_000);
 });

@@ -82,7 +82,7 @@ test("run --exe of the go-redis program waits for processes (no pre-flight refus
   const g = new Proc([GOTEL, "run", "--exe", redisKafkaExe], ENV);
   try {
     const skip = await g.waitForLine(/not tracing a process: /, 20_000);
-    expect(skip).toMatch(/gotel does not instrument its libraries yet pid=\d+ exe=\S+ modules="github\.com\/redis\/go-redis\/v9 v9\.7\.0, github\.com\/segmentio\/kafka-go v0\.4\.47"$/);
+    expect(skip).toMatch(/gotel does not instrument its libraries yet pid=\d+ exe=\S+ modules="github\.com\/redis\/go-redis\/v9 v9\.7\.0"$/);
     await g.waitForLine(/gotel is running/, 20_000);
   } finally {
     expect(await g.stop()).toBe(0);

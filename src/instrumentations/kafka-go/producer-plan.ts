@@ -5,7 +5,7 @@
  * messaging.destination.name, kafka.message.key (when the key is text), messaging.batch.message_count
  * (a call of more than one message), error.type and status ERROR when the write failed.
  */
-import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
@@ -13,10 +13,10 @@ import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec }
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
+import { KAFKA_GO, SCOPE, messagingAttributes } from "./kafka-go.ts";
 
-export const KAFKA_GO = "github.com/segmentio/kafka-go";
-/** upstream's instrumentation scope */
-export const SCOPE = "go.opentelemetry.io/auto/github.com/segmentio/kafka-go";
+export { KAFKA_GO };
+
 export const FUNCTION = `${KAFKA_GO}.(*Writer).WriteMessages`;
 
 export const FIELDS = {
@@ -66,33 +66,9 @@ export interface ProducerEvent extends SpanEventContext {
   errorType?: string;
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** The key as the conventions want it: only a key that is text, and whole */
-function textKey(key: Uint8Array, size: number): string | undefined {
-  if (size === 0 || key.length < size) return undefined;
-  try {
-    return strictUtf8.decode(key);
-  } catch {
-    return undefined;
-  }
-}
-
 export function toSpanRecord(e: ProducerEvent): SpanRecord {
   const topic = e.writerTopic || e.messageTopic;
-  const attributes: Attributes = {
-    "messaging.system.name": "kafka",
-    // deprecated in v1.45.0 for the two beside them; upstream's spans carry them, so dashboards do
-    "messaging.system": "kafka",
-    "messaging.operation.type": "send",
-    "messaging.operation.name": "send",
-  };
-  if (topic) attributes["messaging.destination.name"] = topic;
-  const key = textKey(e.key, e.keySize);
-  if (key !== undefined) {
-    attributes["kafka.message.key"] = key;
-    attributes["messaging.kafka.message.key"] = key;
-  }
+  const attributes = messagingAttributes("send", topic, e.key, e.keySize);
   if (e.count > 1) attributes["messaging.batch.message_count"] = e.count;
   if (e.errorType) attributes["error.type"] = e.errorType;
   return {

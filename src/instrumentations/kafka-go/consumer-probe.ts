@@ -1,0 +1,53 @@
+/** The loaded kafka-go consumer object (kafka_go_consumer.bpf.c beside it) as a SpanProbe. */
+import { StructView } from "../../ebpf/struct-view.ts";
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import { offsetsOrigin } from "../../probes/plan.ts";
+import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
+import { i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
+import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
+import type { SpanRecord } from "../../traces/span.ts";
+import { consumerPrograms, plan, toSpanRecord, type ConsumerEvent } from "./consumer-plan.ts";
+
+export class KafkaGoConsumerProbe extends ObjectSpanProbe {
+  readonly name = "kafka-go consumer";
+  private readonly decode: (v: DataView) => ConsumerEvent;
+
+  private constructor(object: ProbeObject) {
+    super(object);
+    this.decode = eventDecoder(new StructView(object.obj.btf().structLayout("kafka_go_consumer_event")));
+  }
+
+  static load(opts: LoadOptions): KafkaGoConsumerProbe {
+    return new KafkaGoConsumerProbe(ProbeObject.load("kafka_go_consumer", opts));
+  }
+
+  prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
+    const r = plan(exe);
+    if ("skipped" in r) return r;
+    const programs = consumerPrograms(r.plan);
+    return { ...offsetsOrigin(r.plan), sites: siteCount(programs), attach: (tgid, path) => this.object.attach(tgid, path, r.plan.offsets, programs) };
+  }
+
+  record(v: DataView, _tgid: number, toUnixNs: (ns: bigint) => bigint): SpanRecord {
+    const e = this.decode(v);
+    e.startNs = toUnixNs(e.startNs);
+    e.endNs = toUnixNs(e.endNs);
+    return toSpanRecord(e);
+  }
+}
+
+function eventDecoder(s: StructView): (v: DataView) => ConsumerEvent {
+  const context = spanContextDecoder(s);
+  const [topic, group] = [stringField(s, "topic", "topic_len"), stringField(s, "group", "group_len")];
+  const [partition, offset] = [i64Field(s, "partition"), i64Field(s, "offset")];
+  const [keyAt, keyLen, keySize] = [s.offset("key"), s.u32("key_len"), s.u32("key_size")];
+  return (v) => ({
+    ...context(v),
+    topic: topic(v),
+    partition: partition(v),
+    offset: offset(v),
+    key: new Uint8Array(v.buffer.slice(v.byteOffset + keyAt, v.byteOffset + keyAt + Math.min(keyLen(v), 64))),
+    keySize: keySize(v),
+    group: group(v),
+  });
+}
