@@ -161,4 +161,34 @@ describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripp
     expect(byKey.get("without-0")).toMatchObject({ parentSpanId: "", links: [] });
     expect(consumer.stderr.find((l) => / stopped /.test(l))).toContain(" dropped=0 ");
   }, 150_000);
+
+  test("1,000 messages under load: 1,000 PRODUCER and 1,000 CONSUMER spans, none lost, none twice", async () => {
+    const load = `load-${stripped ? "s" : "n"}`;
+    const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4", stripped });
+    expect(Bun.spawnSync([exe, "create", kafka.address, load]).exitCode).toBe(0);
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" };
+    // a producer of its own under gotel (the describe's agent stopped in the test before), 100 calls of 10 messages
+    const producer = new Proc([GOTEL, "exec", "--", exe, "serve", kafka.address], env);
+    const base = `http://${(await producer.waitForLine(/^listening /)).split(" ")[1]}`;
+    collector.clear();
+    const calls = Array.from({ length: 100 }, (_, i) => i);
+    for (let i = 0; i < calls.length; i += 10) {
+      const statuses = await Promise.all(calls.slice(i, i + 10).map(async (c) => (await fetch(`${base}/produce?topic=${load}&n=10&key=m${c}`)).status));
+      expect(statuses.every((st) => st === 200)).toBe(true);
+    }
+    const consumer = new Proc([GOTEL, "exec", "--", exe, "consume", kafka.address, load, `load-group-${stripped ? "s" : "n"}`, "1000"], env);
+    expect(await consumer.proc.exited).toBe(0);
+    await producer.stop();
+    const kinds = (spans: ReceivedSpan[], kind: number) => spans.filter((s) => s.kind === kind && s.attributes["messaging.destination.name"] === load);
+    await collector.waitFor((s) => kinds(s, SPAN_KIND.PRODUCER).length >= 1000 && kinds(s, SPAN_KIND.CONSUMER).length >= 1000, "1,000 of each", 30_000);
+    await Bun.sleep(500);
+    const all = collector.spans();
+    for (const kind of [SPAN_KIND.PRODUCER, SPAN_KIND.CONSUMER]) {
+      const spans = kinds(all, kind);
+      expect({ kind, spans: spans.length, keys: new Set(spans.map((s) => s.attributes["kafka.message.key"])).size, ids: new Set(spans.map((s) => s.spanId)).size })
+        .toEqual({ kind, spans: 1000, keys: 1000, ids: 1000 });
+    }
+    expect(new Set(kinds(all, SPAN_KIND.CONSUMER).map((s) => s.attributes["kafka.offset"])).size).toBe(1000);
+    for (const p of [producer, consumer]) expect(p.stderr.find((l) => / stopped /.test(l))).toContain(" dropped=0 ");
+  }, 180_000);
 });
