@@ -63,3 +63,9 @@ export function planProbe(exe: GoExecutable, spec: ProbeSpec, table: TableLookup
 export function offsetsOrigin(plan: ProbePlan): Required<Pick<Readiness, "offsetsSource">> & Pick<Readiness, "offsetsNote"> {
   return { offsetsSource: plan.offsetsSource, ...(plan.offsetsNote ? { offsetsNote: plan.offsetsNote } : {}) };
 }
+
+/** How a function is probed at its entry and returns, for readiness: "F: entry (emulated) and 3 return sites". */
+export function entryAndReturns(fn: string, sites: ProbeSites): string {
+  const n = sites.returns.length;
+  return `${fn}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"}`;
+}

@@ -24,11 +24,11 @@
  *     OTLP's kind numbers are the JS API's SpanKind + 1)
  */
 import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "bun:test";
 import { ROOT } from "./go.ts";
+import { freePort, portAccepts } from "./ports.ts";
 import { requireRoot } from "./kernel.ts";
 
 export const COLLECTOR_BINARY = join(ROOT, "build/otelcol/otelcol-gotel-test");
@@ -233,30 +233,6 @@ export function buildCollector(): Promise<string> {
     return COLLECTOR_BINARY;
   })();
   return building;
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolve(port) : reject(new Error("could not pick a free port"))));
-    });
-  });
-}
-
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean) => { sock.removeAllListeners(); sock.destroy(); resolve(ok); };
-    sock.once("connect", () => done(true));
-    sock.once("error", () => done(false));
-    sock.setTimeout(1000, () => done(false));
-  });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

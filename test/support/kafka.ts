@@ -4,10 +4,10 @@
  * data directory in a temp dir, and removed again by stop().
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./go.ts";
+import { freePort, portAccepts } from "./ports.ts";
 import { Proc } from "./processes.ts";
 
 export interface KafkaBroker {
@@ -17,7 +17,6 @@ export interface KafkaBroker {
 }
 
 const OUT = join(ROOT, "build/kafka");
-const randomPort = () => 20000 + Math.floor(Math.random() * 30000);
 
 function jars(): { java: string; classpath: string } {
   if (!existsSync(join(OUT, "java"))) {
@@ -25,16 +24,6 @@ function jars(): { java: string; classpath: string } {
     if (r.exitCode !== 0) throw new Error("scripts/build-kafka.sh failed: no Kafka broker for the tests (see above)");
   }
   return { java: readFileSync(join(OUT, "java"), "utf8").trim(), classpath: `${join(OUT, "libs")}/*` };
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on("error", () => resolve(false));
-  });
 }
 
 /** A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints) */
@@ -53,8 +42,11 @@ export async function startKafka(): Promise<KafkaBroker> {
   ].join("\n"));
   const jvm = [java, "-Xmx512m", "-Xms128m", `-Dlog4j.configuration=file:${join(dir, "log4j.properties")}`, "-cp", classpath];
   let lastError = "";
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const [port, controller] = [randomPort(), randomPort()];
+  // a free port can be taken by another process before the broker binds it: then it is tried again
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    let controller = await freePort();
+    while (controller === port) controller = await freePort();
     const config = join(dir, `server-${attempt}.properties`);
     const data = join(dir, `data-${attempt}`);
     writeFileSync(config, [
@@ -80,7 +72,7 @@ export async function startKafka(): Promise<KafkaBroker> {
     const broker = new Proc([...jvm, "kafka.Kafka", config]);
     try {
       await broker.waitForLine(/Kafka Server started/, 60_000);
-      if (await listening(port)) {
+      if (await portAccepts(port)) {
         return {
           address: `127.0.0.1:${port}`,
           async stop() {

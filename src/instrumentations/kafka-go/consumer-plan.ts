@@ -14,7 +14,7 @@ import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
-import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
+import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
@@ -64,10 +64,9 @@ export function consumerPrograms(p: Extract<PlanResult, { plan: unknown }>["plan
 export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
-  const n = r.plan.sites.returns.length;
   return {
     status: "ready",
-    reason: `${FUNCTION}: entry ${r.plan.sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"}; a message's span lasts until the next fetch or Close`,
+    reason: `${entryAndReturns(FUNCTION, r.plan.sites)}; a message's span lasts until the next fetch or Close`,
     ...offsetsOrigin(r.plan),
   };
 }

@@ -9,7 +9,7 @@ import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
-import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
+import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
@@ -44,10 +44,9 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Plan
 export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
-  const n = r.plan.sites.returns.length;
   return {
     status: "ready",
-    reason: `${FUNCTION}: entry ${r.plan.sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"}; one span per message (the first 16 of a call)`,
+    reason: `${entryAndReturns(FUNCTION, r.plan.sites)}; one span per message (the first 16 of a call)`,
     ...offsetsOrigin(r.plan),
   };
 }

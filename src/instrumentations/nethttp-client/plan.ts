@@ -6,7 +6,7 @@
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { SpanRecord } from "../../traces/span.ts";
-import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
+import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
@@ -116,7 +116,7 @@ export function readiness(exe: GoExecutable): Readiness {
   const h2 = h2InjectionSites(exe);
   return {
     status: "ready",
-    reason: `${ROUND_TRIP}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${sites.returns.length} return site${sites.returns.length === 1 ? "" : "s"}` +
+    reason: entryAndReturns(ROUND_TRIP, sites) +
       (inject ? `; traceparent injection at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found: no traceparent injection`) +
       ("sites" in h2 ? "; HTTP/2: into the HEADERS frame" : `; HTTP/2: no traceparent injection (${h2.missing})`),
     ...offsetsOrigin(r.plan),

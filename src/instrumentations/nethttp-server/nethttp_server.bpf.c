@@ -295,7 +295,8 @@ static __always_inline void read_route(const struct nethttp_server_config *cfg, 
 	}
 	if (e->pattern_len > GOTEL_ROUTE_MAX)
 		e->pattern_len = GOTEL_ROUTE_MAX;
-	e->route_path_len = read_u64_at(read_u64_at(req, cfg->request_url), cfg->url_path + 8);
+	/* the request serverHandler got: its path was read at the start (up to PATH_MAX, longer than any route) */
+	e->route_path_len = req == f->request ? e->path_len : read_u64_at(read_u64_at(req, cfg->request_url), cfg->url_path + 8);
 }
 
 /* Ends the request in flight on this goroutine (only_writer: only if it is served with that writer). */
