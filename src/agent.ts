@@ -22,6 +22,7 @@ import { GoTypeNames, processLoadBias, ProcessMemory, type TargetMemory } from "
 import { log } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import type { SameHostLinking } from "./propagation/same-host.ts";
+import type { SocketTraceparent } from "./propagation/socket-traceparent.ts";
 import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
@@ -101,6 +102,11 @@ export interface AgentStats {
   notInjected: bigint;
   /** server spans that continued a client span of this host through their connection (same-host linking) */
   linkedSameHost: bigint;
+  /** socket insertion: header lines inserted into requests' bytes; requests that should have had them and did
+   * not (a connection opened before gotel attached, the kernel refused); sends that were no HTTP/1 request (TLS) */
+  inserted: bigint;
+  insertMissed: bigint;
+  insertNotHttp1: bigint;
   targets: number;
 }
 
@@ -134,6 +140,7 @@ export class Agent {
   private readonly probes: readonly SpanProbe[];
   private readonly core: CoreObject;
   private readonly sameHost: SameHostLinking | undefined;
+  private readonly socket: SocketTraceparent | undefined;
   private readonly plans = new PlanCache((file) => this.planFile(file));
   /** set while an executable's analysis is garbage not yet collected */
   private analysisGarbage: ReturnType<typeof setTimeout> | undefined;
@@ -142,6 +149,7 @@ export class Agent {
     this.probes = set.probes;
     this.core = set.core;
     this.sameHost = set.sameHost;
+    this.socket = set.socket;
     const env = opts.env;
     this.pipelines = opts.exporters.map(({ exporter, delayMs }) => new ExportPipeline(exporter, {
       scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
@@ -214,6 +222,9 @@ export class Agent {
       injected: BigInt(this.kernelCount("INJECTED")),
       notInjected: BigInt(this.kernelCount("INJECT_PRESENT") + this.kernelCount("INJECT_NO_ROOM")),
       linkedSameHost: BigInt(this.kernelCount("LINKED_SAME_HOST")),
+      inserted: BigInt(this.kernelCount("SOCKET_INSERTED")),
+      insertMissed: BigInt(this.kernelCount("SOCKET_OLD_CONNECTION") + this.kernelCount("SOCKET_FAILED")),
+      insertNotHttp1: BigInt(this.kernelCount("SOCKET_NOT_HTTP1")),
       targets: this.targets.size,
     };
   }
@@ -411,6 +422,7 @@ export class Agent {
     this.finalStats = { ...this.currentStats(), exports: this.pipelines.map((p) => p.stats) };
     for (const p of this.probes) p.close();
     this.sameHost?.close();
+    this.socket?.close();
     // the core owns the shared maps: closed last
     this.core.close();
   }

@@ -38,6 +38,12 @@ enum gotel_counter {
 	GOTEL_COUNTER_API_OFF = 8,          /* spans the application started through the OpenTelemetry API before gotel
 					     * could switch the API on (binaries without a symbol table: otel_api.bpf.c) */
 	GOTEL_COUNTER_BATCH_OVERFLOW = 9,   /* messages of one batch past what a probe reads: no span (kafka-go) */
+	/* socket insertion (socket_traceparent.bpf.c): headers inserted into the bytes of outgoing HTTP/1 requests; */
+	GOTEL_COUNTER_SOCKET_INSERTED = 10,
+	GOTEL_COUNTER_SOCKET_OLD_CONNECTION = 11, /* not: the connection was opened before gotel attached (a miss) */
+	GOTEL_COUNTER_SOCKET_NOT_HTTP1 = 12,      /* not: the bytes sent were no HTTP/1 request line (TLS, or a
+						   * request line longer than the 1 KiB looked at) */
+	GOTEL_COUNTER_SOCKET_FAILED = 13,         /* not: the kernel refused to insert (no memory), a miss */
 	GOTEL_COUNTER_MAX = 16,
 };
 

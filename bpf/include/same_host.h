@@ -58,10 +58,12 @@ struct {
 	__type(value, struct gotel_conn_key);
 } gotel_conn_reads SEC(".maps");
 
-/* What of a traced process is looked at: its socket writes (an HTTP/1 client is attached), its reads (a server). */
+/* What of a traced process is looked at: its socket writes (an HTTP/1 client is attached), for same-host
+ * linking (SENDS) or socket insertion (INSERTS, socket_insert.h), its reads (a server). */
 enum gotel_link_role {
 	GOTEL_LINK_SENDS = 1,
 	GOTEL_LINK_READS = 2,
+	GOTEL_LINK_INSERTS = 4,
 };
 
 /* traced process -> enum gotel_link_role bits (user space adds and removes them) */
@@ -75,7 +77,7 @@ struct {
 /* Client side: the span of the request this goroutine is writing, for the send that follows. */
 static __always_inline void gotel_link_pending_put(__u32 tgid, __u64 goroutine, const struct gotel_span_context *sc)
 {
-	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
+	if (!(gotel_propagation & (GOTEL_PROPAGATION_SAME_HOST | GOTEL_PROPAGATION_SOCKET)))
 		return;
 	struct gotel_ctx_key k = {.tgid = tgid, .ctx = goroutine};
 	bpf_map_update_elem(&gotel_link_pending, &k, sc, BPF_ANY);

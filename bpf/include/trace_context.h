@@ -86,6 +86,7 @@ enum gotel_propagation {
 	GOTEL_PROPAGATION_EXTRACT = 1, /* read traceparent/tracestate from incoming requests */
 	GOTEL_PROPAGATION_INJECT = 2,  /* write them into outgoing requests */
 	GOTEL_PROPAGATION_SAME_HOST = 4, /* link server spans to client spans of this host (same_host.h) */
+	GOTEL_PROPAGATION_SOCKET = 8,    /* insert them into the bytes sent (socket_insert.h) */
 };
 GOTEL_BTF_TYPE(sampler_root, enum gotel_sampler_root);
 GOTEL_BTF_TYPE(propagation, enum gotel_propagation);
@@ -309,6 +310,34 @@ static __always_inline __u32 gotel_trim_tracestate(const char *s, __u32 len)
 			return i;
 	}
 	return 0;
+}
+
+/* ---- the same as HTTP/1 header lines: "Traceparent: <value>\r\n" and, when there is one, "Tracestate: ...\r\n" ---- */
+#define GOTEL_HTTP1_TRACEPARENT_LINE (13 + GOTEL_TRACEPARENT_LEN + 2)
+#define GOTEL_HTTP1_TRACE_LINES_MAX (GOTEL_HTTP1_TRACEPARENT_LINE + 12 + GOTEL_TRACESTATE_MAX + 2)
+
+/* Writes sc's header lines to line (1024 bytes, a power of two for the verifier's bounds); returns their size. */
+static __always_inline __u64 gotel_http1_trace_lines(char *line, const struct gotel_span_context *sc)
+{
+	__builtin_memcpy(line, "Traceparent: ", 13);
+	gotel_format_traceparent(line + 13, sc);
+	line[13 + GOTEL_TRACEPARENT_LEN] = '\r';
+	line[14 + GOTEL_TRACEPARENT_LEN] = '\n';
+	__u64 size = GOTEL_HTTP1_TRACEPARENT_LINE;
+	__u64 ts = sc->tracestate_len;
+	if (ts > GOTEL_TRACESTATE_MAX)
+		ts = GOTEL_TRACESTATE_MAX;
+	barrier_var(ts); /* keep the clamp where the verifier sees it */
+	if (ts > 0) {
+		char *t = line + GOTEL_HTTP1_TRACEPARENT_LINE;
+		__builtin_memcpy(t, "Tracestate: ", 12);
+		bpf_probe_read_kernel(t + 12, ts, sc->tracestate);
+		line[(GOTEL_HTTP1_TRACEPARENT_LINE + 12 + ts) & 1023] = '\r';
+		line[(GOTEL_HTTP1_TRACEPARENT_LINE + 13 + ts) & 1023] = '\n';
+		size += 14 + ts;
+	}
+	barrier_var(size);
+	return size;
 }
 
 #endif

@@ -8,6 +8,7 @@ import { GotelError } from "../errors.ts";
 import { INSTRUMENTATIONS } from "../instrumentations/index.ts";
 import { CoreObject } from "../probes/core-object.ts";
 import { SAME_HOST_OBJECT, SameHostLinking } from "../propagation/same-host.ts";
+import { SOCKET_TRACEPARENT_OBJECT, SocketTraceparent } from "../propagation/socket-traceparent.ts";
 import { GOTEL_VERSION } from "../version.ts";
 import { parseFlags } from "./usage.ts";
 
@@ -23,27 +24,46 @@ function readObjectFile(path: string): { name: string; bytes: Uint8Array } {
   }
 }
 
-/**
- * Whether the same-host linking programs load and attach here (with a core object, as the agent does); the agent
- * uses them only where writing traceparent is refused.
- */
-function checkSameHost(showVerifierLog: boolean, wanted: boolean, writing: boolean): Check {
-  const name = "same-host linking";
+/** A way of linking services without writing into processes; the agent uses them only where writing is refused. */
+interface LinkingPath {
+  name: string;
+  /** its switch, e.g. GOTEL_SAME_HOST_LINKING */
+  setting: string;
+  wanted: boolean;
+  what: string;
+  /** loads and attaches its programs with a core object, as the agent does, and closes them */
+  tryStart(core: CoreObject): void;
+}
+
+/** Whether a linking path's programs load and attach here. */
+function checkPath(p: LinkingPath, showVerifierLog: boolean, writing: boolean): Check {
   try {
     const core = CoreObject.load({ showVerifierLog });
     try {
-      SameHostLinking.start(core.obj, { showVerifierLog }).close();
+      p.tryStart(core);
     } finally {
       core.close();
     }
-    const why = !wanted ? " but off (GOTEL_SAME_HOST_LINKING=false)" : writing ? " but not used: traceparent is written here, which links HTTP/1 requests already" : "";
-    return {
-      name, required: false, status: wanted || writing ? "ok" : "warn",
-      detail: `available${why}: server spans continue the client spans of traced processes on this host (HTTP/1), nothing written into any process`,
-    };
+    const why = !p.wanted ? ` but off (${p.setting}=false)` : writing ? " but not used: traceparent is written here, which links HTTP/1 requests already" : "";
+    return { name: p.name, required: false, status: p.wanted || writing ? "ok" : "warn", detail: `available${why}: ${p.what}, nothing written into any process` };
   } catch (e) {
-    return { name, required: false, status: "warn", detail: `not available: ${e instanceof GotelError ? e.message : String(e)}`, ...(e instanceof GotelError && e.hint ? { hint: e.hint } : {}) };
+    return { name: p.name, required: false, status: "warn", detail: `not available: ${e instanceof GotelError ? e.message : String(e)}`, ...(e instanceof GotelError && e.hint ? { hint: e.hint } : {}) };
   }
+}
+
+function linkingPaths(env: EnvConfig, showVerifierLog: boolean): LinkingPath[] {
+  return [
+    {
+      name: "socket insertion", setting: "GOTEL_SOCKET_TRACEPARENT", wanted: env.GOTEL_SOCKET_TRACEPARENT,
+      what: "plaintext HTTP/1 requests of traced processes carry traceparent, inserted into their bytes as sockets send them",
+      tryStart: (core) => SocketTraceparent.start(core.obj, { showVerifierLog }).close(),
+    },
+    {
+      name: "same-host linking", setting: "GOTEL_SAME_HOST_LINKING", wanted: env.GOTEL_SAME_HOST_LINKING,
+      what: "server spans continue the client spans of traced processes on this host (HTTP/1)",
+      tryStart: (core) => SameHostLinking.start(core.obj, { showVerifierLog, uses: { link: true, insert: false } }).close(),
+    },
+  ];
 }
 
 export function doctorCommand(args: string[], env: EnvConfig): number {
@@ -52,14 +72,15 @@ export function doctorCommand(args: string[], env: EnvConfig): number {
   console.log(`gotel ${GOTEL_VERSION}, libbpf ${libbpf().version}, linux/${assetArch}`);
   const showVerifierLog = env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG;
   const checks = runChecks({
-    showVerifierLog, objectFiles, optionalObjects: [SAME_HOST_OBJECT],
+    showVerifierLog, objectFiles, optionalObjects: [SAME_HOST_OBJECT, SOCKET_TRACEPARENT_OBJECT],
     instrumentations: [{ name: "shared by every instrumentation", object: "core" }, ...INSTRUMENTATIONS],
   });
   const propagation = checks.findIndex((c) => c.name === "context propagation");
   const ready = checks.every((c) => !c.required || c.status === "ok");
-  checks.splice(propagation + 1, 0, ready
-    ? checkSameHost(showVerifierLog, env.GOTEL_SAME_HOST_LINKING, checks[propagation]?.status === "ok" && env.GOTEL_WRITE_TRACEPARENT)
-    : { name: "same-host linking", required: false, status: "skip", detail: "skipped: needs the checks above to pass" });
+  const writing = checks[propagation]?.status === "ok" && env.GOTEL_WRITE_TRACEPARENT;
+  checks.splice(propagation + 1, 0, ...linkingPaths(env, showVerifierLog).map((p): Check => ready
+    ? checkPath(p, showVerifierLog, writing)
+    : { name: p.name, required: false, status: "skip", detail: "skipped: needs the checks above to pass" }));
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) {
     console.log(`  ${MARK[c.status]}  ${c.name.padEnd(width)}  ${c.detail}${c.hint && c.status !== "ok" ? ` — ${c.hint}` : ""}`);

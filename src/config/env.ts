@@ -148,6 +148,7 @@ const variables = {
   OTEL_GO_AUTO_TARGET_PID: spec(pid, `a process id from 1 to ${MAX_PID}`),
   GOTEL_UPROBE_ATTACH: spec(attach, `one of ${ATTACH.join(", ")}`, "auto"),
   GOTEL_SAME_HOST_LINKING: spec(boolean, "true or false", "true"),
+  GOTEL_SOCKET_TRACEPARENT: spec(boolean, "true or false", "true"),
   GOTEL_WRITE_TRACEPARENT: spec(boolean, "true or false", "true"),
   GOTEL_OTEL_API: spec(boolean, "true or false", "true"),
   OTEL_SERVICE_NAME: spec(trimmed, "a service name"),

@@ -6,7 +6,7 @@
  * The program must have been loaded from the matching section (`uprobe.multi` vs `uprobe`).
  */
 import type { Pointer } from "bun:ffi";
-import { close } from "node:fs";
+import { close, openSync } from "node:fs";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
 import { BpfError, ENOENT, ESRCH } from "./errors.ts";
@@ -130,6 +130,44 @@ export function attachBySection(prog: BpfProgram): UprobeLinks {
     throw new BpfError("bpf_program__attach", err, `program '${prog.name}' (${prog.section})`, strerror(err));
   }
   return new UprobeLinks([link], "classic", 1);
+}
+
+/**
+ * Attaches a cgroup program (sock_ops) to the cgroup v2 directory at path, through a BPF link: closing the link's
+ * fd detaches it, and the kernel closes it when gotel exits, `kill -9` included.
+ */
+export function attachCgroup(prog: BpfProgram, path: string): UprobeLinks {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new GotelError(`cannot open cgroup ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, "gotel needs a cgroup v2 hierarchy it can open (root)");
+  }
+  try {
+    const { sym } = libbpf();
+    const link = pointer(sym.bpf_program__attach_cgroup(prog.handle, fd));
+    if (!link) {
+      const err = Number(sym.libbpf_get_error(null)) || -1;
+      throw new BpfError("bpf_program__attach_cgroup", err, `program '${prog.name}' on ${path}`, strerror(err));
+    }
+    return new UprobeLinks([link], "classic", 1);
+  } finally {
+    close(fd);
+  }
+}
+
+/** BPF_SK_MSG_VERDICT (enum bpf_attach_type, include/uapi/linux/bpf.h) */
+const BPF_SK_MSG_VERDICT = 7;
+
+/**
+ * Attaches an sk_msg program to a SOCKHASH: it then runs on every send of the sockets put into the map. Held by
+ * the map, which the kernel frees (and with it every socket's hook) when its last fd and program are gone.
+ */
+export function attachSkMsg(prog: BpfProgram, mapFd: number): { detach(): void } {
+  const { sym } = libbpf();
+  const err = sym.bpf_prog_attach(prog.fd, mapFd, BPF_SK_MSG_VERDICT, 0);
+  if (err < 0) throw new BpfError("bpf_prog_attach", err, `program '${prog.name}' on its SOCKHASH`, strerror(err));
+  return { detach: () => void sym.bpf_prog_detach2(prog.fd, mapFd, BPF_SK_MSG_VERDICT) };
 }
 
 let multiSupport: boolean | undefined;

@@ -35,6 +35,11 @@ export class BpfProgram {
   get autoload(): boolean {
     return libbpf().sym.bpf_program__autoload(this.handle);
   }
+
+  /** the loaded program's fd (-1 before load) */
+  get fd(): number {
+    return libbpf().sym.bpf_program__fd(this.handle);
+  }
 }
 
 type ObjectState = "opened" | "loaded" | "closed";

@@ -38,7 +38,7 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   },
   {
     name: "net/http client", module: "std", object: "nethttp_client", readiness: nethttpClient.readiness, present: nethttpClient.present, needs: nethttpClient.NEEDS,
-    load: (ctx) => NethttpClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, sameHost: ctx.sameHost }),
+    load: (ctx) => NethttpClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, fileRequests: ctx.fileRequests }),
     sameHost: "sends",
   },
   // routes of the routers on net/http's server: no spans of their own, http.route for the server's

@@ -32,8 +32,9 @@ export interface LoadContext {
   inject: boolean;
   /** gotel may write into processes with bpf_probe_write_user: the kernel allows it and GOTEL_WRITE_TRACEPARENT is on */
   writeAllowed: boolean;
-  /** same-host linking is on (src/propagation/same-host.ts): clients file the spans of the requests they send */
-  sameHost: boolean;
+  /** clients file the spans of the HTTP/1 requests they send, for the connection tracepoint
+   * (src/propagation/same-host.ts): same-host linking or socket insertion is on */
+  fileRequests: boolean;
 }
 
 export interface Instrumentation {

@@ -13,6 +13,7 @@ import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { CoreObject } from "./core-object.ts";
 import { SameHostLinking } from "../propagation/same-host.ts";
+import { SocketTraceparent } from "../propagation/socket-traceparent.ts";
 import { GotelError } from "../errors.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
@@ -23,8 +24,11 @@ export interface ProbeSet {
   /** owns the shared maps: the ring buffer ("events"), the counters ("drops"), the span contexts; their BTF */
   core: CoreObject;
   probes: readonly SpanProbe[];
-  /** server spans continue client spans of this host; undefined when off or the kernel cannot */
+  /** the connection tracepoint: server spans continue client spans of this host, and it files the spans socket
+   * insertion puts on the wire; undefined when both are off or the kernel cannot */
   sameHost?: SameHostLinking;
+  /** plaintext HTTP/1 requests carry traceparent inserted into their bytes; undefined when off or the kernel cannot */
+  socket?: SocketTraceparent;
 }
 
 /** memory: a live target's memory and runtime type names (error.type, a database's driver, HTTP/2 writers) */
@@ -40,9 +44,12 @@ export function loadProbes(
   const showVerifierLog = env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG;
   const core = CoreObject.load({ showVerifierLog });
   // where gotel writes traceparent, the header links every HTTP/1 request already: the tracepoint's cost on
-  // every system call of the host buys nothing there
-  const sameHost = tracecontext && env.GOTEL_SAME_HOST_LINKING && !injectAllowed ? startSameHost(core, showVerifierLog) : undefined;
-  const constants = traceConstants({ sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed, sameHost: sameHost !== undefined });
+  // every system call of the host buys nothing there, and the two writing paths never both write
+  const { sameHost, socket } = tracecontext && !injectAllowed ? startConnectionPaths(core, env, showVerifierLog) : {};
+  const constants = traceConstants({
+    sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed,
+    sameHost: sameHost?.uses.link ?? false, socket: socket !== undefined,
+  });
   const base = { mode, showVerifierLog, constants };
   const probes: SpanProbe[] = [];
   try {
@@ -51,11 +58,12 @@ export function loadProbes(
     if (!Number.isInteger(first)) throw new Error("core.bpf.o: no GOTEL_EVENT_FIRST_INSTRUMENTATION in its BTF");
     for (const [n, i] of instrumentations.entries()) {
       const object = { ...base, shareWith: core.obj, eventType: first + n };
-      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, sameHost: sameHost !== undefined }));
+      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined }));
     }
   } catch (e) {
     for (const p of probes.reverse()) p.close();
     sameHost?.close();
+    socket?.close();
     core.close();
     throw e;
   }
@@ -64,22 +72,42 @@ export function loadProbes(
   else if (!injectAllowed) {
     log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
       lockdown: lockdownMode() ?? "unknown (securityfs not mounted)",
-      hint: sameHost
-        ? "spans are still produced; services on this host are linked through their connections (HTTP/1), others are not; boot with lockdown=none to allow it"
-        : "spans are still produced, but services are not linked; boot with lockdown=none to allow it",
+      hint: `spans are still produced; ${linkedBy(sameHost, socket)}; boot with lockdown=none to allow it`,
     });
   }
-  return { core, probes, ...(sameHost ? { sameHost } : {}) };
+  return { core, probes, ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
 }
 
-/** Same-host linking where the kernel has what it needs; where it has not, says why once and goes on without. */
-function startSameHost(core: CoreObject, showVerifierLog: boolean): SameHostLinking | undefined {
+function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketTraceparent | undefined): string {
+  const ways = [
+    ...(socket ? ["plaintext HTTP/1 requests carry it inserted into their bytes"] : []),
+    ...(sameHost?.uses.link ? ["services on this host are linked through their connections (HTTP/1)"] : []),
+  ];
+  return ways.length ? ways.join(", ") : "services are not linked";
+}
+
+/**
+ * The paths that link services without writing into processes, each where it is wanted and the kernel has what
+ * it needs; where it has not, says why once and goes on without. Both need the connection tracepoint.
+ */
+function startConnectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog: boolean): { sameHost?: SameHostLinking; socket?: SocketTraceparent } {
+  const socket = env.GOTEL_SOCKET_TRACEPARENT ? startPath("socket insertion", () => SocketTraceparent.start(core.obj, { showVerifierLog })) : undefined;
+  const uses = { link: env.GOTEL_SAME_HOST_LINKING, insert: socket !== undefined };
+  const sameHost = uses.link || uses.insert ? startPath("same-host linking", () => SameHostLinking.start(core.obj, { showVerifierLog, uses })) : undefined;
+  if (socket && !sameHost) {
+    socket.close();
+    return {};
+  }
+  if (socket) log.info("socket insertion is on: plaintext HTTP/1 requests of traced processes carry traceparent in their bytes", { cgroup: socket.cgroup });
+  if (sameHost?.uses.link) log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1)");
+  return { ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
+}
+
+function startPath<T>(name: string, start: () => T): T | undefined {
   try {
-    const linking = SameHostLinking.start(core.obj, { showVerifierLog });
-    log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1)");
-    return linking;
+    return start();
   } catch (e) {
-    log.info("same-host linking is off", { reason: e instanceof GotelError ? e.oneLine : String(e) });
+    log.info(`${name} is off`, { reason: e instanceof GotelError ? e.oneLine : String(e) });
     return undefined;
   }
 }

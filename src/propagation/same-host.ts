@@ -5,7 +5,9 @@
  * lockdown refuses bpf_probe_write_user. HTTP/1 (plaintext and TLS) from net/http clients to net/http servers.
  *
  * Loaded once, after the core object whose maps it shares: a raw tracepoint on system call entry that looks
- * only at socket reads and writes of the processes gotel traces, which `track` adds and `forget` removes.
+ * only at socket reads and writes of the processes gotel traces, which `track` adds and `forget` removes. The
+ * same tracepoint files the spans socket insertion (socket-traceparent.ts) puts on the wire: `uses` says which
+ * of the two it serves.
  */
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachBySection, type UprobeLinks } from "../ebpf/link.ts";
@@ -22,6 +24,15 @@ const NAME = SAME_HOST_OBJECT;
 /** enum gotel_link_role (bpf/include/same_host.h): which of a process's socket calls are looked at */
 const LINK_SENDS = 1;
 const LINK_READS = 2;
+const LINK_INSERTS = 4;
+
+/** what the tracepoint files a client's requests for */
+export interface ConnectionUses {
+  /** same-host linking: server spans of this host continue them */
+  link: boolean;
+  /** socket insertion: their header lines go on the wire */
+  insert: boolean;
+}
 /** a raw tracepoint on system call entry */
 const PROGRAM = "same_host_syscall";
 
@@ -31,13 +42,13 @@ export class SameHostLinking {
   private link: UprobeLinks | undefined;
   private readonly tracked = new Set<number>();
 
-  private constructor(private readonly obj: BpfObject, private readonly core: BpfObject) {}
+  private constructor(private readonly obj: BpfObject, private readonly core: BpfObject, readonly uses: ConnectionUses) {}
 
   /**
    * Loads the tracepoint program and attaches it once to see that the kernel allows it; throws a GotelError
    * saying why it cannot (no kernel BTF, …).
    */
-  static start(core: BpfObject, opts: { showVerifierLog: boolean }): SameHostLinking {
+  static start(core: BpfObject, opts: { showVerifierLog: boolean; uses: ConnectionUses }): SameHostLinking {
     let obj: BpfObject;
     try {
       obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
@@ -47,7 +58,7 @@ export class SameHostLinking {
     } catch (e) {
       throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
     }
-    const linking = new SameHostLinking(obj, core);
+    const linking = new SameHostLinking(obj, core, opts.uses);
     try {
       linking.attach();
       linking.detach();
@@ -60,7 +71,9 @@ export class SameHostLinking {
 
   /** Starts looking at a traced process's socket writes (its HTTP/1 client) or reads (its HTTP/1 server). */
   track(tgid: number, roles: ReadonlySet<SameHostRole>): void {
-    const flags = (roles.has("sends") ? LINK_SENDS : 0) | (roles.has("reads") ? LINK_READS : 0);
+    const sends = roles.has("sends") ? (this.uses.link ? LINK_SENDS : 0) | (this.uses.insert ? LINK_INSERTS : 0) : 0;
+    const flags = sends | (roles.has("reads") && this.uses.link ? LINK_READS : 0);
+    if (!flags) return;
     this.core.map("gotel_link_tgids").update(uintBytes(tgid, 4), uintBytes(flags, 4));
     this.tracked.add(tgid);
     if (this.link) return;

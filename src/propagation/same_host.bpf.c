@@ -1,5 +1,6 @@
 /* Same-host linking, the kernel's half (bpf/include/same_host.h says the whole of it): which connection a traced
- * goroutine sends a request on, and which one it reads from. One raw tracepoint on system call entry
+ * goroutine sends a request on, and which one it reads from. It also files the spans socket insertion puts on
+ * the wire (socket_insert.h). One raw tracepoint on system call entry
  * (sys_enter: every kernel since 4.17 has it; kprobes and BPF trampolines are not everywhere — this project's
  * machines have neither), loaded and attached once by src/propagation/same-host.ts. It returns after two
  * compares for any call other than a socket read or write, and after one lookup for processes gotel does not
@@ -21,6 +22,7 @@
 #include "event.h"
 #include "trace_context.h"
 #include "same_host.h"
+#include "socket_insert.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -132,8 +134,9 @@ static __always_inline struct sock *socket_of(__u64 fd)
 	return sock ? BPF_CORE_READ(sock, sk) : 0;
 }
 
-/* A write: if this goroutine has a request's span pending, file it under the connection. */
-static __always_inline void on_send(__u32 tgid, __u64 g, __u64 fd)
+/* A write: if this goroutine has a request's span pending, file it under the connection, for the server on this
+ * host (SENDS) and for the socket's sk_msg program (INSERTS: only on connections in its SOCKHASH). */
+static __always_inline void on_send(__u32 tgid, __u32 roles, __u64 g, __u64 fd)
 {
 	struct gotel_ctx_key pending = {.tgid = tgid, .ctx = g};
 	struct gotel_span_context *sc = bpf_map_lookup_elem(&gotel_link_pending, &pending);
@@ -141,8 +144,16 @@ static __always_inline void on_send(__u32 tgid, __u64 g, __u64 fd)
 		return;
 	struct sock *sk = socket_of(fd);
 	struct gotel_conn_key k = {};
-	if (sk && connection(sk, &k, 1) == 0)
-		bpf_map_update_elem(&gotel_conn_links, &k, sc, BPF_ANY);
+	if (sk && connection(sk, &k, 1) == 0) {
+		if (roles & GOTEL_LINK_SENDS)
+			bpf_map_update_elem(&gotel_conn_links, &k, sc, BPF_ANY);
+		if (roles & GOTEL_LINK_INSERTS) {
+			if (bpf_map_lookup_elem(&gotel_sock_inserting, &k))
+				bpf_map_update_elem(&gotel_conn_inserts, &k, sc, BPF_ANY);
+			else
+				gotel_count(GOTEL_COUNTER_SOCKET_OLD_CONNECTION);
+		}
+	}
 	bpf_map_delete_elem(&gotel_link_pending, &pending);
 }
 
@@ -170,7 +181,7 @@ int same_host_syscall(__u64 *args)
 		return 0;
 	__u32 tgid = gotel_current_tgid();
 	__u32 *roles = bpf_map_lookup_elem(&gotel_link_tgids, &tgid);
-	if (!roles || !(*roles & (send ? GOTEL_LINK_SENDS : GOTEL_LINK_READS)))
+	if (!roles || !(*roles & (send ? GOTEL_LINK_SENDS | GOTEL_LINK_INSERTS : GOTEL_LINK_READS)))
 		return 0;
 	const struct gotel_user_regs *regs = (const void *)args[0];
 	__u64 g = 0, fd = 0;
@@ -184,7 +195,7 @@ int same_host_syscall(__u64 *args)
 	if (!g)
 		return 0;
 	if (send)
-		on_send(tgid, g, fd);
+		on_send(tgid, *roles, g, fd);
 	else
 		on_receive(tgid, g, fd);
 	return 0;

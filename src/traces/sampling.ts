@@ -14,6 +14,7 @@ const ROOT = { always_on: 0, always_off: 1, traceidratio: 2 } as const;
 const EXTRACT = 1;
 const INJECT = 2;
 const SAME_HOST = 4;
+const SOCKET = 8;
 
 /** Go SDK: TraceIDRatioBased(f) samples when (big-endian trace_id[8:16]) >> 1 < uint64(f * 2^63). */
 export function ratioBound(ratio: number): bigint {
@@ -37,6 +38,8 @@ export interface TraceSettings {
   injectAllowed: boolean;
   /** server spans may continue client spans of this host (src/propagation/same-host.ts is loaded) */
   sameHost?: boolean;
+  /** plaintext HTTP/1 requests get traceparent inserted into their bytes (src/propagation/socket-traceparent.ts) */
+  socket?: boolean;
 }
 
 /** The .rodata constants of every object that includes trace_context.h. */
@@ -48,6 +51,6 @@ export function traceConstants(s: TraceSettings): Record<string, bigint | number
     gotel_sampler_root: ROOT[always],
     gotel_sampler_parent_based: parentBased ? 1 : 0,
     gotel_sampler_ratio_bound: ratioBound(s.ratio),
-    gotel_propagation: s.tracecontext ? EXTRACT | (s.injectAllowed ? INJECT : 0) | (s.sameHost ? SAME_HOST : 0) : 0,
+    gotel_propagation: s.tracecontext ? EXTRACT | (s.injectAllowed ? INJECT : 0) | (s.sameHost ? SAME_HOST : 0) | (s.socket ? SOCKET : 0) : 0,
   };
 }

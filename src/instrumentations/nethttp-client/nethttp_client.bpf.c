@@ -145,8 +145,7 @@ struct {
 	__type(value, struct nethttp_client_h2_pending);
 } nethttp_client_h2_pending SEC(".maps");
 
-#define INJECT_TRACEPARENT_LEN (13 + GOTEL_TRACEPARENT_LEN + 2)  /* "Traceparent: " value "\r\n" */
-#define INJECT_MAX (INJECT_TRACEPARENT_LEN + 12 + GOTEL_TRACESTATE_MAX + 2)
+#define INJECT_MAX GOTEL_HTTP1_TRACE_LINES_MAX
 
 struct scratch {
 	struct nethttp_client_inflight inflight;
@@ -204,10 +203,11 @@ static __always_inline int on_entry(const void *ctx)
 
 	/* the header walk before the context walk: the verifier follows what comes after the walk once per exit */
 	f->header = read_u64_at(req, cfg->request_header);
-	/* the span is kept for the request's header writer to inject or, on the same host, to link. Only injection
-	 * looks for the application's own traceparent: a linked server prefers a header it reads to the link. */
-	int inject = (gotel_propagation & (GOTEL_PROPAGATION_INJECT | GOTEL_PROPAGATION_SAME_HOST)) && f->header;
-	if (inject && (gotel_propagation & GOTEL_PROPAGATION_INJECT)) {
+	/* the span is kept for the request's header writer to inject, to insert into the socket's bytes, or, on the
+	 * same host, to link. What writes a header looks for the application's own traceparent first; a linked
+	 * server prefers a header it reads to the link. */
+	int inject = (gotel_propagation & (GOTEL_PROPAGATION_INJECT | GOTEL_PROPAGATION_SAME_HOST | GOTEL_PROPAGATION_SOCKET)) && f->header;
+	if (inject && (gotel_propagation & (GOTEL_PROPAGATION_INJECT | GOTEL_PROPAGATION_SOCKET))) {
 		struct http_header_values h = {};
 		http_header_find(&cfg->map, f->header, &h);
 		if (h.at[HTTP_HEADER_TRACEPARENT]) {
@@ -305,24 +305,7 @@ static __always_inline int on_write_headers(const void *ctx)
 	}
 
 	char *line = s->line;
-	__builtin_memcpy(line, "Traceparent: ", 13);
-	gotel_format_traceparent(line + 13, sc);
-	line[13 + GOTEL_TRACEPARENT_LEN] = '\r';
-	line[14 + GOTEL_TRACEPARENT_LEN] = '\n';
-	__u64 size = INJECT_TRACEPARENT_LEN;
-	__u64 ts = sc->tracestate_len;
-	if (ts > GOTEL_TRACESTATE_MAX)
-		ts = GOTEL_TRACESTATE_MAX;
-	barrier_var(ts); /* keep the clamp where the verifier sees it */
-	if (ts > 0) {
-		char *t = line + INJECT_TRACEPARENT_LEN;
-		__builtin_memcpy(t, "Tracestate: ", 12);
-		bpf_probe_read_kernel(t + 12, ts, sc->tracestate);
-		line[(INJECT_TRACEPARENT_LEN + 12 + ts) & 1023] = '\r';
-		line[(INJECT_TRACEPARENT_LEN + 13 + ts) & 1023] = '\n';
-		size += 14 + ts;
-	}
-	barrier_var(size);
+	__u64 size = gotel_http1_trace_lines(line, sc);
 	if (size > INJECT_MAX || n + size > buf.len) {
 		gotel_count(GOTEL_COUNTER_INJECT_NO_ROOM);
 		return 0;

@@ -12,8 +12,8 @@ import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-pro
 export interface ClientLoadOptions extends LoadOptions {
   /** write traceparent into outgoing requests (the kernel allows bpf_probe_write_user and propagation is on) */
   inject: boolean;
-  /** file each HTTP/1 request's span for the send that follows (same-host linking is on) */
-  sameHost?: boolean;
+  /** file each HTTP/1 request's span for the send that follows (same-host linking or socket insertion is on) */
+  fileRequests?: boolean;
   /** a live target's memory, to name error types */
   memory?: (tgid: number) => TargetMemory | undefined;
 }
@@ -45,7 +45,7 @@ export class NethttpClientProbe extends ObjectSpanProbe {
     const p = r.plan;
     const inject = this.opts.inject ? p.extra[PROGRAMS.inject] : undefined;
     // the same site: the header writer is on the goroutine that sends the request
-    const link = this.opts.sameHost ? p.extra[PROGRAMS.inject] : undefined;
+    const link = this.opts.fileRequests ? p.extra[PROGRAMS.inject] : undefined;
     const h2 = this.opts.inject ? h2InjectionSites(exe) : undefined;
     const programs: Record<string, number[]> = {
       [PROGRAMS.entry]: [p.sites.entry.offset],

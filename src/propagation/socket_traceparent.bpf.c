@@ -1,0 +1,216 @@
+/* Socket insertion, the kernel's half (bpf/include/socket_insert.h says the whole of it): a sock_ops program on
+ * the cgroup v2 root chooses the connections (a traced process's, from connect to close), and an sk_msg program
+ * on the SOCKHASH they are put into inserts a request's Traceparent (and Tracestate) header lines into the
+ * bytes sent, after the request line. Loaded and attached by src/propagation/socket-traceparent.ts.
+ *
+ * Writes no process's memory: the bytes are the kernel's copy, on their way to the wire. Only plaintext HTTP/1
+ * request lines are edited; anything else on those sockets passes untouched.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "event.h"
+#include "trace_context.h"
+#include "same_host.h"
+#include "socket_insert.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+/* how much of a request's first bytes is looked at for the end of its request line */
+#define REQUEST_LINE_MAX 1024
+
+/* the traced processes' connections, keyed as same_host.h keys them; the sk_msg program is attached here */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gotel_conn_key);
+	__type(value, __u64);
+} socket_traceparent_sockets SEC(".maps");
+
+/* socket cookie -> tgid: a traced process's socket between its connect and its establishment */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} socket_traceparent_connecting SEC(".maps");
+
+struct scratch {
+	char line[1024]; /* >= GOTEL_HTTP1_TRACE_LINES_MAX, a power of two for the verifier's bounds */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} socket_traceparent_scratch SEC(".maps");
+
+/* A port as sock_ops and sk_msg give the remote one: network order, in the upper or the lower 16 bits. */
+static __always_inline __u16 remote_port(__u32 v)
+{
+	return __builtin_bswap16((__u16)((v >> 16) | (v & 0xffff)));
+}
+
+/* The connection of a sock_ops or sk_msg context (the same fields in both), seen from its client, the local end.
+ * A macro: context fields are read at constant offsets only. */
+#define CONNECTION_OF(c, k)                                                                                          \
+	({                                                                                                           \
+		int __ok = 1;                                                                                        \
+		(k)->family = (c)->family;                                                                           \
+		if ((k)->family == AF_INET) {                                                                        \
+			__u32 __l = (c)->local_ip4, __r = (c)->remote_ip4;                                           \
+			__builtin_memcpy((k)->client_addr, &__l, 4);                                                 \
+			__builtin_memcpy((k)->server_addr, &__r, 4);                                                 \
+		} else if ((k)->family == AF_INET6) {                                                                \
+			__u32 *__l = (__u32 *)(k)->client_addr, *__r = (__u32 *)(k)->server_addr;                   \
+			__l[0] = (c)->local_ip6[0], __l[1] = (c)->local_ip6[1];                                      \
+			__l[2] = (c)->local_ip6[2], __l[3] = (c)->local_ip6[3];                                      \
+			__r[0] = (c)->remote_ip6[0], __r[1] = (c)->remote_ip6[1];                                    \
+			__r[2] = (c)->remote_ip6[2], __r[3] = (c)->remote_ip6[3];                                    \
+		} else {                                                                                             \
+			__ok = 0;                                                                                    \
+		}                                                                                                    \
+		(k)->client_port = (c)->local_port;                                                                  \
+		(k)->server_port = remote_port((c)->remote_port);                                                    \
+		__ok;                                                                                                \
+	})
+
+/* The first bytes of an outgoing connection's life: which ones are a traced process's. */
+SEC("sockops")
+int socket_traceparent_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB: {
+		/* in connect(2), on the connecting thread */
+		__u32 tgid = gotel_current_tgid();
+		__u32 *roles = bpf_map_lookup_elem(&gotel_link_tgids, &tgid);
+		if (!roles || !(*roles & GOTEL_LINK_INSERTS))
+			return 1;
+		__u64 cookie = bpf_get_socket_cookie(skops);
+		bpf_map_update_elem(&socket_traceparent_connecting, &cookie, &tgid, BPF_ANY);
+		return 1;
+	}
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB: {
+		/* in softirq, any task: the cookie says whose socket it is */
+		__u64 cookie = bpf_get_socket_cookie(skops);
+		__u32 *tgid = bpf_map_lookup_elem(&socket_traceparent_connecting, &cookie);
+		if (!tgid)
+			return 1;
+		__u32 owner = *tgid;
+		bpf_map_delete_elem(&socket_traceparent_connecting, &cookie);
+		struct gotel_conn_key k = {};
+		if (!CONNECTION_OF(skops, &k))
+			return 1;
+		if (bpf_sock_hash_update(skops, &socket_traceparent_sockets, &k, BPF_ANY) == 0) {
+			bpf_map_update_elem(&gotel_sock_inserting, &k, &owner, BPF_ANY);
+			/* to hear of its close, which drops it from gotel_sock_inserting */
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		}
+		return 1;
+	}
+	case BPF_SOCK_OPS_STATE_CB: {
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			return 1;
+		struct gotel_conn_key k = {};
+		if (CONNECTION_OF(skops, &k))
+			bpf_map_delete_elem(&gotel_sock_inserting, &k);
+		return 1;
+	}
+	}
+	return 1;
+}
+
+/* Where the request line of the bytes at msg->data ends (the offset after its CRLF), or -1 when they do not start
+ * with one: a method's first capital, then " HTTP/1.x\r\n" within the first REQUEST_LINE_MAX bytes. */
+static __always_inline int request_line_end(struct sk_msg_md *msg)
+{
+	char *data = (char *)(long)msg->data, *end = (char *)(long)msg->data_end;
+	if (data + 16 > end || data[0] < 'A' || data[0] > 'Z')
+		return -1;
+	__u32 cr = 0;
+	for (__u32 i = 10; i < REQUEST_LINE_MAX - 1; i++) {
+		char *p = data + i;
+		if (p + 2 > end)
+			return -1;
+		if (p[0] == '\r') {
+			if (p[1] != '\n')
+				return -1;
+			cr = i;
+			break;
+		}
+	}
+	if (!cr)
+		return -1;
+	__u32 from = cr - 9;
+	barrier_var(from); /* a pointer below another is refused: compute the start, do not subtract */
+	char *v = data + from;
+	if (v + 9 > end)
+		return -1;
+	if (v[0] != ' ' || v[1] != 'H' || v[2] != 'T' || v[3] != 'T' || v[4] != 'P' || v[5] != '/' || v[6] != '1' || v[7] != '.')
+		return -1;
+	return cr + 2;
+}
+
+/* Copies size bytes of line to the start of msg's data (pulled to exactly the inserted bytes); 0 when it did. */
+static __always_inline int write_lines(struct sk_msg_md *msg, const char *line, __u64 size)
+{
+	char *data = (char *)(long)msg->data, *end = (char *)(long)msg->data_end;
+	for (__u32 i = 0; i < GOTEL_HTTP1_TRACE_LINES_MAX; i++) {
+		if (i >= size)
+			return 0;
+		char *p = data + i;
+		if (p + 1 > end)
+			return -1;
+		*p = line[i & 1023];
+	}
+	return 0;
+}
+
+static __always_inline void insert(struct sk_msg_md *msg, const char *line, __u64 size)
+{
+	__u32 looked = msg->size < REQUEST_LINE_MAX ? msg->size : REQUEST_LINE_MAX;
+	if (looked < 16 || bpf_msg_pull_data(msg, 0, looked, 0)) {
+		gotel_count(GOTEL_COUNTER_SOCKET_NOT_HTTP1);
+		return;
+	}
+	int at = request_line_end(msg);
+	if (at < 0) {
+		gotel_count(GOTEL_COUNTER_SOCKET_NOT_HTTP1);
+		return;
+	}
+	if (bpf_msg_push_data(msg, at, size, 0)) {
+		gotel_count(GOTEL_COUNTER_SOCKET_FAILED);
+		return;
+	}
+	if (bpf_msg_pull_data(msg, at, at + size, 0) || write_lines(msg, line, size)) {
+		/* never send the inserted bytes unwritten */
+		bpf_msg_pop_data(msg, at, size, 0);
+		gotel_count(GOTEL_COUNTER_SOCKET_FAILED);
+		return;
+	}
+	gotel_count(GOTEL_COUNTER_SOCKET_INSERTED);
+}
+
+/* Every send on a traced process's connection: the span filed for it, if any, goes on the wire. */
+SEC("sk_msg")
+int socket_traceparent_msg(struct sk_msg_md *msg)
+{
+	struct gotel_conn_key k = {};
+	if (!CONNECTION_OF(msg, &k))
+		return SK_PASS;
+	struct gotel_span_context *sc = bpf_map_lookup_elem(&gotel_conn_inserts, &k);
+	if (!sc)
+		return SK_PASS;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&socket_traceparent_scratch, &zero);
+	if (!s)
+		return SK_PASS;
+	__u64 size = gotel_http1_trace_lines(s->line, sc);
+	bpf_map_delete_elem(&gotel_conn_inserts, &k);
+	if (size <= GOTEL_HTTP1_TRACE_LINES_MAX)
+		insert(msg, s->line, size);
+	return SK_PASS;
+}
