@@ -13,6 +13,7 @@ command -v llvm-strip >/dev/null || missing+=(llvm)
 command -v go >/dev/null || missing+=(golang-go) # 1.19 on Debian 12: a newer toolchain is fetched below
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v make >/dev/null || missing+=(make)
+command -v bpftool >/dev/null || missing+=(bpftool) # tests: the kernel's own listing of cgroup attachments
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then echo "setup: need root to install ${missing[*]} (run as root, e.g. sudo npm test)" >&2; exit 1; fi

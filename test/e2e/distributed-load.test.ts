@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { INJECTION, LINKED, pidOf, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { LINKED, ON_THE_WIRE, pidOf, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { Collector, SPAN_KIND, useCollector } from "../support/collector.ts";
 
 const sharedCollector = useCollector();
@@ -24,6 +24,8 @@ test(`${REQUESTS} requests from ${CONCURRENCY} concurrent clients: intact answer
   collector.clear();
   let next = 0;
   const problems: string[] = [];
+  /** request id -> the traceparent B received */
+  const onWire = new Map<string, string | undefined>();
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     for (let i = next++; i < REQUESTS; i = next++) {
       const r = await fetch(`${chain.a.base}/inline?id=load-${i}`);
@@ -34,7 +36,8 @@ test(`${REQUESTS} requests from ${CONCURRENCY} concurrent clients: intact answer
       else {
         const saw = JSON.parse(text) as { id: string; bodyOk: boolean; traceparent: string[] | null };
         if (saw.id !== `load-${i}` || !saw.bodyOk) problems.push(`${i}: B saw ${text}`);
-        if (INJECTION ? saw.traceparent?.length !== 1 : saw.traceparent !== null) problems.push(`${i}: B got traceparent ${saw.traceparent}`);
+        if (ON_THE_WIRE ? saw.traceparent?.length !== 1 : saw.traceparent !== null) problems.push(`${i}: B got traceparent ${saw.traceparent}`);
+        onWire.set(saw.id, saw.traceparent?.[0]);
       }
     }
   }));
@@ -60,6 +63,8 @@ test(`${REQUESTS} requests from ${CONCURRENCY} concurrent clients: intact answer
     const id = /id=(load-\d+)$/.exec(String(c.attributes["url.full"]))?.[1];
     expect(server?.attributes["url.path"]).toBe("/inline");
     expect(id).toBeDefined();
+    // the header on the wire is this request's own client span
+    if (ON_THE_WIRE) expect(onWire.get(id!)).toBe(`00-${c.traceId}-${c.spanId}-01`);
     parents.add(c.parentSpanId);
   }
   expect(parents.size).toBe(REQUESTS);

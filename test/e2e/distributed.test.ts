@@ -11,7 +11,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
-import { INJECTION, LINKED, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { LINKED, ON_THE_WIRE, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
 
@@ -79,8 +79,9 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
     expect(aClient.startTimeUnixNano).toBeGreaterThanOrEqual(aServer.startTimeUnixNano);
     expect(aClient.endTimeUnixNano).toBeLessThanOrEqual(aServer.endTimeUnixNano);
     expect(saw.bodyOk).toBe(true);
-    // on the wire only where gotel may write it; B continues A's client span either way where they are linked
-    expect(saw.traceparent).toEqual(INJECTION ? [`00-${aClient.traceId}-${aClient.spanId}-01`] : null);
+    // on the wire where gotel may write it or insert it into the socket's bytes; B continues A's client span
+    // either way where they are linked
+    expect(saw.traceparent).toEqual(ON_THE_WIRE ? [`00-${aClient.traceId}-${aClient.spanId}-01`] : null);
     if (LINKED) {
       expect(bServer.traceId).toBe(aClient.traceId);
       expect(bServer.parentSpanId).toBe(aClient.spanId);
@@ -106,7 +107,7 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
     expect(aServer.traceState).toBe("vendor=abc,other=x:y");
     expect(aClients[0]!.traceState).toBe("vendor=abc,other=x:y");
     expectCallToB(aServer, aClients[0]!, bServer[0]!, saw);
-    if (INJECTION) expect(saw.tracestate).toEqual(["vendor=abc,other=x:y"]);
+    if (ON_THE_WIRE) expect(saw.tracestate).toEqual(["vendor=abc,other=x:y"]);
   });
 
   test("a call made from a worker goroutine with the request's context is the server span's child", async () => {

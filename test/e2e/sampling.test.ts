@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ratioSampled } from "../../src/traces/sampling.ts";
-import { INJECTION, LINKED, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { LINKED, ON_THE_WIRE, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { Collector, SPAN_KIND, useCollector, type ReceivedSpan } from "../support/collector.ts";
 
 const sharedCollector = useCollector();
@@ -211,7 +211,7 @@ describe("kernel sampling", () => {
     const aServerIds = ids(chain.a.proc.pid, SPAN_KIND.SERVER);
     expect(ids(chain.a.proc.pid, SPAN_KIND.CLIENT)).toEqual(aServerIds);
     const bServerIds = ids(chain.b.proc.pid, SPAN_KIND.SERVER);
-    if (INJECTION) {
+    if (ON_THE_WIRE) {
       // every root's trace ID is on the wire, sampled or not: exactly the ones the ratio selects were recorded
       const all = saw.map((b) => b.traceparent![0]!.split("-"));
       expect(new Set(all.map((f) => f[1])).size).toBe(ROOTS);

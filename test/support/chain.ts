@@ -11,11 +11,16 @@ import { Proc, startServer } from "./processes.ts";
 const doctor = runCommand([GOTEL, "doctor"]).stdout.split("\n");
 const doctorLine = doctor.find((l) => l.includes("context propagation")) ?? "";
 const sameHostLine = doctor.find((l) => l.includes("same-host linking")) ?? "";
+const socketLine = doctor.find((l) => l.includes("socket insertion")) ?? "";
 export const INJECTION = /^\s*ok\s/.test(doctorLine);
+/** where gotel may not write into processes, plaintext HTTP/1 requests carry traceparent inserted into their bytes */
+export const SOCKET = !INJECTION && /^\s*ok\s/.test(socketLine);
+/** A's plaintext HTTP/1 requests carry its client span's traceparent on the wire: written or inserted */
+export const ON_THE_WIRE = INJECTION || SOCKET;
 /** A and B are on one host and traced by one gotel: B's spans continue A's through their connection (HTTP/1) */
 export const SAME_HOST = /^\s*ok\s/.test(sameHostLine);
 /** B's server spans are the children of A's client spans: by the header gotel writes, or through the connection */
-export const LINKED = INJECTION || SAME_HOST;
+export const LINKED = ON_THE_WIRE || SAME_HOST;
 if (!INJECTION) console.log(`traceparent injection is off on this kernel; gotel doctor: ${doctorLine.trim()}`);
 if (!LINKED) console.log(`services are not linked on this kernel, so cross-process links are not asserted; gotel doctor: ${sameHostLine.trim()}`);
 
