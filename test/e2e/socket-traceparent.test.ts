@@ -26,9 +26,9 @@ beforeAll(() => {
 interface Saw { traceparent: string[] | null; tracestate: string[] | null; bodyOk: boolean; id: string; bodyBytes?: number }
 
 /** A receiver no tracer knows: answers like the fixture's B (X-Checksum), reporting the trace headers it got. */
-function untracedReceiver(): { url: string; stop(): void } {
+function untracedReceiver(hostname = "127.0.0.1"): { url: string; stop(): void } {
   const server = Bun.serve({
-    hostname: "127.0.0.1",
+    hostname,
     port: 0,
     async fetch(req) {
       const body = new Uint8Array(await req.arrayBuffer());
@@ -41,7 +41,7 @@ function untracedReceiver(): { url: string; stop(): void } {
       return new Response(out, { headers: { "x-checksum": createHash("sha256").update(out).digest("hex"), "content-type": "application/json" } });
     },
   });
-  return { url: `http://127.0.0.1:${server.port}`, stop: () => void server.stop(true) };
+  return { url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`, stop: () => void server.stop(true) };
 }
 
 async function get(url: string, headers: Record<string, string> = {}): Promise<Saw> {
@@ -91,6 +91,24 @@ test.if(SOCKET)("an untraced receiver gets A's client span's traceparent and the
     expect(big.tracestate).toBeNull();
     await g.stop();
     expect(stoppedLine(g)).toMatch(/ inserted=3 insert_missed=0 insert_not_http1=0/);
+  } finally {
+    await g.stop();
+    await a.proc.stop();
+    b.stop();
+  }
+}, 60_000);
+
+test.if(SOCKET)("over IPv6 too", async () => {
+  const b = untracedReceiver("::1");
+  const a = await startServer(exe, ["frontend", "127.0.0.1:0", b.url]);
+  const g = await runGotel(["--pid", String(a.proc.pid)], gotelEnv(), a.proc.pid);
+  try {
+    collector.clear();
+    const saw = await get(`${a.base}/inline?id=v6`);
+    expect(saw.bodyOk).toBe(true);
+    const c = await clientSpan(a.proc.pid, "v6");
+    expect(c.attributes["server.address"]).toBe("::1");
+    expect(saw.traceparent).toEqual([`00-${c.traceId}-${c.spanId}-01`]);
   } finally {
     await g.stop();
     await a.proc.stop();

@@ -97,6 +97,9 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     const doctor = tagged(lines, "doctor");
     expect(doctor.find((l) => l.includes("uprobe.multi"))).toMatch(/^\s+warn\s+uprobe\.multi\s+not supported: classic uprobes are used/);
     expect(doctor.find((l) => l.includes("context propagation"))).toMatch(/^\s+ok\s+context propagation\s+bpf_probe_write_user is allowed/);
+    // before 6.10 a sock_ops program may not ask which process connects: socket insertion is not there (and where
+    // writing is allowed it would not be used: the two never both write)
+    expect(doctor.find((l) => l.includes("socket insertion")), console_()).toMatch(/^\s+warn\s+socket insertion\s+not available: its programs could not be loaded .*needs Linux 6\.10\+/);
     // asking for uprobe.multi where the kernel has none: one line, before anything is attached
     expect(tagged(lines, "multi-rc")).toEqual(["1"]);
     expect(tagged(lines, "multi")).toEqual([
