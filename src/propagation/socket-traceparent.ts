@@ -46,8 +46,6 @@ export class SocketTraceparent {
 
   /** Loads and attaches both programs; throws a GotelError saying why the kernel or the host cannot. */
   static start(core: BpfObject, opts: { showVerifierLog: boolean }): SocketTraceparent {
-    const cgroup = cgroup2Root();
-    if (!cgroup) throw new GotelError("no cgroup v2 hierarchy is mounted", "mount one (mount -t cgroup2 none /sys/fs/cgroup/unified)");
     let obj: BpfObject;
     try {
       obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
@@ -57,6 +55,11 @@ export class SocketTraceparent {
     } catch (e) {
       throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`,
         "needs Linux 6.10+ (a sock_ops program that may ask which process connects) and CAP_NET_ADMIN", { cause: e });
+    }
+    const cgroup = cgroup2Root();
+    if (!cgroup) {
+      obj.close();
+      throw new GotelError("no cgroup v2 hierarchy is mounted", "mount one (mount -t cgroup2 none /sys/fs/cgroup)");
     }
     let skMsg: { detach(): void } | undefined;
     try {

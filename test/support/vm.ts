@@ -77,7 +77,7 @@ function bootFiles(kernel: string, script: string): VmFile[] {
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
 mount -t debugfs debugfs /sys/kernel/debug; mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
-mount -t bpf bpf /sys/fs/bpf; ip link set lo up
+mount -t bpf bpf /sys/fs/bpf; mount -t cgroup2 cgroup2 /sys/fs/cgroup; ip link set lo up
 echo "@@kernel $(uname -r)"
 ${script}
 echo "@@end"
