@@ -95,6 +95,7 @@ function startConnectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog:
   const uses = { link: env.GOTEL_SAME_HOST_LINKING, insert: socket !== undefined };
   const sameHost = uses.link || uses.insert ? startPath("same-host linking", () => SameHostLinking.start(core.obj, { showVerifierLog, uses })) : undefined;
   if (socket && !sameHost) {
+    log.info("socket insertion is off", { reason: "it needs the connection tracepoint of same-host linking, which could not start" });
     socket.close();
     return {};
   }
