@@ -6,10 +6,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
-import { buildGoFixture } from "../support/go.ts";
+import { buildGoFixture, type GoBuild } from "../support/go.ts";
 import { startKafka, type KafkaBroker } from "../support/kafka.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
 import { GOTEL } from "../support/cli.ts";
+import { waitFor } from "../support/kernel.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
@@ -26,15 +27,24 @@ afterAll(async () => {
 
 const SCOPE = "go.opentelemetry.io/auto/github.com/segmentio/kafka-go";
 
-describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripped) => {
+/** the newest release and the oldest the module proxy serves here, stripped and not */
+const VARIANTS: [string, GoBuild & { id: string }][] = [
+  ["kafka-go v0.4.51, Go 1.27", { id: "n", goVersion: "1.27.4" }],
+  ["kafka-go v0.4.51, Go 1.27, stripped", { id: "s", goVersion: "1.27.4", stripped: true }],
+  ["kafka-go v0.4.42 (the oldest release served here), Go 1.22", { id: "o", goVersion: "1.22.12", modfile: "go.oldest.mod" }],
+  ["kafka-go v0.4.42, Go 1.22, stripped", { id: "os", goVersion: "1.22.12", modfile: "go.oldest.mod", stripped: true }],
+];
+
+describe.each(VARIANTS)("%s", (_, { id, ...build }) => {
+  const stripped = build.stripped === true;
   let server: { proc: Proc; base: string };
   let gotel: Proc;
   let pid: number;
-  const topic = `orders-${stripped ? "s" : "n"}`;
+  const topic = `orders-${id}`;
   const ours = (spans: ReceivedSpan[]) => spans.filter((s) => s.resource["process.pid"] === BigInt(pid));
 
   beforeAll(async () => {
-    const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4", stripped });
+    const exe = buildGoFixture("kafka-go", build);
     const create = Bun.spawnSync([exe, "create", kafka.address, topic], { stdout: "pipe", stderr: "pipe" });
     if (create.exitCode !== 0) throw new Error(`creating ${topic}: ${create.stderr}`);
     server = await startServer(exe, ["serve", kafka.address]);
@@ -119,8 +129,8 @@ describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripp
   }, 60_000);
 
   test("a consumer in a group, another process: one CONSUMER span per message, the producer's traceparent continued and linked", async () => {
-    const flows = `flows-${stripped ? "s" : "n"}`;
-    const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4", stripped });
+    const flows = `flows-${id}`;
+    const exe = buildGoFixture("kafka-go", build);
     expect(Bun.spawnSync([exe, "create", kafka.address, flows]).exitCode).toBe(0);
     const remote = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" };
     const tp = `00-${remote.traceId}-${remote.spanId}-01`;
@@ -129,7 +139,7 @@ describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripp
       expect((await fetch(`${server.base}/produce?${q}`)).status).toBe(200);
     }
     collector.clear();
-    const group = `group-${stripped ? "s" : "n"}`;
+    const group = `group-${id}`;
     // exec: attached before the consumer's first fetch
     const consumer = new Proc([GOTEL, "exec", "--", exe, "consume", kafka.address, flows, group, "3"], {
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100",
@@ -163,8 +173,8 @@ describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripp
   }, 150_000);
 
   test("1,000 messages under load: 1,000 PRODUCER and 1,000 CONSUMER spans, none lost, none twice", async () => {
-    const load = `load-${stripped ? "s" : "n"}`;
-    const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4", stripped });
+    const load = `load-${id}`;
+    const exe = buildGoFixture("kafka-go", build);
     expect(Bun.spawnSync([exe, "create", kafka.address, load]).exitCode).toBe(0);
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" };
     // a producer of its own under gotel (the describe's agent stopped in the test before), 100 calls of 10 messages
@@ -176,7 +186,7 @@ describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripp
       const statuses = await Promise.all(calls.slice(i, i + 10).map(async (c) => (await fetch(`${base}/produce?topic=${load}&n=10&key=m${c}`)).status));
       expect(statuses.every((st) => st === 200)).toBe(true);
     }
-    const consumer = new Proc([GOTEL, "exec", "--", exe, "consume", kafka.address, load, `load-group-${stripped ? "s" : "n"}`, "1000"], env);
+    const consumer = new Proc([GOTEL, "exec", "--", exe, "consume", kafka.address, load, `load-group-${id}`, "1000"], env);
     expect(await consumer.proc.exited).toBe(0);
     await producer.stop();
     const kinds = (spans: ReceivedSpan[], kind: number) => spans.filter((s) => s.kind === kind && s.attributes["messaging.destination.name"] === load);
@@ -192,3 +202,44 @@ describe.each([false, true])("kafka-go v0.4.51, Go 1.27 (stripped: %p)", (stripp
     for (const p of [producer, consumer]) expect(p.stderr.find((l) => / stopped /.test(l))).toContain(" dropped=0 ");
   }, 180_000);
 });
+
+test("a consumer group of two members in two processes: each message's CONSUMER span in the process that processed it, once", async () => {
+  const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4" });
+  const topic = "pairs";
+  const group = "pair-group";
+  expect(Bun.spawnSync([exe, "create", kafka.address, `${topic}:2`]).exitCode).toBe(0);
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" };
+  // both members until no message came for 3 s, each under its own gotel
+  const members = [0, 1].map(() => new Proc([GOTEL, "exec", "--", exe, "consume", kafka.address, topic, group, "0"], env));
+  const producer = new Proc([GOTEL, "exec", "--", exe, "serve", kafka.address], env);
+  try {
+    // the broker's own word that both joined and split the two partitions, so that no rebalance redelivers
+    const joined = await waitFor(() => {
+      const r = Bun.spawnSync([exe, "members", kafka.address, group, topic], { stdout: "pipe" });
+      return r.stdout.toString().trim() === "members 2 partitions 2";
+    }, 30_000);
+    expect(joined).toBe(true);
+    const base = `http://${(await producer.waitForLine(/^listening /)).split(" ")[1]}`;
+    collector.clear();
+    // the Writer's round-robin balancer puts 10 on each partition
+    expect((await fetch(`${base}/produce?topic=${topic}&n=20&key=p`)).status).toBe(200);
+    for (const m of members) expect(await m.wait(60_000)).toBe(0);
+    const consumerSpans = (spans: ReceivedSpan[]) => spans.filter((s) => s.kind === SPAN_KIND.CONSUMER && s.attributes["messaging.destination.name"] === topic);
+    await collector.waitFor((s) => consumerSpans(s).length >= 20, "20 consumer spans", 30_000);
+    await Bun.sleep(300);
+    const spans = consumerSpans(collector.spans());
+    const processed = members.map((m) => m.stdout.map((l) => l.split(" ")[0]!).sort());
+    expect(processed.map((keys) => keys.length)).toEqual([10, 10]);
+    expect(processed.flat().sort()).toEqual(Array.from({ length: 20 }, (_, i) => `p-${i}`).sort());
+    for (const [i, m] of members.entries()) {
+      const mine = spans.filter((s) => s.resource["process.pid"] === BigInt(m.pid));
+      expect(mine.map((s) => String(s.attributes["kafka.message.key"])).sort()).toEqual(processed[i]!);
+      expect(new Set(mine.map((s) => s.attributes["messaging.destination.partition.id"])).size).toBe(1);
+      for (const s of mine) expect(s.attributes["messaging.consumer.group.name"]).toBe(group);
+      expect(m.stderr.find((l) => / stopped /.test(l))).toContain(" dropped=0 ");
+    }
+    expect(spans).toHaveLength(20);
+  } finally {
+    for (const p of [...members, producer]) await p.stop();
+  }
+}, 150_000);
