@@ -101,22 +101,27 @@ export class ProbeObject {
    * same name, the event at `eventField`): copies of their events, ended at endNs. Call before forget().
    */
   inflightEvents(tgid: number, eventField: string, endNs: bigint): DataView[] {
+    return this.inflightCalls(tgid, eventField, endNs).map((c) => c.event);
+  }
+
+  /** inflightEvents, each with the whole in-flight value it was cut from (what a call keeps beside its event). */
+  inflightCalls(tgid: number, eventField: string, endNs: bigint): { event: DataView; value: Uint8Array }[] {
     const name = `${this.name}_inflight`;
     const layout = new StructView(this.obj.btf().structLayout(name));
     const start = layout.offset(eventField);
     const end = layout.offset(`${eventField}.hdr.end_ns`, 8) - start;
     const flags = layout.offset(`${eventField}.sc.flags`, 1) - start;
     const map = this.obj.map(name);
-    const events: DataView[] = [];
+    const calls: { event: DataView; value: Uint8Array }[] = [];
     for (const key of processKeys(map, tgid)) {
       const value = map.lookup(key);
       if (!value) continue;
       const event = new DataView(value.slice(start).buffer);
       if ((event.getUint8(flags) & SAMPLED) === 0) continue;
       event.setBigUint64(end, endNs, true);
-      events.push(event);
+      calls.push({ event, value });
     }
-    return events;
+    return calls;
   }
 
   /** Drops a gone process's config and whatever its calls left in the maps keyed by (tgid, pointer). */

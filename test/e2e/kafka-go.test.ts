@@ -5,6 +5,7 @@
  * OpenTelemetry Collector received. Stripped and not.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createServer, type AddressInfo } from "node:net";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { buildGoFixture, type GoBuild } from "../support/go.ts";
 import { startKafka, type KafkaBroker } from "../support/kafka.ts";
@@ -243,3 +244,37 @@ test("a consumer group of two members in two processes: each message's CONSUMER 
     for (const p of [...members, producer]) await p.stop();
   }
 }, 150_000);
+
+test("a producer killed while its write waits on a broker that never answers: one unfinished PRODUCER span per message, under its request's", async () => {
+  const silent = createServer(() => undefined); // accepts, never answers
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const exe = buildGoFixture("kafka-go", { goVersion: "1.27.4" });
+  const server = await startServer(exe, ["serve", `127.0.0.1:${(silent.address() as AddressInfo).port}`]);
+  const gotel = await runGotel(["--pid", String(server.proc.pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" }, server.proc.pid);
+  try {
+    await gotel.waitForLine(new RegExp(`attached pid=${server.proc.pid} .*instrumentation="kafka-go producer"`));
+    collector.clear();
+    const pending = fetch(`${server.base}/produce?topic=never&n=3&key=k`).catch(() => undefined);
+    await Bun.sleep(1000);
+    await server.proc.stop("SIGKILL");
+    await pending;
+    await gotel.waitForLine(new RegExp(`detached pid=${server.proc.pid} .*reason=exited unfinished=4$`), 10_000);
+    const spans = await collector.waitFor((all) => all.length >= 4, "4 unfinished spans");
+    await Bun.sleep(300);
+    expect(collector.spans()).toHaveLength(4);
+    const request = spans.find((s) => s.kind === SPAN_KIND.SERVER)!;
+    const producers = spans.filter((s) => s.kind === SPAN_KIND.PRODUCER);
+    const unfinished = { code: STATUS_CODE.ERROR, message: "unfinished: the process exited before the call returned" };
+    expect(request).toMatchObject({ status: unfinished, attributes: { "url.path": "/produce", "error.type": "process_exited" } });
+    expect(producers.map((s) => s.attributes["kafka.message.key"]).sort()).toEqual(["k-0", "k-1", "k-2"]);
+    expect(new Set(producers.map((s) => s.spanId)).size).toBe(3);
+    for (const s of producers) {
+      expect(s).toMatchObject({ name: "send never", traceId: request.traceId, parentSpanId: request.spanId, status: unfinished });
+      expect(s.attributes).toMatchObject({ "messaging.batch.message_count": 3n, "error.type": "process_exited" });
+    }
+  } finally {
+    await gotel.stop();
+    await server.proc.stop("SIGKILL");
+    silent.close();
+  }
+}, 60_000);

@@ -26,6 +26,9 @@ export const FIELDS = {
   message_time: `${KAFKA_GO}.Message.Time`,
 } as const;
 
+/** KAFKA_BATCH_MAX (kafka_go_producer.bpf.c): the messages of one call that get spans */
+export const BATCH_MAX = 16;
+
 export const PROGRAMS = { entry: "kafka_go_producer_entry", return: "kafka_go_producer_return" } as const;
 
 const SPEC: ProbeSpec = {
