@@ -12,7 +12,7 @@
  * Only connections opened after gotel traces a process are chosen: a keep-alive connection opened before keeps
  * sending requests without the header (counted as misses), until the client opens a new one.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachCgroup, attachSkMsg, type UprobeLinks } from "../ebpf/link.ts";
 import { BpfObject } from "../ebpf/object.ts";
@@ -35,6 +35,25 @@ export function cgroup2Root(mountinfo = readFileSync("/proc/self/mountinfo", "ut
   return undefined;
 }
 
+/** The two variants of the sock_ops program: asking the kernel which process connects (Linux 6.10+), or reading
+ * the task's tgid (before; only where gotel runs in the host's PID namespace). One is loaded. */
+const SOCK_OPS = { asking: "socket_traceparent_sockops", reading: "socket_traceparent_sockops_task" } as const;
+
+/** PROC_PID_INIT_INO: the host's PID namespace */
+const HOST_PID_NAMESPACE = 0xeffffffcn;
+
+function inHostPidNamespace(): boolean {
+  return statSync("/proc/self/ns/pid", { bigint: true }).ino === HOST_PID_NAMESPACE;
+}
+
+function load(core: BpfObject, showVerifierLog: boolean, sockOps: string): BpfObject {
+  return BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog }, (o) => {
+    for (const p of Object.values(SOCK_OPS)) o.program(p).autoload = p === sockOps;
+    const has = new Set(o.mapNames());
+    o.shareMaps(core, SHARED_MAPS.filter((m) => has.has(m)));
+  });
+}
+
 export class SocketTraceparent {
   private constructor(
     private readonly obj: BpfObject,
@@ -48,13 +67,19 @@ export class SocketTraceparent {
   static start(core: BpfObject, opts: { showVerifierLog: boolean }): SocketTraceparent {
     let obj: BpfObject;
     try {
-      obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
-        const has = new Set(o.mapNames());
-        o.shareMaps(core, SHARED_MAPS.filter((m) => has.has(m)));
-      });
+      obj = load(core, opts.showVerifierLog, SOCK_OPS.asking);
     } catch (e) {
-      throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`,
-        "needs Linux 6.10+ (a sock_ops program that may ask which process connects) and CAP_NET_ADMIN", { cause: e });
+      // before Linux 6.10 a sock_ops program may not ask which process connects; it may read the task's tgid,
+      // which is the pid gotel knows only in the host's PID namespace
+      if (!inHostPidNamespace()) {
+        throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`,
+          "needs Linux 6.10+ where gotel runs in a PID namespace of its own, and CAP_NET_ADMIN", { cause: e });
+      }
+      try {
+        obj = load(core, opts.showVerifierLog, SOCK_OPS.reading);
+      } catch (e2) {
+        throw new GotelError(`its programs could not be loaded (${e2 instanceof GotelError ? e2.oneLine : String(e2)})`, "needs CAP_NET_ADMIN", { cause: e2 });
+      }
     }
     const cgroup = cgroup2Root();
     if (!cgroup) {
@@ -64,7 +89,7 @@ export class SocketTraceparent {
     let skMsg: { detach(): void } | undefined;
     try {
       skMsg = attachSkMsg(obj.program("socket_traceparent_msg"), obj.map("socket_traceparent_sockets").fd);
-      const sockOps = attachCgroup(obj.program("socket_traceparent_sockops"), cgroup);
+      const sockOps = attachCgroup(obj.program([SOCK_OPS.asking, SOCK_OPS.reading].find((p) => obj.program(p).autoload)!), cgroup);
       return new SocketTraceparent(obj, skMsg, sockOps, cgroup);
     } catch (e) {
       skMsg?.detach();

@@ -9,6 +9,7 @@
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #include "event.h"
 #include "trace_context.h"
@@ -78,14 +79,27 @@ static __always_inline __u16 remote_port(__u32 v)
 		__ok;                                                                                                \
 	})
 
+struct task_struct {
+	int tgid;
+} __attribute__((preserve_access_index));
+
+/* The process connecting, as gotel knows it. Linux 6.10+ lets sock_ops programs ask (in gotel's PID namespace);
+ * before, the task's tgid is read (CO-RE), which is the pid gotel knows only where it runs in the host's PID
+ * namespace — user space loads that variant only there. */
+static __always_inline __u32 connecting_tgid(int from_task)
+{
+	if (from_task)
+		return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid);
+	return gotel_current_tgid();
+}
+
 /* The first bytes of an outgoing connection's life: which ones are a traced process's. */
-SEC("sockops")
-int socket_traceparent_sockops(struct bpf_sock_ops *skops)
+static __always_inline int on_sock_ops(struct bpf_sock_ops *skops, int from_task)
 {
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB: {
 		/* in connect(2), on the connecting thread */
-		__u32 tgid = gotel_current_tgid();
+		__u32 tgid = connecting_tgid(from_task);
 		__u32 *roles = bpf_map_lookup_elem(&gotel_link_tgids, &tgid);
 		if (!roles || !(*roles & GOTEL_LINK_INSERTS))
 			return 1;
@@ -121,6 +135,19 @@ int socket_traceparent_sockops(struct bpf_sock_ops *skops)
 	}
 	}
 	return 1;
+}
+
+SEC("sockops")
+int socket_traceparent_sockops(struct bpf_sock_ops *skops)
+{
+	return on_sock_ops(skops, 0);
+}
+
+/* the same before Linux 6.10 (user space loads one of the two) */
+SEC("sockops")
+int socket_traceparent_sockops_task(struct bpf_sock_ops *skops)
+{
+	return on_sock_ops(skops, 1);
 }
 
 /* Where the request line of the bytes at msg->data ends (the offset after its CRLF), or -1 when they do not start

@@ -66,6 +66,16 @@ echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=bidi&n=3")"
 sleep 2
 kill -INT $T; wait $T; echo "@@trace-rc $?"
 sed 's/^/@@span /' /tmp/spans.jsonl; sed 's/^/@@log /' /tmp/trace.err; sed 's/^/@@grpclog /' /tmp/grpc.log
+/a frontend 127.0.0.1:8087 http://127.0.0.1:8081 > /tmp/a2.log 2>&1 &
+A2=$!
+sleep 0.5
+GOTEL_WRITE_TRACEPARENT=false GOTEL_SAME_HOST_LINKING=false /gotel trace --pid $A2 --format jsonl > /tmp/sock.jsonl 2> /tmp/sock.err &
+T2=$!
+i=0; while [ $i -lt 300 ] && ! grep -q 'gotel is running' /tmp/sock.err; do sleep 0.2; i=$((i+1)); done
+for n in 1 2 3; do echo "@@sockanswer $(wget -q -O - "http://127.0.0.1:8087/inline?id=sock-$n&repeat=3000")"; done
+sleep 1
+kill -INT $T2; wait $T2; echo "@@sock-rc $?"
+sed 's/^/@@sockspan /' /tmp/sock.jsonl; sed 's/^/@@socklog /' /tmp/sock.err
 `;
 
 /** what the script printed after "@@tag " (the console may put a terminal's escape codes in front) */
@@ -87,7 +97,7 @@ function vmFiles(kernel: string) {
 
 // 6.1-arm64: the arm64 build (its libbpf, eBPF objects, Go register ABI and RET sites) on an arm64 kernel, emulated
 describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
-  test("doctor passes; A -> B traced with parents, an incoming traceparent continued, traceparent written on the wire; every database/sql path", async () => {
+  test("doctor passes; A -> B traced with parents, an incoming traceparent continued, traceparent written on the wire, or inserted into the socket's bytes; every database/sql path", async () => {
     const missing = kernelAvailable(kernel);
     if (missing) throw new Error(`cannot boot Linux ${kernel}: ${missing}`);
     const lines = await runInVm(kernel, vmFiles(kernel), SCRIPT, 540_000);
@@ -97,9 +107,9 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     const doctor = tagged(lines, "doctor");
     expect(doctor.find((l) => l.includes("uprobe.multi"))).toMatch(/^\s+warn\s+uprobe\.multi\s+not supported: classic uprobes are used/);
     expect(doctor.find((l) => l.includes("context propagation"))).toMatch(/^\s+ok\s+context propagation\s+bpf_probe_write_user is allowed/);
-    // before 6.10 a sock_ops program may not ask which process connects: socket insertion is not there (and where
-    // writing is allowed it would not be used: the two never both write)
-    expect(doctor.find((l) => l.includes("socket insertion")), console_()).toMatch(/^\s+warn\s+socket insertion\s+not available: its programs could not be loaded .*needs Linux 6\.10\+/);
+    // socket insertion loads (before 6.10 its sock_ops program reads the connecting task's tgid), and is not used
+    // where traceparent is written: the two never both write
+    expect(doctor.find((l) => l.includes("socket insertion")), console_()).toMatch(/^\s+ok\s+socket insertion\s+available but not used: traceparent is written here/);
     // asking for uprobe.multi where the kernel has none: one line, before anything is attached
     expect(tagged(lines, "multi-rc")).toEqual(["1"]);
     expect(tagged(lines, "multi")).toEqual([
@@ -187,6 +197,18 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       expect(server.attributes["network.peer.address"]).toBe("127.0.0.1");
       expect([server.traceId, server.parentSpanId], console_()).toEqual([client.traceId, client.spanId]);
     }
+    // socket insertion, forced by GOTEL_WRITE_TRACEPARENT=false on a new A: the header in the bytes, bodies intact
+    expect(tagged(lines, "sock-rc"), tagged(lines, "socklog").join("\n")).toEqual(["0"]);
+    expect(tagged(lines, "socklog").find((l) => l.includes("socket insertion is on")), tagged(lines, "socklog").join("\n")).toBeDefined();
+    const sockSpans = tagged(lines, "sockspan").map((l) => JSON.parse(l) as JsonSpan);
+    const sockAnswers = tagged(lines, "sockanswer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string });
+    expect(sockAnswers.map((a) => [a.id, a.bodyOk]), console_()).toEqual([["sock-1", true], ["sock-2", true], ["sock-3", true]]);
+    for (const answer of sockAnswers) {
+      const client = sockSpans.find((s) => s.kind === "CLIENT" && s.attributes["url.full"] === `http://127.0.0.1:8081/work?id=${answer.id}`)!;
+      expect(client, tagged(lines, "socklog").join("\n")).toBeDefined();
+      expect(answer.traceparent).toEqual([`00-${client.traceId}-${client.spanId}-01`]);
+    }
+
     // the OpenTelemetry API: the IDs the program sees for its own spans are the ones exported
     const otel = all.filter((s) => s.resource["process.pid"] === otelPid);
     const [work, child] = ["work", "child"].map((n) => otel.find((s) => s.name === n));
