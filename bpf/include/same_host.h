@@ -12,9 +12,16 @@
  *     names the connection, and the span filed under it is the parent. The server takes it (deletes it): a
  *     client span is the parent of one server span at most, never of a later request on a reused connection.
  *
- * HTTP/1 only: an HTTP/2 connection carries many requests at once, and its handlers do not run on the reading
- * goroutine, so nothing is filed for HTTP/2 and an HTTP/2 server span never finds an entry. Maps are LRU and
- * small: an entry lives from a request's send to its read.
+ * gRPC, by stream: grpc's loopy writer goroutine (one per connection) encodes each call's HEADERS
+ *   ((*loopyWriter).writeHeader, with the stream id) and then sends; the span is filed under (connection,
+ *   stream id) right there when that goroutine has sent on its connection before (the tracepoint remembers
+ *   the connection each sending goroutine last wrote), else it is pending for the goroutine's next send (a
+ *   new connection's first batch, up to GOTEL_LINK_STREAMS streams); the server's reader goroutine reads the
+ *   HEADERS frame and, in operateHeaders, takes what was filed under its connection and the frame's stream id.
+ *
+ * net/http's HTTP/2 is not linked: its server's handlers do not run on the reading goroutine, nor does any
+ * goroutine that knows the stream read the socket, so nothing is filed for it and an HTTP/2 server span never
+ * finds an entry. Maps are LRU and small: an entry lives from a request's send to its read.
  */
 #ifndef GOTEL_SAME_HOST_H
 #define GOTEL_SAME_HOST_H
@@ -24,7 +31,8 @@
 
 #include "trace_context.h"
 
-/* One TCP connection seen from its client: IPv4 addresses in the first 4 bytes. Ports in host order. */
+/* One TCP connection seen from its client: IPv4 addresses in the first 4 bytes. Ports in host order. For
+ * gRPC, a stream on it (HTTP/1: 0). */
 struct gotel_conn_key {
 	__u8 client_addr[16];
 	__u8 server_addr[16];
@@ -32,6 +40,23 @@ struct gotel_conn_key {
 	__u16 server_port;
 	__u16 family;
 	__u16 pad;
+	__u32 stream;
+	__u32 pad2;
+};
+
+/* The streams whose HEADERS a goroutine encoded since its last send (gRPC's loopy writer batches them). */
+#define GOTEL_LINK_STREAMS 8
+struct gotel_link_stream {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 flags;
+	__u8 pad[3];
+	__u32 id; /* 0: an empty slot */
+};
+struct gotel_link_streams {
+	__u32 next; /* the slot the next stream takes: the oldest is overwritten past GOTEL_LINK_STREAMS */
+	__u32 pad;
+	struct gotel_link_stream s[GOTEL_LINK_STREAMS];
 };
 
 /* (tgid, goroutine) -> the client span whose request that goroutine is about to send */
@@ -41,6 +66,22 @@ struct {
 	__type(key, struct gotel_ctx_key);
 	__type(value, struct gotel_span_context);
 } gotel_link_pending SEC(".maps");
+
+/* (tgid, goroutine) -> the gRPC streams whose spans its next send files */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct gotel_link_streams);
+} gotel_link_pending_streams SEC(".maps");
+
+/* (tgid, goroutine) -> the connection that goroutine last wrote to (gRPC's loopy writers: one connection each) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct gotel_conn_key);
+} gotel_conn_writes SEC(".maps");
 
 /* connection -> the client span of the request last sent on it, until the server's span takes it */
 struct {
@@ -83,10 +124,46 @@ static __always_inline void gotel_link_pending_put(__u32 tgid, __u64 goroutine, 
 	bpf_map_update_elem(&gotel_link_pending, &k, sc, BPF_ANY);
 }
 
-/* Server side: the client span filed under the connection this goroutine last read from, copied into out as a
- * remote parent (IDs, flags, tracestate), and taken; 0 when there was one. With out NULL (the request had its
- * own traceparent) it is only taken, so that no later request on the connection can find it. */
-static __always_inline int gotel_link_take(__u32 tgid, __u64 goroutine, struct gotel_span_context *out)
+/* Client side, gRPC: the span of a stream this goroutine encodes the HEADERS of, filed under the connection it
+ * writes (sc: a scratch span context to file it from), or pending for the send that follows. */
+static __always_inline void gotel_link_stream(__u32 tgid, __u64 goroutine, __u32 stream, const __u8 *trace_id,
+					      const __u8 *span_id, __u8 flags, struct gotel_span_context *sc)
+{
+	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST) || !stream)
+		return;
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = goroutine};
+	struct gotel_conn_key *wrote = bpf_map_lookup_elem(&gotel_conn_writes, &k);
+	if (wrote) {
+		struct gotel_conn_key conn = *wrote;
+		conn.stream = stream;
+		__builtin_memcpy(sc->trace_id, trace_id, 16);
+		__builtin_memcpy(sc->span_id, span_id, 8);
+		sc->flags = flags;
+		sc->tracestate_len = 0;
+		bpf_map_update_elem(&gotel_conn_links, &conn, sc, BPF_ANY);
+		return;
+	}
+	struct gotel_link_streams *p = bpf_map_lookup_elem(&gotel_link_pending_streams, &k);
+	if (!p) {
+		struct gotel_link_streams empty = {};
+		bpf_map_update_elem(&gotel_link_pending_streams, &k, &empty, BPF_NOEXIST);
+		p = bpf_map_lookup_elem(&gotel_link_pending_streams, &k);
+		if (!p)
+			return;
+	}
+	struct gotel_link_stream *s = &p->s[p->next % GOTEL_LINK_STREAMS];
+	p->next++;
+	__builtin_memcpy(s->trace_id, trace_id, 16);
+	__builtin_memcpy(s->span_id, span_id, 8);
+	s->flags = flags;
+	s->id = stream;
+}
+
+/* Server side: the client span filed under the connection this goroutine last read from (and, for gRPC, the
+ * stream), copied into out as a remote parent (IDs, flags, tracestate), and taken; 0 when there was one. With
+ * out NULL (the request had its own traceparent) it is only taken, so that no later request on the connection
+ * can find it. */
+static __always_inline int gotel_link_take_stream(__u32 tgid, __u64 goroutine, __u32 stream, struct gotel_span_context *out)
 {
 	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
 		return -1;
@@ -95,6 +172,7 @@ static __always_inline int gotel_link_take(__u32 tgid, __u64 goroutine, struct g
 	if (!read)
 		return -1;
 	struct gotel_conn_key conn = *read;
+	conn.stream = stream;
 	struct gotel_span_context *sc = bpf_map_lookup_elem(&gotel_conn_links, &conn);
 	if (!sc)
 		return -1;
@@ -111,6 +189,11 @@ static __always_inline int gotel_link_take(__u32 tgid, __u64 goroutine, struct g
 	bpf_map_delete_elem(&gotel_conn_links, &conn);
 	gotel_count(GOTEL_COUNTER_LINKED_SAME_HOST);
 	return 0;
+}
+
+static __always_inline int gotel_link_take(__u32 tgid, __u64 goroutine, struct gotel_span_context *out)
+{
+	return gotel_link_take_stream(tgid, goroutine, 0, out);
 }
 
 #endif

@@ -55,10 +55,12 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "gRPC server", module: GRPC, object: "grpc_server", readiness: grpcServer.readiness, present: grpcServer.present, needs: grpcServer.NEEDS,
     load: (ctx) => GrpcServerProbe.load({ ...ctx.object, memory: ctx.memory }),
+    sameHost: "reads",
   },
   {
     name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, present: grpcClient.present, needs: grpcClient.NEEDS,
-    load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject }),
+    load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, fileRequests: ctx.fileRequests }),
+    sameHost: "sends",
   },
   {
     name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", readiness: kafkaGoProducer.readiness,

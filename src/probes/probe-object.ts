@@ -18,7 +18,7 @@ import { StructView } from "../ebpf/struct-view.ts";
  * processes whose spans the OpenTelemetry API instrumentation records under their span pointers. gotel_http_routes:
  * the routes routers note for the net/http server spans (bpf/include/http_route.h).
  */
-export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_api_tgids", "gotel_link_pending", "gotel_conn_links", "gotel_conn_reads", "gotel_link_tgids", "gotel_conn_inserts", "gotel_sock_inserting", "gotel_http_routes"] as const;
+export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_api_tgids", "gotel_link_pending", "gotel_link_pending_streams", "gotel_conn_links", "gotel_conn_reads", "gotel_conn_writes", "gotel_link_tgids", "gotel_conn_inserts", "gotel_sock_inserting", "gotel_http_routes"] as const;
 
 const ABSENT = 0xffff_ffff_ffff_ffffn;
 /** GOTEL_FLAG_SAMPLED (bpf/include/trace_context.h): W3C trace-flags bit 0 */

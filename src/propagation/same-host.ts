@@ -88,7 +88,7 @@ export class SameHostLinking {
   forget(tgid: number): void {
     if (!this.tracked.delete(tgid)) return;
     this.core.map("gotel_link_tgids").delete(uintBytes(tgid, 4));
-    for (const name of ["gotel_link_pending", "gotel_conn_reads"]) {
+    for (const name of ["gotel_link_pending", "gotel_link_pending_streams", "gotel_conn_reads", "gotel_conn_writes"]) {
       const map = this.core.map(name);
       for (const k of processKeys(map, tgid)) map.delete(k);
     }

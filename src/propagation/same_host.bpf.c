@@ -113,9 +113,9 @@ static __always_inline int connection(struct sock *sk, struct gotel_conn_key *k,
 
 static __always_inline int same_connection(const struct gotel_conn_key *a, const struct gotel_conn_key *b)
 {
-	_Static_assert(sizeof(*a) == 40, "five words");
+	_Static_assert(sizeof(*a) == 48, "six words");
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4] && x[5] == y[5];
 }
 
 /* The TCP socket behind fd in the current task, or NULL. */
@@ -132,6 +132,41 @@ static __always_inline struct sock *socket_of(__u64 fd)
 		return 0;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
 	return sock ? BPF_CORE_READ(sock, sk) : 0;
+}
+
+/* a span context as the links map keeps it, made from a pending gRPC stream's (no tracestate) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gotel_span_context);
+} same_host_scratch SEC(".maps");
+
+/* The gRPC streams this goroutine encoded since its last send, filed under (connection, stream id). */
+static __always_inline void file_streams(__u32 tgid, __u64 g, __u64 fd)
+{
+	struct gotel_ctx_key pending = {.tgid = tgid, .ctx = g};
+	struct gotel_link_streams *p = bpf_map_lookup_elem(&gotel_link_pending_streams, &pending);
+	__u32 zero = 0;
+	struct gotel_span_context *sc = bpf_map_lookup_elem(&same_host_scratch, &zero);
+	if (!p || !sc)
+		return;
+	struct sock *sk = socket_of(fd);
+	struct gotel_conn_key k = {};
+	if (sk && connection(sk, &k, 1) == 0) {
+		sc->tracestate_len = 0;
+		for (int i = 0; i < GOTEL_LINK_STREAMS; i++) {
+			struct gotel_link_stream *s = &p->s[i];
+			if (!s->id)
+				continue;
+			__builtin_memcpy(sc->trace_id, s->trace_id, 16);
+			__builtin_memcpy(sc->span_id, s->span_id, 8);
+			sc->flags = s->flags;
+			k.stream = s->id;
+			bpf_map_update_elem(&gotel_conn_links, &k, sc, BPF_ANY);
+		}
+	}
+	bpf_map_delete_elem(&gotel_link_pending_streams, &pending);
 }
 
 /* A write: if this goroutine has a request's span pending, file it under the connection, for the server on this
@@ -157,17 +192,18 @@ static __always_inline void on_send(__u32 tgid, __u32 roles, __u64 g, __u64 fd)
 	bpf_map_delete_elem(&gotel_link_pending, &pending);
 }
 
-/* A read: remember the connection this goroutine reads (a serving goroutine reads one all its life). */
-static __always_inline void on_receive(__u32 tgid, __u64 g, __u64 fd)
+/* The connection this goroutine reads (a serving goroutine reads one all its life) or writes (a gRPC loopy
+ * writer), remembered in map; client_side: the goroutine's end is the connection's client. */
+static __always_inline void remember(void *map, __u32 tgid, __u64 g, __u64 fd, int client_side)
 {
 	struct sock *sk = socket_of(fd);
 	struct gotel_conn_key k = {};
-	if (!sk || connection(sk, &k, 0))
+	if (!sk || connection(sk, &k, client_side))
 		return;
-	struct gotel_ctx_key reader = {.tgid = tgid, .ctx = g};
-	struct gotel_conn_key *last = bpf_map_lookup_elem(&gotel_conn_reads, &reader);
+	struct gotel_ctx_key who = {.tgid = tgid, .ctx = g};
+	struct gotel_conn_key *last = bpf_map_lookup_elem(map, &who);
 	if (!last || !same_connection(last, &k))
-		bpf_map_update_elem(&gotel_conn_reads, &reader, &k, BPF_ANY);
+		bpf_map_update_elem(map, &who, &k, BPF_ANY);
 }
 
 /*   sys_enter(struct pt_regs *regs, long id): regs are the caller's saved user registers */
@@ -194,9 +230,14 @@ int same_host_syscall(__u64 *args)
 #endif
 	if (!g)
 		return 0;
-	if (send)
+	if (send) {
 		on_send(tgid, *roles, g, fd);
+		if (*roles & GOTEL_LINK_SENDS) {
+			file_streams(tgid, g, fd);
+			remember(&gotel_conn_writes, tgid, g, fd, 1);
+		}
+	}
 	else
-		on_receive(tgid, g, fd);
+		remember(&gotel_conn_reads, tgid, g, fd, 0);
 	return 0;
 }

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SPAN_KIND, STATUS_CODE, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
 import { buildGoFixture, type GoBuild } from "../support/go.ts";
+import { INJECTION, SAME_HOST } from "../support/chain.ts";
 import { waitFor } from "../support/kernel.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
 
@@ -20,6 +21,9 @@ beforeAll(() => {
 
 const env = (): Record<string, string> => ({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
 const SERVICE = "grpc.testing.TestService";
+/** where gotel may not write into processes, a server span continues the client span of a call from this host
+ * through their connection and stream (same-host linking) */
+const LINKED = SAME_HOST && !INJECTION;
 const NAMED = (method: string): Record<string, string> => ({
   "rpc.system.name": "grpc", "rpc.system": "grpc", "rpc.method": `${SERVICE}/${method}`, "rpc.service": SERVICE,
 });
@@ -82,7 +86,10 @@ describe.each([
     expect(answer).toBe("0 ");
     expect(client).toMatchObject({ name: `${SERVICE}/UnaryCall`, traceId: http.traceId, parentSpanId: http.spanId, status: { code: STATUS_CODE.UNSET } });
     expect(client.attributes).toEqual({ ...NAMED("UnaryCall"), "server.address": "127.0.0.1", "server.port": BigInt(service.grpcPort), ...status("OK", 0) });
-    expect(server).toMatchObject({ name: `${SERVICE}/UnaryCall`, parentSpanId: "", status: { code: STATUS_CODE.UNSET } });
+    expect(server).toMatchObject({
+      name: `${SERVICE}/UnaryCall`, status: { code: STATUS_CODE.UNSET },
+      ...(LINKED ? { traceId: client.traceId, parentSpanId: client.spanId } : { parentSpanId: "" }),
+    });
     const { "network.peer.port": peerPort, ...rest } = server.attributes;
     expect(typeof peerPort === "bigint" && peerPort > 0n).toBe(true);
     expect(rest).toEqual({ ...NAMED("UnaryCall"), "network.peer.address": "127.0.0.1", ...status("OK", 0) });
@@ -138,7 +145,7 @@ describe.each([
     expect(answer).toBe("0 ");
     expect(client).toMatchObject({ name: `${SERVICE}/${method}`, parentSpanId: http.spanId, status: { code: STATUS_CODE.UNSET } });
     expect(client.attributes).toEqual({ ...NAMED(method), "server.address": "127.0.0.1", "server.port": BigInt(service.grpcPort), ...status("OK", 0) });
-    expect(server).toMatchObject({ name: `${SERVICE}/${method}`, status: { code: STATUS_CODE.UNSET } });
+    expect(server).toMatchObject({ name: `${SERVICE}/${method}`, status: { code: STATUS_CODE.UNSET }, ...(LINKED ? { traceId: client.traceId, parentSpanId: client.spanId } : {}) });
     expect(server.attributes).toMatchObject({ ...NAMED(method), ...status("OK", 0) });
     expect(client.endTimeUnixNano).toBeGreaterThanOrEqual(server.endTimeUnixNano);
   }, 30_000);
@@ -201,7 +208,21 @@ describe.each([
     const spans = mine().filter((s) => s.name === `${SERVICE}/UnaryCall`);
     expect([count(SPAN_KIND.CLIENT), count(SPAN_KIND.SERVER)]).toEqual([200, 200]);
     expect(new Set(spans.map((s) => s.spanId)).size).toBe(400);
-    expect(spans.every((s) => s.parentSpanId === "" && s.attributes["rpc.status_code"] === "OK")).toBe(true);
+    expect(spans.every((s) => s.attributes["rpc.status_code"] === "OK")).toBe(true);
+    const clients = new Map(spans.filter((s) => s.kind === SPAN_KIND.CLIENT).map((s) => [s.spanId, s]));
+    for (const c of clients.values()) expect(c.parentSpanId).toBe(""); // made with context.Background()
+    const servers = spans.filter((s) => s.kind === SPAN_KIND.SERVER);
+    if (LINKED) {
+      // each server span continues exactly its own call's client span: one each, its trace, inside its time
+      const misplaced = servers.filter((s) => {
+        const c = clients.get(s.parentSpanId);
+        return c?.traceId !== s.traceId || s.startTimeUnixNano < c.startTimeUnixNano || s.endTimeUnixNano > c.endTimeUnixNano;
+      });
+      expect(misplaced.map((s) => `${s.spanId} -> ${s.parentSpanId}`)).toEqual([]);
+      expect(new Set(servers.map((s) => s.parentSpanId)).size).toBe(200);
+    } else {
+      expect(servers.every((s) => s.parentSpanId === "")).toBe(true);
+    }
   }, 60_000);
 });
 

@@ -51,6 +51,8 @@ export const PROGRAMS = {
   newStreamReturn: "grpc_client_new_stream_return",
   // write into the target: loaded only where the kernel allows it (src/ebpf/kernel-checks.ts)
   injectFields: "grpc_client_inject_fields", injectHeader: "grpc_client_inject_header", injectField: "grpc_client_inject_field",
+  // same-host linking, where writing is refused: the same sites, nothing written
+  linkFields: "grpc_client_link_fields", linkHeader: "grpc_client_link_header",
 } as const;
 
 const SPEC: ProbeSpec = {
@@ -69,6 +71,8 @@ export interface ClientPlan {
   programs: Record<string, number[]>;
   /** the injection's programs, attached where the kernel allows writing; undefined when this binary lacks a part */
   inject?: Record<string, number[]>;
+  /** same-host linking's programs, attached where writing is refused and it is on; undefined when a part is missing */
+  link?: Record<string, number[]>;
   offsetsSource: ReturnType<typeof offsetsOrigin>;
   entryEmulated: boolean;
 }
@@ -95,6 +99,8 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Clie
       [PROGRAMS.newStreamReturn]: r.plan.sites.returns,
     },
     ...(injects ? { inject: { [PROGRAMS.injectFields]: fields, [PROGRAMS.injectHeader]: [header.offset], [PROGRAMS.injectField]: [field.offset] } } : {}),
+    ...(fields?.length && header && r.plan.offsets.header_field_name !== undefined
+      ? { link: { [PROGRAMS.linkFields]: fields, [PROGRAMS.linkHeader]: [header.offset] } } : {}),
     offsetsSource: offsetsOrigin(r.plan),
     entryEmulated: r.plan.sites.entry.emulated,
   };

@@ -35,6 +35,7 @@
 #include "probe.h"
 #include "trace_context.h"
 #include "inject.h"
+#include "same_host.h"
 #include "grpc_status.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -122,6 +123,7 @@ struct {
 struct scratch {
 	struct grpc_client_inflight inflight;
 	char literal[128];
+	struct gotel_span_context link;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -176,7 +178,7 @@ static __always_inline int on_with_retry(const void *ctx)
 		return 0;
 	__u64 cs = go_arg(ctx, 1);
 	f->stream = cs;
-	if (gotel_propagation & GOTEL_PROPAGATION_INJECT)
+	if (gotel_propagation & (GOTEL_PROPAGATION_INJECT | GOTEL_PROPAGATION_SAME_HOST))
 		note_current(&key, &f->event.sc);
 	gotel_inflight_put(&grpc_client_inflight, tgid, cs, f);
 	bpf_map_delete_elem(&grpc_client_inflight, &key);
@@ -281,6 +283,30 @@ static __always_inline int on_write_header(const void *ctx)
 	return 0;
 }
 
+/* Same-host linking (same_host.h), where writing is refused: writeHeader(l, streamID, endStream, hf, onWrite)'s
+ * entry files the call's span for the loopy writer's next send, under the stream id (arg 2). Writes nothing. */
+static __always_inline int on_link_header(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 4)};
+	struct inject_context *sc = bpf_map_lookup_elem(&grpc_client_fields, &k);
+	struct grpc_client_config *cfg = bpf_map_lookup_elem(&grpc_client_config, &tgid);
+	if (!sc || !cfg)
+		return 0;
+	struct inject_context call = *sc;
+	bpf_map_delete_elem(&grpc_client_fields, &k);
+	/* a request's block starts with :method (as for injection) */
+	struct go_string first = {};
+	if (bpf_probe_read_user(&first, sizeof(first), (const void *)(k.ctx + cfg->header_field_name)) ||
+	    !go_string_is(first.ptr, first.len, ":method", 7))
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&grpc_client_scratch, &zero);
+	if (s)
+		gotel_link_stream(tgid, go_goroutine(ctx), (__u32)go_arg(ctx, 2), call.trace_id, call.span_id, call.flags, &s->link);
+	return 0;
+}
+
 /* (*hpack.Encoder).WriteField(e, f): f.Name = 2-3; before the block's first field that is not a pseudo-header */
 static __always_inline int on_write_field(const void *ctx)
 {
@@ -325,3 +351,6 @@ GOTEL_UPROBE(grpc_client_new_stream_return, on_new_stream_return)
 GOTEL_UPROBE(grpc_client_inject_fields, on_header_fields)
 GOTEL_UPROBE(grpc_client_inject_header, on_write_header)
 GOTEL_UPROBE(grpc_client_inject_field, on_write_field)
+/* the same RET of createHeaderFields, and writeHeader's entry, for same-host linking: nothing written */
+GOTEL_UPROBE(grpc_client_link_fields, on_header_fields)
+GOTEL_UPROBE(grpc_client_link_header, on_link_header)

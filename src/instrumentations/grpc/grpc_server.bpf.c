@@ -26,6 +26,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "same_host.h"
 #include "grpc_status.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -153,22 +154,28 @@ static __always_inline int on_headers(const void *ctx)
 		else if (go_string_is(name.ptr, name.len, "tracestate", 10))
 			bpf_probe_read_user(&tracestate, sizeof(tracestate), (const void *)(f + cfg->header_field_value));
 	}
-	if (!traceparent.ptr)
-		return 0;
-	struct gotel_span_context *remote = &s->remote;
-	__u32 len = go_read_bytes(s->value, sizeof(s->value), traceparent.ptr, traceparent.len);
-	if (len < GOTEL_TRACEPARENT_LEN || traceparent.len > sizeof(s->value) ||
-	    gotel_parse_traceparent(s->value, traceparent.len, remote))
-		return 0;
-	__u32 ts = go_read_bytes(remote->tracestate, GOTEL_TRACESTATE_MAX, tracestate.ptr, tracestate.len);
-	remote->tracestate_len = ts;
-	if (tracestate.len > GOTEL_TRACESTATE_MAX) /* cut at a member's end (W3C): only when the whole list was not kept */
-		remote->tracestate_len = gotel_trim_tracestate(remote->tracestate, tracestate.len);
-
 	__u64 header = read_u64_at(frame, cfg->meta_headers_frame);
 	__u32 id = 0;
 	if (!header || bpf_probe_read_user(&id, sizeof(id), (const void *)(header + cfg->headers_frame_header + cfg->frame_stream_id)))
 		return 0;
+	struct gotel_span_context *remote = &s->remote;
+	__u64 g = go_goroutine(ctx);
+	if (!traceparent.ptr) {
+		/* same host (same_host.h): the client's span filed under this connection and stream; this is the
+		 * goroutine that reads the connection */
+		if (gotel_link_take_stream(tgid, g, id, remote))
+			return 0;
+	} else {
+		gotel_link_take_stream(tgid, g, id, 0); /* its own header wins; nothing stays behind */
+		__u32 len = go_read_bytes(s->value, sizeof(s->value), traceparent.ptr, traceparent.len);
+		if (len < GOTEL_TRACEPARENT_LEN || traceparent.len > sizeof(s->value) ||
+		    gotel_parse_traceparent(s->value, traceparent.len, remote))
+			return 0;
+		__u32 ts = go_read_bytes(remote->tracestate, GOTEL_TRACESTATE_MAX, tracestate.ptr, tracestate.len);
+		remote->tracestate_len = ts;
+		if (tracestate.len > GOTEL_TRACESTATE_MAX) /* cut at a member's end (W3C): only when the whole list was not kept */
+			remote->tracestate_len = gotel_trim_tracestate(remote->tracestate, tracestate.len);
+	}
 	struct gotel_ctx_key k = {.tgid = tgid, .pad = id, .ctx = go_arg(ctx, 1)};
 	bpf_map_update_elem(&grpc_server_incoming, &k, remote, BPF_ANY);
 	return 0;
