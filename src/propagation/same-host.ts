@@ -2,7 +2,8 @@
  * Same-host linking (bpf/include/same_host.h says how; same_host.bpf.c beside this file is the kernel's half):
  * a server span continues the client span of another traced process on this host that sent its request, found
  * through the TCP connection the two share. Nothing is written into any process, so it links services where
- * lockdown refuses bpf_probe_write_user. HTTP/1 (plaintext and TLS) from net/http clients to net/http servers.
+ * lockdown refuses bpf_probe_write_user. HTTP/1 (plaintext and TLS) from net/http clients to net/http servers, and
+ * gRPC (grpc-go to grpc-go) by stream.
  *
  * Loaded once, after the core object whose maps it shares: a raw tracepoint on system call entry that looks
  * only at socket reads and writes of the processes gotel traces, which `track` adds and `forget` removes. The
