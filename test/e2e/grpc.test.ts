@@ -250,3 +250,34 @@ test("calls in flight when the process exits become unfinished ERROR spans, on b
     await service.proc.stop();
   }
 }, 60_000);
+
+test("two processes on this host, grpc v1.40.0 (Go 1.19) calling v1.85.0: each call's server span continues its client span", async () => {
+  const b = await startService(buildGoFixture("grpc-service", { goVersion: "1.27.4" }));
+  const caller = await startServer(buildGoFixture("grpc-service", { goVersion: "1.19.13", modfile: "go.v140.mod" }), [`127.0.0.1:${b.grpcPort}`]);
+  const gotel = await runGotel(["--pid", String(caller.proc.pid), "--pid", String(b.proc.pid)], env());
+  try {
+    await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*gRPC server`), 20_000);
+    await gotel.waitForLine(new RegExp(`attached pid=${caller.proc.pid} .*gRPC client`), 20_000);
+    collector.clear();
+    for (const kind of ["unary", "bidi&n=3", "unary", "server-stream&n=2"]) {
+      expect(await (await fetch(`${caller.base}/call?kind=${kind}`)).text()).toBe("0 ");
+    }
+    const of = (pid: number, kind: number) => (spans: ReceivedSpan[]) => spans.filter((s) => s.resource["process.pid"] === BigInt(pid) && s.kind === kind && s.scope.name.includes("grpc"));
+    const [clientsOf, serversOf] = [of(caller.proc.pid, SPAN_KIND.CLIENT), of(b.proc.pid, SPAN_KIND.SERVER)];
+    await waitFor(() => clientsOf(collector.spans()).length >= 4 && serversOf(collector.spans()).length >= 4, 10_000);
+    await Bun.sleep(300);
+    const [clients, servers] = [clientsOf(collector.spans()), serversOf(collector.spans())];
+    expect([clients.length, servers.length]).toEqual([4, 4]);
+    const byId = new Map(clients.map((c) => [c.spanId, c]));
+    for (const s of servers) {
+      const c = byId.get(s.parentSpanId);
+      if (LINKED) expect({ name: c?.name, traceId: c?.traceId }).toEqual({ name: s.name, traceId: s.traceId });
+      else expect(s.parentSpanId).toBe("");
+    }
+    if (LINKED) expect(new Set(servers.map((s) => s.parentSpanId)).size).toBe(4);
+  } finally {
+    await gotel.stop();
+    await caller.proc.stop();
+    await b.proc.stop();
+  }
+}, 120_000);
