@@ -100,11 +100,13 @@ struct {
 } gotel_conn_reads SEC(".maps");
 
 /* What of a traced process is looked at: its socket writes (an HTTP/1 client is attached), for same-host
- * linking (SENDS) or socket insertion (INSERTS, socket_insert.h), its reads (a server). */
+ * linking (SENDS) or socket insertion (INSERTS, socket_insert.h), or for a gRPC client's streams, with the
+ * connection each goroutine writes (STREAMS); its reads (a server). */
 enum gotel_link_role {
 	GOTEL_LINK_SENDS = 1,
 	GOTEL_LINK_READS = 2,
 	GOTEL_LINK_INSERTS = 4,
+	GOTEL_LINK_STREAMS = 8,
 };
 
 /* traced process -> enum gotel_link_role bits (user space adds and removes them) */

@@ -59,8 +59,8 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   },
   {
     name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, present: grpcClient.present, needs: grpcClient.NEEDS,
-    load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, fileRequests: ctx.fileRequests }),
-    sameHost: "sends",
+    load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, linkStreams: ctx.linkStreams }),
+    sameHost: "streams",
   },
   {
     name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", readiness: kafkaGoProducer.readiness,

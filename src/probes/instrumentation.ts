@@ -35,6 +35,8 @@ export interface LoadContext {
   /** clients file the spans of the HTTP/1 requests they send, for the connection tracepoint
    * (src/propagation/same-host.ts): same-host linking or socket insertion is on */
   fileRequests: boolean;
+  /** gRPC clients file their calls' streams for same-host linking (it is on) */
+  linkStreams: boolean;
 }
 
 export interface Instrumentation {

@@ -58,7 +58,7 @@ export function loadProbes(
     if (!Number.isInteger(first)) throw new Error("core.bpf.o: no GOTEL_EVENT_FIRST_INSTRUMENTATION in its BTF");
     for (const [n, i] of instrumentations.entries()) {
       const object = { ...base, shareWith: core.obj, eventType: first + n };
-      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined }));
+      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined, linkStreams: sameHost?.uses.link ?? false }));
     }
   } catch (e) {
     for (const p of probes.reverse()) p.close();

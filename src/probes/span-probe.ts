@@ -23,9 +23,9 @@ export interface Prepared {
 }
 
 /** An instrumentation's part in same-host linking (src/propagation/same-host.ts): its HTTP/1 client's socket
- * writes file its requests' spans ("sends"), its HTTP/1 server finds them through the connection it read
- * ("reads"). */
-export type SameHostRole = "sends" | "reads";
+ * writes file its requests' spans ("sends"), a gRPC client's writing goroutines file its calls' streams
+ * ("streams"), its server finds them through the connection it read ("reads"). */
+export type SameHostRole = "sends" | "streams" | "reads";
 
 /** A span event that could not be read (a span the application marshalled that does not parse): lost, counted. */
 export class UnreadableSpanError extends Error {}

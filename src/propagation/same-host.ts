@@ -26,6 +26,7 @@ const NAME = SAME_HOST_OBJECT;
 const LINK_SENDS = 1;
 const LINK_READS = 2;
 const LINK_INSERTS = 4;
+const LINK_STREAMS = 8;
 
 /** what the tracepoint files a client's requests for */
 export interface ConnectionUses {
@@ -73,7 +74,7 @@ export class SameHostLinking {
   /** Starts looking at a traced process's socket writes (its HTTP/1 client) or reads (its HTTP/1 server). */
   track(tgid: number, roles: ReadonlySet<SameHostRole>): void {
     const sends = roles.has("sends") ? (this.uses.link ? LINK_SENDS : 0) | (this.uses.insert ? LINK_INSERTS : 0) : 0;
-    const flags = sends | (roles.has("reads") && this.uses.link ? LINK_READS : 0);
+    const flags = sends | (this.uses.link ? (roles.has("reads") ? LINK_READS : 0) | (roles.has("streams") ? LINK_STREAMS : 0) : 0);
     if (!flags) return;
     this.core.map("gotel_link_tgids").update(uintBytes(tgid, 4), uintBytes(flags, 4));
     this.tracked.add(tgid);

@@ -217,7 +217,7 @@ int same_host_syscall(__u64 *args)
 		return 0;
 	__u32 tgid = gotel_current_tgid();
 	__u32 *roles = bpf_map_lookup_elem(&gotel_link_tgids, &tgid);
-	if (!roles || !(*roles & (send ? GOTEL_LINK_SENDS | GOTEL_LINK_INSERTS : GOTEL_LINK_READS)))
+	if (!roles || !(*roles & (send ? GOTEL_LINK_SENDS | GOTEL_LINK_INSERTS | GOTEL_LINK_STREAMS : GOTEL_LINK_READS)))
 		return 0;
 	const struct gotel_user_regs *regs = (const void *)args[0];
 	__u64 g = 0, fd = 0;
@@ -231,8 +231,10 @@ int same_host_syscall(__u64 *args)
 	if (!g)
 		return 0;
 	if (send) {
-		on_send(tgid, *roles, g, fd);
-		if (*roles & GOTEL_LINK_SENDS) {
+		__u32 r = *roles;
+		if (r & (GOTEL_LINK_SENDS | GOTEL_LINK_INSERTS))
+			on_send(tgid, r, g, fd);
+		if (r & GOTEL_LINK_STREAMS) {
 			file_streams(tgid, g, fd);
 			remember(&gotel_conn_writes, tgid, g, fd, 1);
 		}

@@ -11,8 +11,8 @@ import { plan, toSpanRecord, type ClientEvent } from "./client-plan.ts";
 export interface ClientLoadOptions extends LoadOptions {
   /** write traceparent into calls' HEADERS (the kernel allows bpf_probe_write_user and propagation is on) */
   inject: boolean;
-  /** file each call's span under its connection and stream for the loopy writer's next send (same-host linking) */
-  fileRequests?: boolean;
+  /** file each call's span under its connection and stream (same-host linking is on) */
+  linkStreams?: boolean;
   /** a live target's memory, to name error types */
   memory?: (tgid: number) => TargetMemory | undefined;
 }
@@ -36,7 +36,7 @@ export class GrpcClientProbe extends ObjectSpanProbe {
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     const p = plan(exe);
     if ("skipped" in p) return p;
-    const programs = { ...p.programs, ...(this.opts.inject ? p.inject : this.opts.fileRequests ? p.link : {}) };
+    const programs = { ...p.programs, ...(this.opts.inject ? p.inject : this.opts.linkStreams ? p.link : {}) };
     return {
       ...p.offsetsSource,
       sites: siteCount(programs),
