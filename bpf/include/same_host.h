@@ -16,7 +16,7 @@
  *   ((*loopyWriter).writeHeader, with the stream id) and then sends; the span is filed under (connection,
  *   stream id) right there when that goroutine has sent on its connection before (the tracepoint remembers
  *   the connection each sending goroutine last wrote), else it is pending for the goroutine's next send (a
- *   new connection's first batch, up to GOTEL_LINK_STREAMS streams); the server's reader goroutine reads the
+ *   new connection's first batch, up to GOTEL_LINK_STREAMS_MAX streams); the server's reader goroutine reads the
  *   HEADERS frame and, in operateHeaders, takes what was filed under its connection and the frame's stream id.
  *
  * net/http's HTTP/2 is not linked: its server's handlers do not run on the reading goroutine, nor does any
@@ -45,7 +45,7 @@ struct gotel_conn_key {
 };
 
 /* The streams whose HEADERS a goroutine encoded since its last send (gRPC's loopy writer batches them). */
-#define GOTEL_LINK_STREAMS 8
+#define GOTEL_LINK_STREAMS_MAX 8
 struct gotel_link_stream {
 	__u8 trace_id[16];
 	__u8 span_id[8];
@@ -54,9 +54,9 @@ struct gotel_link_stream {
 	__u32 id; /* 0: an empty slot */
 };
 struct gotel_link_streams {
-	__u32 next; /* the slot the next stream takes: the oldest is overwritten past GOTEL_LINK_STREAMS */
+	__u32 next; /* the slot the next stream takes: the oldest is overwritten past GOTEL_LINK_STREAMS_MAX */
 	__u32 pad;
-	struct gotel_link_stream s[GOTEL_LINK_STREAMS];
+	struct gotel_link_stream s[GOTEL_LINK_STREAMS_MAX];
 };
 
 /* (tgid, goroutine) -> the client span whose request that goroutine is about to send */
@@ -153,7 +153,7 @@ static __always_inline void gotel_link_stream(__u32 tgid, __u64 goroutine, __u32
 		if (!p)
 			return;
 	}
-	struct gotel_link_stream *s = &p->s[p->next % GOTEL_LINK_STREAMS];
+	struct gotel_link_stream *s = &p->s[p->next % GOTEL_LINK_STREAMS_MAX];
 	p->next++;
 	__builtin_memcpy(s->trace_id, trace_id, 16);
 	__builtin_memcpy(s->span_id, span_id, 8);

@@ -155,7 +155,7 @@ static __always_inline void file_streams(__u32 tgid, __u64 g, __u64 fd)
 	struct gotel_conn_key k = {};
 	if (sk && connection(sk, &k, 1) == 0) {
 		sc->tracestate_len = 0;
-		for (int i = 0; i < GOTEL_LINK_STREAMS; i++) {
+		for (int i = 0; i < GOTEL_LINK_STREAMS_MAX; i++) {
 			struct gotel_link_stream *s = &p->s[i];
 			if (!s->id)
 				continue;
