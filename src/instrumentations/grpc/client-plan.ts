@@ -114,7 +114,8 @@ export function readiness(exe: GoExecutable): Readiness {
     status: "ready",
     reason: `${NEW_CLIENT_STREAM}: entry ${p.entryEmulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"} (calls that fail before their stream); ` +
       "ends at (*clientStream).finish; " +
-      (p.inject ? "traceparent injection into the HEADERS at (*loopyWriter).writeHeader" : "createHeaderFields, writeHeader, hpack's WriteField or their offsets not found: no traceparent injection"),
+      (p.inject ? "traceparent injection into the HEADERS at (*loopyWriter).writeHeader" : "createHeaderFields, writeHeader, hpack's WriteField or their offsets not found: no traceparent injection") +
+      (p.link ? "; where writing is refused, same-host linking files each call's stream at writeHeader's entry" : "; no same-host linking (createHeaderFields, writeHeader or hpack's HeaderField not found)"),
     ...p.offsetsSource,
   };
 }
