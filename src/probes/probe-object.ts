@@ -20,6 +20,12 @@ import { StructView } from "../ebpf/struct-view.ts";
  */
 export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_api_tgids", "gotel_link_pending", "gotel_link_pending_streams", "gotel_conn_links", "gotel_conn_reads", "gotel_conn_writes", "gotel_link_tgids", "gotel_conn_inserts", "gotel_sock_inserting", "gotel_http_routes"] as const;
 
+/** Makes an opened object use the core's maps among SHARED_MAPS that it declares (before load). */
+export function useCoreMaps(obj: BpfObject, core: BpfObject): void {
+  const has = new Set(obj.mapNames());
+  obj.shareMaps(core, SHARED_MAPS.filter((m) => has.has(m)));
+}
+
 const ABSENT = 0xffff_ffff_ffff_ffffn;
 /** GOTEL_FLAG_SAMPLED (bpf/include/trace_context.h): W3C trace-flags bit 0 */
 const SAMPLED = 0x01;
@@ -63,10 +69,7 @@ export class ProbeObject {
       const names = new Set(o.btf().datasecVariables(".rodata").map((v) => v.name));
       const constants = { ...opts.constants, gotel_event_type_id: opts.eventType };
       o.setConstants(Object.fromEntries(Object.entries(constants).filter(([k]) => names.has(k))));
-      if (opts.shareWith) {
-        const has = new Set(o.mapNames());
-        o.shareMaps(opts.shareWith, SHARED_MAPS.filter((m) => has.has(m)));
-      }
+      if (opts.shareWith) useCoreMaps(o, opts.shareWith);
     });
     try {
       const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));

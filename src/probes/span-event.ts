@@ -61,6 +61,14 @@ export function stringField(s: StructView, field: string, lenField: string): (v:
   return (v) => decodeUtf8(v, off, Math.max(0, Math.min(len(v), cap, v.byteLength - off)));
 }
 
+/** A byte array and its length field (the bytes copied), capped at the array's size in BTF. */
+export function bytesField(s: StructView, field: string, lenField: string): (v: DataView) => Uint8Array {
+  const off = s.offset(field);
+  const cap = s.layout.fields.get(field)?.size ?? 0;
+  const len = s.u32(lenField);
+  return (v) => new Uint8Array(v.buffer.slice(v.byteOffset + off, v.byteOffset + off + Math.max(0, Math.min(len(v), cap, v.byteLength - off))));
+}
+
 export function i64Field(s: StructView, field: string): (v: DataView) => number {
   const o = s.offset(field, 8);
   return (v) => Number(v.getBigInt64(o, true));

@@ -17,7 +17,7 @@ import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { SameHostRole } from "../probes/span-probe.ts";
-import { processKeys, SHARED_MAPS } from "../probes/probe-object.ts";
+import { processKeys, useCoreMaps } from "../probes/probe-object.ts";
 
 /** the embedded object (same_host.bpf.c) */
 export const SAME_HOST_OBJECT = "same_host";
@@ -53,10 +53,7 @@ export class SameHostLinking {
   static start(core: BpfObject, opts: { showVerifierLog: boolean; uses: ConnectionUses }): SameHostLinking {
     let obj: BpfObject;
     try {
-      obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
-        const has = new Set(o.mapNames());
-        o.shareMaps(core, SHARED_MAPS.filter((m) => has.has(m)));
-      });
+      obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => useCoreMaps(o, core));
     } catch (e) {
       throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
     }

@@ -17,7 +17,7 @@ import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachCgroup, attachSkMsg, type UprobeLinks } from "../ebpf/link.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
-import { SHARED_MAPS } from "../probes/probe-object.ts";
+import { useCoreMaps } from "../probes/probe-object.ts";
 
 /** the embedded object (socket_traceparent.bpf.c) */
 export const SOCKET_TRACEPARENT_OBJECT = "socket_traceparent";
@@ -49,8 +49,7 @@ function inHostPidNamespace(): boolean {
 function load(core: BpfObject, showVerifierLog: boolean, sockOps: string): BpfObject {
   return BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog }, (o) => {
     for (const p of Object.values(SOCK_OPS)) o.program(p).autoload = p === sockOps;
-    const has = new Set(o.mapNames());
-    o.shareMaps(core, SHARED_MAPS.filter((m) => has.has(m)));
+    useCoreMaps(o, core);
   });
 }
 

@@ -3,7 +3,7 @@ import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
-import { i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
+import { bytesField, i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { consumerPrograms, plan, toSpanRecord, type ConsumerEvent } from "./consumer-plan.ts";
@@ -40,13 +40,13 @@ function eventDecoder(s: StructView): (v: DataView) => ConsumerEvent {
   const context = spanContextDecoder(s);
   const [topic, group] = [stringField(s, "topic", "topic_len"), stringField(s, "group", "group_len")];
   const [partition, offset] = [i64Field(s, "partition"), i64Field(s, "offset")];
-  const [keyAt, keyLen, keySize] = [s.offset("key"), s.u32("key_len"), s.u32("key_size")];
+  const [key, keySize] = [bytesField(s, "key", "key_len"), s.u32("key_size")];
   return (v) => ({
     ...context(v),
     topic: topic(v),
     partition: partition(v),
     offset: offset(v),
-    key: new Uint8Array(v.buffer.slice(v.byteOffset + keyAt, v.byteOffset + keyAt + Math.min(keyLen(v), 64))),
+    key: key(v),
     keySize: keySize(v),
     group: group(v),
   });

@@ -20,11 +20,10 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "kafka_go.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define KAFKA_TOPIC_MAX 128
-#define KAFKA_KEY_MAX 64
 #define KAFKA_GROUP_MAX 128
 #define KAFKA_HEADERS_MAX 8
 
@@ -191,11 +190,7 @@ static __always_inline int on_fetch_return(const void *ctx)
 	READ_STRING_FIELD(e->topic, e->topic_len, msg, cfg->message_topic);
 	e->partition = (__s64)read_u64_at(msg, cfg->message_partition);
 	e->offset = (__s64)read_u64_at(msg, cfg->message_offset);
-	struct go_slice key_bytes = {};
-	if (bpf_probe_read_user(&key_bytes, sizeof(key_bytes), (const void *)(msg + cfg->message_key)) == 0) {
-		e->key_size = key_bytes.len > 0 ? (__u32)key_bytes.len : 0;
-		e->key_len = go_read_bytes(e->key, KAFKA_KEY_MAX, key_bytes.ptr, key_bytes.len);
-	}
+	kafka_read_key(e->key, &e->key_len, &e->key_size, msg + cfg->message_key);
 	if (fetch.reader && cfg->reader_config != GOTEL_OFFSET_ABSENT)
 		READ_STRING_FIELD(e->group, e->group_len, fetch.reader + cfg->reader_config, cfg->config_group_id);
 

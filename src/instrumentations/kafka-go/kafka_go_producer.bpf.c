@@ -20,11 +20,10 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "kafka_go.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define KAFKA_TOPIC_MAX 128
-#define KAFKA_KEY_MAX 64
 #define KAFKA_BATCH_MAX 16
 #define GO_TIME_SIZE 24
 
@@ -111,13 +110,8 @@ static __always_inline int on_entry(const void *ctx)
 			break;
 		struct kafka_go_message *m = &f->messages[i];
 		__u64 at = msgs + i * stride;
-		struct go_slice key = {};
-		m->key_len = 0;
 		m->topic_len = 0;
-		if (bpf_probe_read_user(&key, sizeof(key), (const void *)(at + cfg->message_key)) == 0) {
-			m->key_size = key.len > 0 ? (__u32)key.len : 0;
-			m->key_len = go_read_bytes(m->key, KAFKA_KEY_MAX, key.ptr, key.len);
-		}
+		kafka_read_key(m->key, &m->key_len, &m->key_size, at + cfg->message_key);
 		if (!e->topic_len)
 			READ_STRING_FIELD(m->topic, m->topic_len, at, cfg->message_topic);
 	}

@@ -4,7 +4,7 @@ import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
-import { errorTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
+import { bytesField, errorTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { BATCH_MAX, PROGRAMS, plan, toSpanRecord, type ProducerEvent } from "./producer-plan.ts";
@@ -73,14 +73,14 @@ function eventDecoder(s: StructView): (v: DataView) => RawEvent {
   const context = spanContextDecoder(s);
   const writerTopic = stringField(s, "topic", "topic_len");
   const messageTopic = stringField(s, "message.topic", "message.topic_len");
-  const [keyAt, keyCap] = [s.offset("message.key"), 64];
-  const [keyLen, keySize, count] = [s.u32("message.key_len"), s.u32("message.key_size"), s.u32("count")];
+  const key = bytesField(s, "message.key", "message.key_len");
+  const [keySize, count] = [s.u32("message.key_size"), s.u32("count")];
   const errorType = s.u64("error_type");
   return (v) => ({
     ...context(v),
     writerTopic: writerTopic(v),
     messageTopic: messageTopic(v),
-    key: new Uint8Array(v.buffer.slice(v.byteOffset + keyAt, v.byteOffset + keyAt + Math.min(keyLen(v), keyCap))),
+    key: key(v),
     keySize: keySize(v),
     count: count(v),
     errorTypeAddress: errorType(v),
