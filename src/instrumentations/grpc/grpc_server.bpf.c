@@ -154,6 +154,9 @@ static __always_inline int on_headers(const void *ctx)
 		else if (go_string_is(name.ptr, name.len, "tracestate", 10))
 			bpf_probe_read_user(&tracestate, sizeof(tracestate), (const void *)(f + cfg->header_field_value));
 	}
+	/* nothing to continue: most calls, where same-host linking is off */
+	if (!traceparent.ptr && !(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
+		return 0;
 	__u64 header = read_u64_at(frame, cfg->meta_headers_frame);
 	__u32 id = 0;
 	if (!header || bpf_probe_read_user(&id, sizeof(id), (const void *)(header + cfg->headers_frame_header + cfg->frame_stream_id)))
