@@ -68,8 +68,13 @@ export interface Drops {
   unreadable: number;
   /** the application started a span through the OpenTelemetry API before gotel could switch the API on */
   apiSwitchedOff: number;
-  /** messages of one batch past what a probe reads (kafka-go's WriteMessages): no span */
+  /** messages of one batch past what a probe reads (kafka-go's WriteMessages, Sarama's SendMessages and
+   * acknowledged batches): no span */
   batchOverflow: number;
+  /** Kafka messages whose span's end a probe could not see (Sarama's AsyncProducer, a failure after the broker) */
+  kafkaEndUnseen: number;
+  /** Kafka messages processed without a span: their processing began before gotel attached (Sarama's consumer) */
+  kafkaStartUnseen: number;
 }
 
 /** How each kind of drop is named in warnings and in the final line. */
@@ -80,7 +85,9 @@ export const DROP_REASONS: Readonly<Record<keyof Drops, string>> = {
   targetGone: "process no longer traced",
   unreadable: "application span too large or unreadable",
   apiSwitchedOff: "application span before its API was switched on",
-  batchOverflow: "message past a batch's first 16",
+  batchOverflow: "message past a batch's first 16 (Sarama's acknowledged batches: 128)",
+  kafkaEndUnseen: "message whose end was not seen",
+  kafkaStartUnseen: "message whose processing began before attaching",
 };
 
 /**
@@ -125,7 +132,7 @@ export class Agent {
   private readonly kernelDropWarning = new RateLimitedWarning("spans dropped before reaching gotel's export queue", {
     hint: "see the final 'stopped' line for totals",
   });
-  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0, batchOverflow: 0 };
+  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0, batchOverflow: 0, kafkaEndUnseen: 0, kafkaStartUnseen: 0 };
   /** application spans user space could not read (the kernel counts those too large to send) */
   private unreadable = 0;
   private lossTimer: ReturnType<typeof setInterval> | undefined;
@@ -207,6 +214,8 @@ export class Agent {
       unreadable: this.kernelCount("TOO_LARGE") + this.unreadable,
       apiSwitchedOff: this.kernelCount("API_OFF"),
       batchOverflow: this.kernelCount("BATCH_OVERFLOW"),
+      kafkaEndUnseen: this.kernelCount("KAFKA_END_UNSEEN"),
+      kafkaStartUnseen: this.kernelCount("KAFKA_START_UNSEEN"),
     };
   }
 

@@ -44,6 +44,10 @@ enum gotel_counter {
 	GOTEL_COUNTER_SOCKET_NOT_HTTP1 = 12,      /* not: the bytes sent were no HTTP/1 request line (TLS, or a
 						   * request line longer than the 1 KiB looked at) */
 	GOTEL_COUNTER_SOCKET_FAILED = 13,         /* not: the kernel refused to insert (no memory), a miss */
+	GOTEL_COUNTER_KAFKA_END_UNSEEN = 14,      /* a message's span whose end a probe could not see (Sarama's
+						   * AsyncProducer: a failure after the message reached a broker) */
+	GOTEL_COUNTER_KAFKA_START_UNSEEN = 15,    /* a message processed without a span: its processing began before
+						   * gotel attached (Sarama's consumer) */
 	GOTEL_COUNTER_MAX = 16,
 };
 

@@ -214,6 +214,38 @@ static __always_inline void gotel_untrack(__u32 tgid, __u64 ctx)
 		bpf_map_delete_elem(&gotel_spans_by_ctx, &k);
 }
 
+/* Spans by goroutine, for libraries whose calls carry no context (Sarama's SyncProducer): in the processes in
+ * gotel_goroutine_tgids (one of them is attached), a server span is also recorded in gotel_spans_by_ctx under its
+ * goroutine, tagged so that it is never taken for a context pointer (user-space addresses stay below 2^47), from
+ * its start to its end on that goroutine. Elsewhere it costs the server one lookup per request. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} gotel_goroutine_tgids SEC(".maps");
+
+#define GOTEL_GOROUTINE_TAG (1ULL << 63)
+
+static __always_inline void gotel_track_goroutine(__u32 tgid, __u64 goroutine, const struct gotel_span_context *sc)
+{
+	if (bpf_map_lookup_elem(&gotel_goroutine_tgids, &tgid))
+		gotel_track(tgid, goroutine | GOTEL_GOROUTINE_TAG, sc);
+}
+
+static __always_inline void gotel_untrack_goroutine(__u32 tgid, __u64 goroutine)
+{
+	if (bpf_map_lookup_elem(&gotel_goroutine_tgids, &tgid))
+		gotel_untrack(tgid, goroutine | GOTEL_GOROUTINE_TAG);
+}
+
+/* The server span in flight on this goroutine, or NULL. */
+static __always_inline struct gotel_span_context *gotel_goroutine_span(__u32 tgid, __u64 goroutine)
+{
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = goroutine | GOTEL_GOROUTINE_TAG};
+	return bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
+}
+
 /* Sends a span event whose last member is its struct gotel_span_context: only tracestate_len bytes of the
  * tracestate travel. */
 #define gotel_emit_span(e)                                                                               \

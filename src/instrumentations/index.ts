@@ -24,6 +24,10 @@ import { KafkaGoProducerProbe } from "./kafka-go/producer-probe.ts";
 import * as kafkaGoConsumer from "./kafka-go/consumer-plan.ts";
 import { KafkaGoConsumerProbe } from "./kafka-go/consumer-probe.ts";
 import { OtelApiProbe } from "./otel-api/probe.ts";
+import * as saramaProducer from "./sarama/producer-plan.ts";
+import { SaramaProducerProbe } from "./sarama/producer-probe.ts";
+import * as saramaConsumer from "./sarama/consumer-plan.ts";
+import { SaramaConsumerProbe } from "./sarama/consumer-probe.ts";
 import { NethttpServerProbe } from "./nethttp-server/probe.ts";
 import { librariesNotInstrumented, type NotInstrumented } from "./not-instrumented.ts";
 
@@ -71,6 +75,16 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     name: "kafka-go consumer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_consumer", readiness: kafkaGoConsumer.readiness,
     present: kafkaGoConsumer.present, needs: kafkaGoConsumer.NEEDS,
     load: (ctx) => KafkaGoConsumerProbe.load(ctx.object),
+  },
+  {
+    name: "Sarama producer", module: saramaProducer.SARAMA, object: "sarama_producer", readiness: saramaProducer.readiness,
+    present: saramaProducer.present, needs: saramaProducer.NEEDS,
+    load: (ctx) => SaramaProducerProbe.load({ ...ctx.object, memory: ctx.memory }),
+  },
+  {
+    name: "Sarama consumer", module: saramaProducer.SARAMA, object: "sarama_consumer", readiness: saramaConsumer.readiness,
+    present: saramaConsumer.present, needs: saramaConsumer.NEEDS,
+    load: (ctx) => SaramaConsumerProbe.load(ctx.object),
   },
   {
     name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,

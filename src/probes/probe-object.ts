@@ -18,7 +18,7 @@ import { StructView } from "../ebpf/struct-view.ts";
  * processes whose spans the OpenTelemetry API instrumentation records under their span pointers. gotel_http_routes:
  * the routes routers note for the net/http server spans (bpf/include/http_route.h).
  */
-export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_api_tgids", "gotel_link_pending", "gotel_link_pending_streams", "gotel_conn_links", "gotel_conn_reads", "gotel_conn_writes", "gotel_link_tgids", "gotel_conn_inserts", "gotel_sock_inserting", "gotel_http_routes"] as const;
+export const SHARED_MAPS = ["events", "drops", "gotel_spans_by_ctx", "gotel_api_tgids", "gotel_goroutine_tgids", "gotel_link_pending", "gotel_link_pending_streams", "gotel_conn_links", "gotel_conn_reads", "gotel_conn_writes", "gotel_link_tgids", "gotel_conn_inserts", "gotel_sock_inserting", "gotel_http_routes"] as const;
 
 /** Makes an opened object use the core's maps among SHARED_MAPS that it declares (before load). */
 export function useCoreMaps(obj: BpfObject, core: BpfObject): void {
@@ -107,9 +107,9 @@ export class ProbeObject {
     return this.inflightCalls(tgid, eventField, endNs).map((c) => c.event);
   }
 
-  /** inflightEvents, each with the whole in-flight value it was cut from (what a call keeps beside its event). */
-  inflightCalls(tgid: number, eventField: string, endNs: bigint): { event: DataView; value: Uint8Array }[] {
-    const name = `${this.name}_inflight`;
+  /** inflightEvents, each with the whole in-flight value it was cut from (what a call keeps beside its event);
+   * `name`: another map of this object's calls in flight, keyed by (tgid, …), whose value struct has its name. */
+  inflightCalls(tgid: number, eventField: string, endNs: bigint, name = `${this.name}_inflight`): { event: DataView; value: Uint8Array }[] {
     const layout = new StructView(this.obj.btf().structLayout(name));
     const start = layout.offset(eventField);
     const end = layout.offset(`${eventField}.hdr.end_ns`, 8) - start;

@@ -10,15 +10,15 @@
  * — and also a link to that context, which the conventions ask of process spans (SHOULD link the creation
  * context; MAY make it the parent). Without the header, the parent is the span on the ctx FetchMessage got.
  */
-import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
 import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
-import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
+import type { SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { KAFKA_GO, SCOPE, messagingAttributes } from "./kafka-go.ts";
+import { processSpan } from "../kafka.ts";
+import { KAFKA_GO, SCOPE } from "./kafka-go.ts";
 
 export const FUNCTION = `${KAFKA_GO}.(*Reader).FetchMessage`;
 const CLOSE = `${KAFKA_GO}.(*Reader).Close`;
@@ -81,20 +81,5 @@ export interface ConsumerEvent extends SpanEventContext {
 }
 
 export function toSpanRecord(e: ConsumerEvent): SpanRecord {
-  const attributes = messagingAttributes("process", e.topic, e.key, e.keySize);
-  attributes["messaging.destination.partition.id"] = String(e.partition);
-  attributes["kafka.offset"] = e.offset;
-  if (e.group) attributes["messaging.consumer.group.name"] = e.group;
-  const context = recordContext(e);
-  return {
-    ...context,
-    name: e.topic ? `process ${e.topic}` : "process",
-    kind: SpanKind.CONSUMER,
-    attributes,
-    status: { code: SpanStatusCode.UNSET },
-    ...(e.parentIsRemote && e.parentSpanId
-      ? { links: [{ traceId: e.traceId, spanId: e.parentSpanId, sampled: true, attributes: {}, droppedAttributes: 0 }] }
-      : {}),
-    scope: SCOPE,
-  };
+  return processSpan(e, SCOPE);
 }

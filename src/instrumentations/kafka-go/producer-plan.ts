@@ -5,15 +5,15 @@
  * messaging.destination.name, kafka.message.key (when the key is text), messaging.batch.message_count
  * (a call of more than one message), error.type and status ERROR when the write failed.
  */
-import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
 import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
-import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
+import type { SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { KAFKA_GO, SCOPE, messagingAttributes } from "./kafka-go.ts";
+import { sendSpan } from "../kafka.ts";
+import { KAFKA_GO, SCOPE } from "./kafka-go.ts";
 
 export { KAFKA_GO };
 
@@ -69,16 +69,5 @@ export interface ProducerEvent extends SpanEventContext {
 }
 
 export function toSpanRecord(e: ProducerEvent): SpanRecord {
-  const topic = e.writerTopic || e.messageTopic;
-  const attributes = messagingAttributes("send", topic, e.key, e.keySize);
-  if (e.count > 1) attributes["messaging.batch.message_count"] = e.count;
-  if (e.errorType) attributes["error.type"] = e.errorType;
-  return {
-    ...recordContext(e),
-    name: topic ? `send ${topic}` : "send",
-    kind: SpanKind.PRODUCER,
-    attributes,
-    status: e.errorType ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
-    scope: SCOPE,
-  };
+  return sendSpan({ ...e, topic: e.writerTopic || e.messageTopic }, SCOPE);
 }

@@ -256,8 +256,10 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 	/* morestack re-runs the prologue, so the entry may fire twice for one call: overwrite (also x/net's
 	 * stream span when its handler is serverHandler.ServeHTTP) */
 	gotel_http_route_clear(tgid, g);
-	if (gotel_inflight_put(&nethttp_server_inflight, tgid, g, f) == 0)
+	if (gotel_inflight_put(&nethttp_server_inflight, tgid, g, f) == 0) {
 		gotel_track(tgid, f->ctx, &e->sc);
+		gotel_track_goroutine(tgid, g, &e->sc);
+	}
 	return 0;
 }
 
@@ -308,6 +310,7 @@ static __always_inline int finish_request(const void *ctx, __u64 only_writer, __
 	if (!f || (only_writer && f->response_writer != only_writer))
 		return 0;
 	gotel_untrack(tgid, f->ctx);
+	gotel_untrack_goroutine(tgid, key.ctx);
 	struct nethttp_server_event *e = &f->event;
 	if (!(e->sc.flags & GOTEL_FLAG_SAMPLED)) {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);
