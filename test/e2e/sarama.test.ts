@@ -31,10 +31,10 @@ const TRACEPARENT = `00-${REMOTE.traceId}-${REMOTE.spanId}-01`;
 
 /** the newest release and the oldest the module proxy serves here, stripped and not */
 const VARIANTS: [string, GoBuild & { id: string }][] = [
-  ["Sarama v1.61.1, Go 1.27", { id: "n", goVersion: "1.27.4" }],
-  ["Sarama v1.61.1, Go 1.27, stripped", { id: "s", goVersion: "1.27.4", stripped: true }],
-  ["Sarama v1.50.1 (the oldest release served here), Go 1.25", { id: "o", goVersion: "1.25.9", modfile: "go.oldest.mod" }],
-  ["Sarama v1.50.1, Go 1.25, stripped", { id: "os", goVersion: "1.25.9", modfile: "go.oldest.mod", stripped: true }],
+  ["Sarama v1.62.0, Go 1.27", { id: "n", goVersion: "1.27.4" }],
+  ["Sarama v1.62.0, Go 1.27, stripped", { id: "s", goVersion: "1.27.4", stripped: true }],
+  ["Sarama v1.40.1 (the oldest IBM/sarama release), Go 1.22", { id: "o", goVersion: "1.22.12", modfile: "go.oldest.mod" }],
+  ["Sarama v1.40.1, Go 1.22, stripped", { id: "os", goVersion: "1.22.12", modfile: "go.oldest.mod", stripped: true }],
 ];
 
 const env = () => ({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
@@ -264,3 +264,52 @@ test("a consumer group of two members in two processes: each message's CONSUMER 
     for (const p of [...members, producer]) await p.stop();
   }
 }, 150_000);
+
+test("a producer killed while the broker does not answer: one unfinished PRODUCER span per message in flight, sync and async", async () => {
+  const exe = buildGoFixture("sarama", { goVersion: "1.27.4" });
+  const topic = "sarama-stalled";
+  create(exe, topic);
+  const server = await startServer(exe, ["serve", kafka.address]);
+  const gotel = await runGotel(["--pid", String(server.proc.pid)], env(), server.proc.pid);
+  try {
+    await gotel.waitForLine(new RegExp(`attached pid=${server.proc.pid} .*instrumentation="Sarama producer"`));
+    // warm: metadata and connections made, so that the calls below wait on the produce requests themselves
+    expect((await fetch(`${server.base}/produce?topic=${topic}&n=1&key=warm`)).status).toBe(200);
+    expect((await fetch(`${server.base}/produce?topic=${topic}&n=1&key=warm&mode=async`)).status).toBe(200);
+    await Bun.sleep(500);
+    collector.clear();
+    process.kill(kafka.pid, "SIGSTOP");
+    try {
+      const pending = [
+        fetch(`${server.base}/produce?topic=${topic}&n=3&key=sync`).catch(() => undefined),
+        fetch(`${server.base}/produce?topic=${topic}&n=2&key=async&mode=async`).catch(() => undefined),
+      ];
+      await Bun.sleep(1000);
+      await server.proc.stop("SIGKILL");
+      await Promise.all(pending);
+    } finally {
+      process.kill(kafka.pid, "SIGCONT");
+    }
+    await gotel.waitForLine(new RegExp(`detached pid=${server.proc.pid} .*reason=exited unfinished=7$`), 10_000);
+    const spans = await collector.waitFor((all) => all.length >= 7, "7 unfinished spans");
+    await Bun.sleep(300);
+    expect(collector.spans()).toHaveLength(7);
+    const unfinished = { code: STATUS_CODE.ERROR, message: "unfinished: the process exited before the call returned" };
+    const requests = spans.filter((s) => s.kind === SPAN_KIND.SERVER);
+    expect(requests.map((s) => s.status)).toEqual([unfinished, unfinished]);
+    const producers = spans.filter((s) => s.kind === SPAN_KIND.PRODUCER);
+    expect(producers.map((s) => s.attributes["kafka.message.key"]).sort()).toEqual(["async-0", "async-1", "sync-0", "sync-1", "sync-2"]);
+    expect(new Set(producers.map((s) => s.spanId)).size).toBe(5);
+    const syncRequest = requests.find((r) => producers.some((p) => p.attributes["kafka.message.key"] === "sync-0" && p.parentSpanId === r.spanId));
+    expect(syncRequest).toBeDefined();
+    for (const s of producers) {
+      const sync = String(s.attributes["kafka.message.key"]).startsWith("sync");
+      expect(s).toMatchObject({ name: `send ${topic}`, status: unfinished, parentSpanId: sync ? syncRequest!.spanId : "" });
+      expect(s.attributes).toMatchObject({ "error.type": "process_exited" });
+      expect(s.attributes["kafka.offset"]).toBeUndefined();
+    }
+  } finally {
+    await gotel.stop();
+    await server.proc.stop("SIGKILL");
+  }
+}, 90_000);

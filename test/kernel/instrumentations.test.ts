@@ -26,6 +26,7 @@ beforeAll(() => {
   const programs = [
     buildGoFixture("http-db", { cgo: true }), buildGoFixture("http-chain"), buildGoFixture("grpc-service"), buildGoFixture("otel-api"),
     buildGoFixture("http-routers", { goVersion: "1.27.4" }), buildGoFixture("kafka-go", { goVersion: "1.27.4" }),
+    buildGoFixture("sarama", { goVersion: "1.27.4" }),
   ];
   inspected = programs.flatMap((exe) => {
     const i = runCommand([GOTEL, "inspect", "--json", exe]);

@@ -13,6 +13,8 @@ import { Proc } from "./processes.ts";
 export interface KafkaBroker {
   /** host:port of its PLAINTEXT listener */
   address: string;
+  /** the broker's process: a test stops it (SIGSTOP) to leave a request unanswered */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -75,6 +77,7 @@ export async function startKafka(): Promise<KafkaBroker> {
       if (await portAccepts(port)) {
         return {
           address: `127.0.0.1:${port}`,
+          pid: broker.proc.pid,
           async stop() {
             await broker.stop();
             rmSync(dir, { recursive: true, force: true });
