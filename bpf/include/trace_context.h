@@ -215,9 +215,10 @@ static __always_inline void gotel_untrack(__u32 tgid, __u64 ctx)
 }
 
 /* Spans by goroutine, for libraries whose calls carry no context (Sarama's SyncProducer): in the processes in
- * gotel_goroutine_tgids (one of them is attached), a server span is also recorded in gotel_spans_by_ctx under its
- * goroutine, tagged so that it is never taken for a context pointer (user-space addresses stay below 2^47), from
- * its start to its end on that goroutine. Elsewhere it costs the server one lookup per request. */
+ * gotel_goroutine_tgids (one of them is attached), a server span (net/http's, gRPC's) is also recorded in
+ * gotel_spans_by_ctx under the goroutine its handler runs on, tagged so that it is never taken for a context
+ * pointer (user-space addresses stay below 2^47), until it ends. Elsewhere it costs a server one lookup at a
+ * span's start and one at its end. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

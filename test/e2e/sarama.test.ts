@@ -313,3 +313,33 @@ test("a producer killed while the broker does not answer: one unfinished PRODUCE
     await server.proc.stop("SIGKILL");
   }
 }, 90_000);
+
+test("a message sent from a gRPC handler: its PRODUCER span is the child of the call's SERVER span", async () => {
+  const exe = buildGoFixture("sarama", { goVersion: "1.27.4" });
+  const topic = "sarama-from-grpc";
+  create(exe, topic);
+  const server = new Proc([GOTEL, "exec", "--", exe, "grpc", kafka.address], env());
+  try {
+    const address = (await server.waitForLine(/^listening /)).split(" ")[1]!;
+    collector.clear();
+    for (let i = 0; i < 2; i++) {
+      const call = Bun.spawnSync([exe, "check", address, topic], { stdout: "pipe", stderr: "pipe" });
+      expect(`${call.stdout}${call.stderr}`.trim()).toBe("SERVING");
+    }
+    // gotel exec: the server is its child; its spans are the calls of this service and the messages to this topic
+    const ours = (s: ReceivedSpan[]) => s.filter((x) => (x.kind === SPAN_KIND.SERVER && x.name === "grpc.health.v1.Health/Check") ||
+      x.attributes["messaging.destination.name"] === topic);
+    await collector.waitFor((s) => ours(s).length >= 4, "2 calls' spans", 15_000);
+    await Bun.sleep(300);
+    const spans = ours(collector.spans());
+    const calls = spans.filter((s) => s.kind === SPAN_KIND.SERVER);
+    const producers = spans.filter((s) => s.kind === SPAN_KIND.PRODUCER);
+    expect(calls.map((s) => s.name)).toEqual(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Check"]);
+    expect(producers.map((p) => [p.name, p.attributes["kafka.message.key"]])).toEqual([[`send ${topic}`, "grpc"], [`send ${topic}`, "grpc"]]);
+    // each message under its own call
+    expect(producers.map((p) => p.parentSpanId).sort()).toEqual(calls.map((c) => c.spanId).sort());
+    for (const p of producers) expect(p.traceId).toBe(calls.find((c) => c.spanId === p.parentSpanId)!.traceId);
+  } finally {
+    await server.stop();
+  }
+}, 90_000);

@@ -252,8 +252,11 @@ static __always_inline int on_handle_stream(const void *ctx)
 		__builtin_memcpy(e->parent_span_id, parent->span_id, 8);
 	gotel_start_span(&e->sc, parent);
 
-	if (gotel_inflight_put(&grpc_server_inflight, tgid, server_stream, f) == 0)
+	if (gotel_inflight_put(&grpc_server_inflight, tgid, server_stream, f) == 0) {
 		gotel_track(tgid, f->ctx, &e->sc);
+		/* the handler runs on this goroutine */
+		gotel_track_goroutine(tgid, e->hdr.goroutine, &e->sc);
+	}
 	return 0;
 }
 
@@ -266,6 +269,7 @@ static __always_inline int on_write_status(const void *ctx)
 	if (!f)
 		return 0;
 	gotel_untrack(tgid, f->ctx);
+	gotel_untrack_goroutine(tgid, f->event.hdr.goroutine);
 	struct grpc_server_event *e = &f->event;
 	if (!(e->sc.flags & GOTEL_FLAG_SAMPLED)) {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);

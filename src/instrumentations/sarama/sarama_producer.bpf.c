@@ -6,7 +6,7 @@
  *   func (sp *syncProducer) SendMessages(msgs []*ProducerMessage) error
  *     msgs = args 2-3; returns err = result registers 1-2, a ProducerErrors ([]*ProducerError{Msg, Err}) naming
  *     the messages that failed
- *   A call has no context: its parent is the server span in flight on the calling goroutine
+ *   A call has no context: its parent is the server span (net/http, gRPC) in flight on the calling goroutine
  *   (gotel_goroutine_span), unless the message carries a W3C traceparent header the application put there.
  *
  * AsyncProducer — messages the application puts on Input() reach (*topicProducer).partitionMessage once each (new
