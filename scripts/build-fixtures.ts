@@ -16,6 +16,9 @@ const queue: { name: string; v: GoBuild }[] = [
   // gRPC (test/e2e/grpc.test.ts): the newest grpc, and v1.40.0 with Go 1.19
   ...[{}, { stripped: true }, { goVersion: "1.27.4" }, { goVersion: "1.19.13", modfile: "go.v140.mod" }, { goVersion: "1.19.13", modfile: "go.v140.mod", stripped: true }]
     .map((v) => ({ name: "grpc-service", v })),
+  // Sarama (test/e2e/sarama.test.ts): the newest, the oldest IBM/sarama, the last Shopify/sarama
+  ...[{ goVersion: "1.27.4" }, { goVersion: "1.22.12", modfile: "go.oldest.mod" }, { goVersion: "1.22.12", modfile: "go.shopify.mod" }]
+    .flatMap((v) => [v, { ...v, stripped: true }]).map((v) => ({ name: "sarama", v })),
   ...sampleVariants().map((v) => ({ name: "gobin-sample", v })),
 ];
 const total = queue.length;

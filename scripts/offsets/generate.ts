@@ -193,11 +193,13 @@ const TARGETS: Target[] = [
     "\t\tw := &kafka.Writer{Topic: os.Args[1]}\n\t\tsink = append(sink, w.WriteMessages(context.Background(), kafka.Message{Key: []byte(os.Args[2])}))\n" +
       "\t\tr := kafka.NewReader(kafka.ReaderConfig{GroupID: os.Args[3]})\n\t\tm, _ := r.FetchMessage(context.Background())\n\t\tsink = append(sink, r, m, m.Headers)"),
   // Sarama's producer and consumer (src/instrumentations/sarama): its messages, headers and producer errors; a
-  // consumer group session's group (its session type is linked only where Consume is called)
-  moduleTarget("github.com/IBM/sarama", fieldsOf("github.com/IBM/sarama"), "v1.40.0", ['"context"', '"github.com/IBM/sarama"'],
-    "\t\tp, _ := sarama.NewSyncProducer([]string{os.Args[1]}, nil)\n\t\t_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: os.Args[2]})\n" +
-      "\t\tg, _ := sarama.NewConsumerGroup([]string{os.Args[1]}, os.Args[3], nil)\n\t\tsink = append(sink, g.Consume(context.Background(), os.Args[4:], nil))\n" +
-      "\t\tsink = append(sink, p, err, g, &sarama.ProducerError{}, &sarama.ConsumerMessage{}, sarama.RecordHeader{})"),
+  // consumer group session's group (its session type is linked only where Consume is called); under its name
+  // since v1.40 and the one before
+  ...([["github.com/IBM/sarama", "v1.40.0"], ["github.com/Shopify/sarama", "v1.37.0"]] as const).map(([module, min]) =>
+    moduleTarget(module, fieldsOf(module), min, ['"context"', `"${module}"`],
+      "\t\tp, _ := sarama.NewSyncProducer([]string{os.Args[1]}, nil)\n\t\t_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: os.Args[2]})\n" +
+        "\t\tg, _ := sarama.NewConsumerGroup([]string{os.Args[1]}, os.Args[3], nil)\n\t\tsink = append(sink, g.Consume(context.Background(), os.Args[4:], nil))\n" +
+        "\t\tsink = append(sink, p, err, g, &sarama.ProducerError{}, &sarama.ConsumerMessage{}, sarama.RecordHeader{})")),
   moduleTarget("github.com/gorilla/mux", fieldsOf("github.com/gorilla/mux"), "v1.7.0", ['"net/http"', '"github.com/gorilla/mux"'],
     "\t\tr := mux.NewRouter()\n\t\tr.HandleFunc(os.Args[1], nil)\n\t\tvar m mux.RouteMatch\n\t\tsink = append(sink, r.Match(&http.Request{}, &m), &m)"),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { GoExecutable } from "../gobin/analyze.ts";
 import { FieldNameError, splitFieldName } from "../gobin/dwarf.ts";
 import { GotelError } from "../errors.ts";
-import { INSTRUMENTATIONS, notInstrumented, type Instrumentation, type NotInstrumented, type Readiness } from "../instrumentations/index.ts";
+import { INSTRUMENTATIONS, linksModuleOf, modulesOf, notInstrumented, type Instrumentation, type NotInstrumented, type Readiness } from "../instrumentations/index.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
 /** What `inspect --json` prints; field names are a stable contract. */
@@ -60,12 +60,12 @@ export function inspectExecutable(path: string, req: InspectRequest = {}): Inspe
   };
   const exe = timed("read+buildinfo", () => GoExecutable.open(path));
   const modules: Record<string, string> = {};
-  for (const i of instrumentations) {
-    const v = exe.moduleVersion(i.module);
-    if (v !== undefined) modules[i.module] = v;
+  for (const m of instrumentations.flatMap(modulesOf)) {
+    const v = exe.moduleVersion(m);
+    if (v !== undefined) modules[m] = v;
   }
   const readiness = timed("instrumentations", () =>
-    instrumentations.filter((i) => exe.moduleVersion(i.module) !== undefined).map((i) => ({ name: i.name, ...i.readiness(exe) })),
+    instrumentations.filter((i) => linksModuleOf(exe, i)).map((i) => ({ name: i.name, ...i.readiness(exe) })),
   );
   const report: InspectReport = {
     path,

@@ -10,7 +10,7 @@ import { readProcessResult, readStatus } from "../discovery/proc.ts";
 import type { TargetSpec } from "../discovery/watcher.ts";
 import { GotelError } from "../errors.ts";
 import { GoExecutable } from "../gobin/analyze.ts";
-import { INSTRUMENTATIONS, notInstrumented, type Instrumentation } from "../instrumentations/index.ts";
+import { INSTRUMENTATIONS, linksModuleOf, notInstrumented, type Instrumentation } from "../instrumentations/index.ts";
 import { lendExecutable } from "../probes/executable-plans.ts";
 
 /**
@@ -48,7 +48,7 @@ export function whyNotTraceable(
   try {
     const reasons: string[] = [];
     for (const i of instrumentations) {
-      if (exe.moduleVersion(i.module) === undefined) continue;
+      if (!linksModuleOf(exe, i)) continue;
       const r = i.readiness(exe);
       if (r.status === "ready") {
         if (keep) keep(file, exe);

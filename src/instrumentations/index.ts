@@ -5,7 +5,7 @@
  * (bpf/core.bpf.c), loaded before these.
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
-import type { Instrumentation } from "../probes/instrumentation.ts";
+import { modulesOf, type Instrumentation } from "../probes/instrumentation.ts";
 import * as databaseSql from "./database-sql/plan.ts";
 import { RouterProbe } from "./http-routes/probe.ts";
 import { ROUTERS, routerNeeds, routerPresent, routerReadiness } from "./http-routes/routers.ts";
@@ -25,6 +25,7 @@ import * as kafkaGoConsumer from "./kafka-go/consumer-plan.ts";
 import { KafkaGoConsumerProbe } from "./kafka-go/consumer-probe.ts";
 import { OtelApiProbe } from "./otel-api/probe.ts";
 import * as saramaProducer from "./sarama/producer-plan.ts";
+import { SARAMA, SHOPIFY_SARAMA } from "./sarama/sarama.ts";
 import { SaramaProducerProbe } from "./sarama/producer-probe.ts";
 import * as saramaConsumer from "./sarama/consumer-plan.ts";
 import { SaramaConsumerProbe } from "./sarama/consumer-probe.ts";
@@ -33,6 +34,7 @@ import { librariesNotInstrumented, type NotInstrumented } from "./not-instrument
 
 export { moduleList, UNINSTRUMENTED_LIBRARIES, type NotInstrumented, type UninstrumentedLibrary } from "./not-instrumented.ts";
 export type { Instrumentation, Readiness } from "../probes/instrumentation.ts";
+export { linksModuleOf, modulesOf } from "../probes/instrumentation.ts";
 
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
@@ -77,12 +79,12 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     load: (ctx) => KafkaGoConsumerProbe.load(ctx.object),
   },
   {
-    name: "Sarama producer", module: saramaProducer.SARAMA, object: "sarama_producer", readiness: saramaProducer.readiness,
+    name: "Sarama producer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_producer", readiness: saramaProducer.readiness,
     present: saramaProducer.present, needs: saramaProducer.NEEDS,
     load: (ctx) => SaramaProducerProbe.load({ ...ctx.object, memory: ctx.memory }),
   },
   {
-    name: "Sarama consumer", module: saramaProducer.SARAMA, object: "sarama_consumer", readiness: saramaConsumer.readiness,
+    name: "Sarama consumer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_consumer", readiness: saramaConsumer.readiness,
     present: saramaConsumer.present, needs: saramaConsumer.NEEDS,
     load: (ctx) => SaramaConsumerProbe.load(ctx.object),
   },
@@ -108,7 +110,7 @@ export function notInstrumented(
   ready?: (instrumentation: string) => boolean,
 ): NotInstrumented[] {
   return librariesNotInstrumented(exe, {
-    instrumented: new Set(instrumentations.map((i) => i.module)),
+    instrumented: new Set(instrumentations.flatMap(modulesOf)),
     ready: ready ?? ((name) => instrumentations.find((i) => i.name === name)?.readiness(exe).status === "ready"),
   });
 }

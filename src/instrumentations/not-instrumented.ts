@@ -32,8 +32,6 @@ export const UNINSTRUMENTED_LIBRARIES: readonly UninstrumentedLibrary[] = [
   { module: "github.com/go-redis/redis/v7", note: COMMANDS },
   { module: "github.com/go-redis/redis", note: COMMANDS },
   { module: "github.com/gomodule/redigo", note: COMMANDS },
-  // Sarama before its move to IBM/sarama (v1.37–v1.38 under this path): the same code, not probed under this name
-  { module: "github.com/Shopify/sarama", note: MESSAGES },
   { module: "github.com/twmb/franz-go", note: MESSAGES },
   { module: "github.com/confluentinc/confluent-kafka-go/v2", note: MESSAGES },
   { module: "github.com/confluentinc/confluent-kafka-go", note: MESSAGES },

@@ -44,6 +44,8 @@ export interface Instrumentation {
   name: string;
   /** the module the instrumented package belongs to ("std" for the standard library) */
   module: string;
+  /** the same library under the paths it had before (github.com/Shopify/sarama for IBM/sarama) */
+  formerModules?: readonly string[];
   /** its eBPF object: `<object>.bpf.c` in its folder, embedded as `<object>` */
   object: string;
   /** whether it would attach to this executable, and why not */
@@ -60,3 +62,13 @@ export interface Instrumentation {
 }
 
 export type { OffsetsSource };
+
+/** Every module path an instrumentation instruments: its module and its former names. */
+export function modulesOf(i: Pick<Instrumentation, "module" | "formerModules">): readonly string[] {
+  return i.formerModules ? [i.module, ...i.formerModules] : [i.module];
+}
+
+/** Whether the executable links the library an instrumentation instruments, under any of its names. */
+export function linksModuleOf(exe: GoExecutable, i: Pick<Instrumentation, "module" | "formerModules">): boolean {
+  return modulesOf(i).some((m) => exe.moduleVersion(m) !== undefined);
+}

@@ -29,12 +29,15 @@ const SCOPE = "go.opentelemetry.io/auto/github.com/IBM/sarama";
 const REMOTE = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" };
 const TRACEPARENT = `00-${REMOTE.traceId}-${REMOTE.spanId}-01`;
 
-/** the newest release and the oldest the module proxy serves here, stripped and not */
+/** the newest release and the oldest under each of its names, stripped and not */
 const VARIANTS: [string, GoBuild & { id: string }][] = [
   ["Sarama v1.62.0, Go 1.27", { id: "n", goVersion: "1.27.4" }],
   ["Sarama v1.62.0, Go 1.27, stripped", { id: "s", goVersion: "1.27.4", stripped: true }],
   ["Sarama v1.40.1 (the oldest IBM/sarama release), Go 1.22", { id: "o", goVersion: "1.22.12", modfile: "go.oldest.mod" }],
   ["Sarama v1.40.1, Go 1.22, stripped", { id: "os", goVersion: "1.22.12", modfile: "go.oldest.mod", stripped: true }],
+  // the same fixture on github.com/Shopify/sarama (its name before v1.40), through a module that names its types
+  ["Sarama v1.38.1 as github.com/Shopify/sarama, Go 1.22", { id: "sh", goVersion: "1.22.12", modfile: "go.shopify.mod" }],
+  ["Sarama v1.38.1 as github.com/Shopify/sarama, Go 1.22, stripped", { id: "shs", goVersion: "1.22.12", modfile: "go.shopify.mod", stripped: true }],
 ];
 
 const env = () => ({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });

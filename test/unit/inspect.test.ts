@@ -370,3 +370,16 @@ describe("libraries gotel does not instrument (yet)", () => {
     expect(inspectExecutable(buildGoFixture("http-server")).notInstrumented).toEqual([]);
   }, 300_000);
 });
+
+describe("a library under its former name (github.com/Shopify/sarama, IBM/sarama's before v1.40)", () => {
+  test.each([false, true])("stripped: %p: both Sarama instrumentations ready, the module listed, nothing named not instrumented", (stripped) => {
+    const r = inspectExecutable(buildGoFixture("sarama", { goVersion: "1.22.12", modfile: "go.shopify.mod", stripped }));
+    expect(r.notInstrumented).toEqual([]);
+    expect(r.modules["github.com/Shopify/sarama"]).toBe("v1.38.1");
+    const sarama = r.instrumentations.filter((i) => i.name.startsWith("Sarama"));
+    expect(sarama.map((i) => [i.name, i.status, i.offsetsSource])).toEqual([
+      ["Sarama producer", "ready", stripped ? "table" : "dwarf"], ["Sarama consumer", "ready", stripped ? "table" : "dwarf"],
+    ]);
+    expect(sarama[0]!.reason).toContain("github.com/Shopify/sarama.(*syncProducer).SendMessage: entry");
+  }, 300_000);
+});

@@ -8,45 +8,51 @@ import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
-import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { processSpan } from "../kafka.ts";
-import { SARAMA, SCOPE } from "./sarama.ts";
+import { SARAMA, SARAMA_MODULES, SCOPE, saramaModule, type SaramaModule } from "./sarama.ts";
 
 /** the fetch that hands messages to a partition's channel: its return is when they could be processed */
-export const FUNCTION = `${SARAMA}.(*partitionConsumer).parseResponse`;
-export const MARK_MESSAGE = `${SARAMA}.(*consumerGroupSession).MarkMessage`;
-const CONSUME = `${SARAMA}.(*consumerGroupSession).consume`;
+const parseResponse = (m: SaramaModule) => `${m}.(*partitionConsumer).parseResponse`;
+const markMessage = (m: SaramaModule) => `${m}.(*consumerGroupSession).MarkMessage`;
+const consume = (m: SaramaModule) => `${m}.(*consumerGroupSession).consume`;
 
-export const FIELDS = {
-  message_topic: `${SARAMA}.ConsumerMessage.Topic`,
-  message_partition: `${SARAMA}.ConsumerMessage.Partition`,
-  message_offset: `${SARAMA}.ConsumerMessage.Offset`,
-  message_key: `${SARAMA}.ConsumerMessage.Key`,
-  message_headers: `${SARAMA}.ConsumerMessage.Headers`,
-  header_key: `${SARAMA}.RecordHeader.Key`,
-  header_value: `${SARAMA}.RecordHeader.Value`,
-  session_parent: `${SARAMA}.consumerGroupSession.parent`,
-  group_id: `${SARAMA}.consumerGroup.groupID`,
-} as const;
+export const fields = (m: SaramaModule) => ({
+  message_topic: `${m}.ConsumerMessage.Topic`,
+  message_partition: `${m}.ConsumerMessage.Partition`,
+  message_offset: `${m}.ConsumerMessage.Offset`,
+  message_key: `${m}.ConsumerMessage.Key`,
+  message_headers: `${m}.ConsumerMessage.Headers`,
+  header_key: `${m}.RecordHeader.Key`,
+  header_value: `${m}.RecordHeader.Value`,
+  session_parent: `${m}.consumerGroupSession.parent`,
+  group_id: `${m}.consumerGroup.groupID`,
+});
 
 export const PROGRAMS = { fetched: "sarama_parse_response_return", consume: "sarama_consume", mark: "sarama_mark_message" } as const;
 
-const SPEC: ProbeSpec = {
-  function: FUNCTION, absent: "it consumes no Kafka messages with Sarama", fields: FIELDS, optional: new Set(),
-  modules: Object.fromEntries(Object.keys(FIELDS).map((k) => [k, SARAMA])),
-  extra: { [PROGRAMS.mark]: MARK_MESSAGE, [PROGRAMS.consume]: CONSUME },
+const spec = (m: SaramaModule): ProbeSpec => {
+  const f = fields(m);
+  return {
+    function: parseResponse(m), absent: "it consumes no Kafka messages with Sarama", fields: f, optional: new Set(),
+    modules: Object.fromEntries(Object.keys(f).map((k) => [k, m])),
+    extra: { [PROGRAMS.mark]: markMessage(m), [PROGRAMS.consume]: consume(m) },
+  };
 };
 
-export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
+export const NEEDS: readonly FieldNeed[] = SARAMA_MODULES.flatMap((m) => fieldNeeds(spec(m)));
 
 /** a consumer group member: a Sarama consumer without a group marks nothing, so it gets no spans */
-export const present = (exe: GoExecutable): boolean => exe.functions().get(MARK_MESSAGE) !== undefined;
+const moduleOf = (exe: GoExecutable) => saramaModule(exe, markMessage);
+
+export const present = (exe: GoExecutable): boolean => moduleOf(exe) !== undefined;
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): PlanResult {
-  if (!present(exe)) return { skipped: `${MARK_MESSAGE} is not in the binary (it consumes no Kafka messages in a Sarama consumer group)`, absent: true };
-  return planProbe(exe, SPEC, table);
+  const m = moduleOf(exe);
+  if (!m) return { skipped: `${markMessage(SARAMA)} is not in the binary (it consumes no Kafka messages in a Sarama consumer group)`, absent: true };
+  return planProbe(exe, spec(m), table);
 }
 
 /** Program -> sites: parseResponse's returns, MarkMessage's and consume's entries. */
@@ -63,9 +69,10 @@ export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
   const n = r.plan.sites.returns.length;
+  const fn = r.plan.sites.function.name;
   return {
     status: "ready",
-    reason: `${FUNCTION}: ${n} return site${n === 1 ? "" : "s"}; ${MARK_MESSAGE}: entry; a message's span ends where the handler marks it`,
+    reason: `${fn}: ${n} return site${n === 1 ? "" : "s"}; MarkMessage: entry; a message's span ends where the handler marks it`,
     ...offsetsOrigin(r.plan),
   };
 }

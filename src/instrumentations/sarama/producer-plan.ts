@@ -12,28 +12,26 @@ import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type ProbePlan, 
 import type { SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { sendSpan } from "../kafka.ts";
-import { SARAMA, SCOPE } from "./sarama.ts";
-
-export { SARAMA };
+import { SARAMA, SARAMA_MODULES, SCOPE, saramaModule, type SaramaModule } from "./sarama.ts";
 
 /** every producer's messages pass here once (the AsyncProducer's, the SyncProducer's too: they are told apart) */
-export const FUNCTION = `${SARAMA}.(*topicProducer).partitionMessage`;
-const SUCCESSES = `${SARAMA}.(*asyncProducer).returnSuccesses`;
-export const SEND_MESSAGE = `${SARAMA}.(*syncProducer).SendMessage`;
-export const SEND_MESSAGES = `${SARAMA}.(*syncProducer).SendMessages`;
+const partitionMessage = (m: SaramaModule) => `${m}.(*topicProducer).partitionMessage`;
+const returnSuccesses = (m: SaramaModule) => `${m}.(*asyncProducer).returnSuccesses`;
+const sendMessage = (m: SaramaModule) => `${m}.(*syncProducer).SendMessage`;
+const sendMessages = (m: SaramaModule) => `${m}.(*syncProducer).SendMessages`;
 
-export const FIELDS = {
-  message_topic: `${SARAMA}.ProducerMessage.Topic`,
-  message_key: `${SARAMA}.ProducerMessage.Key`,
-  message_headers: `${SARAMA}.ProducerMessage.Headers`,
-  message_offset: `${SARAMA}.ProducerMessage.Offset`,
-  message_partition: `${SARAMA}.ProducerMessage.Partition`,
-  message_expectation: `${SARAMA}.ProducerMessage.expectation`,
-  header_key: `${SARAMA}.RecordHeader.Key`,
-  header_value: `${SARAMA}.RecordHeader.Value`,
-  error_msg: `${SARAMA}.ProducerError.Msg`,
-  error_err: `${SARAMA}.ProducerError.Err`,
-} as const;
+export const fields = (m: SaramaModule) => ({
+  message_topic: `${m}.ProducerMessage.Topic`,
+  message_key: `${m}.ProducerMessage.Key`,
+  message_headers: `${m}.ProducerMessage.Headers`,
+  message_offset: `${m}.ProducerMessage.Offset`,
+  message_partition: `${m}.ProducerMessage.Partition`,
+  message_expectation: `${m}.ProducerMessage.expectation`,
+  header_key: `${m}.RecordHeader.Key`,
+  header_value: `${m}.RecordHeader.Value`,
+  error_msg: `${m}.ProducerError.Msg`,
+  error_err: `${m}.ProducerError.Err`,
+});
 
 /** SARAMA_BATCH_MAX (sarama_producer.bpf.c): the messages of one SendMessages call that get spans */
 export const BATCH_MAX = 16;
@@ -43,17 +41,23 @@ export const PROGRAMS = {
   send: "sarama_send_message", sendReturn: "sarama_send_message_return", sendMany: "sarama_send_messages", sendManyReturn: "sarama_send_messages_return",
 } as const;
 
-const SPEC: ProbeSpec = {
-  function: FUNCTION, absent: "it produces no Kafka messages with Sarama", fields: FIELDS, optional: new Set(),
-  modules: Object.fromEntries(Object.keys(FIELDS).map((k) => [k, SARAMA])),
-  extra: { [PROGRAMS.successes]: SUCCESSES },
+const spec = (m: SaramaModule): ProbeSpec => {
+  const f = fields(m);
+  return {
+    function: partitionMessage(m), absent: "it produces no Kafka messages with Sarama", fields: f, optional: new Set(),
+    modules: Object.fromEntries(Object.keys(f).map((k) => [k, m])),
+    extra: { [PROGRAMS.successes]: returnSuccesses(m) },
+  };
 };
 
-export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
+export const NEEDS: readonly FieldNeed[] = SARAMA_MODULES.flatMap((m) => fieldNeeds(spec(m)));
 
-export const present = (exe: GoExecutable): boolean => exe.functions().get(FUNCTION) !== undefined;
+const moduleOf = (exe: GoExecutable) => saramaModule(exe, partitionMessage);
+
+export const present = (exe: GoExecutable): boolean => moduleOf(exe) !== undefined;
 
 export interface ProducerPlan {
+  module: SaramaModule;
   plan: ProbePlan;
   /** SendMessage and SendMessages, when the binary has them (a program that only uses the AsyncProducer has not) */
   sync: { one?: ProbeSites; many?: ProbeSites };
@@ -62,11 +66,13 @@ export interface ProducerPlan {
 }
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): { plan: ProducerPlan } | { skipped: string; absent?: true } {
-  const r = planProbe(exe, SPEC, table);
+  const m = moduleOf(exe);
+  if (!m) return { skipped: `${partitionMessage(SARAMA)} is not in the binary (it produces no Kafka messages with Sarama)`, absent: true };
+  const r = planProbe(exe, spec(m), table);
   if ("skipped" in r) return r;
   const successes = r.plan.extra[PROGRAMS.successes];
-  if (!successes) return { skipped: `${SUCCESSES} is not in the binary (inlined?): an AsyncProducer's messages would never end` };
-  const sync = { one: exe.probeSites(SEND_MESSAGE), many: exe.probeSites(SEND_MESSAGES) };
+  if (!successes) return { skipped: `${returnSuccesses(m)} is not in the binary (inlined?): an AsyncProducer's messages would never end` };
+  const sync = { one: exe.probeSites(sendMessage(m)), many: exe.probeSites(sendMessages(m)) };
   const programs: Record<string, number[]> = {
     [PROGRAMS.partition]: [r.plan.sites.entry.offset],
     [PROGRAMS.partitionReturn]: r.plan.sites.returns,
@@ -74,18 +80,18 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): { pl
     ...(sync.one ? { [PROGRAMS.send]: [sync.one.entry.offset], [PROGRAMS.sendReturn]: sync.one.returns } : {}),
     ...(sync.many ? { [PROGRAMS.sendMany]: [sync.many.entry.offset], [PROGRAMS.sendManyReturn]: sync.many.returns } : {}),
   };
-  return { plan: { plan: r.plan, sync, programs } };
+  return { plan: { module: m, plan: r.plan, sync, programs } };
 }
 
 export function readiness(exe: GoExecutable): Readiness {
   const r = plan(exe);
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
-  const { sync, plan: p } = r.plan;
+  const { sync, plan: p, module: m } = r.plan;
   const parts = [
-    ...(sync.one ? [entryAndReturns(SEND_MESSAGE, sync.one)] : []),
-    ...(sync.many ? [entryAndReturns(SEND_MESSAGES, sync.many)] : []),
-    entryAndReturns(FUNCTION, p.sites),
-    `${SUCCESSES}: entry`,
+    ...(sync.one ? [entryAndReturns(sendMessage(m), sync.one)] : []),
+    ...(sync.many ? [entryAndReturns(sendMessages(m), sync.many)] : []),
+    entryAndReturns(partitionMessage(m), p.sites),
+    `${returnSuccesses(m)}: entry`,
   ];
   return { status: "ready", reason: `${parts.join("; ")}; one span per message (the first 16 of a SendMessages call)`, ...offsetsOrigin(p) };
 }

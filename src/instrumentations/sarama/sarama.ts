@@ -1,4 +1,20 @@
-/** What Sarama's producer and consumer spans share: the module and the scope (their attributes: ../kafka.ts). */
+/**
+ * What Sarama's producer and consumer share: the module (under its two names), the scope (their attributes:
+ * ../kafka.ts). Sarama moved from github.com/Shopify/sarama (to v1.38.1) to github.com/IBM/sarama (from v1.40.0)
+ * without changing the code gotel reads: the plans are the same under either path.
+ */
+import type { GoExecutable } from "../../gobin/analyze.ts";
+
 export const SARAMA = "github.com/IBM/sarama";
-/** named as upstream names its scopes (go.opentelemetry.io/auto/<module>): it has no Sarama instrumentation */
+export const SHOPIFY_SARAMA = "github.com/Shopify/sarama";
+export const SARAMA_MODULES = [SARAMA, SHOPIFY_SARAMA] as const;
+export type SaramaModule = (typeof SARAMA_MODULES)[number];
+
+/** one scope for both names, named as upstream names its scopes (go.opentelemetry.io/auto/<module>): upstream has
+ * no Sarama instrumentation */
 export const SCOPE = "go.opentelemetry.io/auto/github.com/IBM/sarama";
+
+/** The name under which the binary has Sarama's function `fn(module)`, if any. */
+export function saramaModule(exe: GoExecutable, fn: (module: SaramaModule) => string): SaramaModule | undefined {
+  return SARAMA_MODULES.find((m) => exe.functions().get(fn(m)) !== undefined);
+}
