@@ -19,7 +19,7 @@ import { ExportPipeline, type DescribedExporter, type ExportCounts } from "./exp
 import { RateLimitedWarning } from "./export/warnings.ts";
 import { isGoExecutable } from "./gobin/analyze.ts";
 import { GoTypeNames, processLoadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
-import { log } from "./log.ts";
+import { log, type Fields } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import type { SameHostLinking } from "./propagation/same-host.ts";
 import type { SocketTraceparent } from "./propagation/socket-traceparent.ts";
@@ -277,11 +277,12 @@ export class Agent {
     if (unseen) log.info("not instrumented", { pid, exe: exePath, modules: unseen });
     const links: UprobeLinks[] = [];
     const attached: SpanProbe[] = [];
+    const logged: Fields[] = [];
     for (const { probe, prepared } of ready) {
       try {
         links.push(...prepared.attach(pid, file));
         attached.push(probe);
-        log.info("attached", {
+        logged.push({
           pid, exe: exePath, go: plans.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
           ...(prepared.offsetsNote ? { offsetsNote: prepared.offsetsNote } : {}),
           ...(prepared.note ? { note: prepared.note } : {}),
@@ -298,6 +299,8 @@ export class Agent {
     this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: plans.typesBase, lowestLoad: plans.lowestLoad });
     const roles = new Set(attached.map((p) => p.sameHost).filter((r) => r !== undefined));
     if (roles.size) this.sameHost?.track(pid, roles);
+    // said once the process is wholly attached: whoever waits for one of these lines finds every probe in place
+    for (const fields of logged) log.info("attached", fields);
     return true;
   }
 

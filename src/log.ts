@@ -5,7 +5,7 @@
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-type Fields = Record<string, string | number | bigint | boolean | undefined>;
+export type Fields = Record<string, string | number | bigint | boolean | undefined>;
 
 const rank: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 let threshold: LogLevel = "info";
