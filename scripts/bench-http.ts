@@ -1,8 +1,9 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for seven scenarios (server spans only,
+ * What gotel costs Go HTTP services, measured side by side in one run, for eight scenarios (server spans only,
  * over HTTP/1.1, with a router's route, and over HTTP/2 with TLS; a server that calls another service: server + client spans; a server
  * that queries SQLite: server + SQL spans, statements captured and parsed; a server that makes a unary gRPC
- * call: server + gRPC client + gRPC server spans; a server that makes ten spans through the OpenTelemetry API):
+ * call: server + gRPC client + gRPC server spans; a server that makes ten spans through the OpenTelemetry API; a
+ * server that sends one Kafka message through Sarama's SyncProducer: server + PRODUCER spans):
  * the measured server (pinned to CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first
  * without gotel, then with `gotel run` attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector
  * (the test one, scripts/build-collector.sh). Prints the server's CPU µs per request and requests/s for both,
@@ -20,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector } from "../test/support/collector.ts";
 import { buildGoFixture } from "../test/support/go.ts";
+import { startKafka } from "../test/support/kafka.ts";
 import { gotelBuilds, statusKb } from "./lib/bench.ts";
 import { Proc, startServer } from "../test/support/processes.ts";
 
@@ -184,6 +186,28 @@ const scenarios: Scenario[] = [
       const server = await startServer("/usr/bin/taskset", ["-c", "0", exe, "global", "127.0.0.1:0"]);
       const pid = childOf(server.proc);
       return { pid, url: `${server.base}/steps`, traced: [pid], stop: async () => void (await server.proc.stop()) };
+    },
+  },
+  {
+    // one message per request through Sarama's SyncProducer to a real broker (test/support/kafka.ts, on CPU 1 with
+    // the load): the server span and the message's PRODUCER span (SendMessage's entry and single-stepped RET)
+    name: "server + Kafka producer spans: GET /produce sending one message with Sarama's SyncProducer (test/fixtures/sarama)",
+    spansPerRequest: 2,
+    async start() {
+      const kafka = await startKafka();
+      const exe = buildGoFixture("sarama", { goVersion: "1.27.4" });
+      const topic = "bench";
+      const created = Bun.spawnSync([exe, "create", kafka.address, topic], { stdout: "pipe", stderr: "pipe" });
+      if (created.exitCode !== 0) throw new Error(`creating ${topic}: ${created.stderr}`);
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe, "serve", kafka.address]);
+      const pid = childOf(server.proc);
+      return {
+        pid, url: `${server.base}/produce?topic=${topic}&n=1&key=k`, traced: [pid],
+        stop: async () => {
+          await server.proc.stop();
+          await kafka.stop();
+        },
+      };
     },
   },
 ];

@@ -19,7 +19,7 @@ const parseResponse = (m: SaramaModule) => `${m}.(*partitionConsumer).parseRespo
 const markMessage = (m: SaramaModule) => `${m}.(*consumerGroupSession).MarkMessage`;
 const consume = (m: SaramaModule) => `${m}.(*consumerGroupSession).consume`;
 
-export const fields = (m: SaramaModule) => ({
+const fields = (m: SaramaModule) => ({
   message_topic: `${m}.ConsumerMessage.Topic`,
   message_partition: `${m}.ConsumerMessage.Partition`,
   message_offset: `${m}.ConsumerMessage.Offset`,

@@ -20,7 +20,7 @@ const returnSuccesses = (m: SaramaModule) => `${m}.(*asyncProducer).returnSucces
 const sendMessage = (m: SaramaModule) => `${m}.(*syncProducer).SendMessage`;
 const sendMessages = (m: SaramaModule) => `${m}.(*syncProducer).SendMessages`;
 
-export const fields = (m: SaramaModule) => ({
+const fields = (m: SaramaModule) => ({
   message_topic: `${m}.ProducerMessage.Topic`,
   message_key: `${m}.ProducerMessage.Key`,
   message_headers: `${m}.ProducerMessage.Headers`,
