@@ -77,6 +77,9 @@ export interface Drops {
   kafkaStartUnseen: number;
 }
 
+/** the probes' in-flight maps are swept every SWEEP_TICKS seconds */
+const SWEEP_TICKS = 5;
+
 /** How each kind of drop is named in warnings and in the final line. */
 export const DROP_REASONS: Readonly<Record<keyof Drops, string>> = {
   ringBufferFull: "kernel ring buffer full",
@@ -135,6 +138,8 @@ export class Agent {
   private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0, batchOverflow: 0, kafkaEndUnseen: 0, kafkaStartUnseen: 0 };
   /** application spans user space could not read (the kernel counts those too large to send) */
   private unreadable = 0;
+  /** spans in flight that the probes dropped because they could no longer end */
+  private swept = 0;
   private lossTimer: ReturnType<typeof setInterval> | undefined;
 
   private readonly byEventType: Map<number, SpanProbe>;
@@ -185,7 +190,11 @@ export class Agent {
     const set = loadProbes(opts.env, mode, (tgid) => agent?.memory(tgid), INSTRUMENTATIONS);
     agent = new Agent(opts, set);
     agent.reader.start();
-    agent.lossTimer = setInterval(() => agent?.warnAboutDrops(), 1000);
+    let ticks = 0;
+    agent.lossTimer = setInterval(() => {
+      if (++ticks % SWEEP_TICKS === 0) agent?.sweep();
+      agent?.warnAboutDrops();
+    }, 1000);
     try {
       await agent.watcher?.start();
     } catch (e) {
@@ -214,7 +223,7 @@ export class Agent {
       unreadable: this.kernelCount("TOO_LARGE") + this.unreadable,
       apiSwitchedOff: this.kernelCount("API_OFF"),
       batchOverflow: this.kernelCount("BATCH_OVERFLOW"),
-      kafkaEndUnseen: this.kernelCount("KAFKA_END_UNSEEN"),
+      kafkaEndUnseen: this.kernelCount("KAFKA_END_UNSEEN") + this.swept,
       kafkaStartUnseen: this.kernelCount("KAFKA_START_UNSEEN"),
     };
   }
@@ -239,6 +248,12 @@ export class Agent {
   }
 
   /** Losses before the exporters' queues (theirs warn by themselves), at most one line per 10 s. */
+  /** Lets the probes drop what can no longer end (their own deadlines), counted as ended unseen. */
+  private sweep(): void {
+    const now = monotonicNs(); // bpf_ktime_get_ns's clock
+    for (const p of this.probes) this.swept += p.sweep?.(now) ?? 0;
+  }
+
   private warnAboutDrops(): void {
     const now = this.drops();
     for (const [key, reason] of Object.entries(DROP_REASONS) as [keyof Drops, string][]) {

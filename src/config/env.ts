@@ -151,6 +151,7 @@ const variables = {
   GOTEL_SOCKET_TRACEPARENT: spec(boolean, "true or false", "true"),
   GOTEL_WRITE_TRACEPARENT: spec(boolean, "true or false", "true"),
   GOTEL_OTEL_API: spec(boolean, "true or false", "true"),
+  GOTEL_KAFKA_ACK_TIMEOUT: spec(milliseconds, `a time in milliseconds from 1 to ${MAX_TIMER_MS}`, "300000"),
   OTEL_SERVICE_NAME: spec(trimmed, "a service name"),
   OTEL_RESOURCE_ATTRIBUTES: spec(keyValueList(false), "key=value pairs separated by commas (values %-encoded)"),
   OTEL_TRACES_EXPORTER: spec(exporter, "one of otlp, console, none", "otlp"),

@@ -81,7 +81,7 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "Sarama producer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_producer", readiness: saramaProducer.readiness,
     present: saramaProducer.present, needs: saramaProducer.NEEDS,
-    load: (ctx) => SaramaProducerProbe.load({ ...ctx.object, memory: ctx.memory }),
+    load: (ctx) => SaramaProducerProbe.load({ ...ctx.object, memory: ctx.memory, ackTimeoutMs: ctx.env.GOTEL_KAFKA_ACK_TIMEOUT }),
   },
   {
     name: "Sarama consumer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_consumer", readiness: saramaConsumer.readiness,

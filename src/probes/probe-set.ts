@@ -162,6 +162,10 @@ class LazyProbe implements SpanProbe {
     return this.probe?.unfinished(tgid, endNs, toUnixNs) ?? [];
   }
 
+  sweep(nowNs: bigint): number {
+    return this.probe?.sweep?.(nowNs) ?? 0;
+  }
+
   close(): void {
     this.probe?.close();
   }

@@ -45,6 +45,9 @@ export interface SpanProbe {
   record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined;
   /** the spans of the process's calls still in flight when it exited, ended at endNs (kernel time); before forget */
   unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[];
+  /** drops what can no longer end (in flight longer than it can last, at nowNs, kernel time); how many: counted
+   * as spans whose end was not seen */
+  sweep?(nowNs: bigint): number;
   close(): void;
 }
 

@@ -346,3 +346,30 @@ test("a message sent from a gRPC handler: its PRODUCER span is the child of the 
     await server.stop();
   }
 }, 90_000);
+
+test("an AsyncProducer message the broker refuses (Sarama's failure path gotel cannot see): swept after GOTEL_KAFKA_ACK_TIMEOUT and counted, not left in flight", async () => {
+  const exe = buildGoFixture("sarama", { goVersion: "1.27.4" });
+  const topic = "sarama-small";
+  create(exe, `${topic}:1:300`); // the broker refuses messages over 300 bytes
+  const server = await startServer(exe, ["serve", kafka.address]);
+  const gotel = await runGotel(["--pid", String(server.proc.pid)], { ...env(), GOTEL_KAFKA_ACK_TIMEOUT: "1000" }, server.proc.pid);
+  try {
+    collector.clear();
+    const fits = await fetch(`${server.base}/produce?topic=${topic}&n=1&key=fits&mode=async`);
+    expect(fits.status).toBe(200);
+    const big = await fetch(`${server.base}/produce?topic=${topic}&n=1&key=big&mode=async&size=1000`);
+    expect(big.status).toBe(500);
+    expect(await big.text()).toContain("sarama.KError: kafka server: Message was too large");
+    // the sweep runs every 5 s: twice past the timeout
+    await Bun.sleep(11_000);
+    expect(await gotel.stop()).toBe(0);
+    const stopped = await gotel.waitForLine(/ stopped /);
+    expect(stopped).toMatch(/ dropped=1 .*dropped_reasons="message whose end was not seen"/);
+    await Bun.sleep(300);
+    const producers = collector.spans().filter((s) => s.kind === SPAN_KIND.PRODUCER && s.attributes["messaging.destination.name"] === topic);
+    expect(producers.map((s) => [s.attributes["kafka.message.key"], s.status.code])).toEqual([["fits-0", STATUS_CODE.UNSET]]);
+  } finally {
+    await gotel.stop();
+    await server.proc.stop("SIGKILL");
+  }
+}, 90_000);

@@ -13,6 +13,9 @@ import { BATCH_MAX, plan, toSpanRecord, type ProducerEvent } from "./producer-pl
 export interface ProducerLoadOptions extends LoadOptions {
   /** a live target's memory, to name error types */
   memory?: (tgid: number) => TargetMemory | undefined;
+  /** how long an AsyncProducer's message may wait for its acknowledgement before its span is dropped as ended
+   * unseen (GOTEL_KAFKA_ACK_TIMEOUT) */
+  ackTimeoutMs: number;
 }
 
 /** the SyncProducer parts of an in-flight call that become one message's event (sarama_producer_inflight) */
@@ -38,6 +41,8 @@ export class SaramaProducerProbe extends ObjectSpanProbe {
   readonly name = "Sarama producer";
   private readonly decode: (v: DataView) => ProducerEvent & { errorTypeAddress: bigint };
   private readonly call: CallLayout;
+  /** where an AsyncProducer message's start and trace flags are, in sarama_producer_async's value */
+  private readonly async: { start: number; flags: number };
 
   private constructor(object: ProbeObject, private readonly opts: ProducerLoadOptions) {
     super(object);
@@ -46,6 +51,8 @@ export class SaramaProducerProbe extends ObjectSpanProbe {
     const inflight = new StructView(btf.structLayout("sarama_producer_inflight"));
     const span = new StructView(btf.structLayout("sarama_producer_span"));
     this.decode = eventDecoder(event);
+    const async = new StructView(btf.structLayout("sarama_producer_async"));
+    this.async = { start: async.offset("event.hdr.start_ns", 8), flags: async.offset("event.sc.flags", 1) };
     this.call = {
       messages: inflight.offset("messages"), messageSize: btf.structLayout("sarama_message").size,
       spans: inflight.offset("spans"), spanSize: span.layout.size,
@@ -77,6 +84,21 @@ export class SaramaProducerProbe extends ObjectSpanProbe {
         return links;
       },
     };
+  }
+
+  /** AsyncProducer messages older than the acknowledgement timeout: Sarama returned them as failed where gotel
+   * cannot see it (returnError, inlined), or they would have ended; their places are freed. */
+  sweep(nowNs: bigint): number {
+    const map = this.object.obj.map("sarama_producer_async");
+    const oldest = nowNs - BigInt(this.opts.ackTimeoutMs) * 1_000_000n;
+    let sampled = 0;
+    for (const k of [...map.keys()]) {
+      const v = map.lookup(k);
+      if (!v || new DataView(v.buffer, v.byteOffset).getBigUint64(this.async.start, true) >= oldest) continue;
+      map.delete(k);
+      if ((v[this.async.flags]! & 1) !== 0) sampled++; // an unsampled one would have made no span
+    }
+    return sampled;
   }
 
   override forget(tgid: number): void {
