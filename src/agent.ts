@@ -247,13 +247,13 @@ export class Agent {
     };
   }
 
-  /** Losses before the exporters' queues (theirs warn by themselves), at most one line per 10 s. */
   /** Lets the probes drop what can no longer end (their own deadlines), counted as ended unseen. */
   private sweep(): void {
     const now = monotonicNs(); // bpf_ktime_get_ns's clock
     for (const p of this.probes) this.swept += p.sweep?.(now) ?? 0;
   }
 
+  /** Losses before the exporters' queues (theirs warn by themselves), at most one line per 10 s. */
   private warnAboutDrops(): void {
     const now = this.drops();
     for (const [key, reason] of Object.entries(DROP_REASONS) as [keyof Drops, string][]) {
