@@ -144,18 +144,22 @@ describe.each(VARIANTS)("%s", (_, { id, ...build }) => {
     expect(spans.map((s) => [keyOf(s), s.traceId, s.parentSpanId])).toEqual([["own-0", REMOTE.traceId, REMOTE.spanId]]);
   }, 60_000);
 
-  test("messages to a topic that does not exist (no auto-creation), sync and async: ERROR spans with the error's type", async () => {
-    for (const mode of ["sync", "async"]) {
-      const { status, body, spans, server } = await produce(`topic=no-such-topic-${id}&n=1&key=x&create=0&mode=${mode}`);
+  test("messages to a topic that does not exist (no auto-creation), SendMessage, SendMessages and async: ERROR spans with each message's error's type", async () => {
+    for (const [mode, n] of [["sync", 1], ["sync", 2], ["async", 1]] as const) {
+      const { status, body, spans, server } = await produce(`topic=no-such-topic-${id}&n=${n}&key=x&create=0&mode=${mode}`);
       expect(status).toBe(500);
-      // the Go type of the error Sarama gave the application for the message (it joins its metadata errors)
+      // the Go type of the error Sarama gave the application for the (first) message: it joins its metadata errors
       const type = body.split(":")[0]!;
       expect(type).toMatch(/^\*?[a-z]+\.[A-Za-z]+$/);
-      expect(spans.length).toBe(1);
-      expect(spans[0]).toMatchObject({ name: `send no-such-topic-${id}`, status: { code: STATUS_CODE.ERROR } });
-      expect(spans[0]!.parentSpanId).toBe(mode === "sync" ? server.spanId : "");
-      expect(spans[0]!.attributes["error.type"]).toBe(type);
-      expect(spans[0]!.attributes["kafka.offset"]).toBeUndefined();
+      expect(spans.map((s) => s.attributes["kafka.message.key"]).sort()).toEqual(n === 1 ? ["x-0"] : ["x-0", "x-1"]);
+      for (const s of spans) {
+        expect(s).toMatchObject({ name: `send no-such-topic-${id}`, status: { code: STATUS_CODE.ERROR } });
+        expect(s.parentSpanId).toBe(mode === "sync" ? server.spanId : "");
+        // SendMessages: each span the error of its own message, read from the ProducerErrors
+        expect(s.attributes["error.type"]).toBe(type);
+        expect(s.attributes["kafka.offset"]).toBeUndefined();
+        expect(s.attributes["messaging.batch.message_count"]).toBe(n === 1 ? undefined : 2n);
+      }
     }
   }, 60_000);
 
