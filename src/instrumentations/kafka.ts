@@ -71,9 +71,17 @@ export function sendSpan(e: KafkaMessageEvent & { count: number; errorType?: str
   };
 }
 
+/** A consumed message as a probe saw it. */
+export interface ProcessEvent extends KafkaMessageEvent {
+  partition: number;
+  offset: number;
+  /** the consumer group, "" outside one */
+  group: string;
+}
+
 /** A CONSUMER span `process <topic>`; a parent that came in the message's traceparent is also its link (the
  * conventions: process spans SHOULD link the creation context, MAY make it the parent). */
-export function processSpan(e: KafkaMessageEvent & { group: string }, scope: string): SpanRecord {
+export function processSpan(e: ProcessEvent, scope: string): SpanRecord {
   const attributes = messagingAttributes("process", e.topic, e.key, e.keySize);
   placement(attributes, e);
   if (e.group) attributes["messaging.consumer.group.name"] = e.group;

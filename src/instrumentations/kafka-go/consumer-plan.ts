@@ -15,9 +15,8 @@ import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
 import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
-import type { SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { processSpan } from "../kafka.ts";
+import { processSpan, type ProcessEvent } from "../kafka.ts";
 import { KAFKA_GO, SCOPE } from "./kafka-go.ts";
 
 export const FUNCTION = `${KAFKA_GO}.(*Reader).FetchMessage`;
@@ -71,14 +70,7 @@ export function readiness(exe: GoExecutable): Readiness {
   };
 }
 
-export interface ConsumerEvent extends SpanEventContext {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: Uint8Array;
-  keySize: number;
-  group: string;
-}
+export type ConsumerEvent = ProcessEvent;
 
 export function toSpanRecord(e: ConsumerEvent): SpanRecord {
   return processSpan(e, SCOPE);

@@ -20,12 +20,11 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
-#include "kafka_go.h"
+#include "../kafka.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define KAFKA_GROUP_MAX 128
-#define KAFKA_HEADERS_MAX 8
 
 struct kafka_go_consumer_config {
 	__u64 message_topic;     /* kafka.Message.Topic (string) */
@@ -121,32 +120,6 @@ static __always_inline int end_processing(const void *ctx)
 	return 0;
 }
 
-/* The message's traceparent header into remote; 0 when it has a valid one. */
-static __always_inline int read_traceparent(const struct kafka_go_consumer_config *cfg, struct scratch *s, __u64 msg,
-					    struct gotel_span_context *remote)
-{
-	struct go_slice headers = {};
-	if (bpf_probe_read_user(&headers, sizeof(headers), (const void *)(msg + cfg->message_headers)))
-		return -1;
-	__u64 stride = cfg->header_value + sizeof(struct go_slice);
-	for (int i = 0; i < KAFKA_HEADERS_MAX; i++) {
-		if (i >= headers.len)
-			break;
-		__u64 at = headers.ptr + i * stride;
-		struct go_string k = {};
-		if (bpf_probe_read_user(&k, sizeof(k), (const void *)(at + cfg->header_key)))
-			return -1;
-		if (!go_string_is(k.ptr, k.len, "traceparent", 11))
-			continue;
-		struct go_slice v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(at + cfg->header_value)))
-			return -1;
-		__u32 n = go_read_bytes(s->traceparent, GOTEL_TRACEPARENT_LEN, v.ptr, v.len);
-		return n == GOTEL_TRACEPARENT_LEN ? gotel_parse_traceparent(s->traceparent, n, remote) : -1;
-	}
-	return -1;
-}
-
 static __always_inline int on_fetch_entry(const void *ctx)
 {
 	end_processing(ctx);
@@ -196,7 +169,7 @@ static __always_inline int on_fetch_return(const void *ctx)
 
 	/* the producer's context from the message, parsed into the event's own, then the span starts from it */
 	struct gotel_span_context *parent = 0;
-	if ((gotel_propagation & GOTEL_PROPAGATION_EXTRACT) && read_traceparent(cfg, s, msg, &e->sc) == 0) {
+	if ((gotel_propagation & GOTEL_PROPAGATION_EXTRACT) && kafka_read_traceparent(msg + cfg->message_headers, 0, cfg->header_key, cfg->header_value, s->traceparent, &e->sc) == 0) {
 		parent = &e->sc;
 		e->parent_remote = 1;
 	} else {

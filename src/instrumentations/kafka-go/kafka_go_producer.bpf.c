@@ -20,7 +20,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
-#include "kafka_go.h"
+#include "../kafka.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,14 +34,6 @@ struct kafka_go_producer_config {
 	__u64 message_time;  /* kafka.Message.Time (time.Time, the last field: stride = it + 24) */
 };
 
-struct kafka_go_message {
-	__u32 key_len; /* bytes copied */
-	__u32 key_size; /* the key's length ([]byte: nil and empty are both 0) */
-	__u32 topic_len;
-	__u32 pad;
-	char key[KAFKA_KEY_MAX];
-	char topic[KAFKA_TOPIC_MAX];
-};
 
 struct kafka_go_producer_event {
 	struct gotel_event_header hdr;
@@ -49,7 +41,7 @@ struct kafka_go_producer_event {
 	__u64 error_type;       /* the returned error's runtime type (itab._type); 0: none */
 	__u32 count;            /* messages the call wrote */
 	__u32 index;            /* this span's message */
-	struct kafka_go_message message;
+	struct kafka_message message;
 	__u32 topic_len;        /* the Writer's topic */
 	__u32 pad;
 	char topic[KAFKA_TOPIC_MAX];
@@ -60,7 +52,7 @@ GOTEL_BTF_TYPE(kafka_go_producer_event, struct kafka_go_producer_event);
 
 /* a call in flight: the event every message's span starts from, and the messages */
 struct kafka_go_producer_inflight {
-	struct kafka_go_message messages[KAFKA_BATCH_MAX];
+	struct kafka_message messages[KAFKA_BATCH_MAX];
 	struct kafka_go_producer_event event;
 };
 
@@ -108,7 +100,7 @@ static __always_inline int on_entry(const void *ctx)
 	for (int i = 0; i < KAFKA_BATCH_MAX; i++) {
 		if (i >= n)
 			break;
-		struct kafka_go_message *m = &f->messages[i];
+		struct kafka_message *m = &f->messages[i];
 		__u64 at = msgs + i * stride;
 		m->topic_len = 0;
 		kafka_read_key(m->key, &m->key_len, &m->key_size, at + cfg->message_key);

@@ -30,7 +30,7 @@ export class KafkaGoProducerProbe extends ObjectSpanProbe {
     this.decode = eventDecoder(event);
     this.inflight = {
       messages: new StructView(btf.structLayout("kafka_go_producer_inflight")).offset("messages"),
-      size: btf.structLayout("kafka_go_message").size,
+      size: btf.structLayout("kafka_message").size,
       message: event.offset("message"), count: event.offset("count"), spanId: event.offset("sc.span_id"),
     };
   }

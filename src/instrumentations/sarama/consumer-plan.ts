@@ -9,9 +9,8 @@ import { bundledTable } from "../../offsets/bundled.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
-import type { SpanEventContext } from "../../probes/span-event.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { processSpan } from "../kafka.ts";
+import { processSpan, type ProcessEvent } from "../kafka.ts";
 import { SARAMA, SARAMA_MODULES, SCOPE, saramaModule, type SaramaModule } from "./sarama.ts";
 
 /** the fetch that hands messages to a partition's channel: its return is when they could be processed */
@@ -77,14 +76,7 @@ export function readiness(exe: GoExecutable): Readiness {
   };
 }
 
-export interface ConsumerEvent extends SpanEventContext {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: Uint8Array;
-  keySize: number;
-  group: string;
-}
+export type ConsumerEvent = ProcessEvent;
 
 export function toSpanRecord(e: ConsumerEvent): SpanRecord {
   return processSpan(e, SCOPE);

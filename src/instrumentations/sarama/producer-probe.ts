@@ -54,7 +54,7 @@ export class SaramaProducerProbe extends ObjectSpanProbe {
     const async = new StructView(btf.structLayout("sarama_producer_async"));
     this.async = { start: async.offset("event.hdr.start_ns", 8), flags: async.offset("event.sc.flags", 1) };
     this.call = {
-      messages: inflight.offset("messages"), messageSize: btf.structLayout("sarama_message").size,
+      messages: inflight.offset("messages"), messageSize: btf.structLayout("kafka_message").size,
       spans: inflight.offset("spans"), spanSize: span.layout.size,
       message: event.offset("message"), count: event.offset("count", 4), traceId: event.offset("sc.trace_id", 16),
       spanId: event.offset("sc.span_id", 8), parentSpanId: event.offset("parent_span_id", 8), flags: event.offset("sc.flags", 1),

@@ -52,7 +52,7 @@ struct sarama_consumer_event {
 	__u32 group_len;
 	__s64 partition;
 	__s64 offset;
-	struct sarama_message message;
+	struct kafka_message message;
 	char group[SARAMA_GROUP_MAX];
 	struct gotel_span_context sc; /* last: sent up to its tracestate's length */
 };
@@ -194,17 +194,13 @@ static __always_inline int on_mark_message(const void *ctx)
 	e->hdr.start_ns = start;
 	e->hdr.end_ns = now;
 	READ_STRING_FIELD(e->message.topic, e->message.topic_len, msg, cfg->message_topic);
-	struct go_slice key = {};
-	if (cfg->message_key != GOTEL_OFFSET_ABSENT && !bpf_probe_read_user(&key, sizeof(key), (const void *)(msg + cfg->message_key))) {
-		e->message.key_size = key.len > 0 ? (__u32)key.len : 0;
-		e->message.key_len = go_read_bytes(e->message.key, SARAMA_KEY_MAX, key.ptr, key.len);
-	}
+	kafka_read_key(e->message.key, &e->message.key_len, &e->message.key_size, msg + cfg->message_key);
 	__u64 group = read_u64_at(go_arg(ctx, 1), cfg->session_parent);
 	READ_STRING_FIELD(e->group, e->group_len, group, cfg->group_id);
 
 	struct gotel_span_context *parent = 0;
 	if ((gotel_propagation & GOTEL_PROPAGATION_EXTRACT) &&
-	    sarama_read_traceparent(msg + cfg->message_headers, 1, cfg->header_key, cfg->header_value, s->traceparent, &e->sc) == 0) {
+	    kafka_read_traceparent(msg + cfg->message_headers, 1, cfg->header_key, cfg->header_value, s->traceparent, &e->sc) == 0) {
 		parent = &e->sc;
 		e->parent_remote = 1;
 		__builtin_memcpy(e->parent_span_id, e->sc.span_id, 8);

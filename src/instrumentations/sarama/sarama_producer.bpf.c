@@ -60,7 +60,7 @@ struct sarama_producer_event {
 	__u32 has_result;       /* partition and offset are the broker's */
 	__s64 partition;
 	__s64 offset;
-	struct sarama_message message;
+	struct kafka_message message;
 	struct gotel_span_context sc; /* last: sent up to its tracestate's length */
 };
 
@@ -81,7 +81,7 @@ struct sarama_producer_span {
 struct sarama_producer_inflight {
 	__u64 msgs[SARAMA_BATCH_MAX];
 	struct sarama_producer_span spans[SARAMA_BATCH_MAX];
-	struct sarama_message messages[SARAMA_BATCH_MAX];
+	struct kafka_message messages[SARAMA_BATCH_MAX];
 	struct sarama_producer_event event;
 };
 
@@ -140,7 +140,7 @@ static __always_inline struct scratch *scratch(void)
 	return bpf_map_lookup_elem(&sarama_producer_scratch, &zero);
 }
 
-static __always_inline void read_message(const struct sarama_producer_config *cfg, struct sarama_message *m, __u64 msg)
+static __always_inline void read_message(const struct sarama_producer_config *cfg, struct kafka_message *m, __u64 msg)
 {
 	m->topic_len = 0;
 	READ_STRING_FIELD(m->topic, m->topic_len, msg, cfg->message_topic);
@@ -153,7 +153,7 @@ static __always_inline int header_parent(const struct sarama_producer_config *cf
 {
 	if (!(gotel_propagation & GOTEL_PROPAGATION_EXTRACT))
 		return -1;
-	return sarama_read_traceparent(msg + cfg->message_headers, 0, cfg->header_key, cfg->header_value, s->traceparent, sc);
+	return kafka_read_traceparent(msg + cfg->message_headers, 0, cfg->header_key, cfg->header_value, s->traceparent, sc);
 }
 
 /* Starts the span of msg in sc: continuing its traceparent header, else parent (may be NULL). Returns whether the
