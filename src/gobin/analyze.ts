@@ -9,7 +9,7 @@ import { goRelease, readBuildInfo, type BuildInfo, type GoModule } from "./build
 import { readStructFieldOffsets, type FieldOffset } from "./dwarf.ts";
 import { ElfFile, ET_DYN } from "./elf.ts";
 import { readFunctions, type FunctionTable, type GoFunction } from "./functions.ts";
-import { entryProbeSite, findCallSites, findReturnSites } from "./return-sites.ts";
+import { entryProbeSite, findCallSites, findReturnSites, findSuccessEnd, type SuccessEnd, type SuccessShape } from "./return-sites.ts";
 
 /** Go executables bigger than this are refused rather than read into memory. */
 const MAX_EXECUTABLE_BYTES = 2 * 1024 ** 3;
@@ -27,6 +27,8 @@ export class GoExecutable {
   private functionTable: FunctionTable | undefined;
   /** DWARF answers by the list of fields asked: the preflight's readiness and the agent's plans ask the same */
   private readonly dwarfAnswers = new Map<string, Map<string, FieldOffset> | undefined>();
+  /** entries of the runtime's functions that never return (panics), where control-flow walks stop */
+  private noReturn: Set<number> | undefined;
 
   private constructor(readonly path: string, readonly elf: ElfFile, private readonly file?: FileReader) {
     this.buildInfo = readBuildInfo(elf);
@@ -129,6 +131,21 @@ export class GoExecutable {
     const to = this.functions().get(callee);
     if (!from || !to) return undefined;
     return findCallSites(this.elf, from, to.entry);
+  }
+
+  /**
+   * Where a span ends on `name`'s success path without a RET probe, and the RETs only that path reaches (amd64;
+   * return-sites.ts says why), or why not: undefined when the binary lacks the function or the callee.
+   */
+  successEnd(name: string, shape: SuccessShape): SuccessEnd | { missing: string } | undefined {
+    const fn = this.functions().get(name);
+    const callee = this.functions().get(shape.callee);
+    if (!fn || !callee) return undefined;
+    this.noReturn ??= new Set(
+      [...this.functions().withPrefix("runtime.panic"), ...["runtime.gopanic", "runtime.throw", "runtime.fatal"].flatMap((n) => this.functions().get(n) ?? [])]
+        .map((f) => f.entry),
+    );
+    return findSuccessEnd(this.elf, fn, shape, callee.entry, this.noReturn);
   }
 
   /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */

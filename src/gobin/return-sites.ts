@@ -307,3 +307,192 @@ function arm64EntrySite(code: Uint8Array): EntryProbeSite {
     ? { offset: 0, emulated: true, reason: "no stack-bound check; function entry, a branch or ADR the kernel simulates" }
     : { offset: 0, emulated: false, reason: "no stack-bound check (NOSPLIT or frameless); function entry, single-stepped" };
 }
+
+// ---- ends on the success path (amd64) ------------------------------------------------------------------------
+
+/**
+ * Where a span can end on a function's success path without a RET probe. amd64's kernel single-steps a RET out
+ * of line (a second trap: ~15 µs here), where it emulates a Jcc or a CALL; arm64 simulates RET, so this is for
+ * amd64 only. `sites` are the emulated instructions the success path passes; `returns` the RETs only it reaches,
+ * which then need no probe: every other RET (the error paths) keeps one.
+ */
+export interface SuccessEnd {
+  /** file offsets */
+  sites: number[];
+  /** file offsets of the RETs only the success path reaches */
+  returns: number[];
+}
+
+export type SuccessShape =
+  /**
+   * CALL callee; NOPs; TESTQ BX, BX; JE success — the callee's error checked against nil. The site is the JE:
+   * the callee's results are still in AX, BX, CX there (Go's register ABI), and a nil error is the success
+   * path. Other branches may reach the TESTQ only as a JMP right after an indirect call (NOPs between) (the same results, e.g.
+   * `resp, err = alt.RoundTrip(req)` beside `resp, err = pconn.roundTrip(treq)`).
+   */
+  | { kind: "result-check"; callee: string }
+  /** every CALL of callee is on the success path, after its last fallible step: the sites are the CALLs */
+  | { kind: "success-call"; callee: string };
+
+/**
+ * The shape's sites and success-only RETs in fn, or why there are none (the caller then probes every RET).
+ * `calleeEntry` is the callee's address, `noReturn` the addresses of functions that never return (panics):
+ * control-flow walks stop at them.
+ */
+export function findSuccessEnd(elf: ElfFile, fn: FunctionRange, shape: SuccessShape, calleeEntry: number, noReturn: ReadonlySet<number>): SuccessEnd | { missing: string } {
+  if (elf.arch !== "amd64") return { missing: `${elf.arch} simulates RET` };
+  const { code, base } = functionCode(elf, fn);
+  const d = x86Sweep(code);
+  if (typeof d === "string") return { missing: d };
+  const callee = calleeEntry - fn.entry;
+  const stops = new Set([...noReturn].map((a) => a - fn.entry));
+  const calls = d.starts.filter((p) => d.flow[p] === F_CALL && d.target[p] === callee);
+  if (calls.length === 0) return { missing: `no call of ${shape.callee}` };
+
+  let sites: number[];
+  let successStarts: number[];
+  /** what the walk from the entry may not follow at a site: its success edge */
+  let cut: (p: number) => number[] | undefined;
+  if (shape.kind === "result-check") {
+    if (calls.length !== 1) return { missing: `${calls.length} calls of ${shape.callee}, not one` };
+    const call = calls[0]!;
+    let q = d.next[call]!;
+    while (q < code.length && d.isNop[q]) q = d.next[q]!;
+    const je = q + 3;
+    const isJe = d.flow[je] === F_JCC && (code[je] === 0x74 || (code[je] === 0x0f && code[je + 1] === 0x84));
+    if (!(code[q] === 0x48 && code[q + 1] === 0x85 && code[q + 2] === 0xdb && d.isStart[je] && isJe)) {
+      return { missing: `no TESTQ BX, BX; JE after the call of ${shape.callee}` };
+    }
+    for (const p of d.starts) {
+      const t = d.target[p]!;
+      if (t < 0 || !(d.flow[p] === F_JMP || d.flow[p] === F_JCC)) continue;
+      if (t === je || (t > call && t < q)) return { missing: `a branch at +0x${p.toString(16)} enters the result check` };
+      if (t === q && !(d.flow[p] === F_JMP && d.flow[x86Before(d, p)] === F_INDIRECT_CALL)) {
+        return { missing: `a branch at +0x${p.toString(16)} reaches the result check other than after a call` };
+      }
+    }
+    sites = [je];
+    successStarts = [d.target[je]!];
+    cut = (p) => (p === je ? [d.next[je]!] : undefined);
+  } else {
+    sites = calls;
+    successStarts = calls.map((c) => d.next[c]!);
+    const at = new Set(calls);
+    cut = (p) => (at.has(p) ? [] : undefined);
+  }
+
+  const success = x86Reach(d, successStarts, stops, () => undefined);
+  if (typeof success === "string") return { missing: success };
+  if (sites.some((s) => success.has(s))) return { missing: "the success path loops back to its own end" };
+  const returns = [...success].filter((p) => d.flow[p] === F_RET).sort((a, b) => a - b);
+  if (returns.length === 0) return { missing: "the success path reaches no RET" };
+  const rest = x86Reach(d, [0], stops, cut);
+  if (typeof rest === "string") return { missing: rest };
+  if (!sites.every((s) => rest.has(s))) return { missing: "the site is not reached from the entry" };
+  const shared = returns.find((r) => rest.has(r));
+  if (shared !== undefined) return { missing: `the RET at +0x${shared.toString(16)} ends other paths too` };
+  return { sites: sites.map((p) => base + p), returns: returns.map((p) => base + p) };
+}
+
+const F_NEXT = 0;
+const F_RET = 1;
+const F_JMP = 2;
+const F_JCC = 3;
+const F_CALL = 4;
+const F_INDIRECT_JMP = 5;
+const F_INDIRECT_CALL = 6;
+const F_STOP = 7;
+const FLOW_CODES: Record<string, number> = {
+  next: F_NEXT, return: F_RET, jump: F_JMP, branch: F_JCC, call: F_CALL, "indirect-jump": F_INDIRECT_JMP, "indirect-call": F_INDIRECT_CALL, stop: F_STOP,
+};
+
+/** A whole function decoded: per code offset of an instruction start, its flow, direct target, next and previous. */
+interface X86Sweep {
+  starts: number[];
+  isStart: Uint8Array;
+  isNop: Uint8Array;
+  flow: Uint8Array;
+  target: Int32Array;
+  next: Int32Array;
+  prev: Int32Array;
+}
+
+/** The linear sweep, or why control flow cannot be followed in it (data in the code, jump tables). */
+function x86Sweep(code: Uint8Array): X86Sweep | string {
+  const n = code.length;
+  const d: X86Sweep = {
+    starts: [], isStart: new Uint8Array(n), isNop: new Uint8Array(n), flow: new Uint8Array(n),
+    target: new Int32Array(n).fill(-1), next: new Int32Array(n), prev: new Int32Array(n).fill(-1),
+  };
+  let p = 0;
+  let last = -1;
+  while (p < n) {
+    try {
+      decodeInstruction(code, p, n, scratch);
+    } catch (e) {
+      if (!(e instanceof X86DecodeError)) throw e;
+      if (isPadding(code, p)) break;
+      return `undecodable instruction at +0x${p.toString(16)}`;
+    }
+    d.starts.push(p);
+    d.isStart[p] = 1;
+    d.flow[p] = FLOW_CODES[scratch.flow]!;
+    if (d.flow[p] === F_INDIRECT_JMP) return `an indirect jump at +0x${p.toString(16)} (a jump table)`;
+    if (scratch.target !== undefined) d.target[p] = scratch.target;
+    d.isNop[p] = scratch.map === 0 && scratch.opcode === 0x90 || scratch.map === 1 && scratch.opcode === 0x1f ? 1 : 0;
+    d.prev[p] = last;
+    d.next[p] = p + scratch.length;
+    last = p;
+    p += scratch.length;
+  }
+  for (const s of d.starts) {
+    const t = d.target[s]!;
+    if (t >= 0 && d.flow[s] !== F_CALL && !(t < n && d.isStart[t])) return `a branch at +0x${s.toString(16)} lands outside the sweep`;
+  }
+  return d;
+}
+
+/** The instruction before p, NOPs skipped (-1: none) */
+function x86Before(d: X86Sweep, p: number): number {
+  let b = d.prev[p]!;
+  while (b >= 0 && d.isNop[b]) b = d.prev[b]!;
+  return b;
+}
+
+/**
+ * Every instruction reachable from `from` (branches both ways, calls returning except into `stops`, a JMP back
+ * to the entry being morestack's retry). `cut` may replace an instruction's successors.
+ */
+function x86Reach(d: X86Sweep, from: number[], stops: ReadonlySet<number>, cut: (p: number) => number[] | undefined): Set<number> | string {
+  const seen = new Set<number>();
+  const work = [...from];
+  while (work.length > 0) {
+    const p = work.pop()!;
+    if (seen.has(p)) continue;
+    if (!d.isStart[p]) return `the walk left the function at +0x${p.toString(16)}`;
+    seen.add(p);
+    const replaced = cut(p);
+    if (replaced) {
+      work.push(...replaced);
+      continue;
+    }
+    const t = d.target[p]!;
+    switch (d.flow[p]) {
+      case F_RET:
+      case F_STOP:
+        break;
+      case F_JMP:
+        if (t !== 0) work.push(t);
+        break;
+      case F_JCC:
+        work.push(t, d.next[p]!);
+        break;
+      case F_CALL:
+        if (!stops.has(t)) work.push(d.next[p]!);
+        break;
+      default:
+        work.push(d.next[p]!);
+    }
+  }
+  return seen;
+}

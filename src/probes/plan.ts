@@ -3,6 +3,7 @@
  * any extra function it probes, and the struct offsets it reads (src/offsets/resolver.ts). Pure: no kernel.
  */
 import type { GoExecutable, ProbeSites } from "../gobin/analyze.ts";
+import type { SuccessShape } from "../gobin/return-sites.ts";
 import { resolveOffsets, type FieldNeed, type TableLookup } from "../offsets/resolver.ts";
 import type { OffsetsSource } from "../offsets/resolver.ts";
 import type { Readiness } from "./instrumentation.ts";
@@ -68,4 +69,28 @@ export function offsetsOrigin(plan: ProbePlan): Required<Pick<Readiness, "offset
 export function entryAndReturns(fn: string, sites: ProbeSites): string {
   const n = sites.returns.length;
   return `${fn}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * Where a function's span ends: its success path at `successProgram`'s emulated sites when the code has the
+ * shape (amd64; src/gobin/return-sites.ts findSuccessEnd), every other path at `returnProgram`'s RETs; else
+ * every RET. `how` says which, for readiness.
+ */
+export function spanEnds(exe: GoExecutable, fn: string, shape: SuccessShape, returns: readonly number[], successProgram: string, returnProgram: string): { programs: Record<string, number[]>; how: string } {
+  const s = exe.successEnd(fn, shape);
+  const ret = exe.arch === "amd64" ? "single-stepped" : "simulated";
+  if (!s || "missing" in s) {
+    return { programs: { [returnProgram]: [...returns] }, how: `at ${plural(returns.length, "return site")} (${ret}${s && exe.arch === "amd64" ? `: ${s.missing}` : ""})` };
+  }
+  const skip = new Set(s.returns);
+  const rest = returns.filter((r) => !skip.has(r));
+  const at = shape.kind === "result-check" ? `the JE checking ${shape.callee}'s error` : `the call${s.sites.length === 1 ? "" : "s"} of ${shape.callee}`;
+  return {
+    programs: { [successProgram]: s.sites, [returnProgram]: rest },
+    how: `success at ${at} (emulated), other paths at ${plural(rest.length, "return site")} (${ret})`,
+  };
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? "" : "s"}`;
 }

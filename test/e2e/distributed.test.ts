@@ -232,6 +232,50 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
   }, 60_000);
 });
 
+test("a request net/http retries on a new connection after the server closed the idle one is one span, ended by its answer", async () => {
+  // B answers 404 on a kept-alive connection, then closes that connection when the next request arrives on it
+  // without answering: net/http retries the GET on a new connection, whose answer ends the one span (roundTrip
+  // checks each attempt's error at the probed JE; only the last attempt's nil error ends it there)
+  const answer = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+  let requests = 0;
+  const requestsOn = new Map<object, number>();
+  const b = createServer((socket) => {
+    socket.on("data", (chunk) => {
+      for (let i = chunk.indexOf("\r\n\r\n"); i >= 0; i = chunk.indexOf("\r\n\r\n", i + 4)) {
+        requests++;
+        const n = (requestsOn.get(socket) ?? 0) + 1;
+        requestsOn.set(socket, n);
+        if (n === 2) socket.destroy();
+        else socket.write(answer);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => b.listen(0, "127.0.0.1", resolve));
+  const port = (b.address() as AddressInfo).port;
+  const a = await startServer(buildGoFixture("http-chain", { goVersion: NEWEST }), ["frontend", "127.0.0.1:0", `http://127.0.0.1:${port}`]);
+  const gotel = await runGotel(["--pid", String(a.proc.pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" }, a.proc.pid);
+  try {
+    collector.clear();
+    expect((await get(`${a.base}/missing`)).status).toBe(404);
+    expect((await get(`${a.base}/missing`)).status).toBe(404);
+    expect(requests).toBe(3); // the second call's first attempt, refused, and its retry
+    const spans = await collector.waitFor((all) => all.filter((s) => pidOf(s) === a.proc.pid).length >= 4, "2 server and 2 client spans");
+    await Bun.sleep(300);
+    const mine = spans.filter((s) => pidOf(s) === a.proc.pid);
+    const servers = mine.filter((s) => s.kind === SPAN_KIND.SERVER);
+    const clients = mine.filter((s) => s.kind === SPAN_KIND.CLIENT);
+    expect([servers.length, clients.length]).toEqual([2, 2]);
+    for (const c of clients) {
+      expect(c).toMatchObject({ name: "GET", status: { code: STATUS_CODE.ERROR }, attributes: { "error.type": "404", "http.response.status_code": 404n } });
+      expect(servers.some((s) => s.spanId === c.parentSpanId && s.traceId === c.traceId)).toBe(true);
+    }
+  } finally {
+    await gotel.stop();
+    await a.proc.stop();
+    b.close();
+  }
+}, 60_000);
+
 test("a call still waiting for its answer when its process is killed: it and its request are reported unfinished", async () => {
   // B accepts the connection and never answers
   const silent = createServer(() => undefined);

@@ -69,7 +69,8 @@ describe("a program that serves and sends HTTP (test/fixtures/http-chain)", () =
       {
         name: "net/http client", status: "ready", offsetsSource: source,
         reason: expect.stringMatching(new RegExp(
-          "^net/http\\.\\(\\*Transport\\)\\.roundTrip: entry \\(emulated\\) and \\d+ return sites; traceparent injection at net/http\\.Header\\.writeSubset; " +
+          "^net/http\\.\\(\\*Transport\\)\\.roundTrip: entry \\(emulated\\); ends success at the JE checking net/http\\.\\(\\*persistConn\\)\\.roundTrip's error " +
+          "\\(emulated\\), other paths at \\d+ return sites \\(single-stepped\\); traceparent injection at net/http\\.Header\\.writeSubset; " +
           // Go 1.27's HTTP/2 client reads one field the offsets table does not have yet
           (stripped && goVersion === "1.27.4"
             ? "HTTP/2: no traceparent injection \\(no offset for net/http/internal/http2\\.ClientRequest\\.Header \\(it is read from the binary's DWARF only\\)\\)$"
@@ -90,7 +91,7 @@ describe("a program that uses database/sql with a cgo driver (test/fixtures/http
     expect(r.cgo).toBe(true);
     expect(r.instrumentations.find((i) => i.name === "database/sql")).toEqual({
       name: "database/sql", status: "ready", offsetsSource: stripped ? "table" : "dwarf",
-      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback, pgx\.\(\*Conn\)\.Query, pgx\.\(\*Conn\)\.Exec: entry and \d+ return sites; drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
+      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback, pgx\.\(\*Conn\)\.Query, pgx\.\(\*Conn\)\.Exec: entry and \d+ return sites \(single-stepped\); queryDC ends success at the calls of database\/sql\.\(\*Rows\)\.initContextClose \(emulated\), other paths at 3 return sites \(single-stepped\); drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
     });
   }, 300_000);
 });

@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Decoder, DecoderError, DecoderOptions, EncodingKind, FlowControl, Instruction, Mnemonic } from "iced-x86";
+import { GoExecutable } from "../../src/gobin/analyze.ts";
 import { ElfFile, type ElfSymbol } from "../../src/gobin/elf.ts";
 import { entryProbeSite, findCallSites, findReturnSites, type FunctionRange } from "../../src/gobin/return-sites.ts";
 import { decodeInstruction, newInstruction } from "../../src/gobin/x86-length.ts";
@@ -301,4 +302,71 @@ test("a truncated function is a typed error, and a cut after a whole instruction
   // +4 is the start of the JBE (0f 86 rel32): cutting inside it leaves a partial instruction
   expect(() => findReturnSites(elf, { ...fn, end: fn.entry + 6 })).toThrow(/ServeHTTP: undecodable instruction/);
   expect(findReturnSites(elf, { ...fn, end: fn.entry + 4 })).toEqual([]);
+});
+
+/**
+ * `go tool objdump -s RE` with each instruction's source line: the TEXT header names the source file, so the
+ * line's own text says which `return` statement a RET belongs to.
+ */
+function objdumpWithSource(path: string, goVersion: string, symbolRegexp: string): { addr: number; text: string; source: string }[] {
+  const r = Bun.spawnSync(["go", "tool", "objdump", "-s", symbolRegexp, path], { env: { ...process.env, GOTOOLCHAIN: `go${goVersion}` }, stdout: "pipe", stderr: "pipe", cwd: "/" });
+  if (r.exitCode !== 0) throw new Error(`objdump of ${path} failed: ${r.stderr.toString()}`);
+  const out: { addr: number; text: string; source: string }[] = [];
+  let lines: string[] = [];
+  for (const line of r.stdout.toString().split("\n")) {
+    if (line.startsWith("TEXT ")) {
+      lines = readFileSync(line.slice(line.lastIndexOf(" ") + 1), "utf8").split("\n");
+      continue;
+    }
+    const f = line.split("\t").filter((x) => x.trim() !== "");
+    if (f.length >= 4 && f[1]!.startsWith("0x")) {
+      const at = Number(f[0]!.trim().split(":")[1]);
+      out.push({ addr: parseInt(f[1]!, 16), text: f[3]!.trim(), source: (lines[at - 1] ?? "").trim() });
+    }
+  }
+  return out;
+}
+
+// The oracle: objdump's instructions and the source lines of the return statements of the success paths.
+describe.each([
+  ["http-chain", "1.19.13"], ["http-chain", "1.21.13"], ["http-chain", "1.22.12"], ["http-chain", "1.27.4"],
+  ["sql-fake", "1.19.13"], ["sql-fake", "1.23.12"], ["sql-fake", "1.27.4"],
+] as const)("success-path ends in %s built with Go %s (amd64)", (fixture, goVersion) => {
+  const path = buildGoFixture(fixture, { goVersion });
+  const exe = GoExecutable.open(path);
+  const offset = (addr: number) => exe.elf.fileOffset(addr)!;
+
+  if (fixture === "http-chain") {
+    test("roundTrip: the JE after TESTQ BX, BX that follows the call of persistConn.roundTrip, and the RET of `return resp, nil`", () => {
+      const insns = objdumpWithSource(path, goVersion, "^net/http\\.\\(\\*Transport\\)\\.roundTrip$");
+      let i = insns.findIndex((x) => x.text === "CALL net/http.(*persistConn).roundTrip(SB)") + 1;
+      while (insns[i]!.text.startsWith("NOP")) i++;
+      expect(insns[i]!.text).toBe("TESTQ BX, BX");
+      expect(insns[i + 1]!.text).toStartWith("JE ");
+      const rets = insns.filter((x) => x.text === "RET");
+      const success = rets.filter((x) => x.source === "return resp, nil");
+      expect(success).toHaveLength(1);
+      const r = exe.successEnd("net/http.(*Transport).roundTrip", { kind: "result-check", callee: "net/http.(*persistConn).roundTrip" });
+      expect(r).toEqual({ sites: [offset(insns[i + 1]!.addr)], returns: success.map((x) => offset(x.addr)) });
+    });
+  } else {
+    test("queryDC: the calls of initContextClose, and the RETs of `return rows, nil`", () => {
+      const insns = objdumpWithSource(path, goVersion, "^database/sql\\.\\(\\*DB\\)\\.queryDC$");
+      const calls = insns.filter((x) => x.text === "CALL database/sql.(*Rows).initContextClose(SB)");
+      const success = insns.filter((x) => x.text === "RET" && x.source === "return rows, nil");
+      expect([calls.length, success.length]).toEqual([2, 2]);
+      expect(insns.filter((x) => x.text === "RET").length).toBeGreaterThan(2); // the error paths keep theirs
+      const r = exe.successEnd("database/sql.(*DB).queryDC", { kind: "success-call", callee: "database/sql.(*Rows).initContextClose" });
+      expect(r).toEqual({ sites: calls.map((x) => offset(x.addr)), returns: success.map((x) => offset(x.addr)) });
+    });
+  }
+});
+
+test("arm64 keeps its RET probes (the kernel simulates RET there); a function without the shape says why", () => {
+  const arm = GoExecutable.open(buildGoFixture("http-chain", { goVersion: "1.27.4", goarch: "arm64" }));
+  expect(arm.successEnd("net/http.(*Transport).roundTrip", { kind: "result-check", callee: "net/http.(*persistConn).roundTrip" })).toEqual({ missing: "arm64 simulates RET" });
+  const exe = GoExecutable.open(buildGoFixture("http-chain", { goVersion: "1.27.4" }));
+  // getConn's error is checked with a JNE: the branch taken is the failure, not a success path
+  expect(exe.successEnd("net/http.(*Transport).roundTrip", { kind: "result-check", callee: "net/http.(*Transport).getConn" })).toEqual({ missing: "no TESTQ BX, BX; JE after the call of net/http.(*Transport).getConn" });
+  expect(exe.successEnd("net/http.(*Transport).roundTrip", { kind: "success-call", callee: "no.such.function" })).toBeUndefined();
 });

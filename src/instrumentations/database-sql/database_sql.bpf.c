@@ -323,7 +323,9 @@ static __always_inline int on_pgx_copy(const void *ctx)
 }
 
 /* Ends the span in flight on this goroutine, if the API returning made it; a BATCH only where its results close. */
-static __always_inline int finish(const void *ctx, __u32 client, __u32 batch_closed)
+/* Ends the goroutine's span of `client`; `succeeded`: at a site on the success path (plan.ts), where the
+ * registers hold no results and the call returns no error. */
+static __always_inline int finish(const void *ctx, __u32 client, __u32 batch_closed, __u32 succeeded)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
@@ -352,7 +354,7 @@ static __always_inline int finish(const void *ctx, __u32 client, __u32 batch_clo
 	barrier_var(w3);
 	barrier_var(w4);
 	barrier_var(w5);
-	__u64 err_tab = f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : f->error_word == 3 ? w3 : w4;
+	__u64 err_tab = succeeded ? 0 : f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : f->error_word == 3 ? w3 : w4;
 	if (err_tab) {
 		e->error_data = f->error_word == 1 ? w2 : f->error_word == 2 ? w3 : f->error_word == 3 ? w4 : w5;
 		e->error_type = read_u64_at(err_tab, 8); /* itab._type */
@@ -380,21 +382,28 @@ GOTEL_UPROBE(database_sql_commit_entry, on_commit)
 GOTEL_UPROBE(database_sql_rollback_entry, on_rollback)
 static __always_inline int on_return(const void *ctx)
 {
-	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB, 0);
+	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB, 0, 0);
+}
+
+/* queryDC's calls of (*Rows).initContextClose: the query succeeded and queryDC returns its rows next */
+static __always_inline int on_query_done(const void *ctx)
+{
+	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB, 0, 1);
 }
 
 static __always_inline int on_pgx_return(const void *ctx)
 {
-	return finish(ctx, DATABASE_SQL_CLIENT_PGX, 0);
+	return finish(ctx, DATABASE_SQL_CLIENT_PGX, 0, 0);
 }
 
 /* a RET of the batch results' Close() error (error 1-2): the batch's statements have all run */
 static __always_inline int on_batch_close(const void *ctx)
 {
-	return finish(ctx, DATABASE_SQL_CLIENT_PGX, 1);
+	return finish(ctx, DATABASE_SQL_CLIENT_PGX, 1, 0);
 }
 
 GOTEL_UPROBE(database_sql_return, on_return)
+GOTEL_UPROBE(database_sql_query_done, on_query_done)
 GOTEL_UPROBE(database_sql_pgx_query_entry, on_pgx_query)
 GOTEL_UPROBE(database_sql_pgx_exec_entry, on_pgx_exec)
 GOTEL_UPROBE(database_sql_pgx_copy_entry, on_pgx_copy)

@@ -11,7 +11,7 @@ import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { ERROR_CODE_FIELDS } from "./errors.ts";
 import { driversIn, type DataSource } from "./source.ts";
-import { fieldNeeds, offsetsOrigin, planProbe, type ProbePlan, type ProbeSpec } from "../../probes/plan.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, spanEnds, type ProbePlan, type ProbeSpec } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, utf8, type SpanEventContext } from "../../probes/span-event.ts";
 import { parseStatementCached } from "./statement.ts";
@@ -143,6 +143,13 @@ export const ENTRY_PROGRAMS = {
   database_sql_rollback_entry: "database/sql.(*Tx).rollback",
 } as const;
 export const RETURN_PROGRAM = "database_sql_return";
+/**
+ * queryDC's success paths end with a call of (*Rows).initContextClose and return the rows: the span ends at
+ * those CALLs (emulated), and only the error paths' RETs are probed. Go 1.19-1.27 have this shape; the other
+ * functions end at their RETs (single-stepped on amd64).
+ */
+export const QUERY_DONE_PROGRAM = "database_sql_query_done";
+const QUERY_DONE = { kind: "success-call", callee: "database/sql.(*Rows).initContextClose" } as const;
 
 export const PGX_QUERY = "github.com/jackc/pgx/v5.(*Conn).Query";
 const PGX4_QUERY = "github.com/jackc/pgx/v4.(*Conn).Query";
@@ -176,6 +183,8 @@ export interface DatabasePlan {
   functions: string[];
   /** the pgx whose own API the binary has (v5 if both): its spans' scope */
   pgxModule: string;
+  /** where queryDC's spans end, for readiness */
+  queryEnds?: string;
 }
 
 const SPEC: ProbeSpec = {
@@ -206,13 +215,16 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
   if ("skipped" in r) return r;
   const programs: Record<string, number[]> = {};
   const functions: string[] = [];
+  let queryEnds: string | undefined;
   const add = (entries: readonly (readonly [string, string])[], returnProgram: string): void => {
     for (const [program, fn] of entries) {
       const sites = exe.probeSites(fn);
       if (!sites) continue;
       functions.push(fn);
       (programs[program] ??= []).push(sites.entry.offset);
-      (programs[returnProgram] ??= []).push(...sites.returns);
+      const ends = fn === QUERY_DC ? spanEnds(exe, fn, QUERY_DONE, sites.returns, QUERY_DONE_PROGRAM, returnProgram) : undefined;
+      if (ends) queryEnds = ends.how;
+      for (const [p, offsets] of Object.entries(ends?.programs ?? { [returnProgram]: sites.returns })) (programs[p] ??= []).push(...offsets);
     }
   };
   add(Object.entries(ENTRY_PROGRAMS), RETURN_PROGRAM);
@@ -224,7 +236,7 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
     programs[PGX_BATCH_CLOSE_PROGRAM] = closes;
     functions.push(...sends);
   }
-  return { plan: { ...r.plan, offsets: withPgx4Offsets(r.plan.offsets) }, programs, functions, pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4 };
+  return { plan: { ...r.plan, offsets: withPgx4Offsets(r.plan.offsets) }, programs, functions, pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4, ...(queryEnds ? { queryEnds } : {}) };
 }
 
 export function readiness(exe: GoExecutable): Readiness {
@@ -234,7 +246,8 @@ export function readiness(exe: GoExecutable): Readiness {
   const drivers = driversIn(exe.buildInfo.deps.map((d) => d.path));
   return {
     status: "ready",
-    reason: `${short.join(", ")}: entry and ${[RETURN_PROGRAM, PGX_RETURN_PROGRAM, PGX_BATCH_CLOSE_PROGRAM].reduce((n, p) => n + (r.programs[p]?.length ?? 0), 0)} return sites; ` +
+    reason: `${short.join(", ")}: entry and ${[RETURN_PROGRAM, PGX_RETURN_PROGRAM, PGX_BATCH_CLOSE_PROGRAM].reduce((n, p) => n + (r.programs[p]?.length ?? 0), 0)} return sites ` +
+      `(${exe.arch === "amd64" ? "single-stepped" : "simulated"})${r.queryEnds ? `; queryDC ends ${r.queryEnds}` : ""}; ` +
       (drivers.length ? `drivers ${drivers.join(", ")}` : "no SQL driver gotel knows (spans say other_sql)"),
     ...offsetsOrigin(r.plan),
   };

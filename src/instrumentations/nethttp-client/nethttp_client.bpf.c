@@ -267,6 +267,16 @@ static __always_inline int on_return(const void *ctx)
 	return 0;
 }
 
+/* roundTrip's check of its connection's answer (plan.ts: RESULT_CHECK), a JE the kernel emulates where a RET
+ * would be single-stepped: AX = *Response, BX:CX = error, as at a RET. A nil error is the success path, whose
+ * RET has no probe; an error may still be retried, and ends the span at one of the other RETs. */
+static __always_inline int on_result(const void *ctx)
+{
+	if (go_arg(ctx, 2))
+		return 0;
+	return on_return(ctx);
+}
+
 /* A *bufio.Writer as its owner leaves it between writes, before anything is written into it: no sticky error,
  * a full-length buffer, a length within it. Non-zero when it cannot be read or does not look like one. */
 static __always_inline int read_bufio_writer(const struct nethttp_client_config *cfg, __u64 w, struct go_slice *buf, __s64 *n)
@@ -430,6 +440,7 @@ static __always_inline int on_h2_flush(const void *ctx)
 
 GOTEL_UPROBE(nethttp_client_entry, on_entry)
 GOTEL_UPROBE(nethttp_client_return, on_return)
+GOTEL_UPROBE(nethttp_client_result, on_result)
 GOTEL_UPROBE(nethttp_client_inject_entry, on_write_headers)
 GOTEL_UPROBE(nethttp_client_link_headers, on_link_headers)
 GOTEL_UPROBE(nethttp_client_inject_h2_encode, on_h2_encode)

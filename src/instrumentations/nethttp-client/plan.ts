@@ -6,7 +6,7 @@
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { SpanRecord } from "../../traces/span.ts";
-import { entryAndReturns, fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
+import { fieldNeeds, offsetsOrigin, planProbe, spanEnds, type PlanResult, type ProbeSpec } from "../../probes/plan.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../../probes/span-event.ts";
@@ -62,7 +62,7 @@ export const FIELDS = {
 const OPTIONAL: ReadonlySet<string> = new Set([...MAP_FIELD_KEYS, "url_fragment", "url_raw_fragment"]);
 
 export const PROGRAMS = {
-  entry: "nethttp_client_entry", return: "nethttp_client_return", inject: "nethttp_client_inject_entry", link: "nethttp_client_link_headers",
+  entry: "nethttp_client_entry", return: "nethttp_client_return", result: "nethttp_client_result", inject: "nethttp_client_inject_entry", link: "nethttp_client_link_headers",
   h2Encode: "nethttp_client_inject_h2_encode", h2Headers: "nethttp_client_inject_h2_headers", h2Flush: "nethttp_client_inject_h2_flush",
 } as const;
 
@@ -76,6 +76,18 @@ const SPEC: ProbeSpec = {
 
 /** What the probe reads, for the offsets resolver and the table's generator. */
 export const NEEDS: readonly FieldNeed[] = fieldNeeds(SPEC);
+
+/**
+ * A request succeeds where roundTrip checks its connection's answer (`if err == nil` after pconn.roundTrip or
+ * the HTTP/2 connection's RoundTrip): the span ends at that JE, which the kernel emulates; the success path's RET
+ * gets no probe. Failures (retried or not) still end at the other RETs. Go 1.19-1.27 have this shape.
+ */
+const RESULT_CHECK = { kind: "result-check", callee: "net/http.(*persistConn).roundTrip" } as const;
+
+/** program -> the sites where roundTrip's span ends, and how, for readiness */
+export function endSites(exe: GoExecutable, returns: readonly number[]): { programs: Record<string, number[]>; how: string } {
+  return spanEnds(exe, ROUND_TRIP, RESULT_CHECK, returns, PROGRAMS.result, PROGRAMS.return);
+}
 
 /** The binary sends HTTP with net/http at all (whether the object is worth loading). */
 export const present = (exe: GoExecutable): boolean => exe.functions().get(ROUND_TRIP) !== undefined;
@@ -116,7 +128,7 @@ export function readiness(exe: GoExecutable): Readiness {
   const h2 = h2InjectionSites(exe);
   return {
     status: "ready",
-    reason: entryAndReturns(ROUND_TRIP, sites) +
+    reason: `${ROUND_TRIP}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"}; ends ${endSites(exe, sites.returns).how}` +
       (inject ? `; traceparent injection at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found: no traceparent injection`) +
       ("sites" in h2 ? "; HTTP/2: into the HEADERS frame" : `; HTTP/2: no traceparent injection (${h2.missing})`),
     ...offsetsOrigin(r.plan),

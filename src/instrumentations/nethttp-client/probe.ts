@@ -3,7 +3,7 @@ import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { H2_ABSENT, PROGRAMS, h2InjectionSites, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
+import { H2_ABSENT, PROGRAMS, endSites, h2InjectionSites, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
@@ -49,7 +49,7 @@ export class NethttpClientProbe extends ObjectSpanProbe {
     const h2 = this.opts.inject ? h2InjectionSites(exe) : undefined;
     const programs: Record<string, number[]> = {
       [PROGRAMS.entry]: [p.sites.entry.offset],
-      [PROGRAMS.return]: p.sites.returns,
+      ...endSites(exe, p.sites.returns).programs,
       ...(inject ? { [PROGRAMS.inject]: [inject.offset] } : {}),
       ...(link ? { [PROGRAMS.link]: [link.offset] } : {}),
       ...(h2 && "sites" in h2 ? h2.sites : {}),
