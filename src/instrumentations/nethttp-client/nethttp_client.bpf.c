@@ -331,13 +331,19 @@ static __always_inline int on_write_headers(const void *ctx)
 	return 0;
 }
 
-/* Same-host linking (same_host.h): the goroutine writing an HTTP/1 request's headers sends them next; its
- * request's span is filed as pending for that send. Writes nothing: loaded where injection is refused too.
- *   func (h Header) writeSubset(w io.Writer, exclude map[string]bool, trace *httptrace.ClientTrace) error */
-static __always_inline int on_link_headers(const void *ctx)
+/* Same-host linking (same_host.h): the goroutine writing an HTTP/1 request sends it next; its span is filed as
+ * pending for that send. Writes nothing: loaded where injection is refused too. At Request.write, which only
+ * requests go through (Header.writeSubset also writes every server response's headers: a trap each for nothing).
+ *   func (r *Request) write(w io.Writer, usingProxy bool, extraHeaders Header, waitForContinue func() bool) error */
+static __always_inline int on_link_request(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
-	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 1)};
+	struct nethttp_client_config *cfg = bpf_map_lookup_elem(&nethttp_client_config, &tgid);
+	if (!cfg)
+		return 0;
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = read_u64_at(go_arg(ctx, 1), cfg->request_header)};
+	if (!k.ctx)
+		return 0;
 	struct gotel_span_context *sc = bpf_map_lookup_elem(&nethttp_client_inject, &k);
 	if (sc)
 		gotel_link_pending_put(tgid, go_goroutine(ctx), sc);
@@ -442,7 +448,7 @@ GOTEL_UPROBE(nethttp_client_entry, on_entry)
 GOTEL_UPROBE(nethttp_client_return, on_return)
 GOTEL_UPROBE(nethttp_client_result, on_result)
 GOTEL_UPROBE(nethttp_client_inject_entry, on_write_headers)
-GOTEL_UPROBE(nethttp_client_link_headers, on_link_headers)
+GOTEL_UPROBE(nethttp_client_link_request, on_link_request)
 GOTEL_UPROBE(nethttp_client_inject_h2_encode, on_h2_encode)
 GOTEL_UPROBE(nethttp_client_inject_h2_headers, on_h2_write_headers)
 GOTEL_UPROBE(nethttp_client_inject_h2_flush, on_h2_flush)

@@ -16,6 +16,8 @@ import { bundledTable } from "../../offsets/bundled.ts";
 
 export const ROUND_TRIP = "net/http.(*Transport).roundTrip";
 export const WRITE_HEADERS = "net/http.Header.writeSubset";
+/** where an HTTP/1 request's span is filed for the send that follows (same-host linking, socket insertion) */
+export const WRITE_REQUEST = "net/http.(*Request).write";
 
 /**
  * net/http's own HTTP/2 client: bundled into net/http before Go 1.27 (encodeAndWriteHeaders takes the
@@ -62,14 +64,14 @@ export const FIELDS = {
 const OPTIONAL: ReadonlySet<string> = new Set([...MAP_FIELD_KEYS, "url_fragment", "url_raw_fragment"]);
 
 export const PROGRAMS = {
-  entry: "nethttp_client_entry", return: "nethttp_client_return", result: "nethttp_client_result", inject: "nethttp_client_inject_entry", link: "nethttp_client_link_headers",
+  entry: "nethttp_client_entry", return: "nethttp_client_return", result: "nethttp_client_result", inject: "nethttp_client_inject_entry", link: "nethttp_client_link_request",
   h2Encode: "nethttp_client_inject_h2_encode", h2Headers: "nethttp_client_inject_h2_headers", h2Flush: "nethttp_client_inject_h2_flush",
 } as const;
 
 const SPEC: ProbeSpec = {
   function: ROUND_TRIP,
   absent: "it sends no HTTP requests",
-  extra: { [PROGRAMS.inject]: WRITE_HEADERS },
+  extra: { [PROGRAMS.inject]: WRITE_HEADERS, [PROGRAMS.link]: WRITE_REQUEST },
   fields: FIELDS,
   optional: OPTIONAL,
 };

@@ -44,8 +44,7 @@ export class NethttpClientProbe extends ObjectSpanProbe {
     if ("skipped" in r) return r;
     const p = r.plan;
     const inject = this.opts.inject ? p.extra[PROGRAMS.inject] : undefined;
-    // the same site: the header writer is on the goroutine that sends the request
-    const link = this.opts.fileRequests ? p.extra[PROGRAMS.inject] : undefined;
+    const link = this.opts.fileRequests ? p.extra[PROGRAMS.link] : undefined;
     const h2 = this.opts.inject ? h2InjectionSites(exe) : undefined;
     const programs: Record<string, number[]> = {
       [PROGRAMS.entry]: [p.sites.entry.offset],
