@@ -2,8 +2,8 @@
  * through the TCP connection both ends share, without writing anything into either process (DESIGN.md
  * decision 12; lockdown `integrity` refuses bpf_probe_write_user, this needs none of it).
  *
- *   client, HTTP/1: the goroutine that writes a request's headers (net/http.Header.writeSubset, on the
- *     connection's write loop) records the request's span as pending under (tgid, goroutine);
+ *   client, HTTP/1: the goroutine that writes a request (net/http.(*Request).write, on the connection's write
+ *     loop) records the request's span as pending under (tgid, goroutine);
  *   kernel, tcp_sendmsg (src/propagation/same_host.bpf.c): the first send of that goroutine takes the pending
  *     span and files it under the connection (client address:port, server address:port) — before its bytes
  *     are queued, so before the server can read them;

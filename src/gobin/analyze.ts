@@ -9,7 +9,7 @@ import { goRelease, readBuildInfo, type BuildInfo, type GoModule } from "./build
 import { readStructFieldOffsets, type FieldOffset } from "./dwarf.ts";
 import { ElfFile, ET_DYN } from "./elf.ts";
 import { readFunctions, type FunctionTable, type GoFunction } from "./functions.ts";
-import { entryProbeSite, findCallSites, findReturnSites, findSuccessEnd, type SuccessEnd, type SuccessShape } from "./return-sites.ts";
+import { entryProbeSite, findCallSites, findResultTests, findReturnSites, findSuccessEnd, type ResultRegister, type SuccessEnd, type SuccessShape } from "./return-sites.ts";
 
 /** Go executables bigger than this are refused rather than read into memory. */
 const MAX_EXECUTABLE_BYTES = 2 * 1024 ** 3;
@@ -146,6 +146,17 @@ export class GoExecutable {
         .map((f) => f.entry),
     );
     return findSuccessEnd(this.elf, fn, shape, callee.entry, this.noReturn);
+  }
+
+  /**
+   * Where `caller` tests `callee`'s result in `reg` right after each call (an emulated Jcc that sees all of the
+   * callee's results; return-sites.ts findResultTests), or why not; undefined when the binary lacks either.
+   */
+  resultTests(caller: string, callee: string, reg: ResultRegister): number[] | { missing: string } | undefined {
+    const from = this.functions().get(caller);
+    const to = this.functions().get(callee);
+    if (!from || !to) return undefined;
+    return findResultTests(this.elf, from, to.entry, callee, reg);
   }
 
   /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */

@@ -394,6 +394,46 @@ export function findSuccessEnd(elf: ElfFile, fn: FunctionRange, shape: SuccessSh
   return { sites: sites.map((p) => base + p), returns: returns.map((p) => base + p) };
 }
 
+/** TESTQ r, r (REX.W 85 /r, mod 11, reg = rm) for the registers Go's ABI returns results in */
+const TEST_SELF: Record<ResultRegister, readonly number[]> = { BX: [0x48, 0x85, 0xdb], CX: [0x48, 0x85, 0xc9], DI: [0x48, 0x85, 0xff] };
+export type ResultRegister = "BX" | "CX" | "DI";
+
+/**
+ * The conditional branch right after each direct call of callee in fn that tests one of the callee's results
+ * (`TESTQ reg, reg`, an error's type word), with only NOPs and stores to memory between (amd64): the callee's
+ * results are all still in their registers there, and the kernel emulates a Jcc, where it would single-step the
+ * callee's RETs. Either branch may be the error's: the probe checks the register itself. File offsets, one per
+ * call, or why there are none.
+ */
+export function findResultTests(elf: ElfFile, fn: FunctionRange, calleeEntry: number, callee: string, reg: ResultRegister): number[] | { missing: string } {
+  if (elf.arch !== "amd64") return { missing: `${elf.arch} simulates RET` };
+  const { code, base } = functionCode(elf, fn);
+  const d = x86Sweep(code);
+  if (typeof d === "string") return { missing: d };
+  const calls = d.starts.filter((p) => d.flow[p] === F_CALL && d.target[p] === calleeEntry - fn.entry);
+  if (calls.length === 0) return { missing: `no call of ${callee}` };
+  const test = TEST_SELF[reg];
+  const sites: number[] = [];
+  for (const call of calls) {
+    let q = d.next[call]!;
+    // NOPs and register stores to memory (MOV r/m64, r with a memory operand) leave every register as it was
+    while (q < code.length && (d.isNop[q] || isStore(code, q))) q = d.next[q]!;
+    const jcc = q + test.length;
+    if (!test.every((b, i) => code[q + i] === b) || !d.isStart[jcc] || d.flow[jcc] !== F_JCC) {
+      return { missing: `no TESTQ ${reg}, ${reg} and a conditional branch after the call of ${callee} at +0x${call.toString(16)}` };
+    }
+    const entered = d.starts.find((p) => d.target[p]! > call && d.target[p]! <= jcc && d.flow[p] !== F_CALL);
+    if (entered !== undefined) return { missing: `a branch at +0x${entered.toString(16)} enters the code after the call of ${callee}` };
+    sites.push(base + jcc);
+  }
+  return sites;
+}
+
+/** MOVQ r64, m64 (REX.W 89 /r with a memory operand): a store, which writes no register */
+function isStore(code: Uint8Array, p: number): boolean {
+  return (code[p] === 0x48 || code[p] === 0x4c) && code[p + 1] === 0x89 && (code[p + 2]! >> 6) !== 3;
+}
+
 const F_NEXT = 0;
 const F_RET = 1;
 const F_JMP = 2;

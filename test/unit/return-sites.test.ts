@@ -370,3 +370,22 @@ test("arm64 keeps its RET probes (the kernel simulates RET there); a function wi
   expect(exe.successEnd("net/http.(*Transport).roundTrip", { kind: "result-check", callee: "net/http.(*Transport).getConn" })).toEqual({ missing: "no TESTQ BX, BX; JE after the call of net/http.(*Transport).getConn" });
   expect(exe.successEnd("net/http.(*Transport).roundTrip", { kind: "success-call", callee: "no.such.function" })).toBeUndefined();
 });
+
+describe.each([
+  ["grpc v1.40.0, Go 1.19.13", { goVersion: "1.19.13", modfile: "go.v140.mod" }],
+  ["grpc's newest, Go 1.27.4", { goVersion: "1.27.4" }],
+] as const)("result tests in grpc-service (%s)", (_name, build) => {
+  test("NewStream's test of createHeaderFields' error: the Jcc after TESTQ DI, DI that follows the call, as objdump shows it", () => {
+    const path = buildGoFixture("grpc-service", build);
+    const exe = GoExecutable.open(path);
+    const insns = objdumpWithSource(path, build.goVersion, "transport\\.\\(\\*http2Client\\)\\.NewStream$");
+    let i = insns.findIndex((x) => x.text.startsWith("CALL google.golang.org/grpc/internal/transport.(*http2Client).createHeaderFields(SB)")) + 1;
+    while (/^MOVQ [A-Z0-9]+, 0x[0-9a-f]+\(SP\)$/.test(insns[i]!.text)) i++;
+    expect(insns[i]!.text).toBe("TESTQ DI, DI");
+    expect(insns[i + 1]!.text).toMatch(/^J(E|NE) /);
+    const newStream = "google.golang.org/grpc/internal/transport.(*http2Client).NewStream";
+    expect(exe.resultTests(newStream, "google.golang.org/grpc/internal/transport.(*http2Client).createHeaderFields", "DI")).toEqual([exe.elf.fileOffset(insns[i + 1]!.addr)]);
+    // the error of createHeaderFields is in DI, not BX: nothing tests BX right after the call
+    expect(exe.resultTests(newStream, "google.golang.org/grpc/internal/transport.(*http2Client).createHeaderFields", "BX")).toMatchObject({ missing: expect.stringMatching(/^no TESTQ BX, BX/) });
+  });
+});

@@ -19,8 +19,13 @@ export const NEW_CLIENT_STREAM = `${GRPC}.newClientStream`;
 const WITH_RETRY = `${GRPC}.(*clientStream).withRetry`;
 const FINISH = `${GRPC}.(*clientStream).finish`;
 
-/** injection: where a call's header fields are made (its RETs), encoded, and each field written */
+/**
+ * injection and same-host linking: where a call's header fields are made, encoded, and each field written. The
+ * fields are read where NewStream tests createHeaderFields' error (an emulated Jcc with the results still in
+ * their registers), else at createHeaderFields' RETs (single-stepped on amd64).
+ */
 const CREATE_HEADER_FIELDS = `${TRANSPORT}.(*http2Client).createHeaderFields`;
+const NEW_TRANSPORT_STREAM = `${TRANSPORT}.(*http2Client).NewStream`;
 const WRITE_HEADER = `${TRANSPORT}.(*loopyWriter).writeHeader`;
 const WRITE_FIELD = "golang.org/x/net/http2/hpack.(*Encoder).WriteField";
 
@@ -75,6 +80,8 @@ export interface ClientPlan {
   link?: Record<string, number[]>;
   offsetsSource: ReturnType<typeof offsetsOrigin>;
   entryEmulated: boolean;
+  /** where a call's header fields are read, for readiness */
+  fieldsAt: string;
 }
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): ClientPlan | { skipped: string; absent?: true } {
@@ -87,7 +94,8 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Clie
   const { header_field_sensitive: sensitive, ...offsets } = r.plan.offsets;
   // hpack.HeaderField is {Name, Value string; Sensitive bool}: its size is Sensitive's offset rounded up to 8
   const config = { ...offsets, header_field_size: sensitive === undefined ? undefined : Math.ceil((sensitive + 1) / 8) * 8 };
-  const fields = exe.probeSites(CREATE_HEADER_FIELDS)?.returns;
+  const tests = exe.resultTests(NEW_TRANSPORT_STREAM, CREATE_HEADER_FIELDS, "DI");
+  const fields = Array.isArray(tests) ? tests : exe.probeSites(CREATE_HEADER_FIELDS)?.returns;
   const [header, field] = [r.plan.extra[PROGRAMS.injectHeader], r.plan.extra[PROGRAMS.injectField]];
   const injects = fields?.length && header && field && INJECT_FIELDS.every((k) => r.plan.offsets[k] !== undefined);
   return {
@@ -103,6 +111,7 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Clie
       ? { link: { [PROGRAMS.linkFields]: fields, [PROGRAMS.linkHeader]: [header.offset] } } : {}),
     offsetsSource: offsetsOrigin(r.plan),
     entryEmulated: r.plan.sites.entry.emulated,
+    fieldsAt: Array.isArray(tests) ? "NewStream's test of createHeaderFields' error (emulated)" : `createHeaderFields' RETs (${exe.arch === "amd64" ? "single-stepped" : "simulated"})`,
   };
 }
 
@@ -115,7 +124,8 @@ export function readiness(exe: GoExecutable): Readiness {
     reason: `${NEW_CLIENT_STREAM}: entry ${p.entryEmulated ? "(emulated)" : "(single-stepped)"} and ${n} return site${n === 1 ? "" : "s"} (calls that fail before their stream); ` +
       "ends at (*clientStream).finish; " +
       (p.inject ? "traceparent injection into the HEADERS at (*loopyWriter).writeHeader" : "createHeaderFields, writeHeader, hpack's WriteField or their offsets not found: no traceparent injection") +
-      (p.link ? "; where writing is refused, same-host linking files each call's stream at writeHeader's entry" : "; no same-host linking (createHeaderFields, writeHeader or hpack's HeaderField not found)"),
+      (p.link ? "; where writing is refused, same-host linking files each call's stream at writeHeader's entry" : "; no same-host linking (createHeaderFields, writeHeader or hpack's HeaderField not found)") +
+      (p.inject || p.link ? `; header fields read at ${p.fieldsAt}` : ""),
     ...p.offsetsSource,
   };
 }

@@ -233,7 +233,8 @@ static __always_inline int on_new_stream_return(const void *ctx)
 	return 0;
 }
 
-/* RET of createHeaderFields: result = the fields (ptr, len, cap), error */
+/* createHeaderFields' results, ([]hpack.HeaderField, error) = AX, BX, CX, DI, SI: at the Jcc where NewStream
+ * tests the error, or at createHeaderFields' RETs (client-plan.ts); the fields are nil on an error */
 static __always_inline int on_header_fields(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
