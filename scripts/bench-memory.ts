@@ -9,8 +9,11 @@
  *   sudo bun scripts/bench-memory.ts [--before PATH] [runs]
  *
  * --before PATH measures another gotel binary (an earlier build) in the same run, side by side. Each number is
- * the median of `runs` (default 3) fresh agents.
+ * the median of `runs` (default 3) fresh agents. A second table says where the settled RSS is: anonymous memory
+ * (Bun's heaps, buffers), file pages (gotel's own executable: Bun's code and the embedded bundle, clean and
+ * shared, which the kernel can drop and read again), and the rest (the ring buffer's mapping).
  */
+import { readFileSync } from "node:fs";
 import { buildGoFixture } from "../test/support/go.ts";
 import { gotelBuilds, statusKb } from "./lib/bench.ts";
 
@@ -28,9 +31,35 @@ function startTargets(exe: string, n: number, argv: string[] = []): Bun.Subproce
   return Array.from({ length: n }, () => Bun.spawn([exe, ...argv], { stdout: "ignore", stderr: "ignore" }));
 }
 
+interface RssParts {
+  /** anonymous memory: Bun's heaps, buffers */
+  anon: number;
+  /** pages of gotel's own executable (and the libraries it maps): clean, shared, dropped and read again at need */
+  file: number;
+  /** eBPF maps mapped into gotel: the ring buffer */
+  maps: number;
+}
+
+/** A process's RSS by kind of mapping, MB (/proc/PID/smaps) */
+function rssParts(pid: number): RssParts {
+  const parts: RssParts = { anon: 0, file: 0, maps: 0 };
+  let kind: keyof RssParts = "anon";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      const name = m[1]!;
+      kind = name.startsWith("anon_inode:bpf") ? "maps" : name.startsWith("/") ? "file" : "anon";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) parts[kind] += Number(rss[1]) / 1024;
+  }
+  return parts;
+}
+
 /** One agent on the given pids until it says it is running, then 10 s idle (Bun hands freed memory back to the
  * system a few seconds after a collection): its peak and settled RSS in MB. */
-async function measure(gotel: string, pids: number[]): Promise<{ peak: number; rss: number; ms: number }> {
+async function measure(gotel: string, pids: number[]): Promise<{ peak: number; rss: number; ms: number } & RssParts> {
   const t0 = performance.now();
   const agent = Bun.spawn([gotel, "run", ...pids.flatMap((p) => ["--pid", String(p)])], {
     env: { ...process.env, OTEL_TRACES_EXPORTER: "none", OTEL_LOG_LEVEL: "info" }, stdout: "ignore", stderr: "pipe",
@@ -44,7 +73,7 @@ async function measure(gotel: string, pids: number[]): Promise<{ peak: number; r
   }
   const ms = performance.now() - t0;
   await Bun.sleep(10_000);
-  const out = { peak: statusKb(agent.pid, "VmHWM") / 1024, rss: statusKb(agent.pid, "VmRSS") / 1024, ms };
+  const out = { peak: statusKb(agent.pid, "VmHWM") / 1024, rss: statusKb(agent.pid, "VmRSS") / 1024, ms, ...rssParts(agent.pid) };
   agent.kill("SIGTERM");
   await agent.exited;
   return out;
@@ -60,6 +89,7 @@ const scenarios: { label: string; exe: string; n: number; argv?: string[] }[] = 
 
 console.log(`gotel's memory, median of ${RUNS} agents per cell (peak = VmHWM while attaching; rss = 10 s after "running")`);
 console.log(`${"scenario".padEnd(28)} ${builds.map((b) => `${b.label}: peak / rss / to running`.padEnd(38)).join(" ")}`);
+const parts: string[] = [];
 for (const s of scenarios) {
   const targets = startTargets(s.exe, s.n, s.argv);
   await Bun.sleep(1500);
@@ -69,8 +99,12 @@ for (const s of scenarios) {
     for (let i = 0; i < RUNS; i++) runs.push(await measure(b.path, targets.map((t) => t.pid)));
     const [peak, rss, ms] = [median(runs.map((r) => r.peak)), median(runs.map((r) => r.rss)), median(runs.map((r) => r.ms))];
     cells.push(`${peak.toFixed(0).padStart(4)} MB / ${rss.toFixed(0).padStart(4)} MB / ${ms.toFixed(0).padStart(5)} ms`.padEnd(38));
+    const [anon, file, maps] = [median(runs.map((r) => r.anon)), median(runs.map((r) => r.file)), median(runs.map((r) => r.maps))];
+    parts.push(`${s.label.padEnd(28)} ${b.label.padEnd(8)} ${anon.toFixed(0).padStart(4)} MB ${file.toFixed(0).padStart(9)} MB ${maps.toFixed(0).padStart(6)} MB`);
   }
   console.log(`${s.label.padEnd(28)} ${cells.join(" ")}`);
   for (const t of targets) t.kill();
   await Promise.all(targets.map((t) => t.exited));
 }
+console.log(`\nwhere the settled RSS is (medians, /proc/PID/smaps): anonymous / gotel's executable and other files / eBPF maps (the ring buffer)`);
+for (const line of parts) console.log(line);

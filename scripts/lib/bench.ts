@@ -20,7 +20,7 @@ export function gotelBuilds(script: string, args: string[], label: string): { la
 }
 
 /** A /proc/PID/status memory field in kB (VmHWM: peak RSS), NaN when unreadable. */
-export function statusKb(pid: number, field: "VmHWM" | "VmRSS"): number {
+export function statusKb(pid: number, field: "VmHWM" | "VmRSS" | "RssAnon" | "RssFile" | "RssShmem"): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) : NaN;
 }

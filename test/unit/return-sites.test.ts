@@ -384,7 +384,7 @@ describe.each([
     expect(insns[i]!.text).toBe("TESTQ DI, DI");
     expect(insns[i + 1]!.text).toMatch(/^J(E|NE) /);
     const newStream = "google.golang.org/grpc/internal/transport.(*http2Client).NewStream";
-    expect(exe.resultTests(newStream, "google.golang.org/grpc/internal/transport.(*http2Client).createHeaderFields", "DI")).toEqual([exe.elf.fileOffset(insns[i + 1]!.addr)]);
+    expect(exe.resultTests(newStream, "google.golang.org/grpc/internal/transport.(*http2Client).createHeaderFields", "DI")).toEqual([exe.elf.fileOffset(insns[i + 1]!.addr)!]);
     // the error of createHeaderFields is in DI, not BX: nothing tests BX right after the call
     expect(exe.resultTests(newStream, "google.golang.org/grpc/internal/transport.(*http2Client).createHeaderFields", "BX")).toMatchObject({ missing: expect.stringMatching(/^no TESTQ BX, BX/) });
   });
