@@ -127,7 +127,8 @@ export function formatReport(r: InspectReport): string {
   }
   for (const f of r.functions ?? []) {
     lines.push(f.found
-      ? `  function ${f.name}: entry ${f.entry}${f.entryEmulated ? " (emulated)" : ""}, returns ${f.returns?.join(" ") || "none"}`
+      ? `  function ${f.name}: entry ${f.entry} (${f.entryEmulated ? "emulated" : "single-stepped"}), returns ${f.returns?.join(" ") || "none"}` +
+        (f.returns?.length ? ` (${r.arch === "arm64" ? "simulated" : "single-stepped"})` : "")
       : `  function ${f.name}: not in this binary`);
   }
   if (r.fields === null) lines.push("  fields: no DWARF in this binary");

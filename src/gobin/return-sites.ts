@@ -312,7 +312,7 @@ function arm64EntrySite(code: Uint8Array): EntryProbeSite {
 
 /**
  * Where a span can end on a function's success path without a RET probe. amd64's kernel single-steps a RET out
- * of line (a second trap: ~15 µs here), where it emulates a Jcc or a CALL; arm64 simulates RET, so this is for
+ * of line (a second trap: 15-45 µs on this project's VMs), where it emulates a Jcc or a CALL; arm64 simulates RET, so this is for
  * amd64 only. `sites` are the emulated instructions the success path passes; `returns` the RETs only it reaches,
  * which then need no probe: every other RET (the error paths) keeps one.
  */
@@ -327,8 +327,8 @@ export type SuccessShape =
   /**
    * CALL callee; NOPs; TESTQ BX, BX; JE success — the callee's error checked against nil. The site is the JE:
    * the callee's results are still in AX, BX, CX there (Go's register ABI), and a nil error is the success
-   * path. Other branches may reach the TESTQ only as a JMP right after an indirect call (NOPs between) (the same results, e.g.
-   * `resp, err = alt.RoundTrip(req)` beside `resp, err = pconn.roundTrip(treq)`).
+   * path. Another branch may reach the TESTQ only as a JMP right after an indirect call, NOPs between: the
+   * same results from another callee (`resp, err = alt.RoundTrip(req)` beside `resp, err = pconn.roundTrip(treq)`).
    */
   | { kind: "result-check"; callee: string }
   /** every CALL of callee is on the success path, after its last fallible step: the sites are the CALLs */
