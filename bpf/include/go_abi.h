@@ -86,6 +86,16 @@ static __always_inline __u64 go_goroutine(const void *ctx)
 #endif
 }
 
+/* A closure's context (its captured variables follow the code pointer) at the closure's entry: Go's REGCTXT. */
+static __always_inline __u64 go_closure_context(const void *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	return GOTEL_REGS(ctx)->dx;
+#else
+	return GOTEL_REGS(ctx)->regs[26];
+#endif
+}
+
 static __always_inline __u64 go_stack_pointer(const void *ctx)
 {
 	return GOTEL_REGS(ctx)->sp;

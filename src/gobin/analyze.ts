@@ -9,7 +9,7 @@ import { goRelease, readBuildInfo, type BuildInfo, type GoModule } from "./build
 import { readStructFieldOffsets, type FieldOffset } from "./dwarf.ts";
 import { ElfFile, ET_DYN } from "./elf.ts";
 import { readFunctions, type FunctionTable, type GoFunction } from "./functions.ts";
-import { entryProbeSite, findCallSites, findResultTests, findReturnSites, findSuccessEnd, type ResultRegister, type SuccessEnd, type SuccessShape } from "./return-sites.ts";
+import { entryProbeSite, findCallSites, findCapturedArgument, findResultTests, findReturnSites, findSuccessEnd, type ResultRegister, type SuccessEnd, type SuccessShape } from "./return-sites.ts";
 
 /** Go executables bigger than this are refused rather than read into memory. */
 const MAX_EXECUTABLE_BYTES = 2 * 1024 ** 3;
@@ -157,6 +157,12 @@ export class GoExecutable {
     const to = this.functions().get(callee);
     if (!from || !to) return undefined;
     return findResultTests(this.elf, from, to.entry, callee, reg);
+  }
+
+  /** The closure-context offset of the pointer a closure passes an interface through to its first call (return-sites.ts). */
+  capturedArgument(closure: string): { offset: number } | { missing: string } | undefined {
+    const fn = this.functions().get(closure);
+    return fn ? findCapturedArgument(this.elf, fn) : undefined;
   }
 
   /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */

@@ -434,6 +434,70 @@ function isStore(code: Uint8Array, p: number): boolean {
   return (code[p] === 0x48 || code[p] === 0x4c) && code[p + 1] === 0x89 && (code[p + 2]! >> 6) !== 3;
 }
 
+/**
+ * In a closure that passes an interface value it reaches through one of its captured pointers as the first
+ * argument of its first call (a deferred `func() { release(err) }`: `MOVQ d(DX), R; MOVQ 0(R), AX;
+ * MOVQ 8(R), BX; CALL`), the offset d of that pointer in the closure's context (DX at its entry), so that a probe
+ * at the entry can read the value (amd64: the deferred call's closure is entered on every return of the function
+ * that deferred it). Only Go's prologue, loads and register moves may come before the call; anything else, or a
+ * pattern not found, is a `missing`.
+ */
+export function findCapturedArgument(elf: ElfFile, fn: FunctionRange): { offset: number } | { missing: string } {
+  if (elf.arch !== "amd64") return { missing: `${elf.arch} simulates RET` };
+  const { code } = functionCode(elf, fn);
+  const DX = 2, AX = 0, BX = 3;
+  /** register -> the closure-context offset it was loaded from (while DX still holds the context) */
+  const fromContext = new Map<number, number>();
+  let contextInDX = true;
+  let ax: number | undefined;
+  let bx: number | undefined;
+  for (let p = 0; p < code.length;) {
+    let insn: X86Instruction;
+    try {
+      insn = decodeInstruction(code, p, code.length, scratch);
+    } catch {
+      return { missing: `undecodable instruction at +0x${p.toString(16)}` };
+    }
+    if (insn.flow === "call" || insn.flow === "indirect-call") {
+      return ax !== undefined && ax === bx ? { offset: ax } : { missing: "no interface argument loaded through a captured pointer before the first call" };
+    }
+    const at = (...bytes: number[]) => bytes.every((b, i) => code[p + i] === b);
+    const rex = code[p]! >= 0x48 && code[p]! <= 0x4f ? code[p]! : 0;
+    const op = code[p + 1];
+    const modrm = code[p + 2]!;
+    const mod = modrm >> 6;
+    const reg = ((modrm >> 3) & 7) | (rex & 4 ? 8 : 0);
+    const rm = (modrm & 7) | (rex & 1 ? 8 : 0);
+    const prologue = at(0x49, 0x3b, 0x66) || insn.flow === "branch" || at(0x48, 0x83, 0xec) || at(0x48, 0x81, 0xec) ||
+      at(0x55) || at(0x48, 0x89, 0xe5) || at(0x48, 0x89, 0x6c, 0x24) || at(0x48, 0x8d, 0x6c, 0x24);
+    if (prologue) {
+      // stack check and its JBE, SUBQ $n, SP; then PUSHQ BP, MOVQ SP, BP (Go 1.21 on) or MOVQ BP, n(SP),
+      // LEAQ n(SP), BP (before)
+    } else if (rex & 8 && op === 0x8b && (mod === 0 || mod === 1) && (modrm & 7) !== 4 && !(mod === 0 && (modrm & 7) === 5)) {
+      // MOVQ disp(base), reg
+      const disp = mod === 1 ? (code[p + 3]! << 24) >> 24 : 0;
+      const loadedFrom = rm === DX && contextInDX ? disp : undefined;
+      const pointerAt = fromContext.get(rm);
+      if (pointerAt !== undefined && reg === AX && disp === 0) ax = pointerAt;
+      if (pointerAt !== undefined && reg === BX && disp === 8) bx = pointerAt;
+      fromContext.delete(reg);
+      if (reg === DX) contextInDX = false;
+      if (loadedFrom !== undefined) fromContext.set(reg, loadedFrom);
+    } else if (rex & 8 && op === 0x89 && mod === 3) {
+      // MOVQ src, dst between registers
+      const [dst, src] = [rm, reg];
+      const from = fromContext.get(src);
+      fromContext.delete(dst);
+      if (dst === DX) contextInDX = false;
+      if (from !== undefined) fromContext.set(dst, from);
+    } else {
+      return { missing: `an instruction at +0x${p.toString(16)} the pattern does not allow` };
+    }
+    p += insn.length;
+  }
+  return { missing: "no call" };
+}
+
 const F_NEXT = 0;
 const F_RET = 1;
 const F_JMP = 2;

@@ -186,6 +186,16 @@ describe.each(DRIVERS)("$driver: statements captured and parsed", (d) => {
     });
   });
 
+  test("a failing exec: status ERROR with the driver's error type and the database's code, read where execDC's deferred closure runs", async () => {
+    const { status, db } = await request(s, "POST", "/missing", 1);
+    expect(status).toBe(404);
+    expect(db[0]!.name).toBe("INSERT missing_table");
+    expect(db[0]!.status.code).toBe(STATUS_CODE.ERROR);
+    expect(db[0]!.attributes).toEqual({
+      ...attrs("INSERT", "missing_table", "INSERT INTO missing_table (id) VALUES (1)"), "error.type": d.errorType, "db.response.status_code": d.errorCode,
+    });
+  });
+
   test("prepared statements: Stmt.QueryContext and Stmt.ExecContext (preparing makes no span)", async () => {
     const { status, db } = await request(s, "GET", "/prepared", 2);
     expect(status).toBe(200);

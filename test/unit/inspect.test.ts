@@ -91,7 +91,7 @@ describe("a program that uses database/sql with a cgo driver (test/fixtures/http
     expect(r.cgo).toBe(true);
     expect(r.instrumentations.find((i) => i.name === "database/sql")).toEqual({
       name: "database/sql", status: "ready", offsetsSource: stripped ? "table" : "dwarf",
-      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback, pgx\.\(\*Conn\)\.Query, pgx\.\(\*Conn\)\.Exec: entry and \d+ return sites \(single-stepped\); queryDC ends success at the calls of database\/sql\.\(\*Rows\)\.initContextClose \(emulated\), other paths at 3 return sites \(single-stepped\); drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
+      reason: expect.stringMatching(/^\(\*DB\)\.queryDC, \(\*DB\)\.execDC, \(\*Stmt\)\.QueryContext, \(\*Stmt\)\.ExecContext, \(\*DB\)\.beginDC, \(\*Tx\)\.Commit, \(\*Tx\)\.rollback, pgx\.\(\*Conn\)\.Query, pgx\.\(\*Conn\)\.Exec: entry and \d+ return sites \(single-stepped\); queryDC ends success at the calls of database\/sql\.\(\*Rows\)\.initContextClose \(emulated\), other paths at 3 return sites \(single-stepped\); execDC ends at the entry of its deferred closure \(emulated\); drivers github\.com\/go-sql-driver\/mysql \(mysql\), github\.com\/jackc\/pgx\/v5 \(postgresql\), github\.com\/lib\/pq \(postgresql\), github\.com\/mattn\/go-sqlite3 \(sqlite\)$/),
     });
   }, 300_000);
 });

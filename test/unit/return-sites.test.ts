@@ -359,6 +359,15 @@ describe.each([
       const r = exe.successEnd("database/sql.(*DB).queryDC", { kind: "success-call", callee: "database/sql.(*Rows).initContextClose" });
       expect(r).toEqual({ sites: calls.map((x) => offset(x.addr)), returns: success.map((x) => offset(x.addr)) });
     });
+
+    test("execDC's deferred closure: where its context keeps &err, as the loads before its call show", () => {
+      const insns = objdumpWithSource(path, goVersion, "^database/sql\\.\\(\\*DB\\)\\.execDC\\.func1$");
+      const ax = insns.find((x) => /^MOVQ 0\(([A-Z0-9]+)\), AX$/.test(x.text))!;
+      const pointer = /^MOVQ 0\(([A-Z0-9]+)\), AX$/.exec(ax.text)![1]!;
+      expect(insns.some((x) => x.text === `MOVQ 0x8(${pointer}), BX`)).toBe(true);
+      const load = insns.find((x) => new RegExp(`^MOVQ (0x[0-9a-f]+)\\(DX\\), ${pointer}$`).test(x.text))!;
+      expect(exe.capturedArgument("database/sql.(*DB).execDC.func1")).toEqual({ offset: parseInt(load.text.slice(5), 16) });
+    });
   }
 });
 

@@ -82,6 +82,7 @@ struct database_sql_config {
 	__u64 db_connector; /* database/sql.DB.connector (driver.Connector) */
 	__u64 pgx_conn_config; /* github.com/jackc/pgx/v5.Conn.config (*ConnConfig), or v4's */
 	__u64 pgx_batch_queries; /* github.com/jackc/pgx/v5.Batch.QueuedQueries, or v4's Batch.items (slices) */
+	__u64 exec_err_capture; /* where execDC's deferred closure keeps &err in its context (plan.ts: EXEC_DONE) */
 };
 
 /* What a span event carries before its statement; kept in flight between entry and return. */
@@ -323,40 +324,34 @@ static __always_inline int on_pgx_copy(const void *ctx)
 }
 
 /* Ends the span in flight on this goroutine, if the API returning made it; a BATCH only where its results close. */
-/* Ends the goroutine's span of `client`; `succeeded`: at a site on the success path (plan.ts), where the
- * registers hold no results and the call returns no error. */
-static __always_inline int finish(const void *ctx, __u32 client, __u32 batch_closed, __u32 succeeded)
+/* The goroutine's span of `client` in flight, if any (a batch's only at its results' Close, `batch_closed`). */
+static __always_inline struct database_sql_inflight *inflight_of(struct gotel_ctx_key *key, __u32 client, __u32 batch_closed)
 {
-	__u32 tgid = gotel_current_tgid();
-	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
-	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_inflight, &key);
+	struct database_sql_inflight *f = bpf_map_lookup_elem(&database_sql_inflight, key);
 	if (!f || f->head.client != client || (f->head.operation == DATABASE_SQL_BATCH) != (batch_closed != 0))
 		return 0;
+	return f;
+}
+
+/* Ends the span f, with the call's error (err_tab 0: none). */
+static __always_inline int end_span(struct gotel_ctx_key *key, struct database_sql_inflight *f, __u64 err_tab, __u64 err_data)
+{
 	if (!(f->head.sc.flags & GOTEL_FLAG_SAMPLED)) {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);
-		bpf_map_delete_elem(&database_sql_inflight, &key);
+		bpf_map_delete_elem(&database_sql_inflight, key);
 		return 0;
 	}
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&database_sql_scratch, &zero);
 	if (!s) {
-		bpf_map_delete_elem(&database_sql_inflight, &key);
+		bpf_map_delete_elem(&database_sql_inflight, key);
 		return 0;
 	}
 	struct database_sql_event *e = &s->event;
 	bpf_probe_read_kernel(e, DATABASE_SQL_HEAD_SIZE, &f->head);
 	e->hdr.end_ns = bpf_ktime_get_ns();
-	/* load the five words first: a load per case becomes one load at a computed context offset, which the
-	 * verifier refuses */
-	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3), w4 = go_arg(ctx, 4), w5 = go_arg(ctx, 5);
-	barrier_var(w1);
-	barrier_var(w2);
-	barrier_var(w3);
-	barrier_var(w4);
-	barrier_var(w5);
-	__u64 err_tab = succeeded ? 0 : f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : f->error_word == 3 ? w3 : w4;
 	if (err_tab) {
-		e->error_data = f->error_word == 1 ? w2 : f->error_word == 2 ? w3 : f->error_word == 3 ? w4 : w5;
+		e->error_data = err_data;
 		e->error_type = read_u64_at(err_tab, 8); /* itab._type */
 		if (!e->error_type)
 			e->error_type = 1;
@@ -369,8 +364,29 @@ static __always_inline int finish(const void *ctx, __u32 client, __u32 batch_clo
 		n = DATABASE_SQL_QUERY_MAX;
 	barrier_var(n);
 	gotel_emit(e, DATABASE_SQL_HEAD_SIZE + n);
-	bpf_map_delete_elem(&database_sql_inflight, &key);
+	bpf_map_delete_elem(&database_sql_inflight, key);
 	return 0;
+}
+
+/* Ends the goroutine's span of `client` at a RET, its error among the results (f->error_word); `succeeded`: at
+ * a site on the success path (plan.ts), where the registers hold no results and the call returns no error. */
+static __always_inline int finish(const void *ctx, __u32 client, __u32 batch_closed, __u32 succeeded)
+{
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
+	struct database_sql_inflight *f = inflight_of(&key, client, batch_closed);
+	if (!f)
+		return 0;
+	/* load the five words first: a load per case becomes one load at a computed context offset, which the
+	 * verifier refuses */
+	__u64 w1 = go_arg(ctx, 1), w2 = go_arg(ctx, 2), w3 = go_arg(ctx, 3), w4 = go_arg(ctx, 4), w5 = go_arg(ctx, 5);
+	barrier_var(w1);
+	barrier_var(w2);
+	barrier_var(w3);
+	barrier_var(w4);
+	barrier_var(w5);
+	__u64 err_tab = succeeded ? 0 : f->error_word == 1 ? w1 : f->error_word == 2 ? w2 : f->error_word == 3 ? w3 : w4;
+	__u64 err_data = f->error_word == 1 ? w2 : f->error_word == 2 ? w3 : f->error_word == 3 ? w4 : w5;
+	return end_span(&key, f, err_tab, err_data);
 }
 
 GOTEL_UPROBE(database_sql_query_entry, on_query_dc)
@@ -380,6 +396,7 @@ GOTEL_UPROBE(database_sql_stmt_exec_entry, on_stmt_exec)
 GOTEL_UPROBE(database_sql_begin_entry, on_begin_dc)
 GOTEL_UPROBE(database_sql_commit_entry, on_commit)
 GOTEL_UPROBE(database_sql_rollback_entry, on_rollback)
+
 static __always_inline int on_return(const void *ctx)
 {
 	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB, 0, 0);
@@ -389,6 +406,20 @@ static __always_inline int on_return(const void *ctx)
 static __always_inline int on_query_done(const void *ctx)
 {
 	return finish(ctx, DATABASE_SQL_CLIENT_STDLIB, 0, 1);
+}
+
+/* The entry of execDC's deferred `func() { release(err) }`, run on each of execDC's returns (and on a panic
+ * through it): err, execDC's named result, through the pointer the closure captured (amd64: its context in DX). */
+static __always_inline int on_exec_done(const void *ctx)
+{
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
+	struct database_sql_inflight *f = inflight_of(&key, DATABASE_SQL_CLIENT_STDLIB, 0);
+	struct database_sql_config *cfg = config();
+	if (!f || f->head.operation != DATABASE_SQL_EXEC || !cfg || cfg->exec_err_capture == GOTEL_OFFSET_ABSENT)
+		return 0;
+	struct go_iface err = {};
+	bpf_probe_read_user(&err, sizeof(err), (const void *)read_u64_at(go_closure_context(ctx), cfg->exec_err_capture));
+	return end_span(&key, f, err.tab, err.data);
 }
 
 static __always_inline int on_pgx_return(const void *ctx)
@@ -404,6 +435,7 @@ static __always_inline int on_batch_close(const void *ctx)
 
 GOTEL_UPROBE(database_sql_return, on_return)
 GOTEL_UPROBE(database_sql_query_done, on_query_done)
+GOTEL_UPROBE(database_sql_exec_done, on_exec_done)
 GOTEL_UPROBE(database_sql_pgx_query_entry, on_pgx_query)
 GOTEL_UPROBE(database_sql_pgx_exec_entry, on_pgx_exec)
 GOTEL_UPROBE(database_sql_pgx_copy_entry, on_pgx_copy)

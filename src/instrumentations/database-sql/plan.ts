@@ -150,6 +150,24 @@ export const RETURN_PROGRAM = "database_sql_return";
  */
 export const QUERY_DONE_PROGRAM = "database_sql_query_done";
 const QUERY_DONE = { kind: "success-call", callee: "database/sql.(*Rows).initContextClose" } as const;
+const EXEC_DC = "database/sql.(*DB).execDC";
+/**
+ * execDC begins with `defer func() { release(err) }()`: the deferred closure is entered on every return (and on
+ * a panic through execDC), with execDC's named result err behind a pointer in its context. The span ends at the
+ * closure's entry (emulated) and execDC's RETs get no probe; the pointer's place in the context is read from the
+ * closure's own code (findCapturedArgument). Go 1.19-1.27 on amd64; elsewhere, or where the code differs, the RETs.
+ */
+export const EXEC_DONE_PROGRAM = "database_sql_exec_done";
+const EXEC_DEFERRED = `${EXEC_DC}.func1`;
+
+/** Where execDC's spans end: its deferred closure's entry and where it keeps &err, or why not. */
+function execEnd(exe: GoExecutable): { site: number; capture: number } | { missing: string } {
+  const capture = exe.capturedArgument(EXEC_DEFERRED);
+  const entry = exe.entrySite(EXEC_DEFERRED);
+  if (!capture || !entry) return { missing: `${EXEC_DEFERRED} is not in the binary` };
+  if ("missing" in capture) return capture;
+  return entry.emulated ? { site: entry.offset, capture: capture.offset } : { missing: `${EXEC_DEFERRED}'s entry is single-stepped` };
+}
 
 export const PGX_QUERY = "github.com/jackc/pgx/v5.(*Conn).Query";
 const PGX4_QUERY = "github.com/jackc/pgx/v4.(*Conn).Query";
@@ -183,8 +201,9 @@ export interface DatabasePlan {
   functions: string[];
   /** the pgx whose own API the binary has (v5 if both): its spans' scope */
   pgxModule: string;
-  /** where queryDC's spans end, for readiness */
+  /** where queryDC's and execDC's spans end, for readiness */
   queryEnds?: string;
+  execEnds?: string;
 }
 
 const SPEC: ProbeSpec = {
@@ -216,6 +235,8 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
   const programs: Record<string, number[]> = {};
   const functions: string[] = [];
   let queryEnds: string | undefined;
+  let execEnds: string | undefined;
+  let execCapture: number | undefined;
   const add = (entries: readonly (readonly [string, string])[], returnProgram: string): void => {
     for (const [program, fn] of entries) {
       const sites = exe.probeSites(fn);
@@ -224,6 +245,13 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
       (programs[program] ??= []).push(sites.entry.offset);
       const ends = fn === QUERY_DC ? spanEnds(exe, fn, QUERY_DONE, sites.returns, QUERY_DONE_PROGRAM, returnProgram) : undefined;
       if (ends) queryEnds = ends.how;
+      const exec = fn === EXEC_DC ? execEnd(exe) : undefined;
+      if (exec) execEnds = "site" in exec ? `at the entry of its deferred closure (emulated)` : `at its RETs (${exe.arch === "amd64" ? `single-stepped: ${exec.missing}` : "simulated"})`;
+      if (exec && "site" in exec) {
+        (programs[EXEC_DONE_PROGRAM] ??= []).push(exec.site);
+        execCapture = exec.capture;
+        continue;
+      }
       for (const [p, offsets] of Object.entries(ends?.programs ?? { [returnProgram]: sites.returns })) (programs[p] ??= []).push(...offsets);
     }
   };
@@ -236,7 +264,10 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
     programs[PGX_BATCH_CLOSE_PROGRAM] = closes;
     functions.push(...sends);
   }
-  return { plan: { ...r.plan, offsets: withPgx4Offsets(r.plan.offsets) }, programs, functions, pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4, ...(queryEnds ? { queryEnds } : {}) };
+  return {
+    plan: { ...r.plan, offsets: { ...withPgx4Offsets(r.plan.offsets), exec_err_capture: execCapture } }, programs, functions,
+    pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4, ...(queryEnds ? { queryEnds } : {}), ...(execEnds ? { execEnds } : {}),
+  };
 }
 
 export function readiness(exe: GoExecutable): Readiness {
@@ -247,7 +278,7 @@ export function readiness(exe: GoExecutable): Readiness {
   return {
     status: "ready",
     reason: `${short.join(", ")}: entry and ${[RETURN_PROGRAM, PGX_RETURN_PROGRAM, PGX_BATCH_CLOSE_PROGRAM].reduce((n, p) => n + (r.programs[p]?.length ?? 0), 0)} return sites ` +
-      `(${exe.arch === "amd64" ? "single-stepped" : "simulated"})${r.queryEnds ? `; queryDC ends ${r.queryEnds}` : ""}; ` +
+      `(${exe.arch === "amd64" ? "single-stepped" : "simulated"})${r.queryEnds ? `; queryDC ends ${r.queryEnds}` : ""}${r.execEnds ? `; execDC ends ${r.execEnds}` : ""}; ` +
       (drivers.length ? `drivers ${drivers.join(", ")}` : "no SQL driver gotel knows (spans say other_sql)"),
     ...offsetsOrigin(r.plan),
   };
