@@ -54,7 +54,8 @@ GRPC_HTTP=$(sed -n 's/^listening //p' /tmp/grpc.log)
 OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
   /gotel trace --pid $A --pid $B --pid $S --pid $G --pid $B2 --pid $A19 --pid $A27 --pid $O --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
 T=$!
-i=0; while [ $i -lt 300 ] && ! grep -q 'gotel is running' /tmp/trace.err; do sleep 0.2; i=$((i+1)); done
+i=0; while [ $i -lt 600 ] && ! grep -q 'gotel is running' /tmp/trace.err; do sleep 0.2; i=$((i+1)); done
+echo "@@running-wait $i"; grep -q 'gotel is running' /tmp/trace.err || sed 's/^/@@not-running /' /tmp/trace.err
 echo "@@answer $(wget -q -O - 'http://127.0.0.1:8080/inline?id=vm-1')"
 echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01' 'http://127.0.0.1:8080/inline?id=vm-2')"
 for port in 8084 8085; do for n in 1 2; do echo "@@h2answer $(wget -q -O - "http://127.0.0.1:$port/inline?id=h2-$port-$n")"; done; done
