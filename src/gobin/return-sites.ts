@@ -11,7 +11,9 @@
  * arm64: fixed 4-byte words; RET is (insn & 0xfffffc1f) === 0xd65f0000 (RET Xn, usually X30).
  */
 import { ElfError, type ElfFile } from "./elf.ts";
-import { decodeInstruction, newInstruction, X86DecodeError, type X86Instruction } from "./x86-length.ts";
+import {
+  decodeInstruction, F_CALL, F_INDIRECT_CALL, F_INDIRECT_JMP, F_JCC, F_JMP, F_RET, F_STOP, newInstruction, X86DecodeError, type X86Instruction,
+} from "./x86-length.ts";
 
 /** virtual addresses; end is exclusive */
 export interface FunctionRange {
@@ -498,18 +500,6 @@ export function findCapturedArgument(elf: ElfFile, fn: FunctionRange): { offset:
   return { missing: "no call" };
 }
 
-const F_NEXT = 0;
-const F_RET = 1;
-const F_JMP = 2;
-const F_JCC = 3;
-const F_CALL = 4;
-const F_INDIRECT_JMP = 5;
-const F_INDIRECT_CALL = 6;
-const F_STOP = 7;
-const FLOW_CODES: Record<string, number> = {
-  next: F_NEXT, return: F_RET, jump: F_JMP, branch: F_JCC, call: F_CALL, "indirect-jump": F_INDIRECT_JMP, "indirect-call": F_INDIRECT_CALL, stop: F_STOP,
-};
-
 /** A whole function decoded: per code offset of an instruction start, its flow, direct target, next and previous. */
 interface X86Sweep {
   starts: number[];
@@ -540,10 +530,12 @@ function x86Sweep(code: Uint8Array): X86Sweep | string {
     }
     d.starts.push(p);
     d.isStart[p] = 1;
-    d.flow[p] = FLOW_CODES[scratch.flow]!;
+    d.flow[p] = scratch.flowCode;
     if (d.flow[p] === F_INDIRECT_JMP) return `an indirect jump at +0x${p.toString(16)} (a jump table)`;
     if (scratch.target !== undefined) d.target[p] = scratch.target;
-    d.isNop[p] = scratch.map === 0 && scratch.opcode === 0x90 || scratch.map === 1 && scratch.opcode === 0x1f ? 1 : 0;
+    // NOP r/m (0F 1F), or 90 without a REX (with REX.B it is XCHG r8, rAX, which writes AX)
+    const rexBefore = scratch.prefixLength > 0 && (code[p + scratch.prefixLength - 1]! & 0xf0) === 0x40;
+    d.isNop[p] = (scratch.map === 0 && scratch.opcode === 0x90 && !rexBefore) || (scratch.map === 1 && scratch.opcode === 0x1f) ? 1 : 0;
     d.prev[p] = last;
     d.next[p] = p + scratch.length;
     last = p;

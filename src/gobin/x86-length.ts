@@ -41,13 +41,15 @@ export type X86Encoding = "legacy" | "3dnow" | "vex" | "evex" | "xop";
  */
 export type X86Flow = "next" | "return" | "jump" | "branch" | "call" | "indirect-jump" | "indirect-call" | "stop";
 const FLOWS: readonly X86Flow[] = ["next", "return", "jump", "branch", "call", "indirect-jump", "indirect-call", "stop"];
-const F_RET = 1;
-const F_JMP = 2;
-const F_JCC = 3;
-const F_CALL = 4;
-const F_INDIRECT_JMP = 5;
-const F_INDIRECT_CALL = 6;
-const F_STOP = 7;
+/** X86Flow as a number (X86Instruction.flowCode), for tables of a whole function's instructions */
+export const F_NEXT = 0;
+export const F_RET = 1;
+export const F_JMP = 2;
+export const F_JCC = 3;
+export const F_CALL = 4;
+export const F_INDIRECT_JMP = 5;
+export const F_INDIRECT_CALL = 6;
+export const F_STOP = 7;
 
 /** Opcode maps: 0 one-byte, 1 0F, 2 0F38, 3 0F3A, 5/6 EVEX FP16 maps, 8/9/10 XOP maps. */
 export interface X86Instruction {
@@ -61,6 +63,8 @@ export interface X86Instruction {
   /** the ModRM byte, or -1 when the instruction has none */
   modrm: number;
   flow: X86Flow;
+  /** the same as a number: F_NEXT … F_STOP */
+  flowCode: number;
   /** a direct branch's destination as an index into the decoded buffer (may lie outside it) */
   target: number | undefined;
   /** length of the legacy/REX prefixes before the opcode (or before C4/C5/62/8F) */
@@ -227,7 +231,7 @@ function need(p: number): number {
 
 /** A reusable result, so whole-binary scans allocate nothing per instruction. */
 export function newInstruction(): X86Instruction {
-  return { length: 0, isReturn: false, encoding: "legacy", map: 0, opcode: 0, modrm: -1, flow: "next", target: undefined, prefixLength: 0 };
+  return { length: 0, isReturn: false, encoding: "legacy", map: 0, opcode: 0, modrm: -1, flow: "next", flowCode: F_NEXT, target: undefined, prefixLength: 0 };
 }
 
 /** The length in bytes of the instruction at `offset`; throws X86DecodeError. */
@@ -410,6 +414,7 @@ function decode(code: Uint8Array, offset: number, end: number, out: X86Instructi
     flow = reg === 2 || reg === 3 ? F_INDIRECT_CALL : reg === 4 || reg === 5 ? F_INDIRECT_JMP : 0;
   } else if (map === 0 && opcode === 0xc7 && modrm === 0xf8) flow = F_JCC; // XBEGIN: the abort path
   out.flow = FLOWS[flow]!;
+  out.flowCode = flow;
   // direct branches end with their displacement
   out.target = flow >= F_JMP && flow <= F_CALL ? p + relative(p, imm) : undefined;
   return out;
@@ -509,6 +514,7 @@ function vectorInstruction(p: number, badPrefix: boolean, out: X86Instruction): 
   out.modrm = modrm;
   out.isReturn = false;
   out.flow = "next";
+  out.flowCode = F_NEXT;
   out.target = undefined;
   return out;
 }

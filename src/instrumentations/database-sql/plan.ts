@@ -160,6 +160,21 @@ const EXEC_DC = "database/sql.(*DB).execDC";
 export const EXEC_DONE_PROGRAM = "database_sql_exec_done";
 const EXEC_DEFERRED = `${EXEC_DC}.func1`;
 
+/**
+ * Where a function's spans end: program -> sites, how (for readiness) where it is not simply every RET, and the
+ * config execDC's end reads.
+ */
+function spanEndsOf(exe: GoExecutable, fn: string, returns: number[], returnProgram: string): { programs: Record<string, number[]>; how?: string; execCapture?: number } {
+  if (fn === QUERY_DC) {
+    const e = spanEnds(exe, fn, QUERY_DONE, returns, QUERY_DONE_PROGRAM, returnProgram);
+    return { programs: e.programs, how: `queryDC ends ${e.how}` };
+  }
+  if (fn !== EXEC_DC) return { programs: { [returnProgram]: returns } };
+  const e = execEnd(exe);
+  if ("site" in e) return { programs: { [EXEC_DONE_PROGRAM]: [e.site] }, how: "execDC ends at the entry of its deferred closure (emulated)", execCapture: e.capture };
+  return { programs: { [returnProgram]: returns }, how: `execDC ends at its RETs (${exe.arch === "amd64" ? `single-stepped: ${e.missing}` : "simulated"})` };
+}
+
 /** Where execDC's spans end: its deferred closure's entry and where it keeps &err, or why not. */
 function execEnd(exe: GoExecutable): { site: number; capture: number } | { missing: string } {
   const capture = exe.capturedArgument(EXEC_DEFERRED);
@@ -201,9 +216,8 @@ export interface DatabasePlan {
   functions: string[];
   /** the pgx whose own API the binary has (v5 if both): its spans' scope */
   pgxModule: string;
-  /** where queryDC's and execDC's spans end, for readiness */
-  queryEnds?: string;
-  execEnds?: string;
+  /** where the functions that do not simply end at their RETs end, for readiness */
+  ends: string[];
 }
 
 const SPEC: ProbeSpec = {
@@ -234,8 +248,7 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
   if ("skipped" in r) return r;
   const programs: Record<string, number[]> = {};
   const functions: string[] = [];
-  let queryEnds: string | undefined;
-  let execEnds: string | undefined;
+  const ends: string[] = [];
   let execCapture: number | undefined;
   const add = (entries: readonly (readonly [string, string])[], returnProgram: string): void => {
     for (const [program, fn] of entries) {
@@ -243,16 +256,10 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
       if (!sites) continue;
       functions.push(fn);
       (programs[program] ??= []).push(sites.entry.offset);
-      const ends = fn === QUERY_DC ? spanEnds(exe, fn, QUERY_DONE, sites.returns, QUERY_DONE_PROGRAM, returnProgram) : undefined;
-      if (ends) queryEnds = ends.how;
-      const exec = fn === EXEC_DC ? execEnd(exe) : undefined;
-      if (exec) execEnds = "site" in exec ? `at the entry of its deferred closure (emulated)` : `at its RETs (${exe.arch === "amd64" ? `single-stepped: ${exec.missing}` : "simulated"})`;
-      if (exec && "site" in exec) {
-        (programs[EXEC_DONE_PROGRAM] ??= []).push(exec.site);
-        execCapture = exec.capture;
-        continue;
-      }
-      for (const [p, offsets] of Object.entries(ends?.programs ?? { [returnProgram]: sites.returns })) (programs[p] ??= []).push(...offsets);
+      const end = spanEndsOf(exe, fn, sites.returns, returnProgram);
+      if (end.how) ends.push(end.how);
+      execCapture ??= end.execCapture;
+      for (const [p, offsets] of Object.entries(end.programs)) (programs[p] ??= []).push(...offsets);
     }
   };
   add(Object.entries(ENTRY_PROGRAMS), RETURN_PROGRAM);
@@ -266,7 +273,7 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Data
   }
   return {
     plan: { ...r.plan, offsets: { ...withPgx4Offsets(r.plan.offsets), exec_err_capture: execCapture } }, programs, functions,
-    pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4, ...(queryEnds ? { queryEnds } : {}), ...(execEnds ? { execEnds } : {}),
+    pgxModule: exe.functions().get(PGX_QUERY) ? PGX5 : PGX4, ends,
   };
 }
 
@@ -278,7 +285,7 @@ export function readiness(exe: GoExecutable): Readiness {
   return {
     status: "ready",
     reason: `${short.join(", ")}: entry and ${[RETURN_PROGRAM, PGX_RETURN_PROGRAM, PGX_BATCH_CLOSE_PROGRAM].reduce((n, p) => n + (r.programs[p]?.length ?? 0), 0)} return sites ` +
-      `(${exe.arch === "amd64" ? "single-stepped" : "simulated"})${r.queryEnds ? `; queryDC ends ${r.queryEnds}` : ""}${r.execEnds ? `; execDC ends ${r.execEnds}` : ""}; ` +
+      `(${exe.arch === "amd64" ? "single-stepped" : "simulated"})${r.ends.map((e) => `; ${e}`).join("")}; ` +
       (drivers.length ? `drivers ${drivers.join(", ")}` : "no SQL driver gotel knows (spans say other_sql)"),
     ...offsetsOrigin(r.plan),
   };
