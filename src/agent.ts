@@ -312,7 +312,7 @@ export class Agent {
       { serviceName: this.opts.env.OTEL_SERVICE_NAME, attributes: this.opts.env.OTEL_RESOURCE_ATTRIBUTES },
     );
     this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: plans.typesBase, lowestLoad: plans.lowestLoad });
-    const roles = new Set(attached.map((p) => p.sameHost).filter((r) => r !== undefined));
+    const roles = new Set(attached.flatMap((p) => p.sameHost ?? []));
     if (roles.size) this.sameHost?.track(pid, roles);
     // said once the process is wholly attached: whoever waits for one of these lines finds every probe in place
     for (const fields of logged) log.info("attached", fields);

@@ -19,9 +19,15 @@
  *   new connection's first batch, up to GOTEL_LINK_STREAMS_MAX streams); the server's reader goroutine reads the
  *   HEADERS frame and, in operateHeaders, takes what was filed under its connection and the frame's stream id.
  *
- * net/http's HTTP/2 is not linked: its server's handlers do not run on the reading goroutine, nor does any
- * goroutine that knows the stream read the socket, so nothing is filed for it and an HTTP/2 server span never
- * finds an entry. Maps are LRU and small: an entry lives from a request's send to its read.
+ * net/http's HTTP/2, by stream too: the client's request goroutine encodes the HEADERS
+ *   ((*ClientConn).writeHeaders, with the stream id) and flushes them itself, so the stream is pending for its
+ *   next send (never filed under the connection it last wrote: a request goroutine is no connection's own).
+ *   The server's stream handlers run on goroutines that read nothing; the connection's serve goroutine is the
+ *   one that read the TLS handshake or the preface, so at (*serverConn).serve's entry its last read names the
+ *   connection, which the server object keeps under the serverConn; a stream's span finds it through its
+ *   ResponseWriter's state (its conn and stream) — nethttp_server.bpf.c.
+ *
+ * Maps are LRU and small: an entry lives from a request's send to its read.
  */
 #ifndef GOTEL_SAME_HOST_H
 #define GOTEL_SAME_HOST_H
@@ -100,13 +106,15 @@ struct {
 } gotel_conn_reads SEC(".maps");
 
 /* What of a traced process is looked at: its socket writes (an HTTP/1 client is attached), for same-host
- * linking (SENDS) or socket insertion (INSERTS, socket_insert.h), or for a gRPC client's streams, with the
- * connection each goroutine writes (STREAMS); its reads (a server). */
+ * linking (SENDS) or socket insertion (INSERTS, socket_insert.h), for the streams pending on a goroutine
+ * (STREAMS: HTTP/2 and gRPC clients), or for the connection each goroutine writes (WRITERS: gRPC's loopy
+ * writers); its reads (a server). */
 enum gotel_link_role {
 	GOTEL_LINK_SENDS = 1,
 	GOTEL_LINK_READS = 2,
 	GOTEL_LINK_INSERTS = 4,
 	GOTEL_LINK_STREAMS = 8,
+	GOTEL_LINK_WRITERS = 16,
 };
 
 /* traced process -> enum gotel_link_role bits (user space adds and removes them) */
@@ -126,16 +134,17 @@ static __always_inline void gotel_link_pending_put(__u32 tgid, __u64 goroutine, 
 	bpf_map_update_elem(&gotel_link_pending, &k, sc, BPF_ANY);
 }
 
-/* Client side, gRPC: the span of a stream this goroutine encodes the HEADERS of, filed under the connection it
- * writes (sc: a scratch span context to file it from), or pending for the send that follows. */
+/* Client side, by stream: the span of a stream this goroutine encodes the HEADERS of, pending for the send that
+ * follows; or, on a goroutine that writes one connection all its life (writer: gRPC's loopy writer), filed
+ * under the connection it last wrote, when it wrote one (sc: a scratch span context to file it from). */
 static __always_inline void gotel_link_stream(__u32 tgid, __u64 goroutine, __u32 stream, const __u8 *trace_id,
-					      const __u8 *span_id, __u8 flags, struct gotel_span_context *sc)
+					      const __u8 *span_id, __u8 flags, int writer, struct gotel_span_context *sc)
 {
 	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST) || !stream)
 		return;
 	struct gotel_ctx_key k = {.tgid = tgid, .ctx = goroutine};
-	struct gotel_conn_key *wrote = bpf_map_lookup_elem(&gotel_conn_writes, &k);
-	if (wrote) {
+	struct gotel_conn_key *wrote = writer ? bpf_map_lookup_elem(&gotel_conn_writes, &k) : 0;
+	if (wrote && sc) {
 		struct gotel_conn_key conn = *wrote;
 		conn.stream = stream;
 		__builtin_memcpy(sc->trace_id, trace_id, 16);
@@ -161,25 +170,16 @@ static __always_inline void gotel_link_stream(__u32 tgid, __u64 goroutine, __u32
 	s->id = stream;
 }
 
-/* Server side: the client span filed under the connection this goroutine last read from (and, for gRPC, the
- * stream), copied into out as a remote parent (IDs, flags, tracestate), and taken; 0 when there was one. With
- * out NULL (the request had its own traceparent) it is only taken, so that no later request on the connection
- * can find it. */
-static __always_inline int gotel_link_take_stream(__u32 tgid, __u64 goroutine, __u32 stream, struct gotel_span_context *out)
+/* Server side: the client span filed under conn (a connection and, for HTTP/2 and gRPC, a stream), copied into
+ * out as a remote parent (IDs, flags, tracestate), and taken; 0 when there was one. With out NULL (the request
+ * had its own traceparent) it is only taken, so that no later request on the connection can find it. */
+static __always_inline int gotel_link_take_conn(const struct gotel_conn_key *conn, struct gotel_span_context *out)
 {
-	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
-		return -1;
-	struct gotel_ctx_key rk = {.tgid = tgid, .ctx = goroutine};
-	struct gotel_conn_key *read = bpf_map_lookup_elem(&gotel_conn_reads, &rk);
-	if (!read)
-		return -1;
-	struct gotel_conn_key conn = *read;
-	conn.stream = stream;
-	struct gotel_span_context *sc = bpf_map_lookup_elem(&gotel_conn_links, &conn);
+	struct gotel_span_context *sc = bpf_map_lookup_elem(&gotel_conn_links, conn);
 	if (!sc)
 		return -1;
 	if (!out) {
-		bpf_map_delete_elem(&gotel_conn_links, &conn);
+		bpf_map_delete_elem(&gotel_conn_links, conn);
 		return 0;
 	}
 	__builtin_memcpy(out->trace_id, sc->trace_id, 16);
@@ -188,9 +188,34 @@ static __always_inline int gotel_link_take_stream(__u32 tgid, __u64 goroutine, _
 	out->tracestate_len = sc->tracestate_len;
 	if (out->tracestate_len)
 		bpf_probe_read_kernel(out->tracestate, sizeof(out->tracestate), sc->tracestate);
-	bpf_map_delete_elem(&gotel_conn_links, &conn);
+	bpf_map_delete_elem(&gotel_conn_links, conn);
 	gotel_count(GOTEL_COUNTER_LINKED_SAME_HOST);
 	return 0;
+}
+
+/* Server side: the connection this goroutine last read from (a serving goroutine reads one all its life), as
+ * the server sees it; 0 when it read one. */
+static __always_inline int gotel_link_read_conn(__u32 tgid, __u64 goroutine, struct gotel_conn_key *out)
+{
+	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
+		return -1;
+	struct gotel_ctx_key rk = {.tgid = tgid, .ctx = goroutine};
+	struct gotel_conn_key *read = bpf_map_lookup_elem(&gotel_conn_reads, &rk);
+	if (!read)
+		return -1;
+	*out = *read;
+	return 0;
+}
+
+/* Server side: the client span filed under the connection this goroutine last read from and the stream (HTTP/1:
+ * 0), as gotel_link_take_conn. */
+static __always_inline int gotel_link_take_stream(__u32 tgid, __u64 goroutine, __u32 stream, struct gotel_span_context *out)
+{
+	struct gotel_conn_key conn;
+	if (gotel_link_read_conn(tgid, goroutine, &conn))
+		return -1;
+	conn.stream = stream;
+	return gotel_link_take_conn(&conn, out);
 }
 
 static __always_inline int gotel_link_take(__u32 tgid, __u64 goroutine, struct gotel_span_context *out)

@@ -39,13 +39,15 @@ export { linksModuleOf, modulesOf } from "../probes/instrumentation.ts";
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, present: nethttpServer.present, needs: nethttpServer.NEEDS,
-    load: (ctx) => NethttpServerProbe.load({ ...ctx.object, memory: ctx.memory }),
-    sameHost: "reads",
+    load: (ctx) => NethttpServerProbe.load({ ...ctx.object, memory: ctx.memory, linkStreams: ctx.linkStreams }),
+    sameHost: ["reads"],
   },
   {
     name: "net/http client", module: "std", object: "nethttp_client", readiness: nethttpClient.readiness, present: nethttpClient.present, needs: nethttpClient.NEEDS,
-    load: (ctx) => NethttpClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, fileRequests: ctx.fileRequests }),
-    sameHost: "sends",
+    load: (ctx) => NethttpClientProbe.load({
+      ...ctx.object, memory: ctx.memory, inject: ctx.inject, fileRequests: ctx.fileRequests, linkStreams: ctx.linkStreams,
+    }),
+    sameHost: ["sends", "streams"],
   },
   // routes of the routers on net/http's server: no spans of their own, http.route for the server's
   ...ROUTERS.map((r): Instrumentation => ({
@@ -61,12 +63,12 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "gRPC server", module: GRPC, object: "grpc_server", readiness: grpcServer.readiness, present: grpcServer.present, needs: grpcServer.NEEDS,
     load: (ctx) => GrpcServerProbe.load({ ...ctx.object, memory: ctx.memory }),
-    sameHost: "reads",
+    sameHost: ["reads"],
   },
   {
     name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, present: grpcClient.present, needs: grpcClient.NEEDS,
     load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, linkStreams: ctx.linkStreams }),
-    sameHost: "streams",
+    sameHost: ["streams", "writers"],
   },
   {
     name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", readiness: kafkaGoProducer.readiness,

@@ -58,7 +58,7 @@ export interface Instrumentation {
   load(ctx: LoadContext): SpanProbe;
   /** its part in same-host linking: the kernel looks at a traced process's socket writes, or reads, only where an
    * attached instrumentation needs them */
-  sameHost?: SameHostRole;
+  sameHost?: readonly SameHostRole[];
 }
 
 export type { OffsetsSource };

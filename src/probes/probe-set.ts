@@ -129,7 +129,7 @@ class LazyProbe implements SpanProbe {
     return this.ctx.object.eventType;
   }
 
-  get sameHost(): SameHostRole | undefined {
+  get sameHost(): readonly SameHostRole[] | undefined {
     return this.instrumentation.sameHost;
   }
 

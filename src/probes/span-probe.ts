@@ -25,7 +25,9 @@ export interface Prepared {
 /** An instrumentation's part in same-host linking (src/propagation/same-host.ts): its HTTP/1 client's socket
  * writes file its requests' spans ("sends"), a gRPC client's writing goroutines file its calls' streams
  * ("streams"), its server finds them through the connection it read ("reads"). */
-export type SameHostRole = "sends" | "streams" | "reads";
+/** sends: HTTP/1 requests filed at their goroutine's next send; streams: HTTP/2 and gRPC streams filed so;
+ * writers: the connection each goroutine writes (gRPC's loopy writers, one connection each); reads: a server's */
+export type SameHostRole = "sends" | "streams" | "writers" | "reads";
 
 /** A span event that could not be read (a span the application marshalled that does not parse): lost, counted. */
 export class UnreadableSpanError extends Error {}
@@ -36,7 +38,7 @@ export interface SpanProbe {
   /** the enum gotel_event_type value of its events */
   readonly eventType: number;
   /** its part in same-host linking, if any (Instrumentation.sameHost) */
-  readonly sameHost?: SameHostRole;
+  readonly sameHost?: readonly SameHostRole[];
   /** `absent`: the binary does not use this library, nothing to report loudly */
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
   forget(tgid: number): void;

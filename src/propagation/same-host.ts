@@ -27,6 +27,7 @@ const LINK_SENDS = 1;
 const LINK_READS = 2;
 const LINK_INSERTS = 4;
 const LINK_STREAMS = 8;
+const LINK_WRITERS = 16;
 
 /** what the tracepoint files a client's requests for */
 export interface ConnectionUses {
@@ -71,7 +72,8 @@ export class SameHostLinking {
   /** Starts looking at a traced process's socket writes (its HTTP/1 client) or reads (its HTTP/1 server). */
   track(tgid: number, roles: ReadonlySet<SameHostRole>): void {
     const sends = roles.has("sends") ? (this.uses.link ? LINK_SENDS : 0) | (this.uses.insert ? LINK_INSERTS : 0) : 0;
-    const flags = sends | (this.uses.link ? (roles.has("reads") ? LINK_READS : 0) | (roles.has("streams") ? LINK_STREAMS : 0) : 0);
+    const linked = (role: SameHostRole, bit: number): number => (this.uses.link && roles.has(role) ? bit : 0);
+    const flags = sends | linked("reads", LINK_READS) | linked("streams", LINK_STREAMS) | linked("writers", LINK_WRITERS);
     if (!flags) return;
     this.core.map("gotel_link_tgids").update(uintBytes(tgid, 4), uintBytes(flags, 4));
     this.tracked.add(tgid);

@@ -142,7 +142,7 @@ struct {
 	__type(value, struct gotel_span_context);
 } same_host_scratch SEC(".maps");
 
-/* The gRPC streams this goroutine encoded since its last send, filed under (connection, stream id). */
+/* The HTTP/2 or gRPC streams this goroutine encoded since its last send, filed under (connection, stream id). */
 static __always_inline void file_streams(__u32 tgid, __u64 g, __u64 fd)
 {
 	struct gotel_ctx_key pending = {.tgid = tgid, .ctx = g};
@@ -217,7 +217,7 @@ int same_host_syscall(__u64 *args)
 		return 0;
 	__u32 tgid = gotel_current_tgid();
 	__u32 *roles = bpf_map_lookup_elem(&gotel_link_tgids, &tgid);
-	if (!roles || !(*roles & (send ? GOTEL_LINK_SENDS | GOTEL_LINK_INSERTS | GOTEL_LINK_STREAMS : GOTEL_LINK_READS)))
+	if (!roles || !(*roles & (send ? GOTEL_LINK_SENDS | GOTEL_LINK_INSERTS | GOTEL_LINK_STREAMS | GOTEL_LINK_WRITERS : GOTEL_LINK_READS)))
 		return 0;
 	const struct gotel_user_regs *regs = (const void *)args[0];
 	__u64 g = 0, fd = 0;
@@ -234,10 +234,10 @@ int same_host_syscall(__u64 *args)
 		__u32 r = *roles;
 		if (r & (GOTEL_LINK_SENDS | GOTEL_LINK_INSERTS))
 			on_send(tgid, r, g, fd);
-		if (r & GOTEL_LINK_STREAMS) {
+		if (r & GOTEL_LINK_STREAMS)
 			file_streams(tgid, g, fd);
+		if (r & GOTEL_LINK_WRITERS)
 			remember(&gotel_conn_writes, tgid, g, fd, 1);
-		}
 	}
 	else
 		remember(&gotel_conn_reads, tgid, g, fd, 0);

@@ -304,7 +304,7 @@ static __always_inline int on_link_header(const void *ctx)
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&grpc_client_scratch, &zero);
 	if (s)
-		gotel_link_stream(tgid, go_goroutine(ctx), (__u32)go_arg(ctx, 2), call.trace_id, call.span_id, call.flags, &s->link);
+		gotel_link_stream(tgid, go_goroutine(ctx), (__u32)go_arg(ctx, 2), call.trace_id, call.span_id, call.flags, 1, &s->link);
 	return 0;
 }
 

@@ -13,7 +13,8 @@
  * only written there, with bpf_probe_write_user, and only when the buffer has room. Those programs are loaded
  * only where the kernel allows the helper (lockdown none) and propagation is on.
  *
- * HTTP/2 (net/http's own client: bundled as http2* before Go 1.27, net/http/internal/http2 from 1.27): a
+ * HTTP/2 (net/http's own client: bundled as http2* before Go 1.27, net/http/internal/http2 from 1.27): the
+ * first two probes below also serve same-host linking (they write nothing, and are loaded without injection). A
  * request's header block is HPACK-encoded into the connection's bytes.Buffer, which holds just what the largest
  * block so far needed (often 64 bytes: no room). So the field is added to the HEADERS frame instead, in the
  * connection's 4 KB *bufio.Writer, where the framer has just put it, before the flush that sends it. With the
@@ -374,7 +375,9 @@ static __always_inline int on_h2_encode(const void *ctx)
 }
 
 /*   func (cc *ClientConn) writeHeaders(streamID uint32, endStream bool, maxFrameSize int, hdrs []byte) error
- *   Go ABI: cc = 1, streamID = 2, endStream = 3, maxFrameSize = 4, hdrs = 5-7. */
+ *   Go ABI: cc = 1, streamID = 2, endStream = 3, maxFrameSize = 4, hdrs = 5-7.
+ * The stream is known here: same-host linking files the span for this goroutine's next send, writeHeaders'
+ * own flush of the frame (same_host.h). Where nothing is injected, the request is done with here. */
 static __always_inline int on_h2_write_headers(const void *ctx)
 {
 	struct gotel_ctx_key g = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
@@ -384,6 +387,9 @@ static __always_inline int on_h2_write_headers(const void *ctx)
 	p->stream = (__u32)go_arg(ctx, 2);
 	p->block = (__u32)go_arg(ctx, 6);
 	p->max_frame = go_arg(ctx, 4);
+	gotel_link_stream(g.tgid, g.ctx, p->stream, p->sc.trace_id, p->sc.span_id, p->sc.flags, 0, 0);
+	if (!(gotel_propagation & GOTEL_PROPAGATION_INJECT))
+		bpf_map_delete_elem(&nethttp_client_h2_pending, &g);
 	return 0;
 }
 
@@ -449,6 +455,6 @@ GOTEL_UPROBE(nethttp_client_return, on_return)
 GOTEL_UPROBE(nethttp_client_result, on_result)
 GOTEL_UPROBE(nethttp_client_inject_entry, on_write_headers)
 GOTEL_UPROBE(nethttp_client_link_request, on_link_request)
-GOTEL_UPROBE(nethttp_client_inject_h2_encode, on_h2_encode)
-GOTEL_UPROBE(nethttp_client_inject_h2_headers, on_h2_write_headers)
+GOTEL_UPROBE(nethttp_client_h2_encode, on_h2_encode)
+GOTEL_UPROBE(nethttp_client_h2_headers, on_h2_write_headers)
 GOTEL_UPROBE(nethttp_client_inject_h2_flush, on_h2_flush)

@@ -22,13 +22,13 @@ export const WRITE_REQUEST = "net/http.(*Request).write";
 /**
  * net/http's own HTTP/2 client: bundled into net/http before Go 1.27 (encodeAndWriteHeaders takes the
  * *http.Request), net/http/internal/http2 from 1.27 (it takes a *ClientRequest, whose Header is the request's
- * map; that offset comes from DWARF only: the offsets table does not have it yet).
+ * map: h2_request_header).
  */
-const H2_CLIENTS: readonly { encode: string; writeHeaders: string; requestHeader?: string }[] = [
+const H2_CLIENTS: readonly { encode: string; writeHeaders: string; internal?: true }[] = [
   { encode: "net/http.(*http2clientStream).encodeAndWriteHeaders", writeHeaders: "net/http.(*http2ClientConn).writeHeaders" },
   {
     encode: "net/http/internal/http2.(*clientStream).encodeAndWriteHeaders", writeHeaders: "net/http/internal/http2.(*ClientConn).writeHeaders",
-    requestHeader: "net/http/internal/http2.ClientRequest.Header",
+    internal: true,
   },
 ];
 const FLUSH = "bufio.(*Writer).Flush";
@@ -54,6 +54,7 @@ export const FIELDS = {
   bufio_writer_err: "bufio.Writer.err",
   bufio_writer_buf: "bufio.Writer.buf",
   bufio_writer_n: "bufio.Writer.n",
+  h2_request_header: "net/http/internal/http2.ClientRequest.Header",
   ...MAP_FIELDS,
 } as const;
 
@@ -61,11 +62,12 @@ export const FIELDS = {
  * Without the map fields the application's own traceparent cannot be seen, so nothing is injected; without the
  * fragment's, url.full goes without the URL's fragment.
  */
-const OPTIONAL: ReadonlySet<string> = new Set([...MAP_FIELD_KEYS, "url_fragment", "url_raw_fragment"]);
+const OPTIONAL: ReadonlySet<string> = new Set([...MAP_FIELD_KEYS, "url_fragment", "url_raw_fragment", "h2_request_header"]);
 
 export const PROGRAMS = {
   entry: "nethttp_client_entry", return: "nethttp_client_return", result: "nethttp_client_result", inject: "nethttp_client_inject_entry", link: "nethttp_client_link_request",
-  h2Encode: "nethttp_client_inject_h2_encode", h2Headers: "nethttp_client_inject_h2_headers", h2Flush: "nethttp_client_inject_h2_flush",
+  // HTTP/2: the request's span for its stream (injection and same-host linking), and the HEADERS frame's edit
+  h2Encode: "nethttp_client_h2_encode", h2Headers: "nethttp_client_h2_headers", h2Flush: "nethttp_client_inject_h2_flush",
 } as const;
 
 const SPEC: ProbeSpec = {
@@ -100,26 +102,39 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): Plan
 
 export const H2_ABSENT = "no HTTP/2 client in the binary";
 
+/** Where an HTTP/2 request's stream is seen: its span found (encode), its stream id (headers), its flush. */
+export interface H2Sites {
+  encode: number;
+  headers: number;
+  /** writeHeaders' calls of bufio's Flush: injection needs exactly one */
+  flush: number[];
+}
+
 /**
- * Where HTTP/2 requests get their traceparent (program -> file offsets), or why they cannot: the binary has no
- * HTTP/2 client (a program that never sends HTTP/2), or not the shape the probes expect.
+ * Where HTTP/2 requests' streams are seen, or why they cannot be: the binary has no HTTP/2 client (a program
+ * that never sends HTTP/2), or not the shape the probes expect.
  */
-export function h2InjectionSites(exe: GoExecutable): { sites: Record<string, number[]>; offsets: { h2_request_header?: number } } | { missing: string } {
+export function h2Sites(exe: GoExecutable, offsets: Record<string, number | undefined>): H2Sites | { missing: string } {
   const h2 = H2_CLIENTS.find((c) => exe.functions().get(c.encode));
   if (!h2) return { missing: H2_ABSENT };
   const encode = exe.entrySite(h2.encode);
   const headers = exe.entrySite(h2.writeHeaders);
-  const flush = exe.callSites(h2.writeHeaders, FLUSH) ?? [];
-  if (!encode || !headers || flush.length !== 1) {
-    return { missing: `${h2.writeHeaders} ${headers ? `makes ${flush.length} calls of ${FLUSH}, not one` : "is not in the binary"}` };
-  }
-  const offsets: { h2_request_header?: number } = {};
-  if (h2.requestHeader) {
-    const o = exe.dwarfFieldOffsets([h2.requestHeader])?.get(h2.requestHeader);
-    if (!o || !("offset" in o)) return { missing: `no offset for ${h2.requestHeader} (it is read from the binary's DWARF only)` };
-    offsets.h2_request_header = o.offset;
-  }
-  return { sites: { [PROGRAMS.h2Encode]: [encode.offset], [PROGRAMS.h2Headers]: [headers.offset], [PROGRAMS.h2Flush]: flush }, offsets };
+  if (!encode || !headers) return { missing: `${encode ? h2.writeHeaders : h2.encode} is not in the binary` };
+  if (h2.internal && offsets.h2_request_header === undefined) return { missing: `no offset for ${FIELDS.h2_request_header}` };
+  return { encode: encode.offset, headers: headers.offset, flush: exe.callSites(h2.writeHeaders, FLUSH) ?? [] };
+}
+
+/** The programs that put traceparent into HTTP/2 requests' HEADERS frames, or why they cannot. */
+export function h2InjectionSites(exe: GoExecutable, offsets: Record<string, number | undefined>): Record<string, number[]> | { missing: string } {
+  const h2 = h2Sites(exe, offsets);
+  if ("missing" in h2) return h2;
+  if (h2.flush.length !== 1) return { missing: `it makes ${h2.flush.length} calls of ${FLUSH} in writeHeaders, not one` };
+  return { ...h2StreamSites(h2), [PROGRAMS.h2Flush]: h2.flush };
+}
+
+/** The programs that find an HTTP/2 request's span and stream (for same-host linking, and for injection). */
+export function h2StreamSites(h2: H2Sites): Record<string, number[]> {
+  return { [PROGRAMS.h2Encode]: [h2.encode], [PROGRAMS.h2Headers]: [h2.headers] };
 }
 
 export function readiness(exe: GoExecutable): Readiness {
@@ -127,12 +142,12 @@ export function readiness(exe: GoExecutable): Readiness {
   if ("skipped" in r) return { status: "skipped", reason: r.skipped };
   const { sites } = r.plan;
   const inject = r.plan.extra[PROGRAMS.inject];
-  const h2 = h2InjectionSites(exe);
+  const h2 = h2InjectionSites(exe, r.plan.offsets);
   return {
     status: "ready",
     reason: `${ROUND_TRIP}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"}; ends ${endSites(exe, sites.returns).how}` +
       (inject ? `; traceparent injection at ${WRITE_HEADERS}` : `; ${WRITE_HEADERS} not found: no traceparent injection`) +
-      ("sites" in h2 ? "; HTTP/2: into the HEADERS frame" : `; HTTP/2: no traceparent injection (${h2.missing})`),
+      (!("missing" in h2) ? "; HTTP/2: into the HEADERS frame" : `; HTTP/2: no traceparent injection (${h2.missing})`),
     ...offsetsOrigin(r.plan),
   };
 }

@@ -3,7 +3,7 @@ import { StructView } from "../../ebpf/struct-view.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import type { SpanRecord } from "../../traces/span.ts";
-import { H2_ABSENT, PROGRAMS, endSites, h2InjectionSites, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
+import { H2_ABSENT, PROGRAMS, endSites, h2InjectionSites, h2Sites, h2StreamSites, plan, toSpanRecord, type ClientEvent } from "./plan.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, spanContextDecoder, stringField } from "../../probes/span-event.ts";
@@ -14,6 +14,8 @@ export interface ClientLoadOptions extends LoadOptions {
   inject: boolean;
   /** file each HTTP/1 request's span for the send that follows (same-host linking or socket insertion is on) */
   fileRequests?: boolean;
+  /** file each HTTP/2 request's span under its connection and stream (same-host linking is on) */
+  linkStreams?: boolean;
   /** a live target's memory, to name error types */
   memory?: (tgid: number) => TargetMemory | undefined;
 }
@@ -45,23 +47,26 @@ export class NethttpClientProbe extends ObjectSpanProbe {
     const p = r.plan;
     const inject = this.opts.inject ? p.extra[PROGRAMS.inject] : undefined;
     const link = this.opts.fileRequests ? p.extra[PROGRAMS.link] : undefined;
-    const h2 = this.opts.inject ? h2InjectionSites(exe) : undefined;
+    const h2 = this.opts.inject ? h2InjectionSites(exe, p.offsets) : undefined;
+    const h2Link = !this.opts.inject && this.opts.linkStreams ? h2Sites(exe, p.offsets) : undefined;
     const programs: Record<string, number[]> = {
       [PROGRAMS.entry]: [p.sites.entry.offset],
       ...endSites(exe, p.sites.returns).programs,
       ...(inject ? { [PROGRAMS.inject]: [inject.offset] } : {}),
       ...(link ? { [PROGRAMS.link]: [link.offset] } : {}),
-      ...(h2 && "sites" in h2 ? h2.sites : {}),
+      ...(h2 && !("missing" in h2) ? h2 : {}),
+      ...(h2Link && !("missing" in h2Link) ? h2StreamSites(h2Link) : {}),
     };
     const notes = [
       ...(h2 && "missing" in h2 && h2.missing !== H2_ABSENT ? [`HTTP/2 requests get no traceparent: ${h2.missing}`] : []),
+      ...(h2Link && "missing" in h2Link && h2Link.missing !== H2_ABSENT ? [`HTTP/2 requests are not linked on this host: ${h2Link.missing}`] : []),
       ...(p.offsets.url_fragment === undefined ? ["url.full goes without the URL's fragment (url.URL.Fragment's offset was not found)"] : []),
     ];
     return {
       ...offsetsOrigin(p),
       ...(notes.length ? { note: notes.join("; ") } : {}),
       sites: siteCount(programs),
-      attach: (tgid, path) => this.object.attach(tgid, path, { ...p.offsets, h2_request_header: h2 && "sites" in h2 ? h2.offsets.h2_request_header : undefined }, programs),
+      attach: (tgid, path) => this.object.attach(tgid, path, p.offsets, programs),
     };
   }
 

@@ -86,6 +86,16 @@ struct nethttp_server_config {
 	__u64 h2_internal_rws_status; /* net/http/internal/http2.responseWriterState.status */
 	__u64 xnet_writer_rws;        /* golang.org/x/net/http2.responseWriter.rws */
 	__u64 xnet_rws_status;        /* golang.org/x/net/http2.responseWriterState.status */
+	/* same-host linking: a writer's state -> its connection (*serverConn) and its stream's id, per server */
+	__u64 h2_rws_conn;            /* net/http.http2responseWriterState.conn */
+	__u64 h2_rws_stream;          /* net/http.http2responseWriterState.stream (*http2stream) */
+	__u64 h2_stream_id;           /* net/http.http2stream.id (uint32) */
+	__u64 h2_internal_rws_conn;   /* the same in net/http/internal/http2, Go >= 1.27 */
+	__u64 h2_internal_rws_stream;
+	__u64 h2_internal_stream_id;
+	__u64 xnet_rws_conn;          /* the same in golang.org/x/net/http2 */
+	__u64 xnet_rws_stream;
+	__u64 xnet_stream_id;
 	__u64 request_header;      /* net/http.Request.Header (map[string][]string) */
 	__u64 request_ctx;         /* net/http.Request.ctx (context.Context) */
 	struct go_map_offsets map;
@@ -153,6 +163,15 @@ struct {
 	__type(value, struct nethttp_server_inflight);
 } nethttp_server_inflight SEC(".maps");
 
+/* (tgid, *serverConn) -> its connection (same-host linking of HTTP/2 streams), from its serve goroutine's last
+ * read at (*serverConn).serve's entry; a later connection at the same address overwrites it */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct gotel_ctx_key);
+	__type(value, struct gotel_conn_key);
+} nethttp_server_h2_conns SEC(".maps");
+
 /* building an entry takes more than the 512-byte BPF stack */
 struct scratch {
 	struct nethttp_server_inflight inflight;
@@ -191,6 +210,61 @@ static __always_inline void read_h2_status(const struct nethttp_server_config *c
 	e->writer_xnet = f->response_writer_itab == 0;
 	e->status = read_u64_at(read_u64_at(f->response_writer, rws_off), status_off);
 	e->status_xnet = read_u64_at(read_u64_at(f->response_writer, cfg->xnet_writer_rws), cfg->xnet_rws_status);
+}
+
+/* HTTP/2, same-host linking: the connection and stream of the request whose writer is rw, through the writer's
+ * state with one server's offsets (rws: the writer's field; conn, stream: the state's; id: the stream's); 0
+ * when that server's serve entry named the connection. */
+static __always_inline int h2_stream_of(__u32 tgid, __u64 rw, __u64 rws_off, __u64 conn_off, __u64 stream_off,
+					__u64 id_off, struct gotel_conn_key *out)
+{
+	__u64 rws = read_u64_at(rw, rws_off);
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = read_u64_at(rws, conn_off)};
+	struct gotel_conn_key *conn = k.ctx ? bpf_map_lookup_elem(&nethttp_server_h2_conns, &k) : 0;
+	if (!conn)
+		return -1;
+	*out = *conn;
+	out->stream = (__u32)read_u64_at(read_u64_at(rws, stream_off), id_off);
+	return out->stream ? 0 : -1;
+}
+
+/* HTTP/2: the client span of this host filed under the request's connection and stream, taken into out (NULL:
+ * only taken, the request brought its own context); 0 when there was one. A writer of net/http's own server (or
+ * itab 0: x/net's) is read with that server's offsets: the other's find no connection. */
+static __always_inline int h2_link_take(const struct nethttp_server_config *cfg, __u32 tgid, __u64 rw_itab, __u64 rw,
+					struct gotel_span_context *out)
+{
+	if (!(gotel_propagation & GOTEL_PROPAGATION_SAME_HOST))
+		return -1;
+	struct gotel_conn_key conn;
+	int found = -1;
+	if (rw_itab) {
+		if (cfg->h2_writer_rws != GOTEL_OFFSET_ABSENT)
+			found = h2_stream_of(tgid, rw, cfg->h2_writer_rws, cfg->h2_rws_conn, cfg->h2_rws_stream, cfg->h2_stream_id, &conn);
+		else
+			found = h2_stream_of(tgid, rw, cfg->h2_internal_writer_rws, cfg->h2_internal_rws_conn,
+					     cfg->h2_internal_rws_stream, cfg->h2_internal_stream_id, &conn);
+	}
+	if (found)
+		found = h2_stream_of(tgid, rw, cfg->xnet_writer_rws, cfg->xnet_rws_conn, cfg->xnet_rws_stream, cfg->xnet_stream_id, &conn);
+	return found ? -1 : gotel_link_take_conn(&conn, out);
+}
+
+/* x/net's stream span of this request (runHandler), which the ServeHTTP entry replaces (http2.ConfigureServer):
+ * its remote parent into out, 0 when it had one (the link it took is gone from the map). */
+static __always_inline int inherit_stream_parent(__u32 tgid, __u64 g, __u64 req, struct gotel_span_context *out)
+{
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = g};
+	struct nethttp_server_inflight *prev = bpf_map_lookup_elem(&nethttp_server_inflight, &k);
+	if (!prev || prev->request != req || !prev->event.parent_remote)
+		return -1;
+	__builtin_memcpy(out->trace_id, prev->event.sc.trace_id, 16);
+	__builtin_memcpy(out->span_id, prev->event.parent_span_id, 8);
+	out->flags = prev->event.sc.flags;
+	out->tracestate_len = prev->event.sc.tracestate_len;
+	if (out->tracestate_len)
+		bpf_probe_read_kernel(out->tracestate, sizeof(out->tracestate), prev->event.sc.tracestate);
+	return 0;
 }
 
 /* Starts the span of a request served with the ResponseWriter (itab, rw) (itab 0: x/net's *responseWriter). */
@@ -239,12 +313,19 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 	if ((gotel_propagation & GOTEL_PROPAGATION_EXTRACT) && read_incoming_context(s, &h, &e->sc) == 0)
 		remote = &e->sc;
 	/* no header (the client could not write one): the client span of this host that sent this request, if any.
-	 * HTTP/1 only: its request was read by this goroutine (an HTTP/2 handler's goroutine read nothing, and a
-	 * reused one may remember another connection). */
+	 * HTTP/1: its request was read by this goroutine; HTTP/2: found through its stream (an HTTP/2 handler's
+	 * goroutine read nothing, and a reused one may remember another connection). */
 	if (e->proto_major == 1) {
 		if (remote)
 			gotel_link_take(tgid, g, 0);
 		else if (gotel_link_take(tgid, g, &e->sc) == 0)
+			remote = &e->sc;
+	} else if (e->proto_major == 2) {
+		if (!remote && rw_itab && inherit_stream_parent(tgid, g, req, &e->sc) == 0)
+			remote = &e->sc;
+		else if (remote)
+			h2_link_take(cfg, tgid, rw_itab, rw, 0);
+		else if (h2_link_take(cfg, tgid, rw_itab, rw, &e->sc) == 0)
 			remote = &e->sc;
 	}
 	if (remote) {
@@ -358,6 +439,20 @@ static __always_inline int on_handler_done(const void *ctx)
 	return finish_request(ctx, 0, 0);
 }
 
+/* (*serverConn).serve(sc, …) (net/http's bundled, internal and x/net's HTTP/2 servers; sc = arg 1): it runs on
+ * the goroutine that read the connection's TLS handshake or preface, so that goroutine's last read names the
+ * connection for the streams to come (same_host.h). */
+static __always_inline int on_h2_serve(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_conn_key conn;
+	if (gotel_link_read_conn(tgid, go_goroutine(ctx), &conn))
+		return 0;
+	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 1)};
+	bpf_map_update_elem(&nethttp_server_h2_conns, &k, &conn, BPF_ANY);
+	return 0;
+}
+
 /* runtime.gopanic: a request in flight on this goroutine notes the panic value (the latest one, if several) */
 static __always_inline int on_panic(const void *ctx)
 {
@@ -398,3 +493,4 @@ GOTEL_UPROBE(nethttp_server_stream_done, on_handler_done)
 GOTEL_UPROBE(nethttp_server_panic, on_panic)
 GOTEL_UPROBE(nethttp_server_recovered, on_recovered)
 GOTEL_UPROBE(nethttp_server_servemux, on_servemux)
+GOTEL_UPROBE(nethttp_server_h2_serve, on_h2_serve)

@@ -38,6 +38,16 @@ export const FIELDS = {
   h2_internal_rws_status: "net/http/internal/http2.responseWriterState.status",
   xnet_writer_rws: "golang.org/x/net/http2.responseWriter.rws",
   xnet_rws_status: "golang.org/x/net/http2.responseWriterState.status",
+  // same-host linking of HTTP/2 streams: the writer's state -> its connection and its stream's id
+  h2_rws_conn: "net/http.http2responseWriterState.conn",
+  h2_rws_stream: "net/http.http2responseWriterState.stream",
+  h2_stream_id: "net/http.http2stream.id",
+  h2_internal_rws_conn: "net/http/internal/http2.responseWriterState.conn",
+  h2_internal_rws_stream: "net/http/internal/http2.responseWriterState.stream",
+  h2_internal_stream_id: "net/http/internal/http2.stream.id",
+  xnet_rws_conn: "golang.org/x/net/http2.responseWriterState.conn",
+  xnet_rws_stream: "golang.org/x/net/http2.responseWriterState.stream",
+  xnet_stream_id: "golang.org/x/net/http2.stream.id",
   request_header: "net/http.Request.Header",
   request_ctx: "net/http.Request.ctx",
   ...MAP_FIELDS,
@@ -53,8 +63,9 @@ const OPTIONAL: ReadonlySet<string> = new Set([
   "request_pattern", "request_pat", "pattern_str", "request_header", ...MAP_FIELD_KEYS,
   // HTTP/2's writer: bundled into net/http before Go 1.27, net/http/internal/http2 from 1.27
   "h2_writer_rws", "h2_rws_status", "h2_internal_writer_rws", "h2_internal_rws_status",
+  "h2_rws_conn", "h2_rws_stream", "h2_stream_id", "h2_internal_rws_conn", "h2_internal_rws_stream", "h2_internal_stream_id",
   // golang.org/x/net's HTTP/2 server, when the binary has it
-  "xnet_writer_rws", "xnet_rws_status",
+  "xnet_writer_rws", "xnet_rws_status", "xnet_rws_conn", "xnet_rws_stream", "xnet_stream_id",
 ]);
 
 /**
@@ -67,7 +78,9 @@ const XNET_HANDLER_DONE = "golang.org/x/net/http2.(*responseWriter).handlerDone"
 const SERVEMUX_SERVE = "net/http.(*ServeMux).ServeHTTP";
 
 const XNET = "golang.org/x/net";
-const MODULES: Record<string, string> = { xnet_writer_rws: XNET, xnet_rws_status: XNET };
+const MODULES: Record<string, string> = {
+  xnet_writer_rws: XNET, xnet_rws_status: XNET, xnet_rws_conn: XNET, xnet_rws_stream: XNET, xnet_stream_id: XNET,
+};
 
 /**
  * An HTTP/2 request's ResponseWriter type -> whose offsets read its status. net/http's own server: before Go
@@ -85,6 +98,8 @@ export const PROGRAMS = {
   panic: "nethttp_server_panic", recovered: "nethttp_server_recovered",
   // the request a ServeMux served (a middleware's copy too), whose Pattern is the route: Go >= 1.22
   serveMux: "nethttp_server_servemux",
+  // same-host linking: an HTTP/2 connection's serve goroutine, which read its handshake or preface
+  h2Serve: "nethttp_server_h2_serve",
   // where the functions above cannot be found: every RET of ServeHTTP, and x/net's handlerDone
   return: "nethttp_server_return", xnetDone: "nethttp_server_xnet_done",
 } as const;
@@ -95,6 +110,8 @@ const FINISH_REQUEST = "net/http.(*response).finishRequest";
 const CONNECTION_DONE = "net/http.(*conn).serve.func1";
 /** HTTP/2 servers that run each stream's handler through runHandler, on a goroutine of its own */
 const RUN_HANDLERS = ["net/http.(*http2serverConn).runHandler", "net/http/internal/http2.(*serverConn).runHandler", XNET_RUN_HANDLER];
+/** HTTP/2 servers' connection loops: bundled before Go 1.27, internal from 1.27, x/net's */
+const H2_SERVES = ["net/http.(*http2serverConn).serve", "net/http/internal/http2.(*serverConn).serve", "golang.org/x/net/http2.(*serverConn).serve"];
 const GOPANIC = "runtime.gopanic";
 const RECOVERY = "runtime.recovery";
 
@@ -182,6 +199,19 @@ export function readiness(exe: GoExecutable): Readiness {
     reason: `${FUNCTION}: entry ${sites.entry.emulated ? "(emulated)" : "(single-stepped)"}; ${serverPrograms(exe, r.plan).ends}${xnet}${note ? `; ${note}` : ""}`,
     ...offsetsOrigin(r.plan),
   };
+}
+
+/**
+ * Same-host linking of HTTP/2 streams: the entries of the binary's HTTP/2 servers' serve, where each connection
+ * is named; none when no server's writer state has the offsets that find a stream's connection and id.
+ */
+export function h2LinkSites(exe: GoExecutable, offsets: Record<string, number | undefined>): Record<string, number[]> {
+  const has = (...keys: string[]): boolean => keys.every((k) => offsets[k] !== undefined);
+  const readable = has("h2_writer_rws", "h2_rws_conn", "h2_rws_stream", "h2_stream_id") ||
+    has("h2_internal_writer_rws", "h2_internal_rws_conn", "h2_internal_rws_stream", "h2_internal_stream_id") ||
+    has("xnet_writer_rws", "xnet_rws_conn", "xnet_rws_stream", "xnet_stream_id");
+  const sites = readable ? H2_SERVES.flatMap((f) => exe.entrySite(f)?.offset ?? []) : [];
+  return sites.length ? { [PROGRAMS.h2Serve]: sites } : {};
 }
 
 /** The entry sites of x/net's stream handler and its end, when the binary has x/net's own HTTP/2 server. */

@@ -4,7 +4,7 @@ import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "../../probes/go-panic.ts";
-import { H2_WRITER_TYPES, type H2Server, degraded, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./plan.ts";
+import { H2_WRITER_TYPES, type H2Server, degraded, h2LinkSites, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./plan.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
@@ -15,6 +15,8 @@ import { httpRouterTrees } from "../http-routes/httprouter-trees.ts";
 export interface ServerLoadOptions extends LoadOptions {
   /** a live target's memory, to tell which HTTP/2 ResponseWriter a request had */
   memory?: (tgid: number) => TargetMemory | undefined;
+  /** name each HTTP/2 connection for its streams (same-host linking is on) */
+  linkStreams?: boolean;
 }
 
 /** what the kernel read at runtime.gopanic, before the type is named */
@@ -53,7 +55,7 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     const r = plan(exe);
     if ("skipped" in r) return r;
     const p = r.plan;
-    const { programs } = serverPrograms(exe, p);
+    const programs = { ...serverPrograms(exe, p).programs, ...(this.opts.linkStreams ? h2LinkSites(exe, p.offsets) : {}) };
     const has = (...keys: string[]): boolean => keys.every((k) => p.offsets[k] !== undefined);
     const readable: H2Readable = {
       std: has("h2_writer_rws", "h2_rws_status") || has("h2_internal_writer_rws", "h2_internal_rws_status"),
