@@ -60,7 +60,7 @@ function linkingPaths(env: EnvConfig, showVerifierLog: boolean): LinkingPath[] {
     },
     {
       name: "same-host linking", setting: "GOTEL_SAME_HOST_LINKING", wanted: env.GOTEL_SAME_HOST_LINKING,
-      what: "server spans continue the client spans of traced processes on this host (HTTP/1, gRPC)",
+      what: "server spans continue the client spans of traced processes on this host (HTTP/1, HTTP/2, gRPC)",
       tryStart: (core) => SameHostLinking.start(core.obj, { showVerifierLog, uses: { link: true, insert: false } }).close(),
     },
   ];

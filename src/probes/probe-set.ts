@@ -81,7 +81,7 @@ export function loadProbes(
 function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketTraceparent | undefined): string {
   const ways = [
     ...(socket ? ["plaintext HTTP/1 requests carry it inserted into their bytes"] : []),
-    ...(sameHost?.uses.link ? ["services on this host are linked through their connections (HTTP/1, gRPC)"] : []),
+    ...(sameHost?.uses.link ? ["services on this host are linked through their connections (HTTP/1, HTTP/2, gRPC)"] : []),
   ];
   return ways.length ? ways.join(", ") : "services are not linked";
 }
@@ -100,7 +100,7 @@ function startConnectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog:
     return {};
   }
   if (socket) log.info("socket insertion is on: plaintext HTTP/1 requests of traced processes carry traceparent in their bytes", { cgroup: socket.cgroup });
-  if (sameHost?.uses.link) log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1, gRPC)");
+  if (sameHost?.uses.link) log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1, HTTP/2, gRPC)");
   return { ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
 }
 

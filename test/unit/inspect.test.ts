@@ -71,10 +71,7 @@ describe("a program that serves and sends HTTP (test/fixtures/http-chain)", () =
         reason: expect.stringMatching(new RegExp(
           "^net/http\\.\\(\\*Transport\\)\\.roundTrip: entry \\(emulated\\); ends success at the JE checking net/http\\.\\(\\*persistConn\\)\\.roundTrip's error " +
           "\\(emulated\\), other paths at \\d+ return sites \\(single-stepped\\); traceparent injection at net/http\\.Header\\.writeSubset; " +
-          // Go 1.27's HTTP/2 client reads one field the offsets table does not have yet
-          (stripped && goVersion === "1.27.4"
-            ? "HTTP/2: no traceparent injection \\(no offset for net/http/internal/http2\\.ClientRequest\\.Header \\(it is read from the binary's DWARF only\\)\\)$"
-            : "HTTP/2: into the HEADERS frame$"),
+          "HTTP/2: into the HEADERS frame$",
         )),
       },
       {
