@@ -112,6 +112,8 @@ export interface AgentStats {
   notInjected: bigint;
   /** server spans that continued a client span of this host through their connection (same-host linking) */
   linkedSameHost: bigint;
+  /** HTTP/2 streams without context on connections accepted before gotel attached: not linked on this host */
+  linkUnnamedConnection: bigint;
   /** socket insertion: header lines inserted into requests' bytes; requests that should have had them and did
    * not (a connection opened before gotel attached, the kernel refused); sends that were no HTTP/1 request (TLS) */
   inserted: bigint;
@@ -240,6 +242,7 @@ export class Agent {
       injected: BigInt(this.kernelCount("INJECTED")),
       notInjected: BigInt(this.kernelCount("INJECT_PRESENT") + this.kernelCount("INJECT_NO_ROOM")),
       linkedSameHost: BigInt(this.kernelCount("LINKED_SAME_HOST")),
+      linkUnnamedConnection: BigInt(this.kernelCount("LINK_UNNAMED_CONNECTION")),
       inserted: BigInt(this.kernelCount("SOCKET_INSERTED")),
       insertMissed: BigInt(this.kernelCount("SOCKET_OLD_CONNECTION") + this.kernelCount("SOCKET_FAILED")),
       insertNotHttp1: BigInt(this.kernelCount("SOCKET_NOT_HTTP1")),

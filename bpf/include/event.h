@@ -48,7 +48,9 @@ enum gotel_counter {
 						   * AsyncProducer: a failure after the message reached a broker) */
 	GOTEL_COUNTER_KAFKA_START_UNSEEN = 15,    /* a message processed without a span: its processing began before
 						   * gotel attached (Sarama's consumer) */
-	GOTEL_COUNTER_MAX = 16,
+	GOTEL_COUNTER_LINK_UNNAMED_CONNECTION = 16, /* an HTTP/2 stream without context served on a connection gotel
+						     * never named (accepted before it attached): not linked on this host */
+	GOTEL_COUNTER_MAX = 17,
 };
 
 struct gotel_event_header {

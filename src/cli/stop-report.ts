@@ -31,6 +31,7 @@ export function stoppedFields(s: AgentStats): Fields {
   if (e) fields.to = e.destination;
   else fields.exporter = "none";
   Object.assign(fields, { events: s.events, injected: s.injected, not_injected: s.notInjected, linked_same_host: s.linkedSameHost });
+  if (s.linkUnnamedConnection > 0n) fields.link_missed_old_connection = s.linkUnnamedConnection;
   if (s.inserted + s.insertMissed + s.insertNotHttp1 > 0n) {
     Object.assign(fields, { inserted: s.inserted, insert_missed: s.insertMissed, insert_not_http1: s.insertNotHttp1 });
   }

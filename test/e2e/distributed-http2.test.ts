@@ -108,3 +108,29 @@ describe.each([
     expect(bServer[0]).toMatchObject({ traceId, parentSpanId: spanId });
   }, 60_000);
 });
+
+test("an HTTP/2 connection B accepted before gotel attached: its streams are not linked, and counted as missed", async () => {
+  const exe = buildGoFixture("http-chain", { goVersion: "1.27.4" });
+  const b = await startServer(exe, ["backend-h2", "127.0.0.1:0"]);
+  const a = await startServer(exe, ["frontend", "127.0.0.1:0", b.base.replace("http://", "https://")]);
+  let gotel: Proc | undefined;
+  try {
+    expect((await fetch(`${a.base}/inline?id=before`)).status).toBe(200); // A's connection to B, before gotel
+    gotel = await runGotel(["--pid", String(a.proc.pid), "--pid", String(b.proc.pid)], { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100" });
+    await gotel.waitForLine(new RegExp(`attached pid=${a.proc.pid} .*net/http client`), 20_000);
+    await gotel.waitForLine(new RegExp(`attached pid=${b.proc.pid} .*net/http client`), 20_000);
+    collector.clear();
+    for (let i = 0; i < 5; i++) expect((await fetch(`${a.base}/inline?id=old-${i}`)).status).toBe(200);
+    const spans = await collector.waitFor((all) => all.filter((s) => pidOf(s) === b.proc.pid).length >= 5, "B's 5 spans");
+    const bServer = spans.filter((s) => pidOf(s) === b.proc.pid);
+    expect(bServer).toHaveLength(5);
+    for (const s of bServer) expect(s.parentSpanId).toBe(INJECTION ? expect.any(String) : "");
+    await gotel.stop();
+    const stopped = [...gotel.stdout, ...gotel.stderr].find((l) => / stopped /.test(l)) ?? "";
+    expect(stopped).toContain(INJECTION ? "linked_same_host=0" : "link_missed_old_connection=5");
+  } finally {
+    await gotel?.stop();
+    await a.proc.stop();
+    await b.proc.stop();
+  }
+}, 120_000);

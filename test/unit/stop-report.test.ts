@@ -7,7 +7,7 @@ const base: AgentStats = {
   spans: 1000, events: 900, unsampled: 50,
   drops: { ringBufferFull: 30, inFlightFull: 10, readBatchFull: 0, targetGone: 10, unreadable: 0, apiSwitchedOff: 0, batchOverflow: 0, kafkaEndUnseen: 0, kafkaStartUnseen: 0 },
   exports: [{ destination: "http://c:4318/v1/traces", exported: 700, queueFull: 100, exportFailed: 100, failures: { "connection refused": 60, "HTTP 503, still after retries": 40 } }],
-  injected: 3n, notInjected: 1n, linkedSameHost: 4n, inserted: 0n, insertMissed: 0n, insertNotHttp1: 0n, targets: 2,
+  injected: 3n, notInjected: 1n, linkedSameHost: 4n, linkUnnamedConnection: 0n, inserted: 0n, insertMissed: 0n, insertNotHttp1: 0n, targets: 2,
 };
 
 test("exported + dropped + export_failed + unsampled = spans, every reason named", () => {
@@ -31,4 +31,9 @@ test("nothing lost: no reasons; OTEL_TRACES_EXPORTER=none: the spans that reache
 test("socket insertion's counts appear once it did anything: inserted, missed, sends that were no HTTP/1 request", () => {
   expect(stoppedFields(base)).not.toHaveProperty("inserted");
   expect(stoppedFields({ ...base, inserted: 20n, insertMissed: 2n, insertNotHttp1: 5n })).toMatchObject({ inserted: 20n, insert_missed: 2n, insert_not_http1: 5n });
+});
+
+test("HTTP/2 streams on connections gotel never named (accepted before it attached) are counted once there are any", () => {
+  expect(stoppedFields(base)).not.toHaveProperty("link_missed_old_connection");
+  expect(stoppedFields({ ...base, linkUnnamedConnection: 7n })).toMatchObject({ link_missed_old_connection: 7n });
 });

@@ -247,7 +247,12 @@ static __always_inline int h2_link_take(const struct nethttp_server_config *cfg,
 	}
 	if (found)
 		found = h2_stream_of(tgid, rw, cfg->xnet_writer_rws, cfg->xnet_rws_conn, cfg->xnet_rws_stream, cfg->xnet_stream_id, &conn);
-	return found ? -1 : gotel_link_take_conn(&conn, out);
+	if (found) {
+		if (out)
+			gotel_count(GOTEL_COUNTER_LINK_UNNAMED_CONNECTION);
+		return -1;
+	}
+	return gotel_link_take_conn(&conn, out);
 }
 
 /* x/net's stream span of this request (runHandler), which the ServeHTTP entry replaces (http2.ConfigureServer):
