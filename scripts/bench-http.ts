@@ -1,7 +1,7 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for eight scenarios (server spans only,
- * over HTTP/1.1, with a router's route, and over HTTP/2 with TLS; a server that calls another service: server + client spans; a server
- * that queries SQLite: server + SQL spans, statements captured and parsed; a server that makes a unary gRPC
+ * What gotel costs Go HTTP services, measured side by side in one run, for nine scenarios (server spans only,
+ * over HTTP/1.1, with a router's route, and over HTTP/2 with TLS; a server that calls another service over
+ * HTTP/1.1 or HTTP/2: server + client spans; a server that queries SQLite: server + SQL spans, statements captured and parsed; a server that makes a unary gRPC
  * call: server + gRPC client + gRPC server spans; a server that makes ten spans through the OpenTelemetry API; a
  * server that sends one Kafka message through Sarama's SyncProducer: server + PRODUCER spans):
  * the measured server (pinned to CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first
@@ -133,6 +133,25 @@ const scenarios: Scenario[] = [
       const exe = buildGoFixture("http-chain");
       const b = await startServer("/usr/bin/taskset", ["-c", "1", exe, "backend", "127.0.0.1:0"]);
       const a = await startServer("/usr/bin/taskset", ["-c", "0", exe, "frontend", "127.0.0.1:0", b.base]);
+      const pid = childOf(a.proc);
+      return {
+        pid, url: `${a.base}/inline?id=1`, traced: [pid, childOf(b.proc)],
+        stop: async () => {
+          await a.proc.stop();
+          await b.proc.stop();
+        },
+      };
+    },
+  },
+  {
+    // the same over HTTP/2 (B serves TLS with net/http's own HTTP/2 server; A's requests share one connection):
+    // the client span's stream is seen at writeHeaders, for injection or same-host linking
+    name: "server + HTTP/2 client spans: GET /inline on A, which POSTs to B over HTTP/2 with TLS (test/fixtures/http-chain)",
+    spansPerRequest: 3,
+    async start() {
+      const exe = buildGoFixture("http-chain");
+      const b = await startServer("/usr/bin/taskset", ["-c", "1", exe, "backend-h2", "127.0.0.1:0"]);
+      const a = await startServer("/usr/bin/taskset", ["-c", "0", exe, "frontend", "127.0.0.1:0", b.base.replace("http://", "https://")]);
       const pid = childOf(a.proc);
       return {
         pid, url: `${a.base}/inline?id=1`, traced: [pid, childOf(b.proc)],
