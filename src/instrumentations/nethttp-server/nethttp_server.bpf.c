@@ -255,21 +255,26 @@ static __always_inline int h2_link_take(const struct nethttp_server_config *cfg,
 	return gotel_link_take_conn(&conn, out);
 }
 
-/* x/net's stream span of this request (runHandler), which the ServeHTTP entry replaces (http2.ConfigureServer):
- * its remote parent into out, 0 when it had one (the link it took is gone from the map). */
-static __always_inline int inherit_stream_parent(__u32 tgid, __u64 g, __u64 req, struct gotel_span_context *out)
+/* x/net's stream span of this request (runHandler), which the ServeHTTP entry replaces (http2.ConfigureServer),
+ * already looked for the stream's link (and took it): -1 when there is no such span; 1 when it has a remote
+ * parent, copied into out (unless NULL); else 0. */
+static __always_inline int xnet_stream_parent(__u32 tgid, __u64 g, __u64 req, struct gotel_span_context *out)
 {
 	struct gotel_ctx_key k = {.tgid = tgid, .ctx = g};
 	struct nethttp_server_inflight *prev = bpf_map_lookup_elem(&nethttp_server_inflight, &k);
-	if (!prev || prev->request != req || !prev->event.parent_remote)
+	if (!prev || prev->request != req || prev->response_writer_itab)
 		return -1;
+	if (!prev->event.parent_remote)
+		return 0;
+	if (!out)
+		return 1;
 	__builtin_memcpy(out->trace_id, prev->event.sc.trace_id, 16);
 	__builtin_memcpy(out->span_id, prev->event.parent_span_id, 8);
 	out->flags = prev->event.sc.flags;
 	out->tracestate_len = prev->event.sc.tracestate_len;
 	if (out->tracestate_len)
 		bpf_probe_read_kernel(out->tracestate, sizeof(out->tracestate), prev->event.sc.tracestate);
-	return 0;
+	return 1;
 }
 
 /* Starts the span of a request served with the ResponseWriter (itab, rw) (itab 0: x/net's *responseWriter). */
@@ -326,11 +331,12 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 		else if (gotel_link_take(tgid, g, &e->sc) == 0)
 			remote = &e->sc;
 	} else if (e->proto_major == 2) {
-		if (!remote && rw_itab && inherit_stream_parent(tgid, g, req, &e->sc) == 0)
+		int stream = rw_itab ? xnet_stream_parent(tgid, g, req, remote ? 0 : &e->sc) : -1;
+		if (stream == 1 && !remote)
 			remote = &e->sc;
-		else if (remote)
+		else if (stream < 0 && remote)
 			h2_link_take(cfg, tgid, rw_itab, rw, 0);
-		else if (h2_link_take(cfg, tgid, rw_itab, rw, &e->sc) == 0)
+		else if (stream < 0 && h2_link_take(cfg, tgid, rw_itab, rw, &e->sc) == 0)
 			remote = &e->sc;
 	}
 	if (remote) {
