@@ -28,6 +28,10 @@ const NAMED = (method: string): Record<string, string> => ({
   "rpc.system.name": "grpc", "rpc.system": "grpc", "rpc.method": `${SERVICE}/${method}`, "rpc.service": SERVICE,
 });
 const status = (name: string, code: number): Record<string, string | bigint> => ({ "rpc.status_code": name, "rpc.grpc.status_code": BigInt(code) });
+/** a server span's attributes, exactly: its peer is this host, on a port of the client's */
+const serverAttributes = (method: string, more: Record<string, unknown>): Record<string, unknown> => ({
+  ...NAMED(method), "network.peer.address": "127.0.0.1", "network.peer.port": expect.any(BigInt), ...more,
+});
 
 interface Service {
   proc: Proc;
@@ -103,15 +107,11 @@ describe.each([
     const { answer, client, server } = await call(`kind=unary&code=${code}&msg=asked+for+${name}`);
     expect(answer).toBe(`${code} asked for ${name}`);
     expect(client.status).toEqual({ code: STATUS_CODE.ERROR, message: `asked for ${name}` });
-    expect(client.attributes).toMatchObject({ ...status(name, code), "error.type": name });
-    expect(server.attributes).toMatchObject(status(name, code));
-    if (serverError) {
-      expect(server.status).toEqual({ code: STATUS_CODE.ERROR, message: `asked for ${name}` });
-      expect(server.attributes["error.type"]).toBe(name);
-    } else {
-      expect(server.status).toEqual({ code: STATUS_CODE.UNSET });
-      expect(server.attributes).not.toHaveProperty("error.type");
-    }
+    expect(client.attributes).toEqual({
+      ...NAMED("UnaryCall"), "server.address": "127.0.0.1", "server.port": BigInt(service.grpcPort), ...status(name, code), "error.type": name,
+    });
+    expect(server.attributes).toEqual(serverAttributes("UnaryCall", { ...status(name, code), ...(serverError ? { "error.type": name } : {}) }));
+    expect(server.status).toEqual(serverError ? { code: STATUS_CODE.ERROR, message: `asked for ${name}` } : { code: STATUS_CODE.UNSET });
   }, 30_000);
 
   test("deadline exceeded and cancellation end the client's span with that status", async () => {
@@ -146,7 +146,7 @@ describe.each([
     expect(client).toMatchObject({ name: `${SERVICE}/${method}`, parentSpanId: http.spanId, status: { code: STATUS_CODE.UNSET } });
     expect(client.attributes).toEqual({ ...NAMED(method), "server.address": "127.0.0.1", "server.port": BigInt(service.grpcPort), ...status("OK", 0) });
     expect(server).toMatchObject({ name: `${SERVICE}/${method}`, status: { code: STATUS_CODE.UNSET }, ...(LINKED ? { traceId: client.traceId, parentSpanId: client.spanId } : {}) });
-    expect(server.attributes).toMatchObject({ ...NAMED(method), ...status("OK", 0) });
+    expect(server.attributes).toEqual(serverAttributes(method, status("OK", 0)));
     expect(client.endTimeUnixNano).toBeGreaterThanOrEqual(server.endTimeUnixNano);
   }, 30_000);
 
@@ -154,7 +154,7 @@ describe.each([
     const { client, server } = await call("kind=server-stream&n=2&code=13&msg=broken");
     expect(client.status).toEqual({ code: STATUS_CODE.ERROR, message: "broken" });
     expect(server.status).toEqual({ code: STATUS_CODE.ERROR, message: "broken" });
-    expect(server.attributes).toMatchObject(status("INTERNAL", 13));
+    expect(server.attributes).toEqual(serverAttributes("StreamingOutputCall", { ...status("INTERNAL", 13), "error.type": "INTERNAL" }));
   }, 30_000);
 
   test("a method the server does not have: the server's span is _OTHER, the client's keeps the name it called", async () => {
@@ -182,6 +182,23 @@ describe.each([
     expect(httpClient.length).toBe(1);
     expect(httpClient[0]).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId, attributes: { "url.full": `${service.base}/ping` } });
     expect(all.filter((s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === "/ping").length).toBe(1);
+  }, 30_000);
+
+  test("an HTTP call made with the handler's context on another goroutine is the gRPC server span's child too", async () => {
+    const { all, server } = await call(`kind=unary&httpgo=1&httpget=${encodeURIComponent(`${service.base}/ping`)}`, 5);
+    const httpClient = all.filter((s) => s.kind === SPAN_KIND.CLIENT && s.scope.name.includes("net/http"));
+    expect(httpClient.length).toBe(1);
+    expect(httpClient[0]).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId, attributes: { "url.full": `${service.base}/ping` } });
+  }, 30_000);
+
+  test("the call's metadata carries gotel's traceparent only where the kernel allows writing, never a second one", async () => {
+    const { answer, client } = await call("kind=unary&echo=traceparent");
+    // the handler answers INVALID_ARGUMENT with the traceparent values it received
+    expect(answer).toBe(INJECTION ? `3 00-${client.traceId}-${client.spanId}-01` : "3 none");
+    const own = `00-${"a".repeat(32)}-${"b".repeat(16)}-01`;
+    const { answer: kept, server } = await call(`kind=unary&echo=traceparent&traceparent=${own}`);
+    expect(kept).toBe(`3 ${own}`); // the application's own, alone
+    expect(server).toMatchObject({ traceId: "a".repeat(32), parentSpanId: "b".repeat(16) });
   }, 30_000);
 
   if (servesHttp) {

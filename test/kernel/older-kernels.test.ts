@@ -77,6 +77,16 @@ for n in 1 2 3; do echo "@@sockanswer $(wget -q -O - "http://127.0.0.1:8087/inli
 sleep 1
 kill -INT $T2; wait $T2; echo "@@sock-rc $?"
 sed 's/^/@@sockspan /' /tmp/sock.jsonl; sed 's/^/@@socklog /' /tmp/sock.err
+/b frontend 127.0.0.1:8088 https://127.0.0.1:8083 > /tmp/a3.log 2>&1 &
+A3=$!
+sleep 0.5
+GOTEL_WRITE_TRACEPARENT=false /gotel trace --pid $A3 --pid $B2 --format jsonl > /tmp/link.jsonl 2> /tmp/link.err &
+T3=$!
+i=0; while [ $i -lt 300 ] && ! grep -q 'gotel is running' /tmp/link.err; do sleep 0.2; i=$((i+1)); done
+for n in 1 2 3; do echo "@@linkanswer $(wget -q -O - "http://127.0.0.1:8088/inline?id=link-$n")"; done
+sleep 1
+kill -INT $T3; wait $T3; echo "@@link-rc $?"
+sed 's/^/@@linkspan /' /tmp/link.jsonl; sed 's/^/@@linklog /' /tmp/link.err
 `;
 
 /** what the script printed after "@@tag " (the console may put a terminal's escape codes in front) */
@@ -208,6 +218,23 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       const client = sockSpans.find((s) => s.kind === "CLIENT" && s.attributes["url.full"] === `http://127.0.0.1:8081/work?id=${answer.id}`)!;
       expect(client, tagged(lines, "socklog").join("\n")).toBeDefined();
       expect(answer.traceparent).toEqual([`00-${client.traceId}-${client.spanId}-01`]);
+    }
+
+    // same-host linking over HTTP/2, forced by GOTEL_WRITE_TRACEPARENT=false on a new A (Go 1.19's bundled client)
+    // calling B2 (Go 1.27's internal server): nothing written, B2's spans continue A's through (connection, stream)
+    const linkLog = tagged(lines, "linklog").join("\n");
+    expect(tagged(lines, "link-rc"), linkLog).toEqual(["0"]);
+    expect(linkLog).toContain("same-host linking is on");
+    const linkSpans = tagged(lines, "linkspan").map((l) => JSON.parse(l) as JsonSpan);
+    const linkAnswers = tagged(lines, "linkanswer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string; proto: string });
+    expect(linkAnswers.map((a) => [a.id, a.proto, a.bodyOk, a.traceparent]), linkLog).toEqual(
+      ["link-1", "link-2", "link-3"].map((id) => [id, "HTTP/2.0", true, null]),
+    );
+    for (const answer of linkAnswers) {
+      const client = linkSpans.find((s) => s.kind === "CLIENT" && s.attributes["url.full"] === `https://127.0.0.1:8083/work?id=${answer.id}`)!;
+      expect(client, linkLog).toBeDefined();
+      const bServer = linkSpans.find((s) => s.kind === "SERVER" && pid(s) === b2 && s.parentSpanId === client.spanId);
+      expect(bServer?.traceId, linkLog).toBe(client.traceId);
     }
 
     // the OpenTelemetry API: the IDs the program sees for its own spans are the ones exported

@@ -457,10 +457,11 @@ static __always_inline int on_h2_serve(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_conn_key conn;
-	if (gotel_link_read_conn(tgid, go_goroutine(ctx), &conn))
-		return 0;
 	struct gotel_ctx_key k = {.tgid = tgid, .ctx = go_arg(ctx, 1)};
-	bpf_map_update_elem(&nethttp_server_h2_conns, &k, &conn, BPF_ANY);
+	if (gotel_link_read_conn(tgid, go_goroutine(ctx), &conn))
+		bpf_map_delete_elem(&nethttp_server_h2_conns, &k); /* a connection of before at this address */
+	else
+		bpf_map_update_elem(&nethttp_server_h2_conns, &k, &conn, BPF_ANY);
 	return 0;
 }
 
