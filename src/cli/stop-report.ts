@@ -7,8 +7,8 @@ import { formatReasons } from "../export/warnings.ts";
 
 type Fields = Record<string, string | number | bigint>;
 
-/** Lost before any exporter's queue, by reason, nonzero only. */
-function dropReasons(s: AgentStats, queueFull: number): Record<string, number> {
+/** Lost before any exporter's queue (and in it: queueFull), by reason, nonzero only. */
+export function dropReasons(s: AgentStats, queueFull: number): Record<string, number> {
   const all = Object.entries(DROP_REASONS).map(([key, reason]) => [reason, s.drops[key as keyof Drops]] as const);
   return Object.fromEntries([...all, ["export queue full", queueFull] as const].filter(([, n]) => n > 0));
 }

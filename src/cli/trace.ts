@@ -9,7 +9,7 @@ import { spanExporter } from "../export/exporter.ts";
 import { TraceOutput, type TraceFormat } from "./trace-output.ts";
 import { formatReasons } from "../export/warnings.ts";
 import { refuseUntraceable } from "./preflight.ts";
-import { droppedBeforeExport } from "./stop-report.ts";
+import { dropReasons, droppedBeforeExport } from "./stop-report.ts";
 import { TARGET_FLAGS, targetSpec } from "./targets.ts";
 import { stopSignal } from "./signals.ts";
 import { parseFlags, UsageError } from "./usage.ts";
@@ -37,13 +37,16 @@ export function parseCount(text: string): number {
 }
 
 /**
- * "12 spans, 5 traces, 0 dropped" (what the terminal got, and what it did not), then the unsampled and, with
- * --otlp, where the exported copies went: the same accounting as run's `stopped` line.
+ * "12 spans, 5 traces, 0 dropped" (what the terminal got, and what it did not, with the reasons), then the
+ * unsampled and, with --otlp, where the exported copies went: the same accounting as run's `stopped` line.
  */
-function traceSummary(output: TraceOutput, s: AgentStats): string {
+export function traceSummary(output: Pick<TraceOutput, "summary">, s: AgentStats): string {
   const [terminal, otlp] = s.exports;
   const lost = droppedBeforeExport(s);
+  const reasons = dropReasons(s, terminal?.queueFull ?? 0);
+  if (terminal && terminal.exportFailed > 0) reasons["not printed"] = terminal.exportFailed;
   let line = output.summary(lost + (terminal ? terminal.queueFull + terminal.exportFailed : 0));
+  if (Object.keys(reasons).length) line += ` (${formatReasons(reasons)})`;
   if (s.unsampled > 0) line += `, ${s.unsampled} unsampled`;
   if (otlp) {
     line += `; OTLP to ${otlp.destination}: ${otlp.exported} exported, ${lost + otlp.queueFull} dropped, ${otlp.exportFailed} failed`;

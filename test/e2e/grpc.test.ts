@@ -29,8 +29,8 @@ const NAMED = (method: string): Record<string, string> => ({
 });
 const status = (name: string, code: number): Record<string, string | bigint> => ({ "rpc.status_code": name, "rpc.grpc.status_code": BigInt(code) });
 /** a server span's attributes, exactly: its peer is this host, on a port of the client's */
-const serverAttributes = (method: string, more: Record<string, unknown>): Record<string, unknown> => ({
-  ...NAMED(method), "network.peer.address": "127.0.0.1", "network.peer.port": expect.any(BigInt), ...more,
+const serverAttributes = (method: string, more: ReceivedSpan["attributes"]): ReceivedSpan["attributes"] => ({
+  ...NAMED(method), "network.peer.address": "127.0.0.1", "network.peer.port": expect.any(BigInt) as bigint, ...more,
 });
 
 interface Service {
