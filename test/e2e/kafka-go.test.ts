@@ -173,6 +173,31 @@ describe.each(VARIANTS)("%s", (_, { id, ...build }) => {
     expect(consumer.stderr.find((l) => / stopped /.test(l))).toContain(" dropped=0 ");
   }, 150_000);
 
+  test("ReadMessage without a group: one CONSUMER span per message, no group attribute", async () => {
+    const topic = `read-${id}`;
+    const exe = buildGoFixture("kafka-go", build);
+    expect(Bun.spawnSync([exe, "create", kafka.address, topic]).exitCode).toBe(0);
+    expect((await fetch(`${server.base}/produce?topic=${topic}&n=2&key=read`)).status).toBe(200);
+    collector.clear();
+    const reader = new Proc([GOTEL, "exec", "--", exe, "read", kafka.address, topic, "2"], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100",
+    });
+    expect(await reader.proc.exited).toBe(0);
+    await Bun.sleep(100); // its output pumped
+    expect(reader.stdout).toEqual(["read-0 value 0", "read-1 value 1"]);
+    const mine = (all: ReceivedSpan[]) => all.filter((x) => x.kind === SPAN_KIND.CONSUMER && x.attributes["messaging.destination.name"] === topic);
+    await collector.waitFor((all) => mine(all).length >= 2, "2 consumer spans", 10_000);
+    await Bun.sleep(300);
+    const spans = mine(collector.spans()).sort((a, b) => Number(a.attributes["kafka.offset"]) - Number(b.attributes["kafka.offset"]));
+    expect(spans.map((s) => [s.name, s.attributes])).toEqual([0n, 1n].map((offset) => [`process ${topic}`, {
+      "messaging.system.name": "kafka", "messaging.system": "kafka",
+      "messaging.operation.type": "process", "messaging.operation.name": "process",
+      "messaging.destination.name": topic, "messaging.destination.partition.id": "0", "kafka.offset": offset,
+      "kafka.message.key": `read-${offset}`, "messaging.kafka.message.key": `read-${offset}`,
+    }]));
+    for (const s of spans) expect(s).toMatchObject({ parentSpanId: "", links: [] });
+  }, 150_000);
+
   test("1,000 messages under load: 1,000 PRODUCER and 1,000 CONSUMER spans, none lost, none twice", async () => {
     const load = `load-${id}`;
     const exe = buildGoFixture("kafka-go", build);
