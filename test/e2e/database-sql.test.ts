@@ -44,6 +44,10 @@ interface Driver {
   /** error.type and db.response.status_code of a query on a missing table */
   errorType: string;
   errorCode: string;
+  /** db.response.status_code of a statement that is not SQL */
+  syntaxCode: string;
+  /** SQLite takes a string literal where a table name belongs; the others refuse it (a syntax error) */
+  quotedTable: boolean;
   /** what the data source name tells */
   source: () => Record<string, string | bigint>;
 }
@@ -51,26 +55,26 @@ interface Driver {
 const DRIVERS: Driver[] = [
   {
     // pgx's own connector keeps the DSN: read through the binary's DWARF
-    driver: "pgx", cgo: false, dsn: () => postgres.url, system: "postgresql", ph: "$1", errorType: "*pgconn.PgError", errorCode: "42P01",
+    driver: "pgx", cgo: false, dsn: () => postgres.url, system: "postgresql", ph: "$1", errorType: "*pgconn.PgError", errorCode: "42P01", syntaxCode: "42601", quotedTable: false,
     source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" }),
   },
   {
-    driver: "postgres", cgo: false, dsn: () => postgres.dsn, system: "postgresql", ph: "$1", errorType: "*pq.Error", errorCode: "42P01",
+    driver: "postgres", cgo: false, dsn: () => postgres.dsn, system: "postgresql", ph: "$1", errorType: "*pq.Error", errorCode: "42P01", syntaxCode: "42601", quotedTable: false,
     source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(postgres.port), "db.namespace": "postgres" }),
   },
   {
     // the driver's own connector holds the parsed DSN (connector.cfg: Net, Addr, DBName), read through the
     // binary's DWARF (the offsets table when stripped)
-    driver: "mysql", cgo: false, dsn: () => mariadb.dsn, system: "mysql", ph: "?", errorType: "*mysql.MySQLError", errorCode: "1146",
+    driver: "mysql", cgo: false, dsn: () => mariadb.dsn, system: "mysql", ph: "?", errorType: "*mysql.MySQLError", errorCode: "1146", syntaxCode: "1064", quotedTable: false,
     source: () => ({ "server.address": "127.0.0.1", "server.port": BigInt(mariadb.port), "db.namespace": "app" }),
   },
   {
-    driver: "sqlite3", cgo: true, dsn: () => join(sqliteDir, "test.db"), system: "sqlite", ph: "?", errorType: "sqlite3.Error", errorCode: "1",
+    driver: "sqlite3", cgo: true, dsn: () => join(sqliteDir, "test.db"), system: "sqlite", ph: "?", errorType: "sqlite3.Error", errorCode: "1", syntaxCode: "1", quotedTable: true,
     source: () => ({}),
   },
   {
     // pure-Go SQLite, in a variant of the service built with -tags modernc
-    driver: "sqlite", cgo: false, tags: ["modernc"], dsn: () => join(sqliteDir, "modernc.db"), system: "sqlite", ph: "?", errorType: "*sqlite.Error", errorCode: "1",
+    driver: "sqlite", cgo: false, tags: ["modernc"], dsn: () => join(sqliteDir, "modernc.db"), system: "sqlite", ph: "?", errorType: "*sqlite.Error", errorCode: "1", syntaxCode: "1", quotedTable: true,
     source: () => ({}),
   },
 ];
@@ -193,6 +197,26 @@ describe.each(DRIVERS)("$driver: statements captured and parsed", (d) => {
     expect(db[0]!.status.code).toBe(STATUS_CODE.ERROR);
     expect(db[0]!.attributes).toEqual({
       ...attrs("INSERT", "missing_table", "INSERT INTO missing_table (id) VALUES (1)"), "error.type": d.errorType, "db.response.status_code": d.errorCode,
+    });
+  });
+
+  test("a statement that is not SQL: no operation (its first word is none), named DB, ERROR with the database's code", async () => {
+    const { status, db } = await request(s, "GET", "/syntax", 1);
+    expect(status).toBe(400);
+    expect(db[0]!.name).toBe("DB");
+    expect(db[0]!.status.code).toBe(STATUS_CODE.ERROR);
+    expect(db[0]!.attributes).toEqual({
+      "db.system.name": d.system, ...d.source(), "db.query.text": "syntax error", "error.type": d.errorType, "db.response.status_code": d.syntaxCode,
+    });
+  });
+
+  test("a table name in single quotes keeps its table: INSERT users (an error where the database refuses the quotes)", async () => {
+    const { status, db } = await request(s, "POST", "/quoted", 1);
+    expect(status).toBe(d.quotedTable ? 201 : 400);
+    expect(db[0]!.name).toBe("INSERT users");
+    expect(db[0]!.attributes).toEqual({
+      ...attrs("INSERT", "users", "INSERT INTO 'users' (name) VALUES ('quoted')"),
+      ...(d.quotedTable ? {} : { "error.type": d.errorType, "db.response.status_code": d.syntaxCode }),
     });
   });
 
