@@ -5,7 +5,7 @@
  */
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { BpfObject } from "../ebpf/object.ts";
-import { processKeys } from "./probe-object.ts";
+import { processKeys } from "../ebpf/shared-maps.ts";
 
 const NAME = "core";
 

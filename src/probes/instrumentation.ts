@@ -10,7 +10,8 @@ import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import type { FieldNeed, OffsetsSource } from "../offsets/resolver.ts";
 import type { LoadOptions } from "./probe-object.ts";
-import type { SameHostRole, SpanProbe } from "./span-probe.ts";
+import type { SameHostRole } from "../propagation/same-host.ts";
+import type { SpanProbe } from "./span-probe.ts";
 
 export interface Readiness {
   status: "ready" | "skipped";

@@ -12,13 +12,13 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { CoreObject } from "./core-object.ts";
-import { SameHostLinking } from "../propagation/same-host.ts";
+import { SameHostLinking, type SameHostRole } from "../propagation/same-host.ts";
 import { SocketTraceparent } from "../propagation/socket-traceparent.ts";
 import { GotelError } from "../errors.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import type { Instrumentation, LoadContext } from "./instrumentation.ts";
-import type { Prepared, SameHostRole, SpanProbe } from "./span-probe.ts";
+import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface ProbeSet {
   /** owns the shared maps: the ring buffer ("events"), the counters ("drops"), the span contexts; their BTF */

@@ -6,6 +6,7 @@ import type { UprobeLinks } from "../ebpf/link.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
 import type { OffsetsSource } from "../offsets/resolver.ts";
+import type { SameHostRole } from "../propagation/same-host.ts";
 import type { ProbeObject } from "./probe-object.ts";
 import { unfinishedSpan } from "./span-event.ts";
 
@@ -25,9 +26,6 @@ export interface Prepared {
 /** An instrumentation's part in same-host linking (src/propagation/same-host.ts): its HTTP/1 client's socket
  * writes file its requests' spans ("sends"), a gRPC client's writing goroutines file its calls' streams
  * ("streams"), its server finds them through the connection it read ("reads"). */
-/** sends: HTTP/1 requests filed at their goroutine's next send; streams: HTTP/2 and gRPC streams filed so;
- * writers: the connection each goroutine writes (gRPC's loopy writers, one connection each); reads: a server's */
-export type SameHostRole = "sends" | "streams" | "writers" | "reads";
 
 /** A span event that could not be read (a span the application marshalled that does not parse): lost, counted. */
 export class UnreadableSpanError extends Error {}

@@ -16,8 +16,12 @@ import { uintBytes } from "../ebpf/map.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
-import type { SameHostRole } from "../probes/span-probe.ts";
-import { processKeys, useCoreMaps } from "../probes/probe-object.ts";
+import { processKeys, useCoreMaps } from "../ebpf/shared-maps.ts";
+
+/** An instrumentation's part in same-host linking: sends: HTTP/1 requests filed at their goroutine's next send;
+ * streams: HTTP/2 and gRPC streams filed so; writers: the connection each goroutine writes (gRPC's loopy
+ * writers, one connection each); reads: a server's */
+export type SameHostRole = "sends" | "streams" | "writers" | "reads";
 
 /** the embedded object (same_host.bpf.c) */
 export const SAME_HOST_OBJECT = "same_host";

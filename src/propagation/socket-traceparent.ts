@@ -17,7 +17,7 @@ import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachCgroup, attachSkMsg, type UprobeLinks } from "../ebpf/link.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
-import { useCoreMaps } from "../probes/probe-object.ts";
+import { useCoreMaps } from "../ebpf/shared-maps.ts";
 
 /** the embedded object (socket_traceparent.bpf.c) */
 export const SOCKET_TRACEPARENT_OBJECT = "socket_traceparent";
