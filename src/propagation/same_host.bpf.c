@@ -147,9 +147,11 @@ static __always_inline void file_streams(__u32 tgid, __u64 g, __u64 fd)
 {
 	struct gotel_ctx_key pending = {.tgid = tgid, .ctx = g};
 	struct gotel_link_streams *p = bpf_map_lookup_elem(&gotel_link_pending_streams, &pending);
+	if (!p) /* most sends: one lookup */
+		return;
 	__u32 zero = 0;
 	struct gotel_span_context *sc = bpf_map_lookup_elem(&same_host_scratch, &zero);
-	if (!p || !sc)
+	if (!sc)
 		return;
 	struct sock *sk = socket_of(fd);
 	struct gotel_conn_key k = {};
