@@ -72,6 +72,9 @@ if (!Bun.which("wrk") || !Bun.which("h2load")) {
   console.error("bench-http: needs wrk and h2load (apt-get install wrk nghttp2-client)");
   process.exit(1);
 }
+/** a scenario's processes: the measured one, the URL loaded, every process gotel traces */
+interface Started { pid: number; url: string; traced: number[]; stop: () => Promise<void> }
+
 interface Scenario {
   name: string;
   /** spans each request makes, over every traced process */
@@ -81,12 +84,27 @@ interface Scenario {
   /** the load generator (default wrk, HTTP/1.1) */
   load?: Load;
   /** starts the processes; returns the measured server's pid, the URL to load, every pid to trace, and a stop */
-  start(): Promise<{ pid: number; url: string; traced: number[]; stop: () => Promise<void> }>;
+  start(): Promise<Started>;
 }
 
 /** The pid of the program taskset started (taskset execs it, but Bun.spawn may see a wrapper) */
 function childOf(p: Proc): number {
   return Number(readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, "utf8").trim()) || p.pid;
+}
+
+/** http-chain's B (in `mode`) pinned to CPU 1, and A, measured on CPU 0, calling it with `scheme` URLs */
+async function startChain(mode: string, scheme: "http" | "https"): Promise<Started> {
+  const exe = buildGoFixture("http-chain");
+  const b = await startServer("/usr/bin/taskset", ["-c", "1", exe, mode, "127.0.0.1:0"]);
+  const a = await startServer("/usr/bin/taskset", ["-c", "0", exe, "frontend", "127.0.0.1:0", b.base.replace("http://", `${scheme}://`)]);
+  const pid = childOf(a.proc);
+  return {
+    pid, url: `${a.base}/inline?id=1`, traced: [pid, childOf(b.proc)],
+    stop: async () => {
+      await a.proc.stop();
+      await b.proc.stop();
+    },
+  };
 }
 
 const scenarios: Scenario[] = [
@@ -129,38 +147,14 @@ const scenarios: Scenario[] = [
     // kernel allows bpf_probe_write_user), a server span in B
     name: "server + client spans: GET /inline on A, which POSTs to B (test/fixtures/http-chain)",
     spansPerRequest: 3,
-    async start() {
-      const exe = buildGoFixture("http-chain");
-      const b = await startServer("/usr/bin/taskset", ["-c", "1", exe, "backend", "127.0.0.1:0"]);
-      const a = await startServer("/usr/bin/taskset", ["-c", "0", exe, "frontend", "127.0.0.1:0", b.base]);
-      const pid = childOf(a.proc);
-      return {
-        pid, url: `${a.base}/inline?id=1`, traced: [pid, childOf(b.proc)],
-        stop: async () => {
-          await a.proc.stop();
-          await b.proc.stop();
-        },
-      };
-    },
+    start: () => startChain("backend", "http"),
   },
   {
     // the same over HTTP/2 (B serves TLS with net/http's own HTTP/2 server; A's requests share one connection):
     // the client span's stream is seen at writeHeaders, for injection or same-host linking
     name: "server + HTTP/2 client spans: GET /inline on A, which POSTs to B over HTTP/2 with TLS (test/fixtures/http-chain)",
     spansPerRequest: 3,
-    async start() {
-      const exe = buildGoFixture("http-chain");
-      const b = await startServer("/usr/bin/taskset", ["-c", "1", exe, "backend-h2", "127.0.0.1:0"]);
-      const a = await startServer("/usr/bin/taskset", ["-c", "0", exe, "frontend", "127.0.0.1:0", b.base.replace("http://", "https://")]);
-      const pid = childOf(a.proc);
-      return {
-        pid, url: `${a.base}/inline?id=1`, traced: [pid, childOf(b.proc)],
-        stop: async () => {
-          await a.proc.stop();
-          await b.proc.stop();
-        },
-      };
-    },
+    start: () => startChain("backend-h2", "https"),
   },
   {
     // one SELECT by primary key per request through database/sql and mattn/go-sqlite3 (cgo): a server and a

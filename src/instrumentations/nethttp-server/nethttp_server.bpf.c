@@ -331,7 +331,8 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 		else if (gotel_link_take(tgid, g, &e->sc) == 0)
 			remote = &e->sc;
 	} else if (e->proto_major == 2) {
-		int stream = rw_itab ? xnet_stream_parent(tgid, g, req, remote ? 0 : &e->sc) : -1;
+		/* only a binary with x/net's server has its stream spans to replace */
+		int stream = rw_itab && cfg->xnet_writer_rws != GOTEL_OFFSET_ABSENT ? xnet_stream_parent(tgid, g, req, remote ? 0 : &e->sc) : -1;
 		if (stream == 1 && !remote)
 			remote = &e->sc;
 		else if (stream < 0 && remote)
