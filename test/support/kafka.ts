@@ -28,8 +28,17 @@ function jars(): { java: string; classpath: string } {
   return { java: readFileSync(join(OUT, "java"), "utf8").trim(), classpath: `${join(OUT, "libs")}/*` };
 }
 
-/** A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints) */
-const clusterId = () => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+/**
+ * A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints). Never
+ * one that starts with '-', which StorageTool's argument parser reads as an option (as Kafka's own Uuid.randomUuid
+ * avoids): one id in 64 did, and the broker's start failed in CI.
+ */
+function clusterId(): string {
+  for (;;) {
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
+}
 
 export async function startKafka(): Promise<KafkaBroker> {
   const { java, classpath } = jars();
@@ -69,8 +78,9 @@ export async function startKafka(): Promise<KafkaBroker> {
       "group.initial.rebalance.delay.ms=0",
       "auto.create.topics.enable=true",
     ].join("\n"));
-    const format = Bun.spawnSync([...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", config], { stdout: "pipe", stderr: "pipe" });
-    if (format.exitCode !== 0) throw new Error(`kafka-storage format failed: ${format.stdout}${format.stderr}`);
+    const id = clusterId();
+    const format = Bun.spawnSync([...jvm, "kafka.tools.StorageTool", "format", "-t", id, "-c", config], { stdout: "pipe", stderr: "pipe" });
+    if (format.exitCode !== 0) throw new Error(`kafka-storage format (cluster id ${id}) failed: ${format.stdout}${format.stderr}`);
     const broker = new Proc([...jvm, "kafka.Kafka", config]);
     try {
       await broker.waitForLine(/Kafka Server started/, 60_000);
