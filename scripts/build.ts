@@ -69,7 +69,9 @@ async function compile(arch: Arch): Promise<string> {
   if (existsSync(out) && statSync(out).mtimeMs >= newest(inputs)) return out;
   const result = await Bun.build({
     entrypoints: [join(ROOT, "src/cli/main.ts")],
-    compile: { target: ARCHES[arch].bunTarget, outfile: out },
+    // an agent reads no bunfig.toml or .env from whatever directory it is started in: a bunfig's preload would run
+    // inside it (this repo's own did, ~20 ms of every start from the checkout), a .env would set its OTEL_* settings
+    compile: { target: ARCHES[arch].bunTarget, outfile: out, autoloadBunfig: false, autoloadDotenv: false },
     plugins: [assetsPlugin(arch, true)],
     minify: true,
     sourcemap: "none",

@@ -8,7 +8,7 @@ import { GotelError } from "../errors.ts";
 import { INSTRUMENTATIONS } from "../instrumentations/index.ts";
 import { CoreObject } from "../probes/core-object.ts";
 import { SAME_HOST_OBJECT, SameHostLinking } from "../propagation/same-host.ts";
-import { SOCKET_TRACEPARENT_OBJECT, SocketTraceparent } from "../propagation/socket-traceparent.ts";
+import { SOCKET_TRACEPARENT_OBJECTS, SocketTraceparent } from "../propagation/socket-traceparent.ts";
 import { GOTEL_VERSION } from "../version.ts";
 import { parseFlags } from "./usage.ts";
 
@@ -72,7 +72,7 @@ export function doctorCommand(args: string[], env: EnvConfig): number {
   console.log(`gotel ${GOTEL_VERSION}, libbpf ${libbpf().version}, linux/${assetArch}`);
   const showVerifierLog = env.OTEL_GO_AUTO_SHOW_VERIFIER_LOG;
   const checks = runChecks({
-    showVerifierLog, objectFiles, optionalObjects: [SAME_HOST_OBJECT, SOCKET_TRACEPARENT_OBJECT],
+    showVerifierLog, objectFiles, optionalObjects: [SAME_HOST_OBJECT, ...SOCKET_TRACEPARENT_OBJECTS],
     instrumentations: [{ name: "shared by every instrumentation", object: "core" }, ...INSTRUMENTATIONS],
   });
   const propagation = checks.findIndex((c) => c.name === "context propagation");

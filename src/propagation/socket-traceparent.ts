@@ -20,8 +20,7 @@ import { GotelError } from "../errors.ts";
 import { useCoreMaps } from "../ebpf/shared-maps.ts";
 
 /** the embedded object (socket_traceparent.bpf.c) */
-export const SOCKET_TRACEPARENT_OBJECT = "socket_traceparent";
-const NAME = SOCKET_TRACEPARENT_OBJECT;
+const NAME = "socket_traceparent";
 
 /** Where the cgroup v2 hierarchy is mounted (its root, as gotel's cgroup namespace sees it), from mountinfo. */
 export function cgroup2Root(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): string | undefined {
@@ -35,9 +34,10 @@ export function cgroup2Root(mountinfo = readFileSync("/proc/self/mountinfo", "ut
   return undefined;
 }
 
-/** The two variants of the sock_ops program: asking the kernel which process connects (Linux 6.10+), or reading
- * the task's tgid (before; only where gotel runs in the host's PID namespace). One is loaded. */
-const SOCK_OPS = { asking: "socket_traceparent_sockops", reading: "socket_traceparent_sockops_task" } as const;
+/** The object's two variants: its sock_ops program asks the kernel which process connects (Linux 6.10+), or reads
+ * the task's tgid (before; only where gotel runs in the host's PID namespace). */
+const VARIANT = { asking: NAME, reading: `${NAME}_task` } as const;
+export const SOCKET_TRACEPARENT_OBJECTS = Object.values(VARIANT);
 
 /** PROC_PID_INIT_INO: the host's PID namespace */
 const HOST_PID_NAMESPACE = 0xeffffffcn;
@@ -46,11 +46,8 @@ function inHostPidNamespace(): boolean {
   return statSync("/proc/self/ns/pid", { bigint: true }).ino === HOST_PID_NAMESPACE;
 }
 
-function load(core: BpfObject, showVerifierLog: boolean, sockOps: string): BpfObject {
-  return BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog }, (o) => {
-    for (const p of Object.values(SOCK_OPS)) o.program(p).autoload = p === sockOps;
-    useCoreMaps(o, core);
-  });
+function load(core: BpfObject, showVerifierLog: boolean, variant: string): BpfObject {
+  return BpfObject.openAndLoad(readEmbeddedObject(variant), { name: `${variant}.bpf.o`, showVerifierLog }, (o) => useCoreMaps(o, core));
 }
 
 export class SocketTraceparent {
@@ -66,7 +63,7 @@ export class SocketTraceparent {
   static start(core: BpfObject, opts: { showVerifierLog: boolean }): SocketTraceparent {
     let obj: BpfObject;
     try {
-      obj = load(core, opts.showVerifierLog, SOCK_OPS.asking);
+      obj = load(core, opts.showVerifierLog, VARIANT.asking);
     } catch (e) {
       // before Linux 6.10 a sock_ops program may not ask which process connects; it may read the task's tgid,
       // which is the pid gotel knows only in the host's PID namespace
@@ -75,7 +72,7 @@ export class SocketTraceparent {
           "needs Linux 6.10+ where gotel runs in a PID namespace of its own, and CAP_NET_ADMIN", { cause: e });
       }
       try {
-        obj = load(core, opts.showVerifierLog, SOCK_OPS.reading);
+        obj = load(core, opts.showVerifierLog, VARIANT.reading);
       } catch (e2) {
         throw new GotelError(`its programs could not be loaded (${e2 instanceof GotelError ? e2.oneLine : String(e2)})`, "needs CAP_NET_ADMIN", { cause: e2 });
       }
@@ -88,7 +85,7 @@ export class SocketTraceparent {
     let skMsg: { detach(): void } | undefined;
     try {
       skMsg = attachSkMsg(obj.program("socket_traceparent_msg"), obj.map("socket_traceparent_sockets").fd);
-      const sockOps = attachCgroup(obj.program([SOCK_OPS.asking, SOCK_OPS.reading].find((p) => obj.program(p).autoload)!), cgroup);
+      const sockOps = attachCgroup(obj.program("socket_traceparent_sockops"), cgroup);
       return new SocketTraceparent(obj, skMsg, sockOps, cgroup);
     } catch (e) {
       skMsg?.detach();

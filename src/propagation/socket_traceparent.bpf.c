@@ -83,27 +83,33 @@ static __always_inline __u16 remote_port(__u32 v)
 		__ok;                                                                                                \
 	})
 
+/* The process connecting, as gotel knows it. Linux 6.10+ lets sock_ops programs ask (in gotel's PID namespace);
+ * before, the task's tgid is read (CO-RE), which is the pid gotel knows only where it runs in the host's PID
+ * namespace — user space loads that variant, socket_traceparent_task.bpf.c, only there. It is an object of its
+ * own because one CO-RE read in an object makes libbpf parse the kernel's BTF at load (~13 ms of every start). */
+#ifdef SOCKET_TRACEPARENT_FROM_TASK
 struct task_struct {
 	int tgid;
 } __attribute__((preserve_access_index));
 
-/* The process connecting, as gotel knows it. Linux 6.10+ lets sock_ops programs ask (in gotel's PID namespace);
- * before, the task's tgid is read (CO-RE), which is the pid gotel knows only where it runs in the host's PID
- * namespace — user space loads that variant only there. */
-static __always_inline __u32 connecting_tgid(int from_task)
+static __always_inline __u32 connecting_tgid(void)
 {
-	if (from_task)
-		return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid);
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid);
+}
+#else
+static __always_inline __u32 connecting_tgid(void)
+{
 	return gotel_current_tgid();
 }
+#endif
 
 /* The first bytes of an outgoing connection's life: which ones are a traced process's. */
-static __always_inline int on_sock_ops(struct bpf_sock_ops *skops, int from_task)
+static __always_inline int on_sock_ops(struct bpf_sock_ops *skops)
 {
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB: {
 		/* in connect(2), on the connecting thread */
-		__u32 tgid = connecting_tgid(from_task);
+		__u32 tgid = connecting_tgid();
 		__u32 *roles = bpf_map_lookup_elem(&gotel_link_tgids, &tgid);
 		if (!roles || !(*roles & GOTEL_LINK_INSERTS))
 			return 1;
@@ -144,14 +150,7 @@ static __always_inline int on_sock_ops(struct bpf_sock_ops *skops, int from_task
 SEC("sockops")
 int socket_traceparent_sockops(struct bpf_sock_ops *skops)
 {
-	return on_sock_ops(skops, 0);
-}
-
-/* the same before Linux 6.10 (user space loads one of the two) */
-SEC("sockops")
-int socket_traceparent_sockops_task(struct bpf_sock_ops *skops)
-{
-	return on_sock_ops(skops, 1);
+	return on_sock_ops(skops);
 }
 
 /* Where the request line of the n bytes at msg->data ends (the offset after its CRLF), or -1 when they do not

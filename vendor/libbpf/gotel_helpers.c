@@ -103,7 +103,10 @@ GOTEL_API void gotel_set_log(gotel_log_fn fn)
 GOTEL_API struct bpf_object *gotel_open_mem(const void *buf, size_t size, const char *name,
 					     unsigned int kernel_log_level, int *err)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name, .kernel_log_level = kernel_log_level);
+	/* no BPF token: gotel runs with CAP_BPF/CAP_SYS_ADMIN, and libbpf's attempt to make one from /sys/fs/bpf
+	 * fails on every object (EINVAL without a delegating bpffs), a few ms each */
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name, .kernel_log_level = kernel_log_level,
+		    .bpf_token_path = "");
 	struct bpf_object *obj = bpf_object__open_mem(buf, size, &opts);
 	if (err)
 		*err = obj ? 0 : neg_errno();
