@@ -13,7 +13,7 @@
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachBySection, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
-import { BpfObject } from "../ebpf/object.ts";
+import { BpfObject, type PendingLoad } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
 import { processKeys, useCoreMaps } from "../ebpf/shared-maps.ts";
@@ -56,13 +56,35 @@ export class SameHostLinking {
    * saying why it cannot (no kernel BTF, …).
    */
   static start(core: BpfObject, opts: { showVerifierLog: boolean; uses: ConnectionUses }): SameHostLinking {
-    let obj: BpfObject;
+    return SameHostLinking.begin(core, opts).finish(opts.uses);
+  }
+
+  /** start() with its object's load in a thread of its own, while the caller goes on: finish() ends it, once the
+   * caller knows which paths use it. */
+  static begin(core: BpfObject, opts: { showVerifierLog: boolean }): PendingLoad<SameHostLinking, [ConnectionUses]> {
+    const notLoaded = (e: unknown) => new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
+    let pending: PendingLoad<BpfObject>;
     try {
-      obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => useCoreMaps(o, core));
+      pending = BpfObject.openAndStartLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => useCoreMaps(o, core));
     } catch (e) {
-      throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
+      throw notLoaded(e);
     }
-    const linking = new SameHostLinking(obj, core, opts.uses);
+    return {
+      finish: (uses) => {
+        let obj: BpfObject;
+        try {
+          obj = pending.finish();
+        } catch (e) {
+          throw notLoaded(e);
+        }
+        return SameHostLinking.tried(obj, core, uses);
+      },
+    };
+  }
+
+  /** attached once, to see that the kernel allows it */
+  private static tried(obj: BpfObject, core: BpfObject, uses: ConnectionUses): SameHostLinking {
+    const linking = new SameHostLinking(obj, core, uses);
     try {
       linking.attach();
       linking.detach();
