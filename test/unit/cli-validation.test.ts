@@ -5,6 +5,9 @@
  * it touches the kernel.
  */
 import { describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { expectOneLineError, GOTEL, runCommand } from "../support/cli.ts";
 
 const SEE_HELP = "; see `gotel help`";
@@ -111,6 +114,23 @@ describe("bad environment values: one line naming the variable, exit 1", () => {
       expect(r.stderr).not.toContain("s3cret");
     }
   });
+});
+
+test("settings come from the environment only: a .env or bunfig.toml where gotel starts is not read", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gotel-cwd-"));
+  try {
+    // each would make `version` fail if read: a bad value in .env, a preload that writes a file and throws
+    writeFileSync(join(dir, ".env"), "OTEL_BSP_SCHEDULE_DELAY=3000000000\n");
+    writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+    writeFileSync(join(dir, "preload.ts"), 'require("node:fs").writeFileSync(__dirname + "/preloaded", "yes"); throw new Error("preloaded");\n');
+    const r = runCommand([GOTEL, "version"], { cwd: dir });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toStartWith("gotel ");
+    expect(existsSync(join(dir, "preloaded"))).toBe(false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe("gotel <command> --help", () => {
