@@ -27,8 +27,8 @@ export interface ProbeSet {
   core: CoreObject;
   probes: readonly SpanProbe[];
   /**
-   * The paths that link services without writing into processes. Their objects load in threads of their own
-   * while the instrumentations' objects load (the verifier is most of a start); this waits for them, once.
+   * The paths that link services without writing into processes. Socket insertion's object loads in a thread of
+   * its own while the instrumentations' objects load (the verifier is most of a start); this waits for it, once.
    */
   connectionPaths(): ConnectionPaths;
 }
@@ -125,10 +125,13 @@ interface PendingPaths {
   sameHost?: PendingLoad<SameHostLinking, [ConnectionUses]>;
 }
 
-/** Starts loading the paths wanted, each in a thread of its own; a path that cannot even begin is off, said once. */
+/**
+ * Loads the paths wanted: socket insertion's in a thread of its own, the connection tracepoint's here (see
+ * SameHostLinking.load); a path that cannot even begin is off, said once.
+ */
 function beginConnectionPaths(core: CoreObject, wanted: { link: boolean; insert: boolean }, showVerifierLog: boolean): PendingPaths {
+  const sameHost = wanted.link || wanted.insert ? startPath("same-host linking", () => SameHostLinking.load(core.obj, { showVerifierLog })) : undefined;
   const socket = wanted.insert ? startPath("socket insertion", () => SocketTraceparent.begin(core.obj, { showVerifierLog })) : undefined;
-  const sameHost = wanted.link || wanted.insert ? startPath("same-host linking", () => SameHostLinking.begin(core.obj, { showVerifierLog })) : undefined;
   return { ...(socket ? { socket } : {}), ...(sameHost ? { sameHost } : {}) };
 }
 

@@ -56,30 +56,22 @@ export class SameHostLinking {
    * saying why it cannot (no kernel BTF, …).
    */
   static start(core: BpfObject, opts: { showVerifierLog: boolean; uses: ConnectionUses }): SameHostLinking {
-    return SameHostLinking.begin(core, opts).finish(opts.uses);
+    return SameHostLinking.load(core, opts).finish(opts.uses);
   }
 
-  /** start() with its object's load in a thread of its own, while the caller goes on: finish() ends it, once the
-   * caller knows which paths use it. */
-  static begin(core: BpfObject, opts: { showVerifierLog: boolean }): PendingLoad<SameHostLinking, [ConnectionUses]> {
-    const notLoaded = (e: unknown) => new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
-    let pending: PendingLoad<BpfObject>;
+  /**
+   * Loads its object; finish() attaches it once the caller knows which paths use it. Loaded on this thread, not
+   * beside other objects: its CO-RE reads make libbpf parse the kernel's BTF (~10 MB while it loads), which would
+   * add to their loads' peak.
+   */
+  static load(core: BpfObject, opts: { showVerifierLog: boolean }): PendingLoad<SameHostLinking, [ConnectionUses]> {
+    let obj: BpfObject;
     try {
-      pending = BpfObject.openAndStartLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => useCoreMaps(o, core));
+      obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => useCoreMaps(o, core));
     } catch (e) {
-      throw notLoaded(e);
+      throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
     }
-    return {
-      finish: (uses) => {
-        let obj: BpfObject;
-        try {
-          obj = pending.finish();
-        } catch (e) {
-          throw notLoaded(e);
-        }
-        return SameHostLinking.tried(obj, core, uses);
-      },
-    };
+    return { finish: (uses) => SameHostLinking.tried(obj, core, uses) };
   }
 
   /** attached once, to see that the kernel allows it */
