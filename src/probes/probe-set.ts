@@ -5,6 +5,7 @@
  * counters, span contexts), the instrumentations reuse them. Settings that the kernel applies (sampling,
  * propagation) are written into each object before load.
  */
+import { existsSync } from "node:fs";
 import type { EnvConfig } from "../config/env.ts";
 import { lockdownMode, probeWriteUserAllowed } from "../ebpf/kernel-checks.ts";
 import type { AttachMode } from "../ebpf/link.ts";
@@ -12,7 +13,6 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { CoreObject } from "./core-object.ts";
-import { existsSync } from "node:fs";
 import { BpfObject, type PendingLoad } from "../ebpf/object.ts";
 import { SameHostLinking, type ConnectionUses, type SameHostRole } from "../propagation/same-host.ts";
 import { cgroup2Root, SocketTraceparent } from "../propagation/socket-traceparent.ts";
@@ -106,8 +106,11 @@ function wantedPaths(env: EnvConfig): { link: boolean; insert: boolean } {
   const btf = existsSync("/sys/kernel/btf/vmlinux");
   const insert = env.GOTEL_SOCKET_TRACEPARENT && btf && cgroup2Root() !== undefined;
   const link = env.GOTEL_SAME_HOST_LINKING && btf;
-  if (env.GOTEL_SOCKET_TRACEPARENT && !insert) log.info("socket insertion is off", { reason: btf ? "no cgroup v2 hierarchy is mounted" : "the kernel has no BTF (/sys/kernel/btf/vmlinux)" });
-  if (env.GOTEL_SAME_HOST_LINKING && !link) log.info("same-host linking is off", { reason: "the kernel has no BTF (/sys/kernel/btf/vmlinux)" });
+  const noBtf = "the kernel has no BTF (/sys/kernel/btf/vmlinux); a kernel built with CONFIG_DEBUG_INFO_BTF has it";
+  if (env.GOTEL_SOCKET_TRACEPARENT && !insert) {
+    log.info("socket insertion is off", { reason: btf ? "no cgroup v2 hierarchy is mounted; mount one (mount -t cgroup2 none /sys/fs/cgroup)" : noBtf });
+  }
+  if (env.GOTEL_SAME_HOST_LINKING && !link) log.info("same-host linking is off", { reason: noBtf });
   return { link, insert };
 }
 

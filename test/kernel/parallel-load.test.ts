@@ -17,6 +17,7 @@ import { requireRoot } from "../support/kernel.ts";
 
 const REJECTED = join(ROOT, "build/test-bpf", process.arch, "rejected.bpf.o");
 const openFds = () => readdirSync("/proc/self/fd").length;
+const tasks = () => readdirSync("/proc/self/task").length;
 /** the kernel's id of the map behind an fd (reused maps are dup-ed fds of one map) */
 const mapId = (fd: number) => /^map_id:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
 
@@ -76,8 +77,12 @@ test("an object closed while its thread still loads it is waited for, then close
   const core = BpfObject.openAndLoad(readEmbeddedObject("core"), { name: "core.bpf.o" }, () => {});
   const obj = BpfObject.open(readEmbeddedObject("nethttp_server"), { name: "nethttp_server.bpf.o" });
   useCoreMaps(obj, core);
+  const threads = tasks();
   obj.startLoad();
+  // its verifier takes tens of ms: the loading thread is there now (not a load done here instead)
+  expect(tasks()).toBeGreaterThan(threads);
   obj.close();
+  expect(tasks()).toBe(threads);
   core.close();
   expect(openFds()).toBe(fds);
 });
