@@ -21,7 +21,9 @@ import { isGoExecutable } from "./gobin/analyze.ts";
 import { GoTypeNames, processLoadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log, type Fields } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
-import { loadProbes, type ConnectionPaths, type ProbeSet } from "./probes/probe-set.ts";
+import type { SameHostLinking } from "./propagation/same-host.ts";
+import type { SocketTraceparent } from "./propagation/socket-traceparent.ts";
+import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
 import { UnreadableSpanError, type SpanProbe } from "./probes/span-probe.ts";
@@ -151,8 +153,8 @@ export class Agent {
 
   private readonly probes: readonly SpanProbe[];
   private readonly core: CoreObject;
-  /** same-host linking and socket insertion, once their loads (begun with the core's) are waited for */
-  private readonly connectionPaths: () => ConnectionPaths;
+  private readonly sameHost: SameHostLinking | undefined;
+  private readonly socket: SocketTraceparent | undefined;
   private readonly plans = new PlanCache((file) => this.planFile(file));
   /** set while an executable's analysis is garbage not yet collected */
   private analysisGarbage: ReturnType<typeof setTimeout> | undefined;
@@ -160,7 +162,8 @@ export class Agent {
   private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
     this.probes = set.probes;
     this.core = set.core;
-    this.connectionPaths = set.connectionPaths;
+    this.sameHost = set.sameHost;
+    this.socket = set.socket;
     const env = opts.env;
     this.pipelines = opts.exporters.map(({ exporter, delayMs }) => new ExportPipeline(exporter, {
       scheduledDelayMillis: delayMs ?? env.OTEL_BSP_SCHEDULE_DELAY,
@@ -200,7 +203,6 @@ export class Agent {
       await agent.stop();
       throw e;
     }
-    agent.connectionPaths(); // loaded meanwhile: what is on is said before "running"
     log.info("gotel is running", { attach: mode, targets: agent.targets.size });
     return agent;
   }
@@ -314,7 +316,7 @@ export class Agent {
     );
     this.targets.set(pid, { exePath, resource, links, probes: attached, typesBase: plans.typesBase, lowestLoad: plans.lowestLoad });
     const roles = new Set(attached.flatMap((p) => p.sameHost ?? []));
-    if (roles.size) this.connectionPaths().sameHost?.track(pid, roles);
+    if (roles.size) this.sameHost?.track(pid, roles);
     // said once the process is wholly attached: whoever waits for one of these lines finds every probe in place
     for (const fields of logged) log.info("attached", fields);
     return true;
@@ -379,7 +381,7 @@ export class Agent {
     else if (exited && !existsSync(`/proc/${pid}`)) this.reaper.add(t.links);
     else released = Promise.all(t.links.map((l) => l.release())).then(() => undefined);
     for (const p of t.probes) p.forget(pid);
-    this.connectionPaths().sameHost?.forget(pid);
+    this.sameHost?.forget(pid);
     this.core.forget(pid);
     t.memoryFile?.close();
     this.targets.delete(pid);
@@ -449,9 +451,8 @@ export class Agent {
     this.reader.close();
     this.finalStats = { ...this.currentStats(), exports: this.pipelines.map((p) => p.stats) };
     for (const p of this.probes) p.close();
-    const { sameHost, socket } = this.connectionPaths();
-    sameHost?.close();
-    socket?.close();
+    this.sameHost?.close();
+    this.socket?.close();
     // the core owns the shared maps: closed last
     this.core.close();
   }

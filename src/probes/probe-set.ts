@@ -5,7 +5,6 @@
  * counters, span contexts), the instrumentations reuse them. Settings that the kernel applies (sampling,
  * propagation) are written into each object before load.
  */
-import { existsSync } from "node:fs";
 import type { EnvConfig } from "../config/env.ts";
 import { lockdownMode, probeWriteUserAllowed } from "../ebpf/kernel-checks.ts";
 import type { AttachMode } from "../ebpf/link.ts";
@@ -13,9 +12,8 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { CoreObject } from "./core-object.ts";
-import { BpfObject, type PendingLoad } from "../ebpf/object.ts";
-import { SameHostLinking, type ConnectionUses, type SameHostRole } from "../propagation/same-host.ts";
-import { cgroup2Root, SocketTraceparent } from "../propagation/socket-traceparent.ts";
+import { SameHostLinking, type SameHostRole } from "../propagation/same-host.ts";
+import { SocketTraceparent } from "../propagation/socket-traceparent.ts";
 import { GotelError } from "../errors.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
@@ -26,14 +24,6 @@ export interface ProbeSet {
   /** owns the shared maps: the ring buffer ("events"), the counters ("drops"), the span contexts; their BTF */
   core: CoreObject;
   probes: readonly SpanProbe[];
-  /**
-   * The paths that link services without writing into processes. Socket insertion's object loads in a thread of
-   * its own while the instrumentations' objects load (the verifier is most of a start); this waits for it, once.
-   */
-  connectionPaths(): ConnectionPaths;
-}
-
-export interface ConnectionPaths {
   /** the connection tracepoint: server spans continue client spans of this host, and it files the spans socket
    * insertion puts on the wire; undefined when both are off or the kernel cannot */
   sameHost?: SameHostLinking;
@@ -55,63 +45,37 @@ export function loadProbes(
   const core = CoreObject.load({ showVerifierLog });
   // where gotel writes traceparent, the header links every HTTP/1 request already: the tracepoint's cost on
   // every system call of the host buys nothing there, and the two writing paths never both write
-  const wanted = tracecontext && !injectAllowed ? wantedPaths(env) : { link: false, insert: false };
-  const pending = beginConnectionPaths(core, wanted, showVerifierLog);
-  // the instrumentations' objects are told what is wanted, not what started, as they load meanwhile: a path that
-  // then fails to load (rare: the host looked able) leaves them filing spans nobody reads, a cost and no harm
+  const { sameHost, socket } = tracecontext && !injectAllowed ? startConnectionPaths(core, env, showVerifierLog) : {};
   const constants = traceConstants({
     sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed,
-    sameHost: wanted.link, socket: wanted.insert,
+    sameHost: sameHost?.uses.link ?? false, socket: socket !== undefined,
   });
   const base = { mode, showVerifierLog, constants };
   const probes: SpanProbe[] = [];
-  let paths: ConnectionPaths | undefined;
-  const connectionPaths = (): ConnectionPaths => {
-    if (paths) return paths;
-    paths = finishConnectionPaths(pending, wanted);
-    if (!tracecontext) log.info("trace context propagation is off (OTEL_PROPAGATORS has no tracecontext)");
-    else if (!env.GOTEL_WRITE_TRACEPARENT) log.info("traceparent is not written into outgoing requests (GOTEL_WRITE_TRACEPARENT=false)");
-    else if (!injectAllowed) {
-      log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
-        lockdown: lockdownMode() ?? "unknown (securityfs not mounted)",
-        hint: `spans are still produced; ${linkedBy(paths.sameHost, paths.socket)}; boot with lockdown=none to allow it`,
-      });
-    }
-    return paths;
-  };
   try {
     // event types from 2 (1 is the self-test's), by place in the list: bpf/include/event.h
     const first = Number(core.obj.btf().enumValues("gotel_event_type").get("GOTEL_EVENT_FIRST_INSTRUMENTATION"));
     if (!Number.isInteger(first)) throw new Error("core.bpf.o: no GOTEL_EVENT_FIRST_INSTRUMENTATION in its BTF");
     for (const [n, i] of instrumentations.entries()) {
       const object = { ...base, shareWith: core.obj, eventType: first + n };
-      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: wanted.link || wanted.insert, linkStreams: wanted.link }));
+      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined, linkStreams: sameHost?.uses.link ?? false }));
     }
   } catch (e) {
     for (const p of probes.reverse()) p.close();
-    const { sameHost, socket } = connectionPaths();
     sameHost?.close();
     socket?.close();
     core.close();
     throw e;
   }
-  return { core, probes, connectionPaths };
-}
-
-/**
- * The paths wanted, where the host looks able to run them: a kernel with BTF for the connection tracepoint, a
- * cgroup v2 hierarchy for socket insertion (the cheap checks; the kernel may still refuse, said when it does).
- */
-function wantedPaths(env: EnvConfig): { link: boolean; insert: boolean } {
-  const btf = existsSync("/sys/kernel/btf/vmlinux");
-  const insert = env.GOTEL_SOCKET_TRACEPARENT && btf && cgroup2Root() !== undefined;
-  const link = env.GOTEL_SAME_HOST_LINKING && btf;
-  const noBtf = "the kernel has no BTF (/sys/kernel/btf/vmlinux); a kernel built with CONFIG_DEBUG_INFO_BTF has it";
-  if (env.GOTEL_SOCKET_TRACEPARENT && !insert) {
-    log.info("socket insertion is off", { reason: btf ? "no cgroup v2 hierarchy is mounted; mount one (mount -t cgroup2 none /sys/fs/cgroup)" : noBtf });
+  if (!tracecontext) log.info("trace context propagation is off (OTEL_PROPAGATORS has no tracecontext)");
+  else if (!env.GOTEL_WRITE_TRACEPARENT) log.info("traceparent is not written into outgoing requests (GOTEL_WRITE_TRACEPARENT=false)");
+  else if (!injectAllowed) {
+    log.warn("outgoing requests will not carry traceparent: the kernel forbids bpf_probe_write_user", {
+      lockdown: lockdownMode() ?? "unknown (securityfs not mounted)",
+      hint: `spans are still produced; ${linkedBy(sameHost, socket)}; boot with lockdown=none to allow it`,
+    });
   }
-  if (env.GOTEL_SAME_HOST_LINKING && !link) log.info("same-host linking is off", { reason: noBtf });
-  return { link, insert };
+  return { core, probes, ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
 }
 
 function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketTraceparent | undefined): string {
@@ -122,34 +86,14 @@ function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketTracepare
   return ways.length ? ways.join(", ") : "services are not linked";
 }
 
-interface PendingPaths {
-  socket?: PendingLoad<SocketTraceparent>;
-  /** the connection tracepoint, which both paths need */
-  sameHost?: PendingLoad<SameHostLinking, [ConnectionUses]>;
-}
-
 /**
- * Loads the paths wanted: socket insertion's in a thread of its own, the connection tracepoint's here (see
- * SameHostLinking.load); a path that cannot even begin is off, said once.
+ * The paths that link services without writing into processes, each where it is wanted and the kernel has what
+ * it needs; where it has not, says why once and goes on without. Both need the connection tracepoint.
  */
-function beginConnectionPaths(core: CoreObject, wanted: { link: boolean; insert: boolean }, showVerifierLog: boolean): PendingPaths {
-  const sameHost = wanted.link || wanted.insert ? startPath("same-host linking", () => SameHostLinking.load(core.obj, { showVerifierLog })) : undefined;
-  const socket = wanted.insert ? startPath("socket insertion", () => SocketTraceparent.begin(core.obj, { showVerifierLog })) : undefined;
-  return { ...(socket ? { socket } : {}), ...(sameHost ? { sameHost } : {}) };
-}
-
-/**
- * Waits for the paths' objects and attaches them, each where it loaded; where one could not, says why once and
- * goes on without. Socket insertion needs the connection tracepoint.
- */
-function finishConnectionPaths(pending: PendingPaths, wanted: { link: boolean; insert: boolean }): ConnectionPaths {
-  const socket = pending.socket && startPath("socket insertion", () => pending.socket!.finish());
-  const uses = { link: wanted.link, insert: socket !== undefined };
-  let sameHost = pending.sameHost && startPath("same-host linking", () => pending.sameHost!.finish(uses));
-  if (sameHost && !uses.link && !uses.insert) {
-    sameHost.close(); // loaded for socket insertion, which did not start
-    sameHost = undefined;
-  }
+function startConnectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog: boolean): { sameHost?: SameHostLinking; socket?: SocketTraceparent } {
+  const socket = env.GOTEL_SOCKET_TRACEPARENT ? startPath("socket insertion", () => SocketTraceparent.start(core.obj, { showVerifierLog })) : undefined;
+  const uses = { link: env.GOTEL_SAME_HOST_LINKING, insert: socket !== undefined };
+  const sameHost = uses.link || uses.insert ? startPath("same-host linking", () => SameHostLinking.start(core.obj, { showVerifierLog, uses })) : undefined;
   if (socket && !sameHost) {
     log.info("socket insertion is off", { reason: "it needs the connection tracepoint of same-host linking, which could not start" });
     socket.close();
@@ -172,8 +116,6 @@ function startPath<T>(name: string, start: () => T): T | undefined {
 /** An instrumentation as a SpanProbe whose object is loaded by the first prepare() of a binary that needs it. */
 class LazyProbe implements SpanProbe {
   private probe: SpanProbe | undefined;
-  /** its object loading in a thread of its own (beginLoad), until prepare() waits for it */
-  private loading: PendingLoad<SpanProbe> | undefined;
   /** why loading failed: not tried again */
   private failed: string | undefined;
 
@@ -191,49 +133,20 @@ class LazyProbe implements SpanProbe {
     return this.instrumentation.sameHost;
   }
 
-  /** Starts loading its object for an executable that needs it, in a thread of its own: planExecutable starts
-   * every instrumentation's before it prepares the first, so they load side by side. */
-  beginLoad(exe: GoExecutable): void {
-    if (this.probe || this.failed || this.loading || this.absentFrom(exe)) return;
-    try {
-      this.loading = BpfObject.sideBySide(() => this.instrumentation.load(this.ctx), (p) => p.close());
-    } catch (e) {
-      this.failed = this.loadFailed(e);
-    }
-  }
-
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
-    if (this.loading) {
-      const loading = this.loading;
-      this.loading = undefined;
-      try {
-        this.probe = loading.finish();
-      } catch (e) {
-        this.failed = this.loadFailed(e);
-      }
-    }
     if (this.probe) return this.probe.prepare(exe);
     if (this.failed) return { skipped: this.failed };
-    const absent = this.absentFrom(exe);
-    if (absent) return { skipped: absent, absent: true };
+    if (!this.instrumentation.present(exe)) {
+      const r = this.instrumentation.readiness(exe); // says why, as the loaded probe would (cheap: it stops there)
+      if (r.status === "skipped") return { skipped: r.reason, absent: true };
+    }
     try {
       this.probe = this.instrumentation.load(this.ctx);
     } catch (e) {
-      this.failed = this.loadFailed(e);
+      this.failed = `its eBPF object ${this.instrumentation.object}.bpf.o could not be loaded: ${e instanceof GotelError ? e.oneLine : String(e)}`;
       return { skipped: this.failed };
     }
     return this.probe.prepare(exe);
-  }
-
-  /** why the executable has nothing for it, as the loaded probe would say (cheap: it stops there) */
-  private absentFrom(exe: GoExecutable): string | undefined {
-    if (this.instrumentation.present(exe)) return undefined;
-    const r = this.instrumentation.readiness(exe);
-    return r.status === "skipped" ? r.reason : undefined;
-  }
-
-  private loadFailed(e: unknown): string {
-    return `its eBPF object ${this.instrumentation.object}.bpf.o could not be loaded: ${e instanceof GotelError ? e.oneLine : String(e)}`;
   }
 
   forget(tgid: number): void {
@@ -254,14 +167,6 @@ class LazyProbe implements SpanProbe {
   }
 
   close(): void {
-    if (this.loading) {
-      try {
-        this.loading.finish().close();
-      } catch {
-        // closed by finish()
-      }
-      this.loading = undefined;
-    }
     this.probe?.close();
   }
 }

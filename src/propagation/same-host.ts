@@ -13,7 +13,7 @@
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachBySection, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
-import { BpfObject, type PendingLoad } from "../ebpf/object.ts";
+import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
 import { processKeys, useCoreMaps } from "../ebpf/shared-maps.ts";
@@ -56,27 +56,13 @@ export class SameHostLinking {
    * saying why it cannot (no kernel BTF, …).
    */
   static start(core: BpfObject, opts: { showVerifierLog: boolean; uses: ConnectionUses }): SameHostLinking {
-    return SameHostLinking.load(core, opts).finish(opts.uses);
-  }
-
-  /**
-   * Loads its object; finish() attaches it once the caller knows which paths use it. Loaded on this thread, not
-   * beside other objects: its CO-RE reads make libbpf parse the kernel's BTF (~10 MB while it loads), which would
-   * add to their loads' peak.
-   */
-  static load(core: BpfObject, opts: { showVerifierLog: boolean }): PendingLoad<SameHostLinking, [ConnectionUses]> {
     let obj: BpfObject;
     try {
       obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => useCoreMaps(o, core));
     } catch (e) {
       throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
     }
-    return { finish: (uses) => SameHostLinking.tried(obj, core, uses) };
-  }
-
-  /** attached once, to see that the kernel allows it */
-  private static tried(obj: BpfObject, core: BpfObject, uses: ConnectionUses): SameHostLinking {
-    const linking = new SameHostLinking(obj, core, uses);
+    const linking = new SameHostLinking(obj, core, opts.uses);
     try {
       linking.attach();
       linking.detach();

@@ -15,7 +15,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachCgroup, attachSkMsg, type UprobeLinks } from "../ebpf/link.ts";
-import { BpfObject, type OpenOptions, type PendingLoad } from "../ebpf/object.ts";
+import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { useCoreMaps } from "../ebpf/shared-maps.ts";
 
@@ -46,9 +46,8 @@ function inHostPidNamespace(): boolean {
   return statSync("/proc/self/ns/pid", { bigint: true }).ino === HOST_PID_NAMESPACE;
 }
 
-/** a variant's bytes and open options */
-function variant(name: string, showVerifierLog: boolean): [Uint8Array, OpenOptions] {
-  return [readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog }];
+function load(core: BpfObject, showVerifierLog: boolean, variant: string): BpfObject {
+  return BpfObject.openAndLoad(readEmbeddedObject(variant), { name: `${variant}.bpf.o`, showVerifierLog }, (o) => useCoreMaps(o, core));
 }
 
 export class SocketTraceparent {
@@ -62,25 +61,9 @@ export class SocketTraceparent {
 
   /** Loads and attaches both programs; throws a GotelError saying why the kernel or the host cannot. */
   static start(core: BpfObject, opts: { showVerifierLog: boolean }): SocketTraceparent {
-    return SocketTraceparent.begin(core, opts).finish();
-  }
-
-  /** start() with its object's load in a thread of its own, while the caller goes on: finish() ends it. */
-  static begin(core: BpfObject, opts: { showVerifierLog: boolean }): PendingLoad<SocketTraceparent> {
-    let pending: PendingLoad<BpfObject> | Error;
-    try {
-      pending = BpfObject.openAndStartLoad(...variant(VARIANT.asking, opts.showVerifierLog), (o) => useCoreMaps(o, core));
-    } catch (e) {
-      pending = e instanceof Error ? e : new Error(String(e));
-    }
-    return { finish: () => SocketTraceparent.attached(core, opts, pending) };
-  }
-
-  private static attached(core: BpfObject, opts: { showVerifierLog: boolean }, asking: PendingLoad<BpfObject> | Error): SocketTraceparent {
     let obj: BpfObject;
     try {
-      if (asking instanceof Error) throw asking;
-      obj = asking.finish();
+      obj = load(core, opts.showVerifierLog, VARIANT.asking);
     } catch (e) {
       // before Linux 6.10 a sock_ops program may not ask which process connects; it may read the task's tgid,
       // which is the pid gotel knows only in the host's PID namespace
@@ -89,7 +72,7 @@ export class SocketTraceparent {
           "needs Linux 6.10+ where gotel runs in a PID namespace of its own, and CAP_NET_ADMIN", { cause: e });
       }
       try {
-        obj = BpfObject.openAndLoad(...variant(VARIANT.reading, opts.showVerifierLog), (o) => useCoreMaps(o, core));
+        obj = load(core, opts.showVerifierLog, VARIANT.reading);
       } catch (e2) {
         throw new GotelError(`its programs could not be loaded (${e2 instanceof GotelError ? e2.oneLine : String(e2)})`, "needs CAP_NET_ADMIN", { cause: e2 });
       }
