@@ -13,7 +13,7 @@ import { ConsoleSpanExporter, type SpanExporter } from "@opentelemetry/sdk-trace
 import http from "node:http";
 import https from "node:https";
 import type { EnvConfig } from "../config/env.ts";
-import type { DescribedExporter } from "./pipeline.ts";
+import { EXPORTS_IN_FLIGHT, type DescribedExporter } from "./pipeline.ts";
 
 export type OtlpProtocol = "http/protobuf" | "http/json" | "grpc";
 
@@ -26,8 +26,8 @@ export interface OtlpSettings {
   compression: "gzip" | "none";
   /**
    * Exports the exporter lets wait for the receiver at once; above it an export fails at once. A stop flushes the
-   * whole queue in parallel batches, so this is the queue's number of batches (the SDK's default, 30, is less
-   * than a full default queue).
+   * whole queue in parallel batches while up to EXPORTS_IN_FLIGHT + 1 are still out, so this is the queue's number
+   * of batches plus those (the SDK's default, 30, is less than a full default queue).
    */
   concurrencyLimit: number;
 }
@@ -48,7 +48,7 @@ export function otlpSettings(env: EnvConfig): OtlpSettings {
     headers: { ...env.OTEL_EXPORTER_OTLP_HEADERS, ...env.OTEL_EXPORTER_OTLP_TRACES_HEADERS },
     timeoutMillis: env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? env.OTEL_EXPORTER_OTLP_TIMEOUT ?? DEFAULT_TIMEOUT_MS,
     compression: env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? env.OTEL_EXPORTER_OTLP_COMPRESSION ?? "none",
-    concurrencyLimit: Math.ceil(env.OTEL_BSP_MAX_QUEUE_SIZE / Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE)) + 1,
+    concurrencyLimit: Math.ceil(env.OTEL_BSP_MAX_QUEUE_SIZE / Math.min(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_BSP_MAX_QUEUE_SIZE)) + EXPORTS_IN_FLIGHT + 1,
   };
 }
 

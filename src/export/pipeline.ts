@@ -7,7 +7,13 @@
  * - the queue: the processor holds `accepted - handed` spans (it hands a batch to the exporter synchronously as it
  *   takes it off its queue), so a span it would drop at `maxQueueSize` is counted here and never given to it;
  * - the results: the exporter is wrapped, its result callback counted; the processor is always told "success", so
- *   a failure is reported once, by us, not also thrown through the SDK's global error handler.
+ *   a failure is reported once, by us, not also thrown through the SDK's global error handler;
+ * - the pace: the processor sends one batch and waits for its answer before the next. One receiver round trip per
+ *   batch capped gotel at ~50,000 spans/s to a local Collector (p50 7 ms, p90 20 ms per 512 spans) and lost spans
+ *   at the queue above that; a receiver 20 ms away would cap it at ~25,000. So the processor is told "done" as
+ *   soon as a batch is sent while fewer than EXPORTS_IN_FLIGHT wait for their answers, and only when one answers
+ *   after that. At most EXPORTS_IN_FLIGHT + 1 batches are with the exporter besides the queue (a receiver that
+ *   never answers cannot make more), and a stop still waits for every answer (bounded by the export timeout).
  */
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
@@ -42,6 +48,8 @@ export interface DescribedExporter {
 }
 
 const STOPPED_UNSENT = "not sent before gotel stopped (OTEL_BSP_EXPORT_TIMEOUT)";
+/** batches sent and not answered yet, beyond which the processor waits for an answer before its next batch */
+export const EXPORTS_IN_FLIGHT = 4;
 
 export class ExportPipeline {
   private readonly processor: BatchSpanProcessor;
@@ -50,6 +58,12 @@ export class ExportPipeline {
   private handed = 0;
   /** spans the exporter has and has not answered for yet */
   private inFlight = 0;
+  /** batches the exporter has and has not answered for yet */
+  private batchesInFlight = 0;
+  /** the processor's "done" for a batch sent while EXPORTS_IN_FLIGHT others waited: given when one answers */
+  private readonly held: (() => void)[] = [];
+  /** resolves when the exporter has answered for every batch */
+  private allAnswered?: () => void;
   private closed = false;
   private readonly failedWarning: RateLimitedWarning;
   private readonly queueWarning: RateLimitedWarning;
@@ -63,7 +77,10 @@ export class ExportPipeline {
     });
     const counting: SpanExporter = {
       export: (spans, done) => this.export(spans, done),
-      shutdown: () => target.exporter.shutdown(),
+      shutdown: async () => {
+        await this.answered();
+        await target.exporter.shutdown();
+      },
       forceFlush: () => target.exporter.forceFlush?.() ?? Promise.resolve(),
     };
     this.processor = new BatchSpanProcessor(counting, {
@@ -116,22 +133,34 @@ export class ExportPipeline {
     const n = spans.length;
     this.handed += n;
     this.inFlight += n;
+    this.batchesInFlight++;
     let answered = false;
     const answer = (r: ExportResult): void => {
       if (answered) return;
       answered = true;
+      this.batchesInFlight--;
       if (!this.closed) {
         this.inFlight -= n;
         if (r.code === ExportResultCode.SUCCESS) this.counts.exported += n;
         else this.fail(n, this.target.describeFailure(r.error));
       }
-      done({ code: ExportResultCode.SUCCESS });
+      this.held.shift()?.();
+      if (this.batchesInFlight === 0) this.allAnswered?.();
     };
+    const next = (): void => done({ code: ExportResultCode.SUCCESS });
+    if (this.batchesInFlight <= EXPORTS_IN_FLIGHT) next();
+    else this.held.push(next);
     try {
       this.target.exporter.export(spans, answer);
     } catch (e) {
       answer({ code: ExportResultCode.FAILED, error: e instanceof Error ? e : new Error(String(e)) });
     }
+  }
+
+  /** Resolves once the exporter has answered for every batch it was given. */
+  private answered(): Promise<void> {
+    if (this.batchesInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.allAnswered = resolve));
   }
 
   private fail(n: number, reason: string): void {

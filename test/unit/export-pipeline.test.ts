@@ -8,7 +8,7 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { OTLPExporterError } from "@opentelemetry/otlp-exporter-base";
 import { describeExportError } from "../../src/export/exporter.ts";
-import { ExportPipeline, type DescribedExporter, type QueueSettings } from "../../src/export/pipeline.ts";
+import { EXPORTS_IN_FLIGHT, ExportPipeline, type DescribedExporter, type QueueSettings } from "../../src/export/pipeline.ts";
 import { formatReasons, RateLimitedWarning } from "../../src/export/warnings.ts";
 import { setLogSink } from "../../src/log.ts";
 import { SpanKind, SpanStatusCode, toReadableSpan } from "../../src/traces/span.ts";
@@ -96,6 +96,43 @@ describe("export pipeline accounting", () => {
     expect(s.failures).toEqual({ "not sent before gotel stopped (OTEL_BSP_EXPORT_TIMEOUT)": 15 });
     const queueLines = lines.filter((l) => l.includes("the export queue is full"));
     expect(queueLines.map((l) => Number(/spans=(\d+)/.exec(l)![1])).reduce((a, b) => a + b, 0)).toBe(85);
+  });
+
+  test("a slow receiver gets several batches at once, never more than EXPORTS_IN_FLIGHT + 1", async () => {
+    let waiting = 0;
+    let most = 0;
+    const e = exporter((_s, done) => {
+      most = Math.max(most, ++waiting);
+      setTimeout(() => {
+        waiting--;
+        done({ code: ExportResultCode.SUCCESS });
+      }, 30);
+    });
+    const p = new ExportPipeline(e, settings({ maxQueueSize: 1000, maxExportBatchSize: 10, scheduledDelayMillis: 60_000 }));
+    // 100 batches' worth, added a batch at a time as the ring buffer's drain would hand them over
+    for (let i = 0; i < 1000; i++) {
+      p.add(span(i));
+      if (i % 10 === 9) await Bun.sleep(0);
+    }
+    // (a stop sends the whole queue at once: wait for the batches here, not in shutdown)
+    for (let waited = 0; p.stats.exported < 1000 && waited < 5000; waited += 10) await Bun.sleep(10);
+    expect(most).toBe(EXPORTS_IN_FLIGHT + 1);
+    await p.shutdown();
+    expect(p.stats).toEqual({ destination: "http://receiver", exported: 1000, queueFull: 0, exportFailed: 0, failures: {} });
+  });
+
+  test("a receiver that never answers holds EXPORTS_IN_FLIGHT + 1 batches and the queue, nothing more", async () => {
+    const e = exporter(() => { /* never answers */ });
+    const p = new ExportPipeline(e, settings({ maxQueueSize: 10, maxExportBatchSize: 5, exportTimeoutMillis: 100 }));
+    for (let i = 0; i < 100; i++) {
+      p.add(span(i));
+      await Bun.sleep(0);
+    }
+    expect(e.calls).toBe(EXPORTS_IN_FLIGHT + 1);
+    await p.shutdown();
+    const inQueueOrSent = 5 * (EXPORTS_IN_FLIGHT + 1) + 10;
+    expect(p.stats.queueFull).toBe(100 - inQueueOrSent);
+    expect(p.stats.failures).toEqual({ "not sent before gotel stopped (OTEL_BSP_EXPORT_TIMEOUT)": inQueueOrSent });
   });
 
   test("an answer after the stop changes nothing: each span is counted once", async () => {

@@ -6,7 +6,7 @@ const settings = (env: Record<string, string>) => otlpSettings(readEnv(env));
 
 describe("OTLP exporter settings from the environment", () => {
   test("defaults: http/protobuf to localhost:4318/v1/traces, 10 s, no compression", () => {
-    expect(settings({})).toEqual({ protocol: "http/protobuf", url: "http://localhost:4318/v1/traces", headers: {}, timeoutMillis: 10_000, compression: "none", concurrencyLimit: 33 });
+    expect(settings({})).toEqual({ protocol: "http/protobuf", url: "http://localhost:4318/v1/traces", headers: {}, timeoutMillis: 10_000, compression: "none", concurrencyLimit: 37 });
     expect(settings({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }).url).toBe("http://localhost:4317");
   });
 
@@ -22,7 +22,7 @@ describe("OTLP exporter settings from the environment", () => {
       OTEL_EXPORTER_OTLP_TIMEOUT: "5000", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: "2500",
       OTEL_EXPORTER_OTLP_COMPRESSION: "gzip", OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: "none",
       OTEL_EXPORTER_OTLP_HEADERS: "a=1,b=2", OTEL_EXPORTER_OTLP_TRACES_HEADERS: "b=3",
-    })).toEqual({ protocol: "http/json", url: "http://localhost:4318/v1/traces", headers: { a: "1", b: "3" }, timeoutMillis: 2500, compression: "none", concurrencyLimit: 33 });
+    })).toEqual({ protocol: "http/json", url: "http://localhost:4318/v1/traces", headers: { a: "1", b: "3" }, timeoutMillis: 2500, compression: "none", concurrencyLimit: 37 });
   });
 
   test("OTEL_TRACES_EXPORTER picks the exporter", async () => {
