@@ -12,7 +12,7 @@
  *                                   [--module std] [--keep-toolchains] [--dry-run]
  *
  * Modules: the standard library ("std", versions = Go releases >= 1.19 on the proxy), and the third-party modules
- * whose fields a probe reads (moduleTarget: the SQL drivers' error codes and pgx's connector): their versions
+ * whose fields a probe reads (the programs their instrumentations declare, src/offsets/fields-program.ts): their versions
  * from `go list -m -versions`, a program that requires the module at the version, built with the local
  * toolchain and one shared build cache. The table is keyed by module path + version.
  */
@@ -22,7 +22,8 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readStructFieldOffsets } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
-import { fieldsOf } from "../../src/instrumentations/index.ts";
+import { fieldsOf, fieldsPrograms } from "../../src/instrumentations/index.ts";
+import type { FieldsProgram } from "../../src/offsets/fields-program.ts";
 import {
   ARCHES, STD, canonicalVersion, compactArch, compareVersions, expandArch, minorSeries, serializeTable, validateTable,
   type Arch, type Expanded, type OffsetsTable,
@@ -119,7 +120,7 @@ function localToolchain(): string {
  * toolchain in a program that requires it at that version (go.mod/go.sum filled in by -mod=mod) and makes
  * the fields' types reachable. A version that does not build is reported and left out (never assumed).
  */
-function moduleTarget(module: string, fields: string[], min: string, imports: string[], body: string): Target {
+function moduleTarget({ module, since: min, imports, body }: FieldsProgram, fields: string[]): Target {
   return {
     module,
     fields,
@@ -142,66 +143,10 @@ function moduleTarget(module: string, fields: string[], min: string, imports: st
   };
 }
 
+// the third-party modules: each instrumentation declares its programs in its folder (fields-program.ts)
 const TARGETS: Target[] = [
   stdTarget,
-  moduleTarget("github.com/lib/pq", fieldsOf("github.com/lib/pq"), "v1.0.0", ['"github.com/lib/pq"'],
-    "\t\tsink = append(sink, &pq.Error{Code: pq.ErrorCode(os.Args[1])})"),
-  // the stdlib driver is registered at init: its connector type (driverConnector) is reachable
-  moduleTarget("github.com/jackc/pgx/v5", fieldsOf("github.com/jackc/pgx/v5"), "v5.0.0",
-    ['"database/sql"', '"github.com/jackc/pgx/v5"', '"github.com/jackc/pgx/v5/pgconn"', '_ "github.com/jackc/pgx/v5/stdlib"'],
-    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tsink = append(sink, db, &pgconn.PgError{Code: os.Args[2]}, &pgx.Batch{})"),
-  // pgx v4: its stdlib driver's connector keeps the data source name; its own API's Conn, the config; its pgconn
-  // is a module of its own (the server's address, the SQLSTATE)
-  moduleTarget("github.com/jackc/pgx/v4", fieldsOf("github.com/jackc/pgx/v4"), "v4.0.0",
-    ['"context"', '"database/sql"', '"github.com/jackc/pgx/v4"', '_ "github.com/jackc/pgx/v4/stdlib"'],
-    "\t\tdb, _ := sql.Open(\"pgx\", os.Args[1])\n\t\tconn, _ := pgx.Connect(context.Background(), os.Args[1])\n\t\tsink = append(sink, db, conn, &pgx.Batch{})"),
-  moduleTarget("github.com/jackc/pgconn", fieldsOf("github.com/jackc/pgconn"), "v1.0.0", ['"github.com/jackc/pgconn"'],
-    "\t\tsink = append(sink, &pgconn.Config{Host: os.Args[1]}, &pgconn.PgError{Code: os.Args[2]})"),
-  // go-sql-driver/mysql: its error; the connector sql.Open gets from the registered driver (v1.5.0 on; absent
-  // before) keeps the parsed *Config (the server's address, the database)
-  moduleTarget("github.com/go-sql-driver/mysql", fieldsOf("github.com/go-sql-driver/mysql"), "v1.4.0",
-    ['"database/sql"', '"github.com/go-sql-driver/mysql"'],
-    "\t\tdb, _ := sql.Open(\"mysql\", os.Args[1])\n\t\tcfg, _ := mysql.ParseDSN(os.Args[2])\n" +
-      "\t\tsink = append(sink, db, cfg, &mysql.MySQLError{Number: uint16(len(os.Args))})"),
-  // x/net's own HTTP/2 server (http2.ConfigureServer), whose ResponseWriter the net/http server probe reads;
-  // tagged releases only (binaries built from a pseudo-version get its offsets from their DWARF)
-  moduleTarget("golang.org/x/net", fieldsOf("golang.org/x/net"), "v0.1.0", ['"net/http"', '"golang.org/x/net/http2"'],
-    "\t\tsink = append(sink, http2.ConfigureServer(&http.Server{}, &http2.Server{}))"),
-  // grpc's server and client: its transport's streams, the status it sends and returns (with genproto's
-  // google.rpc.Status at the version grpc requires, and net.TCPAddr and errors.errorString, which no Go release
-  // changed: src/instrumentations/grpc)
-  moduleTarget("google.golang.org/grpc", fieldsOf("google.golang.org/grpc"), "v1.40.0", ['"context"', '"net"', '"google.golang.org/grpc"'],
-    "\t\ts := grpc.NewServer()\n\t\tlis, _ := net.Listen(\"tcp\", os.Args[1])\n\t\t_ = s.Serve(lis)\n" +
-      "\t\tcc, _ := grpc.Dial(os.Args[2], grpc.WithInsecure())\n\t\tsink = append(sink, cc.Invoke(context.Background(), os.Args[3], nil, nil))"),
-  // the OpenTelemetry Go API: trace.SpanContext, where gotel writes its IDs into the application's spans; from
-  // v1.33.0, the first release whose global tracer hands its spans to an agent (src/instrumentations/otel-api)
-  moduleTarget("go.opentelemetry.io/otel/trace", fieldsOf("go.opentelemetry.io/otel/trace"), "v1.33.0", ['"go.opentelemetry.io/otel/trace"'],
-    "\t\tsink = append(sink, trace.NewSpanContext(trace.SpanContextConfig{Remote: len(os.Args) > 100}))"),
-  // routers whose matched route the net/http server span reads (src/instrumentations/http-routes); each from
-  // the oldest release with the fields and functions gotel reads (routers.ts)
-  moduleTarget("github.com/gin-gonic/gin", fieldsOf("github.com/gin-gonic/gin"), "v1.5.0", ['"github.com/gin-gonic/gin"'],
-    "\t\tsink = append(sink, gin.New(), &gin.Context{})"),
-  moduleTarget("github.com/go-chi/chi/v5", fieldsOf("github.com/go-chi/chi/v5"), "v5.0.0", ['"github.com/go-chi/chi/v5"'],
-    "\t\tsink = append(sink, chi.NewRouter(), chi.NewRouteContext())"),
-  moduleTarget("github.com/labstack/echo/v4", fieldsOf("github.com/labstack/echo/v4"), "v4.0.0", ['"net/http"', '"github.com/labstack/echo/v4"'],
-    "\t\te := echo.New()\n\t\tsink = append(sink, e, e.NewContext(&http.Request{}, nil))"),
-  moduleTarget("github.com/julienschmidt/httprouter", fieldsOf("github.com/julienschmidt/httprouter"), "v1.2.0", ['"github.com/julienschmidt/httprouter"'],
-    "\t\tr := httprouter.New()\n\t\th, _, _ := r.Lookup(os.Args[1], os.Args[2])\n\t\tsink = append(sink, r, h)"),
-  // kafka-go's producer and consumer (src/instrumentations/kafka-go): the Writer's topic; a Message's fields and
-  // headers; the Reader's group
-  moduleTarget("github.com/segmentio/kafka-go", fieldsOf("github.com/segmentio/kafka-go"), "v0.4.11", ['"context"', '"github.com/segmentio/kafka-go"'],
-    "\t\tw := &kafka.Writer{Topic: os.Args[1]}\n\t\tsink = append(sink, w.WriteMessages(context.Background(), kafka.Message{Key: []byte(os.Args[2])}))\n" +
-      "\t\tr := kafka.NewReader(kafka.ReaderConfig{GroupID: os.Args[3]})\n\t\tm, _ := r.FetchMessage(context.Background())\n\t\tsink = append(sink, r, m, m.Headers)"),
-  // Sarama's producer and consumer (src/instrumentations/sarama): its messages, headers and producer errors; a
-  // consumer group session's group (its session type is linked only where Consume is called); under its name
-  // since v1.40 and the one before
-  ...([["github.com/IBM/sarama", "v1.40.0"], ["github.com/Shopify/sarama", "v1.37.0"]] as const).map(([module, min]) =>
-    moduleTarget(module, fieldsOf(module), min, ['"context"', `"${module}"`],
-      "\t\tp, _ := sarama.NewSyncProducer([]string{os.Args[1]}, nil)\n\t\t_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: os.Args[2]})\n" +
-        "\t\tg, _ := sarama.NewConsumerGroup([]string{os.Args[1]}, os.Args[3], nil)\n\t\tsink = append(sink, g.Consume(context.Background(), os.Args[4:], nil))\n" +
-        "\t\tsink = append(sink, p, err, g, &sarama.ProducerError{}, &sarama.ConsumerMessage{}, sarama.RecordHeader{})")),
-  moduleTarget("github.com/gorilla/mux", fieldsOf("github.com/gorilla/mux"), "v1.7.0", ['"net/http"', '"github.com/gorilla/mux"'],
-    "\t\tr := mux.NewRouter()\n\t\tr.HandleFunc(os.Args[1], nil)\n\t\tvar m mux.RouteMatch\n\t\tsink = append(sink, r.Match(&http.Request{}, &m), &m)"),
+  ...fieldsPrograms().map((p) => moduleTarget(p, fieldsOf(p.module))),
   // Not here, so their error codes come from DWARF only: mattn/go-sqlite3 (its Error type exists only in cgo
   // builds, and the generator builds arm64 by cross-compiling without cgo) and modernc.org/sqlite (hundreds of
   // versions of a very large package).

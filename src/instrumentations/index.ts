@@ -5,13 +5,15 @@
  * (bpf/core.bpf.c), loaded before these.
  */
 import type { GoExecutable } from "../gobin/analyze.ts";
+import type { FieldsProgram } from "../offsets/fields-program.ts";
 import { modulesOf, type Instrumentation } from "../probes/instrumentation.ts";
 import * as databaseSql from "./database-sql/plan.ts";
+import { FIELDS_PROGRAMS as DRIVER_PROGRAMS } from "./database-sql/fields-programs.ts";
 import { RouterProbe } from "./http-routes/probe.ts";
-import { ROUTERS, routerNeeds, routerPresent, routerReadiness } from "./http-routes/routers.ts";
+import { ROUTERS, routerFieldsProgram, routerNeeds, routerPresent, routerReadiness } from "./http-routes/routers.ts";
 import * as grpcClient from "./grpc/client-plan.ts";
 import { GrpcClientProbe } from "./grpc/client-probe.ts";
-import { GRPC } from "./grpc/grpc.ts";
+import { GRPC, FIELDS_PROGRAM as GRPC_PROGRAM } from "./grpc/grpc.ts";
 import * as grpcServer from "./grpc/server-plan.ts";
 import { GrpcServerProbe } from "./grpc/server-probe.ts";
 import { DatabaseSqlProbe } from "./database-sql/probe.ts";
@@ -19,13 +21,14 @@ import * as nethttpClient from "./nethttp-client/plan.ts";
 import { NethttpClientProbe } from "./nethttp-client/probe.ts";
 import * as nethttpServer from "./nethttp-server/plan.ts";
 import * as otelApi from "./otel-api/plan.ts";
+import { FIELDS_PROGRAM as KAFKA_GO_PROGRAM } from "./kafka-go/kafka-go.ts";
 import * as kafkaGoProducer from "./kafka-go/producer-plan.ts";
 import { KafkaGoProducerProbe } from "./kafka-go/producer-probe.ts";
 import * as kafkaGoConsumer from "./kafka-go/consumer-plan.ts";
 import { KafkaGoConsumerProbe } from "./kafka-go/consumer-probe.ts";
 import { OtelApiProbe } from "./otel-api/probe.ts";
 import * as saramaProducer from "./sarama/producer-plan.ts";
-import { SARAMA, SHOPIFY_SARAMA } from "./sarama/sarama.ts";
+import { FIELDS_PROGRAMS as SARAMA_PROGRAMS, SARAMA, SHOPIFY_SARAMA } from "./sarama/sarama.ts";
 import { SaramaProducerProbe } from "./sarama/producer-probe.ts";
 import * as saramaConsumer from "./sarama/consumer-plan.ts";
 import { SaramaConsumerProbe } from "./sarama/consumer-probe.ts";
@@ -39,6 +42,7 @@ export { linksModuleOf, modulesOf } from "../probes/instrumentation.ts";
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, present: nethttpServer.present, needs: nethttpServer.NEEDS,
+    fieldsPrograms: [nethttpServer.FIELDS_PROGRAM],
     load: (ctx) => NethttpServerProbe.load({ ...ctx.object, memory: ctx.memory, linkStreams: ctx.linkStreams }),
     sameHost: ["reads"],
   },
@@ -52,49 +56,60 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   // routes of the routers on net/http's server: no spans of their own, http.route for the server's
   ...ROUTERS.map((r): Instrumentation => ({
     name: r.name, module: r.module, object: "http_routes", readiness: routerReadiness(r), present: routerPresent(r), needs: routerNeeds(r),
+    fieldsPrograms: [routerFieldsProgram(r)],
     load: (ctx) => RouterProbe.load(r, ctx.object, ctx.memory),
   })),
   {
     name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, present: databaseSql.present, needs: databaseSql.NEEDS,
+    fieldsPrograms: DRIVER_PROGRAMS,
     load: (ctx) => DatabaseSqlProbe.load({
       ...ctx.object, memory: ctx.memory, includeText: ctx.env.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, parse: ctx.env.OTEL_GO_AUTO_PARSE_DB_STATEMENT,
     }),
   },
   {
     name: "gRPC server", module: GRPC, object: "grpc_server", readiness: grpcServer.readiness, present: grpcServer.present, needs: grpcServer.NEEDS,
+    fieldsPrograms: [GRPC_PROGRAM],
     load: (ctx) => GrpcServerProbe.load({ ...ctx.object, memory: ctx.memory }),
     sameHost: ["reads"],
   },
   {
     name: "gRPC client", module: GRPC, object: "grpc_client", readiness: grpcClient.readiness, present: grpcClient.present, needs: grpcClient.NEEDS,
+    fieldsPrograms: [GRPC_PROGRAM],
     load: (ctx) => GrpcClientProbe.load({ ...ctx.object, memory: ctx.memory, inject: ctx.inject, linkStreams: ctx.linkStreams }),
     sameHost: ["streams", "writers"],
   },
   {
     name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", readiness: kafkaGoProducer.readiness,
-    present: kafkaGoProducer.present, needs: kafkaGoProducer.NEEDS,
+    present: kafkaGoProducer.present, needs: kafkaGoProducer.NEEDS, fieldsPrograms: [KAFKA_GO_PROGRAM],
     load: (ctx) => KafkaGoProducerProbe.load({ ...ctx.object, memory: ctx.memory }),
   },
   {
     name: "kafka-go consumer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_consumer", readiness: kafkaGoConsumer.readiness,
-    present: kafkaGoConsumer.present, needs: kafkaGoConsumer.NEEDS,
+    present: kafkaGoConsumer.present, needs: kafkaGoConsumer.NEEDS, fieldsPrograms: [KAFKA_GO_PROGRAM],
     load: (ctx) => KafkaGoConsumerProbe.load(ctx.object),
   },
   {
     name: "Sarama producer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_producer", readiness: saramaProducer.readiness,
-    present: saramaProducer.present, needs: saramaProducer.NEEDS,
+    present: saramaProducer.present, needs: saramaProducer.NEEDS, fieldsPrograms: SARAMA_PROGRAMS,
     load: (ctx) => SaramaProducerProbe.load({ ...ctx.object, memory: ctx.memory, ackTimeoutMs: ctx.env.GOTEL_KAFKA_ACK_TIMEOUT }),
   },
   {
     name: "Sarama consumer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_consumer", readiness: saramaConsumer.readiness,
-    present: saramaConsumer.present, needs: saramaConsumer.NEEDS,
+    present: saramaConsumer.present, needs: saramaConsumer.NEEDS, fieldsPrograms: SARAMA_PROGRAMS,
     load: (ctx) => SaramaConsumerProbe.load(ctx.object),
   },
   {
     name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,
+    fieldsPrograms: [otelApi.FIELDS_PROGRAM],
     load: (ctx) => OtelApiProbe.load({ ...ctx.object, enabled: ctx.env.GOTEL_OTEL_API, writeIds: ctx.writeAllowed }),
   },
 ];
+
+/** The programs the offsets generator builds to see third-party modules' fields, one per module. */
+export function fieldsPrograms(): FieldsProgram[] {
+  const byModule = new Map(INSTRUMENTATIONS.flatMap((i) => i.fieldsPrograms ?? []).map((p) => [p.module, p]));
+  return [...byModule.values()];
+}
 
 /** Every field of `module` ("std" or a module path) that some instrumentation reads: what the offsets table covers. */
 export function fieldsOf(module: string): string[] {

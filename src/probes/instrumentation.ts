@@ -8,6 +8,7 @@
 import type { EnvConfig } from "../config/env.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
+import type { FieldsProgram } from "../offsets/fields-program.ts";
 import type { FieldNeed, OffsetsSource } from "../offsets/resolver.ts";
 import type { LoadOptions } from "./probe-object.ts";
 import type { SameHostRole } from "../propagation/same-host.ts";
@@ -55,6 +56,9 @@ export interface Instrumentation {
   present(exe: GoExecutable): boolean;
   /** the struct fields it reads, of the standard library and of other modules */
   needs: readonly FieldNeed[];
+  /** for a third-party module's fields: the programs the offsets generator builds to see them (one per module;
+   * entries that share a module may both list it) */
+  fieldsPrograms?: readonly FieldsProgram[];
   /** loads its object (once per agent) */
   load(ctx: LoadContext): SpanProbe;
   /** its part in same-host linking: the kernel looks at a traced process's socket writes, or reads, only where an

@@ -15,7 +15,7 @@ import {
   type OffsetsTable,
 } from "../../src/offsets/table.ts";
 import { FIELDS as DATABASE_SQL_FIELDS, SOURCE_FIELDS as DATABASE_SQL_SOURCE_FIELDS } from "../../src/instrumentations/database-sql/plan.ts";
-import { fieldsOf, INSTRUMENTATIONS } from "../../src/instrumentations/index.ts";
+import { fieldsOf, fieldsPrograms, INSTRUMENTATIONS } from "../../src/instrumentations/index.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { GO_VERSIONS } from "../support/matrix.ts";
 
@@ -61,6 +61,10 @@ describe("the bundled table", () => {
   test("covers every module a probe reads fields of, except the DWARF-only ones, and nothing else", () => {
     expect(DECLARED).toContain(STD);
     expect(Object.keys(TABLE.modules).sort()).toEqual(DECLARED.filter((m) => !DWARF_ONLY.includes(m)));
+  });
+  test("the generator has a program for each of those modules, declared in its instrumentation's folder", () => {
+    expect(fieldsPrograms().map((p) => p.module).sort()).toEqual(DECLARED.filter((m) => m !== STD && !DWARF_ONLY.includes(m)));
+    for (const p of fieldsPrograms()) expect(p.body).toContain("sink = append(sink, ");
   });
   test.each(DECLARED.filter((m) => !DWARF_ONLY.includes(m)))("is complete for every field any probe declares for %s, for every version and arch it lists", (module) => {
     const fields = fieldsOf(module);

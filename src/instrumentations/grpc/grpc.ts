@@ -7,6 +7,7 @@
  * replaces emits (rpc.system, rpc.service, rpc.grpc.status_code), so dashboards built on those keep working.
  */
 import { SpanStatusCode } from "@opentelemetry/api";
+import type { FieldsProgram } from "../../offsets/fields-program.ts";
 import { compareVersions } from "../../offsets/table.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 
@@ -29,6 +30,15 @@ export const STATUS_FIELDS = {
   "status.spb_code": `${SPB}.Status.Code`,
   "status.spb_message": `${SPB}.Status.Message`,
 } as const;
+
+/** for the offsets generator: its transport's streams, the status it sends and returns (with genproto's
+ * google.rpc.Status at the version grpc requires, and net.TCPAddr and errors.errorString, which no Go release
+ * changed) */
+export const FIELDS_PROGRAM: FieldsProgram = {
+  module: GRPC, since: MIN_GRPC, imports: ['"context"', '"net"', `"${GRPC}"`],
+  body: "\t\ts := grpc.NewServer()\n\t\tlis, _ := net.Listen(\"tcp\", os.Args[1])\n\t\t_ = s.Serve(lis)\n" +
+    "\t\tcc, _ := grpc.Dial(os.Args[2], grpc.WithInsecure())\n\t\tsink = append(sink, cc.Invoke(context.Background(), os.Args[3], nil, nil))",
+};
 
 /** grpc's version in the binary, when it is a release gotel knows how to read (>= MIN_GRPC); else why not. */
 export function grpcVersion(exe: GoExecutable): { version: string } | { skipped: string } {

@@ -8,6 +8,7 @@
  */
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
+import type { FieldsProgram } from "../../offsets/fields-program.ts";
 import { resolveOffsets, type FieldNeed, type OffsetsSource, type TableLookup } from "../../offsets/resolver.ts";
 import { compareVersions } from "../../offsets/table.ts";
 import { MIN_GO, goAtLeast } from "../../probes/plan.ts";
@@ -31,6 +32,8 @@ export interface Router {
   forgotten?: (tgid: number) => void;
   /** the oldest release whose functions and fields are the ones above (older ones are skipped, said so) */
   since?: string;
+  /** how the offsets generator sees its fields (imports and body of src/offsets/fields-program.ts) */
+  fieldsProgram: Omit<FieldsProgram, "module">;
 }
 
 const GIN = "github.com/gin-gonic/gin";
@@ -44,16 +47,21 @@ export const ROUTERS: readonly Router[] = [
     name: "gin routes", module: GIN, since: "v1.5.0",
     programs: { http_route_gin: `${GIN}.(*Engine).handleHTTPRequest` },
     fields: { gin_context_full_path: `${GIN}.Context.fullPath` },
+    fieldsProgram: { since: "v1.5.0", imports: [`"${GIN}"`], body: "\t\tsink = append(sink, gin.New(), &gin.Context{})" },
   },
   {
     name: "chi routes", module: CHI,
     programs: { http_route_chi: `${CHI}.(*node).FindRoute` },
     fields: { chi_context_route_pattern: `${CHI}.Context.routePattern`, chi_context_route_patterns: `${CHI}.Context.RoutePatterns` },
+    fieldsProgram: { since: "v5.0.0", imports: [`"${CHI}"`], body: "\t\tsink = append(sink, chi.NewRouter(), chi.NewRouteContext())" },
   },
   {
     name: "echo routes", module: ECHO,
     programs: { http_route_echo: `${ECHO}.(*Router).Find` },
     fields: { echo_context_path: `${ECHO}.context.path`, echo_context_handler: `${ECHO}.context.handler` },
+    fieldsProgram: {
+      since: "v4.0.0", imports: ['"net/http"', `"${ECHO}"`], body: "\t\te := echo.New()\n\t\tsink = append(sink, e, e.NewContext(&http.Request{}, nil))",
+    },
   },
   {
     // its tree is walked in user space (httprouter-trees.ts): the kernel notes which tree and path
@@ -66,6 +74,10 @@ export const ROUTERS: readonly Router[] = [
     },
     attached: (tgid, offsets, memory) => httpRouterTrees.register(tgid, memory, nodeOffsets(offsets)),
     forgotten: (tgid) => httpRouterTrees.forget(tgid),
+    fieldsProgram: {
+      since: "v1.2.0", imports: [`"${HTTPROUTER}"`],
+      body: "\t\tr := httprouter.New()\n\t\th, _, _ := r.Lookup(os.Args[1], os.Args[2])\n\t\tsink = append(sink, r, h)",
+    },
   },
   {
     // from v1.7.0 routeRegexpGroup is passed by value (setMatch's m is its 7th argument word)
@@ -78,8 +90,17 @@ export const ROUTERS: readonly Router[] = [
       gorilla_group_path: `${GORILLA}.routeRegexpGroup.path`,
       gorilla_regexp_template: `${GORILLA}.routeRegexp.template`,
     },
+    fieldsProgram: {
+      since: "v1.7.0", imports: ['"net/http"', `"${GORILLA}"`],
+      body: "\t\tr := mux.NewRouter()\n\t\tr.HandleFunc(os.Args[1], nil)\n\t\tvar m mux.RouteMatch\n\t\tsink = append(sink, r.Match(&http.Request{}, &m), &m)",
+    },
   },
 ];
+
+/** The program that shows a router's fields to the offsets generator. */
+export function routerFieldsProgram(router: Router): FieldsProgram {
+  return { module: router.module, ...router.fieldsProgram };
+}
 
 /** What a router's probes read, for the offsets resolver and the table's generator. */
 export function routerNeeds(router: Router): FieldNeed[] {

@@ -8,6 +8,7 @@ import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { GoFunction } from "../../gobin/functions.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
+import type { FieldsProgram } from "../../offsets/fields-program.ts";
 import type { FieldNeed, TableLookup } from "../../offsets/resolver.ts";
 import { fieldNeeds, offsetsOrigin, planProbe, type PlanResult, type ProbePlan, type ProbeSpec } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
@@ -78,6 +79,12 @@ const XNET_HANDLER_DONE = "golang.org/x/net/http2.(*responseWriter).handlerDone"
 const SERVEMUX_SERVE = "net/http.(*ServeMux).ServeHTTP";
 
 const XNET = "golang.org/x/net";
+/** for the offsets generator: x/net's own HTTP/2 server (http2.ConfigureServer), whose ResponseWriter the probe reads;
+ * tagged releases only (binaries built from a pseudo-version get its offsets from their DWARF) */
+export const FIELDS_PROGRAM: FieldsProgram = {
+  module: XNET, since: "v0.1.0", imports: ['"net/http"', `"${XNET}/http2"`],
+  body: "\t\tsink = append(sink, http2.ConfigureServer(&http.Server{}, &http2.Server{}))",
+};
 const MODULES: Record<string, string> = {
   xnet_writer_rws: XNET, xnet_rws_status: XNET, xnet_rws_conn: XNET, xnet_rws_stream: XNET, xnet_stream_id: XNET,
 };

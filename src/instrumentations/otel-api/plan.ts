@@ -6,6 +6,7 @@
  */
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import { bundledTable } from "../../offsets/bundled.ts";
+import type { FieldsProgram } from "../../offsets/fields-program.ts";
 import { resolveOffsets, type FieldNeed, type OffsetsSource, type TableLookup } from "../../offsets/resolver.ts";
 import { fieldNeeds, goAtLeast, MIN_GO } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
@@ -15,6 +16,12 @@ import { typesRange } from "../../gobin/runtime-types.ts";
 export const OTEL = "go.opentelemetry.io/otel";
 const SDK = "go.opentelemetry.io/auto/sdk";
 const TRACE = `${OTEL}/trace`;
+/** for the offsets generator: trace.SpanContext, where gotel writes its IDs into the application's spans; from
+ * v1.33.0, the first release whose global tracer hands its spans to an agent */
+export const FIELDS_PROGRAM: FieldsProgram = {
+  module: TRACE, since: "v1.33.0", imports: [`"${TRACE}"`],
+  body: "\t\tsink = append(sink, trace.NewSpanContext(trace.SpanContextConfig{Remote: len(os.Args) > 100}))",
+};
 const GLOBAL = `${OTEL}/internal/global`;
 
 /** The SDKs that marshal a span for the agent: auto/sdk, and its copy in otel/trace (v1.35.1 on). */

@@ -4,6 +4,7 @@
  * without changing the code gotel reads: the plans are the same under either path.
  */
 import type { GoExecutable } from "../../gobin/analyze.ts";
+import type { FieldsProgram } from "../../offsets/fields-program.ts";
 
 export const SARAMA = "github.com/IBM/sarama";
 export const SHOPIFY_SARAMA = "github.com/Shopify/sarama";
@@ -18,3 +19,12 @@ export const SCOPE = "go.opentelemetry.io/auto/github.com/IBM/sarama";
 export function saramaModule(exe: GoExecutable, fn: (module: SaramaModule) => string): SaramaModule | undefined {
   return SARAMA_MODULES.find((m) => exe.functions().get(fn(m)) !== undefined);
 }
+
+/** for the offsets generator, under its name since v1.40 and the one before: its messages, headers and producer
+ * errors; a consumer group session's group (its session type is linked only where Consume is called) */
+export const FIELDS_PROGRAMS: readonly FieldsProgram[] = ([[SARAMA, "v1.40.0"], [SHOPIFY_SARAMA, "v1.37.0"]] as const).map(([module, since]) => ({
+  module, since, imports: ['"context"', `"${module}"`],
+  body: "\t\tp, _ := sarama.NewSyncProducer([]string{os.Args[1]}, nil)\n\t\t_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: os.Args[2]})\n" +
+    "\t\tg, _ := sarama.NewConsumerGroup([]string{os.Args[1]}, os.Args[3], nil)\n\t\tsink = append(sink, g.Consume(context.Background(), os.Args[4:], nil))\n" +
+    "\t\tsink = append(sink, p, err, g, &sarama.ProducerError{}, &sarama.ConsumerMessage{}, sarama.RecordHeader{})",
+}));
