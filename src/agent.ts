@@ -23,7 +23,7 @@ import { log, type Fields } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import type { SameHostLinking } from "./propagation/same-host.ts";
 import type { SocketTraceparent } from "./propagation/socket-traceparent.ts";
-import { loadProbes, type ProbeSet } from "./probes/probe-set.ts";
+import { loadProbes, type InstrumentationProbe, type ProbeSet } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
 import { UnreadableSpanError, type SpanProbe } from "./probes/span-probe.ts";
@@ -54,44 +54,24 @@ interface Target {
   memoryFile?: ProcessMemory;
 }
 
-/** Spans lost before any exporter's queue, by reason. */
-export interface Drops {
-  /** the kernel's ring buffer had no room for the span */
-  ringBufferFull: number;
-  /** a map of calls in flight was full when the call started */
-  inFlightFull: number;
-  /** one read of the ring buffer had more than the reader's buffer holds */
-  readBatchFull: number;
-  /** the span's process was no longer a target when its event was read */
-  targetGone: number;
-  /** a span the application made through the OpenTelemetry API was bigger than an event carries, or unreadable */
-  unreadable: number;
-  /** the application started a span through the OpenTelemetry API before gotel could switch the API on */
-  apiSwitchedOff: number;
-  /** messages of one batch past what a probe reads (kafka-go's WriteMessages, Sarama's SendMessages and
-   * acknowledged batches): no span */
-  batchOverflow: number;
-  /** Kafka messages whose span's end a probe could not see (Sarama's AsyncProducer, a failure after the broker) */
-  kafkaEndUnseen: number;
-  /** Kafka messages processed without a span: their processing began before gotel attached (Sarama's consumer) */
-  kafkaStartUnseen: number;
-}
+/** Spans lost before any exporter's queue: by reason, in the words of the `stopped` line; the core's reasons
+ * (CORE_DROP_REASONS) first, then the instrumentations' own (Instrumentation.losses). */
+export type Drops = Readonly<Record<string, number>>;
 
 /** the probes' in-flight maps are swept every SWEEP_TICKS seconds */
 const SWEEP_TICKS = 5;
 
-/** How each kind of drop is named in warnings and in the final line. */
-export const DROP_REASONS: Readonly<Record<keyof Drops, string>> = {
+/** The reasons for losing spans that are no instrumentation's own. */
+export const CORE_DROP_REASONS = {
+  /** the kernel's ring buffer had no room for the span */
   ringBufferFull: "kernel ring buffer full",
+  /** a map of calls in flight was full when the call started */
   inFlightFull: "in-flight map full",
+  /** one read of the ring buffer had more than the reader's buffer holds */
   readBatchFull: "ring buffer read batch full",
+  /** the span's process was no longer a target when its event was read */
   targetGone: "process no longer traced",
-  unreadable: "application span too large or unreadable",
-  apiSwitchedOff: "application span before its API was switched on",
-  batchOverflow: "message past a batch's first 16 (Sarama's acknowledged batches: 128)",
-  kafkaEndUnseen: "message whose end was not seen",
-  kafkaStartUnseen: "message whose processing began before attaching",
-};
+} as const;
 
 /**
  * Where every span went. `spans` counts each span once, when it is decided (ended in the kernel, or dropped or
@@ -137,21 +117,22 @@ export class Agent {
   private readonly kernelDropWarning = new RateLimitedWarning("spans dropped before reaching gotel's export queue", {
     hint: "see the final 'stopped' line for totals",
   });
-  private lastDrops: Drops = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0, batchOverflow: 0, kafkaEndUnseen: 0, kafkaStartUnseen: 0 };
-  /** application spans user space could not read (the kernel counts those too large to send) */
-  private unreadable = 0;
-  /** spans in flight that the probes dropped because they could no longer end */
-  private swept = 0;
+  private lastDrops: Drops = {};
+  /** the instrumentations' losses found in user space (spans they could not read, calls their sweeps gave up on) */
+  private readonly userLosses = new Map<string, number>();
   private lossTimer: ReturnType<typeof setInterval> | undefined;
 
   private readonly byEventType: Map<number, SpanProbe>;
   private readonly counters: BpfMap;
   private readonly counterIndex: ReadonlyMap<string, bigint>;
+  /** where the instrumentations' own counters start in `drops`, and how many each event type has */
+  private readonly ownBase: number;
+  private readonly ownPerType: number;
   private readonly headerType: number;
   private readonly headerTgid: number;
   private readonly toUnixNs = (ns: bigint): bigint => this.clock.toUnixNs(ns);
 
-  private readonly probes: readonly SpanProbe[];
+  private readonly probes: readonly InstrumentationProbe[];
   private readonly core: CoreObject;
   private readonly sameHost: SameHostLinking | undefined;
   private readonly socket: SocketTraceparent | undefined;
@@ -175,6 +156,8 @@ export class Agent {
     this.reader = new RingBufferReader(obj.map("events"), (v) => this.onEvent(v));
     this.counters = obj.map("drops");
     this.counterIndex = obj.btf().enumValues("gotel_counter");
+    this.ownBase = Number(this.counterIndex.get("GOTEL_COUNTER_MAX"));
+    this.ownPerType = Number(this.counterIndex.get("GOTEL_COUNTER_OWN_PER_TYPE"));
     this.byEventType = new Map(set.probes.map((p) => [p.eventType, p]));
     const header = new StructView(obj.btf().structLayout("gotel_event_header"));
     this.headerType = header.offset("type", 4);
@@ -217,17 +200,24 @@ export class Agent {
   }
 
   private drops(): Drops {
-    return {
-      ringBufferFull: this.kernelCount("RINGBUF_FULL"),
-      inFlightFull: this.kernelCount("INFLIGHT_LOST"),
-      readBatchFull: Number(this.reader.droppedInBatch),
-      targetGone: this.targetGone,
-      unreadable: this.kernelCount("TOO_LARGE") + this.unreadable,
-      apiSwitchedOff: this.kernelCount("API_OFF"),
-      batchOverflow: this.kernelCount("BATCH_OVERFLOW"),
-      kafkaEndUnseen: this.kernelCount("KAFKA_END_UNSEEN") + this.swept,
-      kafkaStartUnseen: this.kernelCount("KAFKA_START_UNSEEN"),
+    const drops: Record<string, number> = {
+      [CORE_DROP_REASONS.ringBufferFull]: this.kernelCount("RINGBUF_FULL"),
+      [CORE_DROP_REASONS.inFlightFull]: this.kernelCount("INFLIGHT_LOST"),
+      [CORE_DROP_REASONS.readBatchFull]: Number(this.reader.droppedInBatch),
+      [CORE_DROP_REASONS.targetGone]: this.targetGone,
     };
+    const add = (reason: string, n: number): void => void (drops[reason] = (drops[reason] ?? 0) + n);
+    for (const p of this.probes) {
+      for (const { reason, own } of p.ownCounters()) add(reason, this.ownCount(p.eventType, own));
+    }
+    for (const [reason, n] of this.userLosses) add(reason, n);
+    return drops;
+  }
+
+  /** An instrumentation's own counter (bpf/include/event.h: gotel_count_own). */
+  private ownCount(eventType: number, own: number): number {
+    const i = this.ownBase + eventType * this.ownPerType + own;
+    return Number(this.counters.sumPerCpuU64(uintBytes(i, 4)));
   }
 
   private currentStats(): AgentStats {
@@ -253,17 +243,20 @@ export class Agent {
   /** Lets the probes drop what can no longer end (their own deadlines), counted as ended unseen. */
   private sweep(): void {
     const now = monotonicNs(); // bpf_ktime_get_ns's clock
-    for (const p of this.probes) this.swept += p.sweep?.(now) ?? 0;
+    for (const p of this.probes) this.addUserLosses(p.sweep?.(now) ?? {});
   }
 
   /** Losses before the exporters' queues (theirs warn by themselves), at most one line per 10 s. */
   private warnAboutDrops(): void {
     const now = this.drops();
-    for (const [key, reason] of Object.entries(DROP_REASONS) as [keyof Drops, string][]) {
-      this.kernelDropWarning.add(now[key] - this.lastDrops[key], reason);
-    }
+    for (const [reason, n] of Object.entries(now)) this.kernelDropWarning.add(n - (this.lastDrops[reason] ?? 0), reason);
     this.lastDrops = now;
   }
+
+  private addUserLosses(losses: Readonly<Record<string, number>>): void {
+    for (const [reason, n] of Object.entries(losses)) this.userLosses.set(reason, (this.userLosses.get(reason) ?? 0) + n);
+  }
+
 
   /**
    * Instruments one process. `file` is where its executable is read and probed: /proc/PID/exe (which works
@@ -416,7 +409,7 @@ export class Agent {
       record = probe.record(v, tgid, this.toUnixNs);
     } catch (e) {
       if (!(e instanceof UnreadableSpanError)) throw e;
-      this.unreadable++;
+      this.addUserLosses({ [e.reason]: 1 });
       log.debug("a span could not be read", { pid: tgid, instrumentation: probe.name, error: e.message });
       return;
     }

@@ -18,12 +18,14 @@
 enum gotel_event_type {
 	GOTEL_EVENT_SELFTEST = 1,
 	GOTEL_EVENT_FIRST_INSTRUMENTATION = 2,
+	GOTEL_EVENT_TYPES_MAX = 64, /* event types are below this: each has its own loss counters in `drops` */
 };
 
 /* This object's event type, rewritten by user space after open, before load. */
 volatile const __u32 gotel_event_type_id = 0;
 
-/* Indexes of the `drops` counters. User space reads the names from BTF; values are stable. */
+/* Indexes of the `drops` counters that are the core's (user space reads the names from BTF). An instrumentation's
+ * own reasons for losing spans are an enum in its own header, counted with gotel_count_own() (below). */
 enum gotel_counter {
 	GOTEL_COUNTER_RINGBUF_FULL = 0,   /* an event lost: the ring buffer was full */
 	GOTEL_COUNTER_INFLIGHT_LOST = 1,  /* a return found no entry: evicted from a full LRU map, span lost */
@@ -33,24 +35,18 @@ enum gotel_counter {
 	GOTEL_COUNTER_INJECT_NO_ROOM = 5, /* not injected: no room in the request's write buffer, a writer that did not
 					   * look like a bufio.Writer, or a failed write */
 	GOTEL_COUNTER_LINKED_SAME_HOST = 6, /* server spans that continued a client span of this host (same_host.h) */
-	GOTEL_COUNTER_TOO_LARGE = 7,        /* a span the application made through the OpenTelemetry API was bigger
-					     * than an event carries, or unreadable (otel_api.bpf.c) */
-	GOTEL_COUNTER_API_OFF = 8,          /* spans the application started through the OpenTelemetry API before gotel
-					     * could switch the API on (binaries without a symbol table: otel_api.bpf.c) */
-	GOTEL_COUNTER_BATCH_OVERFLOW = 9,   /* messages of one batch past what a probe reads: no span (kafka-go) */
 	/* socket insertion (socket_traceparent.bpf.c): headers inserted into the bytes of outgoing HTTP/1 requests; */
-	GOTEL_COUNTER_SOCKET_INSERTED = 10,
-	GOTEL_COUNTER_SOCKET_OLD_CONNECTION = 11, /* not: the connection was opened before gotel attached (a miss) */
-	GOTEL_COUNTER_SOCKET_NOT_HTTP1 = 12,      /* not: the bytes sent were no HTTP/1 request line (TLS, or a
+	GOTEL_COUNTER_SOCKET_INSERTED = 7,
+	GOTEL_COUNTER_SOCKET_OLD_CONNECTION = 8, /* not: the connection was opened before gotel attached (a miss) */
+	GOTEL_COUNTER_SOCKET_NOT_HTTP1 = 9,       /* not: the bytes sent were no HTTP/1 request line (TLS, or a
 						   * request line longer than the 1 KiB looked at) */
-	GOTEL_COUNTER_SOCKET_FAILED = 13,         /* not: the kernel refused to insert (no memory), a miss */
-	GOTEL_COUNTER_KAFKA_END_UNSEEN = 14,      /* a message's span whose end a probe could not see (Sarama's
-						   * AsyncProducer: a failure after the message reached a broker) */
-	GOTEL_COUNTER_KAFKA_START_UNSEEN = 15,    /* a message processed without a span: its processing began before
-						   * gotel attached (Sarama's consumer) */
-	GOTEL_COUNTER_LINK_UNNAMED_CONNECTION = 16, /* an HTTP/2 stream without context served on a connection gotel
+	GOTEL_COUNTER_SOCKET_FAILED = 10,          /* not: the kernel refused to insert (no memory), a miss */
+	GOTEL_COUNTER_LINK_UNNAMED_CONNECTION = 11, /* an HTTP/2 stream without context served on a connection gotel
 						     * never named (accepted before it attached): not linked on this host */
-	GOTEL_COUNTER_MAX = 17,
+	GOTEL_COUNTER_MAX = 12,
+	/* then, for each event type, this many of its instrumentation's own: at
+	 * GOTEL_COUNTER_MAX + event type * GOTEL_COUNTER_OWN_PER_TYPE + its enum's value */
+	GOTEL_COUNTER_OWN_PER_TYPE = 4,
 };
 
 struct gotel_event_header {
@@ -81,10 +77,11 @@ struct {
 	__uint(max_entries, GOTEL_RINGBUF_BYTES);
 } events SEC(".maps");
 
-/* Indexed by enum gotel_counter; shared by every object (user space reuses one object's map in the others). */
+/* Indexed by enum gotel_counter, then the instrumentations' own; shared by every object (user space reuses one
+ * object's map in the others). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, GOTEL_COUNTER_MAX);
+	__uint(max_entries, GOTEL_COUNTER_MAX + GOTEL_EVENT_TYPES_MAX * GOTEL_COUNTER_OWN_PER_TYPE);
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
@@ -100,6 +97,24 @@ static __always_inline void gotel_count_n(enum gotel_counter c, __u64 by)
 static __always_inline void gotel_count(enum gotel_counter c)
 {
 	gotel_count_n(c, 1);
+}
+
+/* Counts one of this object's own reasons for losing spans: a value of an enum in the instrumentation's header
+ * (from 0, below GOTEL_COUNTER_OWN_PER_TYPE), kept in BTF with GOTEL_BTF_TYPE; its entry in
+ * src/instrumentations/index.ts names the enum and what each reason is called in the `stopped` line. */
+static __always_inline void gotel_count_own_n(__u32 own, __u64 by)
+{
+	if (own >= GOTEL_COUNTER_OWN_PER_TYPE)
+		return;
+	__u32 key = GOTEL_COUNTER_MAX + gotel_event_type_id * GOTEL_COUNTER_OWN_PER_TYPE + own;
+	__u64 *n = bpf_map_lookup_elem(&drops, &key);
+	if (n)
+		*n += by;
+}
+
+static __always_inline void gotel_count_own(__u32 own)
+{
+	gotel_count_own_n(own, 1);
 }
 
 /* gotel's own PID namespace (stat -L /proc/self/ns/pid), set by user space before load. Processes are known

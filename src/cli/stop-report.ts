@@ -2,15 +2,14 @@
  * The accounting of a whole session, for the final `stopped` line of run and exec: where every span went. The
  * parts add up: spans = exported + dropped + export_failed + unsampled (or + discarded, when nothing exports).
  */
-import { DROP_REASONS, type AgentStats, type Drops } from "../agent.ts";
+import type { AgentStats } from "../agent.ts";
 import { formatReasons } from "../export/warnings.ts";
 
 type Fields = Record<string, string | number | bigint>;
 
 /** Lost before any exporter's queue (and in it: queueFull), by reason, nonzero only. */
 export function dropReasons(s: AgentStats, queueFull: number): Record<string, number> {
-  const all = Object.entries(DROP_REASONS).map(([key, reason]) => [reason, s.drops[key as keyof Drops]] as const);
-  return Object.fromEntries([...all, ["export queue full", queueFull] as const].filter(([, n]) => n > 0));
+  return Object.fromEntries([...Object.entries(s.drops), ["export queue full", queueFull] as const].filter(([, n]) => n > 0));
 }
 
 export function droppedBeforeExport(s: AgentStats): number {

@@ -27,6 +27,8 @@ import { KafkaGoProducerProbe } from "./kafka-go/producer-probe.ts";
 import * as kafkaGoConsumer from "./kafka-go/consumer-plan.ts";
 import { KafkaGoConsumerProbe } from "./kafka-go/consumer-probe.ts";
 import { OtelApiProbe } from "./otel-api/probe.ts";
+import { OTEL_API_LOSSES } from "./otel-api/spans.ts";
+import { KAFKA_LOSSES } from "./kafka.ts";
 import * as saramaProducer from "./sarama/producer-plan.ts";
 import { FIELDS_PROGRAMS as SARAMA_PROGRAMS, SARAMA, SHOPIFY_SARAMA } from "./sarama/sarama.ts";
 import { SaramaProducerProbe } from "./sarama/producer-probe.ts";
@@ -79,27 +81,27 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     sameHost: ["streams", "writers"],
   },
   {
-    name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", readiness: kafkaGoProducer.readiness,
+    name: "kafka-go producer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_producer", losses: KAFKA_LOSSES, readiness: kafkaGoProducer.readiness,
     present: kafkaGoProducer.present, needs: kafkaGoProducer.NEEDS, fieldsPrograms: [KAFKA_GO_PROGRAM],
     load: (ctx) => KafkaGoProducerProbe.load({ ...ctx.object, memory: ctx.memory }),
   },
   {
-    name: "kafka-go consumer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_consumer", readiness: kafkaGoConsumer.readiness,
+    name: "kafka-go consumer", module: kafkaGoProducer.KAFKA_GO, object: "kafka_go_consumer", losses: KAFKA_LOSSES, readiness: kafkaGoConsumer.readiness,
     present: kafkaGoConsumer.present, needs: kafkaGoConsumer.NEEDS, fieldsPrograms: [KAFKA_GO_PROGRAM],
     load: (ctx) => KafkaGoConsumerProbe.load(ctx.object),
   },
   {
-    name: "Sarama producer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_producer", readiness: saramaProducer.readiness,
+    name: "Sarama producer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_producer", losses: KAFKA_LOSSES, readiness: saramaProducer.readiness,
     present: saramaProducer.present, needs: saramaProducer.NEEDS, fieldsPrograms: SARAMA_PROGRAMS,
     load: (ctx) => SaramaProducerProbe.load({ ...ctx.object, memory: ctx.memory, ackTimeoutMs: ctx.env.GOTEL_KAFKA_ACK_TIMEOUT }),
   },
   {
-    name: "Sarama consumer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_consumer", readiness: saramaConsumer.readiness,
+    name: "Sarama consumer", module: SARAMA, formerModules: [SHOPIFY_SARAMA], object: "sarama_consumer", losses: KAFKA_LOSSES, readiness: saramaConsumer.readiness,
     present: saramaConsumer.present, needs: saramaConsumer.NEEDS, fieldsPrograms: SARAMA_PROGRAMS,
     load: (ctx) => SaramaConsumerProbe.load(ctx.object),
   },
   {
-    name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,
+    name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", losses: OTEL_API_LOSSES, readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,
     fieldsPrograms: [otelApi.FIELDS_PROGRAM],
     load: (ctx) => OtelApiProbe.load({ ...ctx.object, enabled: ctx.env.GOTEL_OTEL_API, writeIds: ctx.writeAllowed }),
   },

@@ -10,6 +10,16 @@
 #include "probe.h"
 #include "trace_context.h"
 
+/* The Kafka instrumentations' own reasons for losing spans (gotel_count_own; named in src/instrumentations/index.ts) */
+enum kafka_counter {
+	KAFKA_COUNTER_BATCH_OVERFLOW = 0, /* messages of one batch past what a probe reads: no span */
+	KAFKA_COUNTER_END_UNSEEN = 1,     /* a message's span whose end a probe could not see (Sarama's AsyncProducer: a
+					   * failure after the message reached a broker) */
+	KAFKA_COUNTER_START_UNSEEN = 2,   /* a message processed without a span: its processing began before gotel
+					   * attached (Sarama's consumer) */
+};
+GOTEL_BTF_TYPE(kafka_counter, enum kafka_counter);
+
 #define KAFKA_TOPIC_MAX 128
 #define KAFKA_KEY_MAX 64
 #define KAFKA_HEADERS_MAX 8

@@ -3,8 +3,20 @@
  * attributes of an operation on one message.
  */
 import { SpanKind, SpanStatusCode, type Attributes } from "@opentelemetry/api";
+import type { Losses } from "../probes/instrumentation.ts";
 import { recordContext, type SpanEventContext } from "../probes/span-event.ts";
 import type { SpanRecord } from "../traces/span.ts";
+
+/** The Kafka instrumentations' own reasons for losing spans (kafka.h's enum kafka_counter), in the words of the
+ * `stopped` line: the same for kafka-go and Sarama */
+export const KAFKA_LOSSES = {
+  enum: "kafka_counter",
+  reasons: {
+    KAFKA_COUNTER_BATCH_OVERFLOW: "message past a batch's first 16 (Sarama's acknowledged batches: 128)",
+    KAFKA_COUNTER_END_UNSEEN: "message whose end was not seen",
+    KAFKA_COUNTER_START_UNSEEN: "message whose processing began before attaching",
+  },
+} as const satisfies Losses;
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 

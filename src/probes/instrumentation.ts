@@ -64,6 +64,21 @@ export interface Instrumentation {
   /** its part in same-host linking: the kernel looks at a traced process's socket writes, or reads, only where an
    * attached instrumentation needs them */
   sameHost?: readonly SameHostRole[];
+  /** its own reasons for losing spans, counted in the kernel */
+  losses?: Losses;
+}
+
+/**
+ * An instrumentation's own reasons for losing spans: an enum of its C (counted with gotel_count_own, bpf/include/
+ * event.h; the enum kept in BTF), each member with the words the `stopped` line and the warnings say. The same
+ * words from several instrumentations are one reason (kafka-go's and Sarama's batches). Losses found in user space
+ * use the same words: an UnreadableSpanError's reason, what a sweep gave up on.
+ */
+export interface Losses {
+  /** the enum's name in its object's BTF */
+  enum: string;
+  /** enum member -> the reason, in words */
+  reasons: Readonly<Record<string, string>>;
 }
 
 export type { OffsetsSource };

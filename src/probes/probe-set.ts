@@ -17,13 +17,13 @@ import { SocketTraceparent } from "../propagation/socket-traceparent.ts";
 import { GotelError } from "../errors.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
 import type { SpanRecord } from "../traces/span.ts";
-import type { Instrumentation, LoadContext } from "./instrumentation.ts";
+import type { Instrumentation, LoadContext, Losses } from "./instrumentation.ts";
 import type { Prepared, SpanProbe } from "./span-probe.ts";
 
 export interface ProbeSet {
   /** owns the shared maps: the ring buffer ("events"), the counters ("drops"), the span contexts; their BTF */
   core: CoreObject;
-  probes: readonly SpanProbe[];
+  probes: readonly InstrumentationProbe[];
   /** the connection tracepoint: server spans continue client spans of this host, and it files the spans socket
    * insertion puts on the wire; undefined when both are off or the kernel cannot */
   sameHost?: SameHostLinking;
@@ -51,11 +51,14 @@ export function loadProbes(
     sameHost: sameHost?.uses.link ?? false, socket: socket !== undefined,
   });
   const base = { mode, showVerifierLog, constants };
-  const probes: SpanProbe[] = [];
+  const probes: InstrumentationProbe[] = [];
   try {
     // event types from 2 (1 is the self-test's), by place in the list: bpf/include/event.h
-    const first = Number(core.obj.btf().enumValues("gotel_event_type").get("GOTEL_EVENT_FIRST_INSTRUMENTATION"));
+    const types = core.obj.btf().enumValues("gotel_event_type");
+    const first = Number(types.get("GOTEL_EVENT_FIRST_INSTRUMENTATION"));
     if (!Number.isInteger(first)) throw new Error("core.bpf.o: no GOTEL_EVENT_FIRST_INSTRUMENTATION in its BTF");
+    // each event type has its own loss counters in `drops`, up to GOTEL_EVENT_TYPES_MAX
+    if (first + instrumentations.length > Number(types.get("GOTEL_EVENT_TYPES_MAX"))) throw new Error("bpf/include/event.h: GOTEL_EVENT_TYPES_MAX is below the number of instrumentations");
     for (const [n, i] of instrumentations.entries()) {
       const object = { ...base, shareWith: core.obj, eventType: first + n };
       probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined, linkStreams: sameHost?.uses.link ?? false }));
@@ -113,9 +116,28 @@ function startPath<T>(name: string, start: () => T): T | undefined {
   }
 }
 
+/** An instrumentation's probe, loaded or not yet, and its own loss counters once it is. */
+export type InstrumentationProbe = SpanProbe & { ownCounters(): readonly OwnCounter[] };
+
+/** One of an instrumentation's own loss counters: `own` is its value in the instrumentation's enum. */
+export interface OwnCounter {
+  reason: string;
+  own: number;
+}
+
+function ownCounters(object: string, losses: Losses, probe: SpanProbe): OwnCounter[] {
+  const values = probe.enumValues?.(losses.enum) ?? new Map<string, bigint>();
+  return Object.entries(losses.reasons).map(([member, reason]) => {
+    const own = values.get(member);
+    if (own === undefined) throw new Error(`${object}.bpf.o: no ${member} in its enum ${losses.enum}`);
+    return { reason, own: Number(own) };
+  });
+}
+
 /** An instrumentation as a SpanProbe whose object is loaded by the first prepare() of a binary that needs it. */
 class LazyProbe implements SpanProbe {
   private probe: SpanProbe | undefined;
+  private counters: readonly OwnCounter[] | undefined;
   /** why loading failed: not tried again */
   private failed: string | undefined;
 
@@ -141,7 +163,14 @@ class LazyProbe implements SpanProbe {
       if (r.status === "skipped") return { skipped: r.reason, absent: true };
     }
     try {
-      this.probe = this.instrumentation.load(this.ctx);
+      const probe = this.instrumentation.load(this.ctx);
+      try {
+        this.counters = this.instrumentation.losses && ownCounters(this.instrumentation.object, this.instrumentation.losses, probe);
+      } catch (e) {
+        probe.close();
+        throw e;
+      }
+      this.probe = probe;
     } catch (e) {
       this.failed = `its eBPF object ${this.instrumentation.object}.bpf.o could not be loaded: ${e instanceof GotelError ? e.oneLine : String(e)}`;
       return { skipped: this.failed };
@@ -162,8 +191,13 @@ class LazyProbe implements SpanProbe {
     return this.probe?.unfinished(tgid, endNs, toUnixNs) ?? [];
   }
 
-  sweep(nowNs: bigint): number {
-    return this.probe?.sweep?.(nowNs) ?? 0;
+  sweep(nowNs: bigint): Readonly<Record<string, number>> {
+    return this.probe?.sweep?.(nowNs) ?? {};
+  }
+
+  /** Its own loss counters (Instrumentation.losses) as each reason and its member's value; none before it is loaded. */
+  ownCounters(): readonly OwnCounter[] {
+    return this.counters ?? [];
   }
 
   close(): void {

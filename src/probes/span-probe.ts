@@ -27,8 +27,13 @@ export interface Prepared {
  * writes file its requests' spans ("sends"), a gRPC client's writing goroutines file its calls' streams
  * ("streams"), its server finds them through the connection it read ("reads"). */
 
-/** A span event that could not be read (a span the application marshalled that does not parse): lost, counted. */
-export class UnreadableSpanError extends Error {}
+/** A span event that could not be read (a span the application marshalled that does not parse): lost, counted
+ * under `reason` (the words of the `stopped` line). */
+export class UnreadableSpanError extends Error {
+  constructor(message: string, readonly reason: string) {
+    super(message);
+  }
+}
 
 export interface SpanProbe {
   /** e.g. "net/http server" */
@@ -45,9 +50,11 @@ export interface SpanProbe {
   record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined;
   /** the spans of the process's calls still in flight when it exited, ended at endNs (kernel time); before forget */
   unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[];
-  /** drops what can no longer end (in flight longer than it can last, at nowNs, kernel time); how many: counted
-   * as spans whose end was not seen */
-  sweep?(nowNs: bigint): number;
+  /** drops what can no longer end (in flight longer than it can last, at nowNs, kernel time): how many spans, by
+   * the reason the `stopped` line gives */
+  sweep?(nowNs: bigint): Readonly<Record<string, number>>;
+  /** the values of an enum of its object's BTF, by member (its own loss counters, Instrumentation.losses) */
+  enumValues?(name: string): ReadonlyMap<string, bigint>;
   close(): void;
 }
 
@@ -69,6 +76,10 @@ export abstract class ObjectSpanProbe implements SpanProbe {
 
   forget(tgid: number): void {
     this.object.forget(tgid);
+  }
+
+  enumValues(name: string): ReadonlyMap<string, bigint> {
+    return this.object.obj.btf().enumValues(name);
   }
 
   unfinished(tgid: number, endNs: bigint, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord[] {

@@ -4,8 +4,10 @@
  * `gotel inspect --json`. Adding one to the list without the rest fails here.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Btf } from "../../src/ebpf/btf.ts";
+import { ElfFile } from "../../src/gobin/elf.ts";
 import { INSTRUMENTATIONS } from "../../src/instrumentations/index.ts";
 import { ROUTERS } from "../../src/instrumentations/http-routes/routers.ts";
 import { GOTEL, runCommand } from "../support/cli.ts";
@@ -60,6 +62,20 @@ describe.each(INSTRUMENTATIONS.map((i) => [i.name, i] as const))("%s", (_name, i
     const names = INSTRUMENTATIONS.filter((i) => i.object === instrumentation.object).map((i) => i.name).join(", ");
     expect(line).toMatch(new RegExp(`^\\s+ok\\s+eBPF object ${instrumentation.object}\\s+${names.replaceAll("/", "\\/")}: \\d+ programs loaded`));
     expect(names).toContain(instrumentation.name);
+  });
+
+  test("its own reasons for losing spans are counters its object has room for", () => {
+    if (!instrumentation.losses) return;
+    for (const arch of ["x64", "arm64"]) {
+      const file = join(ROOT, "build/bpf", arch, `${instrumentation.object}.bpf.o`);
+      const elf = ElfFile.parse(new Uint8Array(readFileSync(file)), file);
+      const btf = Btf.parse(elf.sectionData(elf.section(".BTF")!));
+      const perType = btf.enumValues("gotel_counter").get("GOTEL_COUNTER_OWN_PER_TYPE")!;
+      const values = btf.enumValues(instrumentation.losses.enum);
+      for (const member of Object.keys(instrumentation.losses.reasons)) {
+        expect({ member, fits: (values.get(member) ?? perType) < perType }).toEqual({ member, fits: true });
+      }
+    }
   });
 
   test("inspect --json lists it, ready for a program that uses its library", () => {

@@ -4,7 +4,7 @@ import type { AgentStats } from "../../src/agent.ts";
 import { traceSummary } from "../../src/cli/trace.ts";
 
 const output = { summary: (dropped: number) => `12 spans, 5 traces, ${dropped} dropped` };
-const none = { ringBufferFull: 0, inFlightFull: 0, readBatchFull: 0, targetGone: 0, unreadable: 0, apiSwitchedOff: 0, batchOverflow: 0, kafkaEndUnseen: 0, kafkaStartUnseen: 0 };
+const none = { "kernel ring buffer full": 0, "in-flight map full": 0, "ring buffer read batch full": 0, "process no longer traced": 0 };
 const stats: AgentStats = {
   spans: 20, events: 20, unsampled: 0, drops: none,
   exports: [{ destination: "terminal", exported: 12, queueFull: 0, exportFailed: 0, failures: {} }],
@@ -17,7 +17,7 @@ test("nothing lost: no reasons", () => {
 
 test("spans lost on the way are counted with their reasons, the unsampled said apart", () => {
   const s: AgentStats = {
-    ...stats, unsampled: 4, drops: { ...none, ringBufferFull: 3, targetGone: 1 },
+    ...stats, unsampled: 4, drops: { ...none, "kernel ring buffer full": 3, "process no longer traced": 1 },
     exports: [{ destination: "terminal", exported: 12, queueFull: 2, exportFailed: 0, failures: {} }],
   };
   expect(traceSummary(output, s)).toBe("12 spans, 5 traces, 6 dropped (kernel ring buffer full: 3, process no longer traced: 1, export queue full: 2), 4 unsampled");

@@ -8,7 +8,7 @@
  *
  * The entry reads the Writer's topic and, for the first KAFKA_BATCH_MAX messages, each one's key and topic (a
  * message's own topic is used when the Writer has none); the return sends one event per message, each with a
- * span ID of its own. Messages past KAFKA_BATCH_MAX in one call get no span: counted (BATCH_OVERFLOW).
+ * span ID of its own. Messages past KAFKA_BATCH_MAX in one call get no span: counted (KAFKA_COUNTER_BATCH_OVERFLOW).
  * A Message is strided by its last field: Time (time.Time, 24 bytes), as the Go compiler lays it out.
  */
 #include <linux/types.h>
@@ -147,7 +147,7 @@ static __always_inline int on_return(const void *ctx)
 		gotel_emit_span(e);
 	}
 	if (e->count > KAFKA_BATCH_MAX)
-		gotel_count_n(GOTEL_COUNTER_BATCH_OVERFLOW, e->count - KAFKA_BATCH_MAX);
+		gotel_count_own_n(KAFKA_COUNTER_BATCH_OVERFLOW, e->count - KAFKA_BATCH_MAX);
 	bpf_map_delete_elem(&kafka_go_producer_inflight, &key);
 	return 0;
 }

@@ -50,8 +50,16 @@ struct {
 	__type(value, struct otel_api_config);
 } otel_api_config SEC(".maps");
 
-/* A span's JSON as the application marshalled it; a bigger one is lost and counted (GOTEL_COUNTER_TOO_LARGE). */
+/* A span's JSON as the application marshalled it; a bigger one is lost and counted (OTEL_API_COUNTER_TOO_LARGE). */
 #define JSON_MAX 16000
+
+/* Its own reasons for losing spans (gotel_count_own; named in src/instrumentations/index.ts) */
+enum otel_api_counter {
+	OTEL_API_COUNTER_TOO_LARGE = 0,   /* a span bigger than an event carries, or unreadable */
+	OTEL_API_COUNTER_SWITCHED_OFF = 1, /* started before gotel could switch the API on (binaries without a symbol
+					    * table) */
+};
+GOTEL_BTF_TYPE(otel_api_counter, enum otel_api_counter);
 
 enum otel_api_event_kind {
 	OTEL_API_SPAN = 1, /* a span ended */
@@ -187,7 +195,7 @@ static __always_inline int on_ended(const void *ctx)
 	if (!(f->sc.flags & GOTEL_FLAG_SAMPLED)) {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);
 	} else if (len == 0 || len > JSON_MAX) {
-		gotel_count(GOTEL_COUNTER_TOO_LARGE);
+		gotel_count_own(OTEL_API_COUNTER_TOO_LARGE);
 	} else {
 		struct otel_api_event *e = &s->event;
 		gotel_fill_header(&e->hdr, gotel_event_type_id, go_goroutine(ctx));
@@ -200,7 +208,7 @@ static __always_inline int on_ended(const void *ctx)
 			e->json_len = len;
 			gotel_emit(e, __builtin_offsetof(struct otel_api_event, json) + len);
 		} else {
-			gotel_count(GOTEL_COUNTER_TOO_LARGE);
+			gotel_count_own(OTEL_API_COUNTER_TOO_LARGE);
 		}
 	}
 	gotel_untrack(tgid, key.ctx);
@@ -218,7 +226,7 @@ static __always_inline int report_flag(const void *ctx, const int n, const int p
 	if (!flag || bpf_probe_read_user(&on, 1, (const void *)flag) || on)
 		return 0;
 	if (per_span)
-		gotel_count(GOTEL_COUNTER_API_OFF);
+		gotel_count_own(OTEL_API_COUNTER_SWITCHED_OFF);
 	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = flag};
 	if (bpf_map_update_elem(&otel_api_flags, &key, &on, BPF_NOEXIST))
 		return 0;

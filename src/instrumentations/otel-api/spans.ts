@@ -10,8 +10,20 @@
  * a float64 with an integral value is exported as an integer, a byte slice as its base64 text.
  */
 import { SpanKind, SpanStatusCode, type AttributeValue, type Attributes } from "@opentelemetry/api";
+import type { Losses } from "../../probes/instrumentation.ts";
 import { UnreadableSpanError } from "../../probes/span-probe.ts";
 import type { SpanRecord, SpanRecordEvent, SpanRecordLink } from "../../traces/span.ts";
+
+/** Its own reasons for losing spans (otel_api.bpf.c's enum otel_api_counter), in the words of the `stopped` line;
+ * a span whose JSON does not parse here is counted with those too large to send. */
+export const OTEL_API_LOSSES = {
+  enum: "otel_api_counter",
+  reasons: {
+    OTEL_API_COUNTER_TOO_LARGE: "application span too large or unreadable",
+    OTEL_API_COUNTER_SWITCHED_OFF: "application span before its API was switched on",
+  },
+} as const satisfies Losses;
+const UNREADABLE = OTEL_API_LOSSES.reasons.OTEL_API_COUNTER_TOO_LARGE;
 
 /** The IDs, parent and times the kernel gave the span (span-event.ts's SpanEventContext, times wall-clock). */
 export interface KernelContext {
@@ -65,11 +77,11 @@ export function parseSpanJson(json: string, k: KernelContext): SpanRecord {
   try {
     traces = JSON.parse(json.replace(UNIX_NANO, '"$1":"$2"')) as JsonTraces;
   } catch (e) {
-    throw new UnreadableSpanError(`a span's JSON did not parse: ${(e as Error).message}`);
+    throw new UnreadableSpanError(`a span's JSON did not parse: ${(e as Error).message}`, UNREADABLE);
   }
   const scopeSpans = traces.resourceSpans?.[0]?.scopeSpans?.[0];
   const span = scopeSpans?.spans?.[0];
-  if (!span || typeof span.name !== "string") throw new UnreadableSpanError("a span's JSON had no span");
+  if (!span || typeof span.name !== "string") throw new UnreadableSpanError("a span's JSON had no span", UNREADABLE);
   const start = unixNs(span.startTimeUnixNano);
   const code = STATUS[span.status?.code ?? 0] ?? SpanStatusCode.UNSET;
   const record: SpanRecord = {

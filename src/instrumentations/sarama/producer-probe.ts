@@ -7,6 +7,7 @@ import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { bytesField, errorTypeName, i64Field, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
+import { KAFKA_LOSSES } from "../kafka.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { BATCH_MAX, plan, toSpanRecord, type ProducerEvent } from "./producer-plan.ts";
 
@@ -88,7 +89,7 @@ export class SaramaProducerProbe extends ObjectSpanProbe {
 
   /** AsyncProducer messages older than the acknowledgement timeout: Sarama returned them as failed where gotel
    * cannot see it (returnError, inlined), or they would have ended; their places are freed. */
-  sweep(nowNs: bigint): number {
+  sweep(nowNs: bigint): Readonly<Record<string, number>> {
     const map = this.object.obj.map("sarama_producer_async");
     const oldest = nowNs - BigInt(this.opts.ackTimeoutMs) * 1_000_000n;
     let sampled = 0;
@@ -98,7 +99,7 @@ export class SaramaProducerProbe extends ObjectSpanProbe {
       map.delete(k);
       if ((v[this.async.flags]! & 1) !== 0) sampled++; // an unsampled one would have made no span
     }
-    return sampled;
+    return { [KAFKA_LOSSES.reasons.KAFKA_COUNTER_END_UNSEEN]: sampled };
   }
 
   override forget(tgid: number): void {

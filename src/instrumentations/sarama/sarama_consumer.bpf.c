@@ -12,7 +12,7 @@
  *       func (s *consumerGroupSession) consume(topic string, partition int32)   (it runs ConsumeClaim)
  * An application that marks a message before processing it gets a span of its wait alone. A message marked on
  * a goroutine gotel has not seen begin, whose fetch it did not see either (attached mid-claim), has no start:
- * counted (KAFKA_START_UNSEEN). The span is sent when it ends, so calls made while processing cannot be its
+ * counted (KAFKA_COUNTER_START_UNSEEN). The span is sent when it ends, so calls made while processing cannot be its
  * children.
  *
  * Parent and link: the W3C traceparent among the message's first headers (the producer's span), else none.
@@ -187,7 +187,7 @@ static __always_inline int on_mark_message(const void *ctx)
 	__u64 fetched = fetched_at(tgid, read_u64_at(msg, cfg->message_topic), (__u32)e->partition, e->offset);
 	__u64 start = fetched > since ? fetched : since;
 	if (!start) {
-		gotel_count(GOTEL_COUNTER_KAFKA_START_UNSEEN);
+		gotel_count_own(KAFKA_COUNTER_START_UNSEEN);
 		return 0;
 	}
 	gotel_fill_header(&e->hdr, gotel_event_type_id, ready_key.ctx);

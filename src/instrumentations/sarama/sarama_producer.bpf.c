@@ -293,7 +293,7 @@ static __always_inline int end_call(const void *ctx, int single)
 		gotel_emit_span(e);
 	}
 	if (e->count > SARAMA_BATCH_MAX)
-		gotel_count_n(GOTEL_COUNTER_BATCH_OVERFLOW, e->count - SARAMA_BATCH_MAX);
+		gotel_count_own_n(KAFKA_COUNTER_BATCH_OVERFLOW, e->count - SARAMA_BATCH_MAX);
 	bpf_map_delete_elem(&sarama_producer_inflight, &key);
 	return 0;
 }
@@ -357,7 +357,7 @@ static __always_inline int on_partition_return(const void *ctx)
 	} else {
 		struct gotel_ctx_key by_msg = {.tgid = tgid, .ctx = a->msg};
 		if (bpf_map_lookup_elem(&sarama_producer_async, &by_msg))
-			gotel_count(GOTEL_COUNTER_KAFKA_END_UNSEEN); /* the message's previous trip ended unseen */
+			gotel_count_own(KAFKA_COUNTER_END_UNSEEN); /* the message's previous trip ended unseen */
 		gotel_inflight_put(&sarama_producer_async, tgid, a->msg, a);
 	}
 	bpf_map_delete_elem(&sarama_producer_partitioning, &key);
@@ -391,7 +391,7 @@ static __always_inline int on_return_successes(const void *ctx)
 			break;
 		key.ctx = read_u64_at(batch, i * 8);
 		if (bpf_map_delete_elem(&sarama_producer_async, &key) == 0)
-			gotel_count(GOTEL_COUNTER_BATCH_OVERFLOW);
+			gotel_count_own(KAFKA_COUNTER_BATCH_OVERFLOW);
 	}
 	return 0;
 }
