@@ -12,6 +12,8 @@ import { ElfFile } from "../../src/gobin/elf.ts";
 import { SCHEMA_URL } from "../../src/traces/conventions.ts";
 import { SPAN_KIND, STATUS_CODE, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
 import { buildGoFixture, type GoBuild } from "../support/go.ts";
+import { ratioSampled } from "../../src/traces/sampling.ts";
+import { randomHex } from "../support/chain.ts";
 import { waitFor } from "../support/kernel.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
 
@@ -72,6 +74,7 @@ describe.each([
   ["otel v1.47.0, the local Go", {}],
   ["otel v1.47.0, the local Go, stripped", { stripped: true }],
   ["otel v1.47.0, the local Go, PIE", { pie: true }],
+  ["otel v1.47.0, Go 1.27.4", { goVersion: "1.27.4" }],
   ["otel v1.33.0, Go 1.22.12", { goVersion: "1.22.12", modfile: "go.v133.mod" }],
   ["otel v1.33.0, Go 1.22.12, stripped", { goVersion: "1.22.12", modfile: "go.v133.mod", stripped: true }],
 ] as [string, GoBuild][])("%s", (_, build) => {
@@ -111,6 +114,12 @@ describe.each([
         ["cache miss", { "cache.key": "items", "cache.size": 7n }],
         ["exception", { "exception.type": "*errors.errorString", "exception.message": "boom" }],
       ]);
+      // the event's time is the application's, when it was added: inside its span
+      for (const e of child.events) {
+        expect(e.timeUnixNano).toBeGreaterThanOrEqual(child.startTimeUnixNano);
+        expect(e.timeUnixNano).toBeLessThanOrEqual(child.endTimeUnixNano);
+      }
+      expect(child.events[0]!.timeUnixNano).toBeLessThanOrEqual(child.events[1]!.timeUnixNano);
       expect(child.links).toEqual([{ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceState: "", attributes: { "link.why": "batch" } }]);
 
       // server -> work -> child -> (query, call); background is a trace of its own
@@ -157,6 +166,42 @@ describe.each([
       }
     });
   });
+});
+
+describe("an API span started with context.Background() is a root, sampled by the configured sampler", () => {
+  let t: Traced;
+  const ratio = 0.25;
+  beforeAll(async () => {
+    const s = await startServer(buildGoFixture("otel-api", {}), ["global", "127.0.0.1:0"]);
+    const gotel = await runGotel(["--pid", String(s.proc.pid)], { ...env(), OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: String(ratio) }, s.proc.pid);
+    await gotel.waitForLine(/gotel is running/);
+    t = { proc: s.proc, base: s.base, gotel, mine: () => collector.spans().filter((x) => x.resource["process.pid"] === BigInt(s.proc.pid)) };
+  }, 300_000);
+  afterAll(() => stopAll(t));
+
+  test("requests with a sampled parent: their API spans all kept; the roots by the trace-ID ratio, the rest counted unsampled", async () => {
+    collector.clear();
+    const n = 400;
+    for (let i = 0; i < n; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, () => fetch(`${t.base}/work`, { headers: { traceparent: `00-${randomHex(16)}-${randomHex(8)}-01` } })));
+    }
+    expect(await t.gotel.stop()).toBe(0);
+    const stopped = await t.gotel.waitForLine(/ stopped /);
+    const count = (k: string) => Number(new RegExp(` ${k}=(\\d+)`).exec(stopped)?.[1]);
+    // the request's six spans follow its sampled parent, whatever the ratio says
+    expect(await waitFor(() => t.mine().filter((s) => s.name === "work").length >= n, 20_000)).toBe(true);
+    await Bun.sleep(300);
+    const all = t.mine();
+    expect(all.filter((s) => s.name === "child").length).toBe(n);
+    const roots = all.filter((s) => s.name === "background");
+    // 400 draws at p = 0.25: mean 100, sd 8.7; 4 sd either side
+    expect(roots.length).toBeGreaterThanOrEqual(66);
+    expect(roots.length).toBeLessThanOrEqual(134);
+    for (const r of roots) expect({ traceId: r.traceId, parent: r.parentSpanId, kept: ratioSampled(r.traceId, ratio) }).toEqual({ traceId: r.traceId, parent: "", kept: true });
+    expect(all.length).toBe((PER_REQUEST - 1) * n + roots.length);
+    expect(count("unsampled")).toBe(n - roots.length);
+    expect(count("dropped")).toBe(0);
+  }, 120_000);
 });
 
 describe("an application with an SDK of its own", () => {
