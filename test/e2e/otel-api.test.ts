@@ -13,7 +13,7 @@ import { SCHEMA_URL } from "../../src/traces/conventions.ts";
 import { SPAN_KIND, STATUS_CODE, useCollector, type Collector, type ReceivedSpan } from "../support/collector.ts";
 import { buildGoFixture, type GoBuild } from "../support/go.ts";
 import { ratioSampled } from "../../src/traces/sampling.ts";
-import { randomHex } from "../support/chain.ts";
+import { INJECTION, randomHex, SAME_HOST } from "../support/chain.ts";
 import { waitFor } from "../support/kernel.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
 
@@ -134,6 +134,25 @@ describe.each([
       expect(work.startTimeUnixNano).toBeGreaterThanOrEqual(server.startTimeUnixNano - 1_000_000n);
       expect(child.startTimeUnixNano).toBeGreaterThanOrEqual(work.startTimeUnixNano);
       expect(child.endTimeUnixNano).toBeLessThanOrEqual(work.endTimeUnixNano);
+    });
+
+    test("a gRPC call made with an API span's context is its child", async () => {
+      collector.clear();
+      expect(await (await fetch(`${t.base}/rpc`)).text()).toBe("ok");
+      expect(await waitFor(() => t.mine().length >= 4, 10_000)).toBe(true);
+      await Bun.sleep(300);
+      const all = t.mine();
+      expect(all.length).toBe(4);
+      const server = only(all, (s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === "/rpc", "GET /rpc");
+      const rpc = only(all, (s) => s.name === "rpc", "the API span");
+      const client = only(all, (s) => s.kind === SPAN_KIND.CLIENT && s.scope.name.includes("grpc"), "the gRPC call");
+      const served = only(all, (s) => s.kind === SPAN_KIND.SERVER && s.scope.name.includes("grpc"), "the gRPC call served");
+      expect(client.name).toBe("grpc.health.v1.Health/Check");
+      expect([rpc.traceId, client.traceId]).toEqual([server.traceId, server.traceId]);
+      expect(rpc.parentSpanId).toBe(server.spanId);
+      expect(client.parentSpanId).toBe(rpc.spanId);
+      // the server in the same process continues the call: through its metadata, or its connection on this host
+      if (INJECTION || SAME_HOST) expect({ traceId: served.traceId, parent: served.parentSpanId }).toEqual({ traceId: server.traceId, parent: client.spanId });
     });
 
     test("200 concurrent requests: every API span exactly once, each under its own request", async () => {
