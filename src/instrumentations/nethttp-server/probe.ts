@@ -1,10 +1,11 @@
 /** The loaded net/http server object (nethttp_server.bpf.c beside it) as a SpanProbe. */
 import { StructView } from "../../ebpf/struct-view.ts";
+import { GotelError } from "../../errors.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "../../probes/go-panic.ts";
-import { H2_WRITER_TYPES, type H2Server, degraded, h2LinkSites, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./plan.ts";
+import { H2_WRITER_TYPES, PROGRAMS, type H2Server, degraded, h2LinkSites, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./plan.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
@@ -31,6 +32,10 @@ type H2Readable = Record<H2Server, boolean>;
 /** distinct ResponseWriter itabs remembered per process (a program has a handful) */
 const MAX_WRITER_ITABS = 64;
 
+/** golang.org/x/net's HTTP/2 server's programs: few binaries have that server, and its stream program alone is ~40 ms
+ * of the verifier's time, so they are loaded in a second instance of the object, for the first binary that does */
+const XNET_PROGRAMS: ReadonlySet<string> = new Set([PROGRAMS.xnetStream, PROGRAMS.xnetDone]);
+
 export class NethttpServerProbe extends ObjectSpanProbe {
   readonly name = "net/http server";
   private readonly decode: (v: DataView) => RawEvent;
@@ -38,6 +43,8 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   /** tgid -> HTTP/2 ResponseWriter itab -> whose writer it is (undefined: neither server gotel knows) */
   private readonly h2Writers = new Map<number, Map<bigint, H2Server | undefined>>();
   private readonly h2Readable = new Map<number, H2Readable>();
+  /** the instance with x/net's programs, sharing every map of the first; loaded when a binary needs them */
+  private xnet: ProbeObject | undefined;
 
   private constructor(object: ProbeObject, private readonly opts: ServerLoadOptions) {
     super(object);
@@ -48,7 +55,17 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 
   static load(opts: ServerLoadOptions): NethttpServerProbe {
-    return new NethttpServerProbe(ProbeObject.load("nethttp_server", opts), opts);
+    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, programs: (p) => !XNET_PROGRAMS.has(p) }), opts);
+  }
+
+  private xnetObject(): ProbeObject {
+    this.xnet ??= ProbeObject.load("nethttp_server", { ...this.opts, programs: (p) => XNET_PROGRAMS.has(p), sameMapsAs: this.object.obj });
+    return this.xnet;
+  }
+
+  override close(): void {
+    this.xnet?.close();
+    super.close();
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
@@ -56,6 +73,16 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     if ("skipped" in r) return r;
     const p = r.plan;
     const programs = { ...serverPrograms(exe, p).programs, ...(this.opts.linkStreams ? h2LinkSites(exe, p.offsets) : {}) };
+    const own = Object.fromEntries(Object.entries(programs).filter(([name]) => !XNET_PROGRAMS.has(name)));
+    const xnetPrograms = Object.fromEntries(Object.entries(programs).filter(([name]) => XNET_PROGRAMS.has(name)));
+    let xnet: ProbeObject | undefined;
+    let xnetMissing: string | undefined;
+    try {
+      if (Object.keys(xnetPrograms).length > 0) xnet = this.xnetObject();
+    } catch (e) {
+      // HTTP/1 and the standard library's HTTP/2 are still served; x/net's streams get no spans
+      xnetMissing = `x/net's HTTP/2 streams make no spans: their programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`;
+    }
     const has = (...keys: string[]): boolean => keys.every((k) => p.offsets[k] !== undefined);
     const readable: H2Readable = {
       std: has("h2_writer_rws", "h2_rws_status") || has("h2_internal_writer_rws", "h2_internal_rws_status"),
@@ -63,11 +90,18 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     };
     return {
       ...offsetsOrigin(p),
-      sites: siteCount(programs),
-      note: degraded(exe, p.offsets),
+      sites: siteCount(xnet ? programs : own),
+      note: [degraded(exe, p.offsets), xnetMissing].filter(Boolean).join("; ") || undefined,
       attach: (tgid, path) => {
         this.h2Readable.set(tgid, readable);
-        return this.object.attach(tgid, path, p.offsets, programs);
+        const links = this.object.attach(tgid, path, p.offsets, own);
+        if (!xnet) return links;
+        try {
+          return [...links, ...xnet.attach(tgid, path, p.offsets, xnetPrograms)];
+        } catch (e) {
+          for (const l of links) l.destroy();
+          throw e;
+        }
       },
     };
   }
