@@ -32,7 +32,7 @@ type H2Readable = Record<H2Server, boolean>;
 /** distinct ResponseWriter itabs remembered per process (a program has a handful) */
 const MAX_WRITER_ITABS = 64;
 
-/** golang.org/x/net's HTTP/2 server's programs: few binaries have that server, and its stream program alone is ~40 ms
+/** golang.org/x/net's HTTP/2 server's programs: few binaries have that server, and its stream program alone is 20-40 ms
  * of the verifier's time, so they are loaded in a second instance of the object, for the first binary that does */
 const XNET_PROGRAMS: ReadonlySet<string> = new Set([PROGRAMS.xnetStream, PROGRAMS.xnetDone]);
 
