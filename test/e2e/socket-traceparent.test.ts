@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { Collector, SPAN_KIND, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { ON_THE_WIRE, SOCKET, pidOf, randomHex } from "../support/chain.ts";
 import { GOTEL, runCommand } from "../support/cli.ts";
@@ -192,6 +193,25 @@ test.if(SOCKET)("a keep-alive connection opened before gotel attached carries no
 }, 60_000);
 
 /** The sock_ops programs attached to a cgroup, by the kernel's own listing. */
+/** The eBPF programs and maps a process holds open (their ids, from /proc/PID/fdinfo): another gotel on the host
+ * has programs of the same names on the same cgroup. */
+function heldBy(pid: number): { progs: Set<number>; maps: Set<number> } {
+  const held = { progs: new Set<number>(), maps: new Set<number>() };
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+    } catch {
+      continue; // closed meanwhile
+    }
+    const prog = /^prog_id:\s+(\d+)/m.exec(info);
+    const map = /^map_id:\s+(\d+)/m.exec(info);
+    if (prog) held.progs.add(Number(prog[1]));
+    if (map) held.maps.add(Number(map[1]));
+  }
+  return held;
+}
+
 function sockOpsAttached(cgroup: string): { id: number; name: string }[] {
   const progs = bpftool<{ id: number; attach_type: string; name: string }>("cgroup", "show", cgroup);
   return progs.filter((p) => p.attach_type.endsWith("sock_ops"));
@@ -218,15 +238,16 @@ async function gone<T extends { id: number }>(ids: ReadonlySet<number>, list: ()
 test.if(SOCKET)("kill -9 of gotel leaves no program on the cgroup and no SOCKHASH behind", () =>
   withTracedA(async (a, g) => {
     const cgroup = /socket insertion is on.* cgroup=(\S+)/.exec(await g.waitForLine(/socket insertion is on/))![1]!;
-    const sockOps = sockOpsAttached(cgroup).filter((p) => p.name === "socket_traceparent_sockops");
+    const held = heldBy(g.pid);
+    const sockOps = sockOpsAttached(cgroup).filter((p) => p.name === "socket_traceparent_sockops" && held.progs.has(p.id));
     expect(sockOps.length).toBeGreaterThanOrEqual(1);
     expect((await get(`${a.base}/inline?id=k9`)).traceparent).toHaveLength(1);
     // the SOCKHASH the sk_msg program is attached to (the sock_ops program fills it), with A's connection in it
     const progs = bpftool<{ id: number; type: string; name: string; map_ids?: number[] }>("prog", "show");
-    const skMsg = progs.filter((p) => p.type === "sk_msg" && p.name === "socket_traceparent_msg");
+    const skMsg = progs.filter((p) => p.type === "sk_msg" && p.name === "socket_traceparent_msg" && held.progs.has(p.id));
     const fills = progs.filter((p) => sockOps.some((o) => o.id === p.id));
     const maps = bpftool<{ id: number; type: string }>("map", "show");
-    const sockhash = maps.filter((m) => m.type === "sockhash" && fills.some((p) => p.map_ids?.includes(m.id)));
+    const sockhash = maps.filter((m) => m.type === "sockhash" && held.maps.has(m.id) && fills.some((p) => p.map_ids?.includes(m.id)));
     expect(skMsg.length).toBeGreaterThanOrEqual(1);
     expect(sockhash.length).toBeGreaterThanOrEqual(1);
 
