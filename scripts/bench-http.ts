@@ -7,8 +7,9 @@
  * the measured server (pinned to CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first
  * without gotel, then with `gotel run` attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector
  * (the test one, scripts/build-collector.sh). Prints the server's CPU µs per request and requests/s for both,
- * their ratios, gotel's own CPU µs per span and peak RSS, and the spans its `stopped` line reports lost out of
- * those it made (the whole run: warm-up and measured phase) with the default queue settings.
+ * their ratios, gotel's own CPU µs per span and peak RSS, how many CPUs' worth gotel and the Collector were busy
+ * during the load (with the server's and wrk's, two is all this machine has), and the spans its `stopped` line
+ * reports lost out of those it made (the whole run: warm-up and measured phase) with the default queue settings.
  *
  *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH] [--only TEXT]   (needs wrk nghttp2-client)
  *
@@ -64,8 +65,13 @@ type Load = typeof wrk;
 function measure(load: Load, serverPid: number, url: string, gotelPid?: number) {
   const s0 = cpuUs(serverPid);
   const g0 = gotelPid ? cpuUs(gotelPid) : 0;
+  const c0 = cpuUs(collector.pid);
   const w = load(url, SECONDS);
-  return { ...w, serverUsPerReq: (cpuUs(serverPid) - s0) / w.requests, gotelUs: gotelPid ? cpuUs(gotelPid) - g0 : 0 };
+  return {
+    ...w, serverUsPerReq: (cpuUs(serverPid) - s0) / w.requests, gotelUs: gotelPid ? cpuUs(gotelPid) - g0 : 0,
+    // how busy the receiver was: on two CPUs, the server, wrk, gotel and the Collector can want more than there is
+    collectorShare: (cpuUs(collector.pid) - c0) / (SECONDS * 1e6),
+  };
 }
 
 if (!Bun.which("wrk") || !Bun.which("h2load")) {
@@ -266,6 +272,9 @@ for (const sc of scenarios.filter((s) => only.length === 0 || only.some((o) => s
   row("requests/s", without.rps.toFixed(0), measured.map((m) => cell(m.rps.toFixed(0), m.rps / without.rps)));
   row("gotel CPU µs/span", "", measured.map((m) => cell((m.gotelUs / m.requests / spansPerRequest).toFixed(1))));
   row("gotel peak RSS MB", "", measured.map((m) => cell(m.rss.toFixed(0))));
+  // CPUs' worth over the load: where these and the server's and wrk's pass 2, spans are lost for want of CPU
+  row("gotel CPUs busy", "", measured.map((m) => cell((m.gotelUs / (SECONDS * 1e6)).toFixed(2))));
+  row("Collector CPUs busy", "", measured.map((m) => cell(m.collectorShare.toFixed(2))));
   row("spans lost / made", "", measured.map((m) => cell(`${m.lost}/${m.spans}`)));
   for (const [i, m] of measured.entries()) if (m.lost > 0) console.log(`  lost ${builds[i]!.label}: ${m.why}`);
 }

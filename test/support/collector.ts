@@ -295,6 +295,11 @@ export class Collector {
     }
   }
 
+  /** the collector's process id (the benchmarks read its CPU time) */
+  get pid(): number {
+    return this.proc.pid;
+  }
+
   /** Two distinct free loopback ports, e.g. to start gotel before any collector listens on them. */
   static async freePorts(): Promise<{ grpcPort: number; httpPort: number }> {
     const grpcPort = await freePort();
