@@ -103,7 +103,7 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "OpenTelemetry API", module: otelApi.OTEL, object: "otel_api", losses: OTEL_API_LOSSES, readiness: otelApi.readiness, present: otelApi.present, needs: otelApi.NEEDS,
     fieldsPrograms: [otelApi.FIELDS_PROGRAM],
-    load: (ctx) => OtelApiProbe.load({ ...ctx.object, enabled: ctx.env.GOTEL_OTEL_API, writeIds: ctx.writeAllowed }),
+    load: (ctx) => OtelApiProbe.load({ ...ctx.object, enabled: ctx.env.GOTEL_OTEL_API, writeIds: ctx.writeAllowed, memory: ctx.memory }),
   },
 ];
 

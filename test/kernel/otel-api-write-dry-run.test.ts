@@ -37,7 +37,7 @@ describe.each([
     service = await startServer(buildGoFixture("otel-api", build), ["global", "127.0.0.1:0"]);
     const pid = service.proc.pid;
     probe = OtelApiProbe.load({
-      mode: preferredAttachMode(), showVerifierLog: false, eventType: 2, enabled: true, writeIds: true,
+      mode: preferredAttachMode(), showVerifierLog: false, eventType: 2, enabled: true, writeIds: true, memory: () => undefined,
       constants: traceConstants({ sampler: "parentbased_always_on", ratio: 1, tracecontext: true, injectAllowed: true }),
       bytes: new Uint8Array(readFileSync(join(ROOT, "build/test-bpf/x64/otel_api_dryrun.bpf.o"))),
     });
@@ -46,7 +46,7 @@ describe.each([
     expect(prepared.offsetsSource).toBe(source); // SpanContext's offsets were found
     links.push(...prepared.attach(pid, `/proc/${pid}/exe`));
     spans = new RingBufferReader(probe.object.obj.map("events"), (v) => {
-      const r = probe.record(v, pid);
+      const r = probe.record(v, pid, (ns) => ns);
       if (r) records.push(r);
     });
     writes = injectWritesReader(probe.object, written);

@@ -251,3 +251,5 @@ GOTEL_UPROBE(otel_api_start_inject, on_start_inject)
 GOTEL_UPROBE(otel_api_ended, on_ended)
 GOTEL_UPROBE(otel_api_global_flag, on_new_span)
 GOTEL_UPROBE(otel_api_trace_flag, on_tracer_provider)
+
+#include "global_tracer_legacy.h"

@@ -12,6 +12,7 @@ import { fieldNeeds, goAtLeast, MIN_GO } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { PT_LOAD } from "../../gobin/elf.ts";
 import { typesRange } from "../../gobin/runtime-types.ts";
+import { legacyPlan, type LegacyPlan } from "./legacy-plan.ts";
 
 export const OTEL = "go.opentelemetry.io/otel";
 const SDK = "go.opentelemetry.io/auto/sdk";
@@ -71,24 +72,29 @@ export interface ApiPlan {
   lowestLoad: number;
   /** [runtime.types, runtime.etypes), link-time: how the kernel tells a context.valueCtx (trace_context.h) */
   types: { start: number; end: number };
+  /** the global tracer of otel before v1.33.0 (global_tracer_legacy.h), its programs among `programs` */
+  legacy?: LegacyPlan;
 }
 
-export const present = (exe: GoExecutable): boolean => SDKS.some((s) => exe.functions().get(s.start) !== undefined);
+export const present = (exe: GoExecutable): boolean =>
+  SDKS.some((s) => exe.functions().get(s.start) !== undefined) || exe.functions().get(`${GLOBAL}.(*tracer).Start`) !== undefined;
 
 export function plan(exe: GoExecutable, table: TableLookup = bundledTable): ApiPlan | { skipped: string; absent?: true } {
   if (!goAtLeast(exe.goVersion, MIN_GO)) return { skipped: `Go ${exe.goVersion} is older than ${MIN_GO.join(".")}` };
   const sdks = SDKS.filter((s) => exe.entrySite(s.start) && exe.entrySite(s.ended));
-  if (sdks.length === 0) {
+  const legacy = legacyPlan(exe);
+  if (legacy && "missing" in legacy) return { skipped: `${OTEL} ${exe.moduleVersion(OTEL) ?? ""}: its global tracer lacks ${legacy.missing}` };
+  if (sdks.length === 0 && !legacy) {
     const otel = exe.moduleVersion(OTEL);
     return otel
-      ? { skipped: `${OTEL} ${otel} hands its spans to no agent (that hook, go.opentelemetry.io/auto/sdk, came with v1.33.0)` }
+      ? { skipped: `${OTEL} ${otel} hands its spans to no agent and has no global tracer gotel knows` }
       : { skipped: `${SDK} is not in the binary (it does not use the OpenTelemetry Go API)`, absent: true };
   }
   const programs: Record<string, number[]> = {
-    [PROGRAMS.start]: sdks.map((s) => exe.entrySite(s.start)!.offset),
-    [PROGRAMS.ended]: sdks.map((s) => exe.entrySite(s.ended)!.offset),
+    ...(sdks.length ? { [PROGRAMS.start]: sdks.map((s) => exe.entrySite(s.start)!.offset), [PROGRAMS.ended]: sdks.map((s) => exe.entrySite(s.ended)!.offset) } : {}),
+    ...legacy?.programs,
   };
-  const variables = symbolValues(exe, SWITCHES.map((s) => s.variable));
+  const variables = sdks.length ? symbolValues(exe, SWITCHES.map((s) => s.variable)) : new Map<string, number>();
   const switches: Switch[] = [];
   for (const s of SWITCHES) {
     const reporter = exe.entrySite(s.reporter);
@@ -100,9 +106,10 @@ export function plan(exe: GoExecutable, table: TableLookup = bundledTable): ApiP
   const lowestLoad = Math.min(...exe.elf.segments.filter((g) => g.type === PT_LOAD).map((g) => g.vaddr));
   const types = typesRange(exe.elf, exe.goVersion);
   if (!types) return { skipped: "runtime.firstmoduledata was not found: gotel cannot tell which contexts carry the application's spans" };
-  const r = resolveOffsets(exe, NEEDS, table);
-  const writing = "offsets" in r && Object.values(r.offsets).every((o) => o !== undefined) ? { offsets: r.offsets, source: r.source } : undefined;
-  return { programs, ...(writing ? { writing } : {}), sdks: sdks.map((s) => s.name), switches, lowestLoad, types };
+  // the writes are the auto/sdk path's
+  const r = sdks.length ? resolveOffsets(exe, NEEDS, table) : undefined;
+  const writing = r && "offsets" in r && Object.values(r.offsets).every((o) => o !== undefined) ? { offsets: r.offsets, source: r.source } : undefined;
+  return { programs, ...(writing ? { writing } : {}), sdks: sdks.map((s) => s.name), switches, lowestLoad, types, ...(legacy ? { legacy } : {}) };
 }
 
 /** The values of a few symbols of .symtab (none when stripped). */
@@ -117,6 +124,9 @@ function symbolValues(exe: GoExecutable, names: readonly string[]): Map<string, 
 export function readiness(exe: GoExecutable): Readiness {
   const p = plan(exe);
   if ("skipped" in p) return { status: "skipped", reason: p.skipped };
+  if (p.sdks.length === 0) {
+    return { status: "ready", reason: `the global tracer of ${OTEL} ${exe.moduleVersion(OTEL) ?? ""} (before v1.33.0): (*tracer).Start's entry and ${p.programs.otel_api_legacy_started!.length} return sites (single-stepped on amd64), the entries of its span's methods; spans read from their calls` };
+  }
   const switches = p.switches.map((s) => `${s.name} switched on ${s.variable === undefined ? "when its first span starts (no symbol table: that span is not recorded)" : "at attach"}`);
   return {
     status: "ready",

@@ -10,6 +10,9 @@ import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { decodeUtf8, spanContextDecoder } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { SpanRecord } from "../../traces/span.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import type { LegacyPlan } from "./legacy-plan.ts";
+import { LEGACY_CALL, LegacySpans, legacyProcess } from "./legacy-spans.ts";
 import { PROGRAMS, plan } from "./plan.ts";
 import { parseSpanJson } from "./spans.ts";
 import { ProcessSwitches } from "./switches.ts";
@@ -19,6 +22,8 @@ export interface ApiLoadOptions extends LoadOptions {
   enabled: boolean;
   /** write gotel's IDs into the application's spans (the kernel allows bpf_probe_write_user) */
   writeIds: boolean;
+  /** a target's memory: the legacy global tracer's names, its errors' types */
+  memory: (tgid: number) => TargetMemory | undefined;
 }
 
 /** enum otel_api_event_kind */
@@ -32,6 +37,8 @@ export class OtelApiProbe extends ObjectSpanProbe {
   private readonly processLayout: StructView;
   /** per process, the bools gotel set, to reset when it lets the process go */
   private readonly switches = new Map<number, ProcessSwitches>();
+  /** spans of the global tracer of otel before v1.33.0, from their calls */
+  private readonly legacy: LegacySpans;
 
   private constructor(object: ProbeObject, private readonly opts: ApiLoadOptions) {
     super(object);
@@ -39,6 +46,7 @@ export class OtelApiProbe extends ObjectSpanProbe {
     this.context = spanContextDecoder(s);
     this.field = { kind: s.offset("kind", 4), jsonLen: s.offset("json_len", 4), json: s.offset("json"), flag: s.offset("flag", 8) };
     this.processLayout = new StructView(object.obj.btf().structLayout("gotel_api_process"));
+    this.legacy = new LegacySpans(object.obj, opts.memory);
   }
 
   private apiProcess(types: number, etypes: number): Uint8Array {
@@ -60,7 +68,7 @@ export class OtelApiProbe extends ObjectSpanProbe {
     const reported = p.switches.filter((s) => s.variable === undefined).map((s) => s.name);
     const writes = this.opts.writeIds ? p.writing : undefined;
     const { [PROGRAMS.start]: starts, ...others } = p.programs;
-    const programs = { ...others, [writes ? PROGRAMS.startWriting : PROGRAMS.start]: starts! };
+    const programs = starts ? { ...others, [writes ? PROGRAMS.startWriting : PROGRAMS.start]: starts } : others;
     const notes = [
       ...(reported.length ? [`no symbol table: ${reported.join(" and ")} switched on when its first span starts (that span is not recorded)`] : []),
       ...(this.opts.writeIds && !writes ? ["the application's spans keep a zero span context: trace.SpanContext's offsets were not found"] : []),
@@ -76,6 +84,10 @@ export class OtelApiProbe extends ObjectSpanProbe {
         // calls find API spans through their contexts' values from the first span on
         const tgids = this.object.obj.map("gotel_api_tgids");
         tgids.update(uintBytes(tgid, 4), this.apiProcess(p.types.start + bias, p.types.end + bias));
+        if (p.legacy) {
+          this.object.obj.map("otel_api_legacy_config").update(uintBytes(tgid, 4), this.legacyConfig(p.legacy, bias));
+          this.legacy.attach(tgid, legacyProcess(p.legacy, bias));
+        }
         let links: UprobeLinks[];
         try {
           links = this.object.attach(tgid, path, writes?.offsets ?? {}, programs);
@@ -93,6 +105,30 @@ export class OtelApiProbe extends ObjectSpanProbe {
     };
   }
 
+  /** struct otel_api_legacy_config: the code addresses the kernel tells the span and the options by */
+  private legacyConfig(l: LegacyPlan, bias: number): Uint8Array {
+    const v = new StructView(this.object.obj.btf().structLayout("otel_api_legacy_config"));
+    const b = new Uint8Array(v.layout.size);
+    const dv = new DataView(b.buffer);
+    const put = (field: string, i: number, address: number | undefined): void => {
+      if (address !== undefined) dv.setBigUint64(v.offset(field) + i * 8, BigInt(address + bias), true);
+    };
+    put("span_method", 0, l.spanMethod);
+    l.attributesStart.slice(0, 2).forEach((a, i) => put("attributes_start", i, a));
+    l.attributesEvent.slice(0, 2).forEach((a, i) => put("attributes_event", i, a));
+    const kinds = this.object.obj.btf().enumValues("otel_api_legacy_closure");
+    const forKernel = l.closures.flatMap((c) => {
+      const kind = c.kind === "links" ? kinds.get("LEGACY_CLOSURE_LINKS") : c.kind === "newRoot" ? kinds.get("LEGACY_CLOSURE_NEW_ROOT") : undefined;
+      return kind === undefined ? [] : [{ entry: c.entry, kind }];
+    });
+    if (forKernel.length > 8) log.warn("the OpenTelemetry API's options: more WithLinks/WithNewRoot copies than the kernel is told of", { copies: forKernel.length });
+    forKernel.slice(0, 8).forEach((c, i) => {
+      put("closure_fn", i, c.entry);
+      dv.setUint32(v.offset("closure_kind") + i * 4, Number(c.kind), true);
+    });
+    return b;
+  }
+
   private switchesOf(tgid: number): ProcessSwitches {
     let s = this.switches.get(tgid);
     if (!s) this.switches.set(tgid, (s = new ProcessSwitches(tgid)));
@@ -100,8 +136,9 @@ export class OtelApiProbe extends ObjectSpanProbe {
   }
 
   /** The application's own wall-clock times are the span's: no conversion of kernel times. */
-  record(v: DataView, tgid: number): SpanRecord | undefined {
+  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined {
     const f = this.field;
+    if (v.getUint32(f.kind, true) >= LEGACY_CALL.start) return this.legacy.record(v, tgid, toUnixNs);
     if (v.getUint32(f.kind, true) === KIND.flag) {
       const bool = Number(v.getBigUint64(f.flag, true));
       const switches = this.switchesOf(tgid);
@@ -120,6 +157,7 @@ export class OtelApiProbe extends ObjectSpanProbe {
   override forget(tgid: number): void {
     this.switches.get(tgid)?.reset();
     this.switches.delete(tgid);
+    this.legacy.forget(tgid);
     this.object.obj.map("gotel_api_tgids").delete(uintBytes(tgid, 4));
     super.forget(tgid);
   }

@@ -65,7 +65,7 @@ interface JsonTraces {
 }
 
 /** OTLP's span kinds (1 internal … 5 consumer; 0 unspecified, which the SDK treats as internal) */
-const KINDS: readonly SpanKind[] = [SpanKind.INTERNAL, SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER];
+export const KINDS: readonly SpanKind[] = [SpanKind.INTERNAL, SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER];
 const STATUS: readonly SpanStatusCode[] = [SpanStatusCode.UNSET, SpanStatusCode.OK, SpanStatusCode.ERROR];
 const HEX_ID = /^[0-9a-f]+$/;
 

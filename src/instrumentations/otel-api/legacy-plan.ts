@@ -1,0 +1,83 @@
+/**
+ * Where gotel attaches to the global tracer of go.opentelemetry.io/otel before v1.33.0 (global_tracer_legacy.h):
+ * `(*tracer).Start`'s entry and returns and the `(*nonRecordingSpan)` method wrappers, and the code addresses the
+ * kernel and user space tell the API's option types by. Those types are told apart by code, not by names: an
+ * option is an interface whose itab's first method says its type (attributeOption's applySpanStart/applyEvent),
+ * or a closure (spanOptionFunc, tracerOptionFunc) whose code pointer says which With… made it. A closure is a
+ * function of its own for every place the compiler inlined its With… into (`main.handler.WithSpanKind.1`), so
+ * those are found by the end of their names; the pclntab has them in stripped binaries too.
+ */
+import type { GoExecutable } from "../../gobin/analyze.ts";
+import { goAtLeast } from "../../probes/plan.ts";
+
+const OTEL = "go.opentelemetry.io/otel";
+const TRACE = `${OTEL}/trace`;
+const GLOBAL = `${OTEL}/internal/global`;
+const START = `${GLOBAL}.(*tracer).Start`;
+/** the hook of v1.33.0 on: its presence means the auto/sdk path (plan.ts) */
+const NEW_SPAN = `${GLOBAL}.(*tracer).newSpan`;
+const SPAN = `${GLOBAL}.(*nonRecordingSpan)`;
+
+/** program -> the nonRecordingSpan method whose wrapper's entry it probes */
+const METHODS = {
+  otel_api_legacy_attributes: "SetAttributes",
+  otel_api_legacy_name: "SetName",
+  otel_api_legacy_status: "SetStatus",
+  otel_api_legacy_event: "AddEvent",
+  otel_api_legacy_error: "RecordError",
+  otel_api_legacy_end: "End",
+} as const;
+
+/** What a closure's code pointer means (enum otel_api_legacy_closure for the first two, which the kernel needs). */
+export type ClosureKind = "links" | "newRoot" | "kind" | "version" | "schema";
+const CLOSURES: readonly [RegExp, ClosureKind][] = [
+  [/\.WithLinks\.(func)?\d+$/, "links"],
+  [/\.WithNewRoot\.(func)?\d+$/, "newRoot"],
+  [/\.WithSpanKind\.(func)?\d+$/, "kind"],
+  [/\.WithInstrumentationVersion\.(func)?\d+$/, "version"],
+  [/\.WithSchemaURL\.(func)?\d+$/, "schema"],
+];
+
+export interface LegacyPlan {
+  programs: Record<string, number[]>;
+  /** link-time addresses (add the process's load bias) */
+  spanMethod: number;
+  attributesStart: number[];
+  attributesEvent: number[];
+  /** option methods that are WithTimestamp's (timestampOption's), for user space */
+  timestamp: number[];
+  closures: { entry: number; kind: ClosureKind }[];
+  /** where tracer.name is in internal/global.tracer: after an embedded.Tracer interface from v1.20.0 on */
+  tracerNameOffset: number;
+}
+
+/** The legacy plan, or undefined when the binary has no such global tracer (none, or v1.33.0 and later). */
+export function legacyPlan(exe: GoExecutable): LegacyPlan | { missing: string } | undefined {
+  const fns = exe.functions();
+  if (!fns.get(START) || fns.get(NEW_SPAN)) return undefined;
+  const start = exe.probeSites(START);
+  const addEvent = fns.get(`${SPAN}.AddEvent`);
+  if (!start || start.returns.length === 0 || !addEvent) return { missing: `${START}'s returns or ${SPAN}.AddEvent` };
+  const programs: Record<string, number[]> = { otel_api_legacy_start: [start.entry.offset], otel_api_legacy_started: start.returns };
+  for (const [program, method] of Object.entries(METHODS)) {
+    const site = exe.entrySite(`${SPAN}.${method}`);
+    if (site) programs[program] = [site.offset];
+  }
+  if (!programs.otel_api_legacy_end) return { missing: `${SPAN}.End` };
+  const entries = (...names: string[]): number[] => names.flatMap((n) => fns.get(n)?.entry ?? []);
+  const closures: LegacyPlan["closures"] = [];
+  for (const f of fns.all()) {
+    const kind = CLOSURES.find(([re]) => re.test(f.name))?.[1];
+    if (kind) closures.push({ entry: f.entry, kind });
+  }
+  const otel = exe.moduleVersion(OTEL) ?? "";
+  return {
+    programs,
+    spanMethod: addEvent.entry,
+    attributesStart: entries(`${TRACE}.attributeOption.applySpanStart`, `${TRACE}.(*attributeOption).applySpanStart`),
+    attributesEvent: entries(`${TRACE}.attributeOption.applyEvent`, `${TRACE}.(*attributeOption).applyEvent`),
+    timestamp: [...fns.withPrefix(`${TRACE}.timestampOption.`), ...fns.withPrefix(`${TRACE}.(*timestampOption).`)].map((f) => f.entry),
+    closures,
+    tracerNameOffset: goAtLeast(otel.replace(/^v/, ""), [1, 20]) ? 16 : 0,
+  };
+}

@@ -1,0 +1,342 @@
+/**
+ * Spans of go.opentelemetry.io/otel's global tracer before v1.33.0, put together from the calls the kernel saw
+ * (global_tracer_legacy.h): START (name, options, attributes, links), then any SetAttributes, SetName, SetStatus,
+ * AddEvent and RecordError, then End. The application's SDK would apply its limits; here they are applied as the
+ * SDK applies them, with its defaults (128 attributes, events, links and attributes per event or link; later
+ * values of a key replace earlier ones; status: Ok over Error over Unset, a description only with Error), plus
+ * what the kernel reads of one call (LEGACY_* in the header): 16 attributes, keys of 64 bytes, string values of
+ * 192 bytes, slices of 192 bytes (strings: 6 of 31 bytes), 4 links, 8 options, names of 128 bytes. What a call
+ * had beyond that is counted as dropped, like the SDK's limits.
+ *
+ * The tracer's name, version and schema URL are read from the target's memory when its first span starts:
+ * tracers live as long as the global provider, which keeps them.
+ */
+import { SpanStatusCode, type AttributeValue, type Attributes } from "@opentelemetry/api";
+import type { BpfObject } from "../../ebpf/object.ts";
+import { StructView } from "../../ebpf/struct-view.ts";
+import type { TargetMemory } from "../../gobin/runtime-types.ts";
+import { decodeUtf8, hexBytes, itabTypeName, spanContextDecoder } from "../../probes/span-event.ts";
+import type { SpanRecord, SpanRecordEvent, SpanRecordLink } from "../../traces/span.ts";
+import type { ClosureKind, LegacyPlan } from "./legacy-plan.ts";
+import { KINDS } from "./spans.ts";
+
+/** enum otel_api_legacy_call */
+export const LEGACY_CALL = { start: 16, attributes: 17, name: 18, status: 19, event: 20, error: 21, end: 22 } as const;
+/** the SDK's default limits (sdk/trace's SpanLimits) */
+const LIMIT = 128;
+/** spans started and not ended that are kept; beyond, the oldest is forgotten (an SDK would not export it either) */
+const OPEN_MAX = 10_000;
+/** codes.Code -> OpenTelemetry JS, in the SDK's order of precedence (Unset < Error < Ok) */
+const STATUS: readonly SpanStatusCode[] = [SpanStatusCode.UNSET, SpanStatusCode.ERROR, SpanStatusCode.OK];
+const PRECEDENCE = [0, 1, 2];
+/** the error types whose first string field is their Error() text */
+const TEXT_ERRORS = new Set(["*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors"]);
+
+/** A process's code addresses (load bias added) that tell the options apart, from its LegacyPlan. */
+export interface LegacyProcess {
+  timestamp: Set<number>;
+  closures: Map<number, ClosureKind>;
+  tracerNameOffset: number;
+}
+
+export function legacyProcess(plan: LegacyPlan, bias: number): LegacyProcess {
+  return {
+    timestamp: new Set(plan.timestamp.map((a) => a + bias)),
+    closures: new Map(plan.closures.map((c) => [c.entry + bias, c.kind])),
+    tracerNameOffset: plan.tracerNameOffset,
+  };
+}
+
+interface Scope { name: string; version: string; schemaUrl: string }
+
+interface OpenSpan {
+  record: SpanRecord;
+  attributes: Map<string, AttributeValue>;
+  droppedAttributes: number;
+  statusRank: number;
+  events: SpanRecordEvent[];
+  droppedEvents: number;
+}
+
+interface Kv { group: number; key: string; value: AttributeValue | undefined }
+
+export class LegacySpans {
+  private readonly context: ReturnType<typeof spanContextDecoder>;
+  private readonly f: Record<"kind" | "nameLen" | "nOpts" | "nLinks" | "nSources" | "nKv" | "tracer" | "value" | "name" | "opts" | "links" | "sources" | "kv" | "start", number>;
+  private readonly opt: { size: number; method: number; data: number };
+  private readonly kv: { size: number; raw: number; group: number; keyLen: number; valueLen: number; key: number; value: number };
+  private readonly open = new Map<string, OpenSpan>();
+  private readonly processes = new Map<number, LegacyProcess>();
+  private readonly scopes = new Map<string, Scope>();
+
+  constructor(obj: BpfObject, private readonly memory: (tgid: number) => TargetMemory | undefined) {
+    const s = new StructView(obj.btf().structLayout("otel_api_call_event"));
+    this.context = spanContextDecoder(s);
+    this.f = {
+      kind: s.offset("kind", 4), nameLen: s.offset("name_len", 4), nOpts: s.offset("n_opts", 4), nLinks: s.offset("n_links", 4),
+      nSources: s.offset("n_sources", 4), nKv: s.offset("n_kv", 4), tracer: s.offset("tracer", 8), value: s.offset("value", 8),
+      name: s.offset("name"), opts: s.offset("opts"), links: s.offset("links"), sources: s.offset("sources"), kv: s.offset("kv"), start: s.offset("hdr.start_ns", 8),
+    };
+    const o = new StructView(obj.btf().structLayout("otel_api_option"));
+    this.opt = { size: o.layout.size, method: o.offset("method", 8), data: o.offset("data") };
+    const k = new StructView(obj.btf().structLayout("otel_api_kv"));
+    this.kv = { size: k.layout.size, raw: k.offset("raw"), group: k.offset("group", 4), keyLen: k.offset("key_len", 4), valueLen: k.offset("value_len", 4), key: k.offset("key"), value: k.offset("value") };
+  }
+
+  attach(tgid: number, p: LegacyProcess): void {
+    this.processes.set(tgid, p);
+  }
+
+  forget(tgid: number): void {
+    this.processes.delete(tgid);
+    for (const key of this.scopes.keys()) if (key.startsWith(`${tgid}:`)) this.scopes.delete(key);
+    for (const key of this.open.keys()) if (key.startsWith(`${tgid}:`)) this.open.delete(key);
+  }
+
+  /** One call; the span when it was End. */
+  record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined {
+    const p = this.processes.get(tgid);
+    if (!p) return undefined;
+    const kind = v.getUint32(this.f.kind, true);
+    const c = this.context(v);
+    const key = `${tgid}:${c.spanId}`;
+    const at = toUnixNs(v.getBigUint64(this.f.start, true));
+    if (kind === LEGACY_CALL.start) {
+      this.begin(key, v, tgid, p, c, at);
+      return undefined;
+    }
+    const span = this.open.get(key);
+    if (!span) return undefined; // its START was lost (counted in the kernel) or it began before gotel attached
+    switch (kind) {
+      case LEGACY_CALL.attributes:
+        this.setAttributes(span, this.kvs(v), 0, this.sourceLength(v, 0));
+        break;
+      case LEGACY_CALL.name:
+        span.record.name = this.text(v);
+        break;
+      case LEGACY_CALL.status:
+        this.setStatus(span, Number(v.getBigUint64(this.f.value, true)), this.text(v));
+        break;
+      case LEGACY_CALL.event:
+        this.addEvent(span, this.text(v), v, p, at, {});
+        break;
+      case LEGACY_CALL.error:
+        this.addEvent(span, "exception", v, p, at, this.exception(v, tgid));
+        break;
+      case LEGACY_CALL.end: {
+        this.open.delete(key);
+        const r = span.record;
+        r.endUnixNs = this.timestamp(v, p) ?? at;
+        r.attributes = Object.fromEntries(span.attributes);
+        if (span.events.length) r.events = span.events;
+        const dropped = { attributes: span.droppedAttributes, events: span.droppedEvents, links: r.dropped?.links ?? 0 };
+        if (dropped.attributes || dropped.events || dropped.links) r.dropped = dropped;
+        else delete r.dropped;
+        return r;
+      }
+    }
+    return undefined;
+  }
+
+  private begin(key: string, v: DataView, tgid: number, p: LegacyProcess, c: ReturnType<LegacySpans["context"]>, at: bigint): void {
+    const scope = this.scope(tgid, v.getBigUint64(this.f.tracer, true), p);
+    let kind = KINDS[0]!;
+    for (const o of this.options(v)) {
+      if (p.closures.get(o.fn) === "kind") kind = KINDS[Number(o.data.getBigInt64(8, true))] ?? kind;
+    }
+    const kvs = this.kvs(v);
+    const links = this.links(v, kvs);
+    const record: SpanRecord = {
+      traceId: c.traceId,
+      spanId: c.spanId,
+      parentSpanId: c.parentSpanId,
+      parentIsRemote: c.parentSpanId ? false : undefined,
+      traceState: c.traceState,
+      name: this.text(v),
+      kind,
+      startUnixNs: this.timestamp(v, p) ?? at,
+      endUnixNs: at,
+      attributes: {},
+      status: { code: SpanStatusCode.UNSET },
+      scope: scope.name,
+      scopeVersion: scope.version,
+      scopeSchemaUrl: scope.schemaUrl,
+      ...(links.kept.length ? { links: links.kept } : {}),
+      ...(links.dropped ? { dropped: { attributes: 0, events: 0, links: links.dropped } } : {}),
+    };
+    const span: OpenSpan = { record, attributes: new Map(), droppedAttributes: 0, statusRank: 0, events: [], droppedEvents: 0 };
+    this.setAttributes(span, kvs, 0, this.sourceLength(v, 0));
+    if (this.open.size >= OPEN_MAX) this.open.delete(this.open.keys().next().value!);
+    this.open.set(key, span);
+  }
+
+  /** SetAttributes: later values replace earlier ones; new keys beyond the limit are dropped */
+  private setAttributes(span: OpenSpan, kvs: Kv[], group: number, had: number): void {
+    let read = 0;
+    for (const a of kvs) {
+      if (a.group !== group) continue;
+      read++;
+      if (a.value === undefined) continue;
+      if (!span.attributes.has(a.key) && span.attributes.size >= LIMIT) span.droppedAttributes++;
+      else span.attributes.set(a.key, a.value);
+    }
+    span.droppedAttributes += had - read;
+  }
+
+  private setStatus(span: OpenSpan, code: number, description: string): void {
+    const rank = PRECEDENCE[code] ?? 0;
+    if (rank < span.statusRank || code >= STATUS.length) return;
+    span.statusRank = rank;
+    const status = STATUS[code]!;
+    span.record.status = status === SpanStatusCode.ERROR && description ? { code: status, message: description } : { code: status };
+  }
+
+  /** an event; `last` (RecordError's exception.*) is set after the options' attributes, as the SDK appends it */
+  private addEvent(span: OpenSpan, name: string, v: DataView, p: LegacyProcess, at: bigint, last: Attributes): void {
+    if (span.events.length >= LIMIT) {
+      span.droppedEvents++;
+      return;
+    }
+    const attributes: Attributes = {};
+    let dropped = this.sourceLength(v, 0);
+    for (const a of this.kvs(v)) {
+      if (a.group !== 0) continue;
+      dropped--;
+      if (a.value === undefined) continue;
+      if (!(a.key in attributes) && Object.keys(attributes).length >= LIMIT) dropped++;
+      else attributes[a.key] = a.value;
+    }
+    span.events.push({ name, timeUnixNs: this.timestamp(v, p) ?? at, attributes: { ...attributes, ...last }, droppedAttributes: dropped });
+  }
+
+  /** RecordError's attributes, as the SDK's: exception.type (the error's Go type) and exception.message */
+  private exception(v: DataView, tgid: number): Attributes {
+    const type = itabTypeName(this.memory(tgid), v.getBigUint64(this.f.value, true)) ?? "_OTHER";
+    const out: Attributes = { "exception.type": type };
+    if (TEXT_ERRORS.has(type)) out["exception.message"] = this.text(v);
+    return out;
+  }
+
+  private text(v: DataView): string {
+    return decodeUtf8(v, this.f.name, Math.min(v.getUint32(this.f.nameLen, true), 128));
+  }
+
+  private options(v: DataView): { method: number; fn: number; data: DataView }[] {
+    const n = Math.min(v.getUint32(this.f.nOpts, true), 8);
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const at = this.f.opts + i * this.opt.size;
+      const data = new DataView(v.buffer, v.byteOffset + at + this.opt.data, 32);
+      out.push({ method: Number(v.getBigUint64(at + this.opt.method, true)), fn: Number(data.getBigUint64(0, true)), data });
+    }
+    return out;
+  }
+
+  /** a WithTimestamp among the options (a time.Time: wall, ext), as ns since the epoch */
+  private timestamp(v: DataView, p: LegacyProcess): bigint | undefined {
+    const o = this.options(v).find((x) => p.timestamp.has(x.method));
+    return o ? goTimeUnixNs(o.data.getBigUint64(0, true), o.data.getBigInt64(8, true)) : undefined;
+  }
+
+  /** attributes the list of that group had (sources[]), kept or not */
+  private sourceLength(v: DataView, group: number): number {
+    let n = 0;
+    for (let i = 0; i < Math.min(v.getUint32(this.f.nSources, true), 8); i++) {
+      if (v.getUint32(this.f.sources + i * 8, true) === group) n += v.getUint32(this.f.sources + i * 8 + 4, true);
+    }
+    return n;
+  }
+
+  private links(v: DataView, kvs: Kv[]): { kept: SpanRecordLink[]; dropped: number } {
+    const kept: SpanRecordLink[] = [];
+    const n = Math.min(v.getUint32(this.f.nLinks, true), 4);
+    for (let i = 0; i < n; i++) {
+      const at = this.f.links + i * 64;
+      const traceId = hexBytes(v, at, 16);
+      const spanId = hexBytes(v, at + 16, 8);
+      if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) continue; // the SDK ignores invalid links
+      const attributes: Attributes = {};
+      let read = 0;
+      for (const a of kvs) {
+        if (a.group !== i + 1) continue;
+        read++;
+        if (a.value !== undefined && Object.keys(attributes).length < LIMIT) attributes[a.key] = a.value;
+      }
+      kept.push({ traceId, spanId, sampled: (v.getUint8(at + 24) & 1) === 1, attributes, droppedAttributes: this.sourceLength(v, i + 1) - read });
+    }
+    return { kept: kept.slice(0, LIMIT), dropped: Math.max(0, kept.length - LIMIT) };
+  }
+
+  private kvs(v: DataView): Kv[] {
+    const n = Math.min(v.getUint32(this.f.nKv, true), 16, Math.floor((v.byteLength - this.f.kv) / this.kv.size));
+    const out: Kv[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = this.f.kv + i * this.kv.size;
+      const key = decodeUtf8(v, at + this.kv.key, Math.min(v.getUint32(at + this.kv.keyLen, true), 64));
+      const value = attributeValue(v, at + this.kv.raw, at + this.kv.value, Math.min(v.getUint32(at + this.kv.valueLen, true), 192));
+      out.push({ group: v.getUint32(at + this.kv.group, true), key, value });
+    }
+    return out;
+  }
+
+  private scope(tgid: number, tracer: bigint, p: LegacyProcess): Scope {
+    const key = `${tgid}:${tracer}`;
+    let s = this.scopes.get(key);
+    if (!s) this.scopes.set(key, (s = readTracer(this.memory(tgid), Number(tracer), p)));
+    return s;
+  }
+}
+
+/** attribute.Type: BOOL 1, INT64 2, FLOAT64 3, STRING 4, then the slices of each */
+function attributeValue(v: DataView, raw: number, value: number, len: number): AttributeValue | undefined {
+  const type = Number(v.getBigUint64(raw + 16, true));
+  switch (type) {
+    case 1: return v.getBigUint64(raw + 24, true) !== 0n;
+    case 2: return Number(v.getBigInt64(raw + 24, true));
+    case 3: return v.getFloat64(raw + 24, true);
+    case 4: return decodeUtf8(v, value, len);
+    case 5: return Array.from({ length: len }, (_, i) => v.getUint8(value + i) !== 0);
+    case 6: return Array.from({ length: Math.floor(len / 8) }, (_, i) => Number(v.getBigInt64(value + i * 8, true)));
+    case 7: return Array.from({ length: Math.floor(len / 8) }, (_, i) => v.getFloat64(value + i * 8, true));
+    case 8: return Array.from({ length: Math.floor(len / 32) }, (_, i) => decodeUtf8(v, value + i * 32 + 1, Math.min(v.getUint8(value + i * 32), 31)));
+    default: return undefined; // INVALID: the SDK drops it too
+  }
+}
+
+/** time.Time {wall uint64; ext int64}: with the monotonic bit, wall holds seconds since 1885 and ext the
+ * monotonic reading; without, ext holds seconds since year 1. */
+export function goTimeUnixNs(wall: bigint, ext: bigint): bigint {
+  const nsec = wall & ((1n << 30n) - 1n);
+  const hasMonotonic = (wall >> 63n) === 1n;
+  const sec = hasMonotonic ? ((wall << 1n) & ((1n << 64n) - 1n)) >> 31n : ext;
+  const wallToInternal = 59_453_308_800n; // (1884*365 + 1884/4 - 1884/100 + 1884/400) days
+  const unixToInternal = 62_135_596_800n; // (1969*365 + 1969/4 - 1969/100 + 1969/400) days
+  return ((hasMonotonic ? sec + wallToInternal : sec) - unixToInternal) * 1_000_000_000n + nsec;
+}
+
+/** internal/global.tracer {[embedded.Tracer]; name string; opts []trace.TracerOption; …}: the name, and the
+ * version and schema URL its WithInstrumentationVersion / WithSchemaURL closures captured. */
+function readTracer(memory: TargetMemory | undefined, tracer: number, p: LegacyProcess): Scope {
+  const scope: Scope = { name: "", version: "", schemaUrl: "" };
+  if (!memory || !tracer) return scope;
+  const word = (at: number): number | undefined => {
+    const b = memory.read(at, 8);
+    return b ? Number(new DataView(b.buffer).getBigUint64(0, true)) : undefined;
+  };
+  const string = (at: number): string => {
+    const ptr = word(at), len = word(at + 8);
+    if (!ptr || !len || len > 4096) return "";
+    const b = memory.read(ptr, len);
+    return b ? new TextDecoder().decode(b) : "";
+  };
+  const base = tracer + p.tracerNameOffset;
+  scope.name = string(base);
+  const opts = word(base + 16), n = Math.min(word(base + 24) ?? 0, 16);
+  for (let i = 0; opts && i < n; i++) {
+    const closure = word(opts + i * 16 + 8);
+    const kind = closure ? p.closures.get(word(closure) ?? 0) : undefined;
+    if (kind === "version") scope.version = string(closure! + 8);
+    else if (kind === "schema") scope.schemaUrl = string(closure! + 8);
+  }
+  return scope;
+}
