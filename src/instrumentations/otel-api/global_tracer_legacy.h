@@ -46,6 +46,10 @@
 #define ATTR_BOOLSLICE 5
 #define ATTR_FLOAT64SLICE 7
 #define ATTR_STRINGSLICE 8
+/* abi.Type: Size_ at 0, Kind_ at 23 (Go 1.19-1.27, 64-bit) */
+#define ABI_TYPE_KIND 23
+#define ABI_KIND_MASK 0x1f
+#define ABI_KIND_POINTER 22
 /* valueCtx {Context; key, val any}: val's data word */
 #define VALUE_CTX_VAL_DATA 40
 /* an itab's first method: fun[0] after inter, _type, hash (+pad) */
@@ -206,9 +210,18 @@ static __always_inline void read_kv(struct otel_api_kv *o, __u64 at, __u32 group
 	}
 	if (vtype < ATTR_BOOLSLICE || vtype > ATTR_STRINGSLICE || !slice.tab || !slice.data)
 		return;
-	__s64 size = 0; /* the array's bytes: abi.Type.Size_ of the [N]T the slice value holds */
-	if (bpf_probe_read_user(&size, 8, (const void *)slice.tab))
+	/* From v1.12.0 the value holds a [N]T: its bytes are its type's Size_; before, a *[]T */
+	__s64 size = 0;
+	__u8 kind = 0;
+	if (bpf_probe_read_user(&size, 8, (const void *)slice.tab) || bpf_probe_read_user(&kind, 1, (const void *)(slice.tab + ABI_TYPE_KIND)))
 		return;
+	if ((kind & ABI_KIND_MASK) == ABI_KIND_POINTER) {
+		struct go_slice header;
+		if (bpf_probe_read_user(&header, sizeof(header), (const void *)slice.data))
+			return;
+		slice.data = header.ptr;
+		size = header.len * (vtype == ATTR_BOOLSLICE ? 1 : vtype == ATTR_STRINGSLICE ? 16 : 8);
+	}
 	if (vtype <= ATTR_FLOAT64SLICE) {
 		o->value_len = go_read_bytes(o->value, LEGACY_VALUE_MAX, slice.data, size);
 		return;
