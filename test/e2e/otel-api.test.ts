@@ -168,6 +168,39 @@ describe.each([
       if (INJECTION || SAME_HOST) expect({ traceId: served.traceId, parent: served.parentSpanId }).toEqual({ traceId: server.traceId, parent: client.spanId });
     });
 
+    test("times the application gives (WithTimestamp) for a span's start, end and event, and its kind", async () => {
+      collector.clear();
+      expect(await (await fetch(`${t.base}/options`)).text()).toBe("ok");
+      expect(await waitFor(() => t.mine().length >= 3, 10_000)).toBe(true);
+      await Bun.sleep(300);
+      const all = t.mine();
+      expect(all.length).toBe(3);
+      const server = only(all, (s) => s.kind === SPAN_KIND.SERVER, "GET /options");
+      const scheduled = only(all, (s) => s.name === "scheduled", "the API span");
+      const query = only(all, (s) => s.scope.name.includes("database/sql"), "the query");
+      const start = 1_700_000_000_123_456_789n;
+      expect({ kind: scheduled.kind, start: scheduled.startTimeUnixNano, end: scheduled.endTimeUnixNano, parent: scheduled.parentSpanId })
+        .toEqual({ kind: closuresNamed ? SPAN_KIND.PRODUCER : SPAN_KIND.INTERNAL, start, end: start + 1_000_000_000n, parent: server.spanId });
+      expect(scheduled.events.map((e) => [e.name, e.timeUnixNano])).toEqual([["planned", start + 1_000_000n]]);
+      expect(query.parentSpanId).toBe(scheduled.spanId);
+    });
+
+    // auto/sdk asks the agent for a span's parent without its options: WithNewRoot is honoured on the legacy path only (README)
+    test.if(legacy && closuresNamed)("WithNewRoot: a new trace, with the calls made under it", async () => {
+      collector.clear();
+      expect(await (await fetch(`${t.base}/detached`)).text()).toBe("ok");
+      expect(await waitFor(() => t.mine().length >= 3, 10_000)).toBe(true);
+      await Bun.sleep(300);
+      const all = t.mine();
+      expect(all.length).toBe(3);
+      const server = only(all, (s) => s.kind === SPAN_KIND.SERVER, "GET /detached");
+      const detached = only(all, (s) => s.name === "detached", "the API span");
+      const query = only(all, (s) => s.scope.name.includes("database/sql"), "the query");
+      expect(detached.parentSpanId).toBe("");
+      expect(detached.traceId).not.toBe(server.traceId);
+      expect({ traceId: query.traceId, parent: query.parentSpanId }).toEqual({ traceId: detached.traceId, parent: detached.spanId });
+    });
+
     test("200 concurrent requests: every API span exactly once, each under its own request", async () => {
       collector.clear();
       const n = 200;
