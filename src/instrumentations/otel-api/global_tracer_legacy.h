@@ -11,7 +11,8 @@
  *   (*tracer).Start RETs  (ctx itab, ctx, span itab, span)  if the span is a nonRecordingSpan (its itab's first
  *       method is the one user space gave), makes the span's context (parent: the span recorded for ctx, else a
  *       new trace, unless WithNewRoot), records it under both boxes and sends START with the name, the options
- *       and their attributes and links;
+ *       and their attributes and links; where the kernel allows bpf_probe_write_user (..._inject), writes the
+ *       span's IDs into both boxes' trace.SpanContext, so that the application sees them;
  *   (*nonRecordingSpan).SetAttributes / SetName / SetStatus / AddEvent / RecordError / End entries
  *       send what the call carries, tagged with the span's ID; End forgets the boxes.
  * User space (legacy-spans.ts) puts a span together from its calls. Everything is read in the kernel at the
@@ -66,6 +67,7 @@ struct otel_api_legacy_config {
 	__u64 attributes_event[2];  /* its applyEvent: at AddEvent / RecordError */
 	__u64 closure_fn[LEGACY_CLOSURES_MAX];
 	__u32 closure_kind[LEGACY_CLOSURES_MAX]; /* enum otel_api_legacy_closure */
+	__u64 span_context; /* where nonRecordingSpan.sc is: after an embedded.Span interface from v1.20.0 on */
 };
 
 enum otel_api_legacy_closure {
@@ -407,7 +409,19 @@ static __always_inline int on_legacy_start(const void *ctx)
 	return 0;
 }
 
-static __always_inline int on_legacy_started(const void *ctx)
+/* Writes the span's IDs and flags into nonRecordingSpan.sc of a box (trace.SpanContext: traceID, spanID,
+ * traceFlags at 0, 16, 24): plain bytes of an object nothing else writes, which the application's
+ * span.SpanContext() and its children's trace.SpanContextFromContext then read. */
+static __always_inline void write_box(__u64 box, __u64 at, const struct gotel_span_context *sc)
+{
+	if (!box)
+		return;
+	inject_write_user((void *)(box + at), sc->trace_id, 16);
+	inject_write_user((void *)(box + at + 16), sc->span_id, 8);
+	inject_write_user((void *)(box + at + 24), &sc->flags, 1);
+}
+
+static __always_inline int legacy_started(const void *ctx, const int write)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
@@ -449,6 +463,11 @@ static __always_inline int on_legacy_started(const void *ctx)
 		bpf_map_update_elem(&otel_api_legacy_spans, &k, span, BPF_ANY);
 		gotel_track(tgid, ctx_box, &f->sc);
 	}
+	if (write) {
+		write_box(span_box, cfg->span_context, &f->sc);
+		if (ctx_box != span_box)
+			write_box(ctx_box, cfg->span_context, &f->sc);
+	}
 	if (!(f->sc.flags & GOTEL_FLAG_SAMPLED))
 		return 0; /* counted at its End */
 
@@ -462,6 +481,9 @@ static __always_inline int on_legacy_started(const void *ctx)
 	send_call(e);
 	return 0;
 }
+
+static __always_inline int on_legacy_started(const void *ctx) { return legacy_started(ctx, 0); }
+static __always_inline int on_legacy_started_inject(const void *ctx) { return legacy_started(ctx, 1); }
 
 /* SetAttributes(s, kv ...KeyValue) */
 static __always_inline int on_legacy_attributes(const void *ctx)
@@ -567,6 +589,7 @@ static __always_inline int on_legacy_end(const void *ctx)
 
 GOTEL_UPROBE(otel_api_legacy_start, on_legacy_start)
 GOTEL_UPROBE(otel_api_legacy_started, on_legacy_started)
+GOTEL_UPROBE(otel_api_legacy_started_inject, on_legacy_started_inject)
 GOTEL_UPROBE(otel_api_legacy_attributes, on_legacy_attributes)
 GOTEL_UPROBE(otel_api_legacy_name, on_legacy_name)
 GOTEL_UPROBE(otel_api_legacy_status, on_legacy_status)

@@ -28,6 +28,9 @@ const METHODS = {
   otel_api_legacy_end: "End",
 } as const;
 
+/** the program at Start's returns, and its variant that writes gotel's IDs into the application's span */
+export const LEGACY_STARTED = { plain: "otel_api_legacy_started", writing: "otel_api_legacy_started_inject" } as const;
+
 /** What a closure's code pointer means (enum otel_api_legacy_closure for the first two, which the kernel needs). */
 export type ClosureKind = "links" | "newRoot" | "kind" | "version" | "schema";
 const CLOSURES: readonly [RegExp, ClosureKind][] = [
@@ -47,8 +50,9 @@ export interface LegacyPlan {
   /** option methods that are WithTimestamp's (timestampOption's), for user space */
   timestamp: number[];
   closures: { entry: number; kind: ClosureKind }[];
-  /** where tracer.name is in internal/global.tracer: after an embedded.Tracer interface from v1.20.0 on */
-  tracerNameOffset: number;
+  /** internal/global's tracer and nonRecordingSpan begin with an embedded interface (embedded.Tracer,
+   * embedded.Span) from v1.20.0 on: where their first own field (name, sc) is */
+  embedded: number;
 }
 
 /** The legacy plan, or undefined when the binary has no such global tracer (none, or v1.33.0 and later). */
@@ -58,7 +62,7 @@ export function legacyPlan(exe: GoExecutable): LegacyPlan | { missing: string } 
   const start = exe.probeSites(START);
   const addEvent = fns.get(`${SPAN}.AddEvent`);
   if (!start || start.returns.length === 0 || !addEvent) return { missing: `${START}'s returns or ${SPAN}.AddEvent` };
-  const programs: Record<string, number[]> = { otel_api_legacy_start: [start.entry.offset], otel_api_legacy_started: start.returns };
+  const programs: Record<string, number[]> = { otel_api_legacy_start: [start.entry.offset], [LEGACY_STARTED.plain]: start.returns };
   for (const [program, method] of Object.entries(METHODS)) {
     const site = exe.entrySite(`${SPAN}.${method}`);
     if (site) programs[program] = [site.offset];
@@ -78,6 +82,6 @@ export function legacyPlan(exe: GoExecutable): LegacyPlan | { missing: string } 
     attributesEvent: entries(`${TRACE}.attributeOption.applyEvent`, `${TRACE}.(*attributeOption).applyEvent`),
     timestamp: [...fns.withPrefix(`${TRACE}.timestampOption.`), ...fns.withPrefix(`${TRACE}.(*timestampOption).`)].map((f) => f.entry),
     closures,
-    tracerNameOffset: goAtLeast(otel.replace(/^v/, ""), [1, 20]) ? 16 : 0,
+    embedded: goAtLeast(otel.replace(/^v/, ""), [1, 20]) ? 16 : 0,
   };
 }

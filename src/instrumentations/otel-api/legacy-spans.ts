@@ -36,6 +36,7 @@ const TEXT_ERRORS = new Set(["*errors.errorString", "*fmt.wrapError", "*fmt.wrap
 export interface LegacyProcess {
   timestamp: Set<number>;
   closures: Map<number, ClosureKind>;
+  /** where internal/global.tracer's name is */
   tracerNameOffset: number;
 }
 
@@ -43,7 +44,7 @@ export function legacyProcess(plan: LegacyPlan, bias: number): LegacyProcess {
   return {
     timestamp: new Set(plan.timestamp.map((a) => a + bias)),
     closures: new Map(plan.closures.map((c) => [c.entry + bias, c.kind])),
-    tracerNameOffset: plan.tracerNameOffset,
+    tracerNameOffset: plan.embedded,
   };
 }
 

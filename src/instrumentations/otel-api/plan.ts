@@ -12,7 +12,7 @@ import { fieldNeeds, goAtLeast, MIN_GO } from "../../probes/plan.ts";
 import type { Readiness } from "../../probes/instrumentation.ts";
 import { PT_LOAD } from "../../gobin/elf.ts";
 import { typesRange } from "../../gobin/runtime-types.ts";
-import { legacyPlan, type LegacyPlan } from "./legacy-plan.ts";
+import { LEGACY_STARTED, legacyPlan, type LegacyPlan } from "./legacy-plan.ts";
 
 export const OTEL = "go.opentelemetry.io/otel";
 const SDK = "go.opentelemetry.io/auto/sdk";
@@ -125,7 +125,7 @@ export function readiness(exe: GoExecutable): Readiness {
   const p = plan(exe);
   if ("skipped" in p) return { status: "skipped", reason: p.skipped };
   if (p.sdks.length === 0) {
-    return { status: "ready", reason: `the global tracer of ${OTEL} ${exe.moduleVersion(OTEL) ?? ""} (before v1.33.0): (*tracer).Start's entry and ${p.programs.otel_api_legacy_started!.length} return sites (single-stepped on amd64), the entries of its span's methods; spans read from their calls` };
+    return { status: "ready", reason: `the global tracer of ${OTEL} ${exe.moduleVersion(OTEL) ?? ""} (before v1.33.0): (*tracer).Start's entry and ${p.programs[LEGACY_STARTED.plain]!.length} return sites (single-stepped on amd64), the entries of its span's methods; spans read from their calls; gotel's IDs written into the application's spans where the kernel allows it` };
   }
   const switches = p.switches.map((s) => `${s.name} switched on ${s.variable === undefined ? "when its first span starts (no symbol table: that span is not recorded)" : "at attach"}`);
   return {

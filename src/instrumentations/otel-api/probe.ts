@@ -11,7 +11,7 @@ import { decodeUtf8, spanContextDecoder } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
-import type { LegacyPlan } from "./legacy-plan.ts";
+import { LEGACY_STARTED, type LegacyPlan } from "./legacy-plan.ts";
 import { LEGACY_CALL, LegacySpans, legacyProcess } from "./legacy-spans.ts";
 import { PROGRAMS, plan } from "./plan.ts";
 import { parseSpanJson } from "./spans.ts";
@@ -67,11 +67,18 @@ export class OtelApiProbe extends ObjectSpanProbe {
     if (!this.opts.enabled) return { skipped: "off (GOTEL_OTEL_API=false): the application's OpenTelemetry API spans are not recorded" };
     const reported = p.switches.filter((s) => s.variable === undefined).map((s) => s.name);
     const writes = this.opts.writeIds ? p.writing : undefined;
-    const { [PROGRAMS.start]: starts, ...others } = p.programs;
-    const programs = starts ? { ...others, [writes ? PROGRAMS.startWriting : PROGRAMS.start]: starts } : others;
+    const programs = { ...p.programs };
+    const writing = (plain: string, variant: string): void => {
+      if (!programs[plain]) return;
+      programs[variant] = programs[plain];
+      delete programs[plain];
+    };
+    if (writes) writing(PROGRAMS.start, PROGRAMS.startWriting);
+    // the legacy path's writes need no offsets: its layouts are the same in every release it covers
+    if (this.opts.writeIds) writing(LEGACY_STARTED.plain, LEGACY_STARTED.writing);
     const notes = [
       ...(reported.length ? [`no symbol table: ${reported.join(" and ")} switched on when its first span starts (that span is not recorded)`] : []),
-      ...(this.opts.writeIds && !writes ? ["the application's spans keep a zero span context: trace.SpanContext's offsets were not found"] : []),
+      ...(this.opts.writeIds && p.sdks.length && !writes ? ["the application's spans keep a zero span context: trace.SpanContext's offsets were not found"] : []),
     ];
     return {
       ...(writes ? { offsetsSource: writes.source } : {}),
@@ -114,6 +121,7 @@ export class OtelApiProbe extends ObjectSpanProbe {
       if (address !== undefined) dv.setBigUint64(v.offset(field) + i * 8, BigInt(address + bias), true);
     };
     put("span_method", 0, l.spanMethod);
+    dv.setBigUint64(v.offset("span_context", 8), BigInt(l.embedded), true);
     l.attributesStart.slice(0, 2).forEach((a, i) => put("attributes_start", i, a));
     l.attributesEvent.slice(0, 2).forEach((a, i) => put("attributes_event", i, a));
     const kinds = this.object.obj.btf().enumValues("otel_api_legacy_closure");
