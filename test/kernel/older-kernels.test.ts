@@ -6,8 +6,9 @@
  * over test/fixtures/sql-fake running every database/sql path gotel probes, and over test/fixtures/grpc-service
  * (grpc v1.85) making gRPC calls to itself, whose server spans continue the traceparent gotel wrote into them,
  * and over two more A (Go 1.19 and 1.27) calling a B over HTTP/2 (TLS) with net/http's own HTTP/2 client, and
- * over test/fixtures/otel-api, whose handler makes spans through the OpenTelemetry API: there gotel writes its IDs
- * into the application's spans, which the program prints.
+ * over test/fixtures/otel-api (otel v1.47 and, the global tracer before its agent hook, v1.32), whose handler makes
+ * spans through the OpenTelemetry API: there gotel writes its IDs into the application's spans, which the program
+ * prints.
  * These kernels boot without lockdown, so unlike this machine they let gotel write `traceparent` into A's
  * outgoing requests: the one place bpf_probe_write_user is checked on the wire.
  */
@@ -48,11 +49,13 @@ A27=$!
 echo "@@h2pids $B2 $A19 $A27"
 /otel global 127.0.0.1:8086 > /tmp/otel.log 2>&1 &
 O=$!
+/otel132 global 127.0.0.1:8088 > /tmp/otel132.log 2>&1 &
+O2=$!
 sleep 1
 i=0; while [ $i -lt 100 ] && ! grep -q '^listening ' /tmp/grpc.log; do sleep 0.2; i=$((i+1)); done
 GRPC_HTTP=$(sed -n 's/^listening //p' /tmp/grpc.log)
 OTEL_GO_AUTO_INCLUDE_DB_STATEMENT=true OTEL_GO_AUTO_PARSE_DB_STATEMENT=true \
-  /gotel trace --pid $A --pid $B --pid $S --pid $G --pid $B2 --pid $A19 --pid $A27 --pid $O --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
+  /gotel trace --pid $A --pid $B --pid $S --pid $G --pid $B2 --pid $A19 --pid $A27 --pid $O --pid $O2 --format jsonl > /tmp/spans.jsonl 2> /tmp/trace.err &
 T=$!
 i=0; while [ $i -lt 600 ] && ! grep -q 'gotel is running' /tmp/trace.err; do sleep 0.2; i=$((i+1)); done
 echo "@@running-wait $i"; grep -q 'gotel is running' /tmp/trace.err || sed 's/^/@@not-running /' /tmp/trace.err
@@ -61,6 +64,7 @@ echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01
 for port in 8084 8085; do for n in 1 2; do echo "@@h2answer $(wget -q -O - "http://127.0.0.1:$port/inline?id=h2-$port-$n")"; done; done
 echo "@@sql $(wget -q -O - 'http://127.0.0.1:8082/run')"
 echo "@@otel $(wget -q -O - 'http://127.0.0.1:8086/work')"
+echo "@@otel132 $(wget -q -O - 'http://127.0.0.1:8088/work')"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=empty")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=unary&code=5&msg=vm")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=bidi&n=3")"
@@ -103,6 +107,7 @@ function vmFiles(kernel: string) {
     { path: "/sql", from: buildGoFixture("sql-fake", { goVersion: "1.27.4", goarch }) },
     { path: "/grpc", from: buildGoFixture("grpc-service", { goVersion: "1.27.4", goarch }) },
     { path: "/otel", from: buildGoFixture("otel-api", { goVersion: "1.27.4", goarch }) },
+    { path: "/otel132", from: buildGoFixture("otel-api", { goVersion: "1.22.12", goarch, modfile: "go.v132.mod", tags: ["otel_legacy"] }) },
   ];
 }
 
@@ -127,7 +132,7 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
       "gotel: GOTEL_UPROBE_ATTACH=multi: this kernel has no uprobe.multi links (Linux 6.6+); use auto or classic; `gotel doctor` shows what the kernel has",
     ]);
     expect(tagged(lines, "trace-rc"), console_()).toEqual(["0"]);
-    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=8$/);
+    expect(tagged(lines, "log").filter((l) => l.includes("gotel is running"))[0], console_()).toMatch(/ attach=classic targets=9$/);
 
     const all = tagged(lines, "span").map((l) => JSON.parse(l) as JsonSpan);
     const pid = (s: JsonSpan) => Number(s.resource["process.pid"]);
@@ -135,7 +140,8 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     const grpcPid = all.find((s) => s.resource["process.executable.path"] === "/grpc")?.resource["process.pid"];
     const h2Pids = tagged(lines, "h2pids")[0]!.split(" ").map(Number);
     const otelPid = all.find((s) => s.resource["process.executable.path"] === "/otel")?.resource["process.pid"];
-    const spans = all.filter((s) => ![sqlPid, grpcPid, otelPid].includes(s.resource["process.pid"]) && !h2Pids.includes(pid(s)));
+    const otel132Pid = all.find((s) => s.resource["process.executable.path"] === "/otel132")?.resource["process.pid"];
+    const spans = all.filter((s) => ![sqlPid, grpcPid, otelPid, otel132Pid].includes(s.resource["process.pid"]) && !h2Pids.includes(pid(s)));
     const answers = tagged(lines, "answer").map((l) => JSON.parse(l) as { traceparent: string[] | null; bodyOk: boolean; id: string });
     expect(answers.map((a) => [a.id, a.bodyOk])).toEqual([["vm-1", true], ["vm-2", true]]);
     expect(spans, console_()).toHaveLength(6); // per request: A's server and client spans, B's server span
@@ -244,5 +250,12 @@ describe.each(["6.1", "5.10", "6.1-arm64"])("Linux %s in a VM", (kernel) => {
     expect(tagged(lines, "otel"), console_()).toEqual([`${work!.traceId} ${work!.spanId} ${child?.spanId}`]);
     expect(child?.parentSpanId).toBe(work!.spanId);
     expect(otel.find((s) => s.spanId === work!.parentSpanId)?.attributes["url.path"]).toBe("/work");
+    // and the global tracer of otel before v1.33.0: gotel's IDs written into the boxes of its nonRecordingSpans
+    const legacy = all.filter((s) => s.resource["process.pid"] === otel132Pid);
+    const [work132, child132] = ["work", "child"].map((n) => legacy.find((s) => s.name === n));
+    expect(work132, console_()).toBeDefined();
+    expect(tagged(lines, "otel132"), console_()).toEqual([`${work132!.traceId} ${work132!.spanId} ${child132?.spanId}`]);
+    expect(child132?.parentSpanId).toBe(work132!.spanId);
+    expect(legacy.find((s) => s.spanId === work132!.parentSpanId)?.attributes["url.path"]).toBe("/work");
   }, 600_000);
 });

@@ -1,4 +1,4 @@
-/* The global tracer of go.opentelemetry.io/otel before v1.33.0 (v1.0.0-v1.32.0), included by otel_api.bpf.c.
+/* The global tracer of go.opentelemetry.io/otel before v1.33.0 (v1.0.1-v1.32.0), included by otel_api.bpf.c.
  *
  * Without an SDK, its (*tracer).Start returns a nonRecordingSpan{sc, tracer} value that copies its parent's
  * context: nothing tells two of them apart, and gotel cannot write an identity into them under lockdown. But
@@ -34,7 +34,7 @@
 
 /* attribute.KeyValue {Key string; Value{vtype Type; numeric uint64; stringly string; slice any}} and trace.Link
  * {SpanContext (traceID, spanID, traceFlags, traceState, remote: 64 bytes); Attributes []KeyValue}: the same in
- * every release v1.0.0-v1.32.0 (64-bit). */
+ * every release v1.0.1-v1.32.0 (64-bit). */
 #define KV_SIZE 64
 #define KV_VTYPE 16
 #define KV_STRINGLY 32
