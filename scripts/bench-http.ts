@@ -1,8 +1,9 @@
 /**
- * What gotel costs Go HTTP services, measured side by side in one run, for nine scenarios (server spans only,
+ * What gotel costs Go HTTP services, measured side by side in one run, for ten scenarios (server spans only,
  * over HTTP/1.1, with a router's route, and over HTTP/2 with TLS; a server that calls another service over
  * HTTP/1.1 or HTTP/2: server + client spans; a server that queries SQLite: server + SQL spans, statements captured and parsed; a server that makes a unary gRPC
- * call: server + gRPC client + gRPC server spans; a server that makes ten spans through the OpenTelemetry API; a
+ * call: server + gRPC client + gRPC server spans; a server that makes ten spans through the OpenTelemetry API
+ * (with otel v1.47.0, through auto/sdk, and with v1.32.0, read from the global tracer's calls); a
  * server that sends one Kafka message through Sarama's SyncProducer: server + PRODUCER spans):
  * the measured server (pinned to CPU 0, GOMAXPROCS=1) under `wrk` (HTTP/2: `h2load`) load from CPU 1, first
  * without gotel, then with `gotel run` attached and exporting over OTLP/HTTP to a local OpenTelemetry Collector
@@ -202,6 +203,18 @@ const scenarios: Scenario[] = [
     spansPerRequest: 11,
     async start() {
       const exe = buildGoFixture("otel-api");
+      const server = await startServer("/usr/bin/taskset", ["-c", "0", exe, "global", "127.0.0.1:0"]);
+      const pid = childOf(server.proc);
+      return { pid, url: `${server.base}/steps`, traced: [pid], stop: async () => void (await server.proc.stop()) };
+    },
+  },
+  {
+    // the same with otel v1.32.0, whose global tracer has no hook for an agent: gotel reads each span from its
+    // calls (Start's entry and single-stepped RETs, then SetAttributes…End's entries: global_tracer_legacy.h)
+    name: "OpenTelemetry API spans, otel v1.32.0: GET /steps making 10 spans with the global tracer before its agent hook",
+    spansPerRequest: 11,
+    async start() {
+      const exe = buildGoFixture("otel-api", { goVersion: "1.22.12", modfile: "go.v132.mod", tags: ["otel_legacy"] });
       const server = await startServer("/usr/bin/taskset", ["-c", "0", exe, "global", "127.0.0.1:0"]);
       const pid = childOf(server.proc);
       return { pid, url: `${server.base}/steps`, traced: [pid], stop: async () => void (await server.proc.stop()) };

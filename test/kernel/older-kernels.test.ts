@@ -49,7 +49,7 @@ A27=$!
 echo "@@h2pids $B2 $A19 $A27"
 /otel global 127.0.0.1:8086 > /tmp/otel.log 2>&1 &
 O=$!
-/otel132 global 127.0.0.1:8088 > /tmp/otel132.log 2>&1 &
+/otel132 global 127.0.0.1:8089 > /tmp/otel132.log 2>&1 &
 O2=$!
 sleep 1
 i=0; while [ $i -lt 100 ] && ! grep -q '^listening ' /tmp/grpc.log; do sleep 0.2; i=$((i+1)); done
@@ -64,7 +64,7 @@ echo "@@answer $(wget -q -O - --header 'traceparent: 00-${TRACE_ID}-${PARENT}-01
 for port in 8084 8085; do for n in 1 2; do echo "@@h2answer $(wget -q -O - "http://127.0.0.1:$port/inline?id=h2-$port-$n")"; done; done
 echo "@@sql $(wget -q -O - 'http://127.0.0.1:8082/run')"
 echo "@@otel $(wget -q -O - 'http://127.0.0.1:8086/work')"
-echo "@@otel132 $(wget -q -O - 'http://127.0.0.1:8088/work')"
+echo "@@otel132 $(wget -q -O - 'http://127.0.0.1:8089/work')"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=empty")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=unary&code=5&msg=vm")"
 echo "@@grpc $(wget -q -O - "http://$GRPC_HTTP/call?kind=bidi&n=3")"

@@ -4,11 +4,15 @@
  * kernel and user space tell the API's option types by. Those types are told apart by code, not by names: an
  * option is an interface whose itab's first method says its type (attributeOption's applySpanStart/applyEvent),
  * or a closure (spanOptionFunc, tracerOptionFunc) whose code pointer says which With… made it. A closure is a
- * function of its own for every place the compiler inlined its With… into (`main.handler.WithSpanKind.1`), so
- * those are found by the end of their names; the pclntab has them in stripped binaries too.
+ * function of its own for every place the compiler inlined its With… into. Since Go 1.21 it is named after it
+ * (`main.handler.WithSpanKind.func1`), so those are found by the end of their names; Go 1.19 and 1.20 name it
+ * after the caller alone (`main.handler.func1`), so there it is found by its file and first line in the pclntab
+ * (trace/config.go, a line closure-lines.json gives for that release). The pclntab has both in stripped binaries.
  */
 import type { GoExecutable } from "../../gobin/analyze.ts";
+import { readPclntabEntries } from "../../gobin/pclntab.ts";
 import { goAtLeast } from "../../probes/plan.ts";
+import CLOSURE_LINES from "./closure-lines.json";
 
 const OTEL = "go.opentelemetry.io/otel";
 const TRACE = `${OTEL}/trace`;
@@ -69,11 +73,7 @@ export function legacyPlan(exe: GoExecutable): LegacyPlan | { missing: string } 
   }
   if (!programs.otel_api_legacy_end) return { missing: `${SPAN}.End` };
   const entries = (...names: string[]): number[] => names.flatMap((n) => fns.get(n)?.entry ?? []);
-  const closures: LegacyPlan["closures"] = [];
-  for (const f of fns.all()) {
-    const kind = CLOSURES.find(([re]) => re.test(f.name))?.[1];
-    if (kind) closures.push({ entry: f.entry, kind });
-  }
+  const closures = goAtLeast(exe.goVersion, [1, 21]) ? closuresByName(exe) : closuresByLine(exe);
   const otel = exe.moduleVersion(OTEL) ?? "";
   return {
     programs,
@@ -84,4 +84,30 @@ export function legacyPlan(exe: GoExecutable): LegacyPlan | { missing: string } 
     closures,
     embedded: goAtLeast(otel.replace(/^v/, ""), [1, 20]) ? 16 : 0,
   };
+}
+
+function closuresByName(exe: GoExecutable): LegacyPlan["closures"] {
+  const closures: LegacyPlan["closures"] = [];
+  for (const f of exe.functions().all()) {
+    const kind = CLOSURES.find(([re]) => re.test(f.name))?.[1];
+    if (kind) closures.push({ entry: f.entry, kind });
+  }
+  return closures;
+}
+
+const CONFIG_GO = /go\.opentelemetry\.io\/otel\/trace(@[^/]+)?\/config\.go$/;
+const CLOSURE_NAME = /\.(func)?\d+$/;
+
+/** The closures whose code is trace/config.go's at a line the table names for the binary's otel/trace. */
+function closuresByLine(exe: GoExecutable): LegacyPlan["closures"] {
+  const lines = (CLOSURE_LINES.lines as Record<string, Record<string, number>>)[exe.moduleVersion(TRACE) ?? ""];
+  if (!lines) return [];
+  const closures: LegacyPlan["closures"] = [];
+  for (const e of readPclntabEntries(exe.elf)) {
+    if (!CLOSURE_NAME.test(e.name) || !CONFIG_GO.test(e.file() ?? "")) continue;
+    const option = lines[String(e.line())];
+    const kind = option === undefined ? undefined : (CLOSURE_LINES.options[option] as ClosureKind | undefined);
+    if (kind) closures.push({ entry: e.entry, kind });
+  }
+  return closures;
 }
