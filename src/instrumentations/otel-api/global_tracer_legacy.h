@@ -34,9 +34,10 @@
 
 /* attribute.KeyValue {Key string; Value{vtype Type; numeric uint64; stringly string; slice any}} and trace.Link
  * {SpanContext (traceID, spanID, traceFlags, traceState, remote: 64 bytes); Attributes []KeyValue}: the same in
- * every release v1.0.1-v1.32.0 (64-bit). */
+ * every release v1.0.1-v1.32.0 (64-bit; compared in each release's source). */
 #define KV_SIZE 64
 #define KV_VTYPE 16
+#define KV_NUMERIC 24
 #define KV_STRINGLY 32
 #define KV_SLICE 48
 #define LINK_SIZE 88
@@ -118,7 +119,8 @@ struct {
 } otel_api_legacy_spans SEC(".maps");
 
 struct otel_api_kv {
-	__u8 raw[KV_SIZE]; /* the attribute.KeyValue as the program had it */
+	__u64 type;        /* attribute.Type: BOOL 1, INT64 2, FLOAT64 3, STRING 4, then their slices 5-8 */
+	__u64 numeric;     /* a bool's, int64's or float64's bits */
 	__u32 group;       /* 0: the span's (or the event's); 1 + i: link i's */
 	__u32 key_len;
 	__u32 value_len;   /* bytes of value: a string's, a slice's elements (strings: a length byte and the bytes each) */
@@ -131,6 +133,20 @@ struct otel_api_option {
 	__u64 method;  /* its itab's first method: which option type it is */
 	__u8 data[32]; /* what its data word points to: a closure (code pointer, captures), a time.Time, a slice */
 };
+
+/* a link's trace.SpanContext as the program had it (traceID, spanID, traceFlags, then what is not read) */
+struct otel_api_link {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 flags;
+	__u8 rest[SPAN_CONTEXT_SIZE - 25];
+};
+
+/* what user space needs of the layouts above that their BTF does not say */
+enum otel_api_legacy_layout {
+	LEGACY_LAYOUT_STRING = LEGACY_STRING_MAX, /* a string slice's element in otel_api_kv.value: a length byte and the bytes */
+};
+GOTEL_BTF_TYPE(otel_api_legacy_layout, enum otel_api_legacy_layout);
 
 struct otel_api_source {
 	__u32 group; /* as otel_api_kv.group */
@@ -152,7 +168,7 @@ struct otel_api_call_event {
 	char name[LEGACY_NAME_MAX]; /* START, NAME: the span's name; EVENT: the event's; STATUS: the description;
 				     * ERROR: the first string field of the error's value */
 	struct otel_api_option opts[LEGACY_OPTS_MAX];
-	__u8 links[LEGACY_LINKS_MAX][SPAN_CONTEXT_SIZE];
+	struct otel_api_link links[LEGACY_LINKS_MAX];
 	struct otel_api_source sources[LEGACY_SOURCES_MAX];
 	struct otel_api_kv kv[LEGACY_KV_MAX]; /* last: sent up to n_kv */
 };
@@ -191,20 +207,22 @@ static __always_inline void add_source(struct legacy_scratch *s, __u64 ptr, __s6
 
 static __always_inline void read_kv(struct otel_api_kv *o, __u64 at, __u32 group)
 {
+	__u8 raw[KV_SIZE];
 	o->group = group;
+	o->type = 0;
 	o->key_len = 0;
 	o->value_len = 0;
-	if (bpf_probe_read_user(o->raw, KV_SIZE, (const void *)at)) {
-		__builtin_memset(o->raw, 0, KV_SIZE);
+	if (bpf_probe_read_user(raw, KV_SIZE, (const void *)at))
 		return;
-	}
 	struct go_string key, str;
 	struct go_iface slice;
 	__u64 vtype;
-	__builtin_memcpy(&key, o->raw, sizeof(key));
-	__builtin_memcpy(&vtype, o->raw + KV_VTYPE, 8);
-	__builtin_memcpy(&str, o->raw + KV_STRINGLY, sizeof(str));
-	__builtin_memcpy(&slice, o->raw + KV_SLICE, sizeof(slice));
+	__builtin_memcpy(&key, raw, sizeof(key));
+	__builtin_memcpy(&vtype, raw + KV_VTYPE, 8);
+	__builtin_memcpy(&o->numeric, raw + KV_NUMERIC, 8);
+	__builtin_memcpy(&str, raw + KV_STRINGLY, sizeof(str));
+	__builtin_memcpy(&slice, raw + KV_SLICE, sizeof(slice));
+	o->type = vtype;
 	o->key_len = go_read_bytes(o->key, LEGACY_KEY_MAX, key.ptr, key.len);
 	if (vtype == ATTR_STRING) {
 		o->value_len = go_read_bytes(o->value, LEGACY_VALUE_MAX, str.ptr, str.len);
@@ -299,7 +317,7 @@ static __always_inline void read_links(struct legacy_scratch *s, __u64 ptr, __s6
 		i = LEGACY_INDEX(i, LEGACY_LINKS_MAX);
 		__u64 at = ptr + (__u64)l * LINK_SIZE;
 		struct go_slice attrs = {};
-		if (bpf_probe_read_user(e->links[i], SPAN_CONTEXT_SIZE, (const void *)at) ||
+		if (bpf_probe_read_user(&e->links[i], sizeof(e->links[i]), (const void *)at) ||
 		    bpf_probe_read_user(&attrs, sizeof(attrs), (const void *)(at + LINK_ATTRIBUTES)))
 			break;
 		e->n_links = i + 1;

@@ -24,7 +24,9 @@ import { KINDS } from "./spans.ts";
 export const LEGACY_CALL = { start: 16, attributes: 17, name: 18, status: 19, event: 20, error: 21, end: 22 } as const;
 /** the SDK's default limits (sdk/trace's SpanLimits) */
 const LIMIT = 128;
-/** spans started and not ended that are kept; beyond, the oldest is forgotten (an SDK would not export it either) */
+/** spans started and not ended that are kept; beyond, the oldest is forgotten. The kernel keeps fewer (its LRU
+ * map holds 8,192 boxes: 4,096 open spans) and forgets the oldest first: an End it no longer knows sends nothing,
+ * as an SDK exports no span that never ends. */
 const OPEN_MAX = 10_000;
 /** codes.Code -> OpenTelemetry JS, in the SDK's order of precedence (Unset < Error < Ok) */
 const STATUS: readonly SpanStatusCode[] = [SpanStatusCode.UNSET, SpanStatusCode.ERROR, SpanStatusCode.OK];
@@ -61,27 +63,55 @@ interface OpenSpan {
 
 interface Kv { group: number; key: string; value: AttributeValue | undefined }
 
+/** Where things are in an otel_api_call_event, and how many of each it holds: from its BTF. */
+interface Layout {
+  f: Record<"kind" | "nameLen" | "nOpts" | "nLinks" | "nSources" | "nKv" | "tracer" | "value" | "name" | "opts" | "links" | "sources" | "kv" | "start", number>;
+  max: { name: number; opts: number; links: number; sources: number; kv: number };
+  opt: { size: number; method: number; data: number; dataSize: number };
+  link: { size: number; traceId: number; spanId: number; flags: number };
+  source: { size: number; group: number; len: number };
+  kv: { size: number; type: number; numeric: number; group: number; keyLen: number; valueLen: number; key: number; keyMax: number; value: number; valueMax: number; string: number };
+}
+
+function layoutOf(obj: BpfObject): Layout {
+  const btf = obj.btf();
+  const s = new StructView(btf.structLayout("otel_api_call_event"));
+  const o = new StructView(btf.structLayout("otel_api_option"));
+  const l = new StructView(btf.structLayout("otel_api_link"));
+  const src = new StructView(btf.structLayout("otel_api_source"));
+  const k = new StructView(btf.structLayout("otel_api_kv"));
+  const size = (v: StructView, field: string): number => v.layout.fields.get(field)!.size;
+  return {
+    f: {
+      kind: s.offset("kind", 4), nameLen: s.offset("name_len", 4), nOpts: s.offset("n_opts", 4), nLinks: s.offset("n_links", 4),
+      nSources: s.offset("n_sources", 4), nKv: s.offset("n_kv", 4), tracer: s.offset("tracer", 8), value: s.offset("value", 8),
+      name: s.offset("name"), opts: s.offset("opts"), links: s.offset("links"), sources: s.offset("sources"), kv: s.offset("kv"), start: s.offset("hdr.start_ns", 8),
+    },
+    max: {
+      name: size(s, "name"), opts: size(s, "opts") / o.layout.size, links: size(s, "links") / l.layout.size,
+      sources: size(s, "sources") / src.layout.size, kv: size(s, "kv") / k.layout.size,
+    },
+    opt: { size: o.layout.size, method: o.offset("method", 8), data: o.offset("data"), dataSize: size(o, "data") },
+    link: { size: l.layout.size, traceId: l.offset("trace_id", 16), spanId: l.offset("span_id", 8), flags: l.offset("flags", 1) },
+    source: { size: src.layout.size, group: src.offset("group", 4), len: src.offset("len", 4) },
+    kv: {
+      size: k.layout.size, type: k.offset("type", 8), numeric: k.offset("numeric", 8), group: k.offset("group", 4), keyLen: k.offset("key_len", 4),
+      valueLen: k.offset("value_len", 4), key: k.offset("key"), keyMax: size(k, "key"), value: k.offset("value"), valueMax: size(k, "value"),
+      string: Number(btf.enumValues("otel_api_legacy_layout").get("LEGACY_LAYOUT_STRING")),
+    },
+  };
+}
+
 export class LegacySpans {
   private readonly context: ReturnType<typeof spanContextDecoder>;
-  private readonly f: Record<"kind" | "nameLen" | "nOpts" | "nLinks" | "nSources" | "nKv" | "tracer" | "value" | "name" | "opts" | "links" | "sources" | "kv" | "start", number>;
-  private readonly opt: { size: number; method: number; data: number };
-  private readonly kv: { size: number; raw: number; group: number; keyLen: number; valueLen: number; key: number; value: number };
+  private readonly l: Layout;
   private readonly open = new Map<string, OpenSpan>();
   private readonly processes = new Map<number, LegacyProcess>();
   private readonly scopes = new Map<string, Scope>();
 
   constructor(obj: BpfObject, private readonly memory: (tgid: number) => TargetMemory | undefined) {
-    const s = new StructView(obj.btf().structLayout("otel_api_call_event"));
-    this.context = spanContextDecoder(s);
-    this.f = {
-      kind: s.offset("kind", 4), nameLen: s.offset("name_len", 4), nOpts: s.offset("n_opts", 4), nLinks: s.offset("n_links", 4),
-      nSources: s.offset("n_sources", 4), nKv: s.offset("n_kv", 4), tracer: s.offset("tracer", 8), value: s.offset("value", 8),
-      name: s.offset("name"), opts: s.offset("opts"), links: s.offset("links"), sources: s.offset("sources"), kv: s.offset("kv"), start: s.offset("hdr.start_ns", 8),
-    };
-    const o = new StructView(obj.btf().structLayout("otel_api_option"));
-    this.opt = { size: o.layout.size, method: o.offset("method", 8), data: o.offset("data") };
-    const k = new StructView(obj.btf().structLayout("otel_api_kv"));
-    this.kv = { size: k.layout.size, raw: k.offset("raw"), group: k.offset("group", 4), keyLen: k.offset("key_len", 4), valueLen: k.offset("value_len", 4), key: k.offset("key"), value: k.offset("value") };
+    this.context = spanContextDecoder(new StructView(obj.btf().structLayout("otel_api_call_event")));
+    this.l = layoutOf(obj);
   }
 
   attach(tgid: number, p: LegacyProcess): void {
@@ -98,10 +128,10 @@ export class LegacySpans {
   record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined {
     const p = this.processes.get(tgid);
     if (!p) return undefined;
-    const kind = v.getUint32(this.f.kind, true);
+    const kind = v.getUint32(this.l.f.kind, true);
     const c = this.context(v);
     const key = `${tgid}:${c.spanId}`;
-    const at = toUnixNs(v.getBigUint64(this.f.start, true));
+    const at = toUnixNs(v.getBigUint64(this.l.f.start, true));
     if (kind === LEGACY_CALL.start) {
       this.begin(key, v, tgid, p, c, at);
       return undefined;
@@ -116,7 +146,7 @@ export class LegacySpans {
         span.record.name = this.text(v);
         break;
       case LEGACY_CALL.status:
-        this.setStatus(span, Number(v.getBigUint64(this.f.value, true)), this.text(v));
+        this.setStatus(span, Number(v.getBigUint64(this.l.f.value, true)), this.text(v));
         break;
       case LEGACY_CALL.event:
         this.addEvent(span, this.text(v), v, p, at, {});
@@ -140,7 +170,7 @@ export class LegacySpans {
   }
 
   private begin(key: string, v: DataView, tgid: number, p: LegacyProcess, c: ReturnType<LegacySpans["context"]>, at: bigint): void {
-    const scope = this.scope(tgid, v.getBigUint64(this.f.tracer, true), p);
+    const scope = this.scope(tgid, v.getBigUint64(this.l.f.tracer, true), p);
     let kind = KINDS[0]!;
     for (const o of this.options(v)) {
       if (p.closures.get(o.fn) === "kind") kind = KINDS[Number(o.data.getBigInt64(8, true))] ?? kind;
@@ -212,23 +242,23 @@ export class LegacySpans {
 
   /** RecordError's attributes, as the SDK's: exception.type (the error's Go type) and exception.message */
   private exception(v: DataView, tgid: number): Attributes {
-    const type = itabTypeName(this.memory(tgid), v.getBigUint64(this.f.value, true)) ?? "_OTHER";
+    const type = itabTypeName(this.memory(tgid), v.getBigUint64(this.l.f.value, true)) ?? "_OTHER";
     const out: Attributes = { "exception.type": type };
     if (TEXT_ERRORS.has(type)) out["exception.message"] = this.text(v);
     return out;
   }
 
   private text(v: DataView): string {
-    return decodeUtf8(v, this.f.name, Math.min(v.getUint32(this.f.nameLen, true), 128));
+    return decodeUtf8(v, this.l.f.name, Math.min(v.getUint32(this.l.f.nameLen, true), this.l.max.name));
   }
 
   private options(v: DataView): { method: number; fn: number; data: DataView }[] {
-    const n = Math.min(v.getUint32(this.f.nOpts, true), 8);
+    const n = Math.min(v.getUint32(this.l.f.nOpts, true), this.l.max.opts);
     const out = [];
     for (let i = 0; i < n; i++) {
-      const at = this.f.opts + i * this.opt.size;
-      const data = new DataView(v.buffer, v.byteOffset + at + this.opt.data, 32);
-      out.push({ method: Number(v.getBigUint64(at + this.opt.method, true)), fn: Number(data.getBigUint64(0, true)), data });
+      const at = this.l.f.opts + i * this.l.opt.size;
+      const data = new DataView(v.buffer, v.byteOffset + at + this.l.opt.data, this.l.opt.dataSize);
+      out.push({ method: Number(v.getBigUint64(at + this.l.opt.method, true)), fn: Number(data.getBigUint64(0, true)), data });
     }
     return out;
   }
@@ -242,19 +272,22 @@ export class LegacySpans {
   /** attributes the list of that group had (sources[]), kept or not */
   private sourceLength(v: DataView, group: number): number {
     let n = 0;
-    for (let i = 0; i < Math.min(v.getUint32(this.f.nSources, true), 8); i++) {
-      if (v.getUint32(this.f.sources + i * 8, true) === group) n += v.getUint32(this.f.sources + i * 8 + 4, true);
+    const src = this.l.source;
+    for (let i = 0; i < Math.min(v.getUint32(this.l.f.nSources, true), this.l.max.sources); i++) {
+      const at = this.l.f.sources + i * src.size;
+      if (v.getUint32(at + src.group, true) === group) n += v.getUint32(at + src.len, true);
     }
     return n;
   }
 
   private links(v: DataView, kvs: Kv[]): { kept: SpanRecordLink[]; dropped: number } {
     const kept: SpanRecordLink[] = [];
-    const n = Math.min(v.getUint32(this.f.nLinks, true), 4);
+    const link = this.l.link;
+    const n = Math.min(v.getUint32(this.l.f.nLinks, true), this.l.max.links);
     for (let i = 0; i < n; i++) {
-      const at = this.f.links + i * 64;
-      const traceId = hexBytes(v, at, 16);
-      const spanId = hexBytes(v, at + 16, 8);
+      const at = this.l.f.links + i * link.size;
+      const traceId = hexBytes(v, at + link.traceId, 16);
+      const spanId = hexBytes(v, at + link.spanId, 8);
       if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) continue; // the SDK ignores invalid links
       const attributes: Attributes = {};
       let read = 0;
@@ -263,19 +296,20 @@ export class LegacySpans {
         read++;
         if (a.value !== undefined && Object.keys(attributes).length < LIMIT) attributes[a.key] = a.value;
       }
-      kept.push({ traceId, spanId, sampled: (v.getUint8(at + 24) & 1) === 1, attributes, droppedAttributes: this.sourceLength(v, i + 1) - read });
+      kept.push({ traceId, spanId, sampled: (v.getUint8(at + link.flags) & 1) === 1, attributes, droppedAttributes: this.sourceLength(v, i + 1) - read });
     }
     return { kept: kept.slice(0, LIMIT), dropped: Math.max(0, kept.length - LIMIT) };
   }
 
   private kvs(v: DataView): Kv[] {
-    const n = Math.min(v.getUint32(this.f.nKv, true), 16, Math.floor((v.byteLength - this.f.kv) / this.kv.size));
+    const kv = this.l.kv;
+    const n = Math.min(v.getUint32(this.l.f.nKv, true), this.l.max.kv, Math.floor((v.byteLength - this.l.f.kv) / kv.size));
     const out: Kv[] = [];
     for (let i = 0; i < n; i++) {
-      const at = this.f.kv + i * this.kv.size;
-      const key = decodeUtf8(v, at + this.kv.key, Math.min(v.getUint32(at + this.kv.keyLen, true), 64));
-      const value = attributeValue(v, at + this.kv.raw, at + this.kv.value, Math.min(v.getUint32(at + this.kv.valueLen, true), 192));
-      out.push({ group: v.getUint32(at + this.kv.group, true), key, value });
+      const at = this.l.f.kv + i * kv.size;
+      const key = decodeUtf8(v, at + kv.key, Math.min(v.getUint32(at + kv.keyLen, true), kv.keyMax));
+      const value = attributeValue(v, Number(v.getBigUint64(at + kv.type, true)), at + kv.numeric, at + kv.value, Math.min(v.getUint32(at + kv.valueLen, true), kv.valueMax), kv.string);
+      out.push({ group: v.getUint32(at + kv.group, true), key, value });
     }
     return out;
   }
@@ -288,18 +322,18 @@ export class LegacySpans {
   }
 }
 
-/** attribute.Type: BOOL 1, INT64 2, FLOAT64 3, STRING 4, then the slices of each */
-function attributeValue(v: DataView, raw: number, value: number, len: number): AttributeValue | undefined {
-  const type = Number(v.getBigUint64(raw + 16, true));
+/** attribute.Type: BOOL 1, INT64 2, FLOAT64 3, STRING 4, then the slices of each (strings: `string` bytes each,
+ * a length byte and the bytes) */
+function attributeValue(v: DataView, type: number, numeric: number, value: number, len: number, string: number): AttributeValue | undefined {
   switch (type) {
-    case 1: return v.getBigUint64(raw + 24, true) !== 0n;
-    case 2: return Number(v.getBigInt64(raw + 24, true));
-    case 3: return v.getFloat64(raw + 24, true);
+    case 1: return v.getBigUint64(numeric, true) !== 0n;
+    case 2: return Number(v.getBigInt64(numeric, true));
+    case 3: return v.getFloat64(numeric, true);
     case 4: return decodeUtf8(v, value, len);
     case 5: return Array.from({ length: len }, (_, i) => v.getUint8(value + i) !== 0);
     case 6: return Array.from({ length: Math.floor(len / 8) }, (_, i) => Number(v.getBigInt64(value + i * 8, true)));
     case 7: return Array.from({ length: Math.floor(len / 8) }, (_, i) => v.getFloat64(value + i * 8, true));
-    case 8: return Array.from({ length: Math.floor(len / 32) }, (_, i) => decodeUtf8(v, value + i * 32 + 1, Math.min(v.getUint8(value + i * 32), 31)));
+    case 8: return Array.from({ length: Math.floor(len / string) }, (_, i) => decodeUtf8(v, value + i * string + 1, Math.min(v.getUint8(value + i * string), string - 1)));
     default: return undefined; // INVALID: the SDK drops it too
   }
 }

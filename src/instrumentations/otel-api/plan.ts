@@ -124,15 +124,17 @@ function symbolValues(exe: GoExecutable, names: readonly string[]): Map<string, 
 export function readiness(exe: GoExecutable): Readiness {
   const p = plan(exe);
   if ("skipped" in p) return { status: "skipped", reason: p.skipped };
-  if (p.sdks.length === 0) {
-    return { status: "ready", reason: `the global tracer of ${OTEL} ${exe.moduleVersion(OTEL) ?? ""} (before v1.33.0): (*tracer).Start's entry and ${p.programs[LEGACY_STARTED.plain]!.length} return sites (single-stepped on amd64), the entries of its span's methods; spans read from their calls; gotel's IDs written into the application's spans where the kernel allows it` };
-  }
+  const legacy = p.legacy
+    ? `the global tracer of ${OTEL} ${exe.moduleVersion(OTEL) ?? ""} (before v1.33.0) read from its calls: (*tracer).Start's entry and ${p.programs[LEGACY_STARTED.plain]!.length} return sites (single-stepped on amd64), the entries of its span's methods; gotel's IDs written into those spans where the kernel allows it`
+    : undefined;
+  if (p.sdks.length === 0) return { status: "ready", reason: legacy! };
   const switches = p.switches.map((s) => `${s.name} switched on ${s.variable === undefined ? "when its first span starts (no symbol table: that span is not recorded)" : "at attach"}`);
   return {
     status: "ready",
     reason: `spans of ${p.sdks.join(" and ")} at its (*tracer).start and (*span).ended entries (no return probes)` +
-      (switches.length ? `; ${switches.join("; ")}` : "; no global tracer hook (go.opentelemetry.io/otel older than v1.33.0): only spans made through go.opentelemetry.io/auto/sdk itself") +
-      (p.writing ? "; gotel's IDs written into the application's spans where the kernel allows it" : "; the application's spans keep a zero span context (trace.SpanContext's offsets not found)"),
+      (switches.length ? `; ${switches.join("; ")}` : "") +
+      (p.writing ? "; gotel's IDs written into the application's spans where the kernel allows it" : "; the application's spans keep a zero span context (trace.SpanContext's offsets not found)") +
+      (legacy ? `; and ${legacy}` : switches.length ? "" : "; no global tracer hook: only spans made through go.opentelemetry.io/auto/sdk itself"),
     ...(p.writing ? { offsetsSource: p.writing.source } : {}),
   };
 }
