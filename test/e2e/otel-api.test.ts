@@ -146,6 +146,19 @@ describe.each([
       expect(child.endTimeUnixNano).toBeLessThanOrEqual(work.endTimeUnixNano);
     });
 
+    test("a request's traceparent and tracestate: the API spans continue its trace and carry its tracestate", async () => {
+      collector.clear();
+      const [traceId, parent] = [randomHex(16), randomHex(8)];
+      const r = await fetch(`${t.base}/work`, { headers: { traceparent: `00-${traceId}-${parent}-01`, tracestate: "vendor=abc,other=x:y" } });
+      expect(r.status).toBe(200);
+      expect(await waitFor(() => t.mine().length >= PER_REQUEST, 10_000)).toBe(true);
+      const all = t.mine();
+      const server = only(all, (s) => s.kind === SPAN_KIND.SERVER && s.attributes["url.path"] === "/work", "GET /work");
+      const [work, child] = [only(all, (s) => s.name === "work", "work"), only(all, (s) => s.name === "child", "child")];
+      expect({ traceId: server.traceId, parent: server.parentSpanId }).toEqual({ traceId, parent });
+      for (const s of [work, child]) expect({ traceId: s.traceId, traceState: s.traceState }).toEqual({ traceId, traceState: "vendor=abc,other=x:y" });
+    });
+
     test("a gRPC call made with an API span's context is its child", async () => {
       collector.clear();
       expect(await (await fetch(`${t.base}/rpc`)).text()).toBe("ok");

@@ -42,7 +42,6 @@
 #define KV_SLICE 48
 #define LINK_SIZE 88
 #define LINK_ATTRIBUTES 64
-#define SPAN_CONTEXT_SIZE 64
 /* attribute.Type */
 #define ATTR_STRING 4
 #define ATTR_BOOLSLICE 5
@@ -134,13 +133,14 @@ struct otel_api_option {
 	__u8 data[32]; /* what its data word points to: a closure (code pointer, captures), a time.Time, a slice */
 };
 
-/* a link's trace.SpanContext as the program had it (traceID, spanID, traceFlags, then what is not read) */
+/* a link's trace.SpanContext: its traceID, spanID and traceFlags (the first 25 bytes of the Go struct) */
 struct otel_api_link {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 flags;
-	__u8 rest[SPAN_CONTEXT_SIZE - 25];
+	__u8 pad[7];
 };
+#define LINK_CONTEXT_READ 25
 
 /* what user space needs of the layouts above that their BTF does not say */
 enum otel_api_legacy_layout {
@@ -163,14 +163,22 @@ struct otel_api_call_event {
 	__u32 n_kv;
 	__u64 tracer; /* START: the *tracer (its name and options: user space reads them, they live as long as it) */
 	__u64 value;  /* STATUS: the code; ERROR: the error's itab */
-	__u8 parent_span_id[8];
-	struct gotel_span_context sc;
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_span_id[8]; /* START; zero: a root */
+	__u8 flags;
+	__u8 pad[3];
+	__u32 tracestate_len; /* START: its trace's tracestate, at the end */
+	/* Sent as far as a call needs (send_call): End up to here; */
+	struct otel_api_option opts[LEGACY_OPTS_MAX];
+	/* SetName and SetStatus up to here; */
 	char name[LEGACY_NAME_MAX]; /* START, NAME: the span's name; EVENT: the event's; STATUS: the description;
 				     * ERROR: the first string field of the error's value */
-	struct otel_api_option opts[LEGACY_OPTS_MAX];
-	struct otel_api_link links[LEGACY_LINKS_MAX];
+	/* the others up to the attributes read, START with a tracestate all of it. */
 	struct otel_api_source sources[LEGACY_SOURCES_MAX];
-	struct otel_api_kv kv[LEGACY_KV_MAX]; /* last: sent up to n_kv */
+	struct otel_api_link links[LEGACY_LINKS_MAX];
+	struct otel_api_kv kv[LEGACY_KV_MAX];
+	char tracestate[GOTEL_TRACESTATE_MAX];
 };
 GOTEL_BTF_TYPE(otel_api_call_event, struct otel_api_call_event);
 
@@ -317,7 +325,7 @@ static __always_inline void read_links(struct legacy_scratch *s, __u64 ptr, __s6
 		i = LEGACY_INDEX(i, LEGACY_LINKS_MAX);
 		__u64 at = ptr + (__u64)l * LINK_SIZE;
 		struct go_slice attrs = {};
-		if (bpf_probe_read_user(&e->links[i], sizeof(e->links[i]), (const void *)at) ||
+		if (bpf_probe_read_user(&e->links[i], LINK_CONTEXT_READ, (const void *)at) ||
 		    bpf_probe_read_user(&attrs, sizeof(attrs), (const void *)(at + LINK_ATTRIBUTES)))
 			break;
 		e->n_links = i + 1;
@@ -386,10 +394,19 @@ static __always_inline int read_options(__u64 ptr, __s64 len, __u32 which)
 	return new_root;
 }
 
-/* Sends the call event: its fixed part and the attributes read. */
+/* Sends as much of the call event as its kind fills: most spans have no tracestate and few attributes, and an
+ * End carries only its options. */
 static __always_inline void send_call(struct otel_api_call_event *e)
 {
-	__u64 size = __builtin_offsetof(struct otel_api_call_event, kv) + (__u64)e->n_kv * sizeof(struct otel_api_kv);
+	__u64 size;
+	if (e->kind == LEGACY_END)
+		size = __builtin_offsetof(struct otel_api_call_event, name);
+	else if (e->kind == LEGACY_NAME || e->kind == LEGACY_STATUS)
+		size = __builtin_offsetof(struct otel_api_call_event, sources);
+	else if (e->tracestate_len)
+		size = sizeof(*e);
+	else
+		size = __builtin_offsetof(struct otel_api_call_event, kv) + (__u64)e->n_kv * sizeof(struct otel_api_kv);
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	gotel_emit(e, size);
@@ -403,13 +420,12 @@ static __always_inline struct otel_api_call_event *call_event(const void *ctx, s
 	if (!span || !(span->f.sc.flags & GOTEL_FLAG_SAMPLED))
 		return NULL;
 	struct otel_api_call_event *e = &s->event;
-	__builtin_memset(e, 0, __builtin_offsetof(struct otel_api_call_event, sc));
+	__builtin_memset(e, 0, __builtin_offsetof(struct otel_api_call_event, opts));
 	gotel_fill_header(&e->hdr, gotel_event_type_id, go_goroutine(ctx));
 	e->kind = kind;
-	__builtin_memcpy(e->sc.trace_id, span->f.sc.trace_id, 16);
-	__builtin_memcpy(e->sc.span_id, span->f.sc.span_id, 8);
-	e->sc.flags = span->f.sc.flags;
-	e->sc.tracestate_len = 0;
+	__builtin_memcpy(e->trace_id, span->f.sc.trace_id, 16);
+	__builtin_memcpy(e->span_id, span->f.sc.span_id, 8);
+	e->flags = span->f.sc.flags;
 	return e;
 }
 
@@ -457,7 +473,7 @@ static __always_inline int legacy_started(const void *ctx, const int write)
 	bpf_probe_read_user(&ctx_box, 8, (const void *)(go_arg(ctx, 2) + VALUE_CTX_VAL_DATA));
 
 	struct otel_api_call_event *e = &s->event;
-	__builtin_memset(e, 0, __builtin_offsetof(struct otel_api_call_event, sc));
+	__builtin_memset(e, 0, __builtin_offsetof(struct otel_api_call_event, opts));
 	int new_root = read_options(start.opts_ptr, start.opts_len, OPTIONS_START);
 
 	struct legacy_span *span = &s->span;
@@ -493,8 +509,13 @@ static __always_inline int legacy_started(const void *ctx, const int write)
 	e->hdr.start_ns = start.start_ns;
 	e->kind = LEGACY_START;
 	e->tracer = start.tracer;
+	__builtin_memcpy(e->trace_id, f->sc.trace_id, 16);
+	__builtin_memcpy(e->span_id, f->sc.span_id, 8);
 	__builtin_memcpy(e->parent_span_id, f->parent_span_id, 8);
-	bpf_probe_read_kernel(&e->sc, sizeof(e->sc), &f->sc);
+	e->flags = f->sc.flags;
+	e->tracestate_len = f->sc.tracestate_len;
+	if (e->tracestate_len)
+		bpf_probe_read_kernel(e->tracestate, sizeof(e->tracestate), f->sc.tracestate);
 	e->name_len = go_read_bytes(e->name, LEGACY_NAME_MAX, start.name_ptr, start.name_len);
 	send_call(e);
 	return 0;

@@ -15,7 +15,7 @@ import { SpanStatusCode, type AttributeValue, type Attributes } from "@opentelem
 import type { BpfObject } from "../../ebpf/object.ts";
 import { StructView } from "../../ebpf/struct-view.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
-import { decodeUtf8, hexBytes, itabTypeName, spanContextDecoder } from "../../probes/span-event.ts";
+import { decodeUtf8, hexBytes, itabTypeName } from "../../probes/span-event.ts";
 import type { SpanRecord, SpanRecordEvent, SpanRecordLink } from "../../traces/span.ts";
 import type { ClosureKind, LegacyPlan } from "./legacy-plan.ts";
 import { KINDS } from "./spans.ts";
@@ -65,8 +65,8 @@ interface Kv { group: number; key: string; value: AttributeValue | undefined }
 
 /** Where things are in an otel_api_call_event, and how many of each it holds: from its BTF. */
 interface Layout {
-  f: Record<"kind" | "nameLen" | "nOpts" | "nLinks" | "nSources" | "nKv" | "tracer" | "value" | "name" | "opts" | "links" | "sources" | "kv" | "start", number>;
-  max: { name: number; opts: number; links: number; sources: number; kv: number };
+  f: Record<"kind" | "nameLen" | "nOpts" | "nLinks" | "nSources" | "nKv" | "tracer" | "value" | "traceId" | "spanId" | "parent" | "traceStateLen" | "traceState" | "name" | "opts" | "links" | "sources" | "kv" | "start", number>;
+  max: { name: number; opts: number; links: number; sources: number; kv: number; traceState: number };
   opt: { size: number; method: number; data: number; dataSize: number };
   link: { size: number; traceId: number; spanId: number; flags: number };
   source: { size: number; group: number; len: number };
@@ -85,11 +85,12 @@ function layoutOf(obj: BpfObject): Layout {
     f: {
       kind: s.offset("kind", 4), nameLen: s.offset("name_len", 4), nOpts: s.offset("n_opts", 4), nLinks: s.offset("n_links", 4),
       nSources: s.offset("n_sources", 4), nKv: s.offset("n_kv", 4), tracer: s.offset("tracer", 8), value: s.offset("value", 8),
-      name: s.offset("name"), opts: s.offset("opts"), links: s.offset("links"), sources: s.offset("sources"), kv: s.offset("kv"), start: s.offset("hdr.start_ns", 8),
+      traceId: s.offset("trace_id", 16), spanId: s.offset("span_id", 8), parent: s.offset("parent_span_id", 8),
+      traceStateLen: s.offset("tracestate_len", 4), traceState: s.offset("tracestate"), name: s.offset("name"), opts: s.offset("opts"), links: s.offset("links"), sources: s.offset("sources"), kv: s.offset("kv"), start: s.offset("hdr.start_ns", 8),
     },
     max: {
       name: size(s, "name"), opts: size(s, "opts") / o.layout.size, links: size(s, "links") / l.layout.size,
-      sources: size(s, "sources") / src.layout.size, kv: size(s, "kv") / k.layout.size,
+      sources: size(s, "sources") / src.layout.size, kv: size(s, "kv") / k.layout.size, traceState: size(s, "tracestate"),
     },
     opt: { size: o.layout.size, method: o.offset("method", 8), data: o.offset("data"), dataSize: size(o, "data") },
     link: { size: l.layout.size, traceId: l.offset("trace_id", 16), spanId: l.offset("span_id", 8), flags: l.offset("flags", 1) },
@@ -102,15 +103,16 @@ function layoutOf(obj: BpfObject): Layout {
   };
 }
 
+/** The IDs the kernel made for the span, its parent's and its trace's tracestate (START). */
+interface Ids { traceId: string; spanId: string; parentSpanId?: string; traceState?: string }
+
 export class LegacySpans {
-  private readonly context: ReturnType<typeof spanContextDecoder>;
   private readonly l: Layout;
   private readonly open = new Map<string, OpenSpan>();
   private readonly processes = new Map<number, LegacyProcess>();
   private readonly scopes = new Map<string, Scope>();
 
   constructor(obj: BpfObject, private readonly memory: (tgid: number) => TargetMemory | undefined) {
-    this.context = spanContextDecoder(new StructView(obj.btf().structLayout("otel_api_call_event")));
     this.l = layoutOf(obj);
   }
 
@@ -129,11 +131,10 @@ export class LegacySpans {
     const p = this.processes.get(tgid);
     if (!p) return undefined;
     const kind = v.getUint32(this.l.f.kind, true);
-    const c = this.context(v);
-    const key = `${tgid}:${c.spanId}`;
+    const key = `${tgid}:${hexBytes(v, this.l.f.spanId, 8)}`;
     const at = toUnixNs(v.getBigUint64(this.l.f.start, true));
     if (kind === LEGACY_CALL.start) {
-      this.begin(key, v, tgid, p, c, at);
+      this.begin(key, v, tgid, p, this.ids(v), at);
       return undefined;
     }
     const span = this.open.get(key);
@@ -169,7 +170,19 @@ export class LegacySpans {
     return undefined;
   }
 
-  private begin(key: string, v: DataView, tgid: number, p: LegacyProcess, c: ReturnType<LegacySpans["context"]>, at: bigint): void {
+  private ids(v: DataView): Ids {
+    const f = this.l.f;
+    const parent = hexBytes(v, f.parent, 8);
+    const traceStateLen = Math.min(v.getUint32(f.traceStateLen, true), this.l.max.traceState, Math.max(0, v.byteLength - f.traceState));
+    return {
+      traceId: hexBytes(v, f.traceId, 16),
+      spanId: hexBytes(v, f.spanId, 8),
+      ...(parent !== "0000000000000000" ? { parentSpanId: parent } : {}),
+      ...(traceStateLen ? { traceState: decodeUtf8(v, f.traceState, traceStateLen) } : {}),
+    };
+  }
+
+  private begin(key: string, v: DataView, tgid: number, p: LegacyProcess, c: Ids, at: bigint): void {
     const scope = this.scope(tgid, v.getBigUint64(this.l.f.tracer, true), p);
     let kind = KINDS[0]!;
     for (const o of this.options(v)) {
