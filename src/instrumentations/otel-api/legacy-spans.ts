@@ -54,7 +54,9 @@ interface Scope { name: string; version: string; schemaUrl: string }
 
 interface OpenSpan {
   record: SpanRecord;
-  attributes: Map<string, AttributeValue>;
+  /** the record's attributes, and how many */
+  attributes: Attributes;
+  count: number;
   droppedAttributes: number;
   statusRank: number;
   events: SpanRecordEvent[];
@@ -104,40 +106,39 @@ function layoutOf(obj: BpfObject): Layout {
 }
 
 /** The IDs the kernel made for the span, its parent's and its trace's tracestate (START). */
-interface Ids { traceId: string; spanId: string; parentSpanId?: string; traceState?: string }
+interface Ids { traceId: string; spanId: string; parentSpanId: string | undefined; traceState: string | undefined }
 
 export class LegacySpans {
   private readonly l: Layout;
-  private readonly open = new Map<string, OpenSpan>();
-  private readonly processes = new Map<number, LegacyProcess>();
-  private readonly scopes = new Map<string, Scope>();
+  /** per process: its addresses, its spans open by span ID, its tracers' scopes by address */
+  private readonly processes = new Map<number, { p: LegacyProcess; open: Map<bigint, OpenSpan>; scopes: Map<bigint, Scope> }>();
 
   constructor(obj: BpfObject, private readonly memory: (tgid: number) => TargetMemory | undefined) {
     this.l = layoutOf(obj);
   }
 
   attach(tgid: number, p: LegacyProcess): void {
-    this.processes.set(tgid, p);
+    this.processes.set(tgid, { p, open: new Map(), scopes: new Map() });
   }
 
   forget(tgid: number): void {
     this.processes.delete(tgid);
-    for (const key of this.scopes.keys()) if (key.startsWith(`${tgid}:`)) this.scopes.delete(key);
-    for (const key of this.open.keys()) if (key.startsWith(`${tgid}:`)) this.open.delete(key);
   }
 
   /** One call; the span when it was End. */
   record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined {
-    const p = this.processes.get(tgid);
-    if (!p) return undefined;
+    const process = this.processes.get(tgid);
+    if (!process) return undefined;
+    const { p, open } = process;
     const kind = v.getUint32(this.l.f.kind, true);
-    const key = `${tgid}:${hexBytes(v, this.l.f.spanId, 8)}`;
+    const key = v.getBigUint64(this.l.f.spanId, true);
     const at = toUnixNs(v.getBigUint64(this.l.f.start, true));
     if (kind === LEGACY_CALL.start) {
-      this.begin(key, v, tgid, p, this.ids(v), at);
+      if (open.size >= OPEN_MAX) open.delete(open.keys().next().value!);
+      open.set(key, this.begin(v, tgid, p, process.scopes, at));
       return undefined;
     }
-    const span = this.open.get(key);
+    const span = open.get(key);
     if (!span) return undefined; // its START was lost (counted in the kernel) or it began before gotel attached
     switch (kind) {
       case LEGACY_CALL.attributes:
@@ -156,10 +157,9 @@ export class LegacySpans {
         this.addEvent(span, "exception", v, p, at, this.exception(v, tgid));
         break;
       case LEGACY_CALL.end: {
-        this.open.delete(key);
+        open.delete(key);
         const r = span.record;
         r.endUnixNs = this.timestamp(v, p) ?? at;
-        r.attributes = Object.fromEntries(span.attributes);
         if (span.events.length) r.events = span.events;
         const dropped = { attributes: span.droppedAttributes, events: span.droppedEvents, links: r.dropped?.links ?? 0 };
         if (dropped.attributes || dropped.events || dropped.links) r.dropped = dropped;
@@ -177,19 +177,23 @@ export class LegacySpans {
     return {
       traceId: hexBytes(v, f.traceId, 16),
       spanId: hexBytes(v, f.spanId, 8),
-      ...(parent !== "0000000000000000" ? { parentSpanId: parent } : {}),
-      ...(traceStateLen ? { traceState: decodeUtf8(v, f.traceState, traceStateLen) } : {}),
+      parentSpanId: parent !== "0000000000000000" ? parent : undefined,
+      traceState: traceStateLen ? decodeUtf8(v, f.traceState, traceStateLen) : undefined,
     };
   }
 
-  private begin(key: string, v: DataView, tgid: number, p: LegacyProcess, c: Ids, at: bigint): void {
-    const scope = this.scope(tgid, v.getBigUint64(this.l.f.tracer, true), p);
+  private begin(v: DataView, tgid: number, p: LegacyProcess, scopes: Map<bigint, Scope>, at: bigint): OpenSpan {
+    const c = this.ids(v);
+    const tracer = v.getBigUint64(this.l.f.tracer, true);
+    let scope = scopes.get(tracer);
+    if (!scope) scopes.set(tracer, (scope = readTracer(this.memory(tgid), Number(tracer), p)));
     let kind = KINDS[0]!;
     for (const o of this.options(v)) {
-      if (p.closures.get(o.fn) === "kind") kind = KINDS[Number(o.data.getBigInt64(8, true))] ?? kind;
+      if (p.closures.get(o.fn) === "kind") kind = KINDS[Number(v.getBigInt64(o.data + 8, true))] ?? kind;
     }
     const kvs = this.kvs(v);
     const links = this.links(v, kvs);
+    const attributes: Attributes = {};
     const record: SpanRecord = {
       traceId: c.traceId,
       spanId: c.spanId,
@@ -200,18 +204,17 @@ export class LegacySpans {
       kind,
       startUnixNs: this.timestamp(v, p) ?? at,
       endUnixNs: at,
-      attributes: {},
+      attributes,
       status: { code: SpanStatusCode.UNSET },
       scope: scope.name,
       scopeVersion: scope.version,
       scopeSchemaUrl: scope.schemaUrl,
-      ...(links.kept.length ? { links: links.kept } : {}),
-      ...(links.dropped ? { dropped: { attributes: 0, events: 0, links: links.dropped } } : {}),
     };
-    const span: OpenSpan = { record, attributes: new Map(), droppedAttributes: 0, statusRank: 0, events: [], droppedEvents: 0 };
+    if (links.kept.length) record.links = links.kept;
+    if (links.dropped) record.dropped = { attributes: 0, events: 0, links: links.dropped };
+    const span: OpenSpan = { record, attributes, count: 0, droppedAttributes: 0, statusRank: 0, events: [], droppedEvents: 0 };
     this.setAttributes(span, kvs, 0, this.sourceLength(v, 0));
-    if (this.open.size >= OPEN_MAX) this.open.delete(this.open.keys().next().value!);
-    this.open.set(key, span);
+    return span;
   }
 
   /** SetAttributes: later values replace earlier ones; new keys beyond the limit are dropped */
@@ -221,8 +224,12 @@ export class LegacySpans {
       if (a.group !== group) continue;
       read++;
       if (a.value === undefined) continue;
-      if (!span.attributes.has(a.key) && span.attributes.size >= LIMIT) span.droppedAttributes++;
-      else span.attributes.set(a.key, a.value);
+      if (Object.hasOwn(span.attributes, a.key)) span.attributes[a.key] = a.value;
+      else if (span.count >= LIMIT) span.droppedAttributes++;
+      else {
+        span.attributes[a.key] = a.value;
+        span.count++;
+      }
     }
     span.droppedAttributes += had - read;
   }
@@ -247,10 +254,10 @@ export class LegacySpans {
       if (a.group !== 0) continue;
       dropped--;
       if (a.value === undefined) continue;
-      if (!(a.key in attributes) && Object.keys(attributes).length >= LIMIT) dropped++;
+      if (!Object.hasOwn(attributes, a.key) && Object.keys(attributes).length >= LIMIT) dropped++;
       else attributes[a.key] = a.value;
     }
-    span.events.push({ name, timeUnixNs: this.timestamp(v, p) ?? at, attributes: { ...attributes, ...last }, droppedAttributes: dropped });
+    span.events.push({ name, timeUnixNs: this.timestamp(v, p) ?? at, attributes: Object.assign(attributes, last), droppedAttributes: dropped });
   }
 
   /** RecordError's attributes, as the SDK's: exception.type (the error's Go type) and exception.message */
@@ -265,21 +272,23 @@ export class LegacySpans {
     return decodeUtf8(v, this.l.f.name, Math.min(v.getUint32(this.l.f.nameLen, true), this.l.max.name));
   }
 
-  private options(v: DataView): { method: number; fn: number; data: DataView }[] {
+  /** the options: their first method, and where their data is in v (a closure's code pointer first) */
+  private options(v: DataView): { method: number; fn: number; data: number }[] {
     const n = Math.min(v.getUint32(this.l.f.nOpts, true), this.l.max.opts);
     const out = [];
     for (let i = 0; i < n; i++) {
       const at = this.l.f.opts + i * this.l.opt.size;
-      const data = new DataView(v.buffer, v.byteOffset + at + this.l.opt.data, this.l.opt.dataSize);
-      out.push({ method: Number(v.getBigUint64(at + this.l.opt.method, true)), fn: Number(data.getBigUint64(0, true)), data });
+      const data = at + this.l.opt.data;
+      out.push({ method: Number(v.getBigUint64(at + this.l.opt.method, true)), fn: Number(v.getBigUint64(data, true)), data });
     }
     return out;
   }
 
   /** a WithTimestamp among the options (a time.Time: wall, ext), as ns since the epoch */
   private timestamp(v: DataView, p: LegacyProcess): bigint | undefined {
+    if (v.getUint32(this.l.f.nOpts, true) === 0) return undefined;
     const o = this.options(v).find((x) => p.timestamp.has(x.method));
-    return o ? goTimeUnixNs(o.data.getBigUint64(0, true), o.data.getBigInt64(8, true)) : undefined;
+    return o ? goTimeUnixNs(v.getBigUint64(o.data, true), v.getBigInt64(o.data + 8, true)) : undefined;
   }
 
   /** attributes the list of that group had (sources[]), kept or not */
@@ -327,12 +336,6 @@ export class LegacySpans {
     return out;
   }
 
-  private scope(tgid: number, tracer: bigint, p: LegacyProcess): Scope {
-    const key = `${tgid}:${tracer}`;
-    let s = this.scopes.get(key);
-    if (!s) this.scopes.set(key, (s = readTracer(this.memory(tgid), Number(tracer), p)));
-    return s;
-  }
 }
 
 /** attribute.Type: BOOL 1, INT64 2, FLOAT64 3, STRING 4, then the slices of each (strings: `string` bytes each,
