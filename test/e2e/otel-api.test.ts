@@ -82,6 +82,7 @@ describe.each([
   ["otel v1.33.0, Go 1.22.12, stripped", { goVersion: "1.22.12", modfile: "go.v133.mod", stripped: true }],
   ["otel v1.32.0, Go 1.22.12", LEGACY_V132],
   ["otel v1.32.0, Go 1.22.12, stripped", { ...LEGACY_V132, stripped: true }],
+  ["otel v1.32.0, Go 1.22.12, PIE", { ...LEGACY_V132, pie: true }],
   ["otel v1.32.0, Go 1.27.4", { ...LEGACY_V132, goVersion: "1.27.4" }],
   ["otel v1.0.1, Go 1.21.13", LEGACY_V101],
   ["otel v1.0.1, Go 1.19.13", { ...LEGACY_V101, goVersion: "1.19.13" }],

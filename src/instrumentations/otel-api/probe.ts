@@ -100,6 +100,10 @@ export class OtelApiProbe extends ObjectSpanProbe {
           links = this.object.attach(tgid, path, writes?.offsets ?? {}, programs);
         } catch (e) {
           tgids.delete(uintBytes(tgid, 4));
+          if (p.legacy) {
+            this.object.obj.map("otel_api_legacy_config").delete(uintBytes(tgid, 4));
+            this.legacy.forget(tgid);
+          }
           throw e;
         }
         for (const s of p.switches) {
@@ -117,20 +121,24 @@ export class OtelApiProbe extends ObjectSpanProbe {
     const v = new StructView(this.object.obj.btf().structLayout("otel_api_legacy_config"));
     const b = new Uint8Array(v.layout.size);
     const dv = new DataView(b.buffer);
+    /** how many addresses an array member of the struct holds */
+    const room = (field: string): number => v.layout.fields.get(field)!.size / 8;
     const put = (field: string, i: number, address: number | undefined): void => {
       if (address !== undefined) dv.setBigUint64(v.offset(field) + i * 8, BigInt(address + bias), true);
     };
     put("span_method", 0, l.spanMethod);
     dv.setBigUint64(v.offset("span_context", 8), BigInt(l.embedded), true);
-    l.attributesStart.slice(0, 2).forEach((a, i) => put("attributes_start", i, a));
-    l.attributesEvent.slice(0, 2).forEach((a, i) => put("attributes_event", i, a));
+    l.attributesStart.slice(0, room("attributes_start")).forEach((a, i) => put("attributes_start", i, a));
+    l.attributesEvent.slice(0, room("attributes_event")).forEach((a, i) => put("attributes_event", i, a));
     const kinds = this.object.obj.btf().enumValues("otel_api_legacy_closure");
     const forKernel = l.closures.flatMap((c) => {
       const kind = c.kind === "links" ? kinds.get("LEGACY_CLOSURE_LINKS") : c.kind === "newRoot" ? kinds.get("LEGACY_CLOSURE_NEW_ROOT") : undefined;
       return kind === undefined ? [] : [{ entry: c.entry, kind }];
     });
-    if (forKernel.length > 8) log.warn("the OpenTelemetry API's options: more WithLinks/WithNewRoot copies than the kernel is told of", { copies: forKernel.length });
-    forKernel.slice(0, 8).forEach((c, i) => {
+    // one closure per place the compiler inlined WithLinks or WithNewRoot into: a program with more than the
+    // kernel is told of has those options ignored at the others
+    if (forKernel.length > room("closure_fn")) log.warn("the OpenTelemetry API's options: WithLinks/WithNewRoot are read at only some of the places the program uses them", { places: forKernel.length, read: room("closure_fn") });
+    forKernel.slice(0, room("closure_fn")).forEach((c, i) => {
       put("closure_fn", i, c.entry);
       dv.setUint32(v.offset("closure_kind") + i * 4, Number(c.kind), true);
     });
@@ -143,7 +151,8 @@ export class OtelApiProbe extends ObjectSpanProbe {
     return s;
   }
 
-  /** The application's own wall-clock times are the span's: no conversion of kernel times. */
+  /** auto/sdk's spans carry the application's own wall-clock times; the legacy path's calls the kernel's, or
+   * WithTimestamp's. */
   record(v: DataView, tgid: number, toUnixNs: (kernelNs: bigint) => bigint): SpanRecord | undefined {
     const f = this.field;
     if (v.getUint32(f.kind, true) >= LEGACY_CALL.start) return this.legacy.record(v, tgid, toUnixNs);
