@@ -407,6 +407,8 @@ static __always_inline void send_call(struct otel_api_call_event *e)
 		size = sizeof(*e);
 	else
 		size = __builtin_offsetof(struct otel_api_call_event, kv) + (__u64)e->n_kv * sizeof(struct otel_api_kv);
+	/* bound the sum itself: clang would test its part, whose bound kernels before 6.x do not carry over */
+	asm volatile("" : "+r"(size));
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	gotel_emit(e, size);
