@@ -196,6 +196,18 @@ describe.each([
       expect(query.parentSpanId).toBe(scheduled.spanId);
     });
 
+    test("more attributes and links than one call carries: the SDK keeps them all; the legacy path counts those it could not read as dropped", async () => {
+      collector.clear();
+      expect(await (await fetch(`${t.base}/many`)).text()).toBe("ok");
+      expect(await waitFor(() => t.mine().some((s) => s.name === "many"), 10_000)).toBe(true);
+      const many = only(t.mine(), (s) => s.name === "many", "the API span");
+      // the legacy path reads 16 attributes and 4 links of a call (global_tracer_legacy.h), in order
+      const [attributes, links] = legacy ? [16, 4] : [20, 6];
+      expect(Object.keys(many.attributes)).toEqual(Array.from({ length: attributes }, (_, i) => `n${String(i).padStart(2, "0")}`));
+      expect(many.links.map((l) => l.spanId)).toEqual(Array.from({ length: links }, (_, i) => `07${(i + 1).toString(16).padStart(2, "0")}000000000000`));
+      expect(many.dropped).toEqual({ attributes: 20 - attributes, events: 0, links: 6 - links });
+    });
+
     // auto/sdk asks the agent for a span's parent without its options: WithNewRoot is honoured on the legacy path only (README)
     test.if(legacy)("WithNewRoot: a new trace, with the calls made under it", async () => {
       collector.clear();

@@ -71,6 +71,8 @@ export interface ReceivedSpan {
   links: ReceivedLink[];
   /** code: 0 unset, 1 ok, 2 error (STATUS_CODE); message only when non-empty */
   status: { code: number; message?: string };
+  /** what limits left out: droppedAttributesCount, droppedEventsCount, droppedLinksCount */
+  dropped: { attributes: number; events: number; links: number };
   resource: Attributes;
   /** version and schemaUrl (the scope spans') only when non-empty */
   scope: { name: string; version?: string; schemaUrl?: string };
@@ -195,6 +197,7 @@ export function parseOtlpTracesJson(request: unknown): ReceivedSpan[] {
             attributes: parseKeyValues(arrayAt(l, "attributes")),
           })),
           status,
+          dropped: { attributes: numberAt(s, "droppedAttributesCount"), events: numberAt(s, "droppedEventsCount"), links: numberAt(s, "droppedLinksCount") },
           resource,
           scope,
         });

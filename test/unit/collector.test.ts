@@ -245,6 +245,8 @@ describe("Collector harness", () => {
               { key: "empty", value: {} },
             ],
             status: { code: 2, message: "bad" },
+            droppedAttributesCount: 3,
+            droppedLinksCount: 1,
           }],
         }],
       }],
@@ -273,6 +275,7 @@ describe("Collector harness", () => {
       events: [],
       links: [],
       status: { code: STATUS_CODE.ERROR, message: "bad" },
+      dropped: { attributes: 3, events: 0, links: 1 },
       resource: { "service.name": "raw" },
       scope: { name: "raw-scope" },
     });

@@ -378,7 +378,8 @@ __attribute__((noinline)) int otel_api_legacy_option(__u32 i, __u64 at, __u32 wh
 	return 0;
 }
 
-/* Reads a call's options (n at ptr) and then every attribute list found. Returns whether one was WithNewRoot. */
+/* Reads a call's options (n at ptr); the attribute lists they hold are read by otel_api_legacy_sources. Returns
+ * whether one was WithNewRoot. */
 static __always_inline int read_options(__u64 ptr, __s64 len, __u32 which)
 {
 	int new_root = 0;
@@ -390,7 +391,6 @@ static __always_inline int read_options(__u64 ptr, __s64 len, __u32 which)
 			break;
 		new_root |= r;
 	}
-	otel_api_legacy_sources();
 	return new_root;
 }
 
@@ -414,12 +414,10 @@ static __always_inline void send_call(struct otel_api_call_event *e)
 	gotel_emit(e, size);
 }
 
-/* A fresh event for the span recorded under box (NULL: not one gotel saw start, or not sampled). */
-static __always_inline struct otel_api_call_event *call_event(const void *ctx, struct legacy_scratch *s, __u32 kind, __u64 box)
+/* A fresh event about span (NULL: it is not sampled). */
+static __always_inline struct otel_api_call_event *span_event(const void *ctx, struct legacy_scratch *s, __u32 kind, const struct legacy_span *span)
 {
-	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = box};
-	struct legacy_span *span = bpf_map_lookup_elem(&otel_api_legacy_spans, &key);
-	if (!span || !(span->f.sc.flags & GOTEL_FLAG_SAMPLED))
+	if (!(span->f.sc.flags & GOTEL_FLAG_SAMPLED))
 		return NULL;
 	struct otel_api_call_event *e = &s->event;
 	__builtin_memset(e, 0, __builtin_offsetof(struct otel_api_call_event, opts));
@@ -431,12 +429,23 @@ static __always_inline struct otel_api_call_event *call_event(const void *ctx, s
 	return e;
 }
 
+/* The span recorded under box, or NULL (one gotel did not see start). */
+static __always_inline struct legacy_span *span_at(__u64 box)
+{
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = box};
+	return bpf_map_lookup_elem(&otel_api_legacy_spans, &key);
+}
+
+/* A fresh event about the span recorded under box (NULL: none, or not sampled). */
+static __always_inline struct otel_api_call_event *call_event(const void *ctx, struct legacy_scratch *s, __u32 kind, __u64 box)
+{
+	struct legacy_span *span = span_at(box);
+	return span ? span_event(ctx, s, kind, span) : NULL;
+}
 static __always_inline int on_legacy_start(const void *ctx)
 {
-	__u32 tgid = gotel_current_tgid();
-	if (!bpf_map_lookup_elem(&otel_api_legacy_config, &tgid))
-		return 0;
-	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_goroutine(ctx)};
+	/* attached only to processes with a config: Start's return looks it up */
+	struct gotel_ctx_key key = {.tgid = gotel_current_tgid(), .ctx = go_goroutine(ctx)};
 	struct legacy_starting st = {
 		.tracer = go_arg(ctx, 1), .ctx = go_arg(ctx, 3), .name_ptr = go_arg(ctx, 4), .name_len = go_arg(ctx, 5),
 		.opts_ptr = go_arg(ctx, 6), .opts_len = go_arg(ctx, 7), .start_ns = bpf_ktime_get_ns(),
@@ -507,6 +516,7 @@ static __always_inline int legacy_started(const void *ctx, const int write)
 	if (!(f->sc.flags & GOTEL_FLAG_SAMPLED))
 		return 0; /* counted at its End */
 
+	otel_api_legacy_sources();
 	gotel_fill_header(&e->hdr, gotel_event_type_id, key.ctx);
 	e->hdr.start_ns = start.start_ns;
 	e->kind = LEGACY_START;
@@ -567,14 +577,13 @@ static __always_inline int on_legacy_status(const void *ctx)
 /* AddEvent(s, name, opts ...EventOption) */
 static __always_inline int on_legacy_event(const void *ctx)
 {
-	__u32 tgid = gotel_current_tgid();
-	const struct otel_api_legacy_config *cfg = bpf_map_lookup_elem(&otel_api_legacy_config, &tgid);
 	struct legacy_scratch *s = legacy_scratch();
-	struct otel_api_call_event *e = s && cfg ? call_event(ctx, s, LEGACY_EVENT, go_arg(ctx, 1)) : NULL;
+	struct otel_api_call_event *e = s ? call_event(ctx, s, LEGACY_EVENT, go_arg(ctx, 1)) : NULL;
 	if (!e)
 		return 0;
 	e->name_len = go_read_bytes(e->name, LEGACY_NAME_MAX, go_arg(ctx, 2), go_arg(ctx, 3));
 	read_options(go_arg(ctx, 4), go_arg(ctx, 5), OPTIONS_EVENT);
+	otel_api_legacy_sources();
 	send_call(e);
 	return 0;
 }
@@ -583,17 +592,16 @@ static __always_inline int on_legacy_event(const void *ctx)
  * what errors.New's and fmt.Errorf's values hold (user space uses it only for those types) */
 static __always_inline int on_legacy_error(const void *ctx)
 {
-	__u32 tgid = gotel_current_tgid();
-	const struct otel_api_legacy_config *cfg = bpf_map_lookup_elem(&otel_api_legacy_config, &tgid);
-	struct legacy_scratch *s = legacy_scratch();
 	if (!go_arg(ctx, 2))
 		return 0; /* RecordError(nil) records nothing */
-	struct otel_api_call_event *e = s && cfg ? call_event(ctx, s, LEGACY_ERROR, go_arg(ctx, 1)) : NULL;
+	struct legacy_scratch *s = legacy_scratch();
+	struct otel_api_call_event *e = s ? call_event(ctx, s, LEGACY_ERROR, go_arg(ctx, 1)) : NULL;
 	if (!e)
 		return 0;
 	e->value = go_arg(ctx, 2);
 	e->name_len = go_read_string_at(e->name, LEGACY_NAME_MAX, go_arg(ctx, 3));
 	read_options(go_arg(ctx, 4), go_arg(ctx, 5), OPTIONS_EVENT);
+	otel_api_legacy_sources();
 	send_call(e);
 	return 0;
 }
@@ -602,22 +610,19 @@ static __always_inline int on_legacy_error(const void *ctx)
 static __always_inline int on_legacy_end(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
-	struct gotel_ctx_key key = {.tgid = tgid, .ctx = go_arg(ctx, 1)};
-	struct legacy_span *span = bpf_map_lookup_elem(&otel_api_legacy_spans, &key);
-	const struct otel_api_legacy_config *cfg = bpf_map_lookup_elem(&otel_api_legacy_config, &tgid);
+	struct legacy_span *span = span_at(go_arg(ctx, 1));
 	struct legacy_scratch *s = legacy_scratch();
-	if (!span || !cfg || !s)
+	if (!span || !s)
 		return 0;
 	__u64 boxes[2] = {span->boxes[0], span->boxes[1]};
-	if (span->f.sc.flags & GOTEL_FLAG_SAMPLED) {
-		struct otel_api_call_event *e = call_event(ctx, s, LEGACY_END, key.ctx);
-		if (e) {
-			read_options(go_arg(ctx, 2), go_arg(ctx, 3), OPTIONS_END);
-			send_call(e);
-		}
+	struct otel_api_call_event *e = span_event(ctx, s, LEGACY_END, span);
+	if (e) {
+		read_options(go_arg(ctx, 2), go_arg(ctx, 3), OPTIONS_END); /* a WithTimestamp */
+		send_call(e);
 	} else {
 		gotel_count(GOTEL_COUNTER_UNSAMPLED);
 	}
+	struct gotel_ctx_key key = {.tgid = tgid};
 	for (int i = 0; i < 2; i++) {
 		key.ctx = boxes[i];
 		if (!key.ctx)

@@ -187,12 +187,16 @@ export class LegacySpans {
     const tracer = v.getBigUint64(this.l.f.tracer, true);
     let scope = scopes.get(tracer);
     if (!scope) scopes.set(tracer, (scope = readTracer(this.memory(tgid), Number(tracer), p)));
+    const options = this.options(v);
     let kind = KINDS[0]!;
-    for (const o of this.options(v)) {
-      if (p.closures.get(o.fn) === "kind") kind = KINDS[Number(v.getBigInt64(o.data + 8, true))] ?? kind;
+    let linksGiven = 0; // the links of every WithLinks: a closure's captured slice (ptr, len, cap)
+    for (const o of options) {
+      const closure = p.closures.get(o.fn);
+      if (closure === "kind") kind = KINDS[Number(v.getBigInt64(o.data + 8, true))] ?? kind;
+      else if (closure === "links") linksGiven += Number(v.getBigInt64(o.data + 16, true));
     }
     const kvs = this.kvs(v);
-    const links = this.links(v, kvs);
+    const links = this.links(v, kvs, linksGiven);
     const attributes: Attributes = {};
     const record: SpanRecord = {
       traceId: c.traceId,
@@ -202,7 +206,7 @@ export class LegacySpans {
       traceState: c.traceState,
       name: this.text(v),
       kind,
-      startUnixNs: this.timestamp(v, p) ?? at,
+      startUnixNs: this.timestamp(v, p, options) ?? at,
       endUnixNs: at,
       attributes,
       status: { code: SpanStatusCode.UNSET },
@@ -285,9 +289,8 @@ export class LegacySpans {
   }
 
   /** a WithTimestamp among the options (a time.Time: wall, ext), as ns since the epoch */
-  private timestamp(v: DataView, p: LegacyProcess): bigint | undefined {
-    if (v.getUint32(this.l.f.nOpts, true) === 0) return undefined;
-    const o = this.options(v).find((x) => p.timestamp.has(x.method));
+  private timestamp(v: DataView, p: LegacyProcess, options = this.options(v)): bigint | undefined {
+    const o = options.find((x) => p.timestamp.has(x.method));
     return o ? goTimeUnixNs(v.getBigUint64(o.data, true), v.getBigInt64(o.data + 8, true)) : undefined;
   }
 
@@ -302,7 +305,8 @@ export class LegacySpans {
     return n;
   }
 
-  private links(v: DataView, kvs: Kv[]): { kept: SpanRecordLink[]; dropped: number } {
+  /** the links the kernel read (LEGACY_LINKS_MAX); those beyond, of the `given`, are dropped */
+  private links(v: DataView, kvs: Kv[], given: number): { kept: SpanRecordLink[]; dropped: number } {
     const kept: SpanRecordLink[] = [];
     const link = this.l.link;
     const n = Math.min(v.getUint32(this.l.f.nLinks, true), this.l.max.links);
@@ -320,7 +324,8 @@ export class LegacySpans {
       }
       kept.push({ traceId, spanId, sampled: (v.getUint8(at + link.flags) & 1) === 1, attributes, droppedAttributes: this.sourceLength(v, i + 1) - read });
     }
-    return { kept: kept.slice(0, LIMIT), dropped: Math.max(0, kept.length - LIMIT) };
+    // the SDK's 128 links are more than the kernel reads: those it did not read are the dropped ones
+    return { kept, dropped: Math.max(0, given - n) };
   }
 
   private kvs(v: DataView): Kv[] {
