@@ -22,8 +22,7 @@ import { GoTypeNames, processLoadBias, ProcessMemory, type TargetMemory } from "
 import { log, type Fields } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import type { SameHostLinking } from "./propagation/same-host.ts";
-import type { SocketTraceparent } from "./propagation/socket-traceparent.ts";
-import { loadProbes, type InstrumentationProbe, type ProbeSet } from "./probes/probe-set.ts";
+import { loadProbes, type InstrumentationProbe, type ProbeSet, type SocketInsertion } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
 import { UnreadableSpanError, type SpanProbe } from "./probes/span-probe.ts";
@@ -135,7 +134,7 @@ export class Agent {
   private readonly probes: readonly InstrumentationProbe[];
   private readonly core: CoreObject;
   private readonly sameHost: SameHostLinking | undefined;
-  private readonly socket: SocketTraceparent | undefined;
+  private readonly socket: SocketInsertion | undefined;
   private readonly plans = new PlanCache((file) => this.planFile(file));
   /** set while an executable's analysis is garbage not yet collected */
   private analysisGarbage: ReturnType<typeof setTimeout> | undefined;

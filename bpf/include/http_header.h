@@ -107,74 +107,6 @@ __attribute__((noinline)) __u32 http_header_slots(__u64 first_key, __u64 stride,
 	return found;
 }
 
-/* Records where the headers found in the bucket/group at `at` keep their values: keys from at + 8, `key_stride`
- * apart; values from at + `values`, `value_stride` apart. Returns its tag bytes (0 when unreadable). */
-static __always_inline __u64 http_header_scan(__u64 at, __u32 kind, __u64 key_stride, __u64 values, __u64 value_stride,
-					      struct http_header_values *out)
-{
-	__u64 tags = 0;
-	if (!at || bpf_probe_read_user(&tags, sizeof(tags), (const void *)at))
-		return 0;
-	__u32 found = http_header_slots(at + 8, key_stride, tags, kind);
-	for (int h = 0; h < HTTP_HEADER_COUNT; h++) {
-		__u32 slot = (found >> (h * 4)) & 0xf;
-		if (slot)
-			out->at[h] = at + values + (slot - 1) * value_stride;
-	}
-	return tags;
-}
-
-/* Visits each main bucket and the overflow chain hanging off it. Two nested loops with constant bounds, not
- * one loop choosing "overflow or next bucket" each time: that choice made a counter whose every value the
- * kernel's verifier explored separately (kernel 6.1 gave up at 1M instructions). */
-static __always_inline void http_header_classic(const struct go_map_offsets *o, __u64 hmap, struct http_header_values *out)
-{
-	__u8 b = 0;
-	__u64 buckets = read_u64_at(hmap, o->hmap_buckets);
-	if (bpf_probe_read_user(&b, 1, (const void *)(hmap + o->hmap_b)) || !buckets || b > CLASSIC_MAX_B)
-		return;
-	__u32 n = 1u << b;
-	for (__u32 i = 0; i < (1u << CLASSIC_MAX_B); i++) {
-		if (i >= n)
-			break;
-		__u64 at = buckets + (__u64)i * CLASSIC_BUCKET_SIZE;
-		for (int chain = 0; chain <= CLASSIC_MAX_OVERFLOW && at; chain++) {
-			__u64 tags = http_header_scan(at, HTTP_HEADER_SLOTS_CLASSIC, 16, 8 + 8 * 16, 24, out);
-			/* last slot emptyRest (0): nothing further in this bucket or its overflows, so no overflow
-			 * pointer to read (a map of a few headers: the one bucket, one read less per request) */
-			if ((tags >> 56) == CLASSIC_EMPTY_REST)
-				break;
-			at = read_u64_at(at, CLASSIC_OVERFLOW);
-		}
-	}
-}
-
-/* A Swiss group: a control word, then 8 slots of key and value (40 bytes each). */
-static __always_inline void http_header_swiss(const struct go_map_offsets *o, __u64 m, struct http_header_values *out)
-{
-	__u64 dir = read_u64_at(m, o->swiss_dir_ptr);
-	__s64 dir_len = read_u64_at(m, o->swiss_dir_len);
-	if (!dir)
-		return;
-	if (dir_len == 0) { /* a small map: dirPtr is its one group */
-		http_header_scan(dir, HTTP_HEADER_SLOTS_SWISS, SWISS_SLOT_SIZE, 8 + 16, SWISS_SLOT_SIZE, out);
-		return;
-	}
-	for (__u32 t = 0; t < SWISS_MAX_TABLES; t++) {
-		if (t >= dir_len)
-			break;
-		__u64 table = read_u64_at(dir + t * 8, 0);
-		__u64 groups = read_u64_at(table, o->swiss_table_groups + o->swiss_groups_data);
-		__u64 mask = read_u64_at(table, o->swiss_table_groups + o->swiss_groups_mask);
-		for (__u32 g = 0; g < SWISS_MAX_GROUPS; g++) {
-			if (!groups || g > mask)
-				break;
-			http_header_scan(groups + g * SWISS_GROUP_SIZE, HTTP_HEADER_SLOTS_SWISS, SWISS_SLOT_SIZE, 8 + 16,
-					 SWISS_SLOT_SIZE, out);
-		}
-	}
-}
-
 /* The walk's input and output. It runs in a global function, which the kernel verifies on its own, once: its
  * loops then cannot multiply the states of what the probe does after it (before, kernel 6.1's verifier gave up
  * on the server's entry program at 1M instructions). A global function takes no pointer to the caller's stack
@@ -192,6 +124,84 @@ struct {
 	__type(value, struct http_header_walk);
 } http_header_walks SEC(".maps");
 
+/* Records, in the walk's output, where the headers found in the bucket/group at `at` keep their values: keys
+ * from at + 8, `key_stride` apart; values from at + `values`, `value_stride` apart. Returns its tag bytes (0 when
+ * unreadable). Global, scalar arguments only: the kernel verifies one bucket's scan once, not once for each of
+ * the up to 128 buckets the walks below visit (inlined, the walks cost the verifier ~28,000 instructions). */
+__attribute__((noinline)) __u64 http_header_scan(__u64 at, __u32 kind, __u64 key_stride, __u64 values, __u64 value_stride)
+{
+	__u32 zero = 0;
+	struct http_header_walk *w = bpf_map_lookup_elem(&http_header_walks, &zero);
+	__u64 tags = 0;
+	if (!w || !at || bpf_probe_read_user(&tags, sizeof(tags), (const void *)at))
+		return 0;
+	__u32 found = http_header_slots(at + 8, key_stride, tags, kind);
+	for (int h = 0; h < HTTP_HEADER_COUNT; h++) {
+		__u32 slot = (found >> (h * 4)) & 0xf;
+		if (slot)
+			w->out.at[h] = at + values + (slot - 1) * value_stride;
+	}
+	return tags;
+}
+
+/* A classic main bucket at `at` and the overflow buckets chained to it. Global, like the scan: verified once,
+ * not once per main bucket. */
+__attribute__((noinline)) int http_header_bucket_chain(__u64 at)
+{
+	for (int chain = 0; chain <= CLASSIC_MAX_OVERFLOW && at; chain++) {
+		__u64 tags = http_header_scan(at, HTTP_HEADER_SLOTS_CLASSIC, 16, 8 + 8 * 16, 24);
+		/* last slot emptyRest (0): nothing further in this bucket or its overflows, so no overflow pointer
+		 * to read (a map of a few headers: the one bucket, one read less per request) */
+		if ((tags >> 56) == CLASSIC_EMPTY_REST)
+			break;
+		at = read_u64_at(at, CLASSIC_OVERFLOW);
+	}
+	return 0;
+}
+
+/* Visits each main bucket and the overflow chain hanging off it. Two nested loops with constant bounds, not
+ * one loop choosing "overflow or next bucket" each time: that choice made a counter whose every value the
+ * kernel's verifier explored separately (kernel 6.1 gave up at 1M instructions). */
+static __always_inline void http_header_classic(const struct go_map_offsets *o, __u64 hmap)
+{
+	__u8 b = 0;
+	__u64 buckets = read_u64_at(hmap, o->hmap_buckets);
+	if (bpf_probe_read_user(&b, 1, (const void *)(hmap + o->hmap_b)) || !buckets || b > CLASSIC_MAX_B)
+		return;
+	__u32 n = 1u << b;
+	for (__u32 i = 0; i < (1u << CLASSIC_MAX_B); i++) {
+		if (i >= n)
+			break;
+		http_header_bucket_chain(buckets + (__u64)i * CLASSIC_BUCKET_SIZE);
+	}
+}
+
+/* A Swiss group: a control word, then 8 slots of key and value (40 bytes each). */
+static __always_inline void http_header_swiss(const struct go_map_offsets *o, __u64 m)
+{
+	__u64 dir = read_u64_at(m, o->swiss_dir_ptr);
+	__s64 dir_len = read_u64_at(m, o->swiss_dir_len);
+	if (!dir)
+		return;
+	if (dir_len == 0) { /* a small map: dirPtr is its one group */
+		http_header_scan(dir, HTTP_HEADER_SLOTS_SWISS, SWISS_SLOT_SIZE, 8 + 16, SWISS_SLOT_SIZE);
+		return;
+	}
+	for (__u32 t = 0; t < SWISS_MAX_TABLES; t++) {
+		if (t >= dir_len)
+			break;
+		__u64 table = read_u64_at(dir + t * 8, 0);
+		__u64 groups = read_u64_at(table, o->swiss_table_groups + o->swiss_groups_data);
+		__u64 mask = read_u64_at(table, o->swiss_table_groups + o->swiss_groups_mask);
+		for (__u32 g = 0; g < SWISS_MAX_GROUPS; g++) {
+			if (!groups || g > mask)
+				break;
+			http_header_scan(groups + g * SWISS_GROUP_SIZE, HTTP_HEADER_SLOTS_SWISS, SWISS_SLOT_SIZE, 8 + 16,
+					 SWISS_SLOT_SIZE);
+		}
+	}
+}
+
 __attribute__((noinline)) int http_header_walk(__u32 slot)
 {
 	struct http_header_walk *w = bpf_map_lookup_elem(&http_header_walks, &slot);
@@ -199,11 +209,11 @@ __attribute__((noinline)) int http_header_walk(__u32 slot)
 		return 0;
 	const struct go_map_offsets *o = &w->o;
 	if (o->hmap_b != GOTEL_OFFSET_ABSENT && o->hmap_buckets != GOTEL_OFFSET_ABSENT)
-		http_header_classic(o, w->header, &w->out);
+		http_header_classic(o, w->header);
 	else if (o->swiss_dir_ptr != GOTEL_OFFSET_ABSENT && o->swiss_dir_len != GOTEL_OFFSET_ABSENT &&
 		 o->swiss_table_groups != GOTEL_OFFSET_ABSENT && o->swiss_groups_data != GOTEL_OFFSET_ABSENT &&
 		 o->swiss_groups_mask != GOTEL_OFFSET_ABSENT)
-		http_header_swiss(o, w->header, &w->out);
+		http_header_swiss(o, w->header);
 	return 0;
 }
 

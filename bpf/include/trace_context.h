@@ -333,14 +333,32 @@ static __always_inline void gotel_format_traceparent(char *dst, const struct got
 	gotel_format_traceparent_of(dst, sc->trace_id, sc->span_id, &sc->flags);
 }
 
-/* A tracestate longer than we keep loses whole list members from its end (W3C's rule), never half of one. */
+/* 1 when x is not 0, without a branch (the verifier would follow each side) */
+#define GOTEL_NONZERO(x) (((x) | -(x)) >> 63)
+
+/* A tracestate longer than we keep loses whole list members from its end (W3C's rule), never half of one: its
+ * length becomes that of the part before the last ',' within the bytes kept. Searched 8 bytes at a time from the
+ * end, without a branch inside a word: the verifier walks every iteration of a loop, and one per byte cost it
+ * ~8,000 instructions. */
 static __always_inline __u32 gotel_trim_tracestate(const char *s, __u32 len)
 {
 	if (len <= GOTEL_TRACESTATE_MAX)
 		return len;
-	for (int i = GOTEL_TRACESTATE_MAX - 1; i > 0; i--) {
-		if (s[i & (GOTEL_TRACESTATE_MAX - 1)] == ',')
-			return i;
+	for (int w = GOTEL_TRACESTATE_MAX / 8 - 1; w >= 0; w--) {
+		__u64 word;
+		__builtin_memcpy(&word, s + w * 8, 8);
+		/* bit 8b of each byte b (little-endian) that is ',' (exact: no carries cross bytes) */
+		__u64 x = word ^ 0x2c2c2c2c2c2c2c2cULL;
+		__u64 m = ~(((x & 0x7f7f7f7f7f7f7f7fULL) + 0x7f7f7f7f7f7f7f7fULL) | x | 0x7f7f7f7f7f7f7f7fULL) >> 7;
+		if (!m)
+			continue;
+		/* the highest such bit, by halves: only multiples of 8 are set */
+		__u64 s32 = GOTEL_NONZERO(m >> 32) << 5;
+		m >>= s32;
+		__u64 s16 = GOTEL_NONZERO(m >> 16) << 4;
+		m >>= s16;
+		__u64 s8 = GOTEL_NONZERO(m >> 8) << 3;
+		return w * 8 + (s32 + s16 + s8) / 8;
 	}
 	return 0;
 }

@@ -27,8 +27,8 @@ export interface ProbeSet {
   /** the connection tracepoint: server spans continue client spans of this host, and it files the spans socket
    * insertion puts on the wire; undefined when both are off or the kernel cannot */
   sameHost?: SameHostLinking;
-  /** plaintext HTTP/1 requests carry traceparent inserted into their bytes; undefined when off or the kernel cannot */
-  socket?: SocketTraceparent;
+  /** plaintext HTTP/1 requests carry traceparent inserted into their bytes; undefined when off */
+  socket?: SocketInsertion;
 }
 
 /** memory: a live target's memory and runtime type names (error.type, a database's driver, HTTP/2 writers) */
@@ -46,11 +46,11 @@ export function loadProbes(
   // where gotel writes traceparent, the header links every HTTP/1 request already: the tracepoint's cost on
   // every system call of the host buys nothing there, and the two writing paths never both write
   const { sameHost, socket } = tracecontext && !injectAllowed ? startConnectionPaths(core, env, showVerifierLog) : {};
-  const constants = traceConstants({
+  // settings each object gets when it loads: socket insertion may have started by then
+  const constants = (): Record<string, bigint | number> => traceConstants({
     sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed,
-    sameHost: sameHost?.uses.link ?? false, socket: socket !== undefined,
+    sameHost: sameHost?.uses.link ?? false, socket: socket?.started ?? false,
   });
-  const base = { mode, showVerifierLog, constants };
   const probes: InstrumentationProbe[] = [];
   try {
     // event types from 2 (1 is the self-test's), by place in the list: bpf/include/event.h
@@ -60,8 +60,13 @@ export function loadProbes(
     // each event type has its own loss counters in `drops`, up to GOTEL_EVENT_TYPES_MAX
     if (first + instrumentations.length > Number(types.get("GOTEL_EVENT_TYPES_MAX"))) throw new Error("bpf/include/event.h: GOTEL_EVENT_TYPES_MAX is below the number of instrumentations");
     for (const [n, i] of instrumentations.entries()) {
-      const object = { ...base, shareWith: core.obj, eventType: first + n };
-      probes.push(new LazyProbe(i, { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined, linkStreams: sameHost?.uses.link ?? false }));
+      const eventType = first + n;
+      probes.push(new LazyProbe(i, eventType, (): LoadContext => {
+        // a client that sends HTTP/1 requests is what socket insertion is for: it starts before the first one's object
+        if (i.sameHost?.includes("sends")) socket?.start();
+        const object = { mode, showVerifierLog, constants: constants(), shareWith: core.obj, eventType };
+        return { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined, linkStreams: sameHost?.uses.link ?? false };
+      }));
     }
   } catch (e) {
     for (const p of probes.reverse()) p.close();
@@ -81,7 +86,7 @@ export function loadProbes(
   return { core, probes, ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
 }
 
-function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketTraceparent | undefined): string {
+function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketInsertion | undefined): string {
   const ways = [
     ...(socket ? ["plaintext HTTP/1 requests carry it inserted into their bytes"] : []),
     ...(sameHost?.uses.link ? ["services on this host are linked through their connections (HTTP/1, HTTP/2, gRPC)"] : []),
@@ -91,20 +96,48 @@ function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketTracepare
 
 /**
  * The paths that link services without writing into processes, each where it is wanted and the kernel has what
- * it needs; where it has not, says why once and goes on without. Both need the connection tracepoint.
+ * it needs; where it has not, says why once and goes on without. Both need the connection tracepoint, which
+ * starts now; socket insertion starts with the first HTTP/1 client (SocketInsertion).
  */
-function startConnectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog: boolean): { sameHost?: SameHostLinking; socket?: SocketTraceparent } {
-  const socket = env.GOTEL_SOCKET_TRACEPARENT ? startPath("socket insertion", () => SocketTraceparent.start(core.obj, { showVerifierLog })) : undefined;
-  const uses = { link: env.GOTEL_SAME_HOST_LINKING, insert: socket !== undefined };
+function startConnectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog: boolean): { sameHost?: SameHostLinking; socket?: SocketInsertion } {
+  const uses = { link: env.GOTEL_SAME_HOST_LINKING, insert: env.GOTEL_SOCKET_TRACEPARENT };
   const sameHost = uses.link || uses.insert ? startPath("same-host linking", () => SameHostLinking.start(core.obj, { showVerifierLog, uses })) : undefined;
-  if (socket && !sameHost) {
-    log.info("socket insertion is off", { reason: "it needs the connection tracepoint of same-host linking, which could not start" });
-    socket.close();
-    return {};
-  }
-  if (socket) log.info("socket insertion is on: plaintext HTTP/1 requests of traced processes carry traceparent in their bytes", { cgroup: socket.cgroup });
+  if (uses.insert && !sameHost) log.info("socket insertion is off", { reason: "it needs the connection tracepoint of same-host linking, which could not start" });
   if (sameHost?.uses.link) log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1, HTTP/2, gRPC)");
+  const socket = uses.insert && sameHost ? new SocketInsertion(core, sameHost, showVerifierLog) : undefined;
   return { ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
+}
+
+/**
+ * Socket insertion, started for the first instrumentation whose processes send HTTP/1 requests (its object is one
+ * of the slowest to verify, ~25 ms, and a program that only serves needs none of it); tried once.
+ */
+export class SocketInsertion {
+  private socket: SocketTraceparent | undefined;
+  private tried = false;
+
+  constructor(private readonly core: CoreObject, private readonly sameHost: SameHostLinking, private readonly showVerifierLog: boolean) {}
+
+  /** it is on: started, and the connection tracepoint files requests for it */
+  get started(): boolean {
+    return this.socket !== undefined;
+  }
+
+  start(): void {
+    if (this.tried) return;
+    this.tried = true;
+    this.socket = startPath("socket insertion", () => SocketTraceparent.start(this.core.obj, { showVerifierLog: this.showVerifierLog }));
+    if (!this.socket) {
+      this.sameHost.stopInserting();
+      return;
+    }
+    log.info("socket insertion is on: plaintext HTTP/1 requests of traced processes carry traceparent in their bytes", { cgroup: this.socket.cgroup });
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = undefined;
+  }
 }
 
 function startPath<T>(name: string, start: () => T): T | undefined {
@@ -141,14 +174,11 @@ class LazyProbe implements SpanProbe {
   /** why loading failed: not tried again */
   private failed: string | undefined;
 
-  constructor(private readonly instrumentation: Instrumentation, private readonly ctx: LoadContext) {}
+  /** context: what its object gets, asked for when it loads */
+  constructor(private readonly instrumentation: Instrumentation, readonly eventType: number, private readonly context: () => LoadContext) {}
 
   get name(): string {
     return this.instrumentation.name;
-  }
-
-  get eventType(): number {
-    return this.ctx.object.eventType;
   }
 
   get sameHost(): readonly SameHostRole[] | undefined {
@@ -163,7 +193,7 @@ class LazyProbe implements SpanProbe {
       if (r.status === "skipped") return { skipped: r.reason, absent: true };
     }
     try {
-      const probe = this.instrumentation.load(this.ctx);
+      const probe = this.instrumentation.load(this.context());
       try {
         this.counters = this.instrumentation.losses && ownCounters(this.instrumentation.object, this.instrumentation.losses, probe);
       } catch (e) {

@@ -110,6 +110,23 @@ describe.each([[OLDEST, "auto"], [NEWEST, "auto"], [NEWEST, "classic"]])("servic
     if (ON_THE_WIRE) expect(saw.tracestate).toEqual(["vendor=abc,other=x:y"]);
   });
 
+  test("a tracestate longer than 512 bytes loses whole members from its end, for the server span and the call to B", async () => {
+    collector.clear();
+    const traceId = randomHex(16);
+    // 20 members of 29-31 bytes (fewer than the 32 W3C allows, which OpenTelemetry JS enforces on export)
+    const tracestate = Array.from({ length: 20 }, (_, i) => `v${String(i).padStart(2, "0")}=${"x".repeat(25 + (i % 3))}`).join(",");
+    expect(tracestate.length).toBeGreaterThan(512);
+    const kept = tracestate.slice(0, tracestate.lastIndexOf(",", 511));
+    expect(kept.length).toBeGreaterThan(480);
+    const r = await get(`${chain.a.base}/inline?id=long-ts`, { traceparent: `00-${traceId}-${randomHex(8)}-01`, tracestate });
+    expect(r.status).toBe(200);
+    const saw = JSON.parse(r.body) as BSaw;
+    const { aServer, aClients } = await spansOf("/inline", 1, traceId);
+    expect(aServer.traceState).toBe(kept);
+    expect(aClients[0]!.traceState).toBe(kept);
+    if (ON_THE_WIRE) expect(saw.tracestate).toEqual([kept]);
+  });
+
   test("a call made from a worker goroutine with the request's context is the server span's child", async () => {
     collector.clear();
     const r = await get(`${chain.a.base}/worker?id=worker-1`);
