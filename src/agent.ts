@@ -21,8 +21,7 @@ import { isGoExecutable } from "./gobin/analyze.ts";
 import { GoTypeNames, processLoadBias, ProcessMemory, type TargetMemory } from "./gobin/runtime-types.ts";
 import { log, type Fields } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
-import type { SameHostLinking } from "./propagation/same-host.ts";
-import { loadProbes, type InstrumentationProbe, type ProbeSet, type SocketInsertion } from "./probes/probe-set.ts";
+import { loadProbes, type ConnectionTracepoint, type InstrumentationProbe, type ProbeSet, type SocketInsertion } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
 import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
 import { UnreadableSpanError, type SpanProbe } from "./probes/span-probe.ts";
@@ -133,7 +132,7 @@ export class Agent {
 
   private readonly probes: readonly InstrumentationProbe[];
   private readonly core: CoreObject;
-  private readonly sameHost: SameHostLinking | undefined;
+  private readonly sameHost: ConnectionTracepoint | undefined;
   private readonly socket: SocketInsertion | undefined;
   private readonly plans = new PlanCache((file) => this.planFile(file));
   /** set while an executable's analysis is garbage not yet collected */

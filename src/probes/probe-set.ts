@@ -12,7 +12,7 @@ import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
 import { CoreObject } from "./core-object.ts";
-import { SameHostLinking, type SameHostRole } from "../propagation/same-host.ts";
+import { SameHostLinking, type ConnectionUses, type SameHostRole } from "../propagation/same-host.ts";
 import { SocketTraceparent } from "../propagation/socket-traceparent.ts";
 import { GotelError } from "../errors.ts";
 import type { GoExecutable } from "../gobin/analyze.ts";
@@ -25,8 +25,8 @@ export interface ProbeSet {
   core: CoreObject;
   probes: readonly InstrumentationProbe[];
   /** the connection tracepoint: server spans continue client spans of this host, and it files the spans socket
-   * insertion puts on the wire; undefined when both are off or the kernel cannot */
-  sameHost?: SameHostLinking;
+   * insertion puts on the wire; undefined when both are off */
+  sameHost?: ConnectionTracepoint;
   /** plaintext HTTP/1 requests carry traceparent inserted into their bytes; undefined when off */
   socket?: SocketInsertion;
 }
@@ -45,11 +45,11 @@ export function loadProbes(
   const core = CoreObject.load({ showVerifierLog });
   // where gotel writes traceparent, the header links every HTTP/1 request already: the tracepoint's cost on
   // every system call of the host buys nothing there, and the two writing paths never both write
-  const { sameHost, socket } = tracecontext && !injectAllowed ? startConnectionPaths(core, env, showVerifierLog) : {};
-  // settings each object gets when it loads: socket insertion may have started by then
+  const { sameHost, socket } = tracecontext && !injectAllowed ? connectionPaths(core, env, showVerifierLog) : {};
+  // settings each object gets when it loads: the connection paths may have started by then
   const constants = (): Record<string, bigint | number> => traceConstants({
     sampler: env.OTEL_TRACES_SAMPLER, ratio: env.OTEL_TRACES_SAMPLER_ARG, tracecontext, injectAllowed,
-    sameHost: sameHost?.uses.link ?? false, socket: socket?.started ?? false,
+    sameHost: sameHost?.linking ?? false, socket: socket?.started ?? false,
   });
   const probes: InstrumentationProbe[] = [];
   try {
@@ -62,10 +62,11 @@ export function loadProbes(
     for (const [n, i] of instrumentations.entries()) {
       const eventType = first + n;
       probes.push(new LazyProbe(i, eventType, (): LoadContext => {
-        // a client that sends HTTP/1 requests is what socket insertion is for: it starts before the first one's object
+        // a connection's client side is what the connection paths are for: they start before the first one's object
+        if (i.sameHost?.some((r) => r !== "reads")) sameHost?.start();
         if (i.sameHost?.includes("sends")) socket?.start();
         const object = { mode, showVerifierLog, constants: constants(), shareWith: core.obj, eventType };
-        return { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost !== undefined, linkStreams: sameHost?.uses.link ?? false };
+        return { object, env, memory, inject: tracecontext && injectAllowed, writeAllowed: injectAllowed, fileRequests: sameHost?.started ?? false, linkStreams: sameHost?.linking ?? false };
       }));
     }
   } catch (e) {
@@ -86,7 +87,7 @@ export function loadProbes(
   return { core, probes, ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
 }
 
-function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketInsertion | undefined): string {
+function linkedBy(sameHost: ConnectionTracepoint | undefined, socket: SocketInsertion | undefined): string {
   const ways = [
     ...(socket ? ["plaintext HTTP/1 requests carry it inserted into their bytes"] : []),
     ...(sameHost?.uses.link ? ["services on this host are linked through their connections (HTTP/1, HTTP/2, gRPC)"] : []),
@@ -94,18 +95,66 @@ function linkedBy(sameHost: SameHostLinking | undefined, socket: SocketInsertion
   return ways.length ? ways.join(", ") : "services are not linked";
 }
 
-/**
- * The paths that link services without writing into processes, each where it is wanted and the kernel has what
- * it needs; where it has not, says why once and goes on without. Both need the connection tracepoint, which
- * starts now; socket insertion starts with the first HTTP/1 client (SocketInsertion).
- */
-function startConnectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog: boolean): { sameHost?: SameHostLinking; socket?: SocketInsertion } {
+/** The paths that link services without writing into processes, where they are wanted; each starts when the first
+ * instrumentation that needs it loads, and where it cannot, says why once and goes on without. */
+function connectionPaths(core: CoreObject, env: EnvConfig, showVerifierLog: boolean): { sameHost?: ConnectionTracepoint; socket?: SocketInsertion } {
   const uses = { link: env.GOTEL_SAME_HOST_LINKING, insert: env.GOTEL_SOCKET_TRACEPARENT };
-  const sameHost = uses.link || uses.insert ? startPath("same-host linking", () => SameHostLinking.start(core.obj, { showVerifierLog, uses })) : undefined;
-  if (uses.insert && !sameHost) log.info("socket insertion is off", { reason: "it needs the connection tracepoint of same-host linking, which could not start" });
-  if (sameHost?.uses.link) log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1, HTTP/2, gRPC)");
-  const socket = uses.insert && sameHost ? new SocketInsertion(core, sameHost, showVerifierLog) : undefined;
-  return { ...(sameHost ? { sameHost } : {}), ...(socket ? { socket } : {}) };
+  if (!uses.link && !uses.insert) return {};
+  const sameHost = new ConnectionTracepoint(core, showVerifierLog, uses);
+  return { sameHost, ...(uses.insert ? { socket: new SocketInsertion(core, sameHost, showVerifierLog) } : {}) };
+}
+
+/**
+ * The connection tracepoint (same-host linking, which socket insertion needs too), started with the first
+ * instrumentation on a connection's client side (a role other than "reads"): without a traced client there is no
+ * client span for a server to continue, and the tracepoint would slow every system call of the host for nothing.
+ * Processes tracked before it starts are tracked when it does; it is tried once.
+ */
+export class ConnectionTracepoint {
+  private tracepoint: SameHostLinking | undefined;
+  private tried = false;
+  private readonly tracked = new Map<number, ReadonlySet<SameHostRole>>();
+
+  constructor(private readonly core: CoreObject, private readonly showVerifierLog: boolean, readonly uses: ConnectionUses) {}
+
+  get started(): boolean {
+    return this.tracepoint !== undefined;
+  }
+
+  /** server spans may continue client spans through connections: wanted, and started or not tried yet (an object
+   * loaded before it starts looks in maps that stay empty if it cannot) */
+  get linking(): boolean {
+    return this.uses.link && (this.started || !this.tried);
+  }
+
+  start(): void {
+    if (this.tried) return;
+    this.tried = true;
+    this.tracepoint = startPath("same-host linking", () => SameHostLinking.start(this.core.obj, { showVerifierLog: this.showVerifierLog, uses: this.uses }));
+    if (!this.tracepoint) return;
+    if (this.uses.link) log.info("same-host linking is on: server spans continue the client spans of traced processes on this host (HTTP/1, HTTP/2, gRPC)");
+    for (const [pid, roles] of this.tracked) this.tracepoint.track(pid, roles);
+  }
+
+  /** Socket insertion could not start: requests are no longer filed for it. */
+  stopInserting(): void {
+    this.uses.insert = false;
+  }
+
+  track(pid: number, roles: ReadonlySet<SameHostRole>): void {
+    this.tracked.set(pid, roles);
+    this.tracepoint?.track(pid, roles);
+  }
+
+  forget(pid: number): void {
+    this.tracked.delete(pid);
+    this.tracepoint?.forget(pid);
+  }
+
+  close(): void {
+    this.tracepoint?.close();
+    this.tracepoint = undefined;
+  }
 }
 
 /**
@@ -116,7 +165,7 @@ export class SocketInsertion {
   private socket: SocketTraceparent | undefined;
   private tried = false;
 
-  constructor(private readonly core: CoreObject, private readonly sameHost: SameHostLinking, private readonly showVerifierLog: boolean) {}
+  constructor(private readonly core: CoreObject, private readonly sameHost: ConnectionTracepoint, private readonly showVerifierLog: boolean) {}
 
   /** it is on: started, and the connection tracepoint files requests for it */
   get started(): boolean {
@@ -126,6 +175,11 @@ export class SocketInsertion {
   start(): void {
     if (this.tried) return;
     this.tried = true;
+    this.sameHost.start();
+    if (!this.sameHost.started) {
+      log.info("socket insertion is off", { reason: "it needs the connection tracepoint of same-host linking, which could not start" });
+      return;
+    }
     this.socket = startPath("socket insertion", () => SocketTraceparent.start(this.core.obj, { showVerifierLog: this.showVerifierLog }));
     if (!this.socket) {
       this.sameHost.stopInserting();

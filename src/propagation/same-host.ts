@@ -73,11 +73,6 @@ export class SameHostLinking {
     return linking;
   }
 
-  /** Socket insertion could not start: requests are no longer filed for it. */
-  stopInserting(): void {
-    this.uses.insert = false;
-  }
-
   /** Starts looking at a traced process's socket writes (its HTTP/1 client) or reads (its HTTP/1 server). */
   track(tgid: number, roles: ReadonlySet<SameHostRole>): void {
     const sends = roles.has("sends") ? (this.uses.link ? LINK_SENDS : 0) | (this.uses.insert ? LINK_INSERTS : 0) : 0;

@@ -11,7 +11,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Collector, SPAN_KIND, STATUS_CODE, useCollector, type ReceivedSpan } from "../support/collector.ts";
-import { LINKED, ON_THE_WIRE, pidOf, randomHex, startChain, stopChain, type Chain } from "../support/chain.ts";
+import { INJECTION, LINKED, ON_THE_WIRE, pidOf, randomHex, SAME_HOST, startChain, stopChain, type Chain } from "../support/chain.ts";
 import { buildGoFixture } from "../support/go.ts";
 import { Proc, runGotel, startServer } from "../support/processes.ts";
 
@@ -358,3 +358,39 @@ test("HTTP/1 over TLS on this host: B's server span continues A's client span, l
     await b.proc.stop();
   }
 }, 60_000);
+
+test("the connection tracepoint starts with the first traced client: none for a server alone; a server attached before its client is linked", async () => {
+  const server = await startServer(buildGoFixture("http-server", { goVersion: NEWEST }), ["127.0.0.1:0"]);
+  const exe = buildGoFixture("http-chain", { goVersion: NEWEST });
+  const a = await startServer(exe, ["frontend", "127.0.0.1:0", server.base]);
+  // socket insertion off: only the tracepoint can link the server's spans to A's
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, OTEL_BSP_SCHEDULE_DELAY: "100", GOTEL_SOCKET_TRACEPARENT: "false" };
+  const alone = await runGotel(["--pid", String(server.proc.pid)], env);
+  try {
+    await alone.waitForLine(/gotel is running/, 20_000);
+    expect(alone.countLines(/same-host linking is on|socket insertion is on/)).toBe(0);
+  } finally {
+    await alone.stop();
+  }
+  // the server is planned and attached first, the tracepoint starts with A's client, then reads the server's connections
+  const both = await runGotel(["--pid", String(server.proc.pid), "--pid", String(a.proc.pid)], env);
+  try {
+    await both.waitForLine(new RegExp(`attached pid=${a.proc.pid} .*net/http client`), 20_000);
+    // where gotel writes traceparent, no connection path is needed (and none starts)
+    expect(both.countLines(/same-host linking is on/)).toBe(SAME_HOST && !INJECTION ? 1 : 0);
+    collector.clear();
+    for (let i = 0; i < 5; i++) await get(`${a.base}/inline?id=first-${i}`);
+    const spans = await collector.waitFor((all) => all.filter((s) => pidOf(s) === server.proc.pid).length >= 5 && all.length >= 15, "5 requests through the server");
+    const aClients = new Map(spans.filter((s) => pidOf(s) === a.proc.pid && s.kind === SPAN_KIND.CLIENT).map((s) => [s.spanId, s]));
+    const served = spans.filter((s) => pidOf(s) === server.proc.pid && s.kind === SPAN_KIND.SERVER);
+    expect([aClients.size, served.length, spans.length]).toEqual([5, 5, 15]);
+    for (const s of served) {
+      if (INJECTION || SAME_HOST) expect(aClients.get(s.parentSpanId)?.traceId).toBe(s.traceId);
+      else expect(s.parentSpanId).toBe("");
+    }
+  } finally {
+    await both.stop();
+    await a.proc.stop();
+    await server.proc.stop();
+  }
+}, 120_000);

@@ -255,7 +255,10 @@ static __always_inline int h2_link_take(const struct nethttp_server_config *cfg,
 	if (found)
 		found = h2_stream_of(tgid, rw, cfg->xnet_writer_rws, cfg->xnet_rws_conn, cfg->xnet_rws_stream, cfg->xnet_stream_id, &conn);
 	if (found) {
-		if (out)
+		/* counted only where the connection tracepoint reads this process's connections: it starts with the
+		 * first traced client (src/probes/probe-set.ts), and a gotel tracing only servers names none */
+		__u32 *roles = out ? bpf_map_lookup_elem(&gotel_link_tgids, &tgid) : 0;
+		if (roles && (*roles & GOTEL_LINK_READS))
 			gotel_count(GOTEL_COUNTER_LINK_UNNAMED_CONNECTION);
 		return -1;
 	}
