@@ -3,7 +3,8 @@
  * executable that has the code it instruments is planned (objects no target needs cost neither start-up time,
  * 10–50 ms each through the verifier, nor memory): the core owns the maps all objects share (ring buffer,
  * counters, span contexts), the instrumentations reuse them. Settings that the kernel applies (sampling,
- * propagation) are written into each object before load.
+ * propagation) are written into each object before load. The connection paths (same-host linking's tracepoint,
+ * socket insertion) start the same way, before the first object on a connection's client side that needs them.
  */
 import type { EnvConfig } from "../config/env.ts";
 import { lockdownMode, probeWriteUserAllowed } from "../ebpf/kernel-checks.ts";
