@@ -12,11 +12,13 @@
  * during the load (with the server's and wrk's, two is all this machine has), and the spans its `stopped` line
  * reports lost out of those it made (the whole run: warm-up and measured phase) with the default queue settings.
  *
- *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH] [--only TEXT]   (needs wrk nghttp2-client)
+ *   sudo bun scripts/bench-http.ts [seconds per phase] [--before PATH] [--only TEXT] [--memory-limit MB]
+ *   (needs wrk nghttp2-client)
  *
  * --before PATH measures another gotel binary (an earlier build) in the same run, between the two: before and
  * after side by side, each with its ratio to the server without gotel. --only TEXT runs the scenarios whose name
- * contains TEXT (repeatable), to repeat a noisy one.
+ * contains TEXT (repeatable), to repeat a noisy one. --memory-limit MB measures each build twice, as it runs on
+ * the host and in a memory cgroup limited to MB (as in a container with a memory limit), side by side.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,7 +26,7 @@ import { join } from "node:path";
 import { Collector } from "../test/support/collector.ts";
 import { buildGoFixture } from "../test/support/go.ts";
 import { startKafka } from "../test/support/kafka.ts";
-import { gotelBuilds, statusKb } from "./lib/bench.ts";
+import { gotelBuilds, memoryCgroup, statusKb } from "./lib/bench.ts";
 import { Proc, startServer } from "../test/support/processes.ts";
 
 const args = process.argv.slice(2);
@@ -32,6 +34,12 @@ const args = process.argv.slice(2);
 const builds = gotelBuilds("bench-http", args, "with gotel");
 const only: string[] = [];
 for (let at = args.indexOf("--only"); at >= 0; at = args.indexOf("--only")) only.push(args.splice(at, 2)[1] ?? "");
+const limitAt = args.indexOf("--memory-limit");
+const limitMb = limitAt >= 0 ? Number(args.splice(limitAt, 2)[1]) : undefined;
+if (limitMb !== undefined && !(limitMb >= 32)) {
+  console.error("bench-http: --memory-limit needs a number of MB, at least 32");
+  process.exit(2);
+}
 const SECONDS = Number(args[0] ?? 8);
 const TICK_US = 1e6 / 100; // USER_HZ
 
@@ -244,14 +252,21 @@ const scenarios: Scenario[] = [
   },
 ];
 
+const cgroup = limitMb === undefined ? undefined : memoryCgroup(limitMb);
+/** each build as it runs on the host, and in the memory cgroup when there is one */
+const columns = builds.flatMap((b) => {
+  const asIs = { ...b, wrap: (c: string[]) => c };
+  return cgroup ? [asIs, { label: builds.length > 1 ? `${b.label}, ${cgroup.label}` : cgroup.label, path: b.path, wrap: cgroup.wrap }] : [asIs];
+});
+
 const collector = await Collector.start();
 const cpuInfo = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
 console.log(`machine: ${cpuInfo}, ${navigator.hardwareConcurrency} CPUs, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}`);
 console.log(`measured server pinned to CPU 0 (so GOMAXPROCS=1); wrk -t1 -c16 -d${SECONDS}s (HTTP/2: h2load -t1 -c16 -m10) on CPU 1`);
 if (builds.length > 1) console.log(`before: ${builds[0]!.path}; after: ${builds[1]!.path}`);
 
-async function measureWith(gotelPath: string, sc: Scenario, pid: number, url: string, traced: number[]) {
-  const gotel = new Proc([gotelPath, "run", ...traced.flatMap((p) => ["--pid", String(p)])], {
+async function measureWith(column: (typeof columns)[number], sc: Scenario, pid: number, url: string, traced: number[]) {
+  const gotel = new Proc(column.wrap([column.path, "run", ...traced.flatMap((p) => ["--pid", String(p)])]), {
     OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpEndpoint, ...sc.env,
   });
   await Bun.sleep(1500);
@@ -275,11 +290,11 @@ for (const sc of scenarios.filter((s) => only.length === 0 || only.some((o) => s
   load(url, 2); // warm up
   const without = measure(load, pid, url);
   const measured = [];
-  for (const b of builds) measured.push(await measureWith(b.path, sc, pid, url, traced));
+  for (const c of columns) measured.push(await measureWith(c, sc, pid, url, traced));
   await stop();
   const spansPerRequest = sc.spansPerRequest;
   console.log(`\n${sc.name}`);
-  console.log(`${"".padEnd(24)}${"without".padStart(15)}${builds.map((b) => b.label.padStart(15)).join("")}`);
+  console.log(`${"".padEnd(24)}${"without".padStart(15)}${columns.map((b) => b.label.padStart(15)).join("")}`);
   const row = (name: string, base: string, values: string[]) => console.log(`${name.padEnd(24)}${base.padStart(9)}      ${values.join("")}`);
   row("server CPU µs/request", without.serverUsPerReq.toFixed(1), measured.map((m) => cell(m.serverUsPerReq.toFixed(1), m.serverUsPerReq / without.serverUsPerReq)));
   row("requests/s", without.rps.toFixed(0), measured.map((m) => cell(m.rps.toFixed(0), m.rps / without.rps)));
@@ -289,8 +304,9 @@ for (const sc of scenarios.filter((s) => only.length === 0 || only.some((o) => s
   row("gotel CPUs busy", "", measured.map((m) => cell((m.gotelUs / (SECONDS * 1e6)).toFixed(2))));
   row("Collector CPUs busy", "", measured.map((m) => cell(m.collectorShare.toFixed(2))));
   row("spans lost / made", "", measured.map((m) => cell(`${m.lost}/${m.spans}`)));
-  for (const [i, m] of measured.entries()) if (m.lost > 0) console.log(`  lost ${builds[i]!.label}: ${m.why}`);
+  for (const [i, m] of measured.entries()) if (m.lost > 0) console.log(`  lost ${columns[i]!.label}: ${m.why}`);
 }
 // what the collector wrote is not looked at, and parsing gigabytes of it at stop would only fail
 rmSync(join(collector.dir, "traces.jsonl"), { force: true });
 await collector.stop();
+cgroup?.remove();

@@ -15,6 +15,7 @@ import { uintBytes, type BpfMap } from "./ebpf/map.ts";
 import { RingBufferReader } from "./ebpf/ring-buffer.ts";
 import { StructView } from "./ebpf/struct-view.ts";
 import { GotelError } from "./errors.ts";
+import { collectGarbage } from "./garbage.ts";
 import { ExportPipeline, type DescribedExporter, type ExportCounts } from "./export/pipeline.ts";
 import { RateLimitedWarning } from "./export/warnings.ts";
 import { isGoExecutable } from "./gobin/analyze.ts";
@@ -334,9 +335,7 @@ export class Agent {
   private collectAnalysis(): void {
     clearTimeout(this.analysisGarbage);
     this.analysisGarbage = undefined;
-    const t0 = performance.now();
-    Bun.gc(true);
-    log.debug("an executable's analysis collected", { gcMs: Math.round(performance.now() - t0) });
+    collectGarbage("an executable's analysis");
   }
 
   /** A target's memory, and the names of Go types at its runtime addresses (cached), when it can be read. */

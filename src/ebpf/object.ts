@@ -5,6 +5,7 @@
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { statSync } from "node:fs";
 import { GotelError } from "../errors.ts";
+import { collectIfPiledUp } from "../garbage.ts";
 import { log } from "../log.ts";
 import { Btf, BtfError } from "./btf.ts";
 import { BpfError, EAGAIN, VerifierError } from "./errors.ts";
@@ -86,6 +87,8 @@ export class BpfObject {
    * anything fails. A load the verifier could not finish for signals is done again from the start.
    */
   static openAndLoad(bytes: Uint8Array, opts: OpenOptions, configure: (obj: BpfObject) => void): BpfObject {
+    // libbpf's and the verifier's memory would add to garbage an executable's analysis left (src/garbage.ts)
+    collectIfPiledUp(`before loading ${opts.name}`);
     return retryInterrupted(() => {
       const obj = BpfObject.open(bytes, opts);
       try {
