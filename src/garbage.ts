@@ -29,7 +29,9 @@ export function collectGarbage(why: string): void {
   log.debug("garbage collected", { why, gcMs: Math.round(performance.now() - t0), anonMB: Math.round(before / 2 ** 20), afterMB: Math.round(afterLastCollection / 2 ** 20) });
 }
 
-/** Collects first if more than PILED_UP_BYTES of anonymous memory were gained since the last collection. */
-export function collectIfPiledUp(why: string): void {
-  if (anonymousBytes() - afterLastCollection > PILED_UP_BYTES) collectGarbage(why);
+/** Collects if more than PILED_UP_BYTES of anonymous memory were gained since the last collection; says if it did. */
+export function collectIfPiledUp(why: string): boolean {
+  if (anonymousBytes() - afterLastCollection <= PILED_UP_BYTES) return false;
+  collectGarbage(why);
+  return true;
 }
