@@ -4,15 +4,15 @@
  * ones; a generic endpoint gets `/v1/traces` appended for the HTTP protocols, as the specification says.
  *
  * The gRPC exporter and @grpc/grpc-js are imported only when OTLP/gRPC is chosen: loading them took ~60 ms of
- * every start of the compiled binary.
+ * every start of the compiled binary. Over HTTP the OpenTelemetry JS exporter serializes and keeps its queue of
+ * exports and its metrics, and Bun's fetch sends (fetch-transport.ts says why).
  */
-import { OTLPTraceExporter as HttpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { OTLPTraceExporter as HttpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { CompressionAlgorithm, OTLPExporterError } from "@opentelemetry/otlp-exporter-base";
-import { ConsoleSpanExporter, type SpanExporter } from "@opentelemetry/sdk-trace-base";
-import http from "node:http";
-import https from "node:https";
+import { CompressionAlgorithm, createOtlpNetworkExportDelegate, OTLPExporterBase, OTLPExporterError } from "@opentelemetry/otlp-exporter-base";
+import { createOtlpHttpExporterMetrics } from "@opentelemetry/otlp-exporter-base/node-http";
+import { JsonTraceSerializer, ProtobufTraceSerializer, TraceExporterMetricsHelper } from "@opentelemetry/otlp-transformer";
+import { ConsoleSpanExporter, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { EnvConfig } from "../config/env.ts";
+import { FetchTransport } from "./fetch-transport.ts";
 import { EXPORTS_IN_FLIGHT, type DescribedExporter } from "./pipeline.ts";
 
 export type OtlpProtocol = "http/protobuf" | "http/json" | "grpc";
@@ -33,6 +33,8 @@ export interface OtlpSettings {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** the exporter's otel.component.type in its own metrics, as the OpenTelemetry JS OTLP/HTTP span exporters name it */
+const HTTP_SPAN_EXPORTER = "otlp_http_span_exporter";
 
 /** What the OTLP exporter will do, resolved from the environment (pure, so it can be tested and logged). */
 export function otlpSettings(env: EnvConfig): OtlpSettings {
@@ -52,21 +54,6 @@ export function otlpSettings(env: EnvConfig): OtlpSettings {
   };
 }
 
-/**
- * An http(s) agent that remembers the last HTTP status the receiver answered. The exporter reports a retryable
- * status (429, 502, 503, 504) that it gave up on without the status itself; this is how the warning can name it.
- */
-function statusAgent(protocol: string, seen: { status?: number }): http.Agent {
-  const Agent = protocol === "https:" ? https.Agent : http.Agent;
-  return new (class extends Agent {
-    addRequest(req: http.ClientRequest, options: http.RequestOptions): void {
-      req.once("response", (res: http.IncomingMessage) => (seen.status = res.statusCode));
-      // addRequest is not in @types/node's Agent, but every http.Agent has it
-      (Agent.prototype as unknown as { addRequest: (r: http.ClientRequest, o: http.RequestOptions) => void }).addRequest.call(this, req, options);
-    }
-  })({ keepAlive: true });
-}
-
 /** A failed export's error, in words: what the receiver (or the network) did. */
 export function describeExportError(error: Error | undefined, s: Pick<OtlpSettings, "timeoutMillis">, lastStatus?: number): string {
   if (!error) return "export failed";
@@ -83,26 +70,32 @@ export function describeExportError(error: Error | undefined, s: Pick<OtlpSettin
 }
 
 export async function otlpExporter(s: OtlpSettings): Promise<DescribedExporter> {
-  const compression = s.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
   const seen: { status?: number } = {};
   const described = (exporter: SpanExporter): DescribedExporter => ({
     exporter,
     destination: s.url,
     describeFailure: (e) => describeExportError(e, s, seen.status),
   });
-  const common = { url: s.url, compression, timeoutMillis: s.timeoutMillis, concurrencyLimit: s.concurrencyLimit };
-  const overHttp = { ...common, headers: s.headers, httpAgentOptions: (p: string) => statusAgent(p, seen) };
+  const overHttp = (contentType: string, serializer: typeof ProtobufTraceSerializer | typeof JsonTraceSerializer): SpanExporter => {
+    const transport = new FetchTransport({
+      url: s.url, headers: { ...s.headers, "Content-Type": contentType }, compression: s.compression, onStatus: (status) => (seen.status = status),
+    });
+    const metrics = createOtlpHttpExporterMetrics<ReadableSpan[]>(HTTP_SPAN_EXPORTER, TraceExporterMetricsHelper, s.url, undefined);
+    const delegate = createOtlpNetworkExportDelegate({ compression: s.compression, timeoutMillis: s.timeoutMillis, concurrencyLimit: s.concurrencyLimit }, serializer, metrics, transport);
+    return new OTLPExporterBase(delegate);
+  };
   switch (s.protocol) {
     case "grpc": {
       const [{ Metadata }, { OTLPTraceExporter: GrpcExporter }] = await Promise.all([import("@grpc/grpc-js"), import("@opentelemetry/exporter-trace-otlp-grpc")]);
       const metadata = new Metadata();
       for (const [k, v] of Object.entries(s.headers)) metadata.set(k, v);
-      return described(new GrpcExporter({ ...common, metadata }));
+      const compression = s.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
+      return described(new GrpcExporter({ url: s.url, compression, timeoutMillis: s.timeoutMillis, concurrencyLimit: s.concurrencyLimit, metadata }));
     }
     case "http/json":
-      return described(new HttpJsonExporter(overHttp));
+      return described(overHttp("application/json", JsonTraceSerializer));
     case "http/protobuf":
-      return described(new HttpProtoExporter(overHttp));
+      return described(overHttp("application/x-protobuf", ProtobufTraceSerializer));
   }
 }
 
