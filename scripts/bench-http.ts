@@ -256,7 +256,7 @@ const cgroup = limitMb === undefined ? undefined : memoryCgroup(limitMb);
 /** each build as it runs on the host, and in the memory cgroup when there is one */
 const columns = builds.flatMap((b) => {
   const asIs = { ...b, wrap: (c: string[]) => c };
-  return cgroup ? [asIs, { label: builds.length > 1 ? `${b.label}, ${cgroup.label}` : cgroup.label, path: b.path, wrap: cgroup.wrap }] : [asIs];
+  return cgroup ? [asIs, { label: builds.length > 1 ? `${b.label}, ${cgroup.label}` : `cap ${cgroup.label}`, path: b.path, wrap: cgroup.wrap }] : [asIs];
 });
 
 const collector = await Collector.start();

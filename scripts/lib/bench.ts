@@ -36,7 +36,7 @@ export function memoryCgroup(mb: number): { label: string; wrap: (cmd: string[])
   mkdirSync(dir);
   writeFileSync(join(dir, v2 ? "memory.max" : "memory.limit_in_bytes"), String(mb * 2 ** 20));
   return {
-    label: `cap ${mb} MB`,
+    label: `${mb}MB`,
     wrap: (cmd) => ["/bin/sh", "-c", `echo $$ > ${dir}/cgroup.procs && exec "$@"`, "sh", ...cmd],
     remove: () => rmdirSync(dir),
   };

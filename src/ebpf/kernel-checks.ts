@@ -10,6 +10,7 @@ import { PRIVILEGE_HINT } from "./errors.ts";
 import { libbpf, strerror } from "./libbpf.ts";
 import { uprobeMultiSupported } from "./link.ts";
 import { BPF_MAP_TYPE_RINGBUF } from "./map.ts";
+import { kernelAtLeast } from "./kernel-version.ts";
 import { BpfObject } from "./object.ts";
 import { liveRoundTrip } from "./selftest.ts";
 
@@ -26,14 +27,8 @@ export interface Check {
 
 const MIN_KERNEL: [number, number] = [5, 8];
 
-export function kernelVersion(rel = release()): [number, number, number] | undefined {
-  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(rel);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
-}
-
 function checkKernel(): Check {
-  const v = kernelVersion();
-  const ok = v !== undefined && (v[0] > MIN_KERNEL[0] || (v[0] === MIN_KERNEL[0] && v[1] >= MIN_KERNEL[1]));
+  const ok = kernelAtLeast(...MIN_KERNEL);
   return {
     name: "kernel", required: true, status: ok ? "ok" : "fail",
     detail: `Linux ${release()} (gotel needs >= ${MIN_KERNEL.join(".")} for the BPF ring buffer)`,

@@ -45,6 +45,8 @@ const symbols = {
   bpf_map__value_size: { args: [ptr], returns: u32 },
   bpf_map__max_entries: { args: [ptr], returns: u32 },
   bpf_map__set_max_entries: { args: [ptr, u32], returns: i32 },
+  bpf_map__map_flags: { args: [ptr], returns: u32 },
+  bpf_map__set_map_flags: { args: [ptr, u32], returns: i32 },
   bpf_map__reuse_fd: { args: [ptr, i32], returns: i32 },
   bpf_map__initial_value: { args: [ptr, ptr], returns: ptr },
   bpf_map__lookup_elem: { args: [ptr, ptr, usize, ptr, usize, u64], returns: i32 },

@@ -6,7 +6,10 @@ import { libbpf, strerror } from "./libbpf.ts";
 
 /** enum bpf_map_type values we treat specially */
 const PERCPU_TYPES = new Set([5 /* PERCPU_HASH */, 6 /* PERCPU_ARRAY */, 10 /* LRU_PERCPU_HASH */]);
+export const BPF_MAP_TYPE_HASH = 1;
 export const BPF_MAP_TYPE_RINGBUF = 27;
+/** a hash map's entries allocated as they are added, not all when the map is made */
+export const BPF_F_NO_PREALLOC = 1;
 
 /** flags of bpf_map_update_elem */
 export const BPF_ANY = 0n;

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { effectiveCapabilities, kernelVersion, lockdownMode } from "../../src/ebpf/kernel-checks.ts";
+import { effectiveCapabilities, lockdownMode } from "../../src/ebpf/kernel-checks.ts";
+import { kernelAtLeast, kernelVersion } from "../../src/ebpf/kernel-version.ts";
 
 describe("doctor's parsers", () => {
   test("kernel release strings", () => {
@@ -7,6 +8,7 @@ describe("doctor's parsers", () => {
     expect(kernelVersion("5.8.0-63-generic")).toEqual([5, 8, 0]);
     expect(kernelVersion("6.6")).toEqual([6, 6, 0]);
     expect(kernelVersion("weird")).toBeUndefined();
+    expect([kernelAtLeast(6, 1, "6.1.0-27-amd64"), kernelAtLeast(6, 1, "5.10.0-33-amd64"), kernelAtLeast(6, 1, "7.0"), kernelAtLeast(6, 1, "weird")]).toEqual([true, false, true, false]);
   });
 
   test("lockdown mode is the bracketed one", () => {
