@@ -11,9 +11,10 @@
  * --before PATH measures another gotel binary (an earlier build) in the same run, side by side. Each number is
  * the median of `runs` (default 3) fresh agents. A second table says where the settled RSS is: anonymous memory
  * (Bun's heaps, buffers), file pages (gotel's own executable: Bun's code and the embedded bundle, clean and
- * shared, which the kernel can drop and read again), and the rest (the ring buffer's mapping).
+ * shared, which the kernel can drop and read again), and the rest (the ring buffer's mapping); and beside it the
+ * kernel memory of gotel's eBPF maps, which is not in its RSS but is charged to its memory cgroup.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { buildGoFixture } from "../test/support/go.ts";
 import { gotelBuilds, statusKb } from "./lib/bench.ts";
 
@@ -40,6 +41,29 @@ interface RssParts {
   maps: number;
 }
 
+/**
+ * The kernel memory of every eBPF map gotel holds, MB (the `memlock` of each map's /proc/PID/fdinfo, once per map):
+ * not in its RSS, but charged to its memory cgroup, so a container's memory limit counts it.
+ */
+function mapKernelMb(pid: number): number {
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+    } catch {
+      continue; // closed meanwhile
+    }
+    const id = /^map_id:\s+(\d+)/m.exec(info)?.[1];
+    const memlock = /^memlock:\s+(\d+)/m.exec(info)?.[1];
+    if (id === undefined || memlock === undefined || seen.has(id)) continue;
+    seen.add(id);
+    bytes += Number(memlock);
+  }
+  return bytes / 2 ** 20;
+}
+
 /** A process's RSS by kind of mapping, MB (/proc/PID/smaps) */
 function rssParts(pid: number): RssParts {
   const parts: RssParts = { anon: 0, file: 0, maps: 0 };
@@ -59,7 +83,7 @@ function rssParts(pid: number): RssParts {
 
 /** One agent on the given pids until it says it is running, then 10 s idle (Bun hands freed memory back to the
  * system a few seconds after a collection): its peak and settled RSS in MB. */
-async function measure(gotel: string, pids: number[]): Promise<{ peak: number; rss: number; ms: number } & RssParts> {
+async function measure(gotel: string, pids: number[]): Promise<{ peak: number; rss: number; ms: number; kernel: number } & RssParts> {
   const t0 = performance.now();
   const agent = Bun.spawn([gotel, "run", ...pids.flatMap((p) => ["--pid", String(p)])], {
     env: { ...process.env, OTEL_TRACES_EXPORTER: "none", OTEL_LOG_LEVEL: "info" }, stdout: "ignore", stderr: "pipe",
@@ -73,7 +97,7 @@ async function measure(gotel: string, pids: number[]): Promise<{ peak: number; r
   }
   const ms = performance.now() - t0;
   await Bun.sleep(10_000);
-  const out = { peak: statusKb(agent.pid, "VmHWM") / 1024, rss: statusKb(agent.pid, "VmRSS") / 1024, ms, ...rssParts(agent.pid) };
+  const out = { peak: statusKb(agent.pid, "VmHWM") / 1024, rss: statusKb(agent.pid, "VmRSS") / 1024, ms, kernel: mapKernelMb(agent.pid), ...rssParts(agent.pid) };
   agent.kill("SIGTERM");
   await agent.exited;
   return out;
@@ -99,12 +123,13 @@ for (const s of scenarios) {
     for (let i = 0; i < RUNS; i++) runs.push(await measure(b.path, targets.map((t) => t.pid)));
     const [peak, rss, ms] = [median(runs.map((r) => r.peak)), median(runs.map((r) => r.rss)), median(runs.map((r) => r.ms))];
     cells.push(`${peak.toFixed(0).padStart(4)} MB / ${rss.toFixed(0).padStart(4)} MB / ${ms.toFixed(0).padStart(5)} ms`.padEnd(38));
-    const [anon, file, maps] = [median(runs.map((r) => r.anon)), median(runs.map((r) => r.file)), median(runs.map((r) => r.maps))];
-    parts.push(`${s.label.padEnd(28)} ${b.label.padEnd(8)} ${anon.toFixed(0).padStart(4)} MB ${file.toFixed(0).padStart(9)} MB ${maps.toFixed(0).padStart(6)} MB`);
+    const [anon, file, maps, kernel] = [median(runs.map((r) => r.anon)), median(runs.map((r) => r.file)), median(runs.map((r) => r.maps)), median(runs.map((r) => r.kernel))];
+    parts.push(`${s.label.padEnd(28)} ${b.label.padEnd(8)} ${anon.toFixed(0).padStart(4)} MB ${file.toFixed(0).padStart(9)} MB ${maps.toFixed(0).padStart(6)} MB ${kernel.toFixed(0).padStart(12)} MB`);
   }
   console.log(`${s.label.padEnd(28)} ${cells.join(" ")}`);
   for (const t of targets) t.kill();
   await Promise.all(targets.map((t) => t.exited));
 }
-console.log(`\nwhere the settled RSS is (medians, /proc/PID/smaps): anonymous / gotel's executable and other files / eBPF maps (the ring buffer)`);
+console.log(`\nwhere the settled RSS is (medians, /proc/PID/smaps): anonymous / gotel's executable and other files / eBPF maps (the ring buffer);`);
+console.log(`and, not in the RSS but charged to gotel's memory cgroup, the kernel memory of its eBPF maps (/proc/PID/fdinfo memlock)`);
 for (const line of parts) console.log(line);
