@@ -22,6 +22,25 @@ const BACKOFF_GROWTH = 1.5;
 const JITTER = 0.2;
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 const RETRYABLE_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "ENOTFOUND", "ENETUNREACH", "EHOSTUNREACH"]);
+/** an answer is a few bytes (a partial success at most): a receiver that sends more is not read further */
+export const MAX_ANSWER_BYTES = 4 << 20;
+
+/** The answer's bytes, or undefined (and the rest not read) past MAX_ANSWER_BYTES. */
+async function readAnswer(response: Response): Promise<Uint8Array | undefined> {
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    size += r.value.byteLength;
+    if (size > MAX_ANSWER_BYTES) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(r.value);
+  }
+  return Buffer.concat(chunks);
+}
 
 export interface FetchTransportOptions {
   url: string;
@@ -75,10 +94,10 @@ export class FetchTransport implements IExporterTransport {
 
   private async sendOnce(body: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
     let response: Response;
-    let answer: Uint8Array;
+    let answer: Uint8Array | undefined;
     try {
       response = await fetch(this.opts.url, { method: "POST", headers: this.headers, body, proxy: this.proxy, signal: AbortSignal.timeout(Math.max(timeoutMillis, 1)) });
-      answer = await response.bytes();
+      answer = await readAnswer(response);
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
       if (error.name === "TimeoutError") return { status: "retryable", error: new Error("Request timed out") };
@@ -86,6 +105,7 @@ export class FetchTransport implements IExporterTransport {
       return { status: typeof code === "string" && RETRYABLE_CODES.has(code) ? "retryable" : "failure", error };
     }
     this.opts.onStatus?.(response.status);
+    if (answer === undefined) return { status: "failure", error: new Error(`the receiver's answer is longer than ${MAX_ANSWER_BYTES} bytes`) };
     if (response.ok) return { status: "success", data: answer };
     if (RETRYABLE_STATUS.has(response.status)) return { status: "retryable", retryInMillis: retryAfterMs(response.headers.get("retry-after")) };
     return { status: "failure", error: new OTLPExporterError(response.statusText, response.status, new TextDecoder().decode(answer)) };

@@ -4,7 +4,7 @@ import { OTLPExporterError } from "@opentelemetry/otlp-exporter-base";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { readEnv } from "../../src/config/env.ts";
 import { otlpExporter, otlpSettings } from "../../src/export/exporter.ts";
-import { FetchTransport, isLoopback, retryAfterMs } from "../../src/export/fetch-transport.ts";
+import { FetchTransport, isLoopback, MAX_ANSWER_BYTES, retryAfterMs } from "../../src/export/fetch-transport.ts";
 import { SpanKind, SpanStatusCode, toReadableSpan } from "../../src/traces/span.ts";
 import { GOTEL_VERSION } from "../../src/version.ts";
 
@@ -106,6 +106,22 @@ describe("OTLP over HTTP through fetch", () => {
     expect(r.seen.length).toBe(1);
     expect([isLoopback("http://localhost:4318/v1/traces"), isLoopback("http://[::1]:4318"), isLoopback("http://127.0.0.2:1")]).toEqual([true, true, true]);
     expect([isLoopback("http://collector:4318"), isLoopback("https://10.0.0.1"), isLoopback("http://127.example.com")]).toEqual([false, false, false]);
+  });
+
+  test("an answer longer than 4 MiB is not read further: a failure, not a retry", async () => {
+    let requests = 0;
+    server = Bun.serve({
+      port: 0, hostname: "127.0.0.1",
+      fetch: () => {
+        requests++;
+        // an answer that never ends
+        return new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(1 << 20)) }));
+      },
+    });
+    const result = await new FetchTransport({ url: `http://127.0.0.1:${server.port}/v1/traces`, headers: {}, compression: "none" }).send(new Uint8Array([1]), 5000);
+    expect(result.status).toBe("failure");
+    expect(result.status === "failure" ? result.error.message : "").toBe(`the receiver's answer is longer than ${MAX_ANSWER_BYTES} bytes`);
+    expect(requests).toBe(1);
   });
 
   test("Retry-After in seconds or as an HTTP date", () => {
