@@ -14,8 +14,9 @@
  * shared, which the kernel can drop and read again), and the rest (the ring buffer's mapping); and beside it the
  * kernel memory of gotel's eBPF maps, which is not in its RSS but is charged to its memory cgroup.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { buildGoFixture } from "../test/support/go.ts";
+import { fdInfos } from "../test/support/processes.ts";
 import { gotelBuilds, statusKb } from "./lib/bench.ts";
 
 const args = process.argv.slice(2);
@@ -48,13 +49,7 @@ interface RssParts {
 function mapKernelMb(pid: number): number {
   const seen = new Set<string>();
   let bytes = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-    let info: string;
-    try {
-      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
-    } catch {
-      continue; // closed meanwhile
-    }
+  for (const info of fdInfos(pid)) {
     const id = /^map_id:\s+(\d+)/m.exec(info)?.[1];
     const memlock = /^memlock:\s+(\d+)/m.exec(info)?.[1];
     if (id === undefined || memlock === undefined || seen.has(id)) continue;

@@ -8,12 +8,11 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { Collector, SPAN_KIND, useCollector, type ReceivedSpan } from "../support/collector.ts";
 import { ON_THE_WIRE, SOCKET, pidOf, randomHex } from "../support/chain.ts";
 import { GOTEL, runCommand } from "../support/cli.ts";
 import { buildGoFixture } from "../support/go.ts";
-import { Proc, runGotel, startServer } from "../support/processes.ts";
+import { fdInfos, Proc, runGotel, startServer } from "../support/processes.ts";
 
 const sharedCollector = useCollector();
 let collector: Collector;
@@ -192,18 +191,11 @@ test.if(SOCKET)("a keep-alive connection opened before gotel attached carries no
   }
 }, 60_000);
 
-/** The sock_ops programs attached to a cgroup, by the kernel's own listing. */
 /** The eBPF programs and maps a process holds open (their ids, from /proc/PID/fdinfo): another gotel on the host
  * has programs of the same names on the same cgroup. */
 function heldBy(pid: number): { progs: Set<number>; maps: Set<number> } {
   const held = { progs: new Set<number>(), maps: new Set<number>() };
-  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-    let info: string;
-    try {
-      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
-    } catch {
-      continue; // closed meanwhile
-    }
+  for (const info of fdInfos(pid)) {
     const prog = /^prog_id:\s+(\d+)/m.exec(info);
     const map = /^map_id:\s+(\d+)/m.exec(info);
     if (prog) held.progs.add(Number(prog[1]));
@@ -212,6 +204,7 @@ function heldBy(pid: number): { progs: Set<number>; maps: Set<number> } {
   return held;
 }
 
+/** The sock_ops programs attached to a cgroup, by the kernel's own listing. */
 function sockOpsAttached(cgroup: string): { id: number; name: string }[] {
   const progs = bpftool<{ id: number; attach_type: string; name: string }>("cgroup", "show", cgroup);
   return progs.filter((p) => p.attach_type.endsWith("sock_ops"));

@@ -1,4 +1,5 @@
 /** Long-running processes for e2e tests: gotel itself and the Go servers it traces. */
+import { readdirSync, readFileSync } from "node:fs";
 import { waitFor } from "./kernel.ts";
 import { GOTEL } from "./cli.ts";
 
@@ -82,4 +83,15 @@ export async function runGotel(args: string[], env: Record<string, string>, atta
     throw e;
   }
   return g;
+}
+
+/** The /proc/PID/fdinfo text of each file descriptor the process holds (ids of its eBPF programs and maps, …). */
+export function* fdInfos(pid: number): Generator<string> {
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      yield readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+    } catch {
+      // closed meanwhile
+    }
+  }
 }
