@@ -17,6 +17,11 @@ function onLine(level: number, msg: Pointer | null): void {
   if (!msg) return;
   const line = new CString(msg).toString();
   for (const c of captures) c.push(line);
+  logLibbpfLine(level, line);
+}
+
+/** A line of libbpf's, to our logger: also the lines a load in a thread of its own kept (BpfObject.startLoad). */
+export function logLibbpfLine(level: number, line: string): void {
   // libbpf warnings are mostly the prelude of an error we report ourselves; keep them out of the way
   if (level === LIBBPF_WARN) log.debug(`libbpf: ${line}`, { level: "warn" });
   else log.debug(`libbpf: ${line}`);

@@ -10,7 +10,7 @@ import { log } from "../log.ts";
 import { Btf, BtfError } from "./btf.ts";
 import { BpfError, EAGAIN, VerifierError } from "./errors.ts";
 import { cstr, libbpf, pointer, strerror } from "./libbpf.ts";
-import { captureLibbpfLog } from "./libbpf-log.ts";
+import { captureLibbpfLog, logLibbpfLine } from "./libbpf-log.ts";
 import { kernelAtLeast } from "./kernel-version.ts";
 import { BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH, BpfMap } from "./map.ts";
 
@@ -34,6 +34,8 @@ export class BpfProgram {
     readonly name: string,
     readonly section: string,
     readonly objectName: string,
+    /** waits for its object's load if a thread still runs it (BpfObject.startLoad) */
+    private readonly loaded: () => void,
   ) {}
 
   set autoload(on: boolean) {
@@ -47,11 +49,20 @@ export class BpfProgram {
 
   /** the loaded program's fd (-1 before load) */
   get fd(): number {
+    this.loaded();
     return libbpf().sym.bpf_program__fd(this.handle);
   }
 }
 
-type ObjectState = "opened" | "loaded" | "closed";
+type ObjectState = "opened" | "loading" | "loaded" | "closed";
+
+/** the loads BpfObject.sideBySide is collecting, while its make() runs */
+let startedSideBySide: (PendingLoad<BpfObject> & { object: BpfObject })[] | undefined;
+
+/** A load running in a thread of its own: finish() waits for it, and throws what load() would have thrown. */
+export interface PendingLoad<T> {
+  finish(): T;
+}
 
 export class BpfObject {
   private handle: Pointer | null;
@@ -60,6 +71,10 @@ export class BpfObject {
   private bytes: Uint8Array | null;
   private readonly nameBuf: Buffer;
   private btfCache: Btf | undefined;
+  /** waits for the thread loading this object (startLoad), once */
+  private loadThread: (() => { result: number; lines: { level: number; text: string }[] }) | undefined;
+  /** why that load failed */
+  private loadError: unknown;
   readonly programs: ReadonlyMap<string, BpfProgram>;
   private readonly maps = new Map<string, BpfMap>();
 
@@ -95,13 +110,14 @@ export class BpfObject {
    * anything fails. A load the verifier could not finish for signals is done again from the start.
    */
   static openAndLoad(bytes: Uint8Array, opts: OpenOptions, configure: (obj: BpfObject) => void): BpfObject {
-    // libbpf's and the verifier's memory would add to garbage an executable's analysis left (src/garbage.ts)
-    collectIfPiledUp(`before loading ${opts.name}`);
+    if (startedSideBySide) {
+      const pending = BpfObject.openAndStartLoad(bytes, opts, configure);
+      startedSideBySide.push(pending);
+      return pending.object;
+    }
     return retryInterrupted(() => {
-      const obj = BpfObject.open(bytes, opts);
+      const obj = BpfObject.openConfigured(bytes, opts, configure);
       try {
-        if (ON_DEMAND_HASH_MAPS) obj.allocateHashMapsOnDemand();
-        configure(obj);
         obj.load();
         return obj;
       } catch (e) {
@@ -111,9 +127,90 @@ export class BpfObject {
     });
   }
 
+  private static openConfigured(bytes: Uint8Array, opts: OpenOptions, configure: (obj: BpfObject) => void): BpfObject {
+    // libbpf's and the verifier's memory would add to garbage an executable's analysis left (src/garbage.ts)
+    collectIfPiledUp(`before loading ${opts.name}`);
+    const obj = BpfObject.open(bytes, opts);
+    try {
+      if (ON_DEMAND_HASH_MAPS) obj.allocateHashMapsOnDemand();
+      configure(obj);
+      return obj;
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  /**
+   * openAndLoad with the load in a thread of its own (the kernel's verifier runs in the thread that asks): objects
+   * that do not depend on each other load side by side. On failure finish() closes the object and throws.
+   */
+  static openAndStartLoad(bytes: Uint8Array, opts: OpenOptions, configure: (obj: BpfObject) => void): PendingLoad<BpfObject> & { object: BpfObject } {
+    const obj = BpfObject.openConfigured(bytes, opts, configure);
+    let pending: PendingLoad<void>;
+    try {
+      pending = obj.startLoad();
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+    return {
+      object: obj,
+      finish: () => {
+        try {
+          pending.finish();
+          return obj;
+        } catch (e) {
+          // not tried again for signals (openAndLoad's retryInterrupted): the loading thread blocks them
+          obj.close();
+          throw e;
+        }
+      },
+    };
+  }
+
+  /**
+   * Runs make() with every openAndLoad in it loading in a thread of its own: what it makes may keep the objects
+   * (their BTF and constants are there), and the first use of one that needs it loaded waits for its thread.
+   * finish() waits for them all, and throws the first load's error after closing what make() made (`close`).
+   */
+  static sideBySide<T>(make: () => T, close: (made: T) => void): PendingLoad<T> & { made: T } {
+    const outer = startedSideBySide;
+    const loads: (PendingLoad<BpfObject> & { object: BpfObject })[] = [];
+    startedSideBySide = loads;
+    let made: T;
+    try {
+      made = make();
+    } catch (e) {
+      for (const l of loads) l.object.close();
+      throw e;
+    } finally {
+      startedSideBySide = outer;
+    }
+    return {
+      made,
+      finish: () => {
+        try {
+          for (const l of loads) l.finish();
+          return made;
+        } catch (e) {
+          close(made);
+          throw e;
+        }
+      },
+    };
+  }
+
   private live(): Pointer {
     if (!this.handle) throw new GotelError(`eBPF object ${this.name} is already closed`);
+    // libbpf's object must not be touched while a thread loads it
+    if (this.state === "loading") this.waitForLoad();
     return this.handle;
+  }
+
+  /** waits for the thread loading it, if one does */
+  private whenLoaded(): void {
+    if (this.state === "loading") this.waitForLoad();
   }
 
   private listPrograms(): Map<string, BpfProgram> {
@@ -121,7 +218,7 @@ export class BpfObject {
     const out = new Map<string, BpfProgram>();
     for (let p = pointer(sym.bpf_object__next_program(this.live(), null)); p; p = pointer(sym.bpf_object__next_program(this.live(), p))) {
       const name = String(sym.bpf_program__name(p));
-      out.set(name, new BpfProgram(p, name, String(sym.bpf_program__section_name(p)), this.name));
+      out.set(name, new BpfProgram(p, name, String(sym.bpf_program__section_name(p)), this.name, () => this.whenLoaded()));
     }
     return out;
   }
@@ -195,10 +292,59 @@ export class BpfObject {
 
   /** Loads every program whose autoload is on; a verifier rejection becomes a VerifierError with its log. */
   load(): void {
+    this.beforeLoad();
+    const { result: err, lines } = captureLibbpfLog(() => libbpf().sym.bpf_object__load(this.live()));
+    this.afterLoad(err, lines);
+  }
+
+  /** load() in a thread of its own (gotel_load_start); nothing may use the object until finish() returned. */
+  startLoad(): PendingLoad<void> {
+    this.beforeLoad();
+    const { sym } = libbpf();
+    const err = new Int32Array(1);
+    const thread = pointer(sym.gotel_load_start(this.live(), err));
+    if (!thread) {
+      log.debug("no thread for an eBPF object's load: loaded here", { object: this.name, reason: strerror(err[0] ?? 0) });
+      const { result, lines } = captureLibbpfLog(() => sym.bpf_object__load(this.live()));
+      return { finish: () => this.afterLoad(result, lines) };
+    }
+    this.state = "loading";
+    this.loadThread = () => {
+      this.loadThread = undefined;
+      const text = new BigUint64Array(1);
+      const size = new BigUint64Array(1);
+      const result = sym.gotel_load_join(thread, text, size);
+      const lines = keptLines(Number(text[0]), Number(size[0]));
+      sym.gotel_load_free(thread);
+      this.state = "opened";
+      return { result, lines };
+    };
+    return { finish: () => this.waitForLoad() };
+  }
+
+  /** The end of startLoad's load: waited for once (a second wait finds it done, or failed and closed). */
+  private waitForLoad(): void {
+    if (this.loadError) throw this.loadError;
+    if (this.state !== "loading" || !this.loadThread) {
+      if (this.state === "loaded") return;
+      throw new GotelError(`eBPF object ${this.name} is ${this.state}, not loading`);
+    }
+    const { result, lines } = this.loadThread();
+    for (const l of lines) logLibbpfLine(l.level, l.text);
+    try {
+      this.afterLoad(result, lines.map((l) => l.text));
+    } catch (e) {
+      this.loadError = e; // whoever waits next (finish(), after a use that waited) gets the load's own error
+      throw e;
+    }
+  }
+
+  private beforeLoad(): void {
     if (this.state !== "opened") throw new GotelError(`eBPF object ${this.name} is already ${this.state}`);
     this.setPidNamespace();
-    const { sym } = libbpf();
-    const { result: err, lines } = captureLibbpfLog(() => sym.bpf_object__load(this.live()));
+  }
+
+  private afterLoad(err: number, lines: string[]): void {
     const logs = verifierLogs(lines);
     if (this.opts.showVerifierLog) {
       for (const [prog, text] of logs) process.stderr.write(`--- verifier log: ${this.name}/${prog} ---\n${text}\n`);
@@ -247,6 +393,7 @@ export class BpfObject {
   }
 
   map(name: string): BpfMap {
+    this.whenLoaded(); // a map made in configure is used after the load
     let m = this.maps.get(name);
     if (!m) {
       m = new BpfMap(this.mapHandle(name), name, this.name);
@@ -258,6 +405,8 @@ export class BpfObject {
   /** Unloads everything; links attached to the programs must be destroyed first. */
   close(): void {
     if (!this.handle) return;
+    // a thread still loading it is waited for: libbpf's object must not go away under it
+    this.loadThread?.();
     libbpf().sym.bpf_object__close(this.handle);
     this.handle = null;
     this.state = "closed";
@@ -278,6 +427,13 @@ function writeScalar(view: DataView, offset: number, size: number, value: bigint
   }
   const u = BigInt.asUintN(size * 8, v);
   for (let i = 0; i < size; i++) view.setUint8(offset + i, Number((u >> BigInt(8 * i)) & 0xffn));
+}
+
+/** The lines a load in a thread of its own kept (gotel_helpers.c, struct gotel_load): each its level's digit, its text, a NUL. */
+function keptLines(at: number, size: number): { level: number; text: string }[] {
+  if (!at || !size) return [];
+  const text = Buffer.from(toArrayBuffer(at as Pointer, 0, size)).toString("utf8");
+  return text.split("\0").filter((l) => l.length > 0).map((l) => ({ level: l.charCodeAt(0) - 48, text: l.slice(1) }));
 }
 
 /** Verifier logs printed by libbpf, by program: "prog 'x': -- BEGIN PROG LOAD LOG --" … "-- END PROG LOAD LOG --". */

@@ -28,6 +28,8 @@ export interface ExecutablePlans {
 export function planExecutable(exe: GoExecutable, probes: readonly SpanProbe[]): ExecutablePlans {
   const ready: ExecutablePlans["ready"] = [];
   const skipped: ExecutablePlans["skipped"] = [];
+  // the objects not loaded yet that this executable needs load side by side, one thread each
+  for (const probe of probes) probe.beginLoad?.(exe);
   for (const probe of probes) {
     const prepared = probe.prepare(exe);
     if ("skipped" in prepared) skipped.push({ probe, reason: prepared.skipped, absent: prepared.absent === true });

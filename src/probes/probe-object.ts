@@ -53,7 +53,10 @@ export class ProbeObject {
 
   /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
   static load(name: string, opts: LoadOptions): ProbeObject {
+    let perProcess: string[] = [];
     const obj = BpfObject.openAndLoad(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
+      // read before the load, which may run in a thread of its own (BpfObject.sideBySide) while this goes on
+      perProcess = [...o.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
       for (const p of o.programs.values()) {
         const multi = p.section.startsWith("uprobe.multi");
         const wanted = opts.programs?.(multi ? p.name.replace(/_multi$/, "") : p.name) ?? true;
@@ -66,7 +69,6 @@ export class ProbeObject {
       else if (opts.shareWith) useCoreMaps(o, opts.shareWith);
     });
     try {
-      const perProcess = [...obj.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
       // the shared span-context map is purged by the object that owns it
       return new ProbeObject(obj, opts.mode, name, opts.eventType, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
     } catch (e) {

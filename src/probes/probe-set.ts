@@ -12,6 +12,7 @@ import type { AttachMode } from "../ebpf/link.ts";
 import type { TargetMemory } from "../gobin/runtime-types.ts";
 import { log } from "../log.ts";
 import { traceConstants } from "../traces/sampling.ts";
+import { BpfObject, type PendingLoad } from "../ebpf/object.ts";
 import { CoreObject } from "./core-object.ts";
 import { SameHostLinking, type ConnectionUses, type SameHostRole } from "../propagation/same-host.ts";
 import { SocketTraceparent } from "../propagation/socket-traceparent.ts";
@@ -222,10 +223,17 @@ function ownCounters(object: string, losses: Losses, probe: SpanProbe): OwnCount
   });
 }
 
-/** An instrumentation as a SpanProbe whose object is loaded by the first prepare() of a binary that needs it. */
+/**
+ * An instrumentation as a SpanProbe whose object is loaded for the first executable that needs it: planExecutable
+ * asks every probe to begin (beginLoad) before it prepares the first, so their objects load side by side in
+ * threads of their own (the kernel's verifier, most of a start, runs in the thread that asks), and prepare()
+ * waits for its own.
+ */
 class LazyProbe implements SpanProbe {
   private probe: SpanProbe | undefined;
   private counters: readonly OwnCounter[] | undefined;
+  /** its object loading in a thread of its own (beginLoad), until prepare() waits for it */
+  private loading: (PendingLoad<SpanProbe> & { made: SpanProbe }) | undefined;
   /** why loading failed: not tried again */
   private failed: string | undefined;
 
@@ -240,15 +248,43 @@ class LazyProbe implements SpanProbe {
     return this.instrumentation.sameHost;
   }
 
+  beginLoad(exe: GoExecutable): void {
+    if (this.probe || this.failed || this.loading || this.absentFrom(exe)) return;
+    try {
+      // asked first: the connection paths it may start load here, on this thread, before the object's thread begins
+      const context = this.context();
+      this.loading = BpfObject.sideBySide(() => this.instrumentation.load(context), (p) => p.close());
+    } catch (e) {
+      this.failed = this.loadFailed(e);
+    }
+  }
+
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
     if (this.probe) return this.probe.prepare(exe);
     if (this.failed) return { skipped: this.failed };
-    if (!this.instrumentation.present(exe)) {
-      const r = this.instrumentation.readiness(exe); // says why, as the loaded probe would (cheap: it stops there)
-      if (r.status === "skipped") return { skipped: r.reason, absent: true };
-    }
+    const absent = this.loading ? undefined : this.absentFrom(exe);
+    if (absent) return { skipped: absent, absent: true };
+    this.beginLoad(exe);
+    const loading = this.loading;
+    if (!loading) return { skipped: this.failed ?? `${this.name}: its object was not loaded` };
+    // planned while the object loads (a plan needs its BTF, there since open; whatever needs it loaded waits)
+    let prepared: ReturnType<SpanProbe["prepare"]> | undefined;
+    let planError: unknown;
     try {
-      const probe = this.instrumentation.load(this.context());
+      prepared = loading.made.prepare(exe);
+    } catch (e) {
+      planError = e;
+    }
+    this.finishLoad(loading);
+    if (this.failed) return { skipped: this.failed };
+    if (planError !== undefined) throw planError;
+    return prepared!;
+  }
+
+  private finishLoad(loading: PendingLoad<SpanProbe>): void {
+    this.loading = undefined;
+    try {
+      const probe = loading.finish();
       try {
         this.counters = this.instrumentation.losses && ownCounters(this.instrumentation.object, this.instrumentation.losses, probe);
       } catch (e) {
@@ -257,10 +293,19 @@ class LazyProbe implements SpanProbe {
       }
       this.probe = probe;
     } catch (e) {
-      this.failed = `its eBPF object ${this.instrumentation.object}.bpf.o could not be loaded: ${e instanceof GotelError ? e.oneLine : String(e)}`;
-      return { skipped: this.failed };
+      this.failed = this.loadFailed(e);
     }
-    return this.probe.prepare(exe);
+  }
+
+  /** why the executable has nothing for it, as the loaded probe would say (cheap: it stops there) */
+  private absentFrom(exe: GoExecutable): string | undefined {
+    if (this.instrumentation.present(exe)) return undefined;
+    const r = this.instrumentation.readiness(exe);
+    return r.status === "skipped" ? r.reason : undefined;
+  }
+
+  private loadFailed(e: unknown): string {
+    return `its eBPF object ${this.instrumentation.object}.bpf.o could not be loaded: ${e instanceof GotelError ? e.oneLine : String(e)}`;
   }
 
   forget(tgid: number): void {
@@ -286,6 +331,7 @@ class LazyProbe implements SpanProbe {
   }
 
   close(): void {
+    if (this.loading) this.finishLoad(this.loading);
     this.probe?.close();
   }
 }

@@ -42,6 +42,8 @@ export interface SpanProbe {
   readonly eventType: number;
   /** its part in same-host linking, if any (Instrumentation.sameHost) */
   readonly sameHost?: readonly SameHostRole[];
+  /** for a probe whose object is not loaded yet: starts loading it if the executable needs it (prepare waits) */
+  beginLoad?(exe: GoExecutable): void;
   /** `absent`: the binary does not use this library, nothing to report loudly */
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true };
   forget(tgid: number): void;

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +62,50 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
 	return len;
 }
 
+/* The load a thread runs (gotel_load_start): libbpf's lines are kept with it, never passed to JavaScript, which
+ * only its own thread may call. */
+struct gotel_load {
+	pthread_t thread;
+	struct bpf_object *obj;
+	int err;
+	/* each line: its level as one byte ('0' + level), its text, a NUL */
+	char *log;
+	size_t len, cap;
+};
+static __thread struct gotel_load *running_load;
+
+static int keep_line(struct gotel_load *l, enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char *msg = NULL;
+	int n = vasprintf(&msg, fmt, ap);
+	if (n < 0)
+		return 0;
+	size_t len = utf8_cut(msg, (size_t)n, LOG_MAX);
+	if (len > 0 && msg[len - 1] == '\n')
+		len--;
+	if (l->len + len + 2 > l->cap) {
+		size_t cap = l->cap * 2 > l->len + len + 2 ? l->cap * 2 : l->len + len + 2 + 4096;
+		char *grown = realloc(l->log, cap);
+		if (!grown) {
+			free(msg);
+			return n;
+		}
+		l->log = grown;
+		l->cap = cap;
+	}
+	l->log[l->len++] = (char)('0' + level);
+	memcpy(l->log + l->len, msg, len);
+	l->len += len;
+	l->log[l->len++] = '\0';
+	free(msg);
+	return n;
+}
+
 static int log_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	struct gotel_load *load = running_load;
+	if (load)
+		return keep_line(load, level, fmt, ap);
 	gotel_log_fn fn = log_fn;
 	if (!fn)
 		return 0;
@@ -111,6 +155,63 @@ GOTEL_API struct bpf_object *gotel_open_mem(const void *buf, size_t size, const 
 	if (err)
 		*err = obj ? 0 : neg_errno();
 	return obj;
+}
+
+/* ---- loads in threads of their own ------------------------------------------------------------------------ */
+/*
+ * The kernel's verifier is most of an agent's start, and it runs in the thread that asks for the load: objects that
+ * do not depend on each other load side by side, one thread each. Nothing else may touch an object while it loads.
+ * A loading thread blocks every signal, so the process's signals go to the other threads and never interrupt
+ * the verifier (which gives up with EAGAIN when one is pending).
+ */
+static void *run_load(void *arg)
+{
+	struct gotel_load *l = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	running_load = l;
+	int err = bpf_object__load(l->obj);
+	running_load = NULL;
+	l->err = err < 0 ? err : 0;
+	return NULL;
+}
+
+/* Starts loading obj in a thread of its own; NULL (and *err) when no thread could be made. */
+GOTEL_API struct gotel_load *gotel_load_start(struct bpf_object *obj, int *err)
+{
+	struct gotel_load *l = calloc(1, sizeof(*l));
+	if (!l) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	l->obj = obj;
+	int e = pthread_create(&l->thread, NULL, run_load, l);
+	if (e) {
+		free(l);
+		*err = -e;
+		return NULL;
+	}
+	*err = 0;
+	return l;
+}
+
+/* Waits for the load to end: bpf_object__load's result; *log, *log_len: what libbpf logged meanwhile (lines as
+ * struct gotel_load keeps them), valid until gotel_load_free. */
+GOTEL_API int gotel_load_join(struct gotel_load *l, const char **log, size_t *log_len)
+{
+	pthread_join(l->thread, NULL);
+	*log = l->log;
+	*log_len = l->len;
+	return l->err;
+}
+
+GOTEL_API void gotel_load_free(struct gotel_load *l)
+{
+	if (!l)
+		return;
+	free(l->log);
+	free(l);
 }
 
 GOTEL_API struct bpf_link *gotel_attach_uprobe(const struct bpf_program *prog, int pid, const char *path,
@@ -231,6 +332,22 @@ GOTEL_API const char *gotel_libbpf_version(void)
 }
 
 /* ---- glibc compatibility shim ------------------------------------------------------------------------- */
+/*
+ * glibc 2.34 moved the pthread functions into libc.so.6 under new versions (GLIBC_2.34); their first versions are
+ * still there, and before 2.34 they are in libpthread.so.0, which Bun itself links. Binding to the first versions
+ * keeps the .so loadable on older glibc (the dynamic linker finds them in whichever object defines them).
+ */
+#if defined(__x86_64__)
+#define GLIBC_FIRST "GLIBC_2.2.5"
+#elif defined(__aarch64__)
+#define GLIBC_FIRST "GLIBC_2.17"
+#else
+#error "which glibc version is this architecture's first?"
+#endif
+__asm__(".symver pthread_create,pthread_create@" GLIBC_FIRST);
+__asm__(".symver pthread_join,pthread_join@" GLIBC_FIRST);
+__asm__(".symver pthread_sigmask,pthread_sigmask@" GLIBC_FIRST);
+
 /*
  * Built against Debian 12's glibc 2.36, libbpf and libelf would bind to fstat@GLIBC_2.33 (before 2.33 fstat
  * was an inline wrapper around __fxstat) and fcntl64@GLIBC_2.28, raising the .so's glibc floor to 2.33.
