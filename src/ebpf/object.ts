@@ -203,8 +203,7 @@ export class BpfObject {
 
   private live(): Pointer {
     if (!this.handle) throw new GotelError(`eBPF object ${this.name} is already closed`);
-    // libbpf's object must not be touched while a thread loads it
-    if (this.state === "loading") this.waitForLoad();
+    this.whenLoaded(); // libbpf's object must not be touched while a thread loads it
     return this.handle;
   }
 

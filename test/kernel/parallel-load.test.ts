@@ -1,10 +1,12 @@
 /**
  * eBPF objects loaded in threads of their own (BpfObject.openAndStartLoad, gotel_load_start in our libbpf): side
  * by side they load as one after another would, the verifier's rejection comes back with its log, and an object
- * closed while its thread still loads is waited for, not pulled from under it.
+ * closed while its thread still loads is waited for, not pulled from under it. Through the agent's planning
+ * (planExecutable over loadProbes' probes): an instrumentation whose load fails in its thread is skipped with the
+ * verifier's words, and the others are planned.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { readEmbeddedObject } from "../../src/ebpf/assets.ts";
 import { VerifierError } from "../../src/ebpf/errors.ts";
@@ -12,12 +14,31 @@ import { WRITES_USER_MEMORY } from "../../src/ebpf/kernel-checks.ts";
 import { libbpf } from "../../src/ebpf/libbpf.ts";
 import { BpfObject } from "../../src/ebpf/object.ts";
 import { useCoreMaps } from "../../src/ebpf/shared-maps.ts";
-import { ROOT } from "../support/go.ts";
+import { readEnv } from "../../src/config/env.ts";
+import { GoExecutable } from "../../src/gobin/analyze.ts";
+import { INSTRUMENTATIONS } from "../../src/instrumentations/index.ts";
+import type { Instrumentation } from "../../src/probes/instrumentation.ts";
+import { planExecutable } from "../../src/probes/executable-plans.ts";
+import { loadProbes } from "../../src/probes/probe-set.ts";
+import { buildGoFixture, ROOT } from "../support/go.ts";
 import { requireRoot } from "../support/kernel.ts";
 
 const REJECTED = join(ROOT, "build/test-bpf", process.arch, "rejected.bpf.o");
 const openFds = () => readdirSync("/proc/self/fd").length;
+/** the fds of eBPF maps, programs and links */
+const bpfFds = () => readdirSync("/proc/self/fd").filter((f) => {
+  try {
+    return readlinkSync(`/proc/self/fd/${f}`).startsWith("anon_inode:bpf");
+  } catch {
+    return false; // the directory's own fd, gone by now
+  }
+}).length;
 const tasks = () => readdirSync("/proc/self/task").length;
+/** threads named as the JS thread: a loading thread inherits its name, Bun's own helpers have theirs */
+const unnamedThreads = () => {
+  const main = readFileSync("/proc/self/comm", "utf8");
+  return readdirSync("/proc/self/task").filter((t) => readFileSync(`/proc/self/task/${t}/comm`, "utf8") === main).length;
+};
 /** the kernel's id of the map behind an fd (reused maps are dup-ed fds of one map) */
 const mapId = (fd: number) => /^map_id:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
 
@@ -72,6 +93,15 @@ test("a program the verifier rejects in a loading thread: its error names it, wi
   expect(openFds()).toBe(fds);
 });
 
+test("a use that waits for a rejected load gets the verifier's error, and so does the wait for the load after it", () => {
+  const fds = openFds();
+  const pending = BpfObject.openAndStartLoad(new Uint8Array(readFileSync(REJECTED)), { name: "rejected.bpf.o" }, () => {});
+  const program = [...pending.object.programs.values()][0]!;
+  expect(() => program.fd).toThrow(VerifierError);
+  expect(() => pending.finish()).toThrow(VerifierError);
+  expect(openFds()).toBe(fds);
+});
+
 test("an object closed while its thread still loads it is waited for, then closed", () => {
   const fds = openFds();
   const core = BpfObject.openAndLoad(readEmbeddedObject("core"), { name: "core.bpf.o" }, () => {});
@@ -85,4 +115,43 @@ test("an object closed while its thread still loads it is waited for, then close
   expect(tasks()).toBe(threads);
   core.close();
   expect(openFds()).toBe(fds);
+});
+
+test("planned side by side: an instrumentation whose object fails to load in its thread is skipped with the verifier's words, the others are ready", async () => {
+  const fds = bpfFds(); // the logger may open a stderr of its own meanwhile
+  const server = INSTRUMENTATIONS.find((i) => i.name === "net/http server")!;
+  const client = INSTRUMENTATIONS.find((i) => i.name === "net/http client")!;
+  // the server's load also starts a load the verifier rejects, in the same side-by-side set as its own object
+  const failing: Instrumentation = {
+    ...server,
+    load: (ctx) => {
+      BpfObject.openAndLoad(new Uint8Array(readFileSync(REJECTED)), { name: "rejected.bpf.o" }, () => {});
+      return server.load(ctx);
+    },
+  };
+  const env = readEnv({ GOTEL_SAME_HOST_LINKING: "false", GOTEL_SOCKET_TRACEPARENT: "false" });
+  const set = loadProbes(env, "classic", () => undefined, [failing, client]);
+  const bin = buildGoFixture("http-chain", { goVersion: "1.27.4" });
+  const exe = GoExecutable.open(bin);
+  const target = Bun.spawn([bin, "backend", "127.0.0.1:0"], { stdout: "ignore", stderr: "ignore" });
+  try {
+    const plans = planExecutable(exe, set.probes);
+    expect(unnamedThreads()).toBe(1); // every loading thread joined
+    expect(plans.skipped.filter((s) => !s.absent).map((s) => [s.probe.name, s.reason])).toEqual([[
+      "net/http server",
+      expect.stringMatching(/^its eBPF object nethttp_server\.bpf\.o could not be loaded: the kernel's verifier rejected program 'rejected_unbounded_index' of rejected\.bpf\.o: /),
+    ]]);
+    expect(plans.ready.map((r) => r.probe.name)).toEqual(["net/http client"]);
+    // the client's object, loaded in its thread, attaches to a process of that executable
+    const links = plans.ready[0]!.prepared.attach(target.pid, bin);
+    expect(links.length).toBeGreaterThan(0);
+    for (const l of links) l.destroy();
+  } finally {
+    target.kill();
+    await target.exited;
+    exe.close();
+    for (const p of set.probes) p.close();
+    set.core.close();
+  }
+  expect(bpfFds()).toBe(fds);
 });
