@@ -265,7 +265,7 @@ export class ProcessWatcher {
       // Zombies are not recorded, so a reaped-late zombie is looked at again (cheaply) until it is gone.
       if (isZombie(st)) continue;
       const entry: Known = { startTime: st.startTime, image: st.image, seen: n };
-      if (!isKernelThread(st)) {
+      if (!isKernelThread(st) && this.mayMatch(pid)) {
         const r = readProcessResult(pid, { nsPid: false, stat: st });
         if (!r.ok) {
           if (r.reason !== "unreadable") continue; // exited meanwhile: try again next scan if the pid is back
@@ -291,6 +291,12 @@ export class ProcessWatcher {
     // execve keeps pid and start time: a --pid target stays a target in its new image.
     if (why === "exit" && this.pidTargets.get(pid) === k.startTime) this.pidTargets.delete(pid);
     if (k.info) this.enqueue(pid, "exit", k.info);
+  }
+
+  /** Whether the process could be a target at all: with only pids given, no other one is read (its exe, its
+   * status: a host's every process, at every start) */
+  private mayMatch(pid: number): boolean {
+    return this.pidTargets.has(pid) || this.exeTargets.length > 0 || this.spec.all;
   }
 
   private matches(p: ProcessInfo): boolean {
