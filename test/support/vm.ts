@@ -72,8 +72,8 @@ export function withArm64Libraries(path: string, at: string): VmFile[] {
 
 /**
  * The arm64 VM's CPU: Neoverse N1, the core of AWS Graviton2 and Ampere Altra. Under qemu's "max" model (every
- * feature qemu emulates: pointer authentication, SVE2, MTE, …) Bun itself crashed in 3 of 24 emulated starts of
- * `gotel trace` (JavaScriptCore aborts in its JIT's tier-up, segfaults at 0x102 and 0x20000000008), builds from
+ * feature qemu emulates: pointer authentication, SVE2, MTE, …) Bun itself crashed in 2 of 24 emulated starts of
+ * `gotel trace` over nine targets (an abort in JavaScriptCore's JIT tier-up, a segfault at 0x102), builds from
  * before and after the same changes alike; under this one, none in 40, and starts take half the time.
  * GOTEL_VM_ARM64_CPU=max brings the other back.
  */
