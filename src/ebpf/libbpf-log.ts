@@ -27,6 +27,19 @@ export function logLibbpfLine(level: number, line: string): void {
   else log.debug(`libbpf: ${line}`);
 }
 
+let debugLines = false;
+
+/**
+ * Lets libbpf's debug lines through from now on (they are dropped in gotel_helpers.c before they are formatted,
+ * thousands an object): for the debug log, and for verifier logs, which libbpf prints at debug level for a
+ * program that passed.
+ */
+export function keepLibbpfDebugLines(): void {
+  if (debugLines) return;
+  libbpf().sym.gotel_keep_debug_lines();
+  debugLines = true;
+}
+
 /** Routes libbpf's log through our logger. Idempotent. */
 export function installLibbpfLog(): void {
   if (callback) return;

@@ -62,6 +62,7 @@ const symbols = {
   bpf_link__fd: { args: [ptr], returns: i32 },
   bpf_link__disconnect: { args: [ptr], returns: none },
   gotel_set_log: { args: [fn], returns: none },
+  gotel_keep_debug_lines: { args: [], returns: none },
   gotel_open_mem: { args: [ptr, usize, ptr, u32, ptr], returns: ptr },
   gotel_attach_uprobe: { args: [ptr, i32, ptr, usize, u64, ptr], returns: ptr },
   gotel_attach_uprobe_multi: { args: [ptr, i32, ptr, ptr, ptr, usize, ptr], returns: ptr },

@@ -6,11 +6,11 @@ import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { statSync } from "node:fs";
 import { GotelError } from "../errors.ts";
 import { collectIfPiledUp } from "../garbage.ts";
-import { log } from "../log.ts";
+import { enabled, log } from "../log.ts";
 import { Btf, BtfError } from "./btf.ts";
 import { BpfError, EAGAIN, VerifierError } from "./errors.ts";
 import { cstr, libbpf, pointer, strerror } from "./libbpf.ts";
-import { captureLibbpfLog, logLibbpfLine } from "./libbpf-log.ts";
+import { captureLibbpfLog, keepLibbpfDebugLines, logLibbpfLine } from "./libbpf-log.ts";
 import { kernelAtLeast } from "./kernel-version.ts";
 import { BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH, BpfMap } from "./map.ts";
 
@@ -93,6 +93,7 @@ export class BpfObject {
     const { sym } = libbpf();
     const err = new Int32Array(1);
     const nameBuf = cstr(opts.name);
+    if (opts.showVerifierLog || enabled("debug")) keepLibbpfDebugLines();
     const copy = new Uint8Array(bytes); // libbpf keeps pointing at it until load
     const { result: handle, lines } = captureLibbpfLog(() =>
       pointer(sym.gotel_open_mem(copy, copy.byteLength, nameBuf, opts.showVerifierLog ? 1 : 0, err)),

@@ -3,7 +3,8 @@
  * from `.gopclntab`, which even a stripped Go binary keeps. Either way every function carries the file offset a
  * uprobe needs.
  */
-import { type ElfFile, PF_X, PT_LOAD, STT_FUNC } from "./elf.ts";
+import { noFTL } from "bun:jsc";
+import { type ElfFile, PF_X, PT_LOAD, type Segment, type SymbolRecord, STT_FUNC } from "./elf.ts";
 import { type GoFunction, PclntabError, readPclntab } from "./pclntab.ts";
 
 export type { GoFunction } from "./pclntab.ts";
@@ -57,18 +58,22 @@ class SymtabFunctions implements FunctionTable {
     if (!has || text === undefined || etext === undefined || etext < text) return undefined;
     const [lo, hi] = [text, etext];
     const b = elf.bytes;
+    // Go's text lies in one executable segment: then no function needs a look-up of its own (60,000 in a big binary)
+    const textSegment = elf.segments.find((p) => isExecutable(p) && lo >= p.vaddr && hi <= p.vaddr + p.filesz);
     const rows: number[] = []; // entry, size, name offset, name length: four numbers per function
-    elf.walkSymbols(".symtab", (r) => {
+    const visit = (r: SymbolRecord): void => {
       if (r.type !== STT_FUNC || r.size === 0 || r.value < lo || r.value >= hi) return;
       const at = r.nameOffset();
       let len = 0;
       while (at + len < b.byteLength && b[at + len] !== 0) len++;
       if (b[at + len - 1] === 0x29 /* ')' */ && SECTION_SYMBOL.test(r.name())) return;
-      if (elf.fileOffset(r.value) === undefined || !executable(elf, r.value)) {
+      if (!textSegment && (elf.fileOffset(r.value) === undefined || !executable(elf, r.value))) {
         throw new PclntabError(elf.name, `.symtab: function ${r.name()} at 0x${r.value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
       }
       rows.push(r.value, r.size, at, len);
-    });
+    };
+    noFTL(visit); // once per executable: see searchUnit in dwarf.ts (its FTL compile took ~15 ms of each start)
+    elf.walkSymbols(".symtab", visit);
     const n = rows.length / 4;
     const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => rows[x * 4]! - rows[y * 4]!);
     const [entry, end, fileOffset, nameAt] = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
@@ -76,7 +81,7 @@ class SymtabFunctions implements FunctionTable {
     for (const [i, k] of order.entries()) {
       entry[i] = rows[k * 4]!;
       end[i] = rows[k * 4]! + rows[k * 4 + 1]!;
-      fileOffset[i] = elf.fileOffset(entry[i]!)!;
+      fileOffset[i] = textSegment ? entry[i]! - textSegment.vaddr + textSegment.offset : elf.fileOffset(entry[i]!)!;
       nameAt[i] = rows[k * 4 + 2]!;
       nameLen[i] = rows[k * 4 + 3]!;
     }
@@ -161,8 +166,12 @@ function hashBytes(bytes: Uint8Array, from: number, to: number): number {
 /** `runtime/cgo(.text.unlikely)`: the linker's symbol for a section of an internally linked C object */
 const SECTION_SYMBOL = /\(\.text[^)]*\)$/;
 
+function isExecutable(p: Segment): boolean {
+  return p.type === PT_LOAD && (p.flags & PF_X) !== 0;
+}
+
 function executable(elf: ElfFile, vaddr: number): boolean {
-  return elf.segments.some((p) => p.type === PT_LOAD && (p.flags & PF_X) !== 0 && vaddr >= p.vaddr && vaddr < p.vaddr + p.filesz);
+  return elf.segments.some((p) => isExecutable(p) && vaddr >= p.vaddr && vaddr < p.vaddr + p.filesz);
 }
 
 function table(source: FunctionTable["source"], fns: GoFunction[]): FunctionTable {

@@ -101,8 +101,20 @@ static int keep_line(struct gotel_load *l, enum libbpf_print_level level, const 
 	return n;
 }
 
+/* libbpf's debug lines: thousands an object (every map, program, relocation), each a call into JavaScript or a
+ * kept line, and read by no one unless gotel logs at debug level or shows verifier logs (libbpf prints the log
+ * of a program that passed at debug level). Off until gotel_keep_debug_lines. */
+static volatile int keep_debug;
+
+GOTEL_API void gotel_keep_debug_lines(void)
+{
+	keep_debug = 1;
+}
+
 static int log_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	if (level == LIBBPF_DEBUG && !keep_debug)
+		return 0;
 	struct gotel_load *load = running_load;
 	if (load)
 		return keep_line(load, level, fmt, ap);
