@@ -16,6 +16,7 @@ import { RingBufferReader } from "./ebpf/ring-buffer.ts";
 import { StructView } from "./ebpf/struct-view.ts";
 import { GotelError } from "./errors.ts";
 import { collectGarbage } from "./garbage.ts";
+import { ExecutablePages } from "./executable-pages.ts";
 import { ExportPipeline, type DescribedExporter, type ExportCounts } from "./export/pipeline.ts";
 import { RateLimitedWarning } from "./export/warnings.ts";
 import { isGoExecutable } from "./gobin/analyze.ts";
@@ -138,6 +139,8 @@ export class Agent {
   private readonly plans = new PlanCache((file) => this.planFile(file));
   /** set while an executable's analysis is garbage not yet collected */
   private analysisGarbage: ReturnType<typeof setTimeout> | undefined;
+  /** the executable's pages that starting and attaching read, handed back when attaching has gone quiet */
+  private readonly ownPages = new ExecutablePages();
 
   private constructor(private readonly opts: AgentOptions, set: ProbeSet) {
     this.probes = set.probes;
@@ -186,6 +189,7 @@ export class Agent {
       throw e;
     }
     log.info("gotel is running", { attach: mode, targets: agent.targets.size });
+    agent.ownPages.attaching();
     return agent;
   }
 
@@ -329,6 +333,7 @@ export class Agent {
       // collected once the attaching in progress is done (a full collection is 10-20 ms of a start), or before the
       // next executable is read, whichever comes first
       this.analysisGarbage = setTimeout(() => this.collectAnalysis(), 0);
+      this.ownPages.attaching();
     }
   }
 
@@ -427,6 +432,7 @@ export class Agent {
     this.watcher?.stop();
     clearInterval(this.lossTimer);
     clearTimeout(this.analysisGarbage);
+    this.ownPages.stop();
     // every target forgotten in the kernel's maps: from here no span starts and none in flight ends
     const links: UprobeLinks[] = [];
     for (const pid of [...this.targets.keys()]) void this.detach(pid, "gotel is stopping", false, links);

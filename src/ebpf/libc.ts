@@ -4,6 +4,7 @@ const libc = dlopen("libc.so.6", {
   memfd_create: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
   clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  madvise: { args: [FFIType.u64, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
 });
 
 const CLOCK_REALTIME = 0;
@@ -42,4 +43,15 @@ export function memfdCreate(name: string): { fd: number } | { errno: number } {
   let fd = libc.symbols.memfd_create(cname, MFD_CLOEXEC | MFD_EXEC);
   if (fd < 0 && errno() === EINVAL) fd = libc.symbols.memfd_create(cname, MFD_CLOEXEC);
   return fd < 0 ? { errno: errno() } : { fd };
+}
+
+/** madvise's MADV_PAGEOUT (Linux 5.4): reclaim the range's pages now */
+const MADV_PAGEOUT = 21;
+
+/**
+ * Asks the kernel to reclaim the pages of [start, start + length) of this process now; 0, or the errno. Clean
+ * pages of a file are dropped (read again if used); the kernel skips pages other processes map too.
+ */
+export function pageOut(start: number, length: number): number {
+  return libc.symbols.madvise(BigInt(start), BigInt(length), MADV_PAGEOUT) < 0 ? errno() : 0;
 }
