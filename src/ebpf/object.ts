@@ -118,13 +118,10 @@ export class BpfObject {
     }
     return retryInterrupted(() => {
       const obj = BpfObject.openConfigured(bytes, opts, configure);
-      try {
+      return closedOnFailure(obj, () => {
         obj.load();
         return obj;
-      } catch (e) {
-        obj.close();
-        throw e;
-      }
+      });
     });
   }
 
@@ -132,14 +129,11 @@ export class BpfObject {
     // libbpf's and the verifier's memory would add to garbage an executable's analysis left (src/garbage.ts)
     collectIfPiledUp(`before loading ${opts.name}`);
     const obj = BpfObject.open(bytes, opts);
-    try {
+    return closedOnFailure(obj, () => {
       if (ON_DEMAND_HASH_MAPS) obj.allocateHashMapsOnDemand();
       configure(obj);
       return obj;
-    } catch (e) {
-      obj.close();
-      throw e;
-    }
+    });
   }
 
   /**
@@ -148,25 +142,14 @@ export class BpfObject {
    */
   static openAndStartLoad(bytes: Uint8Array, opts: OpenOptions, configure: (obj: BpfObject) => void): PendingLoad<BpfObject> & { object: BpfObject } {
     const obj = BpfObject.openConfigured(bytes, opts, configure);
-    let pending: PendingLoad<void>;
-    try {
-      pending = obj.startLoad();
-    } catch (e) {
-      obj.close();
-      throw e;
-    }
+    const pending = closedOnFailure(obj, () => obj.startLoad());
     return {
       object: obj,
-      finish: () => {
-        try {
-          pending.finish();
-          return obj;
-        } catch (e) {
-          // not tried again for signals (openAndLoad's retryInterrupted): the loading thread blocks them
-          obj.close();
-          throw e;
-        }
-      },
+      // not tried again for signals (openAndLoad's retryInterrupted): the loading thread blocks them
+      finish: () => closedOnFailure(obj, () => {
+        pending.finish();
+        return obj;
+      }),
     };
   }
 
@@ -411,6 +394,16 @@ export class BpfObject {
     this.handle = null;
     this.state = "closed";
     void this.nameBuf;
+  }
+}
+
+/** fn's result; when it throws, obj is closed first. */
+function closedOnFailure<T>(obj: BpfObject, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    obj.close();
+    throw e;
   }
 }
 

@@ -236,6 +236,8 @@ class LazyProbe implements SpanProbe {
   private loading: (PendingLoad<SpanProbe> & { made: SpanProbe }) | undefined;
   /** why loading failed: not tried again */
   private failed: string | undefined;
+  /** absentFrom's answers, asked by beginLoad and again by prepare (weak: an executable is dropped after planning) */
+  private readonly absence = new WeakMap<GoExecutable, string | undefined>();
 
   /** context: what its object gets, asked for when it loads */
   constructor(private readonly instrumentation: Instrumentation, readonly eventType: number, private readonly context: () => LoadContext) {}
@@ -299,9 +301,14 @@ class LazyProbe implements SpanProbe {
 
   /** why the executable has nothing for it, as the loaded probe would say (cheap: it stops there) */
   private absentFrom(exe: GoExecutable): string | undefined {
-    if (this.instrumentation.present(exe)) return undefined;
-    const r = this.instrumentation.readiness(exe);
-    return r.status === "skipped" ? r.reason : undefined;
+    if (this.absence.has(exe)) return this.absence.get(exe);
+    let reason: string | undefined;
+    if (!this.instrumentation.present(exe)) {
+      const r = this.instrumentation.readiness(exe);
+      if (r.status === "skipped") reason = r.reason;
+    }
+    this.absence.set(exe, reason);
+    return reason;
   }
 
   private loadFailed(e: unknown): string {
