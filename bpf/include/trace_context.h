@@ -30,7 +30,6 @@
 
 /* W3C asks propagators to keep at least 512 characters of tracestate. */
 #define GOTEL_TRACESTATE_MAX 512
-#define GOTEL_CTX_WALK_MAX 32
 #define GOTEL_FLAG_SAMPLED 0x01
 
 struct gotel_span_context {
@@ -159,46 +158,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gotel_api_process);
 } gotel_api_tgids SEC(".maps");
-
-#define GOTEL_VALUE_CTX_KEY 16
-
-/* The span pointer a context.valueCtx at ctx carries as its value, or 0 when ctx does not look like one. */
-static __always_inline __u64 gotel_context_value(const struct gotel_api_process *api, __u64 ctx)
-{
-	struct {
-		struct go_iface key, val; /* any: (type, data) */
-	} kv = {};
-	if (bpf_probe_read_user(&kv, sizeof(kv), (const void *)(ctx + GOTEL_VALUE_CTX_KEY)))
-		return 0;
-	if (kv.key.tab < api->types || kv.key.tab >= api->etypes || kv.val.tab < api->types || kv.val.tab >= api->etypes)
-		return 0;
-	return kv.val.data;
-}
-
-/* The span recorded for ctx or the nearest of its ancestors, or NULL. */
-static __always_inline struct gotel_span_context *gotel_find_parent(__u32 tgid, __u64 ctx)
-{
-	struct gotel_ctx_key k = {.tgid = tgid};
-	const struct gotel_api_process *api = bpf_map_lookup_elem(&gotel_api_tgids, &tgid);
-	for (int i = 0; i < GOTEL_CTX_WALK_MAX && ctx; i++) {
-		k.ctx = ctx;
-		struct gotel_span_context *p = bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
-		if (p)
-			return p;
-		if (api && (k.ctx = gotel_context_value(api, ctx))) {
-			p = bpf_map_lookup_elem(&gotel_spans_by_ctx, &k);
-			if (p)
-				return p;
-		}
-		/* the embedded parent Context: (itab, data). Background and TODO have none: their first word, read as an
-		 * itab, is zero (a zero-size struct at runtime.zerobase, or an emptyCtx int before Go 1.21) */
-		struct go_iface parent = {};
-		if (bpf_probe_read_user(&parent, sizeof(parent), (const void *)ctx) || !parent.tab || parent.data == ctx)
-			return NULL;
-		ctx = parent.data;
-	}
-	return NULL;
-}
 
 static __always_inline void gotel_track(__u32 tgid, __u64 ctx, const struct gotel_span_context *sc)
 {

@@ -51,6 +51,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "context_walk.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

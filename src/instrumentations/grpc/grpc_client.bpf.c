@@ -34,6 +34,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "context_walk.h"
 #include "inject.h"
 #include "same_host.h"
 #include "grpc_status.h"

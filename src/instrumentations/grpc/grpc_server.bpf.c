@@ -26,6 +26,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "context_walk.h"
 #include "same_host.h"
 #include "grpc_status.h"
 

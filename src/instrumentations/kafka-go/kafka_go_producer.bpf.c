@@ -20,6 +20,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "context_walk.h"
 #include "../kafka.h"
 
 char LICENSE[] SEC("license") = "GPL";

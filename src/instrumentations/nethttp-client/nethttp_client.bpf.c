@@ -39,6 +39,7 @@
 #include "probe.h"
 #include "http_header.h"
 #include "trace_context.h"
+#include "context_walk.h"
 #include "inject.h"
 #include "same_host.h"
 

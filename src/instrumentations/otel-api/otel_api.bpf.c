@@ -32,6 +32,7 @@
 #include "event.h"
 #include "probe.h"
 #include "trace_context.h"
+#include "context_walk.h"
 #include "inject.h"
 
 char LICENSE[] SEC("license") = "GPL";
