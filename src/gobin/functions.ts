@@ -51,31 +51,40 @@ class SymtabFunctions implements FunctionTable {
   static read(elf: ElfFile): SymtabFunctions | undefined {
     let text: number | undefined;
     let etext: number | undefined;
-    const has = elf.walkSymbols(".symtab", (r) => {
-      if (text === undefined && r.nameIs("runtime.text")) text = r.value;
-      else if (etext === undefined && r.nameIs("runtime.etext")) etext = r.value;
-    });
-    if (!has || text === undefined || etext === undefined || etext < text) return undefined;
-    const [lo, hi] = [text, etext];
     const b = elf.bytes;
-    // Go's text lies in one executable segment: then no function needs a look-up of its own (60,000 in a big binary)
-    const textSegment = elf.segments.find((p) => isExecutable(p) && lo >= p.vaddr && hi <= p.vaddr + p.filesz);
-    const rows: number[] = []; // entry, size, name offset, name length: four numbers per function
+    const rows: number[] = []; // entry, size, name offset, name length: four numbers per sized FUNC symbol
+    // one pass: Go's text markers are FUNC symbols of size 0, so only those have their names compared
     const visit = (r: SymbolRecord): void => {
-      if (r.type !== STT_FUNC || r.size === 0 || r.value < lo || r.value >= hi) return;
-      const at = r.nameOffset();
-      let len = 0;
-      while (at + len < b.byteLength && b[at + len] !== 0) len++;
-      if (b[at + len - 1] === 0x29 /* ')' */ && SECTION_SYMBOL.test(r.name())) return;
-      if (!textSegment && (elf.fileOffset(r.value) === undefined || !executable(elf, r.value))) {
-        throw new PclntabError(elf.name, `.symtab: function ${r.name()} at 0x${r.value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
+      if (r.type !== STT_FUNC) return;
+      if (r.size === 0) {
+        if (text === undefined && r.nameIs("runtime.text")) text = r.value;
+        else if (etext === undefined && r.nameIs("runtime.etext")) etext = r.value;
+        return;
       }
-      rows.push(r.value, r.size, at, len);
+      const at = r.nameOffset();
+      const nul = b.indexOf(0, at);
+      rows.push(r.value, r.size, at, (nul < 0 ? b.byteLength : nul) - at);
     };
     noFTL(visit); // once per executable: see searchUnit in dwarf.ts (its FTL compile took ~15 ms of each start)
-    elf.walkSymbols(".symtab", visit);
-    const n = rows.length / 4;
-    const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => rows[x * 4]! - rows[y * 4]!);
+    if (!elf.walkSymbols(".symtab", visit) || text === undefined || etext === undefined || etext < text) return undefined;
+    const [lo, hi] = [text, etext];
+    // Go's text lies in one executable segment: then no function needs a look-up of its own (60,000 in a big binary)
+    const textSegment = elf.segments.find((p) => isExecutable(p) && lo >= p.vaddr && hi <= p.vaddr + p.filesz);
+    const kept: number[] = []; // indexes of Go's functions in rows
+    let sorted = true;
+    for (let k = 0; k < rows.length / 4; k++) {
+      const [value, at, len] = [rows[k * 4]!, rows[k * 4 + 2]!, rows[k * 4 + 3]!];
+      if (value < lo || value >= hi) continue;
+      if (b[at + len - 1] === 0x29 /* ')' */ && SECTION_SYMBOL.test(UTF8.decode(b.subarray(at, at + len)))) continue;
+      if (!textSegment && (elf.fileOffset(value) === undefined || !executable(elf, value))) {
+        throw new PclntabError(elf.name, `.symtab: function ${UTF8.decode(b.subarray(at, at + len))} at 0x${value.toString(16)} is outside every executable loaded segment (PT_LOAD program header)`);
+      }
+      if (kept.length > 0 && value < rows[kept[kept.length - 1]! * 4]!) sorted = false;
+      kept.push(k);
+    }
+    // Go's linker writes its functions by address: the sort is for other producers
+    const order = sorted ? kept : kept.sort((x, y) => rows[x * 4]! - rows[y * 4]!);
+    const n = order.length;
     const [entry, end, fileOffset, nameAt] = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
     const nameLen = new Uint32Array(n);
     for (const [i, k] of order.entries()) {

@@ -322,7 +322,8 @@ const F = {
   data16: 0x1e, lineStrp: 0x1f, implicitConst: 0x21, strx1: 0x25,
 };
 
-function syntheticDwarf(compress = false): Uint8Array {
+/** `runtimeUnit`: unit 2 is named "runtime", as the unit Go's linker writes every type into. */
+function syntheticDwarf(compress = false, runtimeUnit = false): Uint8Array {
   const abbrev = new Bytes();
   const decl = (code: number, tag: number, children: boolean, attrs: [number, number, number?][]): void => {
     abbrev.uleb(code).uleb(tag).u8(children ? 1 : 0);
@@ -394,7 +395,7 @@ function syntheticDwarf(compress = false): Uint8Array {
   // unit 2: DWARF 4
   const u2 = info.length;
   info.u32(0).u16(4).u32(table2).u8(8);
-  info.uleb(1).str("unit2");
+  info.uleb(1).str(runtimeUnit ? "runtime" : "unit2");
   info.uleb(2).str("a/b.U");
   for (let i = 0; i < 16; i++) info.u8(i); // data16
   info.u64(0x401000).u32(u1); // addr, ref_addr
@@ -441,6 +442,15 @@ describe("forms and unit kinds Go does not write (synthetic DWARF)", () => {
     const elf = ElfFile.parse(syntheticDwarf(true), "synthetic-z");
     expect(elf.section(".debug_info")!.flags & SHF_COMPRESSED).toBe(SHF_COMPRESSED);
     expect(plain(readStructFieldOffsets(elf, fields))).toEqual(expected);
+  });
+
+  test("with a unit named runtime, only runtime units are searched: Go's linker writes every type there", () => {
+    const elf = ElfFile.parse(syntheticDwarf(false, true), "synthetic-runtime");
+    const found = plain(readStructFieldOffsets(elf, fields));
+    expect(found).toEqual({
+      ...Object.fromEntries(fields.map((f) => [f, { missing: "struct" }])),
+      "a/b.U.p": { offset: 128 }, "a/b.U.q": { offset: 4 },
+    });
   });
 
   test("every single-byte change of the synthetic file: a result or a typed error", () => {
