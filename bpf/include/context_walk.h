@@ -10,17 +10,25 @@
 
 #define GOTEL_VALUE_CTX_KEY 16
 
-/* The span pointer a context.valueCtx at ctx carries as its value, or 0 when ctx does not look like one. */
-static __always_inline __u64 gotel_context_value(const struct gotel_api_process *api, __u64 ctx)
+/* 1 when types <= t < etypes, without a branch (addresses stay below 2^47, so no difference reaches the sign bit) */
+static __always_inline __u64 gotel_in_types(__u64 t, __u64 types, __u64 etypes)
+{
+	__s64 d = t - types;
+	return (__u64)(~d & (d - (__s64)(etypes - types))) >> 63;
+}
+
+/* The span pointer a context.valueCtx at ctx carries as its value, or 0 when ctx does not look like one: its key's
+ * and value's types must lie in [types, etypes). Without a branch: the verifier walks each iteration of the context
+ * walk once per path through it, and with a branch per comparison database/sql's query entry program cost it 6,660
+ * instructions processed instead of 3,603. */
+static __always_inline __u64 gotel_context_value(__u64 types, __u64 etypes, __u64 ctx)
 {
 	struct {
 		struct go_iface key, val; /* any: (type, data) */
-	} kv = {};
-	if (bpf_probe_read_user(&kv, sizeof(kv), (const void *)(ctx + GOTEL_VALUE_CTX_KEY)))
-		return 0;
-	if (kv.key.tab < api->types || kv.key.tab >= api->etypes || kv.val.tab < api->types || kv.val.tab >= api->etypes)
-		return 0;
-	return kv.val.data;
+	} kv;
+	/* a failed read leaves zeros, which lie outside the types */
+	bpf_probe_read_user(&kv, sizeof(kv), (const void *)(ctx + GOTEL_VALUE_CTX_KEY));
+	return kv.val.data & -(gotel_in_types(kv.key.tab, types, etypes) & gotel_in_types(kv.val.tab, types, etypes));
 }
 
 /* The context under which the span of ctx or of the nearest of its ancestors is recorded, or 0. A global (not
@@ -30,13 +38,24 @@ static __always_inline __u64 gotel_context_value(const struct gotel_api_process 
 __attribute__((noinline)) __u64 gotel_parent_ctx(__u32 tgid, __u64 ctx)
 {
 	struct gotel_ctx_key k = {.tgid = tgid};
+	/* as scalars, not through the map value's pointer: 3,603 instructions processed for database/sql's query
+	 * entry program against 3,780 */
+	__u64 types = 0, etypes = 0;
 	const struct gotel_api_process *api = bpf_map_lookup_elem(&gotel_api_tgids, &tgid);
+	if (api) {
+		types = api->types;
+		etypes = api->etypes;
+	}
 	for (int i = 0; i < GOTEL_CTX_WALK_MAX && ctx; i++) {
 		k.ctx = ctx;
 		if (bpf_map_lookup_elem(&gotel_spans_by_ctx, &k))
 			return ctx;
-		if (api && (k.ctx = gotel_context_value(api, ctx)) && bpf_map_lookup_elem(&gotel_spans_by_ctx, &k))
-			return k.ctx;
+		if (types) {
+			/* 0 when ctx is no valueCtx carrying a span: gotel_track records nothing under 0 */
+			k.ctx = gotel_context_value(types, etypes, ctx);
+			if (bpf_map_lookup_elem(&gotel_spans_by_ctx, &k))
+				return k.ctx;
+		}
 		/* the embedded parent Context: (itab, data). Background and TODO have none: their first word, read as an
 		 * itab, is zero (a zero-size struct at runtime.zerobase, or an emptyCtx int before Go 1.21) */
 		struct go_iface parent = {};
