@@ -45,7 +45,10 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, present: nethttpServer.present, needs: nethttpServer.NEEDS,
     fieldsPrograms: [nethttpServer.FIELDS_PROGRAM],
-    load: (ctx) => NethttpServerProbe.load({ ...ctx.object, memory: ctx.memory, linkStreams: ctx.linkStreams }),
+    load: (ctx) => NethttpServerProbe.load({
+      ...ctx.object, memory: ctx.memory, linkStreams: ctx.linkStreams,
+      withXnet: ctx.firstExecutable !== undefined && nethttpServer.hasXnetServer(ctx.firstExecutable),
+    }),
     sameHost: ["reads"],
   },
   {

@@ -18,6 +18,8 @@ export interface ServerLoadOptions extends LoadOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
   /** name each HTTP/2 connection for its streams (same-host linking is on) */
   linkStreams?: boolean;
+  /** load x/net's programs with the others: the binary that loads the object has x/net's server */
+  withXnet?: boolean;
 }
 
 /** what the kernel read at runtime.gopanic, before the type is named */
@@ -33,7 +35,8 @@ type H2Readable = Record<H2Server, boolean>;
 const MAX_WRITER_ITABS = 64;
 
 /** golang.org/x/net's HTTP/2 server's programs: few binaries have that server, and its stream program alone is 20-40 ms
- * of the verifier's time, so they are loaded in a second instance of the object, for the first binary that does */
+ * of the verifier's time, so they load with the others only when the binary that loads the object has it (in the
+ * object's thread, beside the other objects), else in a second instance, for the first binary that does */
 const XNET_PROGRAMS: ReadonlySet<string> = new Set([PROGRAMS.xnetStream, PROGRAMS.xnetDone]);
 
 export class NethttpServerProbe extends ObjectSpanProbe {
@@ -55,10 +58,12 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 
   static load(opts: ServerLoadOptions): NethttpServerProbe {
-    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, programs: (p) => !XNET_PROGRAMS.has(p) }), opts);
+    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, programs: (p) => opts.withXnet === true || !XNET_PROGRAMS.has(p) }), opts);
   }
 
+  /** the instance with x/net's programs: this one, or a second one loaded now */
   private xnetObject(): ProbeObject {
+    if (this.opts.withXnet) return this.object;
     this.xnet ??= ProbeObject.load("nethttp_server", { ...this.opts, programs: (p) => XNET_PROGRAMS.has(p), sameMapsAs: this.object.obj });
     return this.xnet;
   }
@@ -73,8 +78,8 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     if ("skipped" in r) return r;
     const p = r.plan;
     const programs = { ...serverPrograms(exe, p).programs, ...(this.opts.linkStreams ? h2LinkSites(exe, p.offsets) : {}) };
-    const own = Object.fromEntries(Object.entries(programs).filter(([name]) => !XNET_PROGRAMS.has(name)));
-    const xnetPrograms = Object.fromEntries(Object.entries(programs).filter(([name]) => XNET_PROGRAMS.has(name)));
+    const own = Object.fromEntries(Object.entries(programs).filter(([name]) => this.opts.withXnet || !XNET_PROGRAMS.has(name)));
+    const xnetPrograms = Object.fromEntries(Object.entries(programs).filter(([name]) => !this.opts.withXnet && XNET_PROGRAMS.has(name)));
     let xnet: ProbeObject | undefined;
     let xnetMissing: string | undefined;
     try {
