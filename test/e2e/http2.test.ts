@@ -223,3 +223,37 @@ test("HTTP/2 client spans: one CLIENT span per request, protocol 2, the response
     await server.proc.stop();
   }
 }, 120_000);
+
+// The net/http server's object loads x/net's programs with its others when the first binary planned has x/net's
+// server, and in a second instance when a later one does (nethttp-server/probe.ts): this is the second path.
+describe("x/net's HTTP/2 server in a binary planned after one without it", () => {
+  let plain: Awaited<ReturnType<typeof startServer>>;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let gotel: Proc;
+  let exe: string;
+
+  beforeAll(async () => {
+    plain = await startServer(buildGoFixture("http-server", { goVersion: "1.27.4" }), ["127.0.0.1:0"]);
+    exe = buildGoFixture("http2-server", { goVersion: "1.27.4" });
+    server = await startServer(exe, ["xnet"]);
+    gotel = await runGotel(["--pid", String(plain.proc.pid), "--pid", String(server.proc.pid)], { ...env(), OTEL_LOG_LEVEL: "debug" }, server.proc.pid);
+  }, 300_000);
+  afterAll(async () => {
+    await gotel?.stop();
+    await server?.proc.stop();
+    await plain?.proc.stop();
+  });
+
+  test("the first instance without x/net's programs, a second with them; x/net's streams make their spans", async () => {
+    const loads = gotel.stderr.concat(gotel.stdout).filter((l) => /loaded eBPF object object=nethttp_server\.bpf\.o/.test(l));
+    expect(loads.map((l) => / programs=(\d+)/.exec(l)?.[1])).toEqual(["9", "2"]);
+    collector.clear();
+    expect(await sendAll([exe], server.base.replace("http://", "https://"))).toEqual(["200 HTTP/2.0", "201 HTTP/2.0", "500 HTTP/2.0", "200 HTTP/2.0"]);
+    await collector.waitForSpans(4, 10_000);
+    await Bun.sleep(300);
+    const spans = collector.spans().filter((s) => s.resource["process.pid"] === BigInt(server.proc.pid));
+    expect(spans.map((s) => [s.name, s.attributes["http.response.status_code"]]).sort()).toEqual(
+      Object.values(EXPECTED).map((e) => [e.name, e.status]).sort(),
+    );
+  }, 60_000);
+});
