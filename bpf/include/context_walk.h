@@ -51,7 +51,9 @@ __attribute__((noinline)) __u64 gotel_parent_ctx(__u32 tgid, __u64 ctx)
 		if (bpf_map_lookup_elem(&gotel_spans_by_ctx, &k))
 			return ctx;
 		if (types) {
-			/* 0 when ctx is no valueCtx carrying a span: gotel_track records nothing under 0 */
+			/* 0 when ctx is no valueCtx carrying a span: gotel_track records nothing under 0. Looked up all the
+			 * same: skipping the lookup for 0 cost the verifier 4,990 instead of 3,603 instructions for
+			 * database/sql's query entry, against one lookup per hop in processes that use the API */
 			k.ctx = gotel_context_value(types, etypes, ctx);
 			if (bpf_map_lookup_elem(&gotel_spans_by_ctx, &k))
 				return k.ctx;

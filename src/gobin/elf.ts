@@ -291,6 +291,9 @@ export class ElfFile {
       },
     };
     for (p = 24; p + 24 <= data.byteLength; p += 24) {
+      // every name checked, also of the symbols no reader looks at: a corrupt table is an error, not half-read
+      const nameOff = dv.getUint32(p, true);
+      if (nameOff >= strtab.size) throw new ElfError(this.name, tooFar(nameOff));
       // 64-bit fields as two halves: no BigInt per symbol
       const [valueHi, sizeHi] = [dv.getUint32(p + 12, true), dv.getUint32(p + 20, true)];
       if (valueHi > SAFE_HIGH || sizeHi > SAFE_HIGH) continue;
