@@ -17,11 +17,11 @@ import { lendExecutable } from "../probes/executable-plans.ts";
  * Why process `given` cannot be instrumented, or undefined when it can (or this cannot tell). `keep` takes the
  * executable of one that can, analysed and still open, instead of closing it.
  */
-export async function whyNotTraceable(
+export function whyNotTraceable(
   given: number,
   instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS,
   keep?: (file: string, exe: GoExecutable) => void,
-): Promise<string | undefined> {
+): string | undefined {
   const pid = readStatus(given)?.tgid;
   if (pid === undefined) return undefined;
   const r = readProcessResult(pid, { nsPid: false });
@@ -46,14 +46,6 @@ export async function whyNotTraceable(
   }
   let kept = false;
   try {
-    // the readiness below reads the function table, then the DWARF: its inflating runs in another thread meanwhile
-    const dwarf = exe.prefetchDwarf();
-    try {
-      exe.functions();
-    } catch {
-      // said by the readiness that asks for them
-    }
-    await dwarf;
     const reasons: string[] = [];
     for (const i of instrumentations) {
       if (!linksModuleOf(exe, i)) continue;
@@ -74,12 +66,12 @@ export async function whyNotTraceable(
 }
 
 /** Throws, naming every pid and why, when the targets are pids only and none of them can be instrumented. */
-export async function refuseUntraceable(targets: TargetSpec, instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS): Promise<void> {
+export function refuseUntraceable(targets: TargetSpec, instrumentations: readonly Instrumentation[] = INSTRUMENTATIONS): void {
   if (targets.exes.length > 0 || targets.all || targets.pids.length === 0) return;
   const why: string[] = [];
   for (const pid of targets.pids) {
     // the first traceable target's executable, analysed, goes to the agent's planner instead of being read twice
-    const reason = await whyNotTraceable(pid, instrumentations, lendExecutable);
+    const reason = whyNotTraceable(pid, instrumentations, lendExecutable);
     if (reason === undefined) return;
     why.push(reason);
   }

@@ -12,7 +12,7 @@ export async function runCommand(args: string[], env: EnvConfig): Promise<number
   const { values } = parseFlags(args, TARGET_FLAGS);
   const targets = targetSpec(values, env);
   const exporter = await spanExporter(env);
-  await refuseUntraceable(targets);
+  refuseUntraceable(targets);
   const signalled = stopSignal();
   const agent = await Agent.start({ env, targets, exporters: exporter ? [{ exporter }] : [] });
   await signalled;

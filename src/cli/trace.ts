@@ -69,7 +69,7 @@ export async function traceCommand(args: string[], env: EnvConfig): Promise<numb
   const tty = process.stdout.isTTY === true;
   const format = (values.format ?? (tty ? "tree" : "jsonl")) as TraceFormat;
   if (format !== "tree" && format !== "jsonl") throw new UsageError(`--format is tree or jsonl, got '${values.format}'`);
-  await refuseUntraceable(targets);
+  refuseUntraceable(targets);
 
   const output = new TraceOutput({ format, write: (t) => process.stdout.write(t), color: tty && !process.env.NO_COLOR });
   const otlp = values.otlp ? await spanExporter(env) : undefined;

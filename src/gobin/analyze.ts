@@ -6,7 +6,6 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { GotelError } from "../errors.ts";
 import { goRelease, readBuildInfo, type BuildInfo, type GoModule } from "./buildinfo.ts";
-import { prefetchDebugSection } from "./debug-sections.ts";
 import { readStructFieldOffsets, type FieldOffset } from "./dwarf.ts";
 import { ElfFile, ET_DYN } from "./elf.ts";
 import { readFunctions, type FunctionTable, type GoFunction } from "./functions.ts";
@@ -164,14 +163,6 @@ export class GoExecutable {
   capturedArgument(closure: string): { offset: number } | { missing: string } | undefined {
     const fn = this.functions().get(closure);
     return fn ? findCapturedArgument(this.elf, fn) : undefined;
-  }
-
-  /**
-   * Begins inflating the binary's DWARF in another thread: awaited before its offsets are asked for, and with
-   * other work (its function table) done meanwhile, a start does the two side by side.
-   */
-  prefetchDwarf(): Promise<void> {
-    return this.hasDwarf ? prefetchDebugSection(this.elf, "info") : Promise.resolve();
   }
 
   /** Struct field offsets from the binary's own DWARF; undefined when it has none (stripped with -w). */

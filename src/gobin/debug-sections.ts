@@ -50,69 +50,34 @@ export function debugSection(elf: ElfFile, name: string): Uint8Array | undefined
   return data;
 }
 
-/**
- * Begins inflating `.debug_<name>` in a thread of node:zlib's (one chunk the size of the whole section, so the
- * thread inflates it all in one go) while the caller goes on with other work; once it resolves, debugSection
- * finds the section inflated. Only zlib sections are inflated so; for anything else, or any failure, it resolves
- * having done nothing, and debugSection does the work (and reports its errors) as it would have.
- */
-export async function prefetchDebugSection(elf: ElfFile, name: string): Promise<void> {
-  let sections = cache.get(elf);
-  if (!sections) cache.set(elf, (sections = new Map()));
-  if (sections.has(name)) return;
-  let found: Compressed | undefined;
-  try {
-    found = compressedSection(elf, name);
-  } catch {
-    return; // corrupt: said by debugSection, when someone reads it
-  }
-  if (!found || found.kind !== "zlib") return;
-  const { stream, size } = found;
-  const out = await new Promise<Uint8Array | undefined>((resolve) => {
-    zlib.inflate(stream, { chunkSize: Math.max(size, 64 * 1024), maxOutputLength: Math.max(size, 1) }, (e, b) => resolve(e ? undefined : b));
-  });
-  if (out && out.byteLength === size && !sections.has(name)) sections.set(name, out);
-}
-
 function readDebugSection(elf: ElfFile, name: string): Uint8Array | undefined {
-  const found = compressedSection(elf, name);
-  if (found) return inflate(elf, found.section, found.stream, found.size, found.kind);
   const plain = elf.section(`.debug_${name}`);
-  return plain ? elf.sectionData(plain) : undefined;
-}
-
-/** A compressed `.debug_<name>` (SHF_COMPRESSED) or `.zdebug_<name>`: its stream and declared size, checked. */
-interface Compressed {
-  section: Section;
-  stream: Uint8Array;
-  size: number;
-  kind: "zlib" | "zstd";
-}
-
-function compressedSection(elf: ElfFile, name: string): Compressed | undefined {
-  const plain = elf.section(`.debug_${name}`);
-  if (plain) return (plain.flags & SHF_COMPRESSED) !== 0n ? chdrStream(elf, plain, elf.sectionData(plain)) : undefined;
+  if (plain) {
+    const data = elf.sectionData(plain);
+    return (plain.flags & SHF_COMPRESSED) !== 0n ? decompressChdr(elf, plain, data) : data;
+  }
   const old = elf.section(`.zdebug_${name}`);
-  return old ? zdebugStream(elf, old, elf.sectionData(old)) : undefined;
+  if (old) return decompressZdebug(elf, old, elf.sectionData(old));
+  return undefined;
 }
 
-function chdrStream(elf: ElfFile, s: Section, data: Uint8Array): Compressed {
+function decompressChdr(elf: ElfFile, s: Section, data: Uint8Array): Uint8Array {
   if (data.byteLength < CHDR_SIZE) throw new DebugSectionError(elf.name, s, "compression header is truncated");
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const type = dv.getUint32(0, true);
   const size = safeSize(elf, s, dv.getBigUint64(8, true), data.byteLength - CHDR_SIZE);
   const stream = data.subarray(CHDR_SIZE);
-  if (type === ELFCOMPRESS_ZLIB) return { section: s, stream, size, kind: "zlib" };
-  if (type === ELFCOMPRESS_ZSTD) return { section: s, stream, size, kind: "zstd" };
+  if (type === ELFCOMPRESS_ZLIB) return inflate(elf, s, stream, size, "zlib");
+  if (type === ELFCOMPRESS_ZSTD) return inflate(elf, s, stream, size, "zstd");
   throw new DebugSectionError(elf.name, s, `unknown compression type ${type}`, "expected zlib (1) or zstd (2)");
 }
 
-function zdebugStream(elf: ElfFile, s: Section, data: Uint8Array): Compressed {
+function decompressZdebug(elf: ElfFile, s: Section, data: Uint8Array): Uint8Array {
   const magic = data.byteLength >= ZDEBUG_HEADER_SIZE && data[0] === 0x5a && data[1] === 0x4c && data[2] === 0x49 && data[3] === 0x42;
   if (!magic) throw new DebugSectionError(elf.name, s, 'missing "ZLIB" header (truncated or corrupt)');
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const size = safeSize(elf, s, dv.getBigUint64(4, false), data.byteLength - ZDEBUG_HEADER_SIZE);
-  return { section: s, stream: data.subarray(ZDEBUG_HEADER_SIZE), size, kind: "zlib" };
+  return inflate(elf, s, data.subarray(ZDEBUG_HEADER_SIZE), size, "zlib");
 }
 
 function safeSize(elf: ElfFile, s: Section, declared: bigint, compressed: number): number {

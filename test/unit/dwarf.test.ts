@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { GotelError } from "../../src/errors.ts";
-import { DebugSectionError, debugSection, prefetchDebugSection } from "../../src/gobin/debug-sections.ts";
+import { DebugSectionError, debugSection } from "../../src/gobin/debug-sections.ts";
 import { DwarfError, FieldNameError, readStructFieldOffsets, splitFieldName, type FieldOffset } from "../../src/gobin/dwarf.ts";
 import { ElfFile } from "../../src/gobin/elf.ts";
 import { ROOT, buildGoFixture, variantName } from "../support/go.ts";
@@ -198,22 +198,6 @@ describe("compressed and uncompressed DWARF give identical offsets", () => {
     expect(uncompressed.section(".debug_info")!.flags & SHF_COMPRESSED).toBe(0n);
     expect(debugSection(uncompressed, "info")!.length).toBeGreaterThan(compressed.sectionData(info).length);
     expect(plain(readStructFieldOffsets(uncompressed, FIELDS))).toEqual(plain(readStructFieldOffsets(compressed, FIELDS)));
-  }, 120_000);
-
-  test("inflated ahead in another thread (prefetchDebugSection): the same bytes; a corrupt section is left to the reader's error", async () => {
-    const path = goDefault();
-    const ahead = load(path);
-    await prefetchDebugSection(ahead, "info");
-    const now = load(path);
-    expect(Buffer.compare(debugSection(ahead, "info")!, debugSection(now, "info")!)).toBe(0);
-    // declared one byte short: inflating ahead gives up quietly, reading says why
-    const bytes = new Uint8Array(readFileSync(path));
-    const info = ElfFile.parse(bytes, "x").section(".debug_info")!;
-    const dv = new DataView(bytes.buffer);
-    dv.setBigUint64(info.offset + 8, dv.getBigUint64(info.offset + 8, true) - 1n, true);
-    const corrupt = ElfFile.parse(bytes, "corrupt");
-    await prefetchDebugSection(corrupt, "info");
-    expect(() => debugSection(corrupt, "info")).toThrow(DebugSectionError);
   }, 120_000);
 
   test("old-style .zdebug_* (objcopy zlib-gnu) and SHF_COMPRESSED zstd", () => {
