@@ -161,21 +161,28 @@ export const WRITES_USER_MEMORY = /_inject(_|$)/;
 
 /** Loads every program of an object that this kernel can run (uprobe.multi ones only where supported). */
 export function loadForCheck(bytes: Uint8Array, name: string, showVerifierLog: boolean): string {
-  const multi = uprobeMultiSupported();
   const writeOk = probeWriteUserAllowed();
   let n = 0;
   let writers = 0;
-  const obj = BpfObject.openAndLoad(bytes, { name, showVerifierLog }, (o) => {
-    n = writers = 0;
-    for (const p of o.programs.values()) {
-      const runnable = multi || !p.section.startsWith("uprobe.multi");
-      const writer = WRITES_USER_MEMORY.test(p.name);
-      p.autoload = runnable && (writeOk || !writer);
-      if (p.autoload) n++;
-      else if (runnable && writer) writers++;
-    }
-  });
-  obj.close();
+  // once per attach mode, as the agent loads it: an object's programs of both modes cannot share a prog array
+  // (since Linux 6.16 a tail call's programs must have the same expected attach type)
+  for (const mode of uprobeMultiSupported() ? ["uprobe.multi", "uprobe"] : ["uprobe"]) {
+    let loaded = 0;
+    let denied = 0;
+    const obj = BpfObject.openAndLoad(bytes, { name, showVerifierLog }, (o) => {
+      loaded = denied = 0;
+      for (const p of o.programs.values()) {
+        const inMode = p.section.startsWith("uprobe.multi") === (mode === "uprobe.multi");
+        const writer = WRITES_USER_MEMORY.test(p.name);
+        p.autoload = inMode && (writeOk || !writer);
+        if (p.autoload) loaded++;
+        else if (inMode && writer) denied++;
+      }
+    });
+    obj.close();
+    n += loaded;
+    writers += denied;
+  }
   const skipped = writers ? `; ${writers} that write traceparent not loaded (bpf_probe_write_user is denied)` : "";
   return n === 0 ? "maps only, no programs" : `${n} program${n === 1 ? "" : "s"} loaded${skipped}`;
 }

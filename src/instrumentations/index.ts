@@ -16,7 +16,7 @@ import { GrpcClientProbe } from "./grpc/client-probe.ts";
 import { GRPC, FIELDS_PROGRAM as GRPC_PROGRAM } from "./grpc/grpc.ts";
 import * as grpcServer from "./grpc/server-plan.ts";
 import { GrpcServerProbe } from "./grpc/server-probe.ts";
-import { DatabaseSqlProbe } from "./database-sql/probe.ts";
+import { DATABASE_SQL_LOSSES, DatabaseSqlProbe } from "./database-sql/probe.ts";
 import * as nethttpClient from "./nethttp-client/plan.ts";
 import { NethttpClientProbe } from "./nethttp-client/probe.ts";
 import * as nethttpServer from "./nethttp-server/plan.ts";
@@ -66,7 +66,7 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   })),
   {
     name: "database/sql", module: "std", object: "database_sql", readiness: databaseSql.readiness, present: databaseSql.present, needs: databaseSql.NEEDS,
-    fieldsPrograms: DRIVER_PROGRAMS,
+    fieldsPrograms: DRIVER_PROGRAMS, losses: DATABASE_SQL_LOSSES,
     load: (ctx) => DatabaseSqlProbe.load({
       ...ctx.object, memory: ctx.memory, includeText: ctx.env.OTEL_GO_AUTO_INCLUDE_DB_STATEMENT, parse: ctx.env.OTEL_GO_AUTO_PARSE_DB_STATEMENT,
     }),

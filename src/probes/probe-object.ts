@@ -9,7 +9,7 @@ import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { WRITES_USER_MEMORY } from "../ebpf/kernel-checks.ts";
 import { attachUprobes, type AttachMode, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
-import { BpfObject } from "../ebpf/object.ts";
+import { BpfObject, type BpfProgram } from "../ebpf/object.ts";
 import { processKeys, useCoreMaps } from "../ebpf/shared-maps.ts";
 import { StructView } from "../ebpf/struct-view.ts";
 
@@ -35,6 +35,9 @@ export interface LoadOptions {
   programs?: (program: string) => boolean;
   /** a loaded instance of the same object whose maps this one uses, all of them (that second instance) */
   sameMapsAs?: BpfObject;
+  /** the programs its entry programs tail-call, by slot of its prog array `<name>_tails` (filled before the
+   * first attach): work many programs share, which the kernel then verifies once */
+  tails?: readonly string[];
 }
 
 export class ProbeObject {
@@ -47,6 +50,8 @@ export class ProbeObject {
     readonly eventType: number,
     private readonly configMap: string,
     private readonly perProcess: readonly string[],
+    /** LoadOptions.tails, until filled */
+    private tails: readonly string[],
   ) {
     this.configLayout = new StructView(obj.btf().structLayout(configMap));
   }
@@ -56,7 +61,7 @@ export class ProbeObject {
     let perProcess: string[] = [];
     const obj = BpfObject.openAndLoad(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
       // read before the load, which may run in a thread of its own (BpfObject.sideBySide) while this goes on
-      perProcess = [...o.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch"));
+      perProcess = [...o.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch") && m !== `${name}_tails`);
       for (const p of o.programs.values()) {
         const multi = p.section.startsWith("uprobe.multi");
         const wanted = opts.programs?.(multi ? p.name.replace(/_multi$/, "") : p.name) ?? true;
@@ -70,7 +75,7 @@ export class ProbeObject {
     });
     try {
       // the shared span-context map is purged by the object that owns it
-      return new ProbeObject(obj, opts.mode, name, opts.eventType, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"]);
+      return new ProbeObject(obj, opts.mode, name, opts.eventType, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"], opts.tails ?? []);
     } catch (e) {
       obj.close();
       throw e;
@@ -79,13 +84,13 @@ export class ProbeObject {
 
   /** Writes the process's offsets (config struct member -> offset, undefined = absent), then attaches each program. */
   attach(tgid: number, path: string, offsets: Record<string, number | undefined>, programs: Record<string, readonly number[]>): UprobeLinks[] {
+    this.fillTails();
     const config = this.obj.map(this.configMap);
     config.update(uintBytes(tgid, 4), this.configBytes(offsets));
     const links: UprobeLinks[] = [];
     try {
       for (const [program, sites] of Object.entries(programs)) {
-        const prog = this.obj.program(this.mode === "multi" ? `${program}_multi` : program);
-        links.push(attachUprobes(prog, { path, pid: tgid, offsets: sites.map(BigInt) }, this.mode));
+        links.push(attachUprobes(this.program(program), { path, pid: tgid, offsets: sites.map(BigInt) }, this.mode));
       }
       return links;
     } catch (e) {
@@ -130,6 +135,18 @@ export class ProbeObject {
       const map = this.obj.map(name);
       for (const k of processKeys(map, tgid)) map.delete(k);
     }
+  }
+
+  private fillTails(): void {
+    if (!this.tails.length) return;
+    const slots = this.obj.map(`${this.name}_tails`);
+    this.tails.forEach((program, slot) => slots.update(uintBytes(slot, 4), uintBytes(this.program(program).fd, 4)));
+    this.tails = [];
+  }
+
+  /** one of its programs, of the attach mode it was loaded for */
+  private program(name: string): BpfProgram {
+    return this.obj.program(this.mode === "multi" ? `${name}_multi` : name);
   }
 
   private configBytes(offsets: Record<string, number | undefined>): Uint8Array {

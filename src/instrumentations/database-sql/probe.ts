@@ -10,6 +10,7 @@ import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, spanContextDecoder } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
+import type { Losses } from "../../probes/instrumentation.ts";
 
 export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
   /** a live target's memory, to name error types and read the DB's driver and data source */
@@ -20,6 +21,12 @@ export interface DatabaseLoadOptions extends LoadOptions, StatementOptions {
 type RawEvent = DatabaseEvent & { errorTypeAddress: bigint; errorData: bigint; connector: GoIface };
 
 const MAX_SOURCES = 1024;
+
+/** database_sql.bpf.c's own reasons for losing spans */
+export const DATABASE_SQL_LOSSES = {
+  enum: "database_sql_counter",
+  reasons: { DATABASE_SQL_COUNTER_NO_START: "statement span not started (its start program was not in place)" },
+} as const satisfies Losses;
 
 interface ProcessState {
   /** user-space fields: the DB's data source, drivers' error codes */
@@ -48,7 +55,8 @@ export class DatabaseSqlProbe extends ObjectSpanProbe {
 
   static load(opts: DatabaseLoadOptions): DatabaseSqlProbe {
     const capture = opts.includeText || opts.parse ? 1 : 0;
-    return new DatabaseSqlProbe(ProbeObject.load("database_sql", { ...opts, constants: { ...opts.constants, database_sql_capture_query: capture } }), opts);
+    const constants = { ...opts.constants, database_sql_capture_query: capture };
+    return new DatabaseSqlProbe(ProbeObject.load("database_sql", { ...opts, constants, tails: ["database_sql_start"] }), opts);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
