@@ -34,7 +34,7 @@ import { FIELDS_PROGRAMS as SARAMA_PROGRAMS, SARAMA, SHOPIFY_SARAMA } from "./sa
 import { SaramaProducerProbe } from "./sarama/producer-probe.ts";
 import * as saramaConsumer from "./sarama/consumer-plan.ts";
 import { SaramaConsumerProbe } from "./sarama/consumer-probe.ts";
-import { NethttpServerProbe } from "./nethttp-server/probe.ts";
+import { NETHTTP_SERVER_LOSSES, NethttpServerProbe } from "./nethttp-server/probe.ts";
 import { librariesNotInstrumented, type NotInstrumented } from "./not-instrumented.ts";
 
 export { moduleList, UNINSTRUMENTED_LIBRARIES, type NotInstrumented, type UninstrumentedLibrary } from "./not-instrumented.ts";
@@ -44,7 +44,7 @@ export { linksModuleOf, modulesOf } from "../probes/instrumentation.ts";
 export const INSTRUMENTATIONS: readonly Instrumentation[] = [
   {
     name: "net/http server", module: "std", object: "nethttp_server", readiness: nethttpServer.readiness, present: nethttpServer.present, needs: nethttpServer.NEEDS,
-    fieldsPrograms: [nethttpServer.FIELDS_PROGRAM],
+    fieldsPrograms: [nethttpServer.FIELDS_PROGRAM], losses: NETHTTP_SERVER_LOSSES,
     load: (ctx) => NethttpServerProbe.load({
       ...ctx.object, memory: ctx.memory, linkStreams: ctx.linkStreams,
       withXnet: ctx.firstExecutable !== undefined && nethttpServer.hasXnetServer(ctx.firstExecutable),

@@ -10,6 +10,7 @@ import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
 import { ObjectSpanProbe, siteCount, type Prepared } from "../../probes/span-probe.ts";
+import type { Losses } from "../../probes/instrumentation.ts";
 import type { RouteKind } from "../http-routes/route.ts";
 import { httpRouterTrees } from "../http-routes/httprouter-trees.ts";
 
@@ -39,6 +40,12 @@ const MAX_WRITER_ITABS = 64;
  * object's thread, beside the other objects), else in a second instance, for the first binary that does */
 const XNET_PROGRAMS: ReadonlySet<string> = new Set([PROGRAMS.xnetStream, PROGRAMS.xnetDone]);
 
+/** nethttp_server.bpf.c's own reasons for losing spans */
+export const NETHTTP_SERVER_LOSSES = {
+  enum: "nethttp_server_counter",
+  reasons: { NETHTTP_SERVER_COUNTER_NO_END: "server span not ended (its end program was not in place)" },
+} as const satisfies Losses;
+
 export class NethttpServerProbe extends ObjectSpanProbe {
   readonly name = "net/http server";
   private readonly decode: (v: DataView) => RawEvent;
@@ -58,7 +65,8 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 
   static load(opts: ServerLoadOptions): NethttpServerProbe {
-    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, programs: (p) => opts.withXnet === true || !XNET_PROGRAMS.has(p) }), opts);
+    const programs = (p: string) => opts.withXnet === true || !XNET_PROGRAMS.has(p);
+    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, programs, tails: ["nethttp_server_end"] }), opts);
   }
 
   /** the instance with x/net's programs: this one, or a second one loaded now */
