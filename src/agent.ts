@@ -25,8 +25,8 @@ import { log, type Fields } from "./log.ts";
 import type { CoreObject } from "./probes/core-object.ts";
 import { loadProbes, type ConnectionTracepoint, type InstrumentationProbe, type ProbeSet, type SocketInsertion } from "./probes/probe-set.ts";
 import { INSTRUMENTATIONS, moduleList, notInstrumented } from "./instrumentations/index.ts";
-import { PlanCache, openExecutable, planExecutable, type ExecutablePlans } from "./probes/executable-plans.ts";
-import { UnreadableSpanError, type SpanProbe } from "./probes/span-probe.ts";
+import { PlanCache, openExecutable, planExecutable, type ExecutablePlans, type OnPrepared } from "./probes/executable-plans.ts";
+import { UnreadableSpanError, type Prepared, type SpanProbe } from "./probes/span-probe.ts";
 import { KernelClock } from "./traces/clock.ts";
 import { processResource } from "./traces/resource.ts";
 import { toReadableSpan, type SpanRecord } from "./traces/span.ts";
@@ -136,7 +136,7 @@ export class Agent {
   private readonly core: CoreObject;
   private readonly sameHost: ConnectionTracepoint | undefined;
   private readonly socket: SocketInsertion | undefined;
-  private readonly plans = new PlanCache((file) => this.planFile(file));
+  private readonly plans = new PlanCache((file, onPrepared) => this.planFile(file, onPrepared));
   /** set while an executable's analysis is garbage not yet collected */
   private analysisGarbage: ReturnType<typeof setTimeout> | undefined;
   /** the executable's pages that starting and attaching read, handed back when attaching has gone quiet */
@@ -268,9 +268,23 @@ export class Agent {
   attach(pid: number, exePath: string, file = `/proc/${pid}/exe`): boolean {
     if (this.stopped || this.targets.has(pid)) return false;
     let plans: ExecutablePlans;
+    // a probe's links are made as soon as its plan is: the first link of a start waits for the kernel (an RCU grace
+    // period, ~10 ms) while the objects still loading go on in their threads
+    const attaching = new Map<Prepared, { probe: SpanProbe; links?: UprobeLinks[]; error?: unknown }>();
+    const attachNow = (probe: SpanProbe, prepared: Prepared) => {
+      try {
+        return { probe, links: prepared.attach(pid, file) };
+      } catch (error) {
+        return { probe, error };
+      }
+    };
     try {
-      plans = this.plans.get(file).plans;
+      plans = this.plans.get(file, (probe, prepared) => attaching.set(prepared, attachNow(probe, prepared))).plans;
     } catch (e) {
+      for (const a of attaching.values()) {
+        for (const l of a.links ?? []) l.destroy();
+        if (a.links) a.probe.forget(pid);
+      }
       log.warn("not tracing a process: its executable cannot be read as a Go program", {
         pid, exe: exePath, reason: e instanceof GotelError ? e.message : String(e),
       });
@@ -293,8 +307,10 @@ export class Agent {
     const attached: SpanProbe[] = [];
     const logged: Fields[] = [];
     for (const { probe, prepared } of ready) {
+      const made = attaching.get(prepared) ?? attachNow(probe, prepared);
       try {
-        links.push(...prepared.attach(pid, file));
+        if (!made.links) throw made.error;
+        links.push(...made.links);
         attached.push(probe);
         logged.push({
           pid, exe: exePath, go: plans.goVersion, instrumentation: probe.name, sites: prepared.sites, offsets: prepared.offsetsSource,
@@ -319,13 +335,13 @@ export class Agent {
   }
 
   /** Reads an executable once per file identity: the probes' plans, then the executable is let go. */
-  private planFile(file: string): ExecutablePlans {
+  private planFile(file: string, onPrepared?: OnPrepared): ExecutablePlans {
     // the last executable's function table and DWARF (~100 MB for a big service) are garbage: let them go before
     // this one is read, not whenever the heap next fills
     if (this.analysisGarbage) this.collectAnalysis();
     const exe = openExecutable(file);
     try {
-      const plans = planExecutable(exe, this.probes);
+      const plans = planExecutable(exe, this.probes, onPrepared);
       const unseen = moduleList(notInstrumented(exe, undefined, (name) => plans.ready.some((r) => r.probe.name === name)));
       return unseen ? { ...plans, unseen } : plans;
     } finally {

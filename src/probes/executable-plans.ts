@@ -24,8 +24,11 @@ export interface ExecutablePlans {
   unseen?: string;
 }
 
+/** what planning tells as it goes: a probe's plan, made (the agent attaches its first process at once) */
+export type OnPrepared = (probe: SpanProbe, prepared: Prepared) => void;
+
 /** Plans for an executable (the probes' prepare, in order), and the addresses the agent keeps per target. */
-export function planExecutable(exe: GoExecutable, probes: readonly SpanProbe[]): ExecutablePlans {
+export function planExecutable(exe: GoExecutable, probes: readonly SpanProbe[], onPrepared?: OnPrepared): ExecutablePlans {
   const ready: ExecutablePlans["ready"] = [];
   const skipped: ExecutablePlans["skipped"] = [];
   // the objects not loaded yet that this executable needs load side by side, one thread each
@@ -33,7 +36,10 @@ export function planExecutable(exe: GoExecutable, probes: readonly SpanProbe[]):
   for (const probe of probes) {
     const prepared = probe.prepare(exe);
     if ("skipped" in prepared) skipped.push({ probe, reason: prepared.skipped, absent: prepared.absent === true });
-    else ready.push({ probe, prepared });
+    else {
+      ready.push({ probe, prepared });
+      onPrepared?.(probe, prepared);
+    }
   }
   return {
     goVersion: exe.goVersion,
@@ -76,9 +82,10 @@ export function openExecutable(file: string): GoExecutable {
 export class PlanCache {
   private readonly plans = new Map<string, ExecutablePlans>();
 
-  constructor(private readonly make: (file: string) => ExecutablePlans, private readonly max = 64) {}
+  constructor(private readonly make: (file: string, onPrepared?: OnPrepared) => ExecutablePlans, private readonly max = 64) {}
 
-  get(file: string): { plans: ExecutablePlans; cached: boolean } {
+  /** onPrepared: told each probe's plan as it is made, on a miss */
+  get(file: string, onPrepared?: OnPrepared): { plans: ExecutablePlans; cached: boolean } {
     const key = identity(file);
     const hit = this.plans.get(key);
     if (hit) {
@@ -86,7 +93,7 @@ export class PlanCache {
       this.plans.set(key, hit);
       return { plans: hit, cached: true };
     }
-    const plans = this.make(file);
+    const plans = this.make(file, onPrepared);
     this.plans.set(key, plans);
     if (this.plans.size > this.max) this.plans.delete(this.plans.keys().next().value!);
     return { plans, cached: false };
