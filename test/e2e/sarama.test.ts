@@ -236,6 +236,21 @@ describe.each(VARIANTS)("%s", (_, { id, ...build }) => {
     }
     for (const p of [producer, consumer]) expect(p.stderr.find((l) => / stopped /.test(l))).toContain(" dropped=0 ");
   }, 180_000);
+
+  // last: it stops the describe's gotel
+  test("20 messages in one SendMessages call: the first 16 have spans, each its own offset; the other 4 are counted at stop", async () => {
+    const { status, spans, server } = await produce(`topic=${topic}&n=20&key=big`);
+    expect(status).toBe(200);
+    expect(spans.map(keyOf).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `big-${i}`).sort());
+    expect(new Set(spans.map((s) => s.attributes["kafka.offset"])).size).toBe(16);
+    for (const s of spans) {
+      expect(s).toMatchObject({ traceId: server.traceId, parentSpanId: server.spanId, status: { code: STATUS_CODE.UNSET } });
+      expect(s.attributes["messaging.batch.message_count"]).toBe(20n);
+    }
+    expect(await gotel.stop()).toBe(0);
+    const stopped = await gotel.waitForLine(/ stopped /);
+    expect(stopped).toMatch(/ dropped=4 .*dropped_reasons="message past a batch's first 16 /);
+  }, 60_000);
 });
 
 test("a consumer group of two members in two processes: each message's CONSUMER span in the process that processed it, once", async () => {

@@ -33,9 +33,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define SARAMA_BATCH_MAX 16       /* messages of one SendMessages call with spans */
+#define SARAMA_BATCH_MAX 16       /* messages of one SendMessages call with spans (a power of 2: a mask bounds an index) */
 #define SARAMA_SUCCESSES_MAX 128  /* messages of one acknowledged batch ended with a span */
 #define SARAMA_SUCCESSES_SEEN 2048 /* and past those, looked up to be counted */
+#define SARAMA_SUCCESSES_CHUNK 16 /* those, by so many per call of sarama_forget_successes */
 
 struct sarama_producer_config {
 	__u64 message_topic;       /* ProducerMessage.Topic (string) */
@@ -126,6 +127,10 @@ struct scratch {
 	__u64 failed_types[SARAMA_BATCH_MAX];
 	struct gotel_span_context parent; /* the goroutine's span, copied: the verifier follows a copy's pointer */
 	char traceparent[64];
+	/* SendMessage's results, for end_message */
+	__u64 single_err_tab;
+	__s64 single_partition;
+	__s64 single_offset;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -177,6 +182,40 @@ static __always_inline int start_message_span(const struct sarama_producer_confi
 
 /* ---- SyncProducer ---- */
 
+/* The loops over a call's messages call global functions (scalar arguments, as kernels before 5.12 require; the
+ * rest in this CPU's scratch and the maps): the kernel verifies a global function once, where an inlined body is
+ * verified once per iteration of the unrolled loop (SendMessages' entry and return, and returnSuccesses, took it
+ * ~1,000,000 instructions together, ~480 ms of a start). */
+
+/* Message i of the call being built in the scratch (msg): its fields and its span, whose parent is its traceparent
+ * header, else the goroutine's span copied into the scratch (has_parent). */
+__attribute__((noinline)) int sarama_start_message(__u32 i, __u64 msg, __u32 has_parent)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct sarama_producer_config *cfg = bpf_map_lookup_elem(&sarama_producer_config, &tgid);
+	struct scratch *s = scratch();
+	if (!cfg || !s || i >= SARAMA_BATCH_MAX)
+		return 0;
+	barrier_var(i); /* clang would drop the mask below, and the verifier loses the bound above on its copy of i */
+	i &= SARAMA_BATCH_MAX - 1;
+	struct sarama_producer_inflight *f = &s->call;
+	struct sarama_producer_event *e = &f->event;
+	f->msgs[i] = msg;
+	read_message(cfg, &f->messages[i], msg);
+	struct sarama_producer_span *sp = &f->spans[i];
+	/* two calls, not one with `has_parent ? &s->parent : 0`: clang spills that choice, and the verifier, which
+	 * does not tie the spilled pointer to has_parent, then takes the pointer for 0 on the path that reads it */
+	if (has_parent)
+		sp->remote = start_message_span(cfg, s, msg, &s->parent, &e->sc, sp->parent_span_id);
+	else
+		sp->remote = start_message_span(cfg, s, msg, 0, &e->sc, sp->parent_span_id);
+	__builtin_memcpy(sp->trace_id, e->sc.trace_id, 16);
+	__builtin_memcpy(sp->span_id, e->sc.span_id, 8);
+	sp->flags = e->sc.flags;
+	sp->tracestate_len = sp->remote ? 0 : e->sc.tracestate_len;
+	return 0;
+}
+
 static __always_inline int start_call(const void *ctx, __u64 msgs, __s64 n, int single)
 {
 	__u32 tgid = gotel_current_tgid();
@@ -191,25 +230,16 @@ static __always_inline int start_call(const void *ctx, __u64 msgs, __s64 n, int 
 	gotel_fill_header(&e->hdr, gotel_event_type_id, g);
 	e->sync = 1;
 	e->count = n > 0 ? (__u32)n : 0;
-	struct gotel_span_context *found = gotel_goroutine_span(tgid, g), *parent = 0;
-	if (found && !bpf_probe_read_kernel(&s->parent, sizeof(s->parent), found))
-		parent = &s->parent;
+	struct gotel_span_context *found = gotel_goroutine_span(tgid, g);
+	__u32 has_parent = found && !bpf_probe_read_kernel(&s->parent, sizeof(s->parent), found);
 	for (int i = 0; i < SARAMA_BATCH_MAX; i++) {
 		if (i >= n)
 			break;
-		__u64 msg = single ? msgs : read_u64_at(msgs, i * 8);
-		f->msgs[i] = msg;
-		read_message(cfg, &f->messages[i], msg);
-		struct sarama_producer_span *sp = &f->spans[i];
-		sp->remote = start_message_span(cfg, s, msg, parent, &e->sc, sp->parent_span_id);
-		__builtin_memcpy(sp->trace_id, e->sc.trace_id, 16);
-		__builtin_memcpy(sp->span_id, e->sc.span_id, 8);
-		sp->flags = e->sc.flags;
-		sp->tracestate_len = sp->remote ? 0 : e->sc.tracestate_len;
+		sarama_start_message(i, single ? msgs : read_u64_at(msgs, i * 8), has_parent);
 	}
 	/* the tracestate the messages without a header of their own share */
-	if (parent && parent->tracestate_len)
-		bpf_probe_read_kernel(e->sc.tracestate, sizeof(e->sc.tracestate), parent->tracestate);
+	if (has_parent && s->parent.tracestate_len)
+		bpf_probe_read_kernel(e->sc.tracestate, sizeof(e->sc.tracestate), s->parent.tracestate);
 	gotel_inflight_put(&sarama_producer_inflight, tgid, g, f);
 	return 0;
 }
@@ -243,6 +273,53 @@ static __always_inline __u32 read_failed(const struct sarama_producer_config *cf
 	return n;
 }
 
+/* Ends message i of the call in flight on goroutine g: its error among the `failed` the scratch holds (SendMessages),
+ * or SendMessage's own results, in the scratch too (single). */
+__attribute__((noinline)) int sarama_end_message(__u32 i, __u64 g, __u32 single, __u32 failed)
+{
+	__u32 tgid = gotel_current_tgid();
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = g};
+	struct sarama_producer_inflight *f = bpf_map_lookup_elem(&sarama_producer_inflight, &key);
+	struct sarama_producer_config *cfg = bpf_map_lookup_elem(&sarama_producer_config, &tgid);
+	struct scratch *s = scratch();
+	if (!f || !cfg || !s || i >= SARAMA_BATCH_MAX)
+		return 0;
+	barrier_var(i); /* as above */
+	i &= SARAMA_BATCH_MAX - 1;
+	struct sarama_producer_event *e = &f->event;
+	struct sarama_producer_span *sp = &f->spans[i];
+	if (!(sp->flags & GOTEL_FLAG_SAMPLED)) {
+		gotel_count(GOTEL_COUNTER_UNSAMPLED);
+		return 0;
+	}
+	__u64 msg = f->msgs[i];
+	e->error_type = 0;
+	if (single && s->single_err_tab) {
+		e->error_type = read_u64_at(s->single_err_tab, 8) ?: 1;
+	} else if (!single) {
+		for (__u32 j = 0; j < SARAMA_BATCH_MAX; j++) {
+			if (j >= failed)
+				break;
+			if (s->failed_msgs[j] == msg)
+				e->error_type = s->failed_types[j];
+		}
+	}
+	e->has_result = !e->error_type;
+	if (e->has_result) {
+		e->partition = single ? (__s32)s->single_partition : (__s32)read_u64_at(msg, cfg->message_partition);
+		e->offset = single ? s->single_offset : (__s64)read_u64_at(msg, cfg->message_offset);
+	}
+	__builtin_memcpy(&e->message, &f->messages[i], sizeof(e->message));
+	__builtin_memcpy(e->parent_span_id, sp->parent_span_id, 8);
+	__builtin_memcpy(e->sc.trace_id, sp->trace_id, 16);
+	__builtin_memcpy(e->sc.span_id, sp->span_id, 8);
+	e->sc.flags = sp->flags;
+	e->sc.tracestate_len = sp->tracestate_len;
+	e->parent_remote = sp->remote;
+	gotel_emit_span(e);
+	return 0;
+}
+
 static __always_inline int end_call(const void *ctx, int single)
 {
 	__u32 tgid = gotel_current_tgid();
@@ -252,48 +329,24 @@ static __always_inline int end_call(const void *ctx, int single)
 	struct scratch *s = scratch();
 	if (!f || !cfg || !s)
 		return 0;
-	struct sarama_producer_event *e = &f->event;
-	e->hdr.end_ns = bpf_ktime_get_ns();
+	f->event.hdr.end_ns = bpf_ktime_get_ns();
 	__u64 err_tab = go_arg(ctx, single ? 3 : 1);
 	__u32 failed = 0;
-	if (!single && err_tab)
+	if (single) {
+		s->single_err_tab = err_tab;
+		s->single_partition = (__s32)go_arg(ctx, 1);
+		s->single_offset = (__s64)go_arg(ctx, 2);
+	} else if (err_tab) {
 		failed = read_failed(cfg, s, go_arg(ctx, 2));
-	for (__u32 i = 0; i < SARAMA_BATCH_MAX; i++) {
-		if (i >= e->count)
-			break;
-		struct sarama_producer_span *sp = &f->spans[i];
-		if (!(sp->flags & GOTEL_FLAG_SAMPLED)) {
-			gotel_count(GOTEL_COUNTER_UNSAMPLED);
-			continue;
-		}
-		__u64 msg = f->msgs[i];
-		e->error_type = 0;
-		if (single && err_tab) {
-			e->error_type = read_u64_at(err_tab, 8) ?: 1;
-		} else if (!single) {
-			for (__u32 j = 0; j < SARAMA_BATCH_MAX; j++) {
-				if (j >= failed)
-					break;
-				if (s->failed_msgs[j] == msg)
-					e->error_type = s->failed_types[j];
-			}
-		}
-		e->has_result = !e->error_type;
-		if (e->has_result) {
-			e->partition = single ? (__s32)go_arg(ctx, 1) : (__s32)read_u64_at(msg, cfg->message_partition);
-			e->offset = single ? (__s64)go_arg(ctx, 2) : (__s64)read_u64_at(msg, cfg->message_offset);
-		}
-		__builtin_memcpy(&e->message, &f->messages[i], sizeof(e->message));
-		__builtin_memcpy(e->parent_span_id, sp->parent_span_id, 8);
-		__builtin_memcpy(e->sc.trace_id, sp->trace_id, 16);
-		__builtin_memcpy(e->sc.span_id, sp->span_id, 8);
-		e->sc.flags = sp->flags;
-		e->sc.tracestate_len = sp->tracestate_len;
-		e->parent_remote = sp->remote;
-		gotel_emit_span(e);
 	}
-	if (e->count > SARAMA_BATCH_MAX)
-		gotel_count_own_n(KAFKA_COUNTER_BATCH_OVERFLOW, e->count - SARAMA_BATCH_MAX);
+	__u32 count = f->event.count;
+	for (__u32 i = 0; i < SARAMA_BATCH_MAX; i++) {
+		if (i >= count)
+			break;
+		sarama_end_message(i, key.ctx, single, failed);
+	}
+	if (count > SARAMA_BATCH_MAX)
+		gotel_count_own_n(KAFKA_COUNTER_BATCH_OVERFLOW, count - SARAMA_BATCH_MAX);
 	bpf_map_delete_elem(&sarama_producer_inflight, &key);
 	return 0;
 }
@@ -364,34 +417,54 @@ static __always_inline int on_partition_return(const void *ctx)
 	return 0;
 }
 
-static __always_inline int on_return_successes(const void *ctx)
+/* The broker acknowledged msg: its span, if in flight, ends with the partition and offset it got. */
+__attribute__((noinline)) int sarama_async_succeeded(__u64 msg)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct sarama_producer_config *cfg = bpf_map_lookup_elem(&sarama_producer_config, &tgid);
-	if (!cfg)
+	struct gotel_ctx_key key = {.tgid = tgid, .ctx = msg};
+	struct sarama_producer_async *a = bpf_map_lookup_elem(&sarama_producer_async, &key);
+	if (!cfg || !a)
+		return 0;
+	a->event.has_result = 1;
+	a->event.partition = (__s32)read_u64_at(msg, cfg->message_partition);
+	a->event.offset = (__s64)read_u64_at(msg, cfg->message_offset);
+	emit_async(a);
+	bpf_map_delete_elem(&sarama_producer_async, &key);
+	return 0;
+}
+
+/* Messages [from, from + SARAMA_SUCCESSES_CHUNK) of an acknowledged batch of n, past those ended with a span: a
+ * span of theirs in flight is dropped and counted. */
+__attribute__((noinline)) int sarama_forget_successes(__u32 tgid, __u64 batch, __s64 from, __s64 n)
+{
+	struct gotel_ctx_key key = {.tgid = tgid};
+	for (int j = 0; j < SARAMA_SUCCESSES_CHUNK; j++) {
+		if (from + j >= n)
+			break;
+		key.ctx = read_u64_at(batch, (from + j) * 8);
+		if (bpf_map_delete_elem(&sarama_producer_async, &key) == 0)
+			gotel_count_own(KAFKA_COUNTER_BATCH_OVERFLOW);
+	}
+	return 0;
+}
+
+static __always_inline int on_return_successes(const void *ctx)
+{
+	__u32 tgid = gotel_current_tgid();
+	if (!bpf_map_lookup_elem(&sarama_producer_config, &tgid))
 		return 0;
 	__u64 batch = go_arg(ctx, 2);
 	__s64 n = (__s64)go_arg(ctx, 3);
-	struct gotel_ctx_key key = {.tgid = tgid};
 	for (int i = 0; i < SARAMA_SUCCESSES_MAX; i++) {
 		if (i >= n)
 			break;
-		key.ctx = read_u64_at(batch, i * 8);
-		struct sarama_producer_async *a = bpf_map_lookup_elem(&sarama_producer_async, &key);
-		if (!a)
-			continue;
-		a->event.has_result = 1;
-		a->event.partition = (__s32)read_u64_at(key.ctx, cfg->message_partition);
-		a->event.offset = (__s64)read_u64_at(key.ctx, cfg->message_offset);
-		emit_async(a);
-		bpf_map_delete_elem(&sarama_producer_async, &key);
+		sarama_async_succeeded(read_u64_at(batch, i * 8));
 	}
-	for (int i = SARAMA_SUCCESSES_MAX; i < SARAMA_SUCCESSES_SEEN; i++) {
+	for (int i = SARAMA_SUCCESSES_MAX; i < SARAMA_SUCCESSES_SEEN; i += SARAMA_SUCCESSES_CHUNK) {
 		if (i >= n)
 			break;
-		key.ctx = read_u64_at(batch, i * 8);
-		if (bpf_map_delete_elem(&sarama_producer_async, &key) == 0)
-			gotel_count_own(KAFKA_COUNTER_BATCH_OVERFLOW);
+		sarama_forget_successes(tgid, batch, i, n);
 	}
 	return 0;
 }
