@@ -47,7 +47,6 @@ export const INSTRUMENTATIONS: readonly Instrumentation[] = [
     fieldsPrograms: [nethttpServer.FIELDS_PROGRAM], losses: NETHTTP_SERVER_LOSSES,
     load: (ctx) => NethttpServerProbe.load({
       ...ctx.object, memory: ctx.memory, linkStreams: ctx.linkStreams,
-      withXnet: ctx.firstExecutable !== undefined && nethttpServer.hasXnetServer(ctx.firstExecutable),
     }),
     sameHost: ["reads"],
   },

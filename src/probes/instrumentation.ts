@@ -39,9 +39,6 @@ export interface LoadContext {
   fileRequests: boolean;
   /** gRPC clients file their calls' streams for same-host linking (it is on) */
   linkStreams: boolean;
-  /** the executable whose plan loads it: programs only some binaries need may load with the others when it has
-   * their code */
-  firstExecutable?: GoExecutable;
 }
 
 export interface Instrumentation {

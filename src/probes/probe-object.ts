@@ -30,11 +30,6 @@ export interface LoadOptions {
   writeUser?: boolean;
   /** an object file to load instead of the embedded one (tests load variants of the product's objects) */
   bytes?: Uint8Array;
-  /** which of its programs to load (by name, without `_multi`); default: all. The verifier's time is the bulk of a
-   * start, so an object can leave out programs that few binaries need and load them later in a second instance. */
-  programs?: (program: string) => boolean;
-  /** a loaded instance of the same object whose maps this one uses, all of them (that second instance) */
-  sameMapsAs?: BpfObject;
   /** the programs its entry programs tail-call, by slot of its prog array `<name>_tails` (filled before the
    * first attach): work many programs share, which the kernel then verifies once */
   tails?: readonly string[];
@@ -64,14 +59,12 @@ export class ProbeObject {
       perProcess = [...o.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch") && m !== `${name}_tails`);
       for (const p of o.programs.values()) {
         const multi = p.section.startsWith("uprobe.multi");
-        const wanted = opts.programs?.(multi ? p.name.replace(/_multi$/, "") : p.name) ?? true;
-        p.autoload = wanted && multi === (opts.mode === "multi") && (opts.writeUser === true || !WRITES_USER_MEMORY.test(p.name));
+        p.autoload = multi === (opts.mode === "multi") && (opts.writeUser === true || !WRITES_USER_MEMORY.test(p.name));
       }
       const names = new Set(o.btf().datasecVariables(".rodata").map((v) => v.name));
       const constants = { ...opts.constants, gotel_event_type_id: opts.eventType };
       o.setConstants(Object.fromEntries(Object.entries(constants).filter(([k]) => names.has(k))));
-      if (opts.sameMapsAs) o.shareMaps(opts.sameMapsAs, [...o.mapNames()]);
-      else if (opts.shareWith) useCoreMaps(o, opts.shareWith);
+      if (opts.shareWith) useCoreMaps(o, opts.shareWith);
     });
     try {
       // the shared span-context map is purged by the object that owns it

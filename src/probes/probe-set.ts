@@ -254,7 +254,7 @@ class LazyProbe implements SpanProbe {
     if (this.probe || this.failed || this.loading || this.absentFrom(exe)) return;
     try {
       // asked first: the connection paths it may start load here, on this thread, before the object's thread begins
-      const context: LoadContext = { ...this.context(), firstExecutable: exe };
+      const context = this.context();
       this.loading = BpfObject.sideBySide(() => this.instrumentation.load(context), (p) => p.close());
     } catch (e) {
       this.failed = this.loadFailed(e);

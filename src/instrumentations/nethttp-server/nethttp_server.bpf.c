@@ -178,6 +178,10 @@ struct scratch {
 	char traceparent[64];
 	__u64 end_writer;    /* finish_request's arguments, for the end program */
 	__u32 end_abandoned;
+	__u32 pad;
+	__u64 start_req;     /* start_request's, for the start program */
+	__u64 start_rw_itab;
+	__u64 start_rw;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -187,21 +191,24 @@ struct {
 } nethttp_server_scratch SEC(".maps");
 
 /* The programs that end a request (five) tail-call one end program: reading the route is most of what the kernel
- * verifies per program (~3,300 of ~3,600 instructions processed each). ProbeObject fills the slot
- * (LoadOptions.tails) before the first attach; x/net's second instance shares this map with the first. */
+ * verifies per program (~3,300 of ~3,600 instructions processed each). The two that start one (net/http's and
+ * x/net's) tail-call one start program (~13,000 each). ProbeObject fills the slots (LoadOptions.tails) before the
+ * first attach. */
 enum nethttp_server_tail {
-	NETHTTP_SERVER_TAIL_END = 0, /* nethttp_server_end */
+	NETHTTP_SERVER_TAIL_END = 0,   /* nethttp_server_end */
+	NETHTTP_SERVER_TAIL_START = 1, /* nethttp_server_start */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u32);
 } nethttp_server_tails SEC(".maps");
 
 /* this object's own reasons for losing spans (src/instrumentations/index.ts says what the `stopped` line calls them) */
 enum nethttp_server_counter {
-	NETHTTP_SERVER_COUNTER_NO_END = 0, /* a tail call to the end program failed: its slot empty (never after attach) */
+	NETHTTP_SERVER_COUNTER_NO_END = 0,   /* a tail call to the end program failed: its slot empty (never after attach) */
+	NETHTTP_SERVER_COUNTER_NO_START = 1, /* the same, to the start program */
 };
 GOTEL_BTF_TYPE(nethttp_server_counter, enum nethttp_server_counter);
 
@@ -308,8 +315,24 @@ static __always_inline int xnet_stream_parent(__u32 tgid, __u64 g, __u64 req, st
 	return 1;
 }
 
-/* Starts the span of a request served with the ResponseWriter (itab, rw) (itab 0: x/net's *responseWriter). */
+/* Starts the span of a request served with the ResponseWriter (itab, rw) (itab 0: x/net's *responseWriter), in the
+ * start program (on_start). */
 static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_itab, __u64 rw)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&nethttp_server_scratch, &zero);
+	if (!s)
+		return 0;
+	s->start_req = req;
+	s->start_rw_itab = rw_itab;
+	s->start_rw = rw;
+	bpf_tail_call((void *)ctx, &nethttp_server_tails, NETHTTP_SERVER_TAIL_START);
+	gotel_count_own(NETHTTP_SERVER_COUNTER_NO_START);
+	return 0;
+}
+
+/* The start program, tail-called by start_request with its arguments in the scratch. */
+static __always_inline int on_start(const void *ctx)
 {
 	__u32 tgid = gotel_current_tgid();
 	struct nethttp_server_config *cfg = bpf_map_lookup_elem(&nethttp_server_config, &tgid);
@@ -319,6 +342,7 @@ static __always_inline int start_request(const void *ctx, __u64 req, __u64 rw_it
 	struct scratch *s = bpf_map_lookup_elem(&nethttp_server_scratch, &zero);
 	if (!s)
 		return 0;
+	__u64 req = s->start_req, rw_itab = s->start_rw_itab, rw = s->start_rw;
 	struct nethttp_server_inflight *f = &s->inflight;
 	/* the tracestate and panic text bytes past their lengths are never read: no need to clear them (clang
 	 * inlines a memset only up to a size) */
@@ -561,3 +585,4 @@ GOTEL_UPROBE(nethttp_server_recovered, on_recovered)
 GOTEL_UPROBE(nethttp_server_servemux, on_servemux)
 GOTEL_UPROBE(nethttp_server_h2_serve, on_h2_serve)
 GOTEL_UPROBE(nethttp_server_end, on_end)
+GOTEL_UPROBE(nethttp_server_start, on_start)

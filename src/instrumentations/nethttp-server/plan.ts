@@ -221,11 +221,6 @@ export function h2LinkSites(exe: GoExecutable, offsets: Record<string, number | 
   return sites.length ? { [PROGRAMS.h2Serve]: sites } : {};
 }
 
-/** The binary has x/net's own HTTP/2 server (its stream handler and that handler's end): cheap, no plan needed. */
-export function hasXnetServer(exe: GoExecutable): boolean {
-  return exe.functions().get(XNET_RUN_HANDLER) !== undefined && exe.functions().get(XNET_HANDLER_DONE) !== undefined;
-}
-
 /** The entry sites of x/net's stream handler and its end, when the binary has x/net's own HTTP/2 server. */
 export function xnetStreamSites(plan: ProbePlan): { stream: number; done: number } | undefined {
   const stream = plan.extra[PROGRAMS.xnetStream];

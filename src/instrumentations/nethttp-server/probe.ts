@@ -1,11 +1,10 @@
 /** The loaded net/http server object (nethttp_server.bpf.c beside it) as a SpanProbe. */
 import { StructView } from "../../ebpf/struct-view.ts";
-import { GotelError } from "../../errors.ts";
 import type { GoExecutable } from "../../gobin/analyze.ts";
 import type { TargetMemory } from "../../gobin/runtime-types.ts";
 import type { SpanRecord } from "../../traces/span.ts";
 import { PANIC_TEXT_MAX, panicMessage, type GoPanic } from "../../probes/go-panic.ts";
-import { H2_WRITER_TYPES, PROGRAMS, type H2Server, degraded, h2LinkSites, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./plan.ts";
+import { H2_WRITER_TYPES, type H2Server, degraded, h2LinkSites, plan, serverPrograms, toSpanRecord, type ServerEvent } from "./plan.ts";
 import { offsetsOrigin } from "../../probes/plan.ts";
 import { ProbeObject, type LoadOptions } from "../../probes/probe-object.ts";
 import { errorTypeName, i64Field, itabTypeName, spanContextDecoder, stringField, unfinishedSpan } from "../../probes/span-event.ts";
@@ -19,8 +18,6 @@ export interface ServerLoadOptions extends LoadOptions {
   memory?: (tgid: number) => TargetMemory | undefined;
   /** name each HTTP/2 connection for its streams (same-host linking is on) */
   linkStreams?: boolean;
-  /** load x/net's programs with the others: the binary that loads the object has x/net's server */
-  withXnet?: boolean;
 }
 
 /** what the kernel read at runtime.gopanic, before the type is named */
@@ -35,15 +32,13 @@ type H2Readable = Record<H2Server, boolean>;
 /** distinct ResponseWriter itabs remembered per process (a program has a handful) */
 const MAX_WRITER_ITABS = 64;
 
-/** golang.org/x/net's HTTP/2 server's programs: few binaries have that server, and its stream program alone is 20-40 ms
- * of the verifier's time, so they load with the others only when the binary that loads the object has it (in the
- * object's thread, beside the other objects), else in a second instance, for the first binary that does */
-const XNET_PROGRAMS: ReadonlySet<string> = new Set([PROGRAMS.xnetStream, PROGRAMS.xnetDone]);
-
 /** nethttp_server.bpf.c's own reasons for losing spans */
 export const NETHTTP_SERVER_LOSSES = {
   enum: "nethttp_server_counter",
-  reasons: { NETHTTP_SERVER_COUNTER_NO_END: "server span not ended (its end program was not in place)" },
+  reasons: {
+    NETHTTP_SERVER_COUNTER_NO_END: "server span not ended (its end program was not in place)",
+    NETHTTP_SERVER_COUNTER_NO_START: "server span not started (its start program was not in place)",
+  },
 } as const satisfies Losses;
 
 export class NethttpServerProbe extends ObjectSpanProbe {
@@ -53,8 +48,6 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   /** tgid -> HTTP/2 ResponseWriter itab -> whose writer it is (undefined: neither server gotel knows) */
   private readonly h2Writers = new Map<number, Map<bigint, H2Server | undefined>>();
   private readonly h2Readable = new Map<number, H2Readable>();
-  /** the instance with x/net's programs, sharing every map of the first; loaded when a binary needs them */
-  private xnet: ProbeObject | undefined;
 
   private constructor(object: ProbeObject, private readonly opts: ServerLoadOptions) {
     super(object);
@@ -65,20 +58,7 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 
   static load(opts: ServerLoadOptions): NethttpServerProbe {
-    const programs = (p: string) => opts.withXnet === true || !XNET_PROGRAMS.has(p);
-    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, programs, tails: ["nethttp_server_end"] }), opts);
-  }
-
-  /** the instance with x/net's programs: this one, or a second one loaded now */
-  private xnetObject(): ProbeObject {
-    if (this.opts.withXnet) return this.object;
-    this.xnet ??= ProbeObject.load("nethttp_server", { ...this.opts, programs: (p) => XNET_PROGRAMS.has(p), sameMapsAs: this.object.obj });
-    return this.xnet;
-  }
-
-  override close(): void {
-    this.xnet?.close();
-    super.close();
+    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, tails: ["nethttp_server_end", "nethttp_server_start"] }), opts);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
@@ -86,16 +66,6 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     if ("skipped" in r) return r;
     const p = r.plan;
     const programs = { ...serverPrograms(exe, p).programs, ...(this.opts.linkStreams ? h2LinkSites(exe, p.offsets) : {}) };
-    const own = Object.fromEntries(Object.entries(programs).filter(([name]) => this.opts.withXnet || !XNET_PROGRAMS.has(name)));
-    const xnetPrograms = Object.fromEntries(Object.entries(programs).filter(([name]) => !this.opts.withXnet && XNET_PROGRAMS.has(name)));
-    let xnet: ProbeObject | undefined;
-    let xnetMissing: string | undefined;
-    try {
-      if (Object.keys(xnetPrograms).length > 0) xnet = this.xnetObject();
-    } catch (e) {
-      // HTTP/1 and the standard library's HTTP/2 are still served; x/net's streams get no spans
-      xnetMissing = `x/net's HTTP/2 streams make no spans: their programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`;
-    }
     const has = (...keys: string[]): boolean => keys.every((k) => p.offsets[k] !== undefined);
     const readable: H2Readable = {
       std: has("h2_writer_rws", "h2_rws_status") || has("h2_internal_writer_rws", "h2_internal_rws_status"),
@@ -103,18 +73,11 @@ export class NethttpServerProbe extends ObjectSpanProbe {
     };
     return {
       ...offsetsOrigin(p),
-      sites: siteCount(xnet ? programs : own),
-      note: [degraded(exe, p.offsets), xnetMissing].filter(Boolean).join("; ") || undefined,
+      sites: siteCount(programs),
+      note: degraded(exe, p.offsets),
       attach: (tgid, path) => {
         this.h2Readable.set(tgid, readable);
-        const links = this.object.attach(tgid, path, p.offsets, own);
-        if (!xnet) return links;
-        try {
-          return [...links, ...xnet.attach(tgid, path, p.offsets, xnetPrograms)];
-        } catch (e) {
-          for (const l of links) l.destroy();
-          throw e;
-        }
+        return this.object.attach(tgid, path, p.offsets, programs);
       },
     };
   }
