@@ -98,7 +98,7 @@ function checkBtf(): Check {
   const ok = existsSync("/sys/kernel/btf/vmlinux");
   return {
     name: "kernel BTF", required: false, status: ok ? "ok" : "warn",
-    detail: ok ? "/sys/kernel/btf/vmlinux is present" : "/sys/kernel/btf/vmlinux is missing (gotel's probes do not need it today)",
+    detail: ok ? "/sys/kernel/btf/vmlinux is present" : "/sys/kernel/btf/vmlinux is missing: spans are made, but same-host linking and socket insertion are off (they read the kernel's socket structs where its BTF says)",
     hint: ok ? undefined : "a kernel built with CONFIG_DEBUG_INFO_BTF=y",
   };
 }

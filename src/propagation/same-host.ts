@@ -13,6 +13,7 @@
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachBySection, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
+import { kernelFields } from "../ebpf/kernel-btf.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -43,6 +44,36 @@ export interface ConnectionUses {
 /** a raw tracepoint on system call entry */
 const PROGRAM = "same_host_syscall";
 
+/** The kernel members the tracepoint reads (a `.rodata` offset each in same_host.bpf.c), with the size it reads:
+ * from a task's fd to its socket, and the socket's two ends. */
+const KERNEL_FIELDS: Readonly<Record<string, { path: string; size: number }>> = {
+  k_task_files: { path: "task_struct.files", size: 8 },
+  k_files_fdt: { path: "files_struct.fdt", size: 8 },
+  k_fdtable_max_fds: { path: "fdtable.max_fds", size: 4 },
+  k_fdtable_fd: { path: "fdtable.fd", size: 8 },
+  k_file_inode: { path: "file.f_inode", size: 8 },
+  k_file_private_data: { path: "file.private_data", size: 8 },
+  k_inode_mode: { path: "inode.i_mode", size: 2 },
+  k_socket_sk: { path: "socket.sk", size: 8 },
+  k_sock_family: { path: "sock.__sk_common.skc_family", size: 2 },
+  k_sock_daddr: { path: "sock.__sk_common.skc_daddr", size: 4 },
+  k_sock_rcv_saddr: { path: "sock.__sk_common.skc_rcv_saddr", size: 4 },
+  k_sock_v6_daddr: { path: "sock.__sk_common.skc_v6_daddr", size: 16 },
+  k_sock_v6_rcv_saddr: { path: "sock.__sk_common.skc_v6_rcv_saddr", size: 16 },
+  k_sock_dport: { path: "sock.__sk_common.skc_dport", size: 2 },
+  k_sock_num: { path: "sock.__sk_common.skc_num", size: 2 },
+};
+
+/** KERNEL_FIELDS' offsets in the running kernel; a GotelError when one is missing or not the size read. */
+function kernelOffsets(): Record<string, number> {
+  const found = kernelFields(Object.values(KERNEL_FIELDS).map((f) => f.path));
+  return Object.fromEntries(Object.entries(KERNEL_FIELDS).map(([constant, { path, size }]) => {
+    const field = found.get(path)!;
+    if (field.size !== size) throw new GotelError(`the kernel's ${path} is ${field.size} bytes, not the ${size} gotel reads`, "same-host linking does not know this kernel");
+    return [constant, field.offset];
+  }));
+}
+
 export class SameHostLinking {
   /** attached while at least one process is tracked: an attached sys_enter tracepoint slows every system call on
    * the host (~25 ns each here), so an agent with no target costs nothing */
@@ -53,12 +84,16 @@ export class SameHostLinking {
 
   /**
    * Loads the tracepoint program and attaches it once to see that the kernel allows it; throws a GotelError
-   * saying why it cannot (no kernel BTF, …).
+   * saying why it cannot (no kernel BTF, a kernel without a member it reads, …).
    */
   static start(core: BpfObject, opts: { showVerifierLog: boolean; uses: ConnectionUses }): SameHostLinking {
+    const offsets = kernelOffsets();
     let obj: BpfObject;
     try {
-      obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => useCoreMaps(o, core));
+      obj = BpfObject.openAndLoad(readEmbeddedObject(NAME), { name: `${NAME}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
+        o.setConstants(offsets);
+        useCoreMaps(o, core);
+      });
     } catch (e) {
       throw new GotelError(`its programs could not be loaded (${e instanceof GotelError ? e.oneLine : String(e)})`, "needs a kernel with BTF (/sys/kernel/btf/vmlinux)", { cause: e });
     }

@@ -8,14 +8,13 @@
  *
  * The tracepoint hands over the calling thread's saved user registers: the syscall's arguments (the fd) and
  * the goroutine that made it, whose runtime.g pointer is in R14 (amd64) / X28 (arm64) (Go's syscall paths
- * leave that register alone). The fd is followed to its socket through the task's file table, with CO-RE
- * against the kernel's own BTF, and only a socket's (S_IFSOCK) is looked at. It runs before the call: a
+ * leave that register alone). The fd is followed to its socket through the task's file table, at offsets
+ * read from the kernel's own BTF before load, and only a socket's (S_IFSOCK) is looked at. It runs before the call: a
  * request's span is filed before its bytes can reach the server.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 
 #include "go_abi.h"
 #include "go_types.h"
@@ -29,53 +28,33 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 
-/* The members read, as the kernel names them; CO-RE finds where they are in the running kernel. */
-struct in6_addr___gotel {
-	__u8 s6_addr[16];
-};
-struct sock_common {
-	union {
-		struct {
-			__be32 skc_daddr;
-			__be32 skc_rcv_saddr;
-		};
-	};
-	union {
-		struct {
-			__be16 skc_dport;
-			__u16 skc_num;
-		};
-	};
-	unsigned short skc_family;
-	struct in6_addr___gotel skc_v6_daddr;
-	struct in6_addr___gotel skc_v6_rcv_saddr;
-} __attribute__((preserve_access_index));
+/* Where the kernel members read sit in the running kernel: src/propagation/same-host.ts sets these from the
+ * kernel's BTF before load (KERNEL_FIELDS there names each one's member; src/ebpf/kernel-btf.ts says why not CO-RE). */
+volatile const __u32 k_task_files;        /* task_struct.files */
+volatile const __u32 k_files_fdt;         /* files_struct.fdt */
+volatile const __u32 k_fdtable_max_fds;   /* fdtable.max_fds (4 bytes) */
+volatile const __u32 k_fdtable_fd;        /* fdtable.fd */
+volatile const __u32 k_file_inode;        /* file.f_inode */
+volatile const __u32 k_file_private_data; /* file.private_data */
+volatile const __u32 k_inode_mode;        /* inode.i_mode (2 bytes) */
+volatile const __u32 k_socket_sk;         /* socket.sk */
+volatile const __u32 k_sock_family;       /* sock.__sk_common.skc_family (2 bytes) */
+volatile const __u32 k_sock_daddr;        /* sock.__sk_common.skc_daddr (4 bytes) */
+volatile const __u32 k_sock_rcv_saddr;    /* sock.__sk_common.skc_rcv_saddr (4 bytes) */
+volatile const __u32 k_sock_v6_daddr;     /* sock.__sk_common.skc_v6_daddr (16 bytes) */
+volatile const __u32 k_sock_v6_rcv_saddr; /* sock.__sk_common.skc_v6_rcv_saddr (16 bytes) */
+volatile const __u32 k_sock_dport;        /* sock.__sk_common.skc_dport (2 bytes) */
+volatile const __u32 k_sock_num;          /* sock.__sk_common.skc_num (2 bytes) */
 
-struct sock {
-	struct sock_common __sk_common;
-} __attribute__((preserve_access_index));
+/* n bytes of kernel memory at base + off into to (zeroed where the read fails) */
+#define KREAD(to, base, off) bpf_probe_read_kernel(&(to), sizeof(to), (const char *)(base) + (off))
 
-/* from a task's fd to its socket */
-struct socket {
-	struct sock *sk;
-} __attribute__((preserve_access_index));
-struct inode {
-	unsigned short i_mode;
-} __attribute__((preserve_access_index));
-struct file {
-	struct inode *f_inode;
-	void *private_data;
-} __attribute__((preserve_access_index));
-struct fdtable {
-	unsigned int max_fds;
-	struct file **fd;
-} __attribute__((preserve_access_index));
-struct files_struct {
-	struct fdtable *fdt;
-} __attribute__((preserve_access_index));
-struct task_struct {
-	struct files_struct *files;
-} __attribute__((preserve_access_index));
+static __always_inline __u64 kread_ptr(const void *base, __u32 off)
+{
+	__u64 v = 0;
+	KREAD(v, base, off);
+	return v;
+}
 
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -88,23 +67,25 @@ enum { NR_READ = 63, NR_WRITE = 64, NR_READV = 65, NR_WRITEV = 66, NR_SENDTO = 2
 #endif
 
 /* The connection of sk (an IPv4 or IPv6 socket), its local end as the client's (client_side) or the server's; 0 when it is one. */
-static __always_inline int connection(struct sock *sk, struct gotel_conn_key *k, int client_side)
+static __always_inline int connection(const void *sk, struct gotel_conn_key *k, int client_side)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = 0;
+	KREAD(family, sk, k_sock_family);
 	__u8 *local = client_side ? k->client_addr : k->server_addr;
 	__u8 *remote = client_side ? k->server_addr : k->client_addr;
 	if (family == AF_INET) {
-		__be32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr), r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(local, &l, 4);
-		__builtin_memcpy(remote, &r, 4);
+		bpf_probe_read_kernel(local, 4, (const char *)sk + k_sock_rcv_saddr);
+		bpf_probe_read_kernel(remote, 4, (const char *)sk + k_sock_daddr);
 	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO((struct in6_addr___gotel *)local, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr___gotel *)remote, sk, __sk_common.skc_v6_daddr);
+		bpf_probe_read_kernel(local, 16, (const char *)sk + k_sock_v6_rcv_saddr);
+		bpf_probe_read_kernel(remote, 16, (const char *)sk + k_sock_v6_daddr);
 	} else {
 		return -1;
 	}
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u16 lport = 0, dport = 0;
+	KREAD(lport, sk, k_sock_num);
+	KREAD(dport, sk, k_sock_dport);
+	__u16 rport = __builtin_bswap16(dport);
 	k->client_port = client_side ? lport : rport;
 	k->server_port = client_side ? rport : lport;
 	k->family = family;
@@ -118,20 +99,25 @@ static __always_inline int same_connection(const struct gotel_conn_key *a, const
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4] && x[5] == y[5];
 }
 
-/* The TCP socket behind fd in the current task, or NULL. */
-static __always_inline struct sock *socket_of(__u64 fd)
+/* The TCP socket (struct sock) behind fd in the current task, or NULL. */
+static __always_inline const void *socket_of(__u64 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	const void *task = (const void *)bpf_get_current_task();
+	const void *files = (const void *)kread_ptr(task, k_task_files);
+	const void *fdt = files ? (const void *)kread_ptr(files, k_files_fdt) : 0;
+	__u32 max_fds = 0;
+	if (!fdt || (KREAD(max_fds, fdt, k_fdtable_max_fds), fd >= max_fds))
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	const void *fds = (const void *)kread_ptr(fdt, k_fdtable_fd);
+	const void *f = fds ? (const void *)kread_ptr(fds, fd * 8) : 0;
+	if (!f)
 		return 0;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	return sock ? BPF_CORE_READ(sock, sk) : 0;
+	const void *inode = (const void *)kread_ptr(f, k_file_inode);
+	__u16 mode = 0;
+	if (!inode || (KREAD(mode, inode, k_inode_mode), (mode & S_IFMT) != S_IFSOCK))
+		return 0;
+	const void *sock = (const void *)kread_ptr(f, k_file_private_data);
+	return sock ? (const void *)kread_ptr(sock, k_socket_sk) : 0;
 }
 
 /* a span context as the links map keeps it, made from a pending gRPC stream's (no tracestate) */
@@ -153,7 +139,7 @@ static __always_inline void file_streams(__u32 tgid, __u64 g, __u64 fd)
 	struct gotel_span_context *sc = bpf_map_lookup_elem(&same_host_scratch, &zero);
 	if (!sc)
 		return;
-	struct sock *sk = socket_of(fd);
+	const void *sk = socket_of(fd);
 	struct gotel_conn_key k = {};
 	if (sk && connection(sk, &k, 1) == 0) {
 		sc->tracestate_len = 0;
@@ -179,7 +165,7 @@ static __always_inline void on_send(__u32 tgid, __u32 roles, __u64 g, __u64 fd)
 	struct gotel_span_context *sc = bpf_map_lookup_elem(&gotel_link_pending, &pending);
 	if (!sc)
 		return;
-	struct sock *sk = socket_of(fd);
+	const void *sk = socket_of(fd);
 	struct gotel_conn_key k = {};
 	if (sk && connection(sk, &k, 1) == 0) {
 		if (roles & GOTEL_LINK_SENDS)
@@ -198,7 +184,7 @@ static __always_inline void on_send(__u32 tgid, __u32 roles, __u64 g, __u64 fd)
  * writer), remembered in map; client_side: the goroutine's end is the connection's client. */
 static __always_inline void remember(void *map, __u32 tgid, __u64 g, __u64 fd, int client_side)
 {
-	struct sock *sk = socket_of(fd);
+	const void *sk = socket_of(fd);
 	struct gotel_conn_key k = {};
 	if (!sk || connection(sk, &k, client_side))
 		return;

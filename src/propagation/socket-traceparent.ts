@@ -15,6 +15,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { attachCgroup, attachSkMsg, type UprobeLinks } from "../ebpf/link.ts";
+import { kernelFields } from "../ebpf/kernel-btf.ts";
 import { BpfObject } from "../ebpf/object.ts";
 import { GotelError } from "../errors.ts";
 import { useCoreMaps } from "../ebpf/shared-maps.ts";
@@ -47,7 +48,18 @@ function inHostPidNamespace(): boolean {
 }
 
 function load(core: BpfObject, showVerifierLog: boolean, variant: string): BpfObject {
-  return BpfObject.openAndLoad(readEmbeddedObject(variant), { name: `${variant}.bpf.o`, showVerifierLog }, (o) => useCoreMaps(o, core));
+  const tgidAt = variant === VARIANT.reading ? taskTgidOffset() : undefined;
+  return BpfObject.openAndLoad(readEmbeddedObject(variant), { name: `${variant}.bpf.o`, showVerifierLog }, (o) => {
+    if (tgidAt !== undefined) o.setConstants({ k_task_tgid: tgidAt });
+    useCoreMaps(o, core);
+  });
+}
+
+/** where the reading variant finds a task's tgid in the running kernel */
+function taskTgidOffset(): number {
+  const tgid = kernelFields(["task_struct.tgid"]).get("task_struct.tgid")!;
+  if (tgid.size !== 4) throw new GotelError(`the kernel's task_struct.tgid is ${tgid.size} bytes, not 4`, "socket insertion does not know this kernel");
+  return tgid.offset;
 }
 
 export class SocketTraceparent {

@@ -9,7 +9,6 @@
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 
 #include "event.h"
 #include "trace_context.h"
@@ -84,17 +83,17 @@ static __always_inline __u16 remote_port(__u32 v)
 	})
 
 /* The process connecting, as gotel knows it. Linux 6.10+ lets sock_ops programs ask (in gotel's PID namespace);
- * before, the task's tgid is read (CO-RE), which is the pid gotel knows only where it runs in the host's PID
- * namespace — user space loads that variant, socket_traceparent_task.bpf.c, only there. It is an object of its
- * own because one CO-RE read in an object makes libbpf parse the kernel's BTF at load (~13 ms of every start). */
+ * before, the task's tgid is read, which is the pid gotel knows only where it runs in the host's PID namespace —
+ * user space loads that variant, socket_traceparent_task.bpf.c, only there, with task_struct.tgid's offset in the
+ * running kernel (from its BTF: src/ebpf/kernel-btf.ts). */
 #ifdef SOCKET_TRACEPARENT_FROM_TASK
-struct task_struct {
-	int tgid;
-} __attribute__((preserve_access_index));
+volatile const __u32 k_task_tgid;
 
 static __always_inline __u32 connecting_tgid(void)
 {
-	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid);
+	__u32 tgid = 0;
+	bpf_probe_read_kernel(&tgid, sizeof(tgid), (const char *)bpf_get_current_task() + k_task_tgid);
+	return tgid;
 }
 #else
 static __always_inline __u32 connecting_tgid(void)
