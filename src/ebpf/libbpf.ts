@@ -76,6 +76,7 @@ const symbols = {
   gotel_ring_free: { args: [ptr], returns: none },
   gotel_uprobe_trigger: { args: [u64], returns: u64 },
   gotel_libbpf_version: { args: [], returns: cstring },
+  gotel_btf_fields: { args: [ptr, usize, ptr, u32, ptr, ptr, ptr], returns: i32 },
 } as const;
 
 export type LibbpfSymbols = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
