@@ -9,6 +9,7 @@ import { readEmbeddedObject } from "../ebpf/assets.ts";
 import { WRITES_USER_MEMORY } from "../ebpf/kernel-checks.ts";
 import { attachUprobes, type AttachMode, type UprobeLinks } from "../ebpf/link.ts";
 import { uintBytes } from "../ebpf/map.ts";
+import { BtfError } from "../ebpf/btf.ts";
 import { BpfObject, type BpfProgram } from "../ebpf/object.ts";
 import { processKeys, useCoreMaps } from "../ebpf/shared-maps.ts";
 import { StructView } from "../ebpf/struct-view.ts";
@@ -30,9 +31,6 @@ export interface LoadOptions {
   writeUser?: boolean;
   /** an object file to load instead of the embedded one (tests load variants of the product's objects) */
   bytes?: Uint8Array;
-  /** the programs its entry programs tail-call, by slot of its prog array `<name>_tails` (filled before the
-   * first attach): work many programs share, which the kernel then verifies once */
-  tails?: readonly string[];
 }
 
 export class ProbeObject {
@@ -45,8 +43,8 @@ export class ProbeObject {
     readonly eventType: number,
     private readonly configMap: string,
     private readonly perProcess: readonly string[],
-    /** LoadOptions.tails, until filled */
-    private tails: readonly string[],
+    /** a prog array to fill before the first attach (tailSlots) */
+    private tails: string | undefined,
   ) {
     this.configLayout = new StructView(obj.btf().structLayout(configMap));
   }
@@ -54,9 +52,12 @@ export class ProbeObject {
   /** `name` is the object (bpf/<name>.bpf.c); its config map and struct are both named `<name>_config`. */
   static load(name: string, opts: LoadOptions): ProbeObject {
     let perProcess: string[] = [];
+    let tails: string | undefined;
     const obj = BpfObject.openAndLoad(opts.bytes ?? readEmbeddedObject(name), { name: `${name}.bpf.o`, showVerifierLog: opts.showVerifierLog }, (o) => {
       // read before the load, which may run in a thread of its own (BpfObject.sideBySide) while this goes on
-      perProcess = [...o.mapNames()].filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch") && m !== `${name}_tails`);
+      const maps = [...o.mapNames()];
+      tails = maps.find((m) => m === `${name}_tails`);
+      perProcess = maps.filter((m) => m.startsWith(`${name}_`) && m !== `${name}_config` && !m.endsWith("_scratch") && m !== tails);
       for (const p of o.programs.values()) {
         const multi = p.section.startsWith("uprobe.multi");
         p.autoload = multi === (opts.mode === "multi") && (opts.writeUser === true || !WRITES_USER_MEMORY.test(p.name));
@@ -68,7 +69,7 @@ export class ProbeObject {
     });
     try {
       // the shared span-context map is purged by the object that owns it
-      return new ProbeObject(obj, opts.mode, name, opts.eventType, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"], opts.tails ?? []);
+      return new ProbeObject(obj, opts.mode, name, opts.eventType, `${name}_config`, opts.shareWith ? perProcess : [...perProcess, "gotel_spans_by_ctx"], tails);
     } catch (e) {
       obj.close();
       throw e;
@@ -130,11 +131,21 @@ export class ProbeObject {
     }
   }
 
+  /**
+   * Fills the prog array `<name>_tails`, if the object has one: work many of its programs share, put in a program
+   * they tail-call so that the kernel verifies it once. Its slots are the members of `enum <name>_tail` in the
+   * object's BTF, each named for its program: `NETHTTP_SERVER_TAIL_END` is the slot of `nethttp_server_end`.
+   */
   private fillTails(): void {
-    if (!this.tails.length) return;
-    const slots = this.obj.map(`${this.name}_tails`);
-    this.tails.forEach((program, slot) => slots.update(uintBytes(slot, 4), uintBytes(this.program(program).fd, 4)));
-    this.tails = [];
+    if (!this.tails) return;
+    const slots = this.obj.map(this.tails);
+    const prefix = `${this.name.toUpperCase()}_TAIL_`;
+    for (const [member, slot] of this.obj.btf().enumValues(`${this.name}_tail`)) {
+      if (!member.startsWith(prefix)) throw new BtfError(`eBPF object ${this.name}.bpf.o: enum ${this.name}_tail's ${member} does not start with ${prefix}`);
+      const program = `${this.name}_${member.slice(prefix.length).toLowerCase()}`;
+      slots.update(uintBytes(Number(slot), 4), uintBytes(this.program(program).fd, 4));
+    }
+    this.tails = undefined;
   }
 
   /** one of its programs, of the attach mode it was loaded for */

@@ -162,10 +162,11 @@ struct {
  * context chain is most of what the kernel verifies per program (~4,500 of ~5,000 instructions processed), and a
  * program's global functions are verified with it, once per program. The entry programs call no function, so the
  * tail call works on every kernel gotel runs on (mixing the two needs 5.10 on x86, 6.0 on arm64). ProbeObject
- * fills the slot (LoadOptions.tails) before the first attach. */
+ * fills each slot before the first attach, with the program its member names (DATABASE_SQL_TAIL_X: database_sql_x). */
 enum database_sql_tail {
-	DATABASE_SQL_TAIL_START = 0, /* database_sql_start */
+	DATABASE_SQL_TAIL_START = 0,
 };
+GOTEL_BTF_TYPE(database_sql_tail, enum database_sql_tail);
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);

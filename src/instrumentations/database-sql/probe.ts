@@ -56,7 +56,7 @@ export class DatabaseSqlProbe extends ObjectSpanProbe {
   static load(opts: DatabaseLoadOptions): DatabaseSqlProbe {
     const capture = opts.includeText || opts.parse ? 1 : 0;
     const constants = { ...opts.constants, database_sql_capture_query: capture };
-    return new DatabaseSqlProbe(ProbeObject.load("database_sql", { ...opts, constants, tails: ["database_sql_start"] }), opts);
+    return new DatabaseSqlProbe(ProbeObject.load("database_sql", { ...opts, constants }), opts);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {

@@ -192,12 +192,13 @@ struct {
 
 /* The programs that end a request (five) tail-call one end program: reading the route is most of what the kernel
  * verifies per program (~3,300 of ~3,600 instructions processed each). The two that start one (net/http's and
- * x/net's) tail-call one start program (~13,000 each). ProbeObject fills the slots (LoadOptions.tails) before the
- * first attach. */
+ * x/net's) tail-call one start program (~13,000 each). ProbeObject fills each slot before the first attach, with
+ * the program its member names (NETHTTP_SERVER_TAIL_X: nethttp_server_x). */
 enum nethttp_server_tail {
-	NETHTTP_SERVER_TAIL_END = 0,   /* nethttp_server_end */
-	NETHTTP_SERVER_TAIL_START = 1, /* nethttp_server_start */
+	NETHTTP_SERVER_TAIL_END = 0,
+	NETHTTP_SERVER_TAIL_START = 1,
 };
+GOTEL_BTF_TYPE(nethttp_server_tail, enum nethttp_server_tail);
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 2);

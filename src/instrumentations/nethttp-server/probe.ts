@@ -58,7 +58,7 @@ export class NethttpServerProbe extends ObjectSpanProbe {
   }
 
   static load(opts: ServerLoadOptions): NethttpServerProbe {
-    return new NethttpServerProbe(ProbeObject.load("nethttp_server", { ...opts, tails: ["nethttp_server_end", "nethttp_server_start"] }), opts);
+    return new NethttpServerProbe(ProbeObject.load("nethttp_server", opts), opts);
   }
 
   prepare(exe: GoExecutable): Prepared | { skipped: string; absent?: true } {
